@@ -1,0 +1,232 @@
+package server_test
+
+import (
+	"errors"
+	"io"
+	"slices"
+	"testing"
+
+	"connectrpc.com/grpchealth"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
+	"google.golang.org/grpc/status"
+
+	greeterv1 "github.com/switchyard/switchyard/gen/greeter/v1"
+	keywordsv1 "github.com/switchyard/switchyard/gen/keywords/v1"
+	routeguidev1 "github.com/switchyard/switchyard/gen/routeguide/v1"
+	summatorv1 "github.com/switchyard/switchyard/gen/summator/v1"
+	teamsv1 "github.com/switchyard/switchyard/gen/teams/v1"
+	"github.com/switchyard/switchyard/internal/server"
+	"github.com/switchyard/switchyard/internal/testserver"
+)
+
+// These tests call the server with grpc-go, the reference gRPC
+// implementation, over its own HTTP/2 transport.
+
+func dialGRPC(t *testing.T, srv *testserver.Server) *grpc.ClientConn {
+	t.Helper()
+	conn, err := grpc.NewClient(srv.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+func TestGRPCGoUnary(t *testing.T) {
+	t.Parallel()
+	conn := dialGRPC(t, testserver.Start(t, server.Config{}))
+	tests := []struct {
+		method   string
+		req, res any
+		check    func(res any) bool
+		code     codes.Code
+	}{
+		{"/teams.v1.TeamsService/GetTeam", &teamsv1.GetTeamRequest{City: "Philadelphia"}, &teamsv1.GetTeamResponse{},
+			func(r any) bool { return r.(*teamsv1.GetTeamResponse).GetNickname() == "Foxes" }, codes.OK},
+		{"/teams.v1.TeamsService/GetTeam", &teamsv1.GetTeamRequest{City: "Miami"}, &teamsv1.GetTeamResponse{}, nil, codes.NotFound},
+		{"/teams.v1.TeamsService/GetTeam", &teamsv1.GetTeamRequest{}, &teamsv1.GetTeamResponse{}, nil, codes.InvalidArgument},
+		{"/greeter.v1.GreeterService/SayHello", &greeterv1.SayHelloRequest{Name: "you"}, &greeterv1.SayHelloResponse{},
+			func(r any) bool { return r.(*greeterv1.SayHelloResponse).GetMessage() == "Hello, you!" }, codes.OK},
+		{"/greeter.v1.GreeterService/SayHelloAgain", &greeterv1.SayHelloAgainRequest{Name: "you"}, &greeterv1.SayHelloAgainResponse{},
+			func(r any) bool { return r.(*greeterv1.SayHelloAgainResponse).GetMessage() == "Hello again, you!" }, codes.OK},
+		{"/keywords.v1.KeywordsService/GetKeywords", &keywordsv1.GetKeywordsRequest{Text: "I like it, very much"}, &keywordsv1.GetKeywordsResponse{},
+			func(r any) bool {
+				return slices.Equal(r.(*keywordsv1.GetKeywordsResponse).GetKeywords(), []string{"like", "it", "much"})
+			}, codes.OK},
+		{"/summator.v1.SummatorService/Sum", &summatorv1.SumRequest{Value1: 0.1, Value2: 0.2}, &summatorv1.SumResponse{},
+			func(r any) bool { return r.(*summatorv1.SumResponse).GetValue() == float32(0.1)+float32(0.2) }, codes.OK},
+		{"/routeguide.v1.RouteGuideService/GetFeature", &routeguidev1.GetFeatureRequest{Latitude: 407838351, Longitude: -746143763}, &routeguidev1.GetFeatureResponse{},
+			func(r any) bool {
+				return r.(*routeguidev1.GetFeatureResponse).GetName() == "Patriots Path, Mendham, NJ 07945, USA"
+			}, codes.OK},
+		{"/no.such.Service/Method", &teamsv1.GetTeamRequest{}, &teamsv1.GetTeamResponse{}, nil, codes.Unimplemented},
+	}
+	for _, tt := range tests {
+		err := conn.Invoke(ctx(t), tt.method, tt.req, tt.res)
+		if got := status.Code(err); got != tt.code {
+			t.Errorf("%s(%v): code %v (%v), want %v", tt.method, tt.req, got, err, tt.code)
+			continue
+		}
+		if tt.check != nil && !tt.check(tt.res) {
+			t.Errorf("%s(%v) = %v", tt.method, tt.req, tt.res)
+		}
+	}
+}
+
+func TestGRPCGoStreaming(t *testing.T) {
+	t.Parallel()
+	conn := dialGRPC(t, testserver.Start(t, server.Config{}))
+
+	t.Run("server", func(t *testing.T) {
+		s, err := conn.NewStream(ctx(t), &grpc.StreamDesc{ServerStreams: true}, "/routeguide.v1.RouteGuideService/ListFeatures")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.SendMsg(wholeMap); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.CloseSend(); err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for {
+			var f routeguidev1.ListFeaturesResponse
+			if err := s.RecvMsg(&f); errors.Is(err, io.EOF) {
+				break
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			n++
+		}
+		if n != 100 {
+			t.Errorf("ListFeatures streamed %d features, want 100", n)
+		}
+	})
+
+	t.Run("client", func(t *testing.T) {
+		s, err := conn.NewStream(ctx(t), &grpc.StreamDesc{ClientStreams: true}, "/routeguide.v1.RouteGuideService/RecordRoute")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, lat := range []int32{0, 10000000} { // 1° of latitude: 111194.93 m
+			if err := s.SendMsg(&routeguidev1.RecordRouteRequest{Latitude: lat}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.CloseSend(); err != nil {
+			t.Fatal(err)
+		}
+		var sum routeguidev1.RecordRouteResponse
+		if err := s.RecvMsg(&sum); err != nil {
+			t.Fatal(err)
+		}
+		if sum.GetPointCount() != 2 || sum.GetDistance() != 111194 {
+			t.Errorf("RecordRoute = %v, want 2 points, 111194 m", &sum)
+		}
+	})
+
+	t.Run("bidi", func(t *testing.T) {
+		s, err := conn.NewStream(ctx(t), &grpc.StreamDesc{ClientStreams: true, ServerStreams: true}, "/routeguide.v1.RouteGuideService/RouteChat")
+		if err != nil {
+			t.Fatal(err)
+		}
+		loc := &routeguidev1.Point{Latitude: 77, Longitude: 88}
+		for i, msg := range []string{"one", "two"} {
+			if err := s.SendMsg(&routeguidev1.RouteChatRequest{Location: loc, Message: msg}); err != nil {
+				t.Fatal(err)
+			}
+			for range i + 1 {
+				var n routeguidev1.RouteChatResponse
+				if err := s.RecvMsg(&n); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if err := s.CloseSend(); err != nil {
+			t.Fatal(err)
+		}
+		var n routeguidev1.RouteChatResponse
+		if err := s.RecvMsg(&n); !errors.Is(err, io.EOF) {
+			t.Errorf("after CloseSend: RecvMsg = %v, want io.EOF", err)
+		}
+	})
+
+	t.Run("server stream of teams", func(t *testing.T) {
+		s, err := conn.NewStream(ctx(t), &grpc.StreamDesc{ServerStreams: true}, "/teams.v1.TeamsService/ListTeams")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.SendMsg(&teamsv1.ListTeamsRequest{CityPrefix: "los"}); err != nil {
+			t.Fatal(err)
+		}
+		_ = s.CloseSend()
+		var team teamsv1.ListTeamsResponse
+		if err := s.RecvMsg(&team); err != nil || team.GetNickname() != "Pumas" {
+			t.Fatalf("ListTeams(los) first = %v, %v", &team, err)
+		}
+		if err := s.RecvMsg(&team); !errors.Is(err, io.EOF) {
+			t.Errorf("ListTeams(los) second = %v, want io.EOF", err)
+		}
+	})
+}
+
+func TestGRPCGoHealthAndReflection(t *testing.T) {
+	t.Parallel()
+	srv := testserver.Start(t, server.Config{})
+	conn := dialGRPC(t, srv)
+
+	health := healthpb.NewHealthClient(conn)
+	for _, svc := range append([]string{""}, srv.Services...) {
+		res, err := health.Check(ctx(t), &healthpb.HealthCheckRequest{Service: svc})
+		if err != nil || res.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+			t.Errorf("Check(%q) = %v, %v; want SERVING", svc, res, err)
+		}
+	}
+	_, err := health.Check(ctx(t), &healthpb.HealthCheckRequest{Service: "no.such.Service"})
+	if status.Code(err) != codes.NotFound {
+		t.Errorf("Check(unknown) = %v, want NotFound", err)
+	}
+	srv.Health.SetStatus("teams.v1.TeamsService", grpchealth.StatusNotServing)
+	res, err := health.Check(ctx(t), &healthpb.HealthCheckRequest{Service: "teams.v1.TeamsService"})
+	if err != nil || res.GetStatus() != healthpb.HealthCheckResponse_NOT_SERVING {
+		t.Errorf("after SetStatus: Check = %v, %v; want NOT_SERVING", res, err)
+	}
+
+	refl, err := reflectionpb.NewServerReflectionClient(conn).ServerReflectionInfo(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := refl.Send(&reflectionpb.ServerReflectionRequest{MessageRequest: &reflectionpb.ServerReflectionRequest_ListServices{}}); err != nil {
+		t.Fatal(err)
+	}
+	listed, err := refl.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, s := range listed.GetListServicesResponse().GetService() {
+		names = append(names, s.GetName())
+	}
+	for _, want := range []string{
+		"teams.v1.TeamsService", "greeter.v1.GreeterService", "routeguide.v1.RouteGuideService",
+		"keywords.v1.KeywordsService", "summator.v1.SummatorService", "grpc.health.v1.Health",
+		"grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection",
+	} {
+		if !slices.Contains(names, want) {
+			t.Errorf("reflection lists %q, missing %s", names, want)
+		}
+	}
+	// Every listed service can be described, with its documentation.
+	if err := refl.Send(&reflectionpb.ServerReflectionRequest{MessageRequest: &reflectionpb.ServerReflectionRequest_FileContainingSymbol{FileContainingSymbol: "teams.v1.TeamsService"}}); err != nil {
+		t.Fatal(err)
+	}
+	file, err := refl.Recv()
+	if err != nil || len(file.GetFileDescriptorResponse().GetFileDescriptorProto()) == 0 {
+		t.Errorf("FileContainingSymbol(teams.v1.TeamsService) = %v, %v", file, err)
+	}
+	_ = refl.CloseSend()
+}

@@ -1,0 +1,119 @@
+// Package server assembles Switchyard: every service's connect handler,
+// health and reflection on one http.Handler that speaks gRPC, gRPC-Web and
+// Connect.
+package server
+
+import (
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+
+	"connectrpc.com/connect"
+	"connectrpc.com/grpchealth"
+	"connectrpc.com/grpcreflect"
+
+	"github.com/switchyard/switchyard/gen/greeter/v1/greeterv1connect"
+	"github.com/switchyard/switchyard/gen/keywords/v1/keywordsv1connect"
+	"github.com/switchyard/switchyard/gen/routeguide/v1/routeguidev1connect"
+	"github.com/switchyard/switchyard/gen/summator/v1/summatorv1connect"
+	"github.com/switchyard/switchyard/gen/teams/v1/teamsv1connect"
+	"github.com/switchyard/switchyard/services/greeter"
+	"github.com/switchyard/switchyard/services/keywords"
+	"github.com/switchyard/switchyard/services/routeguide"
+	"github.com/switchyard/switchyard/services/summator"
+	"github.com/switchyard/switchyard/services/teams"
+)
+
+// Defaults of Config.
+const (
+	// DefaultReadMaxBytes is grpc-go's default receive limit.
+	DefaultReadMaxBytes = 4 << 20
+	// DefaultCompressMinBytes: smaller responses are not worth compressing.
+	DefaultCompressMinBytes = 1024
+)
+
+// Config is what the server is built from; zero values take the defaults.
+type Config struct {
+	// Teams is the team directory (an in-memory tutorial directory if nil).
+	Teams teams.Store
+	// AdminToken enables TeamsService writes for callers that present it.
+	AdminToken string
+	// RouteDB is the RouteGuide feature database (the embedded one if nil).
+	RouteDB    *routeguide.DB
+	RouteGuide routeguide.Options
+	// MaxKeywordTextBytes bounds GetKeywords' text.
+	MaxKeywordTextBytes int
+	// ReadMaxBytes bounds one request message; larger ones get RESOURCE_EXHAUSTED.
+	ReadMaxBytes int
+	// CompressMinBytes is the smallest response that is compressed.
+	CompressMinBytes int
+	// Logger receives one line per call (slog.Default if nil).
+	Logger *slog.Logger
+}
+
+// Server is the assembled handler and the parts the process controls.
+type Server struct {
+	// Handler serves every procedure.
+	Handler http.Handler
+	// Health answers grpc.health.v1; set NOT_SERVING while draining.
+	Health *grpchealth.StaticChecker
+	// Services are the fully-qualified names of every served service.
+	Services []string
+
+	mux  *http.ServeMux
+	opts []connect.HandlerOption
+}
+
+// New builds the server from cfg.
+func New(cfg Config) *Server {
+	if cfg.Teams == nil {
+		cfg.Teams = teams.NewMemStore(teams.TutorialTeams)
+	}
+	if cfg.RouteDB == nil {
+		cfg.RouteDB = routeguide.DefaultDB()
+	}
+	if cfg.ReadMaxBytes <= 0 {
+		cfg.ReadMaxBytes = DefaultReadMaxBytes
+	}
+	if cfg.CompressMinBytes <= 0 {
+		cfg.CompressMinBytes = DefaultCompressMinBytes
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	s := &Server{
+		mux: http.NewServeMux(),
+		opts: []connect.HandlerOption{
+			connect.WithInterceptors(NewLogInterceptor(cfg.Logger)),
+			connect.WithReadMaxBytes(cfg.ReadMaxBytes),
+			connect.WithCompressMinBytes(cfg.CompressMinBytes),
+		},
+	}
+
+	s.mount(teamsv1connect.NewTeamsServiceHandler(teams.NewHandler(cfg.Teams, cfg.AdminToken), s.opts...))
+	s.mount(greeterv1connect.NewGreeterServiceHandler(greeter.NewHandler(), s.opts...))
+	s.mount(routeguidev1connect.NewRouteGuideServiceHandler(routeguide.NewHandler(cfg.RouteDB, cfg.RouteGuide), s.opts...))
+	s.mount(keywordsv1connect.NewKeywordsServiceHandler(keywords.NewHandler(cfg.MaxKeywordTextBytes), s.opts...))
+	s.mount(summatorv1connect.NewSummatorServiceHandler(summator.NewHandler(), s.opts...))
+
+	// Health and reflection answer for every service served, themselves
+	// included.
+	all := append(slices.Clone(s.Services), grpchealth.HealthV1ServiceName,
+		grpcreflect.ReflectV1ServiceName, grpcreflect.ReflectV1AlphaServiceName)
+	s.Health = grpchealth.NewStaticChecker(all...)
+	reflector := grpcreflect.NewStaticReflector(all...)
+	s.mount(grpchealth.NewHandler(s.Health, s.opts...))
+	s.mount(grpcreflect.NewHandlerV1(reflector, s.opts...))
+	s.mount(grpcreflect.NewHandlerV1Alpha(reflector, s.opts...))
+
+	s.Handler = s.mux
+	return s
+}
+
+// mount serves a service's handler at the path connect generated for it
+// ("/pkg.Service/") and records the service's name.
+func (s *Server) mount(path string, h http.Handler) {
+	s.mux.Handle(path, h)
+	s.Services = append(s.Services, strings.Trim(path, "/"))
+}

@@ -1,0 +1,99 @@
+// Package testserver starts Switchyard on a real loopback HTTP/2 (h2c)
+// listener for tests, and names the protocols its clients can speak. Every
+// test that needs a server uses it, so all of them exercise the same wiring
+// as the switchyard binary.
+package testserver
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+
+	"github.com/switchyard/switchyard/internal/server"
+)
+
+// Server is a running Switchyard.
+type Server struct {
+	*server.Server
+	// URL is the base URL, "http://127.0.0.1:PORT".
+	URL string
+	// Addr is "127.0.0.1:PORT".
+	Addr string
+	// HTTPClient speaks prior-knowledge HTTP/2 over cleartext (h2c).
+	HTTPClient *http.Client
+}
+
+// Start serves cfg on a free loopback port until the test ends. Logs go to
+// t.Log unless cfg.Logger is set.
+func Start(t testing.TB, cfg server.Config) *Server {
+	t.Helper()
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	srv := server.New(cfg)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("listen: %v", err)
+	}
+	hs := &http.Server{Handler: srv.Handler, ReadHeaderTimeout: 5 * time.Second, Protocols: new(http.Protocols)}
+	hs.Protocols.SetHTTP1(true)
+	hs.Protocols.SetUnencryptedHTTP2(true)
+	done := make(chan error, 1)
+	go func() { done <- hs.Serve(ln) }()
+
+	client := NewH2CClient()
+	t.Cleanup(func() {
+		client.CloseIdleConnections()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := hs.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+		if err := <-done; !errors.Is(err, http.ErrServerClosed) {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	return &Server{Server: srv, URL: "http://" + ln.Addr().String(), Addr: ln.Addr().String(), HTTPClient: client}
+}
+
+// NewH2CClient returns a client that speaks only HTTP/2 over cleartext, as
+// gRPC clients do.
+func NewH2CClient() *http.Client {
+	tr := &http.Transport{Protocols: new(http.Protocols), TLSClientConfig: &tls.Config{}}
+	tr.Protocols.SetUnencryptedHTTP2(true)
+	return &http.Client{Transport: tr}
+}
+
+// Protocol is a way for a connect client to call the server.
+type Protocol struct {
+	Name string
+	Opts []connect.ClientOption
+}
+
+// Protocols are the three protocols every procedure must answer in, each
+// with binary protobuf, plus Connect with JSON.
+func Protocols() []Protocol {
+	return []Protocol{
+		{Name: "connect", Opts: nil},
+		{Name: "connect+json", Opts: []connect.ClientOption{connect.WithProtoJSON()}},
+		{Name: "grpc", Opts: []connect.ClientOption{connect.WithGRPC()}},
+		{Name: "grpcweb", Opts: []connect.ClientOption{connect.WithGRPCWeb()}},
+	}
+}
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(string(p))
+	return len(p), nil
+}
+
+var _ io.Writer = testWriter{}

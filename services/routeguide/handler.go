@@ -1,0 +1,194 @@
+package routeguide
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"iter"
+	"time"
+
+	"connectrpc.com/connect"
+
+	routeguidev1 "github.com/switchyard/switchyard/gen/routeguide/v1"
+	"github.com/switchyard/switchyard/gen/routeguide/v1/routeguidev1connect"
+)
+
+// Defaults of the handler's limits.
+const (
+	DefaultMaxRoutePoints   = 100_000
+	DefaultNotesPerLocation = 100
+	DefaultNoteLocations    = 10_000
+)
+
+// Options configure a Handler; zero values take the defaults.
+type Options struct {
+	// MaxRoutePoints bounds the points of one RecordRoute call.
+	MaxRoutePoints int
+	// NotesPerLocation and NoteLocations bound the RouteChat notes kept.
+	NotesPerLocation int
+	NoteLocations    int
+	// Now is the clock of RecordRoute's elapsed time (time.Now if nil).
+	Now func() time.Time
+}
+
+// Handler serves routeguide.v1.RouteGuideService.
+type Handler struct {
+	db        *DB
+	notes     *Notes
+	maxPoints int
+	now       func() time.Time
+}
+
+var _ routeguidev1connect.RouteGuideServiceHandler = (*Handler)(nil)
+
+// NewHandler serves db with the given options.
+func NewHandler(db *DB, opts Options) *Handler {
+	h := &Handler{
+		db:        db,
+		notes:     NewNotes(orDefault(opts.NotesPerLocation, DefaultNotesPerLocation), orDefault(opts.NoteLocations, DefaultNoteLocations)),
+		maxPoints: orDefault(opts.MaxRoutePoints, DefaultMaxRoutePoints),
+		now:       opts.Now,
+	}
+	if h.now == nil {
+		h.now = time.Now
+	}
+	return h
+}
+
+func orDefault(v, def int) int {
+	if v <= 0 {
+		return def
+	}
+	return v
+}
+
+// DB is the handler's feature database.
+func (h *Handler) DB() *DB { return h.db }
+
+// Notes is the handler's shared RouteChat note store.
+func (h *Handler) Notes() *Notes { return h.notes }
+
+// Feature validates p and returns the feature there.
+func (h *Handler) Feature(p Point) (Feature, error) {
+	if err := p.Validate(); err != nil {
+		return Feature{}, connect.NewError(connect.CodeInvalidArgument, err)
+	}
+	return h.db.FeatureAt(p), nil
+}
+
+// Within validates the corners of r and returns the features inside it.
+func (h *Handler) Within(r Rect) (iter.Seq[Feature], error) {
+	if err := r.Lo.Validate(); err != nil {
+		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("lo: %w", err))
+	}
+	if err := r.Hi.Validate(); err != nil {
+		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("hi: %w", err))
+	}
+	return h.db.Within(r), nil
+}
+
+// Record summarises the route whose points next yields until it returns
+// false; streamErr then tells whether the stream ended cleanly. Points are
+// validated and their number is bounded.
+func (h *Handler) Record(next func() (Point, bool), streamErr func() error) (Summary, error) {
+	rec := NewRecorder(h.db, h.now())
+	for n := 0; ; n++ {
+		p, ok := next()
+		if !ok {
+			break
+		}
+		if n >= h.maxPoints {
+			return Summary{}, connect.NewError(connect.CodeResourceExhausted,
+				fmt.Errorf("a route may have at most %d points: split it into several calls", h.maxPoints))
+		}
+		if err := p.Validate(); err != nil {
+			return Summary{}, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("point %d: %w", n+1, err))
+		}
+		rec.Add(p)
+	}
+	if err := streamErr(); err != nil {
+		return Summary{}, err
+	}
+	return rec.Finish(h.now()), nil
+}
+
+// Chat keeps a note and returns every note kept at its location.
+func (h *Handler) Chat(n Note) ([]Note, error) {
+	if err := n.Location.Validate(); err != nil {
+		return nil, connect.NewError(connect.CodeInvalidArgument, err)
+	}
+	return h.notes.Add(n), nil
+}
+
+// GetFeature implements routeguidev1connect.RouteGuideServiceHandler.
+func (h *Handler) GetFeature(_ context.Context, req *connect.Request[routeguidev1.GetFeatureRequest]) (*connect.Response[routeguidev1.GetFeatureResponse], error) {
+	f, err := h.Feature(Point{Latitude: req.Msg.GetLatitude(), Longitude: req.Msg.GetLongitude()})
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&routeguidev1.GetFeatureResponse{Name: f.Name, Location: toProto(f.Location)}), nil
+}
+
+// ListFeatures implements routeguidev1connect.RouteGuideServiceHandler.
+func (h *Handler) ListFeatures(ctx context.Context, req *connect.Request[routeguidev1.ListFeaturesRequest], stream *connect.ServerStream[routeguidev1.ListFeaturesResponse]) error {
+	features, err := h.Within(Rect{Lo: fromProto(req.Msg.GetLo()), Hi: fromProto(req.Msg.GetHi())})
+	if err != nil {
+		return err
+	}
+	for f := range features {
+		if err := ctx.Err(); err != nil {
+			return connect.NewError(connect.CodeCanceled, errors.New("the call ended before every feature was sent"))
+		}
+		if err := stream.Send(&routeguidev1.ListFeaturesResponse{Name: f.Name, Location: toProto(f.Location)}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// RecordRoute implements routeguidev1connect.RouteGuideServiceHandler.
+func (h *Handler) RecordRoute(_ context.Context, stream *connect.ClientStream[routeguidev1.RecordRouteRequest]) (*connect.Response[routeguidev1.RecordRouteResponse], error) {
+	s, err := h.Record(func() (Point, bool) {
+		if !stream.Receive() {
+			return Point{}, false
+		}
+		return Point{Latitude: stream.Msg().GetLatitude(), Longitude: stream.Msg().GetLongitude()}, true
+	}, stream.Err)
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&routeguidev1.RecordRouteResponse{
+		PointCount: s.PointCount, FeatureCount: s.FeatureCount, Distance: s.Distance, ElapsedTime: s.ElapsedTime,
+	}), nil
+}
+
+// RouteChat implements routeguidev1connect.RouteGuideServiceHandler.
+func (h *Handler) RouteChat(_ context.Context, stream *connect.BidiStream[routeguidev1.RouteChatRequest, routeguidev1.RouteChatResponse]) error {
+	for {
+		in, err := stream.Receive()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+		kept, err := h.Chat(Note{Location: fromProto(in.GetLocation()), Message: in.GetMessage()})
+		if err != nil {
+			return err
+		}
+		for _, n := range kept {
+			if err := stream.Send(&routeguidev1.RouteChatResponse{Location: toProto(n.Location), Message: n.Message}); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func toProto(p Point) *routeguidev1.Point {
+	return &routeguidev1.Point{Latitude: p.Latitude, Longitude: p.Longitude}
+}
+
+func fromProto(p *routeguidev1.Point) Point {
+	return Point{Latitude: p.GetLatitude(), Longitude: p.GetLongitude()}
+}

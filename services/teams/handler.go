@@ -1,0 +1,161 @@
+package teams
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"connectrpc.com/connect"
+
+	teamsv1 "github.com/switchyard/switchyard/gen/teams/v1"
+	"github.com/switchyard/switchyard/gen/teams/v1/teamsv1connect"
+)
+
+// MaxPageSize bounds ListTeams' page_size.
+const MaxPageSize = 1000
+
+// Handler serves teams.v1.TeamsService from a Store.
+type Handler struct {
+	store      Store
+	adminToken []byte
+}
+
+var _ teamsv1connect.TeamsServiceHandler = (*Handler)(nil)
+
+// NewHandler serves store. Writes need "Authorization: Bearer <adminToken>";
+// with an empty adminToken they are refused.
+func NewHandler(store Store, adminToken string) *Handler {
+	return &Handler{store: store, adminToken: []byte(adminToken)}
+}
+
+// Lookup finds the team of city with the v1 rules: the city is validated and
+// an unknown city is a NOT_FOUND error.
+func (h *Handler) Lookup(ctx context.Context, city string) (Team, error) {
+	if err := ValidateCity(city); err != nil {
+		return Team{}, connect.NewError(connect.CodeInvalidArgument, err)
+	}
+	t, err := h.store.Get(ctx, city)
+	if err != nil {
+		return Team{}, storeError(err, city)
+	}
+	return t, nil
+}
+
+// GetTeam implements teamsv1connect.TeamsServiceHandler.
+func (h *Handler) GetTeam(ctx context.Context, req *connect.Request[teamsv1.GetTeamRequest]) (*connect.Response[teamsv1.GetTeamResponse], error) {
+	t, err := h.Lookup(ctx, req.Msg.GetCity())
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&teamsv1.GetTeamResponse{City: t.City, Nickname: t.Nickname}), nil
+}
+
+// ListTeams implements teamsv1connect.TeamsServiceHandler.
+func (h *Handler) ListTeams(ctx context.Context, req *connect.Request[teamsv1.ListTeamsRequest], stream *connect.ServerStream[teamsv1.ListTeamsResponse]) error {
+	size := req.Msg.GetPageSize()
+	if size < 0 || size > MaxPageSize {
+		return connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("page_size %d is outside 0..%d (0 lists every team)", size, MaxPageSize))
+	}
+	after, err := decodePageToken(req.Msg.GetPageToken())
+	if err != nil {
+		return connect.NewError(connect.CodeInvalidArgument, err)
+	}
+	teams, more, err := h.store.List(ctx, ListOptions{Limit: int(size), After: after, Prefix: req.Msg.GetCityPrefix()})
+	if err != nil {
+		return storeError(err, "")
+	}
+	for i, t := range teams {
+		msg := &teamsv1.ListTeamsResponse{City: t.City, Nickname: t.Nickname}
+		if more && i == len(teams)-1 {
+			msg.NextPageToken = encodePageToken(CityKey(t.City))
+		}
+		if err := stream.Send(msg); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// PutTeam implements teamsv1connect.TeamsServiceHandler.
+func (h *Handler) PutTeam(ctx context.Context, req *connect.Request[teamsv1.PutTeamRequest]) (*connect.Response[teamsv1.PutTeamResponse], error) {
+	if err := h.authorize(req.Header().Get("Authorization")); err != nil {
+		return nil, err
+	}
+	t := Team{City: req.Msg.GetCity(), Nickname: req.Msg.GetNickname()}
+	if err := t.Validate(); err != nil {
+		return nil, connect.NewError(connect.CodeInvalidArgument, err)
+	}
+	stored, created, err := h.store.Put(ctx, t)
+	if err != nil {
+		return nil, storeError(err, t.City)
+	}
+	return connect.NewResponse(&teamsv1.PutTeamResponse{City: stored.City, Nickname: stored.Nickname, Created: created}), nil
+}
+
+// DeleteTeam implements teamsv1connect.TeamsServiceHandler.
+func (h *Handler) DeleteTeam(ctx context.Context, req *connect.Request[teamsv1.DeleteTeamRequest]) (*connect.Response[teamsv1.DeleteTeamResponse], error) {
+	if err := h.authorize(req.Header().Get("Authorization")); err != nil {
+		return nil, err
+	}
+	if err := ValidateCity(req.Msg.GetCity()); err != nil {
+		return nil, connect.NewError(connect.CodeInvalidArgument, err)
+	}
+	t, err := h.store.Delete(ctx, req.Msg.GetCity())
+	if err != nil {
+		return nil, storeError(err, req.Msg.GetCity())
+	}
+	return connect.NewResponse(&teamsv1.DeleteTeamResponse{City: t.City, Nickname: t.Nickname}), nil
+}
+
+// authorize checks the bearer token of a write in constant time.
+func (h *Handler) authorize(header string) error {
+	if len(h.adminToken) == 0 {
+		return connect.NewError(connect.CodePermissionDenied, errors.New(
+			"writes are disabled on this server: start switchyard with -admin-token-file FILE (or SWITCHYARD_ADMIN_TOKEN) to enable them"))
+	}
+	token, ok := strings.CutPrefix(header, "Bearer ")
+	if !ok || token == "" {
+		return connect.NewError(connect.CodeUnauthenticated, errors.New(
+			`writes need the header "Authorization: Bearer <admin token>"`))
+	}
+	if subtle.ConstantTimeCompare([]byte(token), h.adminToken) != 1 {
+		return connect.NewError(connect.CodeUnauthenticated, errors.New("the bearer token is not the admin token"))
+	}
+	return nil
+}
+
+// storeError maps a Store error to an RPC error without leaking internals.
+func storeError(err error, city string) error {
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return connect.NewError(connect.CodeNotFound, fmt.Errorf("no team plays in %q", strings.TrimSpace(city)))
+	case errors.Is(err, ErrInvalid):
+		return connect.NewError(connect.CodeInvalidArgument, err)
+	case errors.Is(err, context.DeadlineExceeded):
+		return connect.NewError(connect.CodeDeadlineExceeded, errors.New("the deadline passed while reading the team directory"))
+	case errors.Is(err, context.Canceled):
+		return connect.NewError(connect.CodeCanceled, errors.New("the call was canceled"))
+	}
+	slog.Error("team store failed", "err", err)
+	return connect.NewError(connect.CodeInternal, errors.New("the team directory failed; the error is in the server log"))
+}
+
+// Page tokens are the base64url of the last city key of the page.
+func encodePageToken(key string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(key))
+}
+
+func decodePageToken(token string) (string, error) {
+	if token == "" {
+		return "", nil
+	}
+	key, err := base64.RawURLEncoding.DecodeString(token)
+	if err != nil || len(key) == 0 {
+		return "", fmt.Errorf("page_token %q was not returned by ListTeams: pass next_page_token unchanged", token)
+	}
+	return string(key), nil
+}

@@ -1,0 +1,91 @@
+package teams
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"sync"
+)
+
+// MemStore is a Store in memory, seeded with the tutorial's teams. Its
+// content is lost when the process ends.
+type MemStore struct {
+	mu    sync.RWMutex
+	teams map[string]Team // by CityKey
+}
+
+// NewMemStore returns a store holding seed.
+func NewMemStore(seed []Team) *MemStore {
+	s := &MemStore{teams: make(map[string]Team, len(seed))}
+	for _, t := range seed {
+		s.teams[CityKey(t.City)] = t
+	}
+	return s
+}
+
+// Get implements Store.
+func (s *MemStore) Get(_ context.Context, city string) (Team, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	t, ok := s.teams[CityKey(city)]
+	if !ok {
+		return Team{}, ErrNotFound
+	}
+	return t, nil
+}
+
+// List implements Store.
+func (s *MemStore) List(ctx context.Context, opts ListOptions) ([]Team, bool, error) {
+	prefix := CityKey(opts.Prefix)
+	s.mu.RLock()
+	keys := make([]string, 0, len(s.teams))
+	for k := range s.teams {
+		if strings.HasPrefix(k, prefix) && (opts.After == "" || k > opts.After) {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	more := opts.Limit > 0 && len(keys) > opts.Limit
+	if more {
+		keys = keys[:opts.Limit]
+	}
+	out := make([]Team, len(keys))
+	for i, k := range keys {
+		out[i] = s.teams[k]
+	}
+	s.mu.RUnlock()
+	return out, more, ctx.Err()
+}
+
+// Put implements Store.
+func (s *MemStore) Put(_ context.Context, t Team) (Team, bool, error) {
+	t = Team{City: strings.TrimSpace(t.City), Nickname: strings.TrimSpace(t.Nickname)}
+	if err := t.Validate(); err != nil {
+		return Team{}, false, err
+	}
+	key := CityKey(t.City)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old, exists := s.teams[key]
+	if exists {
+		t.City = old.City
+	}
+	s.teams[key] = t
+	return t, !exists, nil
+}
+
+// Delete implements Store.
+func (s *MemStore) Delete(_ context.Context, city string) (Team, error) {
+	key := CityKey(city)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, ok := s.teams[key]
+	if !ok {
+		return Team{}, ErrNotFound
+	}
+	delete(s.teams, key)
+	return t, nil
+}
+
+// Close implements Store.
+func (s *MemStore) Close() error { return nil }

@@ -1,0 +1,99 @@
+// Package teams is the directory of fictitious sports teams, one per city,
+// from the Teams gRPC tutorial. It serves teams.v1.TeamsService.
+package teams
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+)
+
+// Team is a directory entry.
+type Team struct {
+	City     string
+	Nickname string
+}
+
+// TutorialTeams are the ten teams of the tutorial, the directory's seed.
+var TutorialTeams = []Team{
+	{"Chicago", "Jackals"},
+	{"Detroit", "Wheels"},
+	{"Minneapolis", "Nordics"},
+	{"New York", "Metros"},
+	{"Arizona", "Roadrunners"},
+	{"San Francisco", "Stingers"},
+	{"Seattle", "Orcas"},
+	{"Los Angeles", "Pumas"},
+	{"Philadelphia", "Foxes"},
+	{"Boston", "Revolutionaries"},
+}
+
+// MaxNameLength bounds city and nickname, in characters.
+const MaxNameLength = 100
+
+var (
+	// ErrNotFound is returned when no team plays in the city.
+	ErrNotFound = errors.New("no team plays in this city")
+	// ErrInvalid is returned for a malformed city or nickname.
+	ErrInvalid = errors.New("invalid team")
+)
+
+// ListOptions select a page of ListTeams.
+type ListOptions struct {
+	// Limit is the most teams to return; 0 means no limit.
+	Limit int
+	// After returns only cities that sort after this key (see CityKey).
+	After string
+	// Prefix keeps only cities whose key starts with CityKey(Prefix).
+	Prefix string
+}
+
+// Store holds the directory. Cities are matched by CityKey: case and
+// surrounding spaces do not matter, the city is stored as first written.
+type Store interface {
+	// Get returns the team of city, or ErrNotFound.
+	Get(ctx context.Context, city string) (Team, error)
+	// List returns teams ordered by CityKey; more reports whether teams
+	// beyond the limit exist.
+	List(ctx context.Context, opts ListOptions) (teams []Team, more bool, err error)
+	// Put creates or renames the team of t.City; created is true for a new city.
+	Put(ctx context.Context, t Team) (stored Team, created bool, err error)
+	// Delete removes the team of city and returns it, or ErrNotFound.
+	Delete(ctx context.Context, city string) (Team, error)
+	// Close releases the store's resources.
+	Close() error
+}
+
+// CityKey is the form in which cities are compared: trimmed of surrounding
+// white space and case-folded, so "  new york " finds "New York".
+func CityKey(city string) string {
+	return strings.ToLower(strings.TrimSpace(city))
+}
+
+// ValidateCity checks a city as given by a caller.
+func ValidateCity(city string) error {
+	return validateName("city", city)
+}
+
+// Validate checks both fields of a team.
+func (t Team) Validate() error {
+	if err := validateName("city", t.City); err != nil {
+		return err
+	}
+	return validateName("nickname", t.Nickname)
+}
+
+func validateName(field, v string) error {
+	v = strings.TrimSpace(v)
+	switch {
+	case v == "":
+		return fmt.Errorf("%s is empty: give a name such as \"Chicago\": %w", field, ErrInvalid)
+	case !utf8.ValidString(v):
+		return fmt.Errorf("%s is not valid UTF-8: %w", field, ErrInvalid)
+	case utf8.RuneCountInString(v) > MaxNameLength:
+		return fmt.Errorf("%s is %d characters long, the limit is %d: %w", field, utf8.RuneCountInString(v), MaxNameLength, ErrInvalid)
+	}
+	return nil
+}
