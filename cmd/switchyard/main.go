@@ -62,8 +62,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.routeMaxPoints, "route-max-points", routeguide.DefaultMaxRoutePoints, "most points in one RecordRoute call")
 	fs.IntVar(&o.notesPerLocation, "chat-notes-per-location", routeguide.DefaultNotesPerLocation, "RouteChat notes kept per location (oldest evicted)")
 	fs.IntVar(&o.noteLocations, "chat-locations", routeguide.DefaultNoteLocations, "RouteChat locations kept (least recently written evicted)")
-	fs.DurationVar(&o.readHeaderTimeout, "read-header-timeout", 5*time.Second, "time allowed to read a request's headers")
-	fs.DurationVar(&o.idleTimeout, "idle-timeout", 2*time.Minute, "idle keep-alive connections are closed after this long")
+	fs.DurationVar(&o.readHeaderTimeout, "read-header-timeout", server.DefaultReadHeaderTimeout, "time allowed to read a request's headers")
+	fs.DurationVar(&o.idleTimeout, "idle-timeout", server.DefaultIdleTimeout, "idle keep-alive connections are closed after this long")
 	fs.DurationVar(&o.shutdownGrace, "shutdown-grace", 15*time.Second, "on SIGTERM/SIGINT, time in-flight calls get to finish")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	fs.TextVar(&o.logLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn or error")
@@ -104,15 +104,10 @@ func run(args []string, stderr io.Writer) error {
 		Logger:              logger,
 	})
 
-	httpServer := &http.Server{
-		Handler:           srv.Handler,
+	httpServer := server.NewHTTPServer(srv.Handler, server.HTTPConfig{
 		ReadHeaderTimeout: o.readHeaderTimeout,
 		IdleTimeout:       o.idleTimeout,
-		Protocols:         new(http.Protocols),
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-	}
-	httpServer.Protocols.SetHTTP1(true)
-	httpServer.Protocols.SetUnencryptedHTTP2(true)
+	}, logger)
 
 	ln, err := net.Listen("tcp", o.addr)
 	if err != nil {

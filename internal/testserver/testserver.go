@@ -43,9 +43,7 @@ func Start(t testing.TB, cfg server.Config) *Server {
 	if err != nil {
 		t.Fatalf("listen: %v", err)
 	}
-	hs := &http.Server{Handler: srv.Handler, ReadHeaderTimeout: 5 * time.Second, Protocols: new(http.Protocols)}
-	hs.Protocols.SetHTTP1(true)
-	hs.Protocols.SetUnencryptedHTTP2(true)
+	hs := server.NewHTTPServer(srv.Handler, server.HTTPConfig{}, cfg.Logger)
 	done := make(chan error, 1)
 	go func() { done <- hs.Serve(ln) }()
 
