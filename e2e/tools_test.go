@@ -115,6 +115,15 @@ func TestGrpcurl(t *testing.T) {
 			checkUnary(t, c, res)
 		})
 	}
+	t.Run("tutorial command without a request body", func(t *testing.T) {
+		// The tutorial's `grpcurl -plaintext localhost:50051 Teams/GetTeam`:
+		// reflection resolves the name, and the empty city is answered with
+		// the shared validation error rather than an unknown-method one.
+		res := run(t, "", "grpcurl", "-plaintext", addr, "Teams/GetTeam")
+		if res.exitCode != 64+3 || !strings.Contains(res.stderr, "Code: InvalidArgument") || !strings.Contains(res.stderr, "city is empty") {
+			t.Errorf("exit status %d, stderr:\n%s\nwant INVALID_ARGUMENT (exit 67) about the empty city", res.exitCode, res.stderr)
+		}
+	})
 	t.Run("server stream ListFeatures", func(t *testing.T) {
 		out := mustRun(t, "", "grpcurl", "-plaintext", "-d",
 			`{"lo":{"latitude":400000000,"longitude":-750000000},"hi":{"latitude":420000000,"longitude":-730000000}}`,
