@@ -175,7 +175,7 @@ func snake(code string) string {
 }
 
 func TestBufCurl(t *testing.T) {
-	for _, protocol := range []string{"grpc", "connect"} {
+	for _, protocol := range []string{"grpc", "grpcweb", "connect"} {
 		t.Run(protocol, func(t *testing.T) {
 			for _, c := range unaryCalls {
 				if c.header != "" || strings.HasPrefix(c.method, "grpc.health") {
