@@ -56,8 +56,18 @@ unit: ## go test -race ./... with a pass/fail/skip count
 	echo "tests: $$pass passed, $$fail failed, $$skip skipped"; \
 	! grep -qE '^(FAIL|panic:)' $(TMP)/test.log
 
+.PHONY: e2e
+e2e: ## End-to-end suite: the real switchyard process called by grpcurl, buf curl, curl, grpc-go, the demo clients, examples/sdk and the README's commands
+	@mkdir -p $(TMP)
+	go vet -tags e2e ./e2e/
+	go test -tags e2e -count=1 -v ./e2e/ 2>&1 | tee $(TMP)/e2e.log | grep -E '^ *(--- |ok|FAIL|panic)' || true
+	@pass=$$(grep -c -- '--- PASS' $(TMP)/e2e.log || true); fail=$$(grep -c -- '--- FAIL' $(TMP)/e2e.log || true); \
+	skip=$$(grep -c -- '--- SKIP' $(TMP)/e2e.log || true); \
+	echo "e2e cases (tests and subtests): $$pass passed, $$fail failed, $$skip skipped"; \
+	! grep -qE '^(FAIL|panic:)' $(TMP)/e2e.log
+
 .PHONY: test
-test: lint checkgenerate breaking unit ## Every check and test (what CI runs)
+test: lint checkgenerate breaking unit e2e ## Every check and test (what CI runs)
 
 .PHONY: clean
 clean: ## Remove build output

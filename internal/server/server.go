@@ -15,6 +15,11 @@ import (
 
 	"github.com/switchyard/switchyard/gen/greeter/v1/greeterv1connect"
 	"github.com/switchyard/switchyard/gen/keywords/v1/keywordsv1connect"
+	"github.com/switchyard/switchyard/gen/legacy/helloworld/helloworldconnect"
+	"github.com/switchyard/switchyard/gen/legacy/keywords/keywordsconnect"
+	"github.com/switchyard/switchyard/gen/legacy/routeguide/routeguideconnect"
+	"github.com/switchyard/switchyard/gen/legacy/summator/summatorconnect"
+	"github.com/switchyard/switchyard/gen/legacy/teams/teamsconnect"
 	"github.com/switchyard/switchyard/gen/routeguide/v1/routeguidev1connect"
 	"github.com/switchyard/switchyard/gen/summator/v1/summatorv1connect"
 	"github.com/switchyard/switchyard/gen/teams/v1/teamsv1connect"
@@ -93,9 +98,18 @@ func New(cfg Config) *Server {
 
 	s.mount(teamsv1connect.NewTeamsServiceHandler(teams.NewHandler(cfg.Teams, cfg.AdminToken), s.opts...))
 	s.mount(greeterv1connect.NewGreeterServiceHandler(greeter.NewHandler(), s.opts...))
-	s.mount(routeguidev1connect.NewRouteGuideServiceHandler(routeguide.NewHandler(cfg.RouteDB, cfg.RouteGuide), s.opts...))
+	routeGuide := routeguide.NewHandler(cfg.RouteDB, cfg.RouteGuide)
+	s.mount(routeguidev1connect.NewRouteGuideServiceHandler(routeGuide, s.opts...))
 	s.mount(keywordsv1connect.NewKeywordsServiceHandler(keywords.NewHandler(cfg.MaxKeywordTextBytes), s.opts...))
 	s.mount(summatorv1connect.NewSummatorServiceHandler(summator.NewHandler(), s.opts...))
+
+	// The tutorials' own procedure names, served by the same logic (thin
+	// adapters), so the tutorials' clients and commands work unchanged.
+	s.mount(teamsconnect.NewTeamsHandler(teams.NewLegacyHandler(cfg.Teams), s.opts...))
+	s.mount(helloworldconnect.NewGreeterHandler(greeter.NewLegacyHandler(), s.opts...))
+	s.mount(routeguideconnect.NewRouteGuideHandler(routeguide.NewLegacyHandler(routeGuide), s.opts...))
+	s.mount(keywordsconnect.NewKeywordServiceHandler(keywords.NewLegacyHandler(keywords.NewHandler(cfg.MaxKeywordTextBytes)), s.opts...))
+	s.mount(summatorconnect.NewSummatorHandler(summator.NewLegacyHandler(), s.opts...))
 
 	// Health and reflection answer for every service served, themselves
 	// included.

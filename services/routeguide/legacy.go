@@ -1,0 +1,96 @@
+package routeguide
+
+import (
+	"context"
+	"errors"
+	"io"
+
+	"connectrpc.com/connect"
+
+	legacyroute "github.com/switchyard/switchyard/gen/legacy/routeguide"
+	"github.com/switchyard/switchyard/gen/legacy/routeguide/routeguideconnect"
+)
+
+// LegacyHandler serves the grpc-go example's routeguide.RouteGuide with a v1
+// Handler: same database, same limits and the same RouteChat notes, so a
+// note left through one name is seen through the other.
+type LegacyHandler struct {
+	v1 *Handler
+}
+
+var _ routeguideconnect.RouteGuideHandler = LegacyHandler{}
+
+// NewLegacyHandler serves v1's logic and state under the example's name.
+func NewLegacyHandler(v1 *Handler) LegacyHandler { return LegacyHandler{v1: v1} }
+
+// GetFeature implements routeguideconnect.RouteGuideHandler.
+func (h LegacyHandler) GetFeature(_ context.Context, req *connect.Request[legacyroute.Point]) (*connect.Response[legacyroute.Feature], error) {
+	f, err := h.v1.Feature(fromLegacy(req.Msg))
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&legacyroute.Feature{Name: f.Name, Location: toLegacy(f.Location)}), nil
+}
+
+// ListFeatures implements routeguideconnect.RouteGuideHandler.
+func (h LegacyHandler) ListFeatures(ctx context.Context, req *connect.Request[legacyroute.Rectangle], stream *connect.ServerStream[legacyroute.Feature]) error {
+	features, err := h.v1.Within(Rect{Lo: fromLegacy(req.Msg.GetLo()), Hi: fromLegacy(req.Msg.GetHi())})
+	if err != nil {
+		return err
+	}
+	for f := range features {
+		if err := ctx.Err(); err != nil {
+			return connect.NewError(connect.CodeCanceled, errors.New("the call ended before every feature was sent"))
+		}
+		if err := stream.Send(&legacyroute.Feature{Name: f.Name, Location: toLegacy(f.Location)}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// RecordRoute implements routeguideconnect.RouteGuideHandler.
+func (h LegacyHandler) RecordRoute(_ context.Context, stream *connect.ClientStream[legacyroute.Point]) (*connect.Response[legacyroute.RouteSummary], error) {
+	s, err := h.v1.Record(func() (Point, bool) {
+		if !stream.Receive() {
+			return Point{}, false
+		}
+		return fromLegacy(stream.Msg()), true
+	}, stream.Err)
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&legacyroute.RouteSummary{
+		PointCount: s.PointCount, FeatureCount: s.FeatureCount, Distance: s.Distance, ElapsedTime: s.ElapsedTime,
+	}), nil
+}
+
+// RouteChat implements routeguideconnect.RouteGuideHandler.
+func (h LegacyHandler) RouteChat(_ context.Context, stream *connect.BidiStream[legacyroute.RouteNote, legacyroute.RouteNote]) error {
+	for {
+		in, err := stream.Receive()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+		kept, err := h.v1.Chat(Note{Location: fromLegacy(in.GetLocation()), Message: in.GetMessage()})
+		if err != nil {
+			return err
+		}
+		for _, n := range kept {
+			if err := stream.Send(&legacyroute.RouteNote{Location: toLegacy(n.Location), Message: n.Message}); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func toLegacy(p Point) *legacyroute.Point {
+	return &legacyroute.Point{Latitude: p.Latitude, Longitude: p.Longitude}
+}
+
+func fromLegacy(p *legacyroute.Point) Point {
+	return Point{Latitude: p.GetLatitude(), Longitude: p.GetLongitude()}
+}
