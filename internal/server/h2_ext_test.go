@@ -149,7 +149,6 @@ func waitGoroutines(t *testing.T, limit int, why string) {
 	}
 }
 
-
 func TestHTTP2SettingsAdvertised(t *testing.T) {
 	srv := testserver.StartWith(t, server.Config{}, testserver.Options{HTTP: h2Limits})
 	c := dialH2(t, srv.Addr)
@@ -389,4 +388,3 @@ func TestSlowClientsAreDisconnected(t *testing.T) {
 	waitGoroutines(t, base+2, "after the slow clients")
 	checkHealthy(t, srv)
 }
-
