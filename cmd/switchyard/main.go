@@ -154,6 +154,11 @@ func run(args []string, stderr io.Writer) error {
 		httpServer.TLSConfig.Certificates = []tls.Certificate{cert}
 	}
 
+	// Signals are caught from before the first connection, so a SIGTERM
+	// right after start drains instead of killing the process.
+	signals := make(chan os.Signal, 2)
+	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
+
 	ln, err := net.Listen("tcp", o.addr)
 	if err != nil {
 		return err
@@ -170,8 +175,6 @@ func run(args []string, stderr io.Writer) error {
 		serveErr <- httpServer.Serve(ln)
 	}()
 
-	signals := make(chan os.Signal, 2)
-	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
 	select {
 	case err := <-serveErr:
 		return err
