@@ -59,6 +59,7 @@ type options struct {
 	h2PingInterval   time.Duration
 	h2PingTimeout    time.Duration
 	writeByteTimeout time.Duration
+	drainDelay       time.Duration
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -90,6 +91,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.h2PingInterval, "http2-ping-interval", server.DefaultHTTP2SendPingTimeout, "ping an HTTP/2 connection silent for this long")
 	fs.DurationVar(&o.h2PingTimeout, "http2-ping-timeout", server.DefaultHTTP2PingTimeout, "close an HTTP/2 connection whose ping goes unanswered this long")
 	fs.DurationVar(&o.writeByteTimeout, "write-byte-timeout", server.DefaultWriteByteTimeout, "close an HTTP/2 connection that accepts no written byte for this long")
+	fs.DurationVar(&o.drainDelay, "drain-delay", 0, "on SIGTERM/SIGINT, keep serving this long with health NOT_SERVING before refusing new connections (lets load balancers notice)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -187,6 +189,14 @@ func run(args []string, stderr io.Writer) error {
 	// the process at once.
 	for _, name := range append([]string{""}, srv.Services...) {
 		srv.Health.SetStatus(name, grpchealth.StatusNotServing)
+	}
+	if o.drainDelay > 0 {
+		select {
+		case <-time.After(o.drainDelay):
+		case sig := <-signals:
+			logger.Warn("forced exit", "signal", sig.String())
+			os.Exit(2)
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), o.shutdownGrace)
 	defer cancel()

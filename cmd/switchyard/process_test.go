@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	routeguidev1 "github.com/switchyard/switchyard/gen/routeguide/v1"
 	"github.com/switchyard/switchyard/gen/routeguide/v1/routeguidev1connect"
@@ -398,4 +399,58 @@ func victimClient(url string) {
 	time.Sleep(200 * time.Millisecond) // let RecordRoute's first message reach the server
 	fmt.Println("ready")
 	select {}
+}
+
+// With -drain-delay, health reports NOT_SERVING (to new and existing
+// connections) while the process still serves; then new connections are
+// refused and the process exits 0.
+func TestDrainDelayReportsNotServing(t *testing.T) {
+	t.Parallel()
+	p := startProcess(t, "-drain-delay", "1500ms", "-shutdown-grace", "5s")
+	client := testserver.NewH2CClient()
+	defer client.CloseIdleConnections()
+	health := connect.NewClient[healthpb.HealthCheckRequest, healthpb.HealthCheckResponse](
+		client, p.url+"/grpc.health.v1.Health/Check", connect.WithGRPC())
+	check := func(service string) healthpb.HealthCheckResponse_ServingStatus {
+		t.Helper()
+		res, err := health.CallUnary(t.Context(), connect.NewRequest(&healthpb.HealthCheckRequest{Service: service}))
+		if err != nil {
+			t.Fatalf("health(%q): %v", service, err)
+		}
+		return res.Msg.GetStatus()
+	}
+	if got := check(""); got != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("health before SIGTERM = %v", got)
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	p.waitLog(t, "draining")
+	for _, service := range []string{"", "routeguide.v1.RouteGuideService"} {
+		if got := check(service); got != healthpb.HealthCheckResponse_NOT_SERVING {
+			t.Errorf("health(%q) while draining = %v, want NOT_SERVING", service, got)
+		}
+	}
+	// A new connection is still served during the delay.
+	fresh := testserver.NewH2CClient()
+	defer fresh.CloseIdleConnections()
+	if _, err := routeguidev1connect.NewRouteGuideServiceClient(fresh, p.url).
+		GetFeature(t.Context(), connect.NewRequest(&routeguidev1.GetFeatureRequest{})); err != nil {
+		t.Errorf("a call during the drain delay: %v", err)
+	}
+	refused := false
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline) && !refused; time.Sleep(50 * time.Millisecond) {
+		conn, err := net.DialTimeout("tcp", p.addr, time.Second)
+		if err != nil {
+			refused = true
+		} else {
+			conn.Close()
+		}
+	}
+	if !refused {
+		t.Error("new connections were still accepted 5 s after the 1.5 s drain delay")
+	}
+	client.CloseIdleConnections()
+	fresh.CloseIdleConnections()
+	if code := p.wait(t, 10*time.Second); code != 0 {
+		t.Errorf("exit code %d, want 0", code)
+	}
 }
