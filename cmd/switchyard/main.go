@@ -60,6 +60,7 @@ type options struct {
 	h2PingTimeout    time.Duration
 	writeByteTimeout time.Duration
 	drainDelay       time.Duration
+	maxConnections   int
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -92,6 +93,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.h2PingTimeout, "http2-ping-timeout", server.DefaultHTTP2PingTimeout, "close an HTTP/2 connection whose ping goes unanswered this long")
 	fs.DurationVar(&o.writeByteTimeout, "write-byte-timeout", server.DefaultWriteByteTimeout, "close an HTTP/2 connection that accepts no written byte for this long")
 	fs.DurationVar(&o.drainDelay, "drain-delay", 0, "on SIGTERM/SIGINT, keep serving this long with health NOT_SERVING before refusing new connections (lets load balancers notice)")
+	fs.IntVar(&o.maxConnections, "max-connections", server.DefaultMaxConnections, "connections served at once; more wait to be accepted")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -146,6 +148,8 @@ func run(args []string, stderr io.Writer) error {
 		HTTP2PingTimeout:                   o.h2PingTimeout,
 		WriteByteTimeout:                   o.writeByteTimeout,
 	}, logger)
+	// The listener carries the connection limit; the rest is the http.Server's.
+	listenLimits := server.HTTPConfig{MaxConnections: o.maxConnections}
 	if o.tlsCert != "" {
 		// Load now, so a bad certificate fails at start, not at the first
 		// handshake.
@@ -165,6 +169,7 @@ func run(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	ln = server.LimitListener(ln, listenLimits)
 	logger.Info("switchyard serving", "addr", ln.Addr().String(), "services", len(srv.Services),
 		"features", routeDB.Len(), "writes_enabled", adminToken != "", "tls", o.tlsCert != "")
 

@@ -388,3 +388,36 @@ func TestSlowClientsAreDisconnected(t *testing.T) {
 	waitGoroutines(t, base+2, "after the slow clients")
 	checkHealthy(t, srv)
 }
+
+// Connections beyond MaxConnections wait to be accepted until one closes.
+func TestMaxConnections(t *testing.T) {
+	limits := h2Limits
+	limits.MaxConnections = 2
+	srv := testserver.StartWith(t, server.Config{}, testserver.Options{HTTP: limits})
+	first := dialH2(t, srv.Addr)
+	dialH2(t, srv.Addr)
+
+	third, err := net.Dial("tcp", srv.Addr) // the kernel's accept queue takes it
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer third.Close()
+	if _, err := io.WriteString(third, http2.ClientPreface); err != nil {
+		t.Fatal(err)
+	}
+	fr := http2.NewFramer(third, third)
+	if err := fr.WriteSettings(); err != nil {
+		t.Fatal(err)
+	}
+	_ = third.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+	if f, err := fr.ReadFrame(); err == nil {
+		t.Fatalf("a third connection over the limit of 2 was served: %v", f)
+	}
+	first.conn.Close()
+	_ = third.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if f, err := fr.ReadFrame(); err != nil {
+		t.Fatalf("the waiting connection was not served once another closed: %v", err)
+	} else if _, ok := f.(*http2.SettingsFrame); !ok {
+		t.Fatalf("first frame %v, want SETTINGS", f)
+	}
+}

@@ -3,8 +3,11 @@ package server
 import (
 	"crypto/tls"
 	"log/slog"
+	"net"
 	"net/http"
 	"time"
+
+	"golang.org/x/net/netutil"
 )
 
 // HTTPConfig is the transport side of the server: what the switchyard
@@ -34,6 +37,9 @@ type HTTPConfig struct {
 	// WriteByteTimeout closes an HTTP/2 connection whose peer stops
 	// reading from its socket while the server has data to write.
 	WriteByteTimeout time.Duration
+	// MaxConnections bounds the connections served at once (see
+	// LimitListener); further ones wait in the kernel's accept queue.
+	MaxConnections int
 }
 
 // Defaults of HTTPConfig.
@@ -49,6 +55,7 @@ const (
 	DefaultHTTP2SendPingTimeout               = 1 * time.Minute
 	DefaultHTTP2PingTimeout                   = 15 * time.Second
 	DefaultWriteByteTimeout                   = 30 * time.Second
+	DefaultMaxConnections                     = 4096
 )
 
 // applyDefaults fills the zero fields of cfg.
@@ -73,6 +80,7 @@ func (cfg *HTTPConfig) applyDefaults() {
 	defDur(&cfg.HTTP2SendPingTimeout, DefaultHTTP2SendPingTimeout)
 	defDur(&cfg.HTTP2PingTimeout, DefaultHTTP2PingTimeout)
 	defDur(&cfg.WriteByteTimeout, DefaultWriteByteTimeout)
+	def(&cfg.MaxConnections, DefaultMaxConnections)
 }
 
 // NewHTTPServer returns an http.Server for h that speaks HTTP/1.1 and
@@ -117,4 +125,12 @@ func applyLimits(hs *http.Server, cfg HTTPConfig) {
 	}
 	hs.Protocols.SetHTTP2(true)
 	hs.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+}
+
+// LimitListener serves at most cfg.MaxConnections connections of ln at
+// once. With the per-connection HTTP/2 limits this bounds what all clients
+// together can pin: connections x streams handler goroutines at most.
+func LimitListener(ln net.Listener, cfg HTTPConfig) net.Listener {
+	cfg.applyDefaults()
+	return netutil.LimitListener(ln, cfg.MaxConnections)
 }

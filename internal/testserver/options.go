@@ -42,6 +42,7 @@ func StartWith(t testing.TB, cfg server.Config, opts Options) *Server {
 	if err != nil {
 		t.Fatalf("listen: %v", err)
 	}
+	ln = server.LimitListener(ln, opts.HTTP)
 	hs := server.NewHTTPServer(srv.Handler, opts.HTTP, cfg.Logger)
 	client := NewH2CClient()
 	scheme := "http"
