@@ -432,6 +432,9 @@ func run(binary string, duration time.Duration, clients int, sample time.Duratio
 		case <-tick.C:
 		}
 		s := rssSample{at: time.Since(start).Round(time.Second), calls: calls.Load(), kib: rssKiB(pid)}
+		if n := len(samples); n > 0 && samples[n-1].at == s.at {
+			continue // the end fell on a tick
+		}
 		samples = append(samples, s)
 		fmt.Printf("| %v | %d | %.0f | %.1f |\n", s.at, s.calls, float64(s.calls-last)/sample.Seconds(), float64(s.kib)/1024)
 		last = s.calls
