@@ -67,7 +67,30 @@ e2e: ## End-to-end suite: the real switchyard process called by grpcurl, buf cur
 	! grep -qE '^(FAIL|panic:)' $(TMP)/e2e.log
 
 .PHONY: test
-test: lint checkgenerate breaking unit e2e ## Every check and test (what CI runs)
+test: lint checkgenerate breaking unit e2e fuzz soak-short ## Every check and test (what CI runs)
+
+FUZZTIME ?= 5s
+FUZZ_PKGS := ./services/keywords ./internal/server
+
+.PHONY: fuzz
+fuzz: ## Run every native Go fuzz target for $(FUZZTIME) each (seed corpora in testdata/fuzz/)
+	@for pkg in $(FUZZ_PKGS); do \
+		for target in $$(go test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+			echo "== fuzz $$pkg $$target ($(FUZZTIME))"; \
+			go test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) $$pkg; \
+		done; \
+	done
+
+SOAK_DURATION ?= 3m
+SOAK_CLIENTS ?= 32
+
+.PHONY: soak
+soak: build ## Soak a real process with mixed traffic in every protocol ($(SOAK_DURATION), $(SOAK_CLIENTS) clients)
+	go run ./cmd/soak -binary bin/switchyard -duration $(SOAK_DURATION) -clients $(SOAK_CLIENTS)
+
+.PHONY: soak-short
+soak-short: build ## The soak test for 20 s (part of make test)
+	go run ./cmd/soak -binary bin/switchyard -duration 20s -clients 16
 
 .PHONY: clean
 clean: ## Remove build output

@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -47,6 +48,19 @@ type options struct {
 	shutdownGrace     time.Duration
 	logFormat         string
 	logLevel          slog.Level
+
+	tlsCert, tlsKey  string
+	unaryTimeout     time.Duration
+	maxHeaderBytes   int
+	h2MaxStreams     int
+	h2MaxFrameSize   int
+	h2ConnBuffer     int
+	h2StreamBuffer   int
+	h2PingInterval   time.Duration
+	h2PingTimeout    time.Duration
+	writeByteTimeout time.Duration
+	drainDelay       time.Duration
+	maxConnections   int
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -67,6 +81,19 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.shutdownGrace, "shutdown-grace", 15*time.Second, "on SIGTERM/SIGINT, time in-flight calls get to finish")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	fs.TextVar(&o.logLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn or error")
+	fs.StringVar(&o.tlsCert, "tls-cert", "", "PEM certificate (chain) file: serve HTTP/2 and HTTP/1.1 over TLS (ALPN h2, TLS 1.2+) instead of cleartext; needs -tls-key")
+	fs.StringVar(&o.tlsKey, "tls-key", "", "PEM private key file of -tls-cert")
+	fs.DurationVar(&o.unaryTimeout, "unary-timeout", server.DefaultUnaryTimeout, "deadline of a unary call whose client sets none or a longer one")
+	fs.IntVar(&o.maxHeaderBytes, "max-header-bytes", server.DefaultMaxHeaderBytes, "largest request header block, in bytes")
+	fs.IntVar(&o.h2MaxStreams, "http2-max-concurrent-streams", server.DefaultHTTP2MaxConcurrentStreams, "concurrent HTTP/2 streams (calls) per connection")
+	fs.IntVar(&o.h2MaxFrameSize, "http2-max-read-frame-size", server.DefaultHTTP2MaxReadFrameSize, "largest HTTP/2 frame read, in bytes (16 KiB to 16 MiB)")
+	fs.IntVar(&o.h2ConnBuffer, "http2-max-receive-buffer-per-conn", server.DefaultHTTP2MaxReceiveBufferPerConnection, "HTTP/2 flow-control window (unread request bytes) per connection")
+	fs.IntVar(&o.h2StreamBuffer, "http2-max-receive-buffer-per-stream", server.DefaultHTTP2MaxReceiveBufferPerStream, "HTTP/2 flow-control window (unread request bytes) per stream")
+	fs.DurationVar(&o.h2PingInterval, "http2-ping-interval", server.DefaultHTTP2SendPingTimeout, "ping an HTTP/2 connection silent for this long")
+	fs.DurationVar(&o.h2PingTimeout, "http2-ping-timeout", server.DefaultHTTP2PingTimeout, "close an HTTP/2 connection whose ping goes unanswered this long")
+	fs.DurationVar(&o.writeByteTimeout, "write-byte-timeout", server.DefaultWriteByteTimeout, "close an HTTP/2 connection that accepts no written byte for this long")
+	fs.DurationVar(&o.drainDelay, "drain-delay", 0, "on SIGTERM/SIGINT, keep serving this long with health NOT_SERVING before refusing new connections (lets load balancers notice)")
+	fs.IntVar(&o.maxConnections, "max-connections", server.DefaultMaxConnections, "connections served at once; more wait to be accepted")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -75,6 +102,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	if o.logFormat != "text" && o.logFormat != "json" {
 		return o, fmt.Errorf("-log-format %q: use text or json", o.logFormat)
+	}
+	if (o.tlsCert == "") != (o.tlsKey == "") {
+		return o, errors.New("-tls-cert and -tls-key go together")
 	}
 	return o, nil
 }
@@ -102,25 +132,56 @@ func run(args []string, stderr io.Writer) error {
 		ReadMaxBytes:        o.readMaxBytes,
 		CompressMinBytes:    o.compressMinBytes,
 		Logger:              logger,
+		UnaryTimeout:        o.unaryTimeout,
 	})
 
 	httpServer := server.NewHTTPServer(srv.Handler, server.HTTPConfig{
 		ReadHeaderTimeout: o.readHeaderTimeout,
 		IdleTimeout:       o.idleTimeout,
+
+		MaxHeaderBytes:                     o.maxHeaderBytes,
+		HTTP2MaxConcurrentStreams:          o.h2MaxStreams,
+		HTTP2MaxReadFrameSize:              o.h2MaxFrameSize,
+		HTTP2MaxReceiveBufferPerConnection: o.h2ConnBuffer,
+		HTTP2MaxReceiveBufferPerStream:     o.h2StreamBuffer,
+		HTTP2SendPingTimeout:               o.h2PingInterval,
+		HTTP2PingTimeout:                   o.h2PingTimeout,
+		WriteByteTimeout:                   o.writeByteTimeout,
 	}, logger)
+	// The listener carries the connection limit; the rest is the http.Server's.
+	listenLimits := server.HTTPConfig{MaxConnections: o.maxConnections}
+	if o.tlsCert != "" {
+		// Load now, so a bad certificate fails at start, not at the first
+		// handshake.
+		cert, err := tls.LoadX509KeyPair(o.tlsCert, o.tlsKey)
+		if err != nil {
+			return fmt.Errorf("TLS: %w", err)
+		}
+		httpServer.TLSConfig.Certificates = []tls.Certificate{cert}
+	}
+
+	// Signals are caught from before the first connection, so a SIGTERM
+	// right after start drains instead of killing the process.
+	signals := make(chan os.Signal, 2)
+	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
 
 	ln, err := net.Listen("tcp", o.addr)
 	if err != nil {
 		return err
 	}
+	ln = server.LimitListener(ln, listenLimits)
 	logger.Info("switchyard serving", "addr", ln.Addr().String(), "services", len(srv.Services),
-		"features", routeDB.Len(), "writes_enabled", adminToken != "")
+		"features", routeDB.Len(), "writes_enabled", adminToken != "", "tls", o.tlsCert != "")
 
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- httpServer.Serve(ln) }()
+	go func() {
+		if o.tlsCert != "" {
+			serveErr <- httpServer.ServeTLS(ln, "", "")
+			return
+		}
+		serveErr <- httpServer.Serve(ln)
+	}()
 
-	signals := make(chan os.Signal, 2)
-	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
 	select {
 	case err := <-serveErr:
 		return err
@@ -133,6 +194,14 @@ func run(args []string, stderr io.Writer) error {
 	// the process at once.
 	for _, name := range append([]string{""}, srv.Services...) {
 		srv.Health.SetStatus(name, grpchealth.StatusNotServing)
+	}
+	if o.drainDelay > 0 {
+		select {
+		case <-time.After(o.drainDelay):
+		case sig := <-signals:
+			logger.Warn("forced exit", "signal", sig.String())
+			os.Exit(2)
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), o.shutdownGrace)
 	defer cancel()

@@ -1,9 +1,13 @@
 package server
 
 import (
+	"crypto/tls"
 	"log/slog"
+	"net"
 	"net/http"
 	"time"
+
+	"golang.org/x/net/netutil"
 )
 
 // HTTPConfig is the transport side of the server: what the switchyard
@@ -13,13 +17,71 @@ type HTTPConfig struct {
 	ReadHeaderTimeout time.Duration
 	// IdleTimeout closes keep-alive connections that carry no request.
 	IdleTimeout time.Duration
+
+	// MaxHeaderBytes bounds a request's header block (HTTP/1.1 headers and
+	// HTTP/2 header lists alike).
+	MaxHeaderBytes int
+	// HTTP/2 limits; see net/http.HTTP2Config. Together they bound what one
+	// connection can pin: at most HTTP2MaxConcurrentStreams handler
+	// goroutines and HTTP2MaxReceiveBufferPerConnection bytes of unread
+	// request data.
+	HTTP2MaxConcurrentStreams          int
+	HTTP2MaxReadFrameSize              int
+	HTTP2MaxReceiveBufferPerConnection int
+	HTTP2MaxReceiveBufferPerStream     int
+	// HTTP2SendPingTimeout is how long a connection may be silent before
+	// the server pings it; HTTP2PingTimeout how long the ping may go
+	// unanswered before the connection is closed (a vanished peer).
+	HTTP2SendPingTimeout time.Duration
+	HTTP2PingTimeout     time.Duration
+	// WriteByteTimeout closes an HTTP/2 connection whose peer stops
+	// reading from its socket while the server has data to write.
+	WriteByteTimeout time.Duration
+	// MaxConnections bounds the connections served at once (see
+	// LimitListener); further ones wait in the kernel's accept queue.
+	MaxConnections int
 }
 
 // Defaults of HTTPConfig.
 const (
 	DefaultReadHeaderTimeout = 5 * time.Second
 	DefaultIdleTimeout       = 2 * time.Minute
+
+	DefaultMaxHeaderBytes                     = 64 << 10
+	DefaultHTTP2MaxConcurrentStreams          = 100
+	DefaultHTTP2MaxReadFrameSize              = 1 << 20
+	DefaultHTTP2MaxReceiveBufferPerConnection = 1 << 20
+	DefaultHTTP2MaxReceiveBufferPerStream     = 1 << 20
+	DefaultHTTP2SendPingTimeout               = 1 * time.Minute
+	DefaultHTTP2PingTimeout                   = 15 * time.Second
+	DefaultWriteByteTimeout                   = 30 * time.Second
+	DefaultMaxConnections                     = 4096
 )
+
+// applyDefaults fills the zero fields of cfg.
+func (cfg *HTTPConfig) applyDefaults() {
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	defDur := func(v *time.Duration, d time.Duration) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	defDur(&cfg.ReadHeaderTimeout, DefaultReadHeaderTimeout)
+	defDur(&cfg.IdleTimeout, DefaultIdleTimeout)
+	def(&cfg.MaxHeaderBytes, DefaultMaxHeaderBytes)
+	def(&cfg.HTTP2MaxConcurrentStreams, DefaultHTTP2MaxConcurrentStreams)
+	def(&cfg.HTTP2MaxReadFrameSize, DefaultHTTP2MaxReadFrameSize)
+	def(&cfg.HTTP2MaxReceiveBufferPerConnection, DefaultHTTP2MaxReceiveBufferPerConnection)
+	def(&cfg.HTTP2MaxReceiveBufferPerStream, DefaultHTTP2MaxReceiveBufferPerStream)
+	defDur(&cfg.HTTP2SendPingTimeout, DefaultHTTP2SendPingTimeout)
+	defDur(&cfg.HTTP2PingTimeout, DefaultHTTP2PingTimeout)
+	defDur(&cfg.WriteByteTimeout, DefaultWriteByteTimeout)
+	def(&cfg.MaxConnections, DefaultMaxConnections)
+}
 
 // NewHTTPServer returns an http.Server for h that speaks HTTP/1.1 and
 // prior-knowledge HTTP/2 over cleartext (h2c), as gRPC clients expect.
@@ -42,5 +104,33 @@ func NewHTTPServer(h http.Handler, cfg HTTPConfig, logger *slog.Logger) *http.Se
 	}
 	hs.Protocols.SetHTTP1(true)
 	hs.Protocols.SetUnencryptedHTTP2(true)
+	applyLimits(hs, cfg)
 	return hs
+}
+
+// applyLimits sets the header and HTTP/2 limits of cfg (defaults for zero
+// fields) on hs, and prepares hs for TLS: HTTP/2 negotiated by ALPN ("h2",
+// then "http/1.1") and TLS 1.2 at least. A cleartext Serve ignores both.
+func applyLimits(hs *http.Server, cfg HTTPConfig) {
+	cfg.applyDefaults()
+	hs.MaxHeaderBytes = cfg.MaxHeaderBytes
+	hs.HTTP2 = &http.HTTP2Config{
+		MaxConcurrentStreams:          cfg.HTTP2MaxConcurrentStreams,
+		MaxReadFrameSize:              cfg.HTTP2MaxReadFrameSize,
+		MaxReceiveBufferPerConnection: cfg.HTTP2MaxReceiveBufferPerConnection,
+		MaxReceiveBufferPerStream:     cfg.HTTP2MaxReceiveBufferPerStream,
+		SendPingTimeout:               cfg.HTTP2SendPingTimeout,
+		PingTimeout:                   cfg.HTTP2PingTimeout,
+		WriteByteTimeout:              cfg.WriteByteTimeout,
+	}
+	hs.Protocols.SetHTTP2(true)
+	hs.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+}
+
+// LimitListener serves at most cfg.MaxConnections connections of ln at
+// once. With the per-connection HTTP/2 limits this bounds what all clients
+// together can pin: connections x streams handler goroutines at most.
+func LimitListener(ln net.Listener, cfg HTTPConfig) net.Listener {
+	cfg.applyDefaults()
+	return netutil.LimitListener(ln, cfg.MaxConnections)
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"connectrpc.com/connect"
 	"connectrpc.com/grpchealth"
@@ -55,6 +56,9 @@ type Config struct {
 	CompressMinBytes int
 	// Logger receives one line per call (slog.Default if nil).
 	Logger *slog.Logger
+	// UnaryTimeout caps every unary call's deadline (DefaultUnaryTimeout
+	// when zero); shorter client deadlines are kept.
+	UnaryTimeout time.Duration
 }
 
 // Server is the assembled handler and the parts the process controls.
@@ -87,12 +91,18 @@ func New(cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.UnaryTimeout <= 0 {
+		cfg.UnaryTimeout = DefaultUnaryTimeout
+	}
 	s := &Server{
 		mux: http.NewServeMux(),
 		opts: []connect.HandlerOption{
 			connect.WithInterceptors(NewLogInterceptor(cfg.Logger)),
 			connect.WithReadMaxBytes(cfg.ReadMaxBytes),
 			connect.WithCompressMinBytes(cfg.CompressMinBytes),
+			// Inside the log interceptor, so it logs what the client gets.
+			connect.WithInterceptors(NewDeadlineInterceptor(cfg.UnaryTimeout), NewSafeErrorInterceptor(cfg.Logger)),
+			connect.WithRecover(recoverHandler(cfg.Logger)),
 		},
 	}
 

@@ -1,0 +1,456 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	routeguidev1 "github.com/switchyard/switchyard/gen/routeguide/v1"
+	"github.com/switchyard/switchyard/gen/routeguide/v1/routeguidev1connect"
+	"github.com/switchyard/switchyard/internal/server"
+	"github.com/switchyard/switchyard/internal/testserver"
+)
+
+// Fault tests against the real switchyard process: built once, started on
+// a free loopback port, signalled like an orchestrator would.
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+func switchyardBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "switchyard-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "switchyard")
+		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+func TestMain(m *testing.M) {
+	if addr := os.Getenv("SWITCHYARD_TEST_VICTIM"); addr != "" {
+		victimClient(addr) // never returns: the parent kills it
+	}
+	code := m.Run()
+	if binPath != "" {
+		os.RemoveAll(filepath.Dir(binPath))
+	}
+	os.Exit(code)
+}
+
+type process struct {
+	cmd  *exec.Cmd
+	addr string
+	url  string
+	log  *strings.Builder
+	mu   *sync.Mutex
+	done chan error
+}
+
+// startProcess runs switchyard with args on 127.0.0.1:0 and waits until it
+// serves.
+func startProcess(t *testing.T, args ...string) *process {
+	t.Helper()
+	cmd := exec.Command(switchyardBinary(t), append([]string{"-addr", "127.0.0.1:0", "-log-format", "json"}, args...)...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &process{cmd: cmd, log: &strings.Builder{}, mu: &sync.Mutex{}, done: make(chan error, 1)}
+	addrCh := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			line := sc.Text()
+			p.mu.Lock()
+			p.log.WriteString(line + "\n")
+			p.mu.Unlock()
+			var rec struct {
+				Msg  string `json:"msg"`
+				Addr string `json:"addr"`
+			}
+			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "switchyard serving" {
+				addrCh <- rec.Addr
+			}
+		}
+		p.done <- cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		if t.Failed() {
+			t.Logf("switchyard log:\n%s", p.logs())
+		}
+	})
+	select {
+	case p.addr = <-addrCh:
+		p.url = "http://" + p.addr
+	case <-time.After(30 * time.Second):
+		t.Fatalf("switchyard did not start:\n%s", p.logs())
+	}
+	return p
+}
+
+func (p *process) logs() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.log.String()
+}
+
+// wait returns the exit code once the process has exited, or fails.
+func (p *process) wait(t *testing.T, within time.Duration) int {
+	t.Helper()
+	select {
+	case err := <-p.done:
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return ee.ExitCode()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return 0
+	case <-time.After(within):
+		t.Fatalf("switchyard still running after %v:\n%s", within, p.logs())
+		return -1
+	}
+}
+
+func (p *process) waitLog(t *testing.T, msg string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if strings.Contains(p.logs(), `"msg":"`+msg+`"`) {
+			return
+		}
+	}
+	t.Fatalf("no %q in the log:\n%s", msg, p.logs())
+}
+
+type chat = connect.BidiStreamForClient[routeguidev1.RouteChatRequest, routeguidev1.RouteChatResponse]
+
+// say sends a note at loc and reads the replies it expects.
+func say(t *testing.T, s *chat, loc *routeguidev1.Point, msg string, replies int) {
+	t.Helper()
+	if err := s.Send(&routeguidev1.RouteChatRequest{Location: loc, Message: msg}); err != nil {
+		t.Fatalf("send %q: %v", msg, err)
+	}
+	for i := range replies {
+		if _, err := s.Receive(); err != nil {
+			t.Fatalf("reply %d to %q: %v", i, msg, err)
+		}
+	}
+}
+
+var protocols = map[string][]connect.ClientOption{
+	"connect": nil,
+	"grpc":    {connect.WithGRPC()},
+	"grpcweb": {connect.WithGRPCWeb()},
+}
+
+// SIGTERM: new connections are refused, streams in flight in every protocol
+// finish within the grace period, and the process exits 0.
+func TestSIGTERMDrainsInFlightStreams(t *testing.T) {
+	t.Parallel()
+	p := startProcess(t, "-shutdown-grace", "20s")
+	client := testserver.NewH2CClient()
+	defer client.CloseIdleConnections()
+
+	type inflight struct {
+		chat   *chat
+		record *connect.ClientStreamForClient[routeguidev1.RecordRouteRequest, routeguidev1.RecordRouteResponse]
+		loc    *routeguidev1.Point
+	}
+	calls := map[string]inflight{}
+	i := int32(0)
+	for name, opts := range protocols {
+		i++
+		rg := routeguidev1connect.NewRouteGuideServiceClient(client, p.url, opts...)
+		c := inflight{chat: rg.RouteChat(t.Context()), record: rg.RecordRoute(t.Context()), loc: &routeguidev1.Point{Latitude: i}}
+		say(t, c.chat, c.loc, name+" before", 1)
+		if err := c.record.Send(&routeguidev1.RecordRouteRequest{Latitude: 1}); err != nil {
+			t.Fatal(err)
+		}
+		calls[name] = c
+	}
+
+	start := time.Now()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	p.waitLog(t, "draining")
+	// Draining: the listener is closed.
+	if conn, err := net.DialTimeout("tcp", p.addr, time.Second); err == nil {
+		conn.Close()
+		t.Error("a new connection was accepted after SIGTERM")
+	}
+	time.Sleep(500 * time.Millisecond) // the streams stay open a while into the drain
+	for name, c := range calls {
+		say(t, c.chat, c.loc, name+" during drain", 2)
+		if err := c.chat.CloseRequest(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.chat.Receive(); !errors.Is(err, io.EOF) {
+			t.Errorf("%s: RouteChat ended with %v, want io.EOF", name, err)
+		}
+		_ = c.chat.CloseResponse()
+		if err := c.record.Send(&routeguidev1.RecordRouteRequest{Latitude: 2}); err != nil {
+			t.Fatal(err)
+		}
+		res, err := c.record.CloseAndReceive()
+		if err != nil || res.Msg.GetPointCount() != 2 {
+			t.Errorf("%s: RecordRoute during drain = %v, %v; want 2 points", name, res, err)
+		}
+	}
+	client.CloseIdleConnections()
+	if code := p.wait(t, 20*time.Second); code != 0 {
+		t.Errorf("exit code %d, want 0", code)
+	}
+	if d := time.Since(start); d > 15*time.Second {
+		t.Errorf("drain took %v although every call had finished", d)
+	}
+	if !strings.Contains(p.logs(), `"msg":"stopped"`) {
+		t.Errorf("no clean stop in the log:\n%s", p.logs())
+	}
+}
+
+// A stream that outlives the grace period is cut, and the process still
+// exits 0 on time.
+func TestGracePeriodEnds(t *testing.T) {
+	t.Parallel()
+	p := startProcess(t, "-shutdown-grace", "1s")
+	client := testserver.NewH2CClient()
+	defer client.CloseIdleConnections()
+	s := routeguidev1connect.NewRouteGuideServiceClient(client, p.url, connect.WithGRPC()).RouteChat(t.Context())
+	defer s.CloseResponse()
+	say(t, s, &routeguidev1.Point{}, "lingering", 1)
+	start := time.Now()
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	if code := p.wait(t, 10*time.Second); code != 0 {
+		t.Errorf("exit code %d, want 0", code)
+	}
+	if d := time.Since(start); d < time.Second || d > 6*time.Second {
+		t.Errorf("exit %v after SIGTERM, want just after the 1 s grace", d)
+	}
+	if _, err := s.Receive(); err == nil {
+		t.Error("the cut stream still answers")
+	}
+}
+
+// A second signal during the drain ends the process at once with code 2.
+func TestSecondSignalForcesExit(t *testing.T) {
+	t.Parallel()
+	p := startProcess(t, "-shutdown-grace", "1m")
+	client := testserver.NewH2CClient()
+	defer client.CloseIdleConnections()
+	s := routeguidev1connect.NewRouteGuideServiceClient(client, p.url).RouteChat(t.Context())
+	defer s.CloseResponse()
+	say(t, s, &routeguidev1.Point{}, "lingering", 1)
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	p.waitLog(t, "draining")
+	start := time.Now()
+	_ = p.cmd.Process.Signal(syscall.SIGINT)
+	if code := p.wait(t, 10*time.Second); code != 2 {
+		t.Errorf("exit code %d, want 2", code)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("forced exit took %v", d)
+	}
+}
+
+// The flags for TLS are checked, and a TLS process serves.
+func TestTLSFlags(t *testing.T) {
+	t.Parallel()
+	if _, err := parseFlags([]string{"-tls-cert", "x.pem"}, io.Discard); err == nil {
+		t.Error("-tls-cert without -tls-key was accepted")
+	}
+	dir := t.TempDir()
+	certPEM, keyPEM := testserver.SelfSignedCert(t)
+	cert, key := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(cert, certPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(key, keyPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// A bad key fails at start, not at the first handshake.
+	bad := exec.Command(switchyardBinary(t), "-addr", "127.0.0.1:0", "-tls-cert", cert, "-tls-key", cert)
+	if out, err := bad.CombinedOutput(); err == nil || !strings.Contains(string(out), "TLS") {
+		t.Errorf("a bad key: %v\n%s", err, out)
+	}
+	p := startProcess(t, "-tls-cert", cert, "-tls-key", key)
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(certPEM)
+	client := testserver.NewTLSClient(roots)
+	defer client.CloseIdleConnections()
+	for name, opts := range protocols {
+		res, err := routeguidev1connect.NewRouteGuideServiceClient(client, "https://"+p.addr, opts...).
+			GetFeature(t.Context(), connect.NewRequest(&routeguidev1.GetFeatureRequest{Latitude: 409146138, Longitude: -746188906}))
+		if err != nil || res.Msg.GetName() == "" {
+			t.Errorf("%s over TLS: %v, %v", name, res, err)
+		}
+	}
+}
+
+// A client process killed in the middle of its streams (no clean close)
+// leaves no goroutine behind on the server.
+func TestKilledClientLeavesNoGoroutines(t *testing.T) {
+	// Not parallel: it counts the goroutines of this test process, which
+	// hosts the server.
+	srv := testserver.Start(t, server.Config{})
+	warm := routeguidev1connect.NewRouteGuideServiceClient(srv.HTTPClient, srv.URL)
+	if _, err := warm.GetFeature(t.Context(), connect.NewRequest(&routeguidev1.GetFeatureRequest{})); err != nil {
+		t.Fatal(err)
+	}
+	srv.HTTPClient.CloseIdleConnections()
+	time.Sleep(100 * time.Millisecond)
+	base := runtime.NumGoroutine()
+
+	for round := range 3 {
+		victim := exec.Command(os.Args[0], "-test.run=^$")
+		victim.Env = append(os.Environ(), "SWITCHYARD_TEST_VICTIM="+srv.URL)
+		out, err := victim.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		victim.Stderr = os.Stderr
+		if err := victim.Start(); err != nil {
+			t.Fatal(err)
+		}
+		ready, _ := bufio.NewReader(out).ReadString('\n')
+		if strings.TrimSpace(ready) != "ready" {
+			_ = victim.Process.Kill()
+			t.Fatalf("victim said %q", ready)
+		}
+		if n := runtime.NumGoroutine(); n < base+6 {
+			t.Errorf("round %d: only %d goroutines over a base of %d with the victim's streams open", round, n, base)
+		}
+		_ = victim.Process.Signal(syscall.SIGKILL)
+		_ = victim.Wait()
+		deadline := time.Now().Add(10 * time.Second)
+		for runtime.NumGoroutine() > base {
+			if time.Now().After(deadline) {
+				var dump strings.Builder
+				_ = pprof.Lookup("goroutine").WriteTo(&dump, 1)
+				t.Fatalf("round %d: %d goroutines 10 s after the client was killed, baseline %d\n%s", round, runtime.NumGoroutine(), base, dump.String())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
+
+// victimClient opens streams of every kind in every protocol against url,
+// says "ready" and waits to be killed.
+func victimClient(url string) {
+	client := testserver.NewH2CClient()
+	ctx := context.Background()
+	for _, opts := range protocols {
+		rg := routeguidev1connect.NewRouteGuideServiceClient(client, url, opts...)
+		c := rg.RouteChat(ctx)
+		if err := c.Send(&routeguidev1.RouteChatRequest{Message: "victim"}); err != nil {
+			panic(err)
+		}
+		if _, err := c.Receive(); err != nil {
+			panic(err)
+		}
+		r := rg.RecordRoute(ctx)
+		if err := r.Send(&routeguidev1.RecordRouteRequest{}); err != nil {
+			panic(err)
+		}
+		// A server stream the victim never reads past its first message.
+		l, err := rg.ListFeatures(ctx, connect.NewRequest(&routeguidev1.ListFeaturesRequest{
+			Hi: &routeguidev1.Point{Latitude: 900000000, Longitude: 1800000000}, Lo: &routeguidev1.Point{Latitude: -900000000, Longitude: -1800000000}}))
+		if err != nil || !l.Receive() {
+			panic(fmt.Sprint("ListFeatures: ", err))
+		}
+	}
+	time.Sleep(200 * time.Millisecond) // let RecordRoute's first message reach the server
+	fmt.Println("ready")
+	select {}
+}
+
+// With -drain-delay, health reports NOT_SERVING (to new and existing
+// connections) while the process still serves; then new connections are
+// refused and the process exits 0.
+func TestDrainDelayReportsNotServing(t *testing.T) {
+	t.Parallel()
+	p := startProcess(t, "-drain-delay", "1500ms", "-shutdown-grace", "5s")
+	client := testserver.NewH2CClient()
+	defer client.CloseIdleConnections()
+	health := connect.NewClient[healthpb.HealthCheckRequest, healthpb.HealthCheckResponse](
+		client, p.url+"/grpc.health.v1.Health/Check", connect.WithGRPC())
+	check := func(service string) healthpb.HealthCheckResponse_ServingStatus {
+		t.Helper()
+		res, err := health.CallUnary(t.Context(), connect.NewRequest(&healthpb.HealthCheckRequest{Service: service}))
+		if err != nil {
+			t.Fatalf("health(%q): %v", service, err)
+		}
+		return res.Msg.GetStatus()
+	}
+	if got := check(""); got != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("health before SIGTERM = %v", got)
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	p.waitLog(t, "draining")
+	for _, service := range []string{"", "routeguide.v1.RouteGuideService"} {
+		if got := check(service); got != healthpb.HealthCheckResponse_NOT_SERVING {
+			t.Errorf("health(%q) while draining = %v, want NOT_SERVING", service, got)
+		}
+	}
+	// A new connection is still served during the delay.
+	fresh := testserver.NewH2CClient()
+	defer fresh.CloseIdleConnections()
+	if _, err := routeguidev1connect.NewRouteGuideServiceClient(fresh, p.url).
+		GetFeature(t.Context(), connect.NewRequest(&routeguidev1.GetFeatureRequest{})); err != nil {
+		t.Errorf("a call during the drain delay: %v", err)
+	}
+	refused := false
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline) && !refused; time.Sleep(50 * time.Millisecond) {
+		conn, err := net.DialTimeout("tcp", p.addr, time.Second)
+		if err != nil {
+			refused = true
+		} else {
+			conn.Close()
+		}
+	}
+	if !refused {
+		t.Error("new connections were still accepted 5 s after the 1.5 s drain delay")
+	}
+	client.CloseIdleConnections()
+	fresh.CloseIdleConnections()
+	if code := p.wait(t, 10*time.Second); code != 0 {
+		t.Errorf("exit code %d, want 0", code)
+	}
+}
