@@ -40,6 +40,9 @@ type Server struct {
 // $PG_BIN_DIR, then the newest /usr/lib/postgresql/*/bin, then $PATH.
 func BinDir() (string, error) {
 	if d := os.Getenv("PG_BIN_DIR"); d != "" {
+		if _, err := os.Stat(filepath.Join(d, "initdb")); err != nil {
+			return "", fmt.Errorf("PG_BIN_DIR=%s has no initdb: %w", d, err)
+		}
 		return d, nil
 	}
 	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
@@ -110,7 +113,9 @@ func Start(binDir string) (*Server, error) {
 	s.cmd = exec.Command(filepath.Join(binDir, "postgres"), "-D", data,
 		"-c", "listen_addresses=", "-c", "unix_socket_directories="+dir, "-p", "5432",
 		"-c", "fsync=off", "-c", "shared_buffers=16MB", "-c", "max_connections=100")
-	s.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Setpgid: true}
+	// Pdeathsig: should the test binary die without stopping the server
+	// (a timeout, a crash), SIGQUIT ends the server and its children.
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Setpgid: true, Pdeathsig: syscall.SIGQUIT}
 	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
 	if err := s.cmd.Start(); err != nil {
 		_ = os.RemoveAll(dir)

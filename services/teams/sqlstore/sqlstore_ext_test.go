@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/switchyard/switchyard/internal/pgtest"
 	"github.com/switchyard/switchyard/services/teams"
@@ -207,5 +208,36 @@ func TestDefaultDataDir(t *testing.T) {
 	wd, _ := os.Getwd()
 	if err != nil || !filepath.IsAbs(d) || strings.HasPrefix(d, wd) || filepath.Base(d) != "switchyard" {
 		t.Errorf("DefaultDataDir() = %q, %v; want an absolute per-user directory", d, err)
+	}
+}
+
+// A write that waits for another process's write lock gives up when its
+// context does, with the context's error.
+func TestSQLiteWriteWaitsForLockUntilDeadline(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s, other := openSQLite(t, dir), openSQLite(t, dir)
+	t.Cleanup(func() { _ = s.Close(); _ = other.Close() })
+	unlock, err := other.LockForTest(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, _, err = s.Put(ctx, teams.Team{City: "Miami", Nickname: "Sharks"})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Put while locked = %v, want context.DeadlineExceeded", err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("Put gave up after %v, its deadline was 200ms", d)
+	}
+	// Reads do not wait for the writer (WAL).
+	if got, err := s.Get(t.Context(), "Chicago"); err != nil || got.Nickname != "Jackals" {
+		t.Errorf("Get while another writer holds the lock = %v, %v", got, err)
+	}
+	unlock()
+	if _, _, err := s.Put(t.Context(), teams.Team{City: "Miami", Nickname: "Sharks"}); err != nil {
+		t.Errorf("Put after the lock is released: %v", err)
 	}
 }

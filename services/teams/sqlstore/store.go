@@ -13,6 +13,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 
@@ -66,7 +67,7 @@ func (s *Store) Get(ctx context.Context, city string) (teams.Team, error) {
 	if errors.Is(err, sql.ErrNoRows) {
 		return teams.Team{}, teams.ErrNotFound
 	}
-	return t, err
+	return t, ctxErr(ctx, err)
 }
 
 // List implements teams.Store.
@@ -83,7 +84,7 @@ func (s *Store) List(ctx context.Context, opts teams.ListOptions) ([]teams.Team,
 	}
 	rows, err := s.read.QueryContext(ctx, s.dialect.q(query), args...)
 	if err != nil {
-		return nil, false, err
+		return nil, false, ctxErr(ctx, err)
 	}
 	defer func() { _ = rows.Close() }()
 	var out []teams.Team
@@ -95,7 +96,7 @@ func (s *Store) List(ctx context.Context, opts teams.ListOptions) ([]teams.Team,
 		out = append(out, t)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, false, err
+		return nil, false, ctxErr(ctx, err)
 	}
 	more := opts.Limit > 0 && len(out) > opts.Limit
 	if more {
@@ -122,7 +123,7 @@ func (s *Store) Put(ctx context.Context, t teams.Team) (teams.Team, bool, error)
 		RETURNING city, nickname, rev`),
 		teams.CityKey(t.City), t.City, t.Nickname).Scan(&stored.City, &stored.Nickname, &rev)
 	if err != nil {
-		return teams.Team{}, false, err
+		return teams.Team{}, false, ctxErr(ctx, err)
 	}
 	return stored, rev == 1, nil
 }
@@ -135,7 +136,7 @@ func (s *Store) Delete(ctx context.Context, city string) (teams.Team, error) {
 	if errors.Is(err, sql.ErrNoRows) {
 		return teams.Team{}, teams.ErrNotFound
 	}
-	return t, err
+	return t, ctxErr(ctx, err)
 }
 
 // Close implements teams.Store.
@@ -145,6 +146,16 @@ func (s *Store) Close() error {
 		err = errors.Join(err, s.read.Close())
 	}
 	return err
+}
+
+// ctxErr makes a failure caused by the call's context recognizable as
+// such: drivers report an interrupted query in their own words (SQLite's
+// "interrupted"), which would otherwise be an internal error.
+func ctxErr(ctx context.Context, err error) error {
+	if err == nil || ctx.Err() == nil || errors.Is(err, ctx.Err()) {
+		return err
+	}
+	return fmt.Errorf("%w: %v", ctx.Err(), err)
 }
 
 // SchemaVersion is the newest migration applied to the database.
