@@ -19,6 +19,7 @@ import (
 
 	teamsv1 "github.com/switchyard/switchyard/gen/teams/v1"
 	"github.com/switchyard/switchyard/gen/teams/v1/teamsv1connect"
+	"github.com/switchyard/switchyard/internal/pgtest"
 	"github.com/switchyard/switchyard/internal/testserver"
 )
 
@@ -53,6 +54,7 @@ func binary(t *testing.T) string {
 
 func TestMain(m *testing.M) {
 	code := m.Run()
+	pgtest.StopShared()
 	if built.path != "" {
 		_ = os.RemoveAll(filepath.Dir(built.path))
 	}
@@ -69,10 +71,12 @@ type process struct {
 
 // startProcess runs switchyard on a free loopback port with the team
 // directory in dataDir, and waits until it serves.
-func startProcess(t *testing.T, dataDir string) *process {
+// env entries override the environment (the last of a name wins).
+func startProcess(t *testing.T, dataDir string, env ...string) *process {
 	t.Helper()
 	cmd := exec.Command(binary(t), "-addr", "127.0.0.1:0", "-data-dir", dataDir, "-log-format", "json", "-shutdown-grace", "5s")
 	cmd.Env = append(os.Environ(), "SWITCHYARD_ADMIN_TOKEN="+adminToken, "SWITCHYARD_POSTGRES_DSN=")
+	cmd.Env = append(cmd.Env, env...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -269,5 +273,30 @@ func TestBadDataDir(t *testing.T) {
 	out, err := cmd.CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "data directory") {
 		t.Errorf("switchyard with an unusable -data-dir: %v\n%s", err, out)
+	}
+}
+
+// With SWITCHYARD_POSTGRES_DSN the teams live in PostgreSQL: two replicas
+// share them, and they outlive both.
+func TestPostgresReplicas(t *testing.T) {
+	t.Parallel()
+	dsn := "SWITCHYARD_POSTGRES_DSN=" + pgtest.Database(t)
+	a, b := startProcess(t, t.TempDir(), dsn), startProcess(t, t.TempDir(), dsn)
+	a.put(t, "Miami", "Sharks")
+	b.del(t, "Boston")
+	if got := b.nickname(t, "miami"); got != "Sharks" {
+		t.Errorf("replica b sees Miami as %q", got)
+	}
+	if got := a.nickname(t, "Boston"); got != "" {
+		t.Errorf("replica a still sees Boston: %q", got)
+	}
+	a.kill9(t)
+	b.stop(t)
+	c := startProcess(t, t.TempDir(), dsn)
+	if got := c.nickname(t, "Miami"); got != "Sharks" {
+		t.Errorf("after both replicas stopped, Miami is %q", got)
+	}
+	if got := c.nickname(t, "Boston"); got != "" {
+		t.Errorf("after a restart, deleted seed team Boston is back: %q", got)
 	}
 }

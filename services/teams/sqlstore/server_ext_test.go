@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -150,5 +151,30 @@ func TestSQLiteDeadlinePropagates(t *testing.T) {
 	}
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("PutTeam took %v to give up; the deadline was 300ms", d)
+	}
+}
+
+// A database failure reaches the client as INTERNAL with a message that
+// names neither SQL nor files; the details go to the server log.
+func TestDatabaseErrorsDoNotLeak(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s := openSQLite(t, dir)
+	if err := s.Close(); err != nil { // every query now fails in database/sql
+		t.Fatal(err)
+	}
+	srv := testserver.Start(t, server.Config{Teams: s, AdminToken: token, Logger: quietLogger(t)})
+	for _, p := range testserver.Protocols() {
+		client := teamsv1connect.NewTeamsServiceClient(srv.HTTPClient, srv.URL, p.Opts...)
+		_, err := client.GetTeam(t.Context(), connect.NewRequest(&teamsv1.GetTeamRequest{City: "Chicago"}))
+		if connect.CodeOf(err) != connect.CodeInternal {
+			t.Fatalf("%s: GetTeam on a failed database = %v, want INTERNAL", p.Name, err)
+		}
+		msg := strings.ToLower(err.Error())
+		for _, leak := range []string{"sql", dir, "teams.db", "closed"} {
+			if strings.Contains(msg, strings.ToLower(leak)) {
+				t.Errorf("%s: error %q reveals %q", p.Name, err, leak)
+			}
+		}
 	}
 }

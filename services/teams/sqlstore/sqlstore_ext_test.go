@@ -2,6 +2,7 @@ package sqlstore_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"os"
 	"path/filepath"
@@ -239,5 +240,33 @@ func TestSQLiteWriteWaitsForLockUntilDeadline(t *testing.T) {
 	unlock()
 	if _, _, err := s.Put(t.Context(), teams.Team{City: "Miami", Nickname: "Sharks"}); err != nil {
 		t.Errorf("Put after the lock is released: %v", err)
+	}
+}
+
+// A database migrated by a newer switchyard is refused, not modified.
+func TestSQLiteRefusesNewerSchema(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	if err := openSQLite(t, dir).Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite", filepath.Join(dir, sqlstore.SQLiteFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	newer := sqlstore.LatestVersion() + 1
+	if _, err := db.Exec(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, 'from the future', '')`, newer); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := sqlstore.OpenSQLite(t.Context(), dir)
+	if err == nil {
+		_ = s.Close()
+		t.Fatal("OpenSQLite of a database with a newer schema succeeded")
+	}
+	if !strings.Contains(err.Error(), "newer") {
+		t.Errorf("error %q does not say the schema is newer", err)
 	}
 }
