@@ -37,6 +37,8 @@ type options struct {
 	addr              string
 	routeDB           string
 	adminTokenFile    string
+	dataDir           string
+	postgresDSN       string
 	readMaxBytes      int
 	compressMinBytes  int
 	keywordMaxBytes   int
@@ -70,6 +72,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.addr, "addr", ":50051", "listen address (HTTP/1.1 and prior-knowledge HTTP/2 cleartext)")
 	fs.StringVar(&o.routeDB, "route-db", "", "RouteGuide feature database (grpc-go example JSON); empty uses the embedded 100-feature map")
 	fs.StringVar(&o.adminTokenFile, "admin-token-file", "", "file holding the bearer token that enables TeamsService writes (or set SWITCHYARD_ADMIN_TOKEN)")
+	fs.StringVar(&o.dataDir, "data-dir", "", "directory of the SQLite team directory (teams.db); default $XDG_DATA_HOME/switchyard or ~/.local/share/switchyard")
+	fs.StringVar(&o.postgresDSN, "postgres-dsn", "", "keep teams in this PostgreSQL database instead of SQLite (or set SWITCHYARD_POSTGRES_DSN)")
 	fs.IntVar(&o.readMaxBytes, "read-max-bytes", server.DefaultReadMaxBytes, "largest request message accepted, in bytes")
 	fs.IntVar(&o.compressMinBytes, "compress-min-bytes", server.DefaultCompressMinBytes, "smallest response that is compressed when the client accepts it, in bytes")
 	fs.IntVar(&o.keywordMaxBytes, "keyword-max-bytes", keywords.DefaultMaxTextBytes, "largest GetKeywords text, in bytes")
@@ -124,7 +128,17 @@ func run(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	teamStore, err := openTeams(o, logger)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := teamStore.Close(); err != nil {
+			logger.Warn("closing the team store", "err", err)
+		}
+	}()
 	srv := server.New(server.Config{
+		Teams:               teamStore,
 		AdminToken:          adminToken,
 		RouteDB:             routeDB,
 		RouteGuide:          routeguide.Options{MaxRoutePoints: o.routeMaxPoints, NotesPerLocation: o.notesPerLocation, NoteLocations: o.noteLocations},

@@ -24,7 +24,10 @@ func NewMemStore(seed []Team) *MemStore {
 }
 
 // Get implements Store.
-func (s *MemStore) Get(_ context.Context, city string) (Team, error) {
+func (s *MemStore) Get(ctx context.Context, city string) (Team, error) {
+	if err := ctx.Err(); err != nil {
+		return Team{}, err
+	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	t, ok := s.teams[CityKey(city)]
@@ -58,7 +61,10 @@ func (s *MemStore) List(ctx context.Context, opts ListOptions) ([]Team, bool, er
 }
 
 // Put implements Store.
-func (s *MemStore) Put(_ context.Context, t Team) (Team, bool, error) {
+func (s *MemStore) Put(ctx context.Context, t Team) (Team, bool, error) {
+	if err := ctx.Err(); err != nil {
+		return Team{}, false, err
+	}
 	t = Team{City: strings.TrimSpace(t.City), Nickname: strings.TrimSpace(t.Nickname)}
 	if err := t.Validate(); err != nil {
 		return Team{}, false, err
@@ -75,7 +81,10 @@ func (s *MemStore) Put(_ context.Context, t Team) (Team, bool, error) {
 }
 
 // Delete implements Store.
-func (s *MemStore) Delete(_ context.Context, city string) (Team, error) {
+func (s *MemStore) Delete(ctx context.Context, city string) (Team, error) {
+	if err := ctx.Err(); err != nil {
+		return Team{}, err
+	}
 	key := CityKey(city)
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -92,6 +93,8 @@ func validateName(field, v string) error {
 		return fmt.Errorf("%s is empty: give a name such as \"Chicago\": %w", field, ErrInvalid)
 	case !utf8.ValidString(v):
 		return fmt.Errorf("%s is not valid UTF-8: %w", field, ErrInvalid)
+	case strings.IndexFunc(v, unicode.IsControl) >= 0:
+		return fmt.Errorf("%s contains a control character: %w", field, ErrInvalid)
 	case utf8.RuneCountInString(v) > MaxNameLength:
 		return fmt.Errorf("%s is %d characters long, the limit is %d: %w", field, utf8.RuneCountInString(v), MaxNameLength, ErrInvalid)
 	}

@@ -21,7 +21,7 @@ func TestCityKey(t *testing.T) {
 
 func TestValidate(t *testing.T) {
 	ok := []Team{{"Chicago", "Jackals"}, {strings.Repeat("é", MaxNameLength), "x"}}
-	bad := []Team{{"", "x"}, {"  ", "x"}, {"Chicago", ""}, {strings.Repeat("a", MaxNameLength+1), "x"}, {"Chi\xffcago", "x"}}
+	bad := []Team{{"", "x"}, {"  ", "x"}, {"Chicago", ""}, {strings.Repeat("a", MaxNameLength+1), "x"}, {"Chi\xffcago", "x"}, {"Chi\x00cago", "x"}, {"Chicago", "Jack\nals"}}
 	for _, tm := range ok {
 		if err := tm.Validate(); err != nil {
 			t.Errorf("%q: %v", tm, err)

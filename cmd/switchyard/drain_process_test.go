@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -15,7 +14,6 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -28,136 +26,6 @@ import (
 	"github.com/switchyard/switchyard/internal/server"
 	"github.com/switchyard/switchyard/internal/testserver"
 )
-
-// Fault tests against the real switchyard process: built once, started on
-// a free loopback port, signalled like an orchestrator would.
-
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
-
-func switchyardBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "switchyard-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "switchyard")
-		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
-}
-
-func TestMain(m *testing.M) {
-	if addr := os.Getenv("SWITCHYARD_TEST_VICTIM"); addr != "" {
-		victimClient(addr) // never returns: the parent kills it
-	}
-	code := m.Run()
-	if binPath != "" {
-		os.RemoveAll(filepath.Dir(binPath))
-	}
-	os.Exit(code)
-}
-
-type process struct {
-	cmd  *exec.Cmd
-	addr string
-	url  string
-	log  *strings.Builder
-	mu   *sync.Mutex
-	done chan error
-}
-
-// startProcess runs switchyard with args on 127.0.0.1:0 and waits until it
-// serves.
-func startProcess(t *testing.T, args ...string) *process {
-	t.Helper()
-	cmd := exec.Command(switchyardBinary(t), append([]string{"-addr", "127.0.0.1:0", "-log-format", "json"}, args...)...)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &process{cmd: cmd, log: &strings.Builder{}, mu: &sync.Mutex{}, done: make(chan error, 1)}
-	addrCh := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			line := sc.Text()
-			p.mu.Lock()
-			p.log.WriteString(line + "\n")
-			p.mu.Unlock()
-			var rec struct {
-				Msg  string `json:"msg"`
-				Addr string `json:"addr"`
-			}
-			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "switchyard serving" {
-				addrCh <- rec.Addr
-			}
-		}
-		p.done <- cmd.Wait()
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		if t.Failed() {
-			t.Logf("switchyard log:\n%s", p.logs())
-		}
-	})
-	select {
-	case p.addr = <-addrCh:
-		p.url = "http://" + p.addr
-	case <-time.After(30 * time.Second):
-		t.Fatalf("switchyard did not start:\n%s", p.logs())
-	}
-	return p
-}
-
-func (p *process) logs() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.log.String()
-}
-
-// wait returns the exit code once the process has exited, or fails.
-func (p *process) wait(t *testing.T, within time.Duration) int {
-	t.Helper()
-	select {
-	case err := <-p.done:
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			return ee.ExitCode()
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		return 0
-	case <-time.After(within):
-		t.Fatalf("switchyard still running after %v:\n%s", within, p.logs())
-		return -1
-	}
-}
-
-func (p *process) waitLog(t *testing.T, msg string) {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if strings.Contains(p.logs(), `"msg":"`+msg+`"`) {
-			return
-		}
-	}
-	t.Fatalf("no %q in the log:\n%s", msg, p.logs())
-}
 
 type chat = connect.BidiStreamForClient[routeguidev1.RouteChatRequest, routeguidev1.RouteChatResponse]
 

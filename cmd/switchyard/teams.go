@@ -1,0 +1,44 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/switchyard/switchyard/services/teams"
+	"github.com/switchyard/switchyard/services/teams/sqlstore"
+)
+
+// openTeams opens the team directory: PostgreSQL when a DSN is given (flag,
+// then SWITCHYARD_POSTGRES_DSN), else SQLite in the data directory.
+func openTeams(o options, logger *slog.Logger) (teams.Store, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	dsn := o.postgresDSN
+	if dsn == "" {
+		dsn = strings.TrimSpace(os.Getenv("SWITCHYARD_POSTGRES_DSN"))
+	}
+	if dsn != "" {
+		s, err := sqlstore.OpenPostgres(ctx, dsn)
+		if err != nil {
+			return nil, err
+		}
+		logger.Info("teams in PostgreSQL", "schema_version", sqlstore.LatestVersion())
+		return s, nil
+	}
+	dir := o.dataDir
+	if dir == "" {
+		var err error
+		if dir, err = sqlstore.DefaultDataDir(); err != nil {
+			return nil, err
+		}
+	}
+	s, err := sqlstore.OpenSQLite(ctx, dir)
+	if err != nil {
+		return nil, err
+	}
+	logger.Info("teams in SQLite", "dir", dir, "schema_version", sqlstore.LatestVersion())
+	return s, nil
+}

@@ -1,0 +1,179 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+
+	teamsv1 "github.com/switchyard/switchyard/gen/teams/v1"
+	"github.com/switchyard/switchyard/internal/pgtest"
+)
+
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	t.Cleanup(cancel)
+	return c
+}
+
+func (p *process) put(t *testing.T, city, nickname string) {
+	t.Helper()
+	req := connect.NewRequest(&teamsv1.PutTeamRequest{City: city, Nickname: nickname})
+	req.Header().Set("Authorization", "Bearer "+adminToken)
+	if _, err := p.client.PutTeam(ctx(t), req); err != nil {
+		t.Fatalf("PutTeam(%s): %v", city, err)
+	}
+}
+
+func (p *process) del(t *testing.T, city string) {
+	t.Helper()
+	req := connect.NewRequest(&teamsv1.DeleteTeamRequest{City: city})
+	req.Header().Set("Authorization", "Bearer "+adminToken)
+	if _, err := p.client.DeleteTeam(ctx(t), req); err != nil {
+		t.Fatalf("DeleteTeam(%s): %v", city, err)
+	}
+}
+
+// nickname returns the team of city, or "" when there is none.
+func (p *process) nickname(t *testing.T, city string) string {
+	t.Helper()
+	res, err := p.client.GetTeam(ctx(t), connect.NewRequest(&teamsv1.GetTeamRequest{City: city}))
+	if connect.CodeOf(err) == connect.CodeNotFound {
+		return ""
+	}
+	if err != nil {
+		t.Fatalf("GetTeam(%s): %v", city, err)
+	}
+	return res.Msg.GetNickname()
+}
+
+// A write that returned survives kill -9 of the server right after it.
+func TestWriteSurvivesKill9(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	p := startTeams(t, dir)
+	p.del(t, "Boston")
+	for i := range 5 {
+		p.put(t, fmt.Sprintf("Kill City %d", i), "Survivors")
+	}
+	p.put(t, "Miami", "Sharks")
+	p.kill9(t)
+
+	p = startTeams(t, dir)
+	for i := range 5 {
+		if got := p.nickname(t, fmt.Sprintf("kill city %d", i)); got != "Survivors" {
+			t.Errorf("after kill -9, Kill City %d is %q", i, got)
+		}
+	}
+	if got := p.nickname(t, "Miami"); got != "Sharks" {
+		t.Errorf("after kill -9, the last write before it is lost: Miami is %q", got)
+	}
+	if got := p.nickname(t, "Boston"); got != "" {
+		t.Errorf("after kill -9, deleted Boston is back as %q", got)
+	}
+}
+
+// Changes survive an orderly restart, and the seed does not come back.
+func TestRestartKeepsChanges(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	p := startTeams(t, dir)
+	if got := p.nickname(t, "Chicago"); got != "Jackals" {
+		t.Fatalf("a new data directory is not seeded: Chicago is %q", got)
+	}
+	p.put(t, "Chicago", "Bears")
+	p.del(t, "Seattle")
+	p.put(t, "Zürich", "Löwen")
+	p.stop(t)
+	if _, err := os.Stat(filepath.Join(dir, "teams.db")); err != nil {
+		t.Errorf("no teams.db in -data-dir: %v", err)
+	}
+
+	p = startTeams(t, dir)
+	for city, want := range map[string]string{"chicago": "Bears", "Seattle": "", "ZÜRICH": "Löwen", "Detroit": "Wheels"} {
+		if got := p.nickname(t, city); got != want {
+			t.Errorf("after restart %s is %q, want %q", city, got, want)
+		}
+	}
+}
+
+// Two processes on one data directory share the directory of teams.
+func TestTwoProcessesOneDataDir(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	a, b := startTeams(t, dir), startTeams(t, dir)
+	var wg sync.WaitGroup
+	for i, p := range []*process{a, b} {
+		wg.Go(func() {
+			for j := range 20 {
+				req := connect.NewRequest(&teamsv1.PutTeamRequest{City: fmt.Sprintf("Both %d-%d", i, j), Nickname: "N"})
+				req.Header().Set("Authorization", "Bearer "+adminToken)
+				if _, err := p.client.PutTeam(ctx(t), req); err != nil {
+					t.Errorf("process %d PutTeam: %v", i, err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for i, p := range []*process{a, b} {
+		for j := range 20 {
+			for k := range 2 {
+				if got := p.nickname(t, fmt.Sprintf("Both %d-%d", k, j)); got != "N" {
+					t.Errorf("process %d does not see Both %d-%d", i, k, j)
+				}
+			}
+		}
+	}
+	a.del(t, "Detroit")
+	if got := b.nickname(t, "Detroit"); got != "" {
+		t.Errorf("process b still sees Detroit after process a deleted it: %q", got)
+	}
+}
+
+// A data directory that cannot be created stops the server with a message
+// naming it, instead of serving without storage.
+func TestBadDataDir(t *testing.T) {
+	t.Parallel()
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(switchyardBinary(t), "-addr", "127.0.0.1:0", "-data-dir", filepath.Join(file, "sub"))
+	cmd.Env = append(os.Environ(), "SWITCHYARD_POSTGRES_DSN=")
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "data directory") {
+		t.Errorf("switchyard with an unusable -data-dir: %v\n%s", err, out)
+	}
+}
+
+// With SWITCHYARD_POSTGRES_DSN the teams live in PostgreSQL: two replicas
+// share them, and they outlive both.
+func TestPostgresReplicas(t *testing.T) {
+	t.Parallel()
+	dsn := "SWITCHYARD_POSTGRES_DSN=" + pgtest.Database(t)
+	a, b := startTeams(t, t.TempDir(), dsn), startTeams(t, t.TempDir(), dsn)
+	a.put(t, "Miami", "Sharks")
+	b.del(t, "Boston")
+	if got := b.nickname(t, "miami"); got != "Sharks" {
+		t.Errorf("replica b sees Miami as %q", got)
+	}
+	if got := a.nickname(t, "Boston"); got != "" {
+		t.Errorf("replica a still sees Boston: %q", got)
+	}
+	a.kill9(t)
+	b.stop(t)
+	c := startTeams(t, t.TempDir(), dsn)
+	if got := c.nickname(t, "Miami"); got != "Sharks" {
+		t.Errorf("after both replicas stopped, Miami is %q", got)
+	}
+	if got := c.nickname(t, "Boston"); got != "" {
+		t.Errorf("after a restart, deleted seed team Boston is back: %q", got)
+	}
+}

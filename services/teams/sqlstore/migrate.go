@@ -1,0 +1,117 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+
+	"github.com/switchyard/switchyard/services/teams"
+)
+
+// migration is one versioned step of the schema. Versions are applied in
+// order, each once, and recorded in schema_migrations. Never edit a released
+// migration: add the next one.
+type migration struct {
+	version  int
+	name     string
+	sqlite   []string
+	postgres []string
+	// both runs after the dialect's statements, in either database.
+	both []string
+	// args are the arguments of each statement in both, by index.
+	args [][]any
+}
+
+// migrations is the schema's history.
+var migrations = []migration{
+	{
+		version: 1,
+		name:    "create teams",
+		sqlite: []string{`CREATE TABLE teams (
+			city_key TEXT PRIMARY KEY,
+			city     TEXT NOT NULL,
+			nickname TEXT NOT NULL,
+			rev      INTEGER NOT NULL
+		) WITHOUT ROWID`},
+		postgres: []string{`CREATE TABLE teams (
+			city_key TEXT COLLATE "C" PRIMARY KEY,
+			city     TEXT NOT NULL,
+			nickname TEXT NOT NULL,
+			rev      BIGINT NOT NULL
+		)`},
+	},
+	seedMigration(2, "seed the tutorial teams", teams.TutorialTeams),
+}
+
+// seedMigration inserts seed once, when the database is created: a seed team
+// deleted later stays deleted.
+func seedMigration(version int, name string, seed []teams.Team) migration {
+	m := migration{version: version, name: name}
+	for _, t := range seed {
+		m.both = append(m.both, `INSERT INTO teams (city_key, city, nickname, rev) VALUES (?, ?, ?, 1) ON CONFLICT (city_key) DO NOTHING`)
+		m.args = append(m.args, []any{teams.CityKey(t.City), t.City, t.Nickname})
+	}
+	return m
+}
+
+// LatestVersion is the schema version this build migrates to.
+func LatestVersion() int { return migrations[len(migrations)-1].version }
+
+// migrate brings the schema up to date in one transaction, under the
+// dialect's lock, so concurrent starters wait for each other and a failed
+// step leaves the database as it was.
+func migrate(ctx context.Context, db *sql.DB, d dialect) (err error) {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("migrate %s: %w", d.name, err)
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback()
+		}
+	}()
+	if d.lockMigrations != "" {
+		if _, err := tx.ExecContext(ctx, d.lockMigrations); err != nil {
+			return fmt.Errorf("migrate %s: lock: %w", d.name, err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version    INTEGER PRIMARY KEY,
+		name       TEXT NOT NULL,
+		applied_at TEXT NOT NULL
+	)`); err != nil {
+		return fmt.Errorf("migrate %s: %w", d.name, err)
+	}
+	var current sql.NullInt64
+	if err := tx.QueryRowContext(ctx, `SELECT MAX(version) FROM schema_migrations`).Scan(&current); err != nil {
+		return fmt.Errorf("migrate %s: %w", d.name, err)
+	}
+	if int(current.Int64) > LatestVersion() {
+		return fmt.Errorf("the %s database has schema version %d, newer than this switchyard knows (%d): run a newer switchyard",
+			d.name, current.Int64, LatestVersion())
+	}
+	for _, m := range migrations {
+		if m.version <= int(current.Int64) {
+			continue
+		}
+		for _, stmt := range d.ddl(m) {
+			if _, err := tx.ExecContext(ctx, stmt); err != nil {
+				return fmt.Errorf("migration %d (%s): %w", m.version, m.name, err)
+			}
+		}
+		for i, stmt := range m.both {
+			if _, err := tx.ExecContext(ctx, d.q(stmt), m.args[i]...); err != nil {
+				return fmt.Errorf("migration %d (%s): %w", m.version, m.name, err)
+			}
+		}
+		if _, err := tx.ExecContext(ctx, d.q(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`),
+			m.version, m.name, time.Now().UTC().Format(time.RFC3339)); err != nil {
+			return fmt.Errorf("migration %d (%s): %w", m.version, m.name, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("migrate %s: %w", d.name, err)
+	}
+	return nil
+}

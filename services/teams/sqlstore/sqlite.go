@@ -1,0 +1,103 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"time"
+
+	_ "modernc.org/sqlite" // database/sql driver "sqlite", pure Go
+)
+
+// SQLiteFile is the database's file name inside the data directory.
+const SQLiteFile = "teams.db"
+
+// BusyTimeout is how long a SQLite write waits for another connection or
+// process holding the write lock before it fails.
+const BusyTimeout = 10 * time.Second
+
+var sqlite = dialect{
+	name: "sqlite",
+	ddl:  func(m migration) []string { return m.sqlite },
+}
+
+// OpenSQLite opens (creating it if needed) the team directory in
+// dir/teams.db, migrates it and seeds a new one with the tutorial's teams.
+//
+// The file is in WAL mode, so readers never wait for the writer, and every
+// connection waits up to BusyTimeout for the write lock, so several
+// processes can share one directory. synchronous=FULL makes a write durable
+// once it returns, even if the machine loses power afterwards.
+func OpenSQLite(ctx context.Context, dir string) (*Store, error) {
+	if dir == "" {
+		return nil, errors.New("sqlite: no data directory given")
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("sqlite: data directory: %w", err)
+	}
+	path := filepath.Join(dir, SQLiteFile)
+	dsn := func(extra url.Values) string {
+		q := url.Values{
+			"_busy_timeout": {fmt.Sprint(BusyTimeout.Milliseconds())},
+			"_journal_mode": {"WAL"},
+			"_synchronous":  {"FULL"},
+		}
+		for k, v := range extra {
+			q[k] = v
+		}
+		return (&url.URL{Scheme: "file", Opaque: filepath.ToSlash(path), RawQuery: q.Encode()}).String()
+	}
+	// One writer connection: writes of this process queue in Go instead of
+	// polling SQLite's lock; BEGIN IMMEDIATE takes the write lock at the
+	// start of a transaction, so a transaction never fails upgrading it.
+	write, err := sql.Open("sqlite", dsn(url.Values{"_txlock": {"immediate"}}))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	write.SetMaxOpenConns(1)
+	write.SetConnMaxIdleTime(0)
+	if err := migrate(ctx, write, sqlite); err != nil {
+		_ = write.Close()
+		return nil, fmt.Errorf("sqlite %s: %w", path, err)
+	}
+	read, err := sql.Open("sqlite", dsn(url.Values{"_query_only": {"1"}}))
+	if err != nil {
+		_ = write.Close()
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	read.SetMaxOpenConns(max(4, runtime.GOMAXPROCS(0)))
+	read.SetMaxIdleConns(max(4, runtime.GOMAXPROCS(0)))
+	return &Store{read: read, write: write, dialect: sqlite}, nil
+}
+
+// DefaultDataDir is the per-user data directory: $XDG_DATA_HOME/switchyard,
+// else ~/.local/share/switchyard (~/Library/Application Support/switchyard
+// on macOS, %LocalAppData%\switchyard on Windows). Never the working
+// directory, so where the server is started from does not change its data.
+func DefaultDataDir() (string, error) {
+	if d := os.Getenv("XDG_DATA_HOME"); filepath.IsAbs(d) {
+		return filepath.Join(d, "switchyard"), nil
+	}
+	switch runtime.GOOS {
+	case "windows":
+		if d := os.Getenv("LocalAppData"); d != "" {
+			return filepath.Join(d, "switchyard"), nil
+		}
+	case "darwin":
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return "", err
+		}
+		return filepath.Join(home, "Library", "Application Support", "switchyard"), nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("no per-user data directory (%w): pass -data-dir", err)
+	}
+	return filepath.Join(home, ".local", "share", "switchyard"), nil
+}

@@ -1,0 +1,272 @@
+package sqlstore_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/switchyard/switchyard/internal/pgtest"
+	"github.com/switchyard/switchyard/services/teams"
+	"github.com/switchyard/switchyard/services/teams/sqlstore"
+	"github.com/switchyard/switchyard/services/teams/storetest"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	pgtest.StopShared()
+	os.Exit(code)
+}
+
+func openSQLite(t *testing.T, dir string) *sqlstore.Store {
+	t.Helper()
+	s, err := sqlstore.OpenSQLite(t.Context(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func openPostgres(t *testing.T, dsn string) *sqlstore.Store {
+	t.Helper()
+	s, err := sqlstore.OpenPostgres(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestSQLiteSuite(t *testing.T) {
+	t.Parallel()
+	storetest.Run(t, func(t *testing.T) teams.Store { return openSQLite(t, t.TempDir()) })
+}
+
+func TestPostgresSuite(t *testing.T) {
+	t.Parallel()
+	storetest.Run(t, func(t *testing.T) teams.Store { return openPostgres(t, pgtest.Database(t)) })
+}
+
+// reopen checks what a restart must keep: writes, deletes of seed teams
+// (seeding happens once, at creation), and the schema version.
+func reopen(t *testing.T, open func() *sqlstore.Store) {
+	ctx := t.Context()
+	s := open()
+	if _, _, err := s.Put(ctx, teams.Team{City: "Miami", Nickname: "Sharks"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Delete(ctx, "Boston"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Put(ctx, teams.Team{City: "Chicago", Nickname: "Bears"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = open()
+	defer func() { _ = s.Close() }()
+	if got, err := s.Get(ctx, "miami"); err != nil || got.Nickname != "Sharks" {
+		t.Errorf("after reopening, Get(miami) = %v, %v", got, err)
+	}
+	if got, err := s.Get(ctx, "chicago"); err != nil || got.Nickname != "Bears" {
+		t.Errorf("after reopening, Get(chicago) = %v, %v; a seed team was re-seeded over a change", got, err)
+	}
+	if _, err := s.Get(ctx, "Boston"); !errors.Is(err, teams.ErrNotFound) {
+		t.Errorf("after reopening, Get(Boston) = %v; a deleted seed team came back", err)
+	}
+	if v, err := s.SchemaVersion(ctx); err != nil || v != sqlstore.LatestVersion() {
+		t.Errorf("SchemaVersion = %d, %v; want %d", v, err, sqlstore.LatestVersion())
+	}
+}
+
+func TestSQLiteReopen(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	reopen(t, func() *sqlstore.Store { return openSQLite(t, dir) })
+}
+
+func TestPostgresReopen(t *testing.T) {
+	t.Parallel()
+	dsn := pgtest.Database(t)
+	reopen(t, func() *sqlstore.Store { return openPostgres(t, dsn) })
+}
+
+// Several stores (as several processes or replicas would) opening one new
+// database at once migrate it once and then share it.
+func sharedDatabase(t *testing.T, open func() (*sqlstore.Store, error)) {
+	const n = 4
+	stores := make([]*sqlstore.Store, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { stores[i], errs[i] = open() })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("open %d: %v", i, err)
+		}
+		defer func() { _ = stores[i].Close() }()
+	}
+	ctx := t.Context()
+	for i, s := range stores {
+		if _, _, err := s.Put(ctx, teams.Team{City: "Shared " + string(rune('A'+i)), Nickname: "N"}); err != nil {
+			t.Errorf("store %d Put: %v", i, err)
+		}
+	}
+	for i, s := range stores {
+		all, _, err := s.List(ctx, teams.ListOptions{})
+		if err != nil || len(all) != len(teams.TutorialTeams)+n {
+			t.Errorf("store %d sees %d teams (%v), want %d", i, len(all), err, len(teams.TutorialTeams)+n)
+		}
+	}
+}
+
+func TestSQLiteSharedDirectory(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	sharedDatabase(t, func() (*sqlstore.Store, error) { return sqlstore.OpenSQLite(t.Context(), dir) })
+}
+
+func TestPostgresSharedDatabase(t *testing.T) {
+	t.Parallel()
+	dsn := pgtest.Database(t)
+	sharedDatabase(t, func() (*sqlstore.Store, error) { return sqlstore.OpenPostgres(t.Context(), dsn) })
+}
+
+func TestSQLiteFileIsWAL(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s := openSQLite(t, dir)
+	if _, _, err := s.Put(t.Context(), teams.Team{City: "Miami", Nickname: "Sharks"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, sqlstore.SQLiteFile+"-wal")); err != nil {
+		t.Errorf("no write-ahead log beside the database while it is open: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	head := make([]byte, 20)
+	f, err := os.Open(filepath.Join(dir, sqlstore.SQLiteFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = f.Close() }()
+	if _, err := f.Read(head); err != nil {
+		t.Fatal(err)
+	}
+	// Bytes 18 and 19 of the header are 2 in a WAL database.
+	if string(head[:15]) != "SQLite format 3" || head[18] != 2 || head[19] != 2 {
+		t.Errorf("database header %q: not a SQLite database in WAL mode", head)
+	}
+}
+
+func TestSQLiteBadDirectory(t *testing.T) {
+	t.Parallel()
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := sqlstore.OpenSQLite(context.Background(), filepath.Join(file, "sub")); err == nil {
+		_ = s.Close()
+		t.Error("OpenSQLite under a regular file succeeded")
+	}
+	if s, err := sqlstore.OpenSQLite(context.Background(), ""); err == nil {
+		_ = s.Close()
+		t.Error(`OpenSQLite("") succeeded`)
+	}
+}
+
+func TestPostgresBadDSN(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(t.Context(), 5e9)
+	defer cancel()
+	if s, err := sqlstore.OpenPostgres(ctx, "host=/nonexistent-switchyard port=1 user=x password=hunter2 connect_timeout=2"); err == nil {
+		_ = s.Close()
+		t.Error("OpenPostgres of a server that is not there succeeded")
+	}
+	if _, err := sqlstore.OpenPostgres(ctx, "postgres://x:hunter2@%zz"); err == nil {
+		t.Error("OpenPostgres of a malformed DSN succeeded")
+	} else if strings.Contains(err.Error(), "hunter2") {
+		t.Errorf("the error shows the password: %v", err)
+	}
+}
+
+func TestDefaultDataDir(t *testing.T) {
+	t.Setenv("XDG_DATA_HOME", "/srv/data")
+	if d, err := sqlstore.DefaultDataDir(); err != nil || d != "/srv/data/switchyard" {
+		t.Errorf("with XDG_DATA_HOME: %q, %v", d, err)
+	}
+	t.Setenv("XDG_DATA_HOME", "")
+	t.Setenv("HOME", "/home/ada")
+	d, err := sqlstore.DefaultDataDir()
+	wd, _ := os.Getwd()
+	if err != nil || !filepath.IsAbs(d) || strings.HasPrefix(d, wd) || filepath.Base(d) != "switchyard" {
+		t.Errorf("DefaultDataDir() = %q, %v; want an absolute per-user directory", d, err)
+	}
+}
+
+// A write that waits for another process's write lock gives up when its
+// context does, with the context's error.
+func TestSQLiteWriteWaitsForLockUntilDeadline(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s, other := openSQLite(t, dir), openSQLite(t, dir)
+	t.Cleanup(func() { _ = s.Close(); _ = other.Close() })
+	unlock, err := other.LockForTest(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, _, err = s.Put(ctx, teams.Team{City: "Miami", Nickname: "Sharks"})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Put while locked = %v, want context.DeadlineExceeded", err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("Put gave up after %v, its deadline was 200ms", d)
+	}
+	// Reads do not wait for the writer (WAL).
+	if got, err := s.Get(t.Context(), "Chicago"); err != nil || got.Nickname != "Jackals" {
+		t.Errorf("Get while another writer holds the lock = %v, %v", got, err)
+	}
+	unlock()
+	if _, _, err := s.Put(t.Context(), teams.Team{City: "Miami", Nickname: "Sharks"}); err != nil {
+		t.Errorf("Put after the lock is released: %v", err)
+	}
+}
+
+// A database migrated by a newer switchyard is refused, not modified.
+func TestSQLiteRefusesNewerSchema(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	if err := openSQLite(t, dir).Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite", filepath.Join(dir, sqlstore.SQLiteFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	newer := sqlstore.LatestVersion() + 1
+	if _, err := db.Exec(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, 'from the future', '')`, newer); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := sqlstore.OpenSQLite(t.Context(), dir)
+	if err == nil {
+		_ = s.Close()
+		t.Fatal("OpenSQLite of a database with a newer schema succeeded")
+	}
+	if !strings.Contains(err.Error(), "newer") {
+		t.Errorf("error %q does not say the schema is newer", err)
+	}
+}

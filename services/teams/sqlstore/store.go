@@ -1,0 +1,166 @@
+// Package sqlstore keeps the team directory in a SQL database: SQLite (the
+// embedded default, a file in a data directory) or PostgreSQL (shared by
+// several replicas). Both run the same queries through database/sql; what
+// differs between them is in a dialect.
+//
+// Rows are keyed by teams.CityKey computed in Go, so both databases match
+// cities exactly as the in-memory store does, and order them by the key's
+// bytes (SQLite's BINARY collation, PostgreSQL's "C" collation), which is
+// the order ListTeams' page tokens rely on.
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/switchyard/switchyard/services/teams"
+)
+
+// Store is a teams.Store in a SQL database.
+type Store struct {
+	read    *sql.DB // queries; may be the same pool as write
+	write   *sql.DB // changes and migrations
+	dialect dialect
+}
+
+var _ teams.Store = (*Store)(nil)
+
+// dialect is what differs between the databases.
+type dialect struct {
+	name string
+	// numbered placeholders ($1, $2) instead of "?".
+	numbered bool
+	// lockMigrations serializes migrations between processes; it runs first
+	// in the migration transaction.
+	lockMigrations string
+	// ddl picks a migration's statements for this database.
+	ddl func(m migration) []string
+}
+
+// q rewrites a query written with "?" placeholders for the dialect.
+func (d dialect) q(query string) string {
+	if !d.numbered {
+		return query
+	}
+	var b strings.Builder
+	n := 0
+	for _, r := range query {
+		if r == '?' {
+			n++
+			b.WriteString("$" + strconv.Itoa(n))
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// Get implements teams.Store.
+func (s *Store) Get(ctx context.Context, city string) (teams.Team, error) {
+	var t teams.Team
+	err := s.read.QueryRowContext(ctx, s.dialect.q(
+		`SELECT city, nickname FROM teams WHERE city_key = ?`), teams.CityKey(city)).Scan(&t.City, &t.Nickname)
+	if errors.Is(err, sql.ErrNoRows) {
+		return teams.Team{}, teams.ErrNotFound
+	}
+	return t, ctxErr(ctx, err)
+}
+
+// List implements teams.Store.
+func (s *Store) List(ctx context.Context, opts teams.ListOptions) ([]teams.Team, bool, error) {
+	prefix := teams.CityKey(opts.Prefix)
+	// substr/length count characters in both databases.
+	query := `SELECT city, nickname FROM teams
+		WHERE city_key > ? AND substr(city_key, 1, length(CAST(? AS TEXT))) = CAST(? AS TEXT)
+		ORDER BY city_key`
+	args := []any{opts.After, prefix, prefix}
+	if opts.Limit > 0 {
+		query += ` LIMIT ?`
+		args = append(args, opts.Limit+1) // one more tells whether more follow
+	}
+	rows, err := s.read.QueryContext(ctx, s.dialect.q(query), args...)
+	if err != nil {
+		return nil, false, ctxErr(ctx, err)
+	}
+	defer func() { _ = rows.Close() }()
+	var out []teams.Team
+	for rows.Next() {
+		var t teams.Team
+		if err := rows.Scan(&t.City, &t.Nickname); err != nil {
+			return nil, false, err
+		}
+		out = append(out, t)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, false, ctxErr(ctx, err)
+	}
+	more := opts.Limit > 0 && len(out) > opts.Limit
+	if more {
+		out = out[:opts.Limit]
+	}
+	return out, more, nil
+}
+
+// Put implements teams.Store. One statement creates or updates the row, so a
+// write is atomic without a transaction; rev starts at 1 on insert and grows
+// on every update, which tells the two apart.
+func (s *Store) Put(ctx context.Context, t teams.Team) (teams.Team, bool, error) {
+	t = teams.Team{City: strings.TrimSpace(t.City), Nickname: strings.TrimSpace(t.Nickname)}
+	if err := t.Validate(); err != nil {
+		return teams.Team{}, false, err
+	}
+	var (
+		stored teams.Team
+		rev    int64
+	)
+	err := s.write.QueryRowContext(ctx, s.dialect.q(
+		`INSERT INTO teams (city_key, city, nickname, rev) VALUES (?, ?, ?, 1)
+		ON CONFLICT (city_key) DO UPDATE SET nickname = excluded.nickname, rev = teams.rev + 1
+		RETURNING city, nickname, rev`),
+		teams.CityKey(t.City), t.City, t.Nickname).Scan(&stored.City, &stored.Nickname, &rev)
+	if err != nil {
+		return teams.Team{}, false, ctxErr(ctx, err)
+	}
+	return stored, rev == 1, nil
+}
+
+// Delete implements teams.Store.
+func (s *Store) Delete(ctx context.Context, city string) (teams.Team, error) {
+	var t teams.Team
+	err := s.write.QueryRowContext(ctx, s.dialect.q(
+		`DELETE FROM teams WHERE city_key = ? RETURNING city, nickname`), teams.CityKey(city)).Scan(&t.City, &t.Nickname)
+	if errors.Is(err, sql.ErrNoRows) {
+		return teams.Team{}, teams.ErrNotFound
+	}
+	return t, ctxErr(ctx, err)
+}
+
+// Close implements teams.Store.
+func (s *Store) Close() error {
+	err := s.write.Close()
+	if s.read != s.write {
+		err = errors.Join(err, s.read.Close())
+	}
+	return err
+}
+
+// ctxErr makes a failure caused by the call's context recognizable as
+// such: drivers report an interrupted query in their own words (SQLite's
+// "interrupted"), which would otherwise be an internal error.
+func ctxErr(ctx context.Context, err error) error {
+	if err == nil || ctx.Err() == nil || errors.Is(err, ctx.Err()) {
+		return err
+	}
+	return fmt.Errorf("%w: %v", ctx.Err(), err)
+}
+
+// SchemaVersion is the newest migration applied to the database.
+func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
+	var v sql.NullInt64
+	err := s.read.QueryRowContext(ctx, `SELECT MAX(version) FROM schema_migrations`).Scan(&v)
+	return int(v.Int64), err
+}
