@@ -67,14 +67,21 @@ func main() {
 type server struct {
 	cmd       *exec.Cmd
 	url       string
+	dataDir   string
 	errorLogs atomic.Int64 // ERROR lines: panics, unclassified errors
 	firstErr  atomic.Value
 	exited    chan error
 }
 
 func startServer(binary string) (*server, error) {
-	cmd := exec.Command(binary, "-addr", "127.0.0.1:0", "-log-format", "json", "-shutdown-grace", "10s")
-	cmd.Env = append(os.Environ(), "SWITCHYARD_ADMIN_TOKEN="+adminToken)
+	// The soak writes teams: give it a team directory of its own, never the
+	// user's, and never a PostgreSQL DSN from the environment.
+	dataDir, err := os.MkdirTemp("", "switchyard-soak-")
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(binary, "-addr", "127.0.0.1:0", "-log-format", "json", "-shutdown-grace", "10s", "-data-dir", dataDir)
+	cmd.Env = append(os.Environ(), "SWITCHYARD_ADMIN_TOKEN="+adminToken, "SWITCHYARD_POSTGRES_DSN=")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		return nil, err
@@ -82,7 +89,7 @@ func startServer(binary string) (*server, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	s := &server{cmd: cmd, exited: make(chan error, 1)}
+	s := &server{cmd: cmd, dataDir: dataDir, exited: make(chan error, 1)}
 	addr := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
@@ -396,7 +403,10 @@ func run(binary string, duration time.Duration, clients int, sample time.Duratio
 	if err != nil {
 		return err
 	}
-	defer func() { _ = srv.cmd.Process.Kill() }()
+	defer func() {
+		_ = srv.cmd.Process.Kill()
+		_ = os.RemoveAll(srv.dataDir)
+	}()
 	pid := srv.cmd.Process.Pid
 	host, _ := os.Hostname()
 	fmt.Printf("# switchyard soak\n\n")
