@@ -11,6 +11,8 @@ require (
 )
 
 require (
+	connectrpc.com/cors v0.1.0 // indirect
+	github.com/rs/cors v1.11.1 // indirect
 	golang.org/x/net v0.60.0 // indirect
 	golang.org/x/sys v0.48.0 // indirect
 	golang.org/x/text v0.42.0 // indirect

@@ -47,6 +47,7 @@ type options struct {
 	shutdownGrace     time.Duration
 	logFormat         string
 	logLevel          slog.Level
+	corsOrigins       string
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -67,6 +68,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.shutdownGrace, "shutdown-grace", 15*time.Second, "on SIGTERM/SIGINT, time in-flight calls get to finish")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	fs.TextVar(&o.logLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn or error")
+	fs.StringVar(&o.corsOrigins, "cors-origins", "*", "comma-separated origins whose browser pages may call the API (e.g. https://app.example.com); \"*\" allows any, \"\" none")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -102,6 +104,7 @@ func run(args []string, stderr io.Writer) error {
 		ReadMaxBytes:        o.readMaxBytes,
 		CompressMinBytes:    o.compressMinBytes,
 		Logger:              logger,
+		CORSOrigins:         splitOrigins(o.corsOrigins),
 	})
 
 	httpServer := server.NewHTTPServer(srv.Handler, server.HTTPConfig{
@@ -175,4 +178,15 @@ func loadAdminToken(path string) (string, error) {
 		return "", fmt.Errorf("admin token file %s is empty", path)
 	}
 	return token, nil
+}
+
+// splitOrigins turns the -cors-origins flag into a list, dropping blanks.
+func splitOrigins(flagValue string) []string {
+	var origins []string
+	for _, o := range strings.Split(flagValue, ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			origins = append(origins, o)
+		}
+	}
+	return origins
 }
