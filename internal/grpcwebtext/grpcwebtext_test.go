@@ -204,7 +204,7 @@ type holdingRouteGuide struct {
 }
 
 func (h *holdingRouteGuide) ListFeatures(ctx context.Context, _ *connect.Request[routeguidev1.ListFeaturesRequest], stream *connect.ServerStream[routeguidev1.ListFeaturesResponse]) error {
-	if err := stream.Send(&routeguidev1.ListFeaturesResponse{Name: "first"}); err != nil {
+	if err := stream.Send(&routeguidev1.ListFeaturesResponse{Name: "first feature"}); err != nil {
 		return err
 	}
 	select {
@@ -274,8 +274,8 @@ func TestServerStreamFlushesPerMessage(t *testing.T) {
 		}
 		names = append(names, m.GetName())
 	}
-	if strings.Join(names, ",") != "first,second" {
-		t.Errorf("messages %v, want first,second", names)
+	if strings.Join(names, ",") != "first feature,second" {
+		t.Errorf("messages %v, want first feature,second", names)
 	}
 	if s := trailerOf(t, frames).Get("grpc-status"); s != "0" {
 		t.Errorf("grpc-status %q, want 0", s)
