@@ -36,7 +36,7 @@ lint: ## buf lint, buf format, gofmt and go vet
 
 .PHONY: checkgenerate
 checkgenerate: generate ## Fail when generated code differs from what is committed
-	@test -z "$$(git status --porcelain -- gen)" || { echo "make generate changed gen/; commit the result:"; git status --porcelain -- gen; git diff --stat -- gen; exit 1; }
+	@test -z "$$(git status --porcelain -- gen $(WEB_GEN))" || { echo "make generate changed generated files; commit the result:"; git status --porcelain -- gen $(WEB_GEN); git diff --stat -- gen $(WEB_GEN); exit 1; }
 
 .PHONY: breaking
 breaking: ## buf breaking against the previous commit (skipped on the first one)
@@ -95,3 +95,26 @@ soak-short: build ## The soak test for 20 s (part of make test)
 .PHONY: clean
 clean: ## Remove build output
 	rm -rf bin $(TMP)
+
+# Browsers: the TypeScript SDK (web/gen, from buf.gen.yaml's protoc-gen-es),
+# the console bundle (web/dist, embedded by the binary) and the Chromium test.
+WEB_GEN := web/gen web/dist
+
+web/node_modules: web/package.json web/package-lock.json
+	cd web && npm ci --no-audit --no-fund
+	@touch $@
+
+# buf generate runs protoc-gen-es from web/node_modules; the console bundle
+# is rebuilt from the freshly generated SDK.
+generate: web/node_modules
+checkgenerate: web
+
+.PHONY: web
+web: web/node_modules generate ## Rebuild the console bundle web/dist (committed; embedded by go:embed)
+	cd web && node build.mjs
+
+.PHONY: browser
+browser: web/node_modules ## Chromium end-to-end test: console (same and cross origin), gRPC-Web, Connect, grpc-web runtime
+	cd web && node --test test/
+
+test: browser

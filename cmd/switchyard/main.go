@@ -63,6 +63,7 @@ type options struct {
 	writeByteTimeout time.Duration
 	drainDelay       time.Duration
 	maxConnections   int
+	corsOrigins      string
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -98,6 +99,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.writeByteTimeout, "write-byte-timeout", server.DefaultWriteByteTimeout, "close an HTTP/2 connection that accepts no written byte for this long")
 	fs.DurationVar(&o.drainDelay, "drain-delay", 0, "on SIGTERM/SIGINT, keep serving this long with health NOT_SERVING before refusing new connections (lets load balancers notice)")
 	fs.IntVar(&o.maxConnections, "max-connections", server.DefaultMaxConnections, "connections served at once; more wait to be accepted")
+	fs.StringVar(&o.corsOrigins, "cors-origins", "*", "comma-separated origins whose browser pages may call the API (e.g. https://app.example.com); \"*\" allows any, \"\" none")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -147,6 +149,7 @@ func run(args []string, stderr io.Writer) error {
 		CompressMinBytes:    o.compressMinBytes,
 		Logger:              logger,
 		UnaryTimeout:        o.unaryTimeout,
+		CORSOrigins:         splitOrigins(o.corsOrigins),
 	})
 
 	httpServer := server.NewHTTPServer(srv.Handler, server.HTTPConfig{
@@ -258,4 +261,15 @@ func loadAdminToken(path string) (string, error) {
 		return "", fmt.Errorf("admin token file %s is empty", path)
 	}
 	return token, nil
+}
+
+// splitOrigins turns the -cors-origins flag into a list, dropping blanks.
+func splitOrigins(flagValue string) []string {
+	var origins []string
+	for _, o := range strings.Split(flagValue, ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			origins = append(origins, o)
+		}
+	}
+	return origins
 }

@@ -59,6 +59,9 @@ type Config struct {
 	// UnaryTimeout caps every unary call's deadline (DefaultUnaryTimeout
 	// when zero); shorter client deadlines are kept.
 	UnaryTimeout time.Duration
+	// CORSOrigins may call from other origins in browsers ("*" for any);
+	// empty allows none (same-origin pages, such as the console, still work).
+	CORSOrigins []string
 }
 
 // Server is the assembled handler and the parts the process controls.
@@ -131,7 +134,8 @@ func New(cfg Config) *Server {
 	s.mount(grpcreflect.NewHandlerV1(reflector, s.opts...))
 	s.mount(grpcreflect.NewHandlerV1Alpha(reflector, s.opts...))
 
-	s.Handler = s.mux
+	s.mountConsole()
+	s.Handler = forBrowsers(s.mux, cfg.CORSOrigins)
 	return s
 }
 

@@ -1,0 +1,114 @@
+package server_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"connectrpc.com/connect"
+	"google.golang.org/protobuf/types/known/emptypb"
+
+	"github.com/switchyard/switchyard/internal/server"
+	"github.com/switchyard/switchyard/internal/testserver"
+)
+
+func preflight(t *testing.T, srv *testserver.Server, origin string) *http.Response {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodOptions, srv.URL+"/teams.v1.TeamsService/GetTeam", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Origin", origin)
+	req.Header.Set("Access-Control-Request-Method", "POST")
+	req.Header.Set("Access-Control-Request-Headers", "connect-protocol-version,content-type,grpc-timeout,x-grpc-web,x-user-agent") // sorted, as browsers send them
+	res, err := srv.HTTPClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	return res
+}
+
+func TestCORS(t *testing.T) {
+	t.Parallel()
+	srv := testserver.Start(t, server.Config{CORSOrigins: []string{"https://console.example"}})
+
+	res := preflight(t, srv, "https://console.example")
+	if got := res.Header.Get("Access-Control-Allow-Origin"); got != "https://console.example" {
+		t.Errorf("preflight Allow-Origin %q", got)
+	}
+	if got := res.Header.Get("Access-Control-Max-Age"); got != "7200" {
+		t.Errorf("preflight Max-Age %q, want 7200 (cached preflights)", got)
+	}
+	if got := res.Header.Get("Access-Control-Allow-Credentials"); got != "" {
+		t.Errorf("credentials allowed cross-origin: %q", got)
+	}
+	if got := preflight(t, srv, "https://evil.example").Header.Get("Access-Control-Allow-Origin"); got != "" {
+		t.Errorf("origin not in the list got Allow-Origin %q", got)
+	}
+
+	// An actual gRPC-Web call from the allowed origin exposes the status headers.
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, srv.URL+"/teams.v1.TeamsService/GetTeam", strings.NewReader("\x00\x00\x00\x00\x00"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Origin", "https://console.example")
+	req.Header.Set("Content-Type", "application/grpc-web+proto")
+	res, err = srv.HTTPClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	exposed := strings.ToLower(res.Header.Get("Access-Control-Expose-Headers"))
+	for _, h := range []string{"grpc-status", "grpc-message", "grpc-status-details-bin"} {
+		if !strings.Contains(exposed, h) {
+			t.Errorf("Expose-Headers %q lacks %s", exposed, h)
+		}
+	}
+}
+
+func TestCORSDisabledByDefault(t *testing.T) {
+	t.Parallel()
+	srv := testserver.Start(t, server.Config{})
+	if got := preflight(t, srv, "https://console.example").Header.Get("Access-Control-Allow-Origin"); got != "" {
+		t.Errorf("no CORSOrigins configured, but Allow-Origin %q", got)
+	}
+}
+
+// TestConsoleDoesNotShadowProcedures: the console answers GET / and
+// /console/*, while unknown procedures still get connect's 404 /
+// UNIMPLEMENTED in every protocol.
+func TestConsoleDoesNotShadowProcedures(t *testing.T) {
+	t.Parallel()
+	srv := testserver.Start(t, server.Config{})
+	for path, want := range map[string]string{"/": "<title>Switchyard console</title>", "/console/app.js": "", "/console/style.css": "#map"} {
+		res, err := srv.HTTPClient.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != http.StatusOK || !strings.Contains(string(body), want) || len(body) == 0 {
+			t.Errorf("GET %s: %d, %d bytes", path, res.StatusCode, len(body))
+		}
+	}
+	res, err := srv.HTTPClient.Get(srv.URL + "/index.html.missing")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusNotFound {
+		t.Errorf("GET of an unknown page: %d, want 404", res.StatusCode)
+	}
+	for _, p := range testserver.Protocols() {
+		client := connect.NewClient[emptypb.Empty, emptypb.Empty](srv.HTTPClient, srv.URL+"/nope.v1.NopeService/Nope", p.Opts...)
+		_, err := client.CallUnary(context.Background(), connect.NewRequest(&emptypb.Empty{}))
+		if ce := new(connect.Error); !errors.As(err, &ce) || ce.Code() != connect.CodeUnimplemented {
+			t.Errorf("%s: unknown procedure error %v, want unimplemented", p.Name, err)
+		}
+	}
+}

@@ -1,0 +1,338 @@
+// Switchyard's browser console: every unary and server-streaming procedure
+// a person wants to try, over gRPC-Web (default) or the Connect protocol,
+// against this page's origin or any API given by ?api= or the API field.
+import { Code, ConnectError, createClient, type Client, type Transport } from "@connectrpc/connect";
+import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-web";
+import { TeamsService } from "../gen/teams/v1/teams_pb";
+import { GreeterService } from "../gen/greeter/v1/greeter_pb";
+import { SummatorService } from "../gen/summator/v1/summator_pb";
+import { KeywordsService } from "../gen/keywords/v1/keywords_pb";
+import { RouteGuideService } from "../gen/routeguide/v1/routeguide_pb";
+
+type Protocol = "grpc-web" | "connect";
+
+interface Clients {
+  teams: Client<typeof TeamsService>;
+  greeter: Client<typeof GreeterService>;
+  summator: Client<typeof SummatorService>;
+  keywords: Client<typeof KeywordsService>;
+  routeguide: Client<typeof RouteGuideService>;
+}
+
+const $ = <T extends Element = HTMLElement>(selector: string): T => {
+  const el = document.querySelector<T>(selector);
+  if (!el) throw new Error(`console page lacks ${selector}`);
+  return el;
+};
+const inputValue = (selector: string): string => $<HTMLInputElement>(selector).value;
+
+// --- connection --------------------------------------------------------
+
+const params = new URLSearchParams(location.search);
+let clients: Clients;
+
+function defaultAPI(): string {
+  const fromQuery = params.get("api");
+  if (fromQuery) return fromQuery;
+  // Opened from a file or a page without an origin: assume a local server.
+  return location.protocol.startsWith("http") ? location.origin : "http://localhost:50051";
+}
+
+function connect(api: string, protocol: Protocol): void {
+  const baseUrl = api.replace(/\/+$/, "");
+  const transport: Transport =
+    protocol === "connect" ? createConnectTransport({ baseUrl }) : createGrpcWebTransport({ baseUrl });
+  clients = {
+    teams: createClient(TeamsService, transport),
+    greeter: createClient(GreeterService, transport),
+    summator: createClient(SummatorService, transport),
+    keywords: createClient(KeywordsService, transport),
+    routeguide: createClient(RouteGuideService, transport),
+  };
+  document.body.dataset.protocol = protocol;
+  document.body.dataset.api = baseUrl;
+  $("#conn-status").textContent = `calling ${baseUrl} over ${protocol === "connect" ? "Connect" : "gRPC-Web"}`;
+}
+
+// --- results and errors ------------------------------------------------
+
+// codeName spells a connect code the way gRPC does: Code.NotFound -> NOT_FOUND.
+function codeName(code: Code): string {
+  return (Code[code] ?? `CODE_${code}`).replace(/([a-z])([A-Z])/g, "$1_$2").toUpperCase();
+}
+
+function showOK(el: HTMLElement, text: string): void {
+  el.className = "result ok";
+  el.dataset.state = "ok";
+  delete el.dataset.code;
+  el.textContent = text;
+}
+
+function showError(el: HTMLElement, err: unknown): void {
+  const ce = ConnectError.from(err);
+  el.className = "result error";
+  el.dataset.state = "error";
+  el.dataset.code = codeName(ce.code);
+  el.textContent = `${codeName(ce.code)}: ${ce.rawMessage}`;
+}
+
+function showBusy(el: HTMLElement): void {
+  el.className = "result muted";
+  el.dataset.state = "busy";
+  el.textContent = "…";
+}
+
+function onSubmit(selector: string, action: () => Promise<void>): void {
+  $<HTMLFormElement>(selector).addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    void action();
+  });
+}
+
+// --- teams -------------------------------------------------------------
+
+async function lookUpTeam(): Promise<void> {
+  const out = $("#team-result");
+  showBusy(out);
+  try {
+    const res = await clients.teams.getTeam({ city: inputValue("#team-city") });
+    showOK(out, `${res.city}: ${res.nickname}`);
+    out.dataset.nickname = res.nickname;
+  } catch (err) {
+    showError(out, err);
+  }
+}
+
+async function listTeams(): Promise<void> {
+  const out = $("#team-result");
+  const table = $<HTMLTableElement>("#teams-table");
+  const body = table.tBodies[0];
+  body.replaceChildren();
+  table.hidden = false;
+  showBusy(out);
+  try {
+    let n = 0;
+    for await (const team of clients.teams.listTeams({})) {
+      const row = body.insertRow();
+      row.insertCell().textContent = team.city;
+      row.insertCell().textContent = team.nickname;
+      n++;
+    }
+    showOK(out, `${n} teams`);
+    out.dataset.teams = String(n);
+  } catch (err) {
+    showError(out, err);
+  }
+}
+
+// --- greeter, summator, keywords ---------------------------------------
+
+async function greet(): Promise<void> {
+  const out = $("#greet-result");
+  showBusy(out);
+  try {
+    const res = await clients.greeter.sayHello({ name: inputValue("#greet-name") });
+    showOK(out, res.message);
+  } catch (err) {
+    showError(out, err);
+  }
+}
+
+async function sum(): Promise<void> {
+  const out = $("#sum-result");
+  const a = Number(inputValue("#sum-a"));
+  const b = Number(inputValue("#sum-b"));
+  showBusy(out);
+  try {
+    const res = await clients.summator.sum({ value1: a, value2: b });
+    // float32 on the wire: show the shortest decimal that round-trips it.
+    showOK(out, String(Number(Math.fround(res.value).toPrecision(7))));
+  } catch (err) {
+    showError(out, err);
+  }
+}
+
+async function extractKeywords(): Promise<void> {
+  const out = $("#keywords-result");
+  const list = $("#keywords-list");
+  list.replaceChildren();
+  showBusy(out);
+  try {
+    const res = await clients.keywords.getKeywords({ text: $<HTMLTextAreaElement>("#keywords-text").value });
+    for (const word of res.keywords) {
+      const li = document.createElement("li");
+      li.textContent = word;
+      list.append(li);
+    }
+    showOK(out, `${res.keywords.length} keywords`);
+  } catch (err) {
+    showError(out, err);
+  }
+}
+
+// --- RouteGuide map ----------------------------------------------------
+
+// The plot covers the RouteGuide database's area (E7 degrees).
+const VIEW = { minLat: 39.95e7, maxLat: 42.05e7, minLng: -75.05e7, maxLng: -73.95e7, width: 600, height: 400 };
+const SVG_NS = "http://www.w3.org/2000/svg";
+const E7 = 1e7;
+
+const toX = (lng: number) => ((lng - VIEW.minLng) / (VIEW.maxLng - VIEW.minLng)) * VIEW.width;
+const toY = (lat: number) => ((VIEW.maxLat - lat) / (VIEW.maxLat - VIEW.minLat)) * VIEW.height;
+const fromX = (x: number) => VIEW.minLng + (x / VIEW.width) * (VIEW.maxLng - VIEW.minLng);
+const fromY = (y: number) => VIEW.maxLat - (y / VIEW.height) * (VIEW.maxLat - VIEW.minLat);
+
+function svg<K extends keyof SVGElementTagNameMap>(tag: K, attrs: Record<string, string | number>): SVGElementTagNameMap[K] {
+  const el = document.createElementNS(SVG_NS, tag);
+  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, String(v));
+  return el;
+}
+
+const map = $<SVGSVGElement>("#map");
+const gridLayer = svg("g", {});
+const featureLayer = svg("g", { id: "features" });
+const selection = svg("rect", { class: "selection", x: 0, y: 0, width: 0, height: 0 });
+map.append(gridLayer, featureLayer, selection);
+
+function drawGrid(): void {
+  for (let lat = 40; lat <= 42; lat += 0.5) {
+    gridLayer.append(svg("line", { class: "grid", x1: 0, x2: VIEW.width, y1: toY(lat * E7), y2: toY(lat * E7) }));
+    const label = svg("text", { class: "label", x: 4, y: toY(lat * E7) - 3 });
+    label.textContent = `${lat.toFixed(1)}°N`;
+    gridLayer.append(label);
+  }
+  for (let lng = -75; lng <= -74; lng += 0.25) {
+    gridLayer.append(svg("line", { class: "grid", y1: 0, y2: VIEW.height, x1: toX(lng * E7), x2: toX(lng * E7) }));
+    const label = svg("text", { class: "label", x: toX(lng * E7) + 3, y: VIEW.height - 4 });
+    label.textContent = `${lng.toFixed(2)}°`;
+    gridLayer.append(label);
+  }
+}
+
+function rectFromInputs(): { lo: { latitude: number; longitude: number }; hi: { latitude: number; longitude: number } } | string {
+  const vals = ["#lo-lat", "#lo-lng", "#hi-lat", "#hi-lng"].map((s) => Number(inputValue(s)));
+  if (vals.some((v) => !Number.isFinite(v))) return "every corner needs a number of degrees, e.g. 40.5";
+  const [loLat, loLng, hiLat, hiLng] = vals.map((v) => Math.round(v * E7));
+  return { lo: { latitude: loLat, longitude: loLng }, hi: { latitude: hiLat, longitude: hiLng } };
+}
+
+function showSelection(): void {
+  const rect = rectFromInputs();
+  if (typeof rect === "string") return;
+  const x1 = toX(rect.lo.longitude), x2 = toX(rect.hi.longitude);
+  const y1 = toY(rect.lo.latitude), y2 = toY(rect.hi.latitude);
+  selection.setAttribute("x", String(Math.min(x1, x2)));
+  selection.setAttribute("y", String(Math.min(y1, y2)));
+  selection.setAttribute("width", String(Math.abs(x2 - x1)));
+  selection.setAttribute("height", String(Math.abs(y2 - y1)));
+}
+
+let currentQuery: AbortController | undefined;
+
+async function queryFeatures(): Promise<void> {
+  currentQuery?.abort();
+  const abort = new AbortController();
+  currentQuery = abort;
+  const out = $("#features-result");
+  const state = $("#features-state");
+  const count = $("#feature-count");
+  const named = $("#named-count");
+  featureLayer.replaceChildren();
+  count.textContent = "0";
+  named.textContent = "0";
+  out.className = "result muted";
+  out.dataset.state = "busy";
+  state.textContent = "streaming…";
+  showSelection();
+  const rect = rectFromInputs();
+  if (typeof rect === "string") {
+    out.className = "result error";
+    out.dataset.state = "error";
+    state.textContent = `INVALID_ARGUMENT: ${rect}`;
+    return;
+  }
+  let n = 0;
+  let namedN = 0;
+  try {
+    for await (const f of clients.routeguide.listFeatures(rect, { signal: abort.signal })) {
+      const loc = f.location ?? { latitude: 0, longitude: 0 };
+      const dot = svg("circle", { cx: toX(loc.longitude), cy: toY(loc.latitude), r: 4.5, class: f.name ? "named" : "unnamed" });
+      const title = svg("title", {});
+      title.textContent = `${f.name || "(unnamed)"} — ${(loc.latitude / E7).toFixed(4)}, ${(loc.longitude / E7).toFixed(4)}`;
+      dot.append(title);
+      featureLayer.append(dot);
+      n++;
+      if (f.name) namedN++;
+      count.textContent = String(n);
+      named.textContent = String(namedN);
+    }
+    out.className = "result ok";
+    out.dataset.state = "ok";
+    state.textContent = `(${n - namedN} unnamed) — stream complete`;
+  } catch (err) {
+    if (abort.signal.aborted) return;
+    const ce = ConnectError.from(err);
+    out.className = "result error";
+    out.dataset.state = "error";
+    state.textContent = `${codeName(ce.code)}: ${ce.rawMessage}`;
+  }
+}
+
+function svgPoint(ev: PointerEvent): { x: number; y: number } {
+  const box = map.getBoundingClientRect();
+  return {
+    x: Math.min(VIEW.width, Math.max(0, ((ev.clientX - box.left) / box.width) * VIEW.width)),
+    y: Math.min(VIEW.height, Math.max(0, ((ev.clientY - box.top) / box.height) * VIEW.height)),
+  };
+}
+
+function setCorners(a: { x: number; y: number }, b: { x: number; y: number }): void {
+  const deg = (v: number) => (v / E7).toFixed(5);
+  $<HTMLInputElement>("#lo-lat").value = deg(fromY(Math.max(a.y, b.y)));
+  $<HTMLInputElement>("#hi-lat").value = deg(fromY(Math.min(a.y, b.y)));
+  $<HTMLInputElement>("#lo-lng").value = deg(fromX(Math.min(a.x, b.x)));
+  $<HTMLInputElement>("#hi-lng").value = deg(fromX(Math.max(a.x, b.x)));
+  showSelection();
+}
+
+let dragStart: { x: number; y: number } | undefined;
+map.addEventListener("pointerdown", (ev) => {
+  dragStart = svgPoint(ev);
+  map.setPointerCapture(ev.pointerId);
+});
+map.addEventListener("pointermove", (ev) => {
+  if (dragStart) setCorners(dragStart, svgPoint(ev));
+});
+map.addEventListener("pointerup", (ev) => {
+  if (!dragStart) return;
+  const end = svgPoint(ev);
+  const moved = Math.abs(end.x - dragStart.x) + Math.abs(end.y - dragStart.y) > 3;
+  if (moved) setCorners(dragStart, end);
+  dragStart = undefined;
+  if (moved) void queryFeatures();
+});
+
+// --- wiring ------------------------------------------------------------
+
+function init(): void {
+  const api = $<HTMLInputElement>("#api");
+  const protocol = $<HTMLSelectElement>("#protocol");
+  api.value = defaultAPI();
+  protocol.value = params.get("protocol") === "connect" ? "connect" : "grpc-web";
+  connect(api.value, protocol.value as Protocol);
+  onSubmit("#conn-form", async () => connect(api.value, protocol.value as Protocol));
+  protocol.addEventListener("change", () => connect(api.value, protocol.value as Protocol));
+
+  onSubmit("#team-form", lookUpTeam);
+  $("#teams-list-button").addEventListener("click", () => void listTeams());
+  onSubmit("#greet-form", greet);
+  onSubmit("#sum-form", sum);
+  onSubmit("#keywords-form", extractKeywords);
+  onSubmit("#rect-form", queryFeatures);
+
+  drawGrid();
+  document.body.dataset.ready = "true";
+  void queryFeatures();
+}
+
+init();
