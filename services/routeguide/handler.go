@@ -132,29 +132,17 @@ func (h *Handler) GetFeature(_ context.Context, req *connect.Request[routeguidev
 
 // ListFeatures implements routeguidev1connect.RouteGuideServiceHandler.
 func (h *Handler) ListFeatures(ctx context.Context, req *connect.Request[routeguidev1.ListFeaturesRequest], stream *connect.ServerStream[routeguidev1.ListFeaturesResponse]) error {
-	features, err := h.Within(Rect{Lo: fromProto(req.Msg.GetLo()), Hi: fromProto(req.Msg.GetHi())})
-	if err != nil {
-		return err
-	}
-	for f := range features {
-		if err := ctx.Err(); err != nil {
-			return connect.NewError(connect.CodeCanceled, errors.New("the call ended before every feature was sent"))
-		}
-		if err := stream.Send(&routeguidev1.ListFeaturesResponse{Name: f.Name, Location: toProto(f.Location)}); err != nil {
-			return err
-		}
-	}
-	return nil
+	return listFeatures(ctx, h, Rect{Lo: fromProto(req.Msg.GetLo()), Hi: fromProto(req.Msg.GetHi())}, stream,
+		func(f Feature) *routeguidev1.ListFeaturesResponse {
+			return &routeguidev1.ListFeaturesResponse{Name: f.Name, Location: toProto(f.Location)}
+		})
 }
 
 // RecordRoute implements routeguidev1connect.RouteGuideServiceHandler.
 func (h *Handler) RecordRoute(_ context.Context, stream *connect.ClientStream[routeguidev1.RecordRouteRequest]) (*connect.Response[routeguidev1.RecordRouteResponse], error) {
-	s, err := h.Record(func() (Point, bool) {
-		if !stream.Receive() {
-			return Point{}, false
-		}
-		return Point{Latitude: stream.Msg().GetLatitude(), Longitude: stream.Msg().GetLongitude()}, true
-	}, stream.Err)
+	s, err := recordRoute(h, stream, func(p *routeguidev1.RecordRouteRequest) Point {
+		return Point{Latitude: p.GetLatitude(), Longitude: p.GetLongitude()}
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -165,6 +153,47 @@ func (h *Handler) RecordRoute(_ context.Context, stream *connect.ClientStream[ro
 
 // RouteChat implements routeguidev1connect.RouteGuideServiceHandler.
 func (h *Handler) RouteChat(_ context.Context, stream *connect.BidiStream[routeguidev1.RouteChatRequest, routeguidev1.RouteChatResponse]) error {
+	return routeChat(h, stream,
+		func(in *routeguidev1.RouteChatRequest) Note {
+			return Note{Location: fromProto(in.GetLocation()), Message: in.GetMessage()}
+		},
+		func(n Note) *routeguidev1.RouteChatResponse {
+			return &routeguidev1.RouteChatResponse{Location: toProto(n.Location), Message: n.Message}
+		})
+}
+
+// The streaming loops below serve both the v1 and the tutorial's names;
+// only the message types differ, so each name passes its conversions.
+
+// listFeatures streams the features inside r, stopping when the call ends.
+func listFeatures[Res any](ctx context.Context, h *Handler, r Rect, stream *connect.ServerStream[Res], encode func(Feature) *Res) error {
+	features, err := h.Within(r)
+	if err != nil {
+		return err
+	}
+	for f := range features {
+		if err := ctx.Err(); err != nil {
+			return connect.NewError(connect.CodeCanceled, errors.New("the call ended before every feature was sent"))
+		}
+		if err := stream.Send(encode(f)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// recordRoute summarises the points the client streams.
+func recordRoute[Req any](h *Handler, stream *connect.ClientStream[Req], point func(*Req) Point) (Summary, error) {
+	return h.Record(func() (Point, bool) {
+		if !stream.Receive() {
+			return Point{}, false
+		}
+		return point(stream.Msg()), true
+	}, stream.Err)
+}
+
+// routeChat answers every note with all notes kept at its location.
+func routeChat[Req, Res any](h *Handler, stream *connect.BidiStream[Req, Res], decode func(*Req) Note, encode func(Note) *Res) error {
 	for {
 		in, err := stream.Receive()
 		if err != nil {
@@ -173,12 +202,12 @@ func (h *Handler) RouteChat(_ context.Context, stream *connect.BidiStream[routeg
 			}
 			return err
 		}
-		kept, err := h.Chat(Note{Location: fromProto(in.GetLocation()), Message: in.GetMessage()})
+		kept, err := h.Chat(decode(in))
 		if err != nil {
 			return err
 		}
 		for _, n := range kept {
-			if err := stream.Send(&routeguidev1.RouteChatResponse{Location: toProto(n.Location), Message: n.Message}); err != nil {
+			if err := stream.Send(encode(n)); err != nil {
 				return err
 			}
 		}

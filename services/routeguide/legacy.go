@@ -2,8 +2,6 @@ package routeguide
 
 import (
 	"context"
-	"errors"
-	"io"
 
 	"connectrpc.com/connect"
 
@@ -34,29 +32,15 @@ func (h LegacyHandler) GetFeature(_ context.Context, req *connect.Request[legacy
 
 // ListFeatures implements routeguideconnect.RouteGuideHandler.
 func (h LegacyHandler) ListFeatures(ctx context.Context, req *connect.Request[legacyroute.Rectangle], stream *connect.ServerStream[legacyroute.Feature]) error {
-	features, err := h.v1.Within(Rect{Lo: fromLegacy(req.Msg.GetLo()), Hi: fromLegacy(req.Msg.GetHi())})
-	if err != nil {
-		return err
-	}
-	for f := range features {
-		if err := ctx.Err(); err != nil {
-			return connect.NewError(connect.CodeCanceled, errors.New("the call ended before every feature was sent"))
-		}
-		if err := stream.Send(&legacyroute.Feature{Name: f.Name, Location: toLegacy(f.Location)}); err != nil {
-			return err
-		}
-	}
-	return nil
+	return listFeatures(ctx, h.v1, Rect{Lo: fromLegacy(req.Msg.GetLo()), Hi: fromLegacy(req.Msg.GetHi())}, stream,
+		func(f Feature) *legacyroute.Feature {
+			return &legacyroute.Feature{Name: f.Name, Location: toLegacy(f.Location)}
+		})
 }
 
 // RecordRoute implements routeguideconnect.RouteGuideHandler.
 func (h LegacyHandler) RecordRoute(_ context.Context, stream *connect.ClientStream[legacyroute.Point]) (*connect.Response[legacyroute.RouteSummary], error) {
-	s, err := h.v1.Record(func() (Point, bool) {
-		if !stream.Receive() {
-			return Point{}, false
-		}
-		return fromLegacy(stream.Msg()), true
-	}, stream.Err)
+	s, err := recordRoute(h.v1, stream, fromLegacy)
 	if err != nil {
 		return nil, err
 	}
@@ -67,24 +51,13 @@ func (h LegacyHandler) RecordRoute(_ context.Context, stream *connect.ClientStre
 
 // RouteChat implements routeguideconnect.RouteGuideHandler.
 func (h LegacyHandler) RouteChat(_ context.Context, stream *connect.BidiStream[legacyroute.RouteNote, legacyroute.RouteNote]) error {
-	for {
-		in, err := stream.Receive()
-		if err != nil {
-			if errors.Is(err, io.EOF) {
-				return nil
-			}
-			return err
-		}
-		kept, err := h.v1.Chat(Note{Location: fromLegacy(in.GetLocation()), Message: in.GetMessage()})
-		if err != nil {
-			return err
-		}
-		for _, n := range kept {
-			if err := stream.Send(&legacyroute.RouteNote{Location: toLegacy(n.Location), Message: n.Message}); err != nil {
-				return err
-			}
-		}
-	}
+	return routeChat(h.v1, stream,
+		func(in *legacyroute.RouteNote) Note {
+			return Note{Location: fromLegacy(in.GetLocation()), Message: in.GetMessage()}
+		},
+		func(n Note) *legacyroute.RouteNote {
+			return &legacyroute.RouteNote{Location: toLegacy(n.Location), Message: n.Message}
+		})
 }
 
 func toLegacy(p Point) *legacyroute.Point {
