@@ -9,6 +9,7 @@ BUF := go tool -modfile=tools/buf/go.mod buf
 GRPCURL := go tool -modfile=tools/go.mod grpcurl
 ADDR ?= :50051
 ARGS ?=
+BENCHARGS ?=
 TMP := .tmp
 
 .PHONY: help
@@ -33,6 +34,7 @@ lint: ## buf lint, buf format, gofmt and go vet
 	$(BUF) format --diff --exit-code
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	go vet ./...
+	cd bench && go vet ./...
 
 .PHONY: checkgenerate
 checkgenerate: generate ## Fail when generated code differs from what is committed
@@ -58,6 +60,13 @@ unit: ## go test -race ./... with a pass/fail/skip count
 
 .PHONY: test
 test: lint checkgenerate breaking unit ## Every check and test (what CI runs)
+
+.PHONY: bench
+bench: ## Switchyard vs a grpc-go reference server, side by side (not part of test)
+	@mkdir -p $(TMP)/bench
+	go build -o $(TMP)/bench/switchyard ./cmd/switchyard
+	cd bench && go build -o ../$(TMP)/bench/ ./cmd/...
+	$(TMP)/bench/benchrun -bin $(TMP)/bench $(BENCHARGS)
 
 .PHONY: clean
 clean: ## Remove build output
