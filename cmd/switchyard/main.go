@@ -117,7 +117,7 @@ func run(args []string, stderr io.Writer) error {
 		"features", routeDB.Len(), "writes_enabled", adminToken != "")
 
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- httpServer.Serve(ln) }()
+	go func() { serveErr <- httpServer.Serve(server.BufferedListener(ln)) }()
 
 	signals := make(chan os.Signal, 2)
 	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)

@@ -45,7 +45,7 @@ func Start(t testing.TB, cfg server.Config) *Server {
 	}
 	hs := server.NewHTTPServer(srv.Handler, server.HTTPConfig{}, cfg.Logger)
 	done := make(chan error, 1)
-	go func() { done <- hs.Serve(ln) }()
+	go func() { done <- hs.Serve(server.BufferedListener(ln)) }()
 
 	client := NewH2CClient()
 	t.Cleanup(func() {
