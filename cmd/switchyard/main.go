@@ -84,7 +84,11 @@ func run(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	logger := newLogger(o, stderr)
+	// One line per call: batch the writes so logging stays off the hot path
+	// (see BENCHMARKS.md); every line is still written, in order.
+	logOut := server.NewCoalescingWriter(stderr, 1<<20)
+	defer logOut.Close(5 * time.Second)
+	logger := newLogger(o, logOut)
 
 	routeDB, err := routeguide.LoadDB(o.routeDB)
 	if err != nil {
