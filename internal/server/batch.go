@@ -24,6 +24,16 @@ var batchedStreams = map[string]bool{
 	"/teams.v1.TeamsService/ListTeams":              true,
 }
 
+// batchedChats are bidi procedures whose handler, on one goroutine, only
+// ever waits in Receive. Their flushes are deferred until the handler is
+// about to read from the network (its buffered request body is empty), so
+// replies to a pipelined batch of requests leave together, and a client that
+// waits for each reply still gets it before the handler waits for more.
+var batchedChats = map[string]bool{
+	"/routeguide.v1.RouteGuideService/RouteChat": true,
+	"/routeguide.RouteGuide/RouteChat":           true,
+}
+
 // maxFlushDelay bounds how long a batched stream holds sent messages while
 // its handler keeps sending.
 const maxFlushDelay = 2 * time.Millisecond
@@ -35,6 +45,9 @@ const maxFlushDelay = 2 * time.Millisecond
 func withBatchedFlushes(h http.Handler, services []string) http.Handler {
 	batched := make(map[string]time.Duration, len(batchedStreams))
 	for p := range batchedStreams {
+		batched[p] = maxFlushDelay
+	}
+	for p := range batchedChats {
 		batched[p] = maxFlushDelay
 	}
 	for _, name := range services {
@@ -56,7 +69,11 @@ func withBatchedFlushes(h http.Handler, services []string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if f, ok := w.(http.Flusher); ok {
 			if delay, ok := batched[r.URL.Path]; ok {
-				w = &batchingWriter{ResponseWriter: w, flusher: f, delay: delay, last: time.Now()}
+				bw := &batchingWriter{ResponseWriter: w, flusher: f, delay: delay, last: time.Now()}
+				if body, ok := r.Body.(*bufferedBody); ok && batchedChats[r.URL.Path] {
+					body.beforeFill = bw.flushDeferred
+				}
+				w = bw
 			}
 		}
 		h.ServeHTTP(w, r)
@@ -68,6 +85,7 @@ type batchingWriter struct {
 	flusher http.Flusher
 	delay   time.Duration // noFlush: never flush before the handler returns
 	last    time.Time     // of the last real flush
+	dirty   bool          // a flush was deferred
 }
 
 // noFlush is the delay of unary procedures: their handler returns right
@@ -82,6 +100,18 @@ func (b *batchingWriter) Flush() {
 	}
 	if now := time.Now(); now.Sub(b.last) >= b.delay {
 		b.last = now
+		b.dirty = false
+		b.flusher.Flush()
+		return
+	}
+	b.dirty = true
+}
+
+// flushDeferred flushes what deferred flushes held back.
+func (b *batchingWriter) flushDeferred() {
+	if b.dirty {
+		b.dirty = false
+		b.last = time.Now()
 		b.flusher.Flush()
 	}
 }

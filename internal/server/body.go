@@ -42,6 +42,8 @@ type bufferedBody struct {
 	mu   sync.Mutex
 	r    *bufio.Reader // nil once released
 	body io.ReadCloser
+	// beforeFill, if set, runs before a read that goes to the network.
+	beforeFill func()
 }
 
 func (b *bufferedBody) Read(p []byte) (int, error) {
@@ -49,6 +51,9 @@ func (b *bufferedBody) Read(p []byte) (int, error) {
 	defer b.mu.Unlock()
 	if b.r == nil {
 		return 0, errBodyReleased
+	}
+	if b.beforeFill != nil && b.r.Buffered() == 0 {
+		b.beforeFill()
 	}
 	return b.r.Read(p)
 }
