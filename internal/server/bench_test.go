@@ -108,4 +108,3 @@ func (fakeRequest) Spec() connect.Spec {
 func (fakeRequest) Peer() connect.Peer {
 	return connect.Peer{Addr: "127.0.0.1:50000", Protocol: connect.ProtocolGRPC}
 }
-
