@@ -68,6 +68,10 @@ bench: ## Switchyard vs a grpc-go reference server, side by side (not part of te
 	cd bench && go build -o ../$(TMP)/bench/ ./cmd/...
 	$(TMP)/bench/benchrun -bin $(TMP)/bench $(BENCHARGS)
 
+.PHONY: microbench
+microbench: ## Go micro-benchmarks of the call paths, with allocations (see BENCHMARKS.md)
+	go test -run '^$$' -bench . -benchmem ./...
+
 .PHONY: clean
 clean: ## Remove build output
 	rm -rf bin $(TMP)
