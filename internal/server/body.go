@@ -9,7 +9,7 @@ import (
 )
 
 // bodyBufferBytes is the read buffer of a request body.
-const bodyBufferBytes = 8 << 10
+const bodyBufferBytes = 4 << 10
 
 var bodyReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, bodyBufferBytes) }}
 
