@@ -107,7 +107,7 @@ func New(cfg Config) *Server {
 	s.mount(grpcreflect.NewHandlerV1(reflector, s.opts...))
 	s.mount(grpcreflect.NewHandlerV1Alpha(reflector, s.opts...))
 
-	s.Handler = withGrownStack(withBufferedBodies(withBatchedFlushes(s.mux, s.Services)))
+	s.Handler = withBufferedBodies(withBatchedFlushes(s.mux, s.Services))
 	return s
 }
 
