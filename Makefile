@@ -9,6 +9,7 @@ BUF := go tool -modfile=tools/buf/go.mod buf
 GRPCURL := go tool -modfile=tools/go.mod grpcurl
 ADDR ?= :50051
 ARGS ?=
+BENCHARGS ?=
 TMP := .tmp
 
 .PHONY: help
@@ -33,6 +34,7 @@ lint: ## buf lint, buf format, gofmt and go vet
 	$(BUF) format --diff --exit-code
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	go vet ./...
+	cd bench && go vet ./...
 
 .PHONY: checkgenerate
 checkgenerate: generate ## Fail when generated code differs from what is committed
@@ -91,6 +93,17 @@ soak: build ## Soak a real process with mixed traffic in every protocol ($(SOAK_
 .PHONY: soak-short
 soak-short: build ## The soak test for 20 s (part of make test)
 	go run ./cmd/soak -binary bin/switchyard -duration 20s -clients 16
+
+.PHONY: bench
+bench: ## Switchyard vs a grpc-go reference server, side by side (not part of test)
+	@mkdir -p $(TMP)/bench
+	go build -o $(TMP)/bench/switchyard ./cmd/switchyard
+	cd bench && go build -o ../$(TMP)/bench/ ./cmd/...
+	$(TMP)/bench/benchrun -bin $(TMP)/bench $(BENCHARGS)
+
+.PHONY: microbench
+microbench: ## Go micro-benchmarks of the call paths, with allocations (see BENCHMARKS.md)
+	go test -run '^$$' -bench . -benchmem ./...
 
 .PHONY: clean
 clean: ## Remove build output

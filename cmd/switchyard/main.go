@@ -120,7 +120,11 @@ func run(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	logger := newLogger(o, stderr)
+	// One line per call: batch the writes so logging stays off the hot path
+	// (see BENCHMARKS.md); every line is still written, in order.
+	logOut := server.NewCoalescingWriter(stderr, 1<<20)
+	defer logOut.Close(5 * time.Second)
+	logger := newLogger(o, logOut)
 
 	routeDB, err := routeguide.LoadDB(o.routeDB)
 	if err != nil {
@@ -192,11 +196,14 @@ func run(args []string, stderr io.Writer) error {
 
 	serveErr := make(chan error, 1)
 	go func() {
+		// Buffered reads and coalesced writes under TLS too: TLS wraps the
+		// buffered connection, so net/http still sees a *tls.Conn.
+		bln := server.BufferedListener(ln)
 		if o.tlsCert != "" {
-			serveErr <- httpServer.ServeTLS(ln, "", "")
+			serveErr <- httpServer.ServeTLS(bln, "", "")
 			return
 		}
-		serveErr <- httpServer.Serve(ln)
+		serveErr <- httpServer.Serve(bln)
 	}()
 
 	select {

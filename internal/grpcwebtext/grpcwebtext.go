@@ -206,7 +206,15 @@ func (w *textWriter) closeSegment() {
 	}
 }
 
-func (w *textWriter) finish() { w.closeSegment() }
+// finish ends the response. A handler that returned without writing or
+// flushing (a trailers-only error whose flush was deferred) still gets its
+// headers rewritten, rather than net/http sending them as they are.
+func (w *textWriter) finish() {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	w.closeSegment()
+}
 
 // Unwrap lets http.ResponseController reach the connection's writer.
 func (w *textWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -135,7 +135,7 @@ func New(cfg Config) *Server {
 	s.mount(grpcreflect.NewHandlerV1Alpha(reflector, s.opts...))
 
 	s.mountConsole()
-	s.Handler = forBrowsers(s.mux, cfg.CORSOrigins)
+	s.Handler = forBrowsers(withBufferedBodies(withBatchedFlushes(s.mux, s.Services)), cfg.CORSOrigins)
 	return s
 }
 

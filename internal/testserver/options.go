@@ -58,9 +58,9 @@ func StartWith(t testing.TB, cfg server.Config, opts Options) *Server {
 		pool.AppendCertsFromPEM(certPEM)
 		client = NewTLSClient(pool)
 		scheme = "https"
-		go func() { done <- hs.ServeTLS(ln, "", "") }()
+		go func() { done <- hs.ServeTLS(server.BufferedListener(ln), "", "") }()
 	} else {
-		go func() { done <- hs.Serve(ln) }()
+		go func() { done <- hs.Serve(server.BufferedListener(ln)) }()
 	}
 	t.Cleanup(func() {
 		client.CloseIdleConnections()

@@ -5,15 +5,10 @@
 package testserver
 
 import (
-	"context"
 	"crypto/tls"
-	"errors"
 	"io"
-	"log/slog"
-	"net"
 	"net/http"
 	"testing"
-	"time"
 
 	"connectrpc.com/connect"
 
@@ -31,35 +26,12 @@ type Server struct {
 	HTTPClient *http.Client
 }
 
-// Start serves cfg on a free loopback port until the test ends. Logs go to
-// t.Log unless cfg.Logger is set.
+// Start serves cfg on a free loopback port until the test ends, over h2c
+// with the default transport settings. Logs go to t.Log unless cfg.Logger
+// is set.
 func Start(t testing.TB, cfg server.Config) *Server {
 	t.Helper()
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	}
-	srv := server.New(cfg)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("listen: %v", err)
-	}
-	hs := server.NewHTTPServer(srv.Handler, server.HTTPConfig{}, cfg.Logger)
-	done := make(chan error, 1)
-	go func() { done <- hs.Serve(ln) }()
-
-	client := NewH2CClient()
-	t.Cleanup(func() {
-		client.CloseIdleConnections()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := hs.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-		if err := <-done; !errors.Is(err, http.ErrServerClosed) {
-			t.Errorf("serve: %v", err)
-		}
-	})
-	return &Server{Server: srv, URL: "http://" + ln.Addr().String(), Addr: ln.Addr().String(), HTTPClient: client}
+	return StartWith(t, cfg, Options{})
 }
 
 // NewH2CClient returns a client that speaks only HTTP/2 over cleartext, as

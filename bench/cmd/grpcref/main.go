@@ -1,0 +1,200 @@
+// Command grpcref is the benchmark's reference: a plain grpc-go server for
+// the procedures Switchyard is measured on, with the same semantics because
+// it calls the same domain packages (services/teams, services/routeguide).
+// Its service descriptors are written by hand over the gen/ message types:
+// Switchyard deliberately generates no grpc-go stubs.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"connectrpc.com/connect"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	legacyteams "github.com/switchyard/switchyard/gen/legacy/teams"
+	routeguidev1 "github.com/switchyard/switchyard/gen/routeguide/v1"
+	teamsv1 "github.com/switchyard/switchyard/gen/teams/v1"
+	"github.com/switchyard/switchyard/services/routeguide"
+	"github.com/switchyard/switchyard/services/teams"
+)
+
+func main() {
+	addr := flag.String("addr", "127.0.0.1:0", "listen address; the bound address is printed on stdout")
+	flag.Parse()
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "grpcref:", err)
+		os.Exit(1)
+	}
+	s := grpc.NewServer()
+	register(s)
+	fmt.Println(ln.Addr().String())
+	go func() {
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+		<-sig
+		s.Stop()
+	}()
+	if err := s.Serve(ln); err != nil {
+		fmt.Fprintln(os.Stderr, "grpcref:", err)
+		os.Exit(1)
+	}
+}
+
+// register serves teams.v1 GetTeam, the tutorial's /Teams/GetTeam and
+// routeguide.v1 on s.
+func register(s *grpc.Server) {
+	store := teams.NewMemStore(teams.TutorialTeams)
+	th := teams.NewHandler(store, "")
+	s.RegisterService(&grpc.ServiceDesc{
+		ServiceName: "teams.v1.TeamsService",
+		HandlerType: (*any)(nil),
+		Methods: []grpc.MethodDesc{{
+			MethodName: "GetTeam",
+			Handler: func(_ any, ctx context.Context, dec func(any) error, _ grpc.UnaryServerInterceptor) (any, error) {
+				req := new(teamsv1.GetTeamRequest)
+				if err := dec(req); err != nil {
+					return nil, err
+				}
+				t, err := th.Lookup(ctx, req.GetCity())
+				if err != nil {
+					return nil, toStatus(err)
+				}
+				return &teamsv1.GetTeamResponse{City: t.City, Nickname: t.Nickname}, nil
+			},
+		}},
+	}, struct{}{})
+	s.RegisterService(&grpc.ServiceDesc{
+		ServiceName: "Teams",
+		HandlerType: (*any)(nil),
+		Methods: []grpc.MethodDesc{{
+			MethodName: "GetTeam",
+			Handler: func(_ any, ctx context.Context, dec func(any) error, _ grpc.UnaryServerInterceptor) (any, error) {
+				req := new(legacyteams.TeamRequest)
+				if err := dec(req); err != nil {
+					return nil, err
+				}
+				// The tutorial answers an unknown city with OK and "not a member".
+				if err := teams.ValidateCity(req.GetCity()); err != nil {
+					return nil, status.Error(codes.InvalidArgument, err.Error())
+				}
+				t, err := store.Get(ctx, req.GetCity())
+				switch {
+				case errors.Is(err, teams.ErrNotFound):
+					return &legacyteams.TeamResponse{City: req.GetCity(), Nickname: "not a member"}, nil
+				case err != nil:
+					return nil, status.Error(codes.Internal, err.Error())
+				}
+				return &legacyteams.TeamResponse{City: t.City, Nickname: t.Nickname}, nil
+			},
+		}},
+	}, struct{}{})
+
+	rg := routeguide.NewHandler(routeguide.DefaultDB(), routeguide.Options{})
+	s.RegisterService(&grpc.ServiceDesc{
+		ServiceName: "routeguide.v1.RouteGuideService",
+		HandlerType: (*any)(nil),
+		Methods: []grpc.MethodDesc{{
+			MethodName: "GetFeature",
+			Handler: func(_ any, _ context.Context, dec func(any) error, _ grpc.UnaryServerInterceptor) (any, error) {
+				req := new(routeguidev1.GetFeatureRequest)
+				if err := dec(req); err != nil {
+					return nil, err
+				}
+				f, err := rg.Feature(routeguide.Point{Latitude: req.GetLatitude(), Longitude: req.GetLongitude()})
+				if err != nil {
+					return nil, toStatus(err)
+				}
+				return &routeguidev1.GetFeatureResponse{Name: f.Name, Location: toProto(f.Location)}, nil
+			},
+		}},
+		Streams: []grpc.StreamDesc{
+			{StreamName: "ListFeatures", ServerStreams: true, Handler: func(_ any, stream grpc.ServerStream) error {
+				req := new(routeguidev1.ListFeaturesRequest)
+				if err := stream.RecvMsg(req); err != nil {
+					return err
+				}
+				features, err := rg.Within(routeguide.Rect{Lo: fromProto(req.GetLo()), Hi: fromProto(req.GetHi())})
+				if err != nil {
+					return toStatus(err)
+				}
+				for f := range features {
+					if err := stream.SendMsg(&routeguidev1.ListFeaturesResponse{Name: f.Name, Location: toProto(f.Location)}); err != nil {
+						return err
+					}
+				}
+				return nil
+			}},
+			{StreamName: "RecordRoute", ClientStreams: true, Handler: func(_ any, stream grpc.ServerStream) error {
+				var recvErr error
+				sum, err := rg.Record(func() (routeguide.Point, bool) {
+					req := new(routeguidev1.RecordRouteRequest)
+					if err := stream.RecvMsg(req); err != nil {
+						if !errors.Is(err, io.EOF) {
+							recvErr = err
+						}
+						return routeguide.Point{}, false
+					}
+					return routeguide.Point{Latitude: req.GetLatitude(), Longitude: req.GetLongitude()}, true
+				}, func() error { return recvErr })
+				if err != nil {
+					return toStatus(err)
+				}
+				return stream.SendMsg(&routeguidev1.RecordRouteResponse{
+					PointCount: sum.PointCount, FeatureCount: sum.FeatureCount, Distance: sum.Distance, ElapsedTime: sum.ElapsedTime,
+				})
+			}},
+			{StreamName: "RouteChat", ServerStreams: true, ClientStreams: true, Handler: func(_ any, stream grpc.ServerStream) error {
+				for {
+					in := new(routeguidev1.RouteChatRequest)
+					if err := stream.RecvMsg(in); err != nil {
+						if errors.Is(err, io.EOF) {
+							return nil
+						}
+						return err
+					}
+					kept, err := rg.Chat(routeguide.Note{Location: fromProto(in.GetLocation()), Message: in.GetMessage()})
+					if err != nil {
+						return toStatus(err)
+					}
+					for _, n := range kept {
+						if err := stream.SendMsg(&routeguidev1.RouteChatResponse{Location: toProto(n.Location), Message: n.Message}); err != nil {
+							return err
+						}
+					}
+				}
+			}},
+		},
+	}, struct{}{})
+}
+
+// toStatus turns the domain packages' connect errors into gRPC statuses;
+// connect's codes are gRPC's codes.
+func toStatus(err error) error {
+	var ce *connect.Error
+	if errors.As(err, &ce) {
+		return status.Error(codes.Code(ce.Code()), ce.Message())
+	}
+	if s, ok := status.FromError(err); ok {
+		return s.Err()
+	}
+	return status.Error(codes.Unknown, err.Error())
+}
+
+func toProto(p routeguide.Point) *routeguidev1.Point {
+	return &routeguidev1.Point{Latitude: p.Latitude, Longitude: p.Longitude}
+}
+
+func fromProto(p *routeguidev1.Point) routeguide.Point {
+	return routeguide.Point{Latitude: p.GetLatitude(), Longitude: p.GetLongitude()}
+}

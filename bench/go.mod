@@ -1,0 +1,21 @@
+module github.com/switchyard/switchyard/bench
+
+go 1.26.8
+
+replace github.com/switchyard/switchyard => ..
+
+require (
+	connectrpc.com/connect v1.21.1
+	github.com/switchyard/switchyard v0.0.0-00010101000000-000000000000
+	golang.org/x/net v0.60.0
+	google.golang.org/grpc v1.85.0
+	google.golang.org/protobuf v1.36.12
+)
+
+require (
+	connectrpc.com/grpchealth v1.4.0 // indirect
+	connectrpc.com/grpcreflect v1.3.1 // indirect
+	golang.org/x/sys v0.48.0 // indirect
+	golang.org/x/text v0.42.0 // indirect
+	google.golang.org/genproto/googleapis/rpc v0.0.0-20260817212433-ac3dfec99bb1 // indirect
+)

@@ -1,0 +1,113 @@
+package server
+
+import (
+	"errors"
+	"io"
+	"sync"
+	"time"
+)
+
+// ErrWriterClosed is returned by writes to a closed CoalescingWriter.
+var ErrWriterClosed = errors.New("write after close")
+
+// CoalescingWriter hands writes to one writer goroutine: Write copies and
+// returns at once, and whatever is written while the goroutine is inside a
+// write of the underlying writer goes out in its next one. Many small
+// writes (HTTP/2 frames, log lines) then cost one system call per batch
+// rather than one each, with no timer: an idle writer writes at once.
+// Nothing is dropped; past maxPending bytes, Write waits.
+type CoalescingWriter struct {
+	w          io.Writer
+	maxPending int
+
+	mu      sync.Mutex
+	cond    sync.Cond // signalled when pending grows or drains, or on close
+	pending []byte    // written, not yet handed to w
+	spare   []byte    // the goroutine's buffer, swapped with pending
+	writing bool      // the goroutine is inside w.Write
+	err     error     // the first error of w; later writes return it
+	closed  bool
+	done    chan struct{} // closed when the goroutine ends
+}
+
+// NewCoalescingWriter starts the writer goroutine for w; Close ends it.
+func NewCoalescingWriter(w io.Writer, maxPending int) *CoalescingWriter {
+	c := &CoalescingWriter{w: w, maxPending: maxPending, done: make(chan struct{})}
+	c.cond.L = &c.mu
+	go c.loop()
+	return c
+}
+
+// Write queues a copy of p; it returns the error of an earlier write.
+func (c *CoalescingWriter) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for c.err == nil && !c.closed && len(c.pending) > 0 && len(c.pending)+len(p) > c.maxPending {
+		c.cond.Wait()
+	}
+	if c.err != nil {
+		return 0, c.err
+	}
+	if c.closed {
+		return 0, ErrWriterClosed
+	}
+	if len(c.pending) == 0 {
+		c.cond.Broadcast()
+	}
+	c.pending = append(c.pending, p...)
+	return len(p), nil
+}
+
+// Flush waits until everything written so far has been handed to w.
+func (c *CoalescingWriter) Flush() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for c.err == nil && (len(c.pending) > 0 || c.writing) {
+		c.cond.Wait()
+	}
+	return c.err
+}
+
+// Close refuses further writes and waits at most timeout for the pending
+// ones to reach w. It does not close w.
+func (c *CoalescingWriter) Close(timeout time.Duration) {
+	c.mu.Lock()
+	c.closed = true
+	c.cond.Broadcast()
+	c.mu.Unlock()
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-c.done:
+	case <-t.C:
+	}
+}
+
+func (c *CoalescingWriter) loop() {
+	defer close(c.done)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for {
+		for len(c.pending) == 0 && !c.closed {
+			c.cond.Wait()
+		}
+		if len(c.pending) == 0 {
+			return
+		}
+		c.pending, c.spare = c.spare[:0], c.pending
+		c.writing = true
+		c.mu.Unlock()
+		_, err := c.w.Write(c.spare)
+		c.mu.Lock()
+		c.writing = false
+		if cap(c.spare) > 4*c.maxPending {
+			c.spare = nil // a burst grew it; let it go
+		}
+		c.cond.Broadcast()
+		if err != nil {
+			c.err = err
+			c.pending = nil
+			return
+		}
+	}
+}

@@ -1,0 +1,129 @@
+package server_test
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/switchyard/switchyard/internal/server"
+)
+
+// slowWriter records each write and takes a while over it, as a socket
+// under load does.
+type slowWriter struct {
+	mu     sync.Mutex
+	buf    bytes.Buffer
+	writes int
+	delay  time.Duration
+	err    error
+	gate   chan struct{} // if set, each write waits for a value
+}
+
+func (w *slowWriter) Write(p []byte) (int, error) {
+	if w.gate != nil {
+		<-w.gate
+	}
+	time.Sleep(w.delay)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.writes++
+	if w.err != nil {
+		return 0, w.err
+	}
+	return w.buf.Write(p)
+}
+
+func TestCoalescingWriterKeepsEveryWriteInOrder(t *testing.T) {
+	t.Parallel()
+	sw := &slowWriter{delay: time.Millisecond}
+	cw := server.NewCoalescingWriter(sw, 1<<20)
+	const writers, lines = 8, 200
+	var wg sync.WaitGroup
+	for g := range writers {
+		wg.Go(func() {
+			for i := range lines {
+				if _, err := fmt.Fprintf(cw, "%d %d\n", g, i); err != nil {
+					t.Errorf("write: %v", err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := cw.Flush(); err != nil {
+		t.Fatalf("flush: %v", err)
+	}
+	next := make([]int, writers)
+	got := strings.Split(strings.TrimSuffix(sw.buf.String(), "\n"), "\n")
+	for _, line := range got {
+		var g, i int
+		if _, err := fmt.Sscanf(line, "%d %d", &g, &i); err != nil {
+			t.Fatalf("line %q: %v", line, err)
+		}
+		if i != next[g] {
+			t.Fatalf("writer %d: line %d came where %d was due", g, i, next[g])
+		}
+		next[g]++
+	}
+	if len(got) != writers*lines {
+		t.Fatalf("%d lines reached the writer, want %d", len(got), writers*lines)
+	}
+	if sw.writes >= writers*lines/2 {
+		t.Errorf("%d underlying writes for %d lines: writes were not coalesced", sw.writes, writers*lines)
+	}
+	cw.Close(time.Second)
+}
+
+func TestCoalescingWriterReportsTheWriterError(t *testing.T) {
+	t.Parallel()
+	boom := errors.New("disk full")
+	sw := &slowWriter{err: boom}
+	cw := server.NewCoalescingWriter(sw, 1<<10)
+	if _, err := cw.Write([]byte("first")); err != nil {
+		t.Fatalf("first write: %v (the error can only be known later)", err)
+	}
+	if err := cw.Flush(); !errors.Is(err, boom) {
+		t.Fatalf("flush: %v, want %v", err, boom)
+	}
+	if _, err := cw.Write([]byte("second")); !errors.Is(err, boom) {
+		t.Fatalf("write after failure: %v, want %v", err, boom)
+	}
+}
+
+func TestCoalescingWriterPushesBackAndDrainsOnClose(t *testing.T) {
+	t.Parallel()
+	sw := &slowWriter{gate: make(chan struct{})}
+	cw := server.NewCoalescingWriter(sw, 8)
+	if _, err := cw.Write([]byte("12345678")); err != nil { // taken by the writer goroutine, which waits at the gate
+		t.Fatal(err)
+	}
+	time.Sleep(10 * time.Millisecond)
+	if _, err := cw.Write([]byte("abcdefgh")); err != nil { // pending: now full
+		t.Fatal(err)
+	}
+	third := make(chan error, 1)
+	go func() {
+		_, err := cw.Write([]byte("XYZ"))
+		third <- err
+	}()
+	select {
+	case err := <-third:
+		t.Fatalf("write past the pending limit returned (%v) while the writer was stuck", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(sw.gate) // the writer proceeds
+	if err := <-third; err != nil {
+		t.Fatalf("third write: %v", err)
+	}
+	cw.Close(time.Second)
+	if got := sw.buf.String(); got != "12345678abcdefghXYZ" {
+		t.Fatalf("writer got %q", got)
+	}
+	if _, err := cw.Write([]byte("late")); !errors.Is(err, server.ErrWriterClosed) {
+		t.Fatalf("write after close: %v, want %v", err, server.ErrWriterClosed)
+	}
+}
