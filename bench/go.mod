@@ -13,9 +13,11 @@ require (
 )
 
 require (
+	connectrpc.com/cors v0.1.0 // indirect
 	connectrpc.com/grpchealth v1.4.0 // indirect
 	connectrpc.com/grpcreflect v1.3.1 // indirect
-	golang.org/x/sys v0.48.0 // indirect
+	github.com/rs/cors v1.11.1 // indirect
+	golang.org/x/sys v0.49.0 // indirect
 	golang.org/x/text v0.42.0 // indirect
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20260817212433-ac3dfec99bb1 // indirect
 )
