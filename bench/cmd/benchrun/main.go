@@ -81,12 +81,19 @@ func run(bin string, rounds int, dur, warm time.Duration, only, out string) erro
 	serverCPU, clientCPU := pinning()
 	fmt.Printf("machine: %d CPUs, %s; server pinned %q, load generator pinned %q\n", runtime.NumCPU(), cpuModel(), serverCPU, clientCPU)
 
-	sy, err := startServer("switchyard", serverCPU, bin+"/switchyard", "-addr", "127.0.0.1:"+freePort())
+	// Each server keeps its teams in SQLite (switchyard's default store) in
+	// a directory of its own, never the user's.
+	dataDir, err := os.MkdirTemp("", "switchyard-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dataDir)
+	sy, err := startServer("switchyard", serverCPU, bin+"/switchyard", "-addr", "127.0.0.1:"+freePort(), "-data-dir", dataDir+"/switchyard")
 	if err != nil {
 		return err
 	}
 	defer stop(sy)
-	ref, err := startServer("grpc-go", serverCPU, bin+"/grpcref", "-addr", "127.0.0.1:"+freePort())
+	ref, err := startServer("grpc-go", serverCPU, bin+"/grpcref", "-addr", "127.0.0.1:"+freePort(), "-data-dir", dataDir+"/grpc-go")
 	if err != nil {
 		return err
 	}

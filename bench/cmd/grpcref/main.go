@@ -26,18 +26,32 @@ import (
 	teamsv1 "github.com/switchyard/switchyard/gen/teams/v1"
 	"github.com/switchyard/switchyard/services/routeguide"
 	"github.com/switchyard/switchyard/services/teams"
+	"github.com/switchyard/switchyard/services/teams/sqlstore"
 )
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:0", "listen address; the bound address is printed on stdout")
+	dataDir := flag.String("data-dir", "", "team directory (SQLite, as switchyard's -data-dir); required")
 	flag.Parse()
+	if *dataDir == "" {
+		fmt.Fprintln(os.Stderr, "grpcref: -data-dir is required: teams are read from SQLite, as switchyard reads them")
+		os.Exit(2)
+	}
+	// The same store switchyard serves by default, so a GetTeam costs the
+	// same domain work on both servers and only the RPC stack differs.
+	store, err := sqlstore.OpenSQLite(context.Background(), *dataDir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "grpcref:", err)
+		os.Exit(1)
+	}
+	defer store.Close()
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "grpcref:", err)
 		os.Exit(1)
 	}
 	s := grpc.NewServer()
-	register(s)
+	register(s, store)
 	fmt.Println(ln.Addr().String())
 	go func() {
 		sig := make(chan os.Signal, 1)
@@ -53,8 +67,7 @@ func main() {
 
 // register serves teams.v1 GetTeam, the tutorial's /Teams/GetTeam and
 // routeguide.v1 on s.
-func register(s *grpc.Server) {
-	store := teams.NewMemStore(teams.TutorialTeams)
+func register(s *grpc.Server, store teams.Store) {
 	th := teams.NewHandler(store, "")
 	s.RegisterService(&grpc.ServiceDesc{
 		ServiceName: "teams.v1.TeamsService",

@@ -40,5 +40,9 @@ func OpenPostgres(ctx context.Context, dsn string) (*Store, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
-	return &Store{read: db, write: db, dialect: postgres}, nil
+	st, err := prepare(ctx, &Store{read: db, write: db, dialect: postgres})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	return st, nil
 }

@@ -72,7 +72,11 @@ func OpenSQLite(ctx context.Context, dir string) (*Store, error) {
 	}
 	read.SetMaxOpenConns(max(4, runtime.GOMAXPROCS(0)))
 	read.SetMaxIdleConns(max(4, runtime.GOMAXPROCS(0)))
-	return &Store{read: read, write: write, dialect: sqlite}, nil
+	st, err := prepare(ctx, &Store{read: read, write: write, dialect: sqlite})
+	if err != nil {
+		return nil, fmt.Errorf("sqlite %s: %w", path, err)
+	}
+	return st, nil
 }
 
 // DefaultDataDir is the per-user data directory: $XDG_DATA_HOME/switchyard,

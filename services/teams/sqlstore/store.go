@@ -25,6 +25,20 @@ type Store struct {
 	read    *sql.DB // queries; may be the same pool as write
 	write   *sql.DB // changes and migrations
 	dialect dialect
+	// get is Get's query, prepared once: GetTeam is the hot path, and
+	// parsing the SQL on every call cost more than running it.
+	get *sql.Stmt
+}
+
+// prepare readies s's prepared statements; on failure it closes s.
+func prepare(ctx context.Context, s *Store) (*Store, error) {
+	get, err := s.read.PrepareContext(ctx, s.dialect.q(`SELECT city, nickname FROM teams WHERE city_key = ?`))
+	if err != nil {
+		_ = s.Close()
+		return nil, err
+	}
+	s.get = get
+	return s, nil
 }
 
 var _ teams.Store = (*Store)(nil)
@@ -62,8 +76,7 @@ func (d dialect) q(query string) string {
 // Get implements teams.Store.
 func (s *Store) Get(ctx context.Context, city string) (teams.Team, error) {
 	var t teams.Team
-	err := s.read.QueryRowContext(ctx, s.dialect.q(
-		`SELECT city, nickname FROM teams WHERE city_key = ?`), teams.CityKey(city)).Scan(&t.City, &t.Nickname)
+	err := s.get.QueryRowContext(ctx, teams.CityKey(city)).Scan(&t.City, &t.Nickname)
 	if errors.Is(err, sql.ErrNoRows) {
 		return teams.Team{}, teams.ErrNotFound
 	}
@@ -141,7 +154,11 @@ func (s *Store) Delete(ctx context.Context, city string) (teams.Team, error) {
 
 // Close implements teams.Store.
 func (s *Store) Close() error {
-	err := s.write.Close()
+	var err error
+	if s.get != nil {
+		err = s.get.Close()
+	}
+	err = errors.Join(err, s.write.Close())
 	if s.read != s.write {
 		err = errors.Join(err, s.read.Close())
 	}
