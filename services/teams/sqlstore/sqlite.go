@@ -11,7 +11,8 @@ import (
 	"runtime"
 	"time"
 
-	_ "modernc.org/sqlite" // database/sql driver "sqlite", pure Go
+	sqlitelib "modernc.org/sqlite" // database/sql driver "sqlite", pure Go
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // SQLiteFile is the database's file name inside the data directory.
@@ -61,7 +62,7 @@ func OpenSQLite(ctx context.Context, dir string) (*Store, error) {
 	}
 	write.SetMaxOpenConns(1)
 	write.SetConnMaxIdleTime(0)
-	if err := migrate(ctx, write, sqlite); err != nil {
+	if err := migrateSQLite(ctx, write); err != nil {
 		_ = write.Close()
 		return nil, fmt.Errorf("sqlite %s: %w", path, err)
 	}
@@ -104,4 +105,24 @@ func DefaultDataDir() (string, error) {
 		return "", fmt.Errorf("no per-user data directory (%w): pass -data-dir", err)
 	}
 	return filepath.Join(home, ".local", "share", "switchyard"), nil
+}
+
+// migrateSQLite runs migrate, starting again while SQLite reports the
+// database busy. Processes that create the same new file at once can get
+// SQLITE_BUSY at once, without the busy timeout, while another one switches
+// the file to WAL; the migration is one transaction, so a retry is safe.
+func migrateSQLite(ctx context.Context, db *sql.DB) error {
+	deadline := time.Now().Add(BusyTimeout)
+	for wait := 10 * time.Millisecond; ; wait = min(2*wait, 200*time.Millisecond) {
+		err := migrate(ctx, db, sqlite)
+		var se *sqlitelib.Error
+		if err == nil || !errors.As(err, &se) || se.Code()&0xff != sqlite3.SQLITE_BUSY || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return err
+		}
+	}
 }
