@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"golang.org/x/net/netutil"
+
+	"github.com/switchyard/switchyard/internal/h2"
 )
 
 // HTTPConfig is the transport side of the server: what the switchyard
@@ -40,6 +42,9 @@ type HTTPConfig struct {
 	// MaxConnections bounds the connections served at once (see
 	// LimitListener); further ones wait in the kernel's accept queue.
 	MaxConnections int
+	// StdHTTP2 serves HTTP/2 with net/http's own server instead of
+	// Switchyard's (internal/h2), with the same limits. For comparison.
+	StdHTTP2 bool
 }
 
 // Defaults of HTTPConfig.
@@ -125,6 +130,20 @@ func applyLimits(hs *http.Server, cfg HTTPConfig) {
 	}
 	hs.Protocols.SetHTTP2(true)
 	hs.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	if !cfg.StdHTTP2 {
+		h2.Configure(hs, h2.Config{
+			MaxConcurrentStreams:          uint32(cfg.HTTP2MaxConcurrentStreams),
+			MaxReadFrameSize:              uint32(cfg.HTTP2MaxReadFrameSize),
+			MaxHeaderListSize:             uint32(cfg.MaxHeaderBytes),
+			MaxReceiveBufferPerStream:     int32(min(cfg.HTTP2MaxReceiveBufferPerStream, 1<<31-1)),
+			MaxReceiveBufferPerConnection: int32(min(cfg.HTTP2MaxReceiveBufferPerConnection, 1<<31-1)),
+			ReadHeaderTimeout:             cfg.ReadHeaderTimeout,
+			IdleTimeout:                   cfg.IdleTimeout,
+			SendPingTimeout:               cfg.HTTP2SendPingTimeout,
+			PingTimeout:                   cfg.HTTP2PingTimeout,
+			WriteTimeout:                  cfg.WriteByteTimeout,
+		})
+	}
 }
 
 // LimitListener serves at most cfg.MaxConnections connections of ln at

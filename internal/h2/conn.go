@@ -1,0 +1,720 @@
+package h2
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+)
+
+// Protocol constants (RFC 9113).
+const (
+	initialWindow    = 65535 // before SETTINGS_INITIAL_WINDOW_SIZE
+	defaultFrameSize = 16384 // before SETTINGS_MAX_FRAME_SIZE
+	maxWindow        = 1<<31 - 1
+	writeBufferSize  = 32 << 10
+	// goAwayLinger is how long a connection that ended with an error keeps
+	// reading (and discarding) after its GOAWAY, so that the client reads
+	// the GOAWAY before the socket closes.
+	goAwayLinger = time.Second
+	// maxRefusedDebt: a connection whose refused streams outnumber its
+	// served ones by this much is ended with ENHANCE_YOUR_CALM.
+	maxRefusedDebt = 1000
+)
+
+// conn is one HTTP/2 connection. The goroutine in serve reads and processes
+// every frame; handlers write their own frames under wmu.
+//
+// Lock order: wmu before mu. Nothing waits for wmu while holding mu.
+type conn struct {
+	srv     *Server
+	hs      *http.Server
+	conf    *Config
+	nc      net.Conn
+	handler http.Handler
+	baseCtx context.Context // without cancellation: streams are cancelled one by one
+	remote  string
+	fr      *http2.Framer // reads: the serve goroutine only; writes: under wmu
+
+	wmu     sync.Mutex
+	bw      *bufio.Writer
+	henc    *hpack.Encoder
+	hbuf    bytes.Buffer
+	wbroken bool // a write failed; nothing more is written
+
+	// Written by the serve goroutine, read by the watchdog.
+	framesRead    atomic.Uint64
+	flushingSince atomic.Int64 // unix nanos of a socket write in progress, 0 if none
+
+	mu             sync.Mutex
+	cond           sync.Cond // send windows grew, a stream ended, or the connection closed
+	streams        map[uint32]*stream
+	maxStreamID    uint32 // highest client stream ID seen
+	running        int    // handlers running (streams open or finishing)
+	sendWindow     int32  // connection send window
+	peerWindow     int32  // peer's SETTINGS_INITIAL_WINDOW_SIZE
+	peerFrameSize  uint32 // peer's SETTINGS_MAX_FRAME_SIZE
+	recvAvail      int32  // connection receive window the client may still use
+	recvUnacked    int32  // consumed receive window not yet returned
+	goingAway      bool   // GOAWAY sent: no new streams
+	failed         bool   // GOAWAY with an error: serve closes the connection
+	lastStreamID   uint32 // the GOAWAY's last stream ID
+	closed         bool   // the connection is over
+	idleSince      time.Time
+	refusedDebt    int
+	pingSentAt     time.Time // zero when no ping is outstanding
+	lastFramesSeen uint64
+	silentSince    time.Time
+	watchdog       *time.Timer
+}
+
+func newConn(s *Server, hs *http.Server, nc net.Conn, h http.Handler, ctx context.Context) *conn {
+	c := &conn{
+		srv:           s,
+		hs:            hs,
+		conf:          &s.conf,
+		nc:            nc,
+		handler:       h,
+		baseCtx:       context.WithoutCancel(ctx),
+		remote:        nc.RemoteAddr().String(),
+		streams:       map[uint32]*stream{},
+		sendWindow:    initialWindow,
+		peerWindow:    initialWindow,
+		peerFrameSize: defaultFrameSize,
+		recvAvail:     s.conf.MaxReceiveBufferPerConnection,
+		idleSince:     time.Now(),
+		silentSince:   time.Now(),
+	}
+	c.cond.L = &c.mu
+	c.bw = bufio.NewWriterSize(nc, writeBufferSize)
+	c.fr = http2.NewFramer(c.bw, nc)
+	c.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	c.fr.MaxHeaderListSize = s.conf.MaxHeaderListSize
+	c.fr.SetMaxReadFrameSize(s.conf.MaxReadFrameSize)
+	c.fr.SetReuseFrames()
+	c.henc = hpack.NewEncoder(&c.hbuf)
+	return c
+}
+
+// serve runs the connection: the preface, the server's SETTINGS, then one
+// frame after another until the connection ends.
+func (c *conn) serve(readPreface bool) {
+	defer c.close()
+	if readPreface {
+		_ = c.nc.SetReadDeadline(time.Now().Add(c.conf.ReadHeaderTimeout))
+		var buf [len(http2.ClientPreface)]byte
+		if _, err := io.ReadFull(c.nc, buf[:]); err != nil || string(buf[:]) != http2.ClientPreface {
+			return
+		}
+		_ = c.nc.SetReadDeadline(time.Time{})
+	}
+	c.wmu.Lock()
+	_ = c.fr.WriteSettings(
+		http2.Setting{ID: http2.SettingMaxFrameSize, Val: c.conf.MaxReadFrameSize},
+		http2.Setting{ID: http2.SettingMaxConcurrentStreams, Val: c.conf.MaxConcurrentStreams},
+		http2.Setting{ID: http2.SettingMaxHeaderListSize, Val: c.conf.MaxHeaderListSize},
+		http2.Setting{ID: http2.SettingInitialWindowSize, Val: uint32(c.conf.MaxReceiveBufferPerStream)},
+	)
+	if d := c.conf.MaxReceiveBufferPerConnection - initialWindow; d > 0 {
+		_ = c.fr.WriteWindowUpdate(0, uint32(d))
+	}
+	c.flushLocked()
+	c.wmu.Unlock()
+
+	c.mu.Lock()
+	c.watchdog = time.AfterFunc(c.tickInterval(), c.tick)
+	c.mu.Unlock()
+
+	sawSettings := false
+	for {
+		f, err := c.fr.ReadFrame()
+		if err != nil {
+			if !c.readError(f, err) {
+				return
+			}
+			continue
+		}
+		c.framesRead.Add(1)
+		if !sawSettings {
+			if sf, ok := f.(*http2.SettingsFrame); !ok || sf.IsAck() {
+				c.fail(http2.ConnectionError(http2.ErrCodeProtocol))
+				return
+			}
+			sawSettings = true
+		}
+		if err := c.process(f); err != nil {
+			if !c.handleError(err) {
+				return
+			}
+		}
+	}
+}
+
+// readError handles an error of ReadFrame and reports whether to go on.
+func (c *conn) readError(f http2.Frame, err error) bool {
+	var se http2.StreamError
+	switch {
+	case errors.As(err, &se):
+		if f != nil {
+			// A malformed request header: the stream is over before it began.
+			c.mu.Lock()
+			if se.StreamID > c.maxStreamID && se.StreamID%2 == 1 {
+				c.maxStreamID = se.StreamID
+			}
+			c.mu.Unlock()
+		}
+		return c.handleError(se)
+	case errors.Is(err, http2.ErrFrameTooLarge):
+		c.fail(http2.ConnectionError(http2.ErrCodeFrameSize))
+		return false
+	default:
+		var ce http2.ConnectionError
+		if errors.As(err, &ce) {
+			c.fail(ce)
+		}
+		return false
+	}
+}
+
+// handleError answers a protocol error: RST_STREAM for a stream error
+// (reporting true: the connection goes on), GOAWAY for the rest.
+func (c *conn) handleError(err error) bool {
+	var se http2.StreamError
+	if errors.As(err, &se) {
+		c.resetStream(se.StreamID, se.Code, errStreamClosed)
+		return true
+	}
+	var ce http2.ConnectionError
+	if errors.As(err, &ce) {
+		c.fail(ce)
+	}
+	return false
+}
+
+// fail ends the connection after a connection error: GOAWAY with its code,
+// then a short linger reading and discarding so the client sees it.
+func (c *conn) fail(ce http2.ConnectionError) {
+	c.goAway(http2.ErrCode(ce), false)
+	_ = c.nc.SetReadDeadline(time.Now().Add(goAwayLinger))
+	_, _ = io.Copy(io.Discard, c.nc)
+}
+
+// goAway sends GOAWAY: NO_ERROR once (a graceful shutdown: the connection
+// closes when its last stream ends), an error code whenever asked. closeNow
+// closes the socket at once.
+func (c *conn) goAway(code http2.ErrCode, closeNow bool) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	send := !c.goingAway || code != http2.ErrCodeNo
+	c.goingAway = true
+	c.failed = c.failed || code != http2.ErrCodeNo
+	c.lastStreamID = c.maxStreamID
+	last := c.lastStreamID
+	done := c.running == 0
+	c.mu.Unlock()
+
+	if send {
+		c.writeControl(func(fr *http2.Framer) error { return fr.WriteGoAway(last, code, nil) })
+	}
+	if closeNow || (code == http2.ErrCodeNo && done) {
+		c.closeSocket()
+	}
+}
+
+// closeSocket ends the connection: pending writes are flushed (the
+// connection's Close bounds how long), reads fail, serve returns.
+func (c *conn) closeSocket() {
+	_ = c.nc.Close()
+}
+
+// close runs when serve returns: every stream is cancelled and every
+// waiting handler woken.
+func (c *conn) close() {
+	c.mu.Lock()
+	c.closed = true
+	streams := c.streams
+	c.streams = map[uint32]*stream{}
+	if c.watchdog != nil {
+		c.watchdog.Stop()
+	}
+	for _, st := range streams {
+		st.abortLocked(errConnClosed)
+	}
+	c.cond.Broadcast()
+	c.mu.Unlock()
+	c.closeSocket()
+}
+
+// flushLocked writes the buffered frames to the socket. Called with wmu.
+func (c *conn) flushLocked() {
+	if c.wbroken || c.bw.Buffered() == 0 {
+		return
+	}
+	c.flushingSince.Store(time.Now().UnixNano())
+	err := c.bw.Flush()
+	c.flushingSince.Store(0)
+	if err != nil {
+		c.wbroken = true
+		c.closeSocket()
+	}
+}
+
+// writeControl writes one connection-level frame and flushes.
+func (c *conn) writeControl(write func(*http2.Framer) error) {
+	c.wmu.Lock()
+	if !c.wbroken {
+		_ = write(c.fr)
+		c.flushLocked()
+	}
+	c.wmu.Unlock()
+}
+
+// tickInterval is how often the watchdog looks at the connection.
+func (c *conn) tickInterval() time.Duration {
+	d := min(c.conf.IdleTimeout, c.conf.SendPingTimeout, c.conf.PingTimeout, c.conf.WriteTimeout) / 2
+	return max(d, 50*time.Millisecond)
+}
+
+// tick is the watchdog: it closes idle connections, pings silent ones,
+// closes those that do not answer or whose socket writes are stuck.
+func (c *conn) tick() {
+	now := time.Now()
+	if since := c.flushingSince.Load(); since != 0 && now.Sub(time.Unix(0, since)) > c.conf.WriteTimeout {
+		c.closeSocket()
+		return
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	if n := c.framesRead.Load(); n != c.lastFramesSeen {
+		c.lastFramesSeen = n
+		c.silentSince = now
+		c.pingSentAt = time.Time{}
+	}
+	idle := c.running == 0 && now.Sub(c.idleSince) > c.conf.IdleTimeout
+	ping := c.pingSentAt.IsZero() && now.Sub(c.silentSince) > c.conf.SendPingTimeout
+	dead := !c.pingSentAt.IsZero() && now.Sub(c.pingSentAt) > c.conf.PingTimeout
+	if ping {
+		c.pingSentAt = now
+	}
+	c.watchdog.Reset(c.tickInterval())
+	c.mu.Unlock()
+
+	switch {
+	case dead:
+		c.closeSocket()
+	case idle:
+		c.goAway(http2.ErrCodeNo, true)
+	case ping:
+		if c.wmu.TryLock() { // a stuck write is the write timeout's business
+			if !c.wbroken {
+				_ = c.fr.WritePing(false, [8]byte{'s', 'w', 'i', 't', 'c', 'h'})
+				c.flushLocked()
+			}
+			c.wmu.Unlock()
+		}
+	}
+}
+
+// process handles one frame.
+func (c *conn) process(f http2.Frame) error {
+	switch f := f.(type) {
+	case *http2.MetaHeadersFrame:
+		return c.processHeaders(f)
+	case *http2.DataFrame:
+		return c.processData(f)
+	case *http2.SettingsFrame:
+		return c.processSettings(f)
+	case *http2.WindowUpdateFrame:
+		return c.processWindowUpdate(f)
+	case *http2.PingFrame:
+		if f.StreamID != 0 {
+			return http2.ConnectionError(http2.ErrCodeProtocol)
+		}
+		if !f.IsAck() {
+			data := f.Data
+			c.writeControl(func(fr *http2.Framer) error { return fr.WritePing(true, data) })
+		}
+		return nil
+	case *http2.RSTStreamFrame:
+		return c.processReset(f)
+	case *http2.PriorityFrame:
+		if f.StreamDep == f.StreamID {
+			return http2.StreamError{StreamID: f.StreamID, Code: http2.ErrCodeProtocol}
+		}
+		return nil
+	case *http2.GoAwayFrame:
+		c.goAway(http2.ErrCodeNo, false)
+		return nil
+	case *http2.PushPromiseFrame:
+		return http2.ConnectionError(http2.ErrCodeProtocol)
+	case *http2.ContinuationFrame:
+		// The Framer joins CONTINUATION to its HEADERS; a stray one is an
+		// error it reports before we get here.
+		return http2.ConnectionError(http2.ErrCodeProtocol)
+	default:
+		return nil // unknown frame types are ignored
+	}
+}
+
+func (c *conn) processSettings(f *http2.SettingsFrame) error {
+	if f.IsAck() {
+		return nil
+	}
+	if err := f.ForeachSetting(func(s http2.Setting) error {
+		if err := s.Valid(); err != nil {
+			return err
+		}
+		switch s.ID {
+		case http2.SettingInitialWindowSize:
+			c.mu.Lock()
+			delta := int32(s.Val) - c.peerWindow
+			c.peerWindow = int32(s.Val)
+			for _, st := range c.streams {
+				if int64(st.sendWindow)+int64(delta) > maxWindow {
+					c.mu.Unlock()
+					return http2.ConnectionError(http2.ErrCodeFlowControl)
+				}
+				st.sendWindow += delta
+			}
+			c.cond.Broadcast()
+			c.mu.Unlock()
+		case http2.SettingMaxFrameSize:
+			c.mu.Lock()
+			c.peerFrameSize = s.Val
+			c.mu.Unlock()
+		case http2.SettingHeaderTableSize:
+			c.wmu.Lock()
+			c.henc.SetMaxDynamicTableSizeLimit(s.Val)
+			c.wmu.Unlock()
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	c.writeControl(func(fr *http2.Framer) error { return fr.WriteSettingsAck() })
+	return nil
+}
+
+func (c *conn) processWindowUpdate(f *http2.WindowUpdateFrame) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	inc := int64(f.Increment)
+	if f.StreamID == 0 {
+		if int64(c.sendWindow)+inc > maxWindow {
+			return http2.ConnectionError(http2.ErrCodeFlowControl)
+		}
+		c.sendWindow += int32(inc)
+		c.cond.Broadcast()
+		return nil
+	}
+	st := c.streams[f.StreamID]
+	if st == nil {
+		if f.StreamID > c.maxStreamID {
+			return http2.ConnectionError(http2.ErrCodeProtocol) // idle stream
+		}
+		return nil // a closed stream: allowed briefly
+	}
+	if int64(st.sendWindow)+inc > maxWindow {
+		return http2.StreamError{StreamID: f.StreamID, Code: http2.ErrCodeFlowControl}
+	}
+	st.sendWindow += int32(inc)
+	c.cond.Broadcast()
+	return nil
+}
+
+func (c *conn) processReset(f *http2.RSTStreamFrame) error {
+	c.mu.Lock()
+	if f.StreamID > c.maxStreamID {
+		c.mu.Unlock()
+		return http2.ConnectionError(http2.ErrCodeProtocol) // idle stream
+	}
+	st := c.streams[f.StreamID]
+	if st != nil {
+		delete(c.streams, f.StreamID)
+		st.abortLocked(errClientReset)
+		c.cond.Broadcast()
+	}
+	c.mu.Unlock()
+	return nil
+}
+
+// resetStream sends RST_STREAM for id and ends the stream, if open, with
+// err for its handler.
+func (c *conn) resetStream(id uint32, code http2.ErrCode, err error) {
+	c.mu.Lock()
+	if st := c.streams[id]; st != nil {
+		delete(c.streams, id)
+		st.abortLocked(err)
+		c.cond.Broadcast()
+	}
+	c.mu.Unlock()
+	c.writeControl(func(fr *http2.Framer) error { return fr.WriteRSTStream(id, code) })
+}
+
+// refundLocked returns n bytes of connection receive window: they were
+// consumed or discarded. It reports the WINDOW_UPDATE increment to send,
+// if any: window updates go out in batches of a quarter window.
+func (c *conn) refundLocked(n int32) uint32 {
+	c.recvUnacked += n
+	if c.recvUnacked < c.conf.MaxReceiveBufferPerConnection/4 {
+		return 0
+	}
+	inc := c.recvUnacked
+	c.recvAvail += inc
+	c.recvUnacked = 0
+	return uint32(inc)
+}
+
+// writeWindowUpdates sends the increments of refundLocked and
+// stream.consumeLocked.
+func (c *conn) writeWindowUpdates(connInc uint32, id, streamInc uint32) {
+	if connInc == 0 && streamInc == 0 {
+		return
+	}
+	c.writeControl(func(fr *http2.Framer) error {
+		if connInc > 0 {
+			_ = fr.WriteWindowUpdate(0, connInc)
+		}
+		if streamInc > 0 {
+			_ = fr.WriteWindowUpdate(id, streamInc)
+		}
+		return nil
+	})
+}
+
+func (c *conn) processData(f *http2.DataFrame) error {
+	id := f.StreamID
+	flow := int32(f.Length)
+	data := f.Data()
+	c.mu.Lock()
+	if flow > c.recvAvail {
+		c.mu.Unlock()
+		return http2.ConnectionError(http2.ErrCodeFlowControl)
+	}
+	c.recvAvail -= flow
+	st := c.streams[id]
+	if st == nil || st.remoteClosed {
+		inc := c.refundLocked(flow)
+		idle := id > c.maxStreamID
+		c.mu.Unlock()
+		c.writeWindowUpdates(inc, 0, 0)
+		if idle {
+			return http2.ConnectionError(http2.ErrCodeProtocol)
+		}
+		return http2.StreamError{StreamID: id, Code: http2.ErrCodeStreamClosed}
+	}
+	if flow > st.recvAvail {
+		inc := c.refundLocked(flow)
+		c.mu.Unlock()
+		c.writeWindowUpdates(inc, 0, 0)
+		return http2.StreamError{StreamID: id, Code: http2.ErrCodeFlowControl}
+	}
+	st.recvAvail -= flow
+	st.received += int64(len(data))
+	if st.declaredLength >= 0 && (st.received > st.declaredLength || f.StreamEnded() && st.received != st.declaredLength) {
+		inc := c.refundLocked(flow)
+		c.mu.Unlock()
+		c.writeWindowUpdates(inc, 0, 0)
+		return http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol}
+	}
+	var connInc, streamInc uint32
+	if st.bodyClosed {
+		connInc = c.refundLocked(flow) // nobody reads it
+	} else {
+		if st.bodyOff > 0 { // keep only the unread part
+			st.body = st.body[:copy(st.body, st.body[st.bodyOff:])]
+			st.bodyOff = 0
+		}
+		st.body = append(st.body, data...)
+		if pad := flow - int32(len(data)); pad > 0 {
+			connInc = c.refundLocked(pad)
+			streamInc = st.consumeLocked(pad)
+		}
+	}
+	if f.StreamEnded() {
+		st.remoteClosed = true
+		st.bodyErr = io.EOF
+	}
+	if st.bodyWaiting {
+		c.cond.Broadcast()
+	}
+	c.mu.Unlock()
+	c.writeWindowUpdates(connInc, id, streamInc)
+	return nil
+}
+
+// processHeaders opens a stream, or takes a request's trailers.
+func (c *conn) processHeaders(f *http2.MetaHeadersFrame) error {
+	id := f.StreamID
+	if id%2 == 0 {
+		return http2.ConnectionError(http2.ErrCodeProtocol)
+	}
+	if f.HasPriority() && f.Priority.StreamDep == id {
+		c.mu.Lock()
+		if id > c.maxStreamID {
+			c.maxStreamID = id
+		}
+		c.mu.Unlock()
+		return http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol}
+	}
+	c.mu.Lock()
+	if st := c.streams[id]; st != nil {
+		defer c.mu.Unlock()
+		return c.processTrailersLocked(st, f)
+	}
+	if id <= c.maxStreamID {
+		c.mu.Unlock()
+		return http2.ConnectionError(http2.ErrCodeStreamClosed)
+	}
+	c.maxStreamID = id
+	if c.goingAway || c.closed {
+		// After GOAWAY, new streams are refused; the client retries them
+		// on another connection.
+		c.mu.Unlock()
+		return http2.StreamError{StreamID: id, Code: http2.ErrCodeRefusedStream}
+	}
+	if c.running >= int(c.conf.MaxConcurrentStreams) {
+		c.refusedDebt++
+		calm := c.refusedDebt > maxRefusedDebt
+		c.mu.Unlock()
+		if calm {
+			return http2.ConnectionError(http2.ErrCodeEnhanceYourCalm)
+		}
+		return http2.StreamError{StreamID: id, Code: http2.ErrCodeRefusedStream}
+	}
+	c.mu.Unlock()
+
+	if f.Truncated {
+		c.respondStatus(id, http.StatusRequestHeaderFieldsTooLarge)
+		return nil
+	}
+	req, st, err := c.newRequest(f)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.streams[id] = st
+	c.running++
+	if c.refusedDebt > 0 {
+		c.refusedDebt--
+	}
+	c.mu.Unlock()
+	go c.runHandler(&st.rw, req)
+	return nil
+}
+
+// processTrailersLocked takes the trailing HEADERS of a request body.
+func (c *conn) processTrailersLocked(st *stream, f *http2.MetaHeadersFrame) error {
+	if st.remoteClosed {
+		return http2.StreamError{StreamID: st.id, Code: http2.ErrCodeStreamClosed}
+	}
+	if !f.StreamEnded() || len(f.PseudoFields()) > 0 {
+		return http2.StreamError{StreamID: st.id, Code: http2.ErrCodeProtocol}
+	}
+	if st.declaredLength >= 0 && st.received != st.declaredLength {
+		return http2.StreamError{StreamID: st.id, Code: http2.ErrCodeProtocol}
+	}
+	if st.trailer != nil {
+		for _, hf := range f.RegularFields() {
+			key := canonicalHeader(hf.Name)
+			if _, declared := st.trailer[key]; declared {
+				st.trailer[key] = append(st.trailer[key], hf.Value)
+			}
+		}
+	}
+	st.remoteClosed = true
+	st.bodyErr = io.EOF
+	if st.bodyWaiting {
+		c.cond.Broadcast()
+	}
+	return nil
+}
+
+// respondStatus answers a stream that reaches no handler with an empty
+// response of the given status.
+func (c *conn) respondStatus(id uint32, status int) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.wbroken {
+		return
+	}
+	c.hbuf.Reset()
+	_ = c.henc.WriteField(hpack.HeaderField{Name: ":status", Value: statusText(status)})
+	c.writeHeaderBlockLocked(id, true)
+	c.flushLocked()
+}
+
+// writeHeaderBlockLocked writes hbuf as HEADERS (and CONTINUATION) frames.
+func (c *conn) writeHeaderBlockLocked(id uint32, endStream bool) {
+	block := c.hbuf.Bytes()
+	c.mu.Lock()
+	max := int(c.peerFrameSize)
+	c.mu.Unlock()
+	first := true
+	for first || len(block) > 0 {
+		frag := block
+		if len(frag) > max {
+			frag = frag[:max]
+		}
+		block = block[len(frag):]
+		if first {
+			_ = c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: frag, EndStream: endStream, EndHeaders: len(block) == 0})
+			first = false
+		} else {
+			_ = c.fr.WriteContinuation(id, len(block) == 0, frag)
+		}
+	}
+}
+
+// runHandler serves one request on its own goroutine.
+func (c *conn) runHandler(w *responseWriter, req *http.Request) {
+	defer func() {
+		if p := recover(); p != nil {
+			if p != http.ErrAbortHandler {
+				logf(c.hs, "h2: panic serving %s %s: %v", c.remote, req.URL.Path, p)
+			}
+			w.closeStream()
+			return
+		}
+		w.finish()
+	}()
+	c.handler.ServeHTTP(w, req)
+}
+
+// streamDone accounts for a handler that has returned; its stream was
+// closed or reset before.
+func (c *conn) streamDone() {
+	c.mu.Lock()
+	c.running--
+	idle := c.running == 0
+	if idle {
+		c.idleSince = time.Now()
+	}
+	closeNow := idle && c.goingAway && !c.failed
+	c.mu.Unlock()
+	if closeNow {
+		c.wmu.Lock()
+		c.flushLocked()
+		c.wmu.Unlock()
+		c.closeSocket()
+	}
+}

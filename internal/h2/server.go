@@ -1,0 +1,189 @@
+// Package h2 is Switchyard's HTTP/2 server: it serves an http.Handler over
+// HTTP/2 connections that net/http has accepted (TLS with ALPN "h2", and
+// prior-knowledge cleartext), so HTTP/1.1, TLS handshakes and the
+// http.Server's lifecycle stay net/http's.
+//
+// It exists for speed. net/http's HTTP/2 server runs every connection as a
+// serve loop that the request handlers talk to over channels: each response
+// HEADERS frame, flush and body read is a round trip between goroutines, and
+// each HEADERS write gets a goroutine of its own. Here the goroutine reading
+// the connection processes frames itself, and handlers write their frames
+// directly, under a write lock, into the connection's buffer: a unary call
+// costs one handler goroutine and no handoffs. The protocol is the same
+// (RFC 9113 with golang.org/x/net/http2's Framer and HPACK), as are the
+// limits and timeouts; see Config.
+package h2
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"log"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"golang.org/x/net/http2"
+)
+
+// Config holds a Server's limits. Zero fields take the defaults of
+// net/http's HTTP/2 server.
+type Config struct {
+	// MaxConcurrentStreams bounds the streams of a connection whose
+	// handlers are running (advertised as SETTINGS_MAX_CONCURRENT_STREAMS).
+	// A stream reset by the client counts until its handler returns, so a
+	// rapid-reset flood cannot run more handlers than this.
+	MaxConcurrentStreams uint32
+	// MaxReadFrameSize is the largest frame the server reads.
+	MaxReadFrameSize uint32
+	// MaxHeaderListSize bounds a request's decoded header list.
+	MaxHeaderListSize uint32
+	// MaxReceiveBufferPerStream and MaxReceiveBufferPerConnection are the
+	// flow-control windows granted to the client: the request body bytes
+	// the server holds unread per stream and per connection.
+	MaxReceiveBufferPerStream     int32
+	MaxReceiveBufferPerConnection int32
+	// ReadHeaderTimeout bounds reading the client preface and first
+	// SETTINGS of a TLS connection.
+	ReadHeaderTimeout time.Duration
+	// IdleTimeout closes a connection (with GOAWAY) that has had no open
+	// stream for this long.
+	IdleTimeout time.Duration
+	// SendPingTimeout is how long a connection may be silent before the
+	// server pings it; PingTimeout how long the ping may go unanswered
+	// before the connection is closed.
+	SendPingTimeout time.Duration
+	PingTimeout     time.Duration
+	// WriteTimeout closes a connection whose socket write has made no
+	// progress for this long (a peer that stopped reading).
+	WriteTimeout time.Duration
+}
+
+func (c *Config) applyDefaults() {
+	if c.MaxConcurrentStreams == 0 {
+		c.MaxConcurrentStreams = 100
+	}
+	if c.MaxReadFrameSize < 16<<10 || c.MaxReadFrameSize > 1<<24-1 {
+		c.MaxReadFrameSize = 1 << 20
+	}
+	if c.MaxHeaderListSize == 0 {
+		c.MaxHeaderListSize = 1 << 20
+	}
+	if c.MaxReceiveBufferPerStream <= 0 {
+		c.MaxReceiveBufferPerStream = 1 << 20
+	}
+	if c.MaxReceiveBufferPerConnection < 65535 {
+		c.MaxReceiveBufferPerConnection = 1 << 20
+	}
+	if c.ReadHeaderTimeout <= 0 {
+		c.ReadHeaderTimeout = 5 * time.Second
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = 2 * time.Minute
+	}
+	if c.SendPingTimeout <= 0 {
+		c.SendPingTimeout = time.Minute
+	}
+	if c.PingTimeout <= 0 {
+		c.PingTimeout = 15 * time.Second
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = 30 * time.Second
+	}
+}
+
+// Server serves the HTTP/2 connections of one http.Server.
+type Server struct {
+	conf Config
+
+	mu           sync.Mutex
+	conns        map[*conn]struct{}
+	shuttingDown bool
+}
+
+// Configure makes hs serve its HTTP/2 connections, over TLS and cleartext,
+// with a new Server. hs.Shutdown sends GOAWAY on every connection and waits
+// for their streams to finish; hs.Close closes them.
+func Configure(hs *http.Server, conf Config) *Server {
+	conf.applyDefaults()
+	s := &Server{conf: conf, conns: map[*conn]struct{}{}}
+	if hs.TLSNextProto == nil {
+		hs.TLSNextProto = map[string]func(*http.Server, *tls.Conn, http.Handler){}
+	}
+	hs.TLSNextProto["h2"] = func(hs *http.Server, tc *tls.Conn, h http.Handler) {
+		s.serveConn(hs, tc, h, true)
+	}
+	// net/http hands cleartext HTTP/2 connections over under this key, in
+	// a *tls.Conn that only carries the net.Conn, the preface already read.
+	hs.TLSNextProto["unencrypted_http2"] = func(hs *http.Server, tc *tls.Conn, h http.Handler) {
+		nc, ok := tc.NetConn().(interface{ UnencryptedNetConn() net.Conn })
+		if !ok {
+			logf(hs, "h2: cleartext handoff without a connection")
+			tc.Close()
+			return
+		}
+		s.serveConn(hs, nc.UnencryptedNetConn(), h, false)
+	}
+	hs.RegisterOnShutdown(s.shutdown)
+	return s
+}
+
+// shutdown starts a graceful shutdown of every connection.
+func (s *Server) shutdown() {
+	s.mu.Lock()
+	s.shuttingDown = true
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.goAway(http2.ErrCodeNo, false)
+	}
+}
+
+func (s *Server) track(c *conn) (shuttingDown bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.conns[c] = struct{}{}
+	return s.shuttingDown
+}
+
+func (s *Server) untrack(c *conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+}
+
+// serveConn serves one connection until it ends. readPreface is set when
+// the client preface has not been read yet.
+func (s *Server) serveConn(hs *http.Server, nc net.Conn, h http.Handler, readPreface bool) {
+	ctx := context.Background()
+	if bc, ok := h.(interface{ BaseContext() context.Context }); ok {
+		ctx = bc.BaseContext()
+	}
+	c := newConn(s, hs, nc, h, ctx)
+	defer s.untrack(c)
+	if s.track(c) {
+		nc.Close() // shutting down: no new connections
+		return
+	}
+	c.serve(readPreface)
+}
+
+// errorLogger is where connection-level problems are reported.
+func logf(hs *http.Server, format string, args ...any) {
+	if hs != nil && hs.ErrorLog != nil {
+		hs.ErrorLog.Printf(format, args...)
+		return
+	}
+	log.Printf(format, args...)
+}
+
+// Errors that handlers see.
+var (
+	errStreamClosed = errors.New("h2: stream closed")
+	errClientReset  = errors.New("h2: stream reset by the client")
+	errConnClosed   = errors.New("h2: connection closed")
+)

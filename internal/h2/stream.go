@@ -1,0 +1,290 @@
+package h2
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"golang.org/x/net/http2"
+)
+
+// stream is one request and its response. The request body, the response
+// writer and the stream are one allocation.
+type stream struct {
+	c      *conn
+	id     uint32
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	rw     responseWriter
+	rb     requestBody
+
+	// Guarded by c.mu.
+	sendWindow     int32
+	recvAvail      int32 // stream receive window the client may still use
+	recvUnacked    int32
+	received       int64 // body bytes received
+	declaredLength int64 // content-length, or -1
+	remoteClosed   bool  // the client ended its side (END_STREAM)
+	body           []byte
+	bodyOff        int
+	bodyErr        error // io.EOF at the end of the body
+	bodyWaiting    bool  // the handler waits in Read
+	bodyClosed     bool  // the handler closed the body: arriving data is dropped
+	trailer        http.Header
+	reset          bool  // reset or connection gone: nothing more is written
+	resetErr       error // why, for the handler's writes
+}
+
+// abortLocked ends the stream abnormally: its handler's context is
+// cancelled with err, reads and writes fail with it.
+func (st *stream) abortLocked(err error) {
+	if st.reset {
+		return
+	}
+	st.reset = true
+	st.resetErr = err
+	st.bodyErr = err
+	st.body = nil
+	st.bodyOff = 0
+	st.cancel(err)
+}
+
+// consumeLocked returns n bytes of stream receive window and reports the
+// WINDOW_UPDATE increment to send, if any (batched by quarter windows).
+func (st *stream) consumeLocked(n int32) uint32 {
+	if st.remoteClosed || st.reset {
+		return 0
+	}
+	st.recvUnacked += n
+	if st.recvUnacked < st.c.conf.MaxReceiveBufferPerStream/4 {
+		return 0
+	}
+	inc := st.recvUnacked
+	st.recvAvail += inc
+	st.recvUnacked = 0
+	return uint32(inc)
+}
+
+// requestBody is a request's Body: the DATA the serve goroutine queued.
+type requestBody struct{ st *stream }
+
+func (b *requestBody) Read(p []byte) (int, error) {
+	st := b.st
+	c := st.c
+	c.mu.Lock()
+	for st.bodyOff == len(st.body) && st.bodyErr == nil {
+		st.bodyWaiting = true
+		c.cond.Wait()
+	}
+	st.bodyWaiting = false
+	if st.bodyOff == len(st.body) || len(p) == 0 {
+		err := st.bodyErr
+		c.mu.Unlock()
+		if len(p) == 0 && st.bodyOff < len(st.body) {
+			return 0, nil
+		}
+		return 0, err
+	}
+	n := copy(p, st.body[st.bodyOff:])
+	st.bodyOff += n
+	if st.bodyOff == len(st.body) {
+		st.body = st.body[:0]
+		st.bodyOff = 0
+	}
+	connInc := c.refundLocked(int32(n))
+	streamInc := st.consumeLocked(int32(n))
+	c.mu.Unlock()
+	c.writeWindowUpdates(connInc, st.id, streamInc)
+	return n, nil
+}
+
+// Close drops what is unread; data arriving later is dropped too (its
+// flow-control window is returned at once).
+func (b *requestBody) Close() error {
+	st := b.st
+	c := st.c
+	c.mu.Lock()
+	if st.bodyClosed {
+		c.mu.Unlock()
+		return nil
+	}
+	st.bodyClosed = true
+	unread := int32(len(st.body) - st.bodyOff)
+	st.body = nil
+	st.bodyOff = 0
+	if st.bodyErr == nil {
+		st.bodyErr = http.ErrBodyReadAfterClose
+	}
+	inc := c.refundLocked(unread)
+	c.mu.Unlock()
+	c.writeWindowUpdates(inc, 0, 0)
+	return nil
+}
+
+// newRequest builds the request of a stream's HEADERS, or reports why it
+// is malformed (RFC 9113 section 8.1.1: a stream error PROTOCOL_ERROR).
+func (c *conn) newRequest(f *http2.MetaHeadersFrame) (*http.Request, *stream, error) {
+	id := f.StreamID
+	malformed := http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol}
+	method, path := f.PseudoValue("method"), f.PseudoValue("path")
+	scheme, authority := f.PseudoValue("scheme"), f.PseudoValue("authority")
+	if method == "" || scheme == "" || path == "" || method == "CONNECT" || f.PseudoValue("protocol") != "" {
+		return nil, nil, malformed
+	}
+	if path[0] != '/' && (method != "OPTIONS" || path != "*") {
+		return nil, nil, malformed
+	}
+	fields := f.RegularFields()
+	header := make(http.Header, len(fields))
+	declared := int64(-1)
+	for _, hf := range fields {
+		switch hf.Name {
+		case "connection", "proxy-connection", "keep-alive", "transfer-encoding", "upgrade":
+			return nil, nil, malformed
+		case "te":
+			if hf.Value != "trailers" {
+				return nil, nil, malformed
+			}
+		case "host":
+			if authority == "" {
+				authority = hf.Value
+			}
+			continue
+		case "content-length":
+			n, err := strconv.ParseUint(hf.Value, 10, 63)
+			if err != nil || (declared >= 0 && int64(n) != declared) {
+				return nil, nil, malformed
+			}
+			declared = int64(n)
+		}
+		key := canonicalHeader(hf.Name)
+		header[key] = append(header[key], hf.Value)
+	}
+	if cookies := header["Cookie"]; len(cookies) > 1 {
+		header["Cookie"] = []string{strings.Join(cookies, "; ")}
+	}
+	if f.StreamEnded() && declared > 0 {
+		return nil, nil, malformed
+	}
+	u, err := requestURL(path)
+	if err != nil {
+		return nil, nil, malformed
+	}
+
+	st := &stream{
+		c:              c,
+		id:             id,
+		declaredLength: declared,
+		recvAvail:      c.conf.MaxReceiveBufferPerStream,
+	}
+	c.mu.Lock()
+	st.sendWindow = c.peerWindow
+	c.mu.Unlock()
+	st.rb.st = st
+	st.rw.st = st
+	st.ctx, st.cancel = context.WithCancelCause(c.baseCtx)
+
+	req := &http.Request{
+		Method:     method,
+		URL:        u,
+		Proto:      "HTTP/2.0",
+		ProtoMajor: 2,
+		Header:     header,
+		Host:       authority,
+		RemoteAddr: c.remote,
+		RequestURI: path,
+	}
+	if f.StreamEnded() {
+		st.remoteClosed = true
+		st.bodyErr = io.EOF
+		req.Body = http.NoBody
+	} else {
+		req.Body = &st.rb
+		req.ContentLength = declared
+	}
+	if names := header["Trailer"]; len(names) > 0 {
+		st.trailer = declaredTrailers(names)
+		req.Trailer = st.trailer
+	}
+	st.rw.req = req
+	return req.WithContext(st.ctx), st, nil
+}
+
+// requestURL parses a request's :path; most paths need no escaping work.
+func requestURL(path string) (*url.URL, error) {
+	if strings.IndexAny(path, "?%#") < 0 && path[0] == '/' {
+		return &url.URL{Path: path}, nil
+	}
+	return url.ParseRequestURI(path)
+}
+
+// declaredTrailers is the Trailer map for the names of Trailer headers.
+func declaredTrailers(values []string) http.Header {
+	t := http.Header{}
+	for _, v := range values {
+		for name := range strings.SplitSeq(v, ",") {
+			key := canonicalHeader(strings.ToLower(strings.TrimSpace(name)))
+			switch key {
+			case "", "Transfer-Encoding", "Trailer", "Content-Length", "Host":
+				continue
+			}
+			t[key] = nil
+		}
+	}
+	return t
+}
+
+// Header names: HTTP/2 carries them in lower case, net/http in canonical
+// form. The common ones convert without allocating.
+var (
+	commonCanonical = map[string]string{}
+	commonLower     = map[string]string{}
+)
+
+func init() {
+	for _, name := range []string{
+		"Accept", "Accept-Encoding", "Accept-Language", "Access-Control-Allow-Credentials",
+		"Access-Control-Allow-Headers", "Access-Control-Allow-Methods", "Access-Control-Allow-Origin",
+		"Access-Control-Expose-Headers", "Access-Control-Max-Age", "Access-Control-Request-Headers",
+		"Access-Control-Request-Method", "Authorization", "Cache-Control", "Connect-Accept-Encoding",
+		"Connect-Content-Encoding", "Connect-Protocol-Version", "Connect-Timeout-Ms", "Content-Encoding",
+		"Content-Length", "Content-Type", "Cookie", "Date", "Etag", "Grpc-Accept-Encoding",
+		"Grpc-Encoding", "Grpc-Message", "Grpc-Status", "Grpc-Status-Details-Bin", "Grpc-Timeout",
+		"If-Modified-Since", "If-None-Match", "Last-Modified", "Location", "Origin", "Referer",
+		"Server", "Set-Cookie", "Te", "Trailer", "User-Agent", "Vary", "X-Content-Type-Options",
+		"X-Grpc-Web", "X-User-Agent",
+	} {
+		lower := strings.ToLower(name)
+		commonCanonical[lower] = name
+		commonLower[name] = lower
+	}
+	for code := 100; code < len(statusStrings); code++ {
+		statusStrings[code] = strconv.Itoa(code)
+	}
+}
+
+func canonicalHeader(lower string) string {
+	if v, ok := commonCanonical[lower]; ok {
+		return v
+	}
+	return http.CanonicalHeaderKey(lower)
+}
+
+func lowerHeader(canonical string) string {
+	if v, ok := commonLower[canonical]; ok {
+		return v
+	}
+	return strings.ToLower(canonical)
+}
+
+var statusStrings [600]string
+
+func statusText(code int) string {
+	if code >= 100 && code < len(statusStrings) {
+		return statusStrings[code]
+	}
+	return strconv.Itoa(code)
+}

@@ -1,0 +1,314 @@
+package h2
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+
+	"golang.org/x/net/http/httpguts"
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+)
+
+// bufferedBody is how much of a response the writer holds before it sends
+// DATA without being asked to flush.
+const bufferedBody = 16 << 10
+
+var bodyPool = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
+
+// responseWriter is a stream's http.ResponseWriter and http.Flusher. It is
+// used by the handler's goroutine only, as net/http requires.
+type responseWriter struct {
+	st          *stream
+	req         *http.Request
+	header      http.Header
+	status      int
+	wroteHeader bool     // the status is decided
+	sentHeader  bool     // the HEADERS frame is written
+	ended       bool     // END_STREAM is written (or the stream is gone)
+	trailers    []string // declared with the Trailer header
+	buf         *[]byte  // body not yet sent
+	err         error    // the stream's end, once writes fail
+}
+
+func (w *responseWriter) Header() http.Header {
+	if w.header == nil {
+		w.header = make(http.Header, 4)
+	}
+	return w.header
+}
+
+func (w *responseWriter) WriteHeader(code int) {
+	if w.wroteHeader || w.ended {
+		return
+	}
+	if code < 100 || code > 999 {
+		panic("h2: invalid WriteHeader code " + strconv.Itoa(code))
+	}
+	if code < 200 {
+		return // informational responses are not sent
+	}
+	w.wroteHeader = true
+	w.status = code
+}
+
+func (w *responseWriter) bodyAllowed() bool {
+	return w.req.Method != http.MethodHead && w.status != http.StatusNoContent && w.status != http.StatusNotModified
+}
+
+func (w *responseWriter) Write(p []byte) (int, error) {
+	return w.write(len(p), p, "")
+}
+
+func (w *responseWriter) WriteString(s string) (int, error) {
+	return w.write(len(s), nil, s)
+}
+
+func (w *responseWriter) write(n int, p []byte, s string) (int, error) {
+	if w.err != nil {
+		return 0, w.err
+	}
+	if w.ended {
+		return 0, errStreamClosed
+	}
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	if !w.bodyAllowed() {
+		return 0, http.ErrBodyNotAllowed
+	}
+	if w.buf == nil {
+		w.buf = bodyPool.Get().(*[]byte)
+	}
+	if p != nil {
+		*w.buf = append(*w.buf, p...)
+	} else {
+		*w.buf = append(*w.buf, s...)
+	}
+	if len(*w.buf) >= bufferedBody {
+		if err := w.send(false); err != nil {
+			return 0, err
+		}
+	}
+	return n, nil
+}
+
+// Flush sends the headers and the body written so far.
+func (w *responseWriter) Flush() { _ = w.FlushError() }
+
+// FlushError is Flush for http.ResponseController.
+func (w *responseWriter) FlushError() error {
+	if w.ended {
+		return errStreamClosed
+	}
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	return w.send(false)
+}
+
+// finish ends the response after the handler returned, and the stream.
+func (w *responseWriter) finish() {
+	if !w.ended && w.err == nil {
+		if !w.wroteHeader {
+			w.WriteHeader(http.StatusOK)
+		}
+		_ = w.send(true)
+	}
+	w.closeStream()
+}
+
+// closeStream releases the stream once its handler is done (or panicked).
+// A response that did not end is reset with INTERNAL_ERROR; a complete one
+// whose client is still sending with NO_ERROR, which tells the client to
+// stop (RFC 9113 section 8.1).
+func (w *responseWriter) closeStream() {
+	st := w.st
+	c := st.c
+	_ = st.rb.Close()
+	c.mu.Lock()
+	if c.streams[st.id] == st {
+		delete(c.streams, st.id)
+	}
+	rst, code := false, http2.ErrCodeNo
+	if !st.reset {
+		switch {
+		case !w.ended:
+			rst, code = true, http2.ErrCodeInternal
+		case !st.remoteClosed:
+			rst = true
+		}
+	}
+	st.abortLocked(errStreamClosed)
+	c.mu.Unlock()
+	if rst {
+		c.writeControl(func(fr *http2.Framer) error { return fr.WriteRSTStream(st.id, code) })
+	}
+	if w.buf != nil {
+		if cap(*w.buf) <= 64<<10 {
+			*w.buf = (*w.buf)[:0]
+			bodyPool.Put(w.buf)
+		}
+		w.buf = nil
+	}
+	c.streamDone()
+}
+
+// send writes what is pending: the HEADERS frame if not yet written, the
+// buffered body as DATA within the flow-control windows (waiting for them
+// as needed), and with end, the end of the stream: trailers, or
+// END_STREAM on the last frame.
+func (w *responseWriter) send(end bool) error {
+	st := w.st
+	c := st.c
+	var data []byte
+	if w.buf != nil {
+		data = *w.buf
+	}
+	if !w.sentHeader {
+		w.declareTrailers()
+	}
+	var trailers []hpack.HeaderField
+	if end {
+		trailers = w.trailerFields()
+	}
+	for {
+		c.wmu.Lock()
+		c.mu.Lock()
+		if st.reset || c.wbroken || c.closed {
+			err := st.resetErr
+			if err == nil {
+				err = errConnClosed
+			}
+			c.mu.Unlock()
+			c.wmu.Unlock()
+			w.err = err
+			w.ended = true
+			return err
+		}
+		n := min(len(data), int(max(0, min(st.sendWindow, c.sendWindow))))
+		st.sendWindow -= int32(n)
+		c.sendWindow -= int32(n)
+		frameSize := int(c.peerFrameSize)
+		c.mu.Unlock()
+
+		chunk := data[:n]
+		data = data[n:]
+		last := end && len(data) == 0 // this round ends the stream
+		if !w.sentHeader {
+			w.encodeHeaderLocked(end && trailers == nil && len(w.trailers) == 0)
+			c.writeHeaderBlockLocked(st.id, last && len(chunk) == 0 && trailers == nil)
+			w.sentHeader = true
+			if last && len(chunk) == 0 && trailers == nil {
+				w.ended = true
+			}
+		}
+		for len(chunk) > 0 {
+			k := min(len(chunk), frameSize)
+			endStream := last && k == len(chunk) && trailers == nil
+			_ = c.fr.WriteData(st.id, endStream, chunk[:k])
+			chunk = chunk[k:]
+			w.ended = w.ended || endStream
+		}
+		if last && !w.ended {
+			if trailers != nil {
+				c.hbuf.Reset()
+				for _, hf := range trailers {
+					_ = c.henc.WriteField(hf)
+				}
+				c.writeHeaderBlockLocked(st.id, true)
+			} else {
+				_ = c.fr.WriteData(st.id, true, nil)
+			}
+			w.ended = true
+		}
+		c.flushLocked()
+		c.wmu.Unlock()
+		if len(data) == 0 {
+			break
+		}
+		// Out of window: wait for WINDOW_UPDATE (or the stream's end).
+		c.mu.Lock()
+		for !st.reset && !c.closed && (st.sendWindow <= 0 || c.sendWindow <= 0) {
+			c.cond.Wait()
+		}
+		c.mu.Unlock()
+	}
+	if w.buf != nil {
+		*w.buf = (*w.buf)[:0]
+	}
+	return nil
+}
+
+// encodeHeaderLocked encodes the response's HEADERS into c.hbuf. complete
+// is set when the whole response is in hand and has no trailers: its
+// length is then sent.
+// Called with c.wmu.
+func (w *responseWriter) encodeHeaderLocked(complete bool) {
+	c := w.st.c
+	h := w.header
+	if w.bodyAllowed() && w.buf != nil && len(*w.buf) > 0 {
+		if _, ok := h["Content-Type"]; !ok {
+			w.Header().Set("Content-Type", http.DetectContentType(*w.buf))
+			h = w.header
+		}
+	}
+	c.hbuf.Reset()
+	_ = c.henc.WriteField(hpack.HeaderField{Name: ":status", Value: statusText(w.status)})
+	for k, vv := range h {
+		if strings.HasPrefix(k, http.TrailerPrefix) {
+			continue
+		}
+		name := lowerHeader(k)
+		switch name {
+		case "connection", "proxy-connection", "keep-alive", "transfer-encoding", "upgrade":
+			continue
+		}
+		for _, v := range vv {
+			if httpguts.ValidHeaderFieldValue(v) {
+				_ = c.henc.WriteField(hpack.HeaderField{Name: name, Value: v})
+			}
+		}
+	}
+	if complete && w.bodyAllowed() && w.buf != nil {
+		if _, ok := h["Content-Length"]; !ok {
+			_ = c.henc.WriteField(hpack.HeaderField{Name: "content-length", Value: strconv.Itoa(len(*w.buf))})
+		}
+	}
+}
+
+// declareTrailers notes the names of the Trailer header, before the
+// headers are sent: their values, set later, go out as trailers.
+func (w *responseWriter) declareTrailers() {
+	for _, v := range w.header["Trailer"] {
+		for t := range strings.SplitSeq(v, ",") {
+			if t = strings.TrimSpace(t); t != "" {
+				w.trailers = append(w.trailers, http.CanonicalHeaderKey(t))
+			}
+		}
+	}
+}
+
+// trailerFields are the response's trailers: the values of the declared
+// Trailer names and of the keys with http.TrailerPrefix.
+func (w *responseWriter) trailerFields() []hpack.HeaderField {
+	var fields []hpack.HeaderField
+	add := func(k string, vv []string) {
+		name := lowerHeader(k)
+		for _, v := range vv {
+			if httpguts.ValidHeaderFieldValue(v) {
+				fields = append(fields, hpack.HeaderField{Name: name, Value: v})
+			}
+		}
+	}
+	for _, k := range w.trailers {
+		add(k, w.header[k])
+	}
+	for k, vv := range w.header {
+		if strings.HasPrefix(k, http.TrailerPrefix) {
+			add(strings.TrimPrefix(k, http.TrailerPrefix), vv)
+		}
+	}
+	return fields
+}
