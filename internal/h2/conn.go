@@ -618,7 +618,8 @@ func (c *conn) processHeaders(f *http2.MetaHeadersFrame) error {
 		c.refusedDebt--
 	}
 	c.mu.Unlock()
-	go c.runHandler(&st.rw, req)
+	st.req = req
+	c.srv.startHandler(st)
 	return nil
 }
 
@@ -686,7 +687,8 @@ func (c *conn) writeHeaderBlockLocked(id uint32, endStream bool) {
 }
 
 // runHandler serves one request on its own goroutine.
-func (c *conn) runHandler(w *responseWriter, req *http.Request) {
+func (c *conn) runHandler(st *stream) {
+	w, req := &st.rw, st.req
 	defer func() {
 		if p := recover(); p != nil {
 			if p != http.ErrAbortHandler {

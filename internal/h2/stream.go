@@ -18,6 +18,7 @@ type stream struct {
 	id     uint32
 	ctx    context.Context
 	cancel context.CancelCauseFunc
+	req    *http.Request // as the handler sees it
 	rw     responseWriter
 	rb     requestBody
 

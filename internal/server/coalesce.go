@@ -3,9 +3,14 @@ package server
 import (
 	"errors"
 	"io"
+	"runtime"
 	"sync"
 	"time"
 )
+
+// coalesceBatch is the batch size below which the writer goroutine yields
+// once before writing.
+const coalesceBatch = 32 << 10
 
 // ErrWriterClosed is returned by writes to a closed CoalescingWriter.
 var ErrWriterClosed = errors.New("write after close")
@@ -93,6 +98,14 @@ func (c *CoalescingWriter) loop() {
 		}
 		if len(c.pending) == 0 {
 			return
+		}
+		if len(c.pending) < coalesceBatch && !c.closed {
+			// A small batch: let the goroutines that are ready to run
+			// (handlers finishing their responses) add to it first. With
+			// nothing else to run, this returns at once.
+			c.mu.Unlock()
+			runtime.Gosched()
+			c.mu.Lock()
 		}
 		c.pending, c.spare = c.spare[:0], c.pending
 		c.writing = true
