@@ -52,8 +52,9 @@ type conn struct {
 	wbroken bool // a write failed; nothing more is written
 
 	// Written by the serve goroutine, read by the watchdog.
-	framesRead    atomic.Uint64
-	flushingSince atomic.Int64 // unix nanos of a socket write in progress, 0 if none
+	framesRead atomic.Uint64
+	flushes    atomic.Uint64 // odd while a socket write is in progress
+	started    atomic.Uint64 // streams started
 
 	mu             sync.Mutex
 	cond           sync.Cond // send windows grew, a stream ended, or the connection closed
@@ -69,7 +70,10 @@ type conn struct {
 	failed         bool   // GOAWAY with an error: serve closes the connection
 	lastStreamID   uint32 // the GOAWAY's last stream ID
 	closed         bool   // the connection is over
-	idleSince      time.Time
+	idleFrom       time.Time // the watchdog's first idle look; zero when busy
+	lastStarted    uint64
+	stuckFlush     uint64 // the flush in progress at the watchdog's last look
+	stuckSince     time.Time
 	refusedDebt    int
 	pingSentAt     time.Time // zero when no ping is outstanding
 	lastFramesSeen uint64
@@ -91,7 +95,6 @@ func newConn(s *Server, hs *http.Server, nc net.Conn, h http.Handler, ctx contex
 		peerWindow:    initialWindow,
 		peerFrameSize: defaultFrameSize,
 		recvAvail:     s.conf.MaxReceiveBufferPerConnection,
-		idleSince:     time.Now(),
 		silentSince:   time.Now(),
 	}
 	c.cond.L = &c.mu
@@ -262,9 +265,9 @@ func (c *conn) flushLocked() {
 	if c.wbroken || c.bw.Buffered() == 0 {
 		return
 	}
-	c.flushingSince.Store(time.Now().UnixNano())
+	c.flushes.Add(1)
 	err := c.bw.Flush()
-	c.flushingSince.Store(0)
+	c.flushes.Add(1)
 	if err != nil {
 		c.wbroken = true
 		c.closeSocket()
@@ -291,21 +294,32 @@ func (c *conn) tickInterval() time.Duration {
 // closes those that do not answer or whose socket writes are stuck.
 func (c *conn) tick() {
 	now := time.Now()
-	if since := c.flushingSince.Load(); since != 0 && now.Sub(time.Unix(0, since)) > c.conf.WriteTimeout {
-		c.closeSocket()
-		return
-	}
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
 		return
+	}
+	// The watchdog looks at counters, so the paths it guards do not read
+	// the clock: a socket write that stays in progress, frames that stop
+	// coming, streams that stop starting.
+	stuck := false
+	if f := c.flushes.Load(); f%2 == 1 && f == c.stuckFlush {
+		stuck = now.Sub(c.stuckSince) > c.conf.WriteTimeout
+	} else {
+		c.stuckFlush, c.stuckSince = f, now
 	}
 	if n := c.framesRead.Load(); n != c.lastFramesSeen {
 		c.lastFramesSeen = n
 		c.silentSince = now
 		c.pingSentAt = time.Time{}
 	}
-	idle := c.running == 0 && now.Sub(c.idleSince) > c.conf.IdleTimeout
+	if s := c.started.Load(); c.running > 0 || s != c.lastStarted {
+		c.lastStarted = s
+		c.idleFrom = time.Time{}
+	} else if c.idleFrom.IsZero() {
+		c.idleFrom = now
+	}
+	idle := !c.idleFrom.IsZero() && now.Sub(c.idleFrom) >= c.conf.IdleTimeout
 	ping := c.pingSentAt.IsZero() && now.Sub(c.silentSince) > c.conf.SendPingTimeout
 	dead := !c.pingSentAt.IsZero() && now.Sub(c.pingSentAt) > c.conf.PingTimeout
 	if ping {
@@ -315,7 +329,7 @@ func (c *conn) tick() {
 	c.mu.Unlock()
 
 	switch {
-	case dead:
+	case dead, stuck:
 		c.closeSocket()
 	case idle:
 		c.goAway(http2.ErrCodeNo, true)
@@ -614,6 +628,7 @@ func (c *conn) processHeaders(f *http2.MetaHeadersFrame) error {
 	}
 	c.streams[id] = st
 	c.running++
+	c.started.Add(1)
 	if c.refusedDebt > 0 {
 		c.refusedDebt--
 	}
@@ -707,11 +722,7 @@ func (c *conn) runHandler(st *stream) {
 func (c *conn) streamDone() {
 	c.mu.Lock()
 	c.running--
-	idle := c.running == 0
-	if idle {
-		c.idleSince = time.Now()
-	}
-	closeNow := idle && c.goingAway && !c.failed
+	closeNow := c.running == 0 && c.goingAway && !c.failed
 	c.mu.Unlock()
 	if closeNow {
 		c.wmu.Lock()

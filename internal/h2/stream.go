@@ -102,6 +102,14 @@ func (b *requestBody) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// Buffered is how many body bytes a Read returns without waiting.
+func (b *requestBody) Buffered() int {
+	c := b.st.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(b.st.body) - b.st.bodyOff
+}
+
 // Close drops what is unread; data arriving later is dropped too (its
 // flow-control window is returned at once).
 func (b *requestBody) Close() error {

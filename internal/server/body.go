@@ -23,9 +23,23 @@ var errBodyReleased = errors.New("request body read after its handler returned")
 // many per read. A bufio.Reader reads from the body only when it is empty,
 // and then once, so a read blocks exactly when it would have blocked
 // unbuffered: bidi streams keep their timing.
+//
+// Bodies of Switchyard's own HTTP/2 server (internal/h2) already read
+// without a round trip and tell how much they hold; they are left as they
+// are, except for batchedChats, which need to know when a read is about to
+// wait.
 func withBufferedBodies(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Body == nil || r.Body == http.NoBody {
+			h.ServeHTTP(w, r)
+			return
+		}
+		if src, ok := r.Body.(bufferedReader); ok {
+			if batchedChats[r.URL.Path] {
+				body := &bufferedBody{src: src, body: r.Body}
+				r.Body = body
+				defer body.release()
+			}
 			h.ServeHTTP(w, r)
 			return
 		}
@@ -38,10 +52,18 @@ func withBufferedBodies(h http.Handler) http.Handler {
 	})
 }
 
+// bufferedReader is a body that holds what has arrived and says how much.
+type bufferedReader interface {
+	io.Reader
+	Buffered() int
+}
+
 type bufferedBody struct {
-	mu   sync.Mutex
-	r    *bufio.Reader // nil once released
-	body io.ReadCloser
+	mu       sync.Mutex
+	r        *bufio.Reader  // the pooled buffer, or nil
+	src      bufferedReader // or a body that buffers by itself
+	released bool
+	body     io.ReadCloser
 	// beforeFill, if set, runs before a read that goes to the network.
 	beforeFill func()
 }
@@ -49,8 +71,14 @@ type bufferedBody struct {
 func (b *bufferedBody) Read(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.r == nil {
+	if b.released {
 		return 0, errBodyReleased
+	}
+	if b.src != nil {
+		if b.beforeFill != nil && b.src.Buffered() == 0 {
+			b.beforeFill()
+		}
+		return b.src.Read(p)
 	}
 	if b.beforeFill != nil && b.r.Buffered() == 0 {
 		b.beforeFill()
@@ -64,7 +92,10 @@ func (b *bufferedBody) Close() error { return b.body.Close() }
 func (b *bufferedBody) release() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.r.Reset(nil)
-	bodyReaders.Put(b.r)
-	b.r = nil
+	b.released = true
+	if b.r != nil {
+		b.r.Reset(nil)
+		bodyReaders.Put(b.r)
+		b.r = nil
+	}
 }
