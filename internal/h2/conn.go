@@ -59,17 +59,17 @@ type conn struct {
 	mu             sync.Mutex
 	cond           sync.Cond // send windows grew, a stream ended, or the connection closed
 	streams        map[uint32]*stream
-	maxStreamID    uint32 // highest client stream ID seen
-	running        int    // handlers running (streams open or finishing)
-	sendWindow     int32  // connection send window
-	peerWindow     int32  // peer's SETTINGS_INITIAL_WINDOW_SIZE
-	peerFrameSize  uint32 // peer's SETTINGS_MAX_FRAME_SIZE
-	recvAvail      int32  // connection receive window the client may still use
-	recvUnacked    int32  // consumed receive window not yet returned
-	goingAway      bool   // GOAWAY sent: no new streams
-	failed         bool   // GOAWAY with an error: serve closes the connection
-	lastStreamID   uint32 // the GOAWAY's last stream ID
-	closed         bool   // the connection is over
+	maxStreamID    uint32    // highest client stream ID seen
+	running        int       // handlers running (streams open or finishing)
+	sendWindow     int32     // connection send window
+	peerWindow     int32     // peer's SETTINGS_INITIAL_WINDOW_SIZE
+	peerFrameSize  uint32    // peer's SETTINGS_MAX_FRAME_SIZE
+	recvAvail      int32     // connection receive window the client may still use
+	recvUnacked    int32     // consumed receive window not yet returned
+	goingAway      bool      // GOAWAY sent: no new streams
+	failed         bool      // GOAWAY with an error: serve closes the connection
+	lastStreamID   uint32    // the GOAWAY's last stream ID
+	closed         bool      // the connection is over
 	idleFrom       time.Time // the watchdog's first idle look; zero when busy
 	lastStarted    uint64
 	stuckFlush     uint64 // the flush in progress at the watchdog's last look
