@@ -63,6 +63,7 @@ type options struct {
 	writeByteTimeout time.Duration
 	drainDelay       time.Duration
 	maxConnections   int
+	http2Server      string
 	corsOrigins      string
 }
 
@@ -98,6 +99,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.h2PingTimeout, "http2-ping-timeout", server.DefaultHTTP2PingTimeout, "close an HTTP/2 connection whose ping goes unanswered this long")
 	fs.DurationVar(&o.writeByteTimeout, "write-byte-timeout", server.DefaultWriteByteTimeout, "close an HTTP/2 connection that accepts no written byte for this long")
 	fs.DurationVar(&o.drainDelay, "drain-delay", 0, "on SIGTERM/SIGINT, keep serving this long with health NOT_SERVING before refusing new connections (lets load balancers notice)")
+	fs.StringVar(&o.http2Server, "http2-server", "switchyard", `HTTP/2 implementation: "switchyard" (internal/h2) or "net/http" (the standard library's, for comparison)`)
 	fs.IntVar(&o.maxConnections, "max-connections", server.DefaultMaxConnections, "connections served at once; more wait to be accepted")
 	fs.StringVar(&o.corsOrigins, "cors-origins", "*", "comma-separated origins whose browser pages may call the API (e.g. https://app.example.com); \"*\" allows any, \"\" none")
 	if err := fs.Parse(args); err != nil {
@@ -111,6 +113,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	if (o.tlsCert == "") != (o.tlsKey == "") {
 		return o, errors.New("-tls-cert and -tls-key go together")
+	}
+	if o.http2Server != "switchyard" && o.http2Server != "net/http" {
+		return o, fmt.Errorf(`-http2-server %q: want "switchyard" or "net/http"`, o.http2Server)
 	}
 	return o, nil
 }
@@ -168,6 +173,7 @@ func run(args []string, stderr io.Writer) error {
 		HTTP2SendPingTimeout:               o.h2PingInterval,
 		HTTP2PingTimeout:                   o.h2PingTimeout,
 		WriteByteTimeout:                   o.writeByteTimeout,
+		StdHTTP2:                           o.http2Server == "net/http",
 	}, logger)
 	// The listener carries the connection limit; the rest is the http.Server's.
 	listenLimits := server.HTTPConfig{MaxConnections: o.maxConnections}
