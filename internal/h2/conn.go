@@ -634,7 +634,7 @@ func (c *conn) processHeaders(f *http2.MetaHeadersFrame) error {
 	}
 	c.mu.Unlock()
 	st.req = req
-	c.srv.startHandler(st)
+	c.srv.workers.start(st)
 	return nil
 }
 

@@ -101,39 +101,78 @@ type Server struct {
 	conns        map[*conn]struct{}
 	shuttingDown bool
 
-	// idle hands a stream to a worker goroutine waiting for one.
-	idle chan *stream
+	workers workerPool
 }
 
 // workerIdle is how long a handler goroutine waits for another stream
 // before it exits.
 const workerIdle = time.Second
 
-// startHandler runs st's handler on an idle worker goroutine, or a new one.
-// Workers outlive a request so that the stack the handler chain grew is
-// reused: a fresh goroutine per request copies its stack two or three
-// times as it deepens (runtime.newstack was ~16% of a unary call's CPU).
-func (s *Server) startHandler(st *stream) {
-	select {
-	case s.idle <- st:
-	default:
-		go s.worker(st)
+// workerPool runs handlers on goroutines that outlive a request, so that
+// the stack the handler chain grew is reused: a fresh goroutine per
+// request copies its stack two or three times as it deepens
+// (runtime.newstack was ~16% of a unary call's CPU). Idle workers wait on
+// a channel of their own, most recently used first; a reaper ends those
+// idle for workerIdle.
+type workerPool struct {
+	mu      sync.Mutex
+	idle    []*worker // the most recently idle last
+	reaping bool      // a reaper is scheduled
+}
+
+type worker struct {
+	next      chan *stream // nil ends the worker
+	idleSince time.Time
+}
+
+// start runs st's handler on an idle worker, or on a new one.
+func (p *workerPool) start(st *stream) {
+	p.mu.Lock()
+	if n := len(p.idle); n > 0 {
+		w := p.idle[n-1]
+		p.idle[n-1] = nil
+		p.idle = p.idle[:n-1]
+		p.mu.Unlock()
+		w.next <- st
+		return
+	}
+	p.mu.Unlock()
+	w := &worker{next: make(chan *stream, 1)}
+	go p.run(w, st)
+}
+
+func (p *workerPool) run(w *worker, st *stream) {
+	for st != nil {
+		st.c.runHandler(st)
+		p.mu.Lock()
+		w.idleSince = time.Now()
+		p.idle = append(p.idle, w)
+		if !p.reaping {
+			p.reaping = true
+			time.AfterFunc(workerIdle, p.reap)
+		}
+		p.mu.Unlock()
+		st = <-w.next
 	}
 }
 
-func (s *Server) worker(st *stream) {
-	st.c.runHandler(st)
-	t := time.NewTimer(workerIdle)
-	defer t.Stop()
-	for {
-		select {
-		case st = <-s.idle:
-			st.c.runHandler(st)
-			t.Reset(workerIdle)
-		case <-t.C:
-			return
-		}
+// reap ends the workers idle for workerIdle; it reschedules itself while
+// any are idle.
+func (p *workerPool) reap() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := time.Now()
+	n := 0 // the idle list is ordered by idleSince: the oldest first
+	for n < len(p.idle) && now.Sub(p.idle[n].idleSince) >= workerIdle {
+		p.idle[n].next <- nil
+		n++
 	}
+	p.idle = append(p.idle[:0], p.idle[n:]...)
+	if len(p.idle) == 0 {
+		p.reaping = false
+		return
+	}
+	time.AfterFunc(workerIdle-now.Sub(p.idle[0].idleSince), p.reap)
 }
 
 // Configure makes hs serve its HTTP/2 connections, over TLS and cleartext,
@@ -141,7 +180,7 @@ func (s *Server) worker(st *stream) {
 // for their streams to finish; hs.Close closes them.
 func Configure(hs *http.Server, conf Config) *Server {
 	conf.applyDefaults()
-	s := &Server{conf: conf, conns: map[*conn]struct{}{}, idle: make(chan *stream)}
+	s := &Server{conf: conf, conns: map[*conn]struct{}{}}
 	if hs.TLSNextProto == nil {
 		hs.TLSNextProto = map[string]func(*http.Server, *tls.Conn, http.Handler){}
 	}

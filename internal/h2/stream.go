@@ -19,6 +19,7 @@ type stream struct {
 	ctx    context.Context
 	cancel context.CancelCauseFunc
 	req    *http.Request // as the handler sees it
+	base   http.Request  // req before WithContext, in the same allocation
 	rw     responseWriter
 	rb     requestBody
 
@@ -196,7 +197,7 @@ func (c *conn) newRequest(f *http2.MetaHeadersFrame) (*http.Request, *stream, er
 	st.rw.st = st
 	st.ctx, st.cancel = context.WithCancelCause(c.baseCtx)
 
-	req := &http.Request{
+	st.base = http.Request{
 		Method:     method,
 		URL:        u,
 		Proto:      "HTTP/2.0",
@@ -206,6 +207,7 @@ func (c *conn) newRequest(f *http2.MetaHeadersFrame) (*http.Request, *stream, er
 		RemoteAddr: c.remote,
 		RequestURI: path,
 	}
+	req := &st.base
 	if f.StreamEnded() {
 		st.remoteClosed = true
 		st.bodyErr = io.EOF

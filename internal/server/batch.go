@@ -69,7 +69,10 @@ func withBatchedFlushes(h http.Handler, services []string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if f, ok := w.(http.Flusher); ok {
 			if delay, ok := batched[r.URL.Path]; ok {
-				bw := &batchingWriter{ResponseWriter: w, flusher: f, delay: delay, last: time.Now()}
+				bw := &batchingWriter{ResponseWriter: w, flusher: f, delay: delay}
+				if delay != noFlush {
+					bw.last = time.Now()
+				}
 				if body, ok := r.Body.(*bufferedBody); ok && batchedChats[r.URL.Path] {
 					body.beforeFill = bw.flushDeferred
 				}
