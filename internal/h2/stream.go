@@ -19,7 +19,6 @@ type stream struct {
 	ctx    context.Context
 	cancel context.CancelCauseFunc
 	req    *http.Request // as the handler sees it
-	base   http.Request  // req before WithContext, in the same allocation
 	rw     responseWriter
 	rb     requestBody
 
@@ -149,8 +148,11 @@ func (c *conn) newRequest(f *http2.MetaHeadersFrame) (*http.Request, *stream, er
 	}
 	fields := f.RegularFields()
 	header := make(http.Header, len(fields))
+	// One backing array for every value: a header's slice is capped at its
+	// one value, so a repeated header's append copies out of it.
+	values := make([]string, len(fields))
 	declared := int64(-1)
-	for _, hf := range fields {
+	for i, hf := range fields {
 		switch hf.Name {
 		case "connection", "proxy-connection", "keep-alive", "transfer-encoding", "upgrade":
 			return nil, nil, malformed
@@ -171,16 +173,17 @@ func (c *conn) newRequest(f *http2.MetaHeadersFrame) (*http.Request, *stream, er
 			declared = int64(n)
 		}
 		key := canonicalHeader(hf.Name)
-		header[key] = append(header[key], hf.Value)
+		if vv, ok := header[key]; ok {
+			header[key] = append(vv, hf.Value)
+		} else {
+			values[i] = hf.Value
+			header[key] = values[i : i+1 : i+1]
+		}
 	}
 	if cookies := header["Cookie"]; len(cookies) > 1 {
 		header["Cookie"] = []string{strings.Join(cookies, "; ")}
 	}
 	if f.StreamEnded() && declared > 0 {
-		return nil, nil, malformed
-	}
-	u, err := requestURL(path)
-	if err != nil {
 		return nil, nil, malformed
 	}
 
@@ -197,17 +200,22 @@ func (c *conn) newRequest(f *http2.MetaHeadersFrame) (*http.Request, *stream, er
 	st.rw.st = st
 	st.ctx, st.cancel = context.WithCancelCause(c.baseCtx)
 
-	st.base = http.Request{
-		Method:     method,
-		URL:        u,
-		Proto:      "HTTP/2.0",
-		ProtoMajor: 2,
-		Header:     header,
-		Host:       authority,
-		RemoteAddr: c.remote,
-		RequestURI: path,
+	// NewRequestWithContext is the one way to a request with a context
+	// that allocates it once; its URL (parsed from "") is ours to fill.
+	req, err := http.NewRequestWithContext(st.ctx, method, "", nil)
+	if err != nil {
+		st.cancel(err)
+		return nil, nil, malformed
 	}
-	req := &st.base
+	if err := setRequestURL(req.URL, path); err != nil {
+		st.cancel(err)
+		return nil, nil, malformed
+	}
+	req.Proto, req.ProtoMajor, req.ProtoMinor = "HTTP/2.0", 2, 0
+	req.Header = header
+	req.Host = authority
+	req.RemoteAddr = c.remote
+	req.RequestURI = path
 	if f.StreamEnded() {
 		st.remoteClosed = true
 		st.bodyErr = io.EOF
@@ -221,15 +229,22 @@ func (c *conn) newRequest(f *http2.MetaHeadersFrame) (*http.Request, *stream, er
 		req.Trailer = st.trailer
 	}
 	st.rw.req = req
-	return req.WithContext(st.ctx), st, nil
+	return req, st, nil
 }
 
-// requestURL parses a request's :path; most paths need no escaping work.
-func requestURL(path string) (*url.URL, error) {
+// setRequestURL sets u from a request's :path; most paths need no
+// unescaping or query work.
+func setRequestURL(u *url.URL, path string) error {
 	if strings.IndexAny(path, "?%#") < 0 && path[0] == '/' {
-		return &url.URL{Path: path}, nil
+		*u = url.URL{Path: path}
+		return nil
 	}
-	return url.ParseRequestURI(path)
+	parsed, err := url.ParseRequestURI(path)
+	if err != nil {
+		return err
+	}
+	*u = *parsed
+	return nil
 }
 
 // declaredTrailers is the Trailer map for the names of Trailer headers.
