@@ -167,8 +167,9 @@ func (c *conn) readError(f http2.Frame, err error) bool {
 	var se http2.StreamError
 	switch {
 	case errors.As(err, &se):
-		if f != nil {
-			// A malformed request header: the stream is over before it began.
+		if f != nil || se.Cause != nil {
+			// A malformed request header (the Framer returns no frame, and
+			// the reason as Cause): the stream is over before it began.
 			c.mu.Lock()
 			if se.StreamID > c.maxStreamID && se.StreamID%2 == 1 {
 				c.maxStreamID = se.StreamID
