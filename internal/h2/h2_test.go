@@ -209,6 +209,10 @@ func testMux() *http.ServeMux {
 	mux.HandleFunc("/sniff", func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, "<html><body>sniff me</body></html>")
 	})
+	mux.HandleFunc("/encoded", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Encoding", "gzip")
+		_, _ = w.Write([]byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff, 1, 0, 0, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 0, 0})
+	})
 	mux.HandleFunc("/block", func(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-r.Context().Done():
@@ -688,6 +692,16 @@ func TestContentTypeSniffed(t *testing.T) {
 	if got := resp.Header.Get("Content-Type"); got != "text/html; charset=utf-8" {
 		t.Errorf("sniffed Content-Type %q, want text/html; charset=utf-8", got)
 	}
+	// An encoded body is not sniffed (as net/http, golang.org/issue/31753):
+	// the type would be the encoding's, not the content's.
+	resp, err = c.Get(srv.url + "/encoded")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if got, ok := resp.Header["Content-Type"]; ok {
+		t.Errorf("Content-Type %q sniffed from a body with Content-Encoding gzip", got)
+	}
 	// A set Content-Type is kept.
 	resp, err = c.Get(srv.url + "/hello")
 	if err != nil {
@@ -937,6 +951,15 @@ func TestProtocolErrors(t *testing.T) {
 			if h, ok := f.(*http2.MetaHeadersFrame); ok && h.StreamID == 3 {
 				return
 			}
+		}
+	})
+	t.Run("HEADERS reusing a malformed request's stream id", func(t *testing.T) {
+		c := dialRaw(t, srv.addr)
+		c.request(3, "GET", "/hello", true, "X-Upper", "v")
+		c.expectRST(3, http2.ErrCodeProtocol)
+		c.request(3, "GET", "/hello", true)
+		if ga := c.expectGoAway(); ga.ErrCode != http2.ErrCodeStreamClosed && ga.ErrCode != http2.ErrCodeProtocol {
+			t.Errorf("GOAWAY %v, want STREAM_CLOSED or PROTOCOL_ERROR", ga.ErrCode)
 		}
 	})
 	t.Run("HEADERS on a lower stream id", func(t *testing.T) {
