@@ -249,7 +249,7 @@ func (w *responseWriter) encodeHeaderLocked(complete bool) {
 	c := w.st.c
 	h := w.header
 	if w.bodyAllowed() && w.buf != nil && len(*w.buf) > 0 {
-		if _, ok := h["Content-Type"]; !ok {
+		if _, ok := h["Content-Type"]; !ok && h.Get("Content-Encoding") == "" {
 			w.Header().Set("Content-Type", http.DetectContentType(*w.buf))
 			h = w.header
 		}
