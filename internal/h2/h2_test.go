@@ -1432,3 +1432,120 @@ func (c *rawConn) closed(timeout time.Duration) bool {
 		return !(errors.As(err, &ne) && ne.Timeout())
 	}
 }
+
+// A handler that writes more than the Content-Length it declared gets an
+// error, and the client a response of the declared length (as net/http).
+func TestDeclaredContentLengthEnforced(t *testing.T) {
+	writeErr := make(chan error, 1)
+	mux := http.NewServeMux()
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "3")
+		_, err := io.WriteString(w, "hello")
+		writeErr <- err
+	})
+	srv := startServer(t, mux, h2.Config{}, serverOpts{})
+	c := dialRaw(t, srv.addr)
+	c.request(1, "GET", "/", true)
+	status, hdr, body, ended := c.responseWithHeader(1)
+	if err := <-writeErr; err == nil {
+		t.Error("writing 5 bytes after declaring Content-Length: 3 succeeded")
+	}
+	if status != "200" || hdr["content-length"] != "3" || len(body) > 3 {
+		t.Errorf("status %s, content-length %q, body %q (ended %v): the body overruns its declared length", status, hdr["content-length"], body, ended)
+	}
+}
+
+// Response headers larger than the client's frame size go out in
+// CONTINUATION frames; a client without an HPACK dynamic table is obeyed.
+func TestLargeResponseHeaders(t *testing.T) {
+	big := strings.Repeat("v", 40<<10)
+	mux := http.NewServeMux()
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Big", big)
+		w.Header().Set("X-Repeated", "the same value each time")
+		_, _ = io.WriteString(w, "ok")
+	})
+	srv := startServer(t, mux, h2.Config{}, serverOpts{})
+	c := dialRaw(t, srv.addr, http2.Setting{ID: http2.SettingHeaderTableSize, Val: 0})
+	c.fr.ReadMetaHeaders = hpack.NewDecoder(0, nil)
+	for id := uint32(1); id <= 5; id += 2 {
+		c.request(id, "GET", "/", true)
+		status, hdr, body, _ := c.responseWithHeader(id)
+		if status != "200" || hdr["x-big"] != big || hdr["x-repeated"] == "" || string(body) != "ok" {
+			t.Fatalf("stream %d: status %s, x-big %d bytes, body %q", id, status, len(hdr["x-big"]), body)
+		}
+	}
+}
+
+func TestMaxConcurrentStreams(t *testing.T) {
+	srv := startServer(t, testMux(), h2.Config{MaxConcurrentStreams: 2}, serverOpts{})
+	c := dialRaw(t, srv.addr)
+	if got := c.settings[http2.SettingMaxConcurrentStreams]; got != 2 {
+		t.Errorf("SETTINGS_MAX_CONCURRENT_STREAMS = %d, want 2", got)
+	}
+	c.request(1, "GET", "/block", true)
+	c.request(3, "GET", "/block", true)
+	c.request(5, "GET", "/hello", true)
+	c.expectRST(5, http2.ErrCodeRefusedStream)
+	// Once a stream ends, another may start.
+	_ = c.fr.WriteRSTStream(1, http2.ErrCodeCancel)
+	deadline := time.Now().Add(5 * time.Second)
+	for id := uint32(7); ; id += 2 {
+		c.request(id, "GET", "/hello", true)
+		f, err := c.read(5 * time.Second)
+		for err == nil {
+			if f.Header().StreamID == id {
+				break
+			}
+			f, err = c.read(5 * time.Second)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h, ok := f.(*http2.MetaHeadersFrame); ok && h.PseudoValue("status") == "200" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("stream %d: %v, still refused after a stream was reset", id, f)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// A silent connection is pinged; one that does not answer is closed.
+func TestPingTimeout(t *testing.T) {
+	srv := startServer(t, testMux(), h2.Config{SendPingTimeout: 200 * time.Millisecond, PingTimeout: 300 * time.Millisecond}, serverOpts{})
+	c := dialRaw(t, srv.addr)
+	start := time.Now()
+	var ping *http2.PingFrame
+	for ping == nil {
+		f, err := c.read(3 * time.Second)
+		if err != nil {
+			t.Fatalf("no PING from the server: %v", err)
+		}
+		ping, _ = f.(*http2.PingFrame)
+	}
+	if ping.IsAck() {
+		t.Fatal("server sent a PING ack unasked")
+	}
+	// Answered, the connection lives on and is pinged again.
+	if err := c.fr.WritePing(true, ping.Data); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		f, err := c.read(3 * time.Second)
+		if err != nil {
+			t.Fatalf("connection ended though the PING was answered: %v", err)
+		}
+		if p, ok := f.(*http2.PingFrame); ok && !p.IsAck() {
+			break
+		}
+	}
+	// Unanswered, it is closed.
+	if !c.closed(3 * time.Second) {
+		t.Fatal("connection that ignores PINGs still open")
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("closed after %v", d)
+	}
+}
