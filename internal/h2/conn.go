@@ -53,7 +53,7 @@ type conn struct {
 
 	// Written by the serve goroutine, read by the watchdog.
 	framesRead atomic.Uint64
-	flushes    atomic.Uint64 // odd while a socket write is in progress
+	flushes    atomic.Uint64 // socket writes, twice: odd while one is in progress
 	started    atomic.Uint64 // streams started
 
 	mu             sync.Mutex
@@ -98,7 +98,7 @@ func newConn(s *Server, hs *http.Server, nc net.Conn, h http.Handler, ctx contex
 		silentSince:   time.Now(),
 	}
 	c.cond.L = &c.mu
-	c.bw = bufio.NewWriterSize(nc, writeBufferSize)
+	c.bw = bufio.NewWriterSize(socketWriter{c}, writeBufferSize)
 	c.fr = http2.NewFramer(c.bw, nc)
 	c.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	c.fr.MaxHeaderListSize = s.conf.MaxHeaderListSize
@@ -167,8 +167,9 @@ func (c *conn) readError(f http2.Frame, err error) bool {
 	var se http2.StreamError
 	switch {
 	case errors.As(err, &se):
-		if f != nil {
-			// A malformed request header: the stream is over before it began.
+		if f != nil || se.Cause != nil {
+			// A malformed request header (the Framer returns no frame, and
+			// the reason as Cause): the stream is over before it began.
 			c.mu.Lock()
 			if se.StreamID > c.maxStreamID && se.StreamID%2 == 1 {
 				c.maxStreamID = se.StreamID
@@ -265,13 +266,22 @@ func (c *conn) flushLocked() {
 	if c.wbroken || c.bw.Buffered() == 0 {
 		return
 	}
-	c.flushes.Add(1)
-	err := c.bw.Flush()
-	c.flushes.Add(1)
-	if err != nil {
+	if err := c.bw.Flush(); err != nil {
 		c.wbroken = true
 		c.closeSocket()
 	}
+}
+
+// socketWriter is the connection's buffered writer's destination: it
+// counts socket writes for the watchdog, those of flushLocked and those
+// bufio makes by itself when a frame overflows its buffer.
+type socketWriter struct{ c *conn }
+
+func (w socketWriter) Write(p []byte) (int, error) {
+	w.c.flushes.Add(1)
+	n, err := w.c.nc.Write(p)
+	w.c.flushes.Add(1)
+	return n, err
 }
 
 // writeControl writes one connection-level frame and flushes.

@@ -3,6 +3,7 @@ package h2
 import (
 	"context"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -37,6 +38,11 @@ type stream struct {
 	trailer        http.Header
 	reset          bool  // reset or connection gone: nothing more is written
 	resetErr       error // why, for the handler's writes
+
+	// reqTrailer is the handler's r.Trailer: Read copies trailer (the
+	// declared request trailers, and their values as they arrive) into it
+	// at EOF. The handler's goroutine only.
+	reqTrailer http.Header
 }
 
 // abortLocked ends the stream abnormally: its handler's context is
@@ -86,6 +92,14 @@ func (b *requestBody) Read(p []byte) (int, error) {
 		c.mu.Unlock()
 		if len(p) == 0 && st.bodyOff < len(st.body) {
 			return 0, nil
+		}
+		if err == io.EOF && st.reqTrailer != nil {
+			// The serve goroutine wrote st.trailer before the EOF that
+			// c.mu handed over, and writes it no more.
+			for k, vv := range st.trailer {
+				st.reqTrailer[k] = vv
+			}
+			st.reqTrailer = nil
 		}
 		return 0, err
 	}
@@ -226,7 +240,8 @@ func (c *conn) newRequest(f *http2.MetaHeadersFrame) (*http.Request, *stream, er
 	}
 	if names := header["Trailer"]; len(names) > 0 {
 		st.trailer = declaredTrailers(names)
-		req.Trailer = st.trailer
+		st.reqTrailer = maps.Clone(st.trailer)
+		req.Trailer = st.reqTrailer
 	}
 	st.rw.req = req
 	return req, st, nil

@@ -30,6 +30,8 @@ type responseWriter struct {
 	trailers    []string // declared with the Trailer header
 	buf         *[]byte  // body not yet sent
 	err         error    // the stream's end, once writes fail
+	declared    int64    // Content-Length at WriteHeader, or -1
+	written     int64    // body bytes accepted
 }
 
 func (w *responseWriter) Header() http.Header {
@@ -51,6 +53,12 @@ func (w *responseWriter) WriteHeader(code int) {
 	}
 	w.wroteHeader = true
 	w.status = code
+	w.declared = -1
+	if cl := w.header.Get("Content-Length"); cl != "" {
+		if v, err := strconv.ParseInt(cl, 10, 64); err == nil && v >= 0 {
+			w.declared = v
+		}
+	}
 }
 
 func (w *responseWriter) bodyAllowed() bool {
@@ -78,6 +86,17 @@ func (w *responseWriter) write(n int, p []byte, s string) (int, error) {
 	if !w.bodyAllowed() {
 		return 0, http.ErrBodyNotAllowed
 	}
+	var tooLong error
+	if w.declared >= 0 && w.written+int64(n) > w.declared {
+		// As net/http: what fits the declared length is sent.
+		n, tooLong = int(w.declared-w.written), http.ErrContentLength
+		if p != nil {
+			p = p[:n]
+		} else {
+			s = s[:n]
+		}
+	}
+	w.written += int64(n)
 	if w.buf == nil {
 		w.buf = bodyPool.Get().(*[]byte)
 	}
@@ -91,7 +110,7 @@ func (w *responseWriter) write(n int, p []byte, s string) (int, error) {
 			return 0, err
 		}
 	}
-	return n, nil
+	return n, tooLong
 }
 
 // Flush sends the headers and the body written so far.
@@ -249,7 +268,7 @@ func (w *responseWriter) encodeHeaderLocked(complete bool) {
 	c := w.st.c
 	h := w.header
 	if w.bodyAllowed() && w.buf != nil && len(*w.buf) > 0 {
-		if _, ok := h["Content-Type"]; !ok {
+		if _, ok := h["Content-Type"]; !ok && h.Get("Content-Encoding") == "" {
 			w.Header().Set("Content-Type", http.DetectContentType(*w.buf))
 			h = w.header
 		}

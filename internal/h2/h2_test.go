@@ -1,0 +1,1551 @@
+package h2_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"runtime"
+	"runtime/pprof"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+
+	"github.com/switchyard/switchyard/internal/h2"
+	"github.com/switchyard/switchyard/internal/server"
+	"github.com/switchyard/switchyard/internal/testserver"
+)
+
+// These tests serve a small handler written here (not Switchyard's
+// services) with internal/h2 on real loopback connections. Clients are
+// golang.org/x/net/http2's Transport, and its Framer for what a
+// well-behaved client never sends. No test runs in parallel: several count
+// the process's goroutines.
+
+// logBuffer collects an http.Server's ErrorLog.
+type logBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+type testServer struct {
+	addr string
+	url  string
+	hs   *http.Server
+	log  *logBuffer
+	pool *x509.CertPool // with TLS: trusts the server's certificate
+}
+
+type serverOpts struct {
+	tls      bool
+	buffered bool // accept through internal/server.BufferedListener
+}
+
+// startServer serves h on 127.0.0.1 with internal/h2, as
+// internal/server/http.go sets it up: HTTP/1.1 and prior-knowledge h2c in
+// cleartext, or h2 by ALPN with TLS.
+func startServer(t *testing.T, h http.Handler, conf h2.Config, o serverOpts) *testServer {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.buffered {
+		ln = server.BufferedListener(ln)
+	}
+	s := &testServer{addr: ln.Addr().String(), log: &logBuffer{}}
+	s.hs = &http.Server{
+		Handler:   h,
+		Protocols: new(http.Protocols),
+		ErrorLog:  log.New(s.log, "", 0),
+	}
+	s.hs.Protocols.SetHTTP1(true)
+	s.hs.Protocols.SetUnencryptedHTTP2(true)
+	s.hs.Protocols.SetHTTP2(true)
+	h2.Configure(s.hs, conf)
+	done := make(chan error, 1)
+	if o.tls {
+		certPEM, keyPEM := testserver.SelfSignedCert(t)
+		cert, err := tls.X509KeyPair(certPEM, keyPEM)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.hs.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		s.pool = x509.NewCertPool()
+		s.pool.AppendCertsFromPEM(certPEM)
+		s.url = "https://" + s.addr
+		go func() { done <- s.hs.ServeTLS(ln, "", "") }()
+	} else {
+		s.url = "http://" + s.addr
+		go func() { done <- s.hs.Serve(ln) }()
+	}
+	t.Cleanup(func() {
+		_ = s.hs.Close()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Error("Serve did not return after Close")
+		}
+	})
+	return s
+}
+
+// client is an HTTP/2 client of s that counts its connections.
+func (s *testServer) client(t *testing.T) (*http.Client, *atomic.Int32) {
+	dials := &atomic.Int32{}
+	tr := &http2.Transport{}
+	if s.pool != nil {
+		tr.TLSClientConfig = &tls.Config{RootCAs: s.pool, MinVersion: tls.VersionTLS12}
+		tr.DialTLSContext = func(ctx context.Context, network, addr string, cfg *tls.Config) (net.Conn, error) {
+			dials.Add(1)
+			d := tls.Dialer{Config: cfg}
+			return d.DialContext(ctx, network, addr)
+		}
+	} else {
+		tr.AllowHTTP = true
+		tr.DialTLSContext = func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
+			dials.Add(1)
+			var d net.Dialer
+			return d.DialContext(ctx, network, addr)
+		}
+	}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr, Timeout: 30 * time.Second}, dials
+}
+
+// waitGoroutines waits until the process runs at most limit goroutines,
+// and fails with a dump of them if it does not within 5 s.
+func waitGoroutines(t *testing.T, limit int, why string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > limit {
+		if time.Now().After(deadline) {
+			var dump strings.Builder
+			_ = pprof.Lookup("goroutine").WriteTo(&dump, 1)
+			t.Fatalf("%s: %d goroutines, want at most %d\n%s", why, runtime.NumGoroutine(), limit, dump.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// requestInfo is what the /info handler saw of its request.
+type requestInfo struct {
+	Method, Path, RawQuery, RequestURI, Host, RemoteAddr, Proto string
+	ProtoMajor                                                  int
+	Header                                                      http.Header
+	ContentLength                                               int64
+	BodyLen                                                     int
+	TLS                                                         bool
+	ALPN                                                        string
+	ServerCtx                                                   bool
+}
+
+// testMux is the handler most tests serve.
+func testMux() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/info/", func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		info := requestInfo{
+			Method: r.Method, Path: r.URL.Path, RawQuery: r.URL.RawQuery, RequestURI: r.RequestURI,
+			Host: r.Host, RemoteAddr: r.RemoteAddr, Proto: r.Proto, ProtoMajor: r.ProtoMajor,
+			Header: r.Header, ContentLength: r.ContentLength, BodyLen: len(body), TLS: r.TLS != nil,
+			ServerCtx: r.Context().Value(http.ServerContextKey) != nil,
+		}
+		if r.TLS != nil {
+			info.ALPN = r.TLS.NegotiatedProtocol
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Add("X-Multi", "one")
+		w.Header().Add("X-Multi", "two")
+		_ = json.NewEncoder(w).Encode(info)
+	})
+	mux.HandleFunc("/echo", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/octet-stream")
+		if _, err := io.Copy(w, r.Body); err != nil {
+			panic(http.ErrAbortHandler)
+		}
+	})
+	mux.HandleFunc("/download", func(w http.ResponseWriter, r *http.Request) {
+		n := 1 << 20
+		fmt.Sscan(r.URL.Query().Get("n"), &n)
+		w.Header().Set("Content-Type", "application/octet-stream")
+		_, _ = w.Write(pattern(n))
+	})
+	mux.HandleFunc("/hello", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Hello", "yes")
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = io.WriteString(w, "hello")
+	})
+	mux.HandleFunc("/sniff", func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "<html><body>sniff me</body></html>")
+	})
+	mux.HandleFunc("/encoded", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Encoding", "gzip")
+		_, _ = w.Write([]byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff, 1, 0, 0, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 0, 0})
+	})
+	mux.HandleFunc("/block", func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-time.After(10 * time.Second):
+		}
+	})
+	return mux
+}
+
+// pattern is n deterministic bytes that do not repeat with a short period.
+func pattern(n int) []byte {
+	b := make([]byte, n)
+	rng := rand.NewChaCha8([32]byte{1, 2, 3})
+	_, _ = rng.Read(b)
+	return b
+}
+
+func sum(b []byte) string { return fmt.Sprintf("%x", sha256.Sum256(b)) }
+
+func getInfo(t *testing.T, c *http.Client, req *http.Request) requestInfo {
+	t.Helper()
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("status %d: %s", resp.StatusCode, b)
+	}
+	if resp.ProtoMajor != 2 {
+		t.Fatalf("response over %s, want HTTP/2", resp.Proto)
+	}
+	if got := resp.Header.Values("X-Multi"); strings.Join(got, ",") != "one,two" {
+		t.Errorf("response X-Multi = %q, want [one two]", got)
+	}
+	var info requestInfo
+	if err := json.NewDecoder(resp.Body).Decode(&info); err != nil {
+		t.Fatal(err)
+	}
+	return info
+}
+
+func TestRequestBasics(t *testing.T) {
+	srv := startServer(t, testMux(), h2.Config{}, serverOpts{})
+	var local atomic.Value
+	tr := &http2.Transport{AllowHTTP: true, DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
+		var d net.Dialer
+		nc, err := d.DialContext(ctx, network, addr)
+		if err == nil {
+			local.Store(nc.LocalAddr().String())
+		}
+		return nc, err
+	}}
+	defer tr.CloseIdleConnections()
+	c := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+
+	body := []byte("twelve bytes")
+	req, _ := http.NewRequest(http.MethodPut, srv.url+"/info/a%20b/c?x=1&y=two%20words&x=3", bytes.NewReader(body))
+	req.Host = "example.test:8443"
+	req.Header.Add("X-Multi", "first")
+	req.Header.Add("X-Multi", "second")
+	req.Header["x-lower-case"] = []string{"v"}
+	req.Header.Set("User-Agent", "h2-test")
+	req.AddCookie(&http.Cookie{Name: "a", Value: "1"})
+	req.AddCookie(&http.Cookie{Name: "b", Value: "2"})
+	info := getInfo(t, c, req)
+
+	if info.Method != http.MethodPut {
+		t.Errorf("Method = %q", info.Method)
+	}
+	if info.Path != "/info/a b/c" || info.RawQuery != "x=1&y=two%20words&x=3" {
+		t.Errorf("Path, RawQuery = %q, %q", info.Path, info.RawQuery)
+	}
+	if info.RequestURI != "/info/a%20b/c?x=1&y=two%20words&x=3" {
+		t.Errorf("RequestURI = %q", info.RequestURI)
+	}
+	if info.Host != "example.test:8443" {
+		t.Errorf("Host = %q, want the :authority example.test:8443", info.Host)
+	}
+	if got := info.Header.Values("X-Multi"); len(got) != 2 || got[0] != "first" || got[1] != "second" {
+		t.Errorf("X-Multi = %q, want [first second]", got)
+	}
+	if got := info.Header.Get("X-Lower-Case"); got != "v" {
+		t.Errorf("X-Lower-Case = %q (header keys must be canonical: %v)", got, info.Header)
+	}
+	if got := info.Header.Values("Cookie"); len(got) != 1 || got[0] != "a=1; b=2" {
+		t.Errorf("Cookie = %q, want one field \"a=1; b=2\"", got)
+	}
+	if _, ok := info.Header["Host"]; ok {
+		t.Errorf("Host in Header: %v", info.Header)
+	}
+	if info.RemoteAddr != local.Load() {
+		t.Errorf("RemoteAddr = %q, want the client's address %v", info.RemoteAddr, local.Load())
+	}
+	if info.Proto != "HTTP/2.0" || info.ProtoMajor != 2 {
+		t.Errorf("Proto = %q %d", info.Proto, info.ProtoMajor)
+	}
+	if info.ContentLength != int64(len(body)) || info.BodyLen != len(body) {
+		t.Errorf("ContentLength = %d, body %d bytes; want %d", info.ContentLength, info.BodyLen, len(body))
+	}
+	if info.TLS {
+		t.Error("r.TLS set on a cleartext connection")
+	}
+	if !info.ServerCtx {
+		t.Error("request context lacks http.ServerContextKey")
+	}
+
+	// A streamed body has no declared length.
+	pr, pw := io.Pipe()
+	go func() {
+		_, _ = pw.Write([]byte("streamed "))
+		_, _ = pw.Write([]byte("body"))
+		pw.Close()
+	}()
+	req, _ = http.NewRequest(http.MethodPost, srv.url+"/info/stream", pr)
+	info = getInfo(t, c, req)
+	if info.ContentLength != -1 || info.BodyLen != len("streamed body") {
+		t.Errorf("streamed: ContentLength = %d, body %d bytes; want -1, 13", info.ContentLength, info.BodyLen)
+	}
+
+	// No body at all.
+	req, _ = http.NewRequest(http.MethodGet, srv.url+"/info/", nil)
+	info = getInfo(t, c, req)
+	if info.ContentLength != 0 || info.Method != http.MethodGet || info.Host != srv.addr {
+		t.Errorf("GET: ContentLength %d, Method %q, Host %q", info.ContentLength, info.Method, info.Host)
+	}
+}
+
+// Cookie fields that a client sends separately reach the handler joined.
+func TestCookieFieldsJoined(t *testing.T) {
+	srv := startServer(t, testMux(), h2.Config{}, serverOpts{})
+	c := dialRaw(t, srv.addr)
+	c.request(1, "GET", "/info/cookies", true, "cookie", "a=1", "cookie", "b=2", "cookie", "c=3")
+	status, body, _ := c.response(1)
+	if status != "200" {
+		t.Fatalf("status %s: %s", status, body)
+	}
+	var info requestInfo
+	if err := json.Unmarshal(body, &info); err != nil {
+		t.Fatal(err)
+	}
+	if got := info.Header.Values("Cookie"); len(got) != 1 || got[0] != "a=1; b=2; c=3" {
+		t.Errorf("Cookie = %q, want [\"a=1; b=2; c=3\"]", got)
+	}
+}
+
+func TestTLS(t *testing.T) {
+	srv := startServer(t, testMux(), h2.Config{}, serverOpts{tls: true})
+	c, dials := srv.client(t)
+	req, _ := http.NewRequest(http.MethodPost, srv.url+"/info/tls?q=1", strings.NewReader("over tls"))
+	info := getInfo(t, c, req)
+	if !info.TLS || info.ALPN != "h2" {
+		t.Errorf("r.TLS set %v, ALPN %q; want set, h2", info.TLS, info.ALPN)
+	}
+	if info.Proto != "HTTP/2.0" || info.BodyLen != len("over tls") || info.RawQuery != "q=1" {
+		t.Errorf("info %+v", info)
+	}
+	// A large echo over TLS too, on the same connection.
+	payload := pattern(3 << 20)
+	resp, err := c.Post(srv.url+"/echo", "application/octet-stream", bytes.NewReader(payload))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || sum(got) != sum(payload) {
+		t.Fatalf("TLS echo: %d bytes, err %v; want %d identical bytes", len(got), err, len(payload))
+	}
+	if n := dials.Load(); n != 1 {
+		t.Errorf("%d connections, want 1", n)
+	}
+}
+
+// smallWindows are flow-control windows well below the bodies sent.
+var smallWindows = h2.Config{MaxReceiveBufferPerStream: 64 << 10, MaxReceiveBufferPerConnection: 128 << 10}
+
+func echo(c *http.Client, url string, payload []byte) error {
+	resp, err := c.Post(url+"/echo", "application/octet-stream", bytes.NewReader(payload))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, resp.Body)
+	if err != nil {
+		return fmt.Errorf("after %d bytes: %w", n, err)
+	}
+	if got := fmt.Sprintf("%x", h.Sum(nil)); n != int64(len(payload)) || got != sum(payload) {
+		return fmt.Errorf("echoed %d bytes (sha256 %s), want %d (%s)", n, got, len(payload), sum(payload))
+	}
+	return nil
+}
+
+// Bodies far beyond every window, both ways, on one stream and on many
+// streams of one connection.
+func TestLargeBodies(t *testing.T) {
+	base := runtime.NumGoroutine()
+	srv := startServer(t, testMux(), smallWindows, serverOpts{})
+	c, dials := srv.client(t)
+	if err := echo(c, srv.url, pattern(5<<20)); err != nil {
+		t.Fatalf("5 MiB echo: %v", err)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for i := range 16 {
+		wg.Go(func() {
+			p := pattern(1<<20 + i*4099)
+			if err := echo(c, srv.url, p); err != nil {
+				errs <- fmt.Errorf("stream %d: %w", i, err)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if n := dials.Load(); n != 1 {
+		t.Errorf("%d connections, want 1", n)
+	}
+	c.Transport.(*http2.Transport).CloseIdleConnections()
+	waitGoroutines(t, base+2, "after the connection closed")
+}
+
+// The server never sends beyond the client's windows: a raw client with
+// the default 64 KiB windows downloads 1 MiB, counting what arrives
+// against what it granted.
+func TestSendWithinClientWindows(t *testing.T) {
+	srv := startServer(t, testMux(), h2.Config{}, serverOpts{})
+	c := dialRaw(t, srv.addr, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 16 << 10})
+	const total = 1 << 20
+	c.request(1, "GET", fmt.Sprintf("/download?n=%d", total), true)
+	connWindow, streamWindow := int64(65535), int64(16<<10)
+	var got bytes.Buffer
+	for {
+		f, err := c.read(5 * time.Second)
+		if err != nil {
+			t.Fatalf("after %d bytes: %v", got.Len(), err)
+		}
+		df, ok := f.(*http2.DataFrame)
+		if !ok {
+			if _, ok := f.(*http2.RSTStreamFrame); ok {
+				t.Fatalf("RST_STREAM after %d bytes", got.Len())
+			}
+			continue
+		}
+		n := int64(df.Length)
+		connWindow -= n
+		streamWindow -= n
+		if connWindow < 0 || streamWindow < 0 {
+			t.Fatalf("server overran the windows: connection %d, stream %d", connWindow, streamWindow)
+		}
+		got.Write(df.Data())
+		if df.StreamEnded() {
+			break
+		}
+		// Grant the window back slowly, a frame at a time, once it is gone.
+		if streamWindow == 0 {
+			_ = c.fr.WriteWindowUpdate(1, 16<<10)
+			streamWindow += 16 << 10
+		}
+		if connWindow < 16<<10 {
+			_ = c.fr.WriteWindowUpdate(0, 32<<10)
+			connWindow += 32 << 10
+		}
+	}
+	if sum(got.Bytes()) != sum(pattern(total)) {
+		t.Fatalf("downloaded %d bytes, not the %d sent", got.Len(), total)
+	}
+}
+
+func TestResponseTrailers(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Trailer", "X-Declared, X-Also")
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = io.WriteString(w, "body before trailers")
+		w.Header().Set("X-Declared", "declared value")
+		w.Header().Set("X-Also", "also")
+		w.Header().Set(http.TrailerPrefix+"X-Undeclared", "prefixed value")
+	})
+	srv := startServer(t, mux, h2.Config{}, serverOpts{})
+	c, _ := srv.client(t)
+	resp, err := c.Get(srv.url + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || string(body) != "body before trailers" {
+		t.Fatalf("body %q, %v", body, err)
+	}
+	for k, want := range map[string]string{"X-Declared": "declared value", "X-Also": "also", "X-Undeclared": "prefixed value"} {
+		if got := resp.Trailer.Get(k); got != want {
+			t.Errorf("trailer %s = %q, want %q (trailers %v)", k, got, want, resp.Trailer)
+		}
+	}
+	if resp.ContentLength != -1 || resp.Header.Get("Content-Length") != "" {
+		t.Errorf("a response with trailers has Content-Length %q", resp.Header.Get("Content-Length"))
+	}
+}
+
+func TestRequestTrailers(t *testing.T) {
+	type seen struct {
+		before, after string
+		body          string
+	}
+	got := make(chan seen, 1)
+	mux := http.NewServeMux()
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		var s seen
+		// The whole request, trailers included, has arrived by now. Until
+		// Body returns EOF the handler may look at Trailer's keys (net/http
+		// documents them as present with nil values) without racing.
+		time.Sleep(100 * time.Millisecond)
+		if _, declared := r.Trailer["X-Req-Trailer"]; !declared {
+			s.before = "undeclared"
+		} else {
+			s.before = r.Trailer.Get("X-Req-Trailer")
+		}
+		b, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		s.body = string(b)
+		s.after = r.Trailer.Get("X-Req-Trailer")
+		got <- s
+	})
+	srv := startServer(t, mux, h2.Config{}, serverOpts{})
+	c, _ := srv.client(t)
+	pr, pw := io.Pipe()
+	req, _ := http.NewRequest(http.MethodPost, srv.url+"/", pr)
+	req.Trailer = http.Header{"X-Req-Trailer": nil}
+	go func() {
+		_, _ = io.WriteString(pw, "request body")
+		req.Trailer.Set("X-Req-Trailer", "trailer value")
+		pw.Close()
+	}()
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	s := <-got
+	if s.body != "request body" || s.after != "trailer value" || s.before != "" {
+		t.Errorf("handler saw body %q, trailer before EOF %q, after %q", s.body, s.before, s.after)
+	}
+}
+
+// Flush sends what was written while the handler still runs.
+func TestFlushStreams(t *testing.T) {
+	release := make(chan struct{})
+	mux := http.NewServeMux()
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "first chunk;")
+		w.(http.Flusher).Flush()
+		select {
+		case <-release:
+			_, _ = io.WriteString(w, "second chunk")
+		case <-time.After(5 * time.Second):
+			_, _ = io.WriteString(w, "not released")
+		}
+	})
+	srv := startServer(t, mux, h2.Config{}, serverOpts{})
+	c, _ := srv.client(t)
+	resp, err := c.Get(srv.url + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	first := make([]byte, len("first chunk;"))
+	read := make(chan error, 1)
+	go func() { _, err := io.ReadFull(resp.Body, first); read <- err }()
+	select {
+	case err := <-read:
+		if err != nil || string(first) != "first chunk;" {
+			t.Fatalf("first chunk %q, %v", first, err)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("the flushed chunk did not arrive while the handler waited")
+	}
+	close(release)
+	rest, err := io.ReadAll(resp.Body)
+	if err != nil || string(rest) != "second chunk" {
+		t.Fatalf("rest %q, %v", rest, err)
+	}
+}
+
+func TestContentLengthHeadNoContent(t *testing.T) {
+	noContentErr := make(chan error, 1)
+	headErr := make(chan error, 1)
+	mux := testMux()
+	mux.HandleFunc("/nocontent", func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusNoContent)
+		_, err := io.WriteString(w, "not allowed")
+		noContentErr <- err
+	})
+	mux.HandleFunc("/head", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Head", "yes")
+		_, err := io.WriteString(w, "a body HEAD must not carry")
+		headErr <- err
+	})
+	mux.HandleFunc("/flushed", func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "part one ")
+		w.(http.Flusher).Flush()
+		_, _ = io.WriteString(w, "part two")
+	})
+	srv := startServer(t, mux, h2.Config{}, serverOpts{})
+	c, _ := srv.client(t)
+
+	resp, err := c.Get(srv.url + "/hello")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(b) != "hello" || resp.ContentLength != 5 || resp.Header.Get("Content-Length") != "5" {
+		t.Errorf("complete response: body %q, Content-Length %q; want 5", b, resp.Header.Get("Content-Length"))
+	}
+	if resp.Header.Get("Content-Type") != "text/plain" || resp.Header.Get("X-Hello") != "yes" {
+		t.Errorf("headers %v", resp.Header)
+	}
+
+	// A response flushed before it ended has no length.
+	resp, err = c.Get(srv.url + "/flushed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(b) != "part one part two" || resp.ContentLength != -1 {
+		t.Errorf("flushed response: body %q, ContentLength %d; want -1", b, resp.ContentLength)
+	}
+
+	// HEAD: headers, no body.
+	rc := dialRaw(t, srv.addr)
+	rc.request(1, "HEAD", "/head", true)
+	status, hdr, body, ended := rc.responseWithHeader(1)
+	if status != "200" || hdr["x-head"] != "yes" || len(body) != 0 || !ended {
+		t.Errorf("HEAD: status %s, headers %v, body %q, ended %v; want 200, x-head, no body", status, hdr, body, ended)
+	}
+	select {
+	case err := <-headErr:
+		t.Logf("HEAD handler's Write: %v", err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("HEAD handler did not run")
+	}
+
+	// 204: Write is refused, no body sent.
+	resp, err = c.Get(srv.url + "/nocontent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent || len(b) != 0 {
+		t.Errorf("204: status %d body %q", resp.StatusCode, b)
+	}
+	if err := <-noContentErr; !errors.Is(err, http.ErrBodyNotAllowed) {
+		t.Errorf("Write after 204: %v, want http.ErrBodyNotAllowed", err)
+	}
+}
+
+func TestContentTypeSniffed(t *testing.T) {
+	srv := startServer(t, testMux(), h2.Config{}, serverOpts{})
+	c, _ := srv.client(t)
+	resp, err := c.Get(srv.url + "/sniff")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if got := resp.Header.Get("Content-Type"); got != "text/html; charset=utf-8" {
+		t.Errorf("sniffed Content-Type %q, want text/html; charset=utf-8", got)
+	}
+	// An encoded body is not sniffed (as net/http, golang.org/issue/31753):
+	// the type would be the encoding's, not the content's.
+	resp, err = c.Get(srv.url + "/encoded")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if got, ok := resp.Header["Content-Type"]; ok {
+		t.Errorf("Content-Type %q sniffed from a body with Content-Encoding gzip", got)
+	}
+	// A set Content-Type is kept.
+	resp, err = c.Get(srv.url + "/hello")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if got := resp.Header.Get("Content-Type"); got != "text/plain" {
+		t.Errorf("Content-Type %q, want the handler's text/plain", got)
+	}
+}
+
+func TestHandlerPanic(t *testing.T) {
+	base := runtime.NumGoroutine()
+	release := make(chan struct{})
+	mux := testMux()
+	mux.HandleFunc("/panic", func(w http.ResponseWriter, r *http.Request) {
+		panic("boom in the handler")
+	})
+	mux.HandleFunc("/panic-after-flush", func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "partial")
+		w.(http.Flusher).Flush()
+		panic("boom after flush")
+	})
+	mux.HandleFunc("/abort", func(w http.ResponseWriter, r *http.Request) {
+		panic(http.ErrAbortHandler)
+	})
+	mux.HandleFunc("/slow", func(w http.ResponseWriter, r *http.Request) {
+		<-release
+		_, _ = io.WriteString(w, "slow done")
+	})
+	srv := startServer(t, mux, h2.Config{}, serverOpts{})
+	c, dials := srv.client(t)
+
+	// A stream in flight on the same connection while handlers panic.
+	slow := make(chan string, 1)
+	go func() {
+		resp, err := c.Get(srv.url + "/slow")
+		if err != nil {
+			slow <- err.Error()
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		slow <- string(b)
+	}()
+
+	for _, path := range []string{"/panic", "/abort", "/panic-after-flush", "/panic"} {
+		resp, err := c.Get(srv.url + path)
+		if err == nil {
+			_, err = io.ReadAll(resp.Body)
+			resp.Body.Close()
+		}
+		if err == nil {
+			t.Errorf("%s: the client saw a complete response", path)
+		}
+	}
+	resp, err := c.Get(srv.url + "/hello")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(b) != "hello" {
+		t.Errorf("after panics: %q", b)
+	}
+	close(release)
+	if got := <-slow; got != "slow done" {
+		t.Errorf("stream in flight during the panics got %q", got)
+	}
+	if n := dials.Load(); n != 1 {
+		t.Errorf("%d connections, want 1 (panics must not end the connection)", n)
+	}
+	logs := srv.log.String()
+	if !strings.Contains(logs, "boom in the handler") || !strings.Contains(logs, "boom after flush") {
+		t.Errorf("panics not logged: %q", logs)
+	}
+	if strings.Contains(logs, "abort") {
+		t.Errorf("http.ErrAbortHandler logged: %q", logs)
+	}
+	c.Transport.(*http2.Transport).CloseIdleConnections()
+	waitGoroutines(t, base+2, "after the panics")
+}
+
+func TestClientCancel(t *testing.T) {
+	base := runtime.NumGoroutine()
+	started := make(chan struct{}, 2)
+	ctxErr := make(chan error, 1)
+	readErr := make(chan error, 1)
+	mux := http.NewServeMux()
+	mux.HandleFunc("/wait", func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusOK)
+		w.(http.Flusher).Flush()
+		started <- struct{}{}
+		select {
+		case <-r.Context().Done():
+			ctxErr <- r.Context().Err()
+		case <-time.After(5 * time.Second):
+			ctxErr <- errors.New("context not cancelled within 5s")
+		}
+	})
+	mux.HandleFunc("/read", func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusOK)
+		w.(http.Flusher).Flush()
+		started <- struct{}{}
+		_, err := io.ReadAll(r.Body)
+		readErr <- err
+	})
+	srv := startServer(t, mux, h2.Config{}, serverOpts{})
+	c, _ := srv.client(t)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.url+"/wait", nil)
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-started
+	cancel()
+	resp.Body.Close()
+	select {
+	case err := <-ctxErr:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("handler's context: %v, want cancelled", err)
+		}
+	case <-time.After(6 * time.Second):
+		t.Fatal("handler did not return")
+	}
+
+	// A handler blocked reading the body.
+	ctx, cancel = context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	go func() { _, _ = pw.Write([]byte("some body, never ended")) }()
+	req, _ = http.NewRequestWithContext(ctx, http.MethodPost, srv.url+"/read", pr)
+	resp, err = c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-started
+	time.Sleep(50 * time.Millisecond) // let the handler block in Read
+	cancel()
+	resp.Body.Close()
+	select {
+	case err := <-readErr:
+		if err == nil {
+			t.Error("body read after the client's reset ended without error")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("handler still blocked reading the body after the client reset the stream")
+	}
+	c.Transport.(*http2.Transport).CloseIdleConnections()
+	waitGoroutines(t, base+2, "after the cancellations")
+}
+
+func TestHeaderListTooLarge(t *testing.T) {
+	srv := startServer(t, testMux(), h2.Config{MaxHeaderListSize: 8 << 10}, serverOpts{})
+	c := dialRaw(t, srv.addr)
+	if got := c.settings[http2.SettingMaxHeaderListSize]; got != 8<<10 {
+		t.Errorf("SETTINGS_MAX_HEADER_LIST_SIZE = %d, want 8192", got)
+	}
+	// Many fields, each well below the limit: a single field longer than
+	// the whole list's limit is an HPACK error of the Framer's.
+	var big []string
+	for i := range 24 {
+		big = append(big, fmt.Sprintf("x-big-%d", i), strings.Repeat("a", 500))
+	}
+	c.request(1, "GET", "/hello", true, big...)
+	if status, _, _ := c.response(1); status != "431" {
+		t.Errorf("status %s, want 431", status)
+	}
+	// The connection goes on.
+	c.request(3, "GET", "/hello", true)
+	if status, body, _ := c.response(3); status != "200" || string(body) != "hello" {
+		t.Errorf("after 431: status %s body %q", status, body)
+	}
+}
+
+// Malformed requests are stream errors; the connection keeps serving.
+func TestMalformedRequests(t *testing.T) {
+	srv := startServer(t, testMux(), h2.Config{}, serverOpts{})
+	std := []string{":method", "GET", ":scheme", "http", ":authority", "x", ":path", "/hello"}
+	tests := []struct {
+		name   string
+		fields []string
+		end    bool
+		data   []byte // sent with END_STREAM after the HEADERS
+	}{
+		{"missing :path", []string{":method", "GET", ":scheme", "http", ":authority", "x"}, true, nil},
+		{"missing :method", []string{":scheme", "http", ":path", "/hello"}, true, nil},
+		{"uppercase header name", append(std[:len(std):len(std)], "X-Upper", "v"), true, nil},
+		{"connection header", append(std[:len(std):len(std)], "connection", "keep-alive"), true, nil},
+		{"te other than trailers", append(std[:len(std):len(std)], "te", "gzip"), true, nil},
+		{"content-length above DATA", append(std[:len(std):len(std)], "content-length", "10"), false, []byte("12345")},
+		{"content-length below DATA", append(std[:len(std):len(std)], "content-length", "2"), false, []byte("12345")},
+		{"relative :path", []string{":method", "GET", ":scheme", "http", ":path", "hello"}, true, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := dialRaw(t, srv.addr)
+			c.headers(1, tt.end, tt.fields...)
+			if tt.data != nil {
+				if err := c.fr.WriteData(1, true, tt.data); err != nil {
+					t.Fatal(err)
+				}
+			}
+			c.expectRST(1, http2.ErrCodeProtocol)
+			c.request(3, "GET", "/hello", true)
+			if status, body, _ := c.response(3); status != "200" || string(body) != "hello" {
+				t.Errorf("next stream: status %s body %q", status, body)
+			}
+		})
+	}
+}
+
+func TestProtocolErrors(t *testing.T) {
+	srv := startServer(t, testMux(), h2.Config{}, serverOpts{})
+
+	t.Run("DATA on a closed stream", func(t *testing.T) {
+		c := dialRaw(t, srv.addr)
+		c.request(1, "GET", "/hello", true)
+		if status, _, ended := c.response(1); status != "200" || !ended {
+			t.Fatalf("status %s ended %v", status, ended)
+		}
+		if err := c.fr.WriteData(1, true, []byte("late")); err != nil {
+			t.Fatal(err)
+		}
+		c.expectRST(1, http2.ErrCodeStreamClosed)
+	})
+	t.Run("DATA after a malformed request's reset", func(t *testing.T) {
+		c := dialRaw(t, srv.addr)
+		c.request(1, "POST", "/hello", false, "X-Upper", "v")
+		c.expectRST(1, http2.ErrCodeProtocol)
+		if err := c.fr.WriteData(1, true, []byte("late")); err != nil {
+			t.Fatal(err)
+		}
+		// The stream is closed, not idle: a stream error (or nothing),
+		// never the end of the connection.
+		c.request(3, "GET", "/hello", true)
+		for {
+			f, err := c.read(5 * time.Second)
+			if err != nil {
+				t.Fatalf("reading: %v", err)
+			}
+			if ga, ok := f.(*http2.GoAwayFrame); ok {
+				t.Fatalf("GOAWAY %v for DATA on a stream the server reset: it treated the stream as idle", ga.ErrCode)
+			}
+			if h, ok := f.(*http2.MetaHeadersFrame); ok && h.StreamID == 3 {
+				return
+			}
+		}
+	})
+	t.Run("HEADERS reusing a malformed request's stream id", func(t *testing.T) {
+		c := dialRaw(t, srv.addr)
+		c.request(3, "GET", "/hello", true, "X-Upper", "v")
+		c.expectRST(3, http2.ErrCodeProtocol)
+		c.request(3, "GET", "/hello", true)
+		if ga := c.expectGoAway(); ga.ErrCode != http2.ErrCodeStreamClosed && ga.ErrCode != http2.ErrCodeProtocol {
+			t.Errorf("GOAWAY %v, want STREAM_CLOSED or PROTOCOL_ERROR", ga.ErrCode)
+		}
+	})
+	t.Run("HEADERS on a lower stream id", func(t *testing.T) {
+		c := dialRaw(t, srv.addr)
+		c.request(5, "GET", "/hello", true)
+		if status, _, _ := c.response(5); status != "200" {
+			t.Fatalf("status %s", status)
+		}
+		c.request(3, "GET", "/hello", true)
+		ga := c.expectGoAway()
+		if ga.ErrCode != http2.ErrCodeStreamClosed && ga.ErrCode != http2.ErrCodeProtocol {
+			t.Errorf("GOAWAY %v, want STREAM_CLOSED or PROTOCOL_ERROR", ga.ErrCode)
+		}
+		if ga.LastStreamID != 5 {
+			t.Errorf("GOAWAY last stream %d, want 5", ga.LastStreamID)
+		}
+	})
+	t.Run("PING", func(t *testing.T) {
+		c := dialRaw(t, srv.addr)
+		payload := [8]byte{'h', '2', 't', 'e', 's', 't', 0, 9}
+		if err := c.fr.WritePing(false, payload); err != nil {
+			t.Fatal(err)
+		}
+		for {
+			f, err := c.read(5 * time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p, ok := f.(*http2.PingFrame); ok {
+				if !p.IsAck() || p.Data != payload {
+					t.Errorf("PING ack %v data %q, want ack of %q", p.IsAck(), p.Data, payload)
+				}
+				return
+			}
+		}
+	})
+	t.Run("SETTINGS", func(t *testing.T) {
+		c := dialRaw(t, srv.addr)
+		// dialRaw saw the ack of its first SETTINGS? Send another.
+		if err := c.fr.WriteSettings(http2.Setting{ID: http2.SettingMaxFrameSize, Val: 32 << 10}); err != nil {
+			t.Fatal(err)
+		}
+		acks := 0
+		for acks < 2 {
+			f, err := c.read(5 * time.Second)
+			if err != nil {
+				t.Fatalf("%d SETTINGS acks, want 2: %v", acks, err)
+			}
+			if sf, ok := f.(*http2.SettingsFrame); ok && sf.IsAck() {
+				acks++
+			}
+		}
+	})
+	t.Run("WINDOW_UPDATE overflow on a stream", func(t *testing.T) {
+		c := dialRaw(t, srv.addr)
+		c.request(1, "GET", "/block", true)
+		if err := c.fr.WriteWindowUpdate(1, 1<<31-1); err != nil {
+			t.Fatal(err)
+		}
+		c.expectRST(1, http2.ErrCodeFlowControl)
+		c.request(3, "GET", "/hello", true)
+		if status, _, _ := c.response(3); status != "200" {
+			t.Errorf("next stream: status %s", status)
+		}
+	})
+	t.Run("WINDOW_UPDATE overflow on the connection", func(t *testing.T) {
+		c := dialRaw(t, srv.addr)
+		if err := c.fr.WriteWindowUpdate(0, 1<<31-1); err != nil {
+			t.Fatal(err)
+		}
+		if ga := c.expectGoAway(); ga.ErrCode != http2.ErrCodeFlowControl {
+			t.Errorf("GOAWAY %v, want FLOW_CONTROL_ERROR", ga.ErrCode)
+		}
+	})
+}
+
+func TestGracefulShutdown(t *testing.T) {
+	started := make(chan struct{}, 4)
+	release := make(chan struct{})
+	var handled atomic.Int32
+	mux := testMux()
+	mux.HandleFunc("/slow", func(w http.ResponseWriter, r *http.Request) {
+		handled.Add(1)
+		started <- struct{}{}
+		<-release
+		_, _ = io.WriteString(w, "slow done")
+	})
+	srv := startServer(t, mux, h2.Config{}, serverOpts{})
+	c := dialRaw(t, srv.addr)
+	c.request(1, "GET", "/slow", true)
+	<-started
+
+	shut := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		shut <- srv.hs.Shutdown(ctx)
+	}()
+	ga := c.expectGoAway()
+	if ga.ErrCode != http2.ErrCodeNo || ga.LastStreamID != 1 {
+		t.Errorf("GOAWAY %v last stream %d, want NO_ERROR, 1", ga.ErrCode, ga.LastStreamID)
+	}
+	// A stream opened after the GOAWAY is not served.
+	c.request(3, "GET", "/slow", true)
+	c.expectRST(3, http2.ErrCodeRefusedStream)
+	select {
+	case err := <-shut:
+		t.Fatalf("Shutdown returned %v with a handler running", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(release)
+	status, body, ended := c.response(1)
+	if status != "200" || string(body) != "slow done" || !ended {
+		t.Errorf("in-flight stream: status %s body %q ended %v", status, body, ended)
+	}
+	select {
+	case err := <-shut:
+		if err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Shutdown did not return after the last stream ended")
+	}
+	if n := handled.Load(); n != 1 {
+		t.Errorf("%d handlers ran, want 1", n)
+	}
+	if !c.closed(3 * time.Second) {
+		t.Error("connection still open after Shutdown")
+	}
+}
+
+func TestCloseCancelsHandlers(t *testing.T) {
+	base := runtime.NumGoroutine()
+	started := make(chan struct{}, 1)
+	ctxErr := make(chan error, 1)
+	mux := http.NewServeMux()
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		started <- struct{}{}
+		select {
+		case <-r.Context().Done():
+			ctxErr <- r.Context().Err()
+		case <-time.After(5 * time.Second):
+			ctxErr <- errors.New("not cancelled within 5s")
+		}
+	})
+	srv := startServer(t, mux, h2.Config{}, serverOpts{})
+	c := dialRaw(t, srv.addr)
+	c.request(1, "GET", "/", true)
+	<-started
+	if err := srv.hs.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-ctxErr:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("handler's context: %v", err)
+		}
+	case <-time.After(6 * time.Second):
+		t.Fatal("handler still running")
+	}
+	if !c.closed(3 * time.Second) {
+		t.Error("connection open after Close")
+	}
+	c.nc.Close()
+	waitGoroutines(t, base, "after Close")
+}
+
+func TestIdleTimeout(t *testing.T) {
+	release := make(chan struct{})
+	mux := testMux()
+	mux.HandleFunc("/long", func(w http.ResponseWriter, r *http.Request) {
+		<-release
+		_, _ = io.WriteString(w, "long done")
+	})
+	srv := startServer(t, mux, h2.Config{IdleTimeout: 300 * time.Millisecond}, serverOpts{})
+
+	idle := dialRaw(t, srv.addr)
+	start := time.Now()
+	ga := idle.expectGoAway()
+	if ga.ErrCode != http2.ErrCodeNo {
+		t.Errorf("idle GOAWAY %v, want NO_ERROR", ga.ErrCode)
+	}
+	if d := time.Since(start); d < 250*time.Millisecond || d > 2*time.Second {
+		t.Errorf("idle connection ended after %v, IdleTimeout is 300ms", d)
+	}
+	if !idle.closed(2 * time.Second) {
+		t.Error("idle connection still open after its GOAWAY")
+	}
+
+	busy := dialRaw(t, srv.addr)
+	busy.request(1, "GET", "/long", true)
+	time.AfterFunc(1200*time.Millisecond, func() { close(release) })
+	status, body, _ := busy.response(1)
+	if status != "200" || string(body) != "long done" {
+		t.Fatalf("a stream longer than IdleTimeout: status %s body %q", status, body)
+	}
+	// Idle again, it ends.
+	if ga := busy.expectGoAway(); ga.ErrCode != http2.ErrCodeNo || ga.LastStreamID != 1 {
+		t.Errorf("GOAWAY %v last %d, want NO_ERROR 1", ga.ErrCode, ga.LastStreamID)
+	}
+}
+
+// A client that grants huge windows and stops reading: the server's
+// writes block on the socket, and WriteTimeout ends the connection and
+// the handler's writes.
+func TestWriteTimeout(t *testing.T) {
+	for _, o := range []serverOpts{{}, {buffered: true}} {
+		t.Run(fmt.Sprintf("buffered=%v", o.buffered), func(t *testing.T) {
+			for _, chunk := range []int{4 << 10, 256 << 10} {
+				t.Run(fmt.Sprintf("writes of %d", chunk), func(t *testing.T) { testWriteTimeout(t, o, chunk) })
+			}
+		})
+	}
+}
+
+func testWriteTimeout(t *testing.T, o serverOpts, chunk int) {
+	base := runtime.NumGoroutine()
+	type result struct {
+		written int
+		err     error
+		at      time.Time
+	}
+	done := make(chan result, 1)
+	mux := http.NewServeMux()
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		p := pattern(chunk)
+		n := 0
+		deadline := time.Now().Add(15 * time.Second)
+		for time.Now().Before(deadline) {
+			k, err := w.Write(p)
+			n += k
+			if err == nil {
+				err = http.NewResponseController(w).Flush()
+			}
+			if err != nil {
+				done <- result{n, err, time.Now()}
+				return
+			}
+		}
+		done <- result{n, nil, time.Now()}
+	})
+	const writeTimeout = 300 * time.Millisecond
+	srv := startServer(t, mux, h2.Config{WriteTimeout: writeTimeout}, o)
+	c := dialRaw(t, srv.addr, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1<<31 - 1})
+	if err := c.fr.WriteWindowUpdate(0, 1<<31-1-65535); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	c.request(1, "GET", "/", true)
+	// Never read again.
+	select {
+	case r := <-done:
+		if r.err == nil {
+			t.Fatalf("handler wrote %d bytes for 15s to a client that does not read", r.written)
+		}
+		if d := r.at.Sub(start); d > 5*time.Second {
+			t.Errorf("handler's write failed after %v (%d bytes written), WriteTimeout is %v", d, r.written, writeTimeout)
+		}
+		t.Logf("handler's write failed after %v, %d bytes: %v", r.at.Sub(start), r.written, r.err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("handler still writing 10s after the client stopped reading")
+	}
+	if !c.closed(5 * time.Second) {
+		t.Error("connection still open")
+	}
+	c.nc.Close()
+	waitGoroutines(t, base+1, "after the write timeout")
+}
+
+// After connections end, the goroutines they used go too (idle handler
+// workers within about a second).
+func TestGoroutinesReturn(t *testing.T) {
+	srv := startServer(t, testMux(), h2.Config{}, serverOpts{})
+	time.Sleep(10 * time.Millisecond)
+	base := runtime.NumGoroutine()
+	for range 3 {
+		c, _ := srv.client(t)
+		var wg sync.WaitGroup
+		for range 20 {
+			wg.Go(func() {
+				resp, err := c.Get(srv.url + "/download?n=100000")
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			})
+		}
+		wg.Wait()
+		c.Transport.(*http2.Transport).CloseIdleConnections()
+	}
+	// Raw connections that end abruptly, mid-stream.
+	for range 3 {
+		rc := dialRaw(t, srv.addr)
+		rc.request(1, "GET", "/block", true)
+		rc.request(3, "POST", "/echo", false)
+		_ = rc.fr.WriteData(3, false, []byte("half a body"))
+		rc.nc.Close()
+	}
+	waitGoroutines(t, base, "after every connection closed")
+}
+
+// rawConn is a client connection that writes frames with http2.Framer.
+type rawConn struct {
+	t        *testing.T
+	nc       net.Conn
+	fr       *http2.Framer
+	hbuf     bytes.Buffer
+	enc      *hpack.Encoder
+	settings map[http2.SettingID]uint32
+}
+
+// dialRaw opens a prior-knowledge h2c connection and exchanges SETTINGS.
+func dialRaw(t *testing.T, addr string, settings ...http2.Setting) *rawConn {
+	t.Helper()
+	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	c := &rawConn{t: t, nc: nc, fr: http2.NewFramer(nc, nc), settings: map[http2.SettingID]uint32{}}
+	c.enc = hpack.NewEncoder(&c.hbuf)
+	c.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	c.fr.AllowIllegalWrites = true
+	if _, err := io.WriteString(nc, http2.ClientPreface); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.fr.WriteSettings(settings...); err != nil {
+		t.Fatal(err)
+	}
+	f, err := c.read(5 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sf, ok := f.(*http2.SettingsFrame)
+	if !ok || sf.IsAck() {
+		t.Fatalf("first server frame %v, want SETTINGS", f)
+	}
+	_ = sf.ForeachSetting(func(s http2.Setting) error { c.settings[s.ID] = s.Val; return nil })
+	if err := c.fr.WriteSettingsAck(); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func (c *rawConn) read(timeout time.Duration) (http2.Frame, error) {
+	_ = c.nc.SetReadDeadline(time.Now().Add(timeout))
+	return c.fr.ReadFrame()
+}
+
+// headers sends a HEADERS frame of name, value pairs.
+func (c *rawConn) headers(id uint32, endStream bool, kv ...string) {
+	c.t.Helper()
+	c.hbuf.Reset()
+	for i := 0; i+1 < len(kv); i += 2 {
+		_ = c.enc.WriteField(hpack.HeaderField{Name: kv[i], Value: kv[i+1]})
+	}
+	if err := c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: c.hbuf.Bytes(), EndHeaders: true, EndStream: endStream}); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// request opens stream id with a request and extra header pairs.
+func (c *rawConn) request(id uint32, method, path string, endStream bool, extra ...string) {
+	c.t.Helper()
+	kv := append([]string{":method", method, ":scheme", "http", ":authority", "h2test", ":path", path}, extra...)
+	c.headers(id, endStream, kv...)
+}
+
+// responseWithHeader reads stream id's response until it ends, the stream
+// is reset or nothing comes for 5 s.
+func (c *rawConn) responseWithHeader(id uint32) (status string, header map[string]string, body []byte, ended bool) {
+	c.t.Helper()
+	header = map[string]string{}
+	for {
+		f, err := c.read(5 * time.Second)
+		if err != nil {
+			c.t.Errorf("reading stream %d's response: %v", id, err)
+			return
+		}
+		if f.Header().StreamID != id {
+			if ga, ok := f.(*http2.GoAwayFrame); ok && ga.ErrCode != http2.ErrCodeNo {
+				c.t.Errorf("GOAWAY %v while reading stream %d", ga.ErrCode, id)
+				return
+			}
+			continue
+		}
+		switch f := f.(type) {
+		case *http2.MetaHeadersFrame:
+			for _, hf := range f.Fields {
+				if hf.Name == ":status" {
+					if status == "" {
+						status = hf.Value
+					}
+				} else {
+					header[hf.Name] = hf.Value
+				}
+			}
+			ended = f.StreamEnded()
+		case *http2.DataFrame:
+			body = append(body, f.Data()...)
+			ended = f.StreamEnded()
+		case *http2.RSTStreamFrame:
+			c.t.Errorf("stream %d reset: %v", id, f.ErrCode)
+			return
+		}
+		if ended {
+			return
+		}
+	}
+}
+
+func (c *rawConn) response(id uint32) (status string, body []byte, ended bool) {
+	c.t.Helper()
+	status, _, body, ended = c.responseWithHeader(id)
+	return
+}
+
+// expectRST reads until stream id is reset, and fails unless with code.
+func (c *rawConn) expectRST(id uint32, code http2.ErrCode) {
+	c.t.Helper()
+	for {
+		f, err := c.read(5 * time.Second)
+		if err != nil {
+			c.t.Fatalf("waiting for RST_STREAM %v on stream %d: %v", code, id, err)
+		}
+		switch f := f.(type) {
+		case *http2.RSTStreamFrame:
+			if f.StreamID == id {
+				if f.ErrCode != code {
+					c.t.Errorf("RST_STREAM %v on stream %d, want %v", f.ErrCode, id, code)
+				}
+				return
+			}
+		case *http2.GoAwayFrame:
+			c.t.Fatalf("GOAWAY %v (last stream %d) waiting for RST_STREAM %v on stream %d", f.ErrCode, f.LastStreamID, code, id)
+		case *http2.MetaHeadersFrame:
+			if f.StreamID == id {
+				c.t.Fatalf("stream %d got a response (%v), want RST_STREAM %v", id, f.Fields, code)
+			}
+		}
+	}
+}
+
+// expectGoAway reads until a GOAWAY and returns it.
+func (c *rawConn) expectGoAway() *http2.GoAwayFrame {
+	c.t.Helper()
+	for {
+		f, err := c.read(5 * time.Second)
+		if err != nil {
+			c.t.Fatalf("waiting for GOAWAY: %v", err)
+		}
+		if ga, ok := f.(*http2.GoAwayFrame); ok {
+			return ga
+		}
+	}
+}
+
+// closed reports whether the server closed the connection within timeout.
+func (c *rawConn) closed(timeout time.Duration) bool {
+	_ = c.nc.SetReadDeadline(time.Now().Add(timeout))
+	buf := make([]byte, 64<<10)
+	for {
+		_, err := c.nc.Read(buf)
+		if err == nil {
+			continue
+		}
+		var ne net.Error
+		return !(errors.As(err, &ne) && ne.Timeout())
+	}
+}
+
+// A handler that writes more than the Content-Length it declared gets an
+// error, and the client a response of the declared length (as net/http).
+func TestDeclaredContentLengthEnforced(t *testing.T) {
+	writeErr := make(chan error, 1)
+	mux := http.NewServeMux()
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "3")
+		_, err := io.WriteString(w, "hello")
+		writeErr <- err
+	})
+	srv := startServer(t, mux, h2.Config{}, serverOpts{})
+	c := dialRaw(t, srv.addr)
+	c.request(1, "GET", "/", true)
+	status, hdr, body, ended := c.responseWithHeader(1)
+	if err := <-writeErr; err == nil {
+		t.Error("writing 5 bytes after declaring Content-Length: 3 succeeded")
+	}
+	if status != "200" || hdr["content-length"] != "3" || len(body) > 3 {
+		t.Errorf("status %s, content-length %q, body %q (ended %v): the body overruns its declared length", status, hdr["content-length"], body, ended)
+	}
+}
+
+// Response headers larger than the client's frame size go out in
+// CONTINUATION frames; a client without an HPACK dynamic table is obeyed.
+func TestLargeResponseHeaders(t *testing.T) {
+	big := strings.Repeat("v", 40<<10)
+	mux := http.NewServeMux()
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Big", big)
+		w.Header().Set("X-Repeated", "the same value each time")
+		_, _ = io.WriteString(w, "ok")
+	})
+	srv := startServer(t, mux, h2.Config{}, serverOpts{})
+	c := dialRaw(t, srv.addr, http2.Setting{ID: http2.SettingHeaderTableSize, Val: 0})
+	c.fr.ReadMetaHeaders = hpack.NewDecoder(0, nil)
+	for id := uint32(1); id <= 5; id += 2 {
+		c.request(id, "GET", "/", true)
+		status, hdr, body, _ := c.responseWithHeader(id)
+		if status != "200" || hdr["x-big"] != big || hdr["x-repeated"] == "" || string(body) != "ok" {
+			t.Fatalf("stream %d: status %s, x-big %d bytes, body %q", id, status, len(hdr["x-big"]), body)
+		}
+	}
+}
+
+func TestMaxConcurrentStreams(t *testing.T) {
+	srv := startServer(t, testMux(), h2.Config{MaxConcurrentStreams: 2}, serverOpts{})
+	c := dialRaw(t, srv.addr)
+	if got := c.settings[http2.SettingMaxConcurrentStreams]; got != 2 {
+		t.Errorf("SETTINGS_MAX_CONCURRENT_STREAMS = %d, want 2", got)
+	}
+	c.request(1, "GET", "/block", true)
+	c.request(3, "GET", "/block", true)
+	c.request(5, "GET", "/hello", true)
+	c.expectRST(5, http2.ErrCodeRefusedStream)
+	// Once a stream ends, another may start.
+	_ = c.fr.WriteRSTStream(1, http2.ErrCodeCancel)
+	deadline := time.Now().Add(5 * time.Second)
+	for id := uint32(7); ; id += 2 {
+		c.request(id, "GET", "/hello", true)
+		f, err := c.read(5 * time.Second)
+		for err == nil {
+			if f.Header().StreamID == id {
+				break
+			}
+			f, err = c.read(5 * time.Second)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h, ok := f.(*http2.MetaHeadersFrame); ok && h.PseudoValue("status") == "200" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("stream %d: %v, still refused after a stream was reset", id, f)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// A silent connection is pinged; one that does not answer is closed.
+func TestPingTimeout(t *testing.T) {
+	srv := startServer(t, testMux(), h2.Config{SendPingTimeout: 200 * time.Millisecond, PingTimeout: 300 * time.Millisecond}, serverOpts{})
+	c := dialRaw(t, srv.addr)
+	start := time.Now()
+	var ping *http2.PingFrame
+	for ping == nil {
+		f, err := c.read(3 * time.Second)
+		if err != nil {
+			t.Fatalf("no PING from the server: %v", err)
+		}
+		ping, _ = f.(*http2.PingFrame)
+	}
+	if ping.IsAck() {
+		t.Fatal("server sent a PING ack unasked")
+	}
+	// Answered, the connection lives on and is pinged again.
+	if err := c.fr.WritePing(true, ping.Data); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		f, err := c.read(3 * time.Second)
+		if err != nil {
+			t.Fatalf("connection ended though the PING was answered: %v", err)
+		}
+		if p, ok := f.(*http2.PingFrame); ok && !p.IsAck() {
+			break
+		}
+	}
+	// Unanswered, it is closed.
+	if !c.closed(3 * time.Second) {
+		t.Fatal("connection that ignores PINGs still open")
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("closed after %v", d)
+	}
+}
