@@ -65,6 +65,10 @@ func (w *responseWriter) bodyAllowed() bool {
 	return w.req.Method != http.MethodHead && w.status != http.StatusNoContent && w.status != http.StatusNotModified
 }
 
+// isHead: a HEAD response's body is counted (for its Content-Length) and
+// dropped, as net/http does.
+func (w *responseWriter) isHead() bool { return w.req.Method == http.MethodHead }
+
 func (w *responseWriter) Write(p []byte) (int, error) {
 	return w.write(len(p), p, "")
 }
@@ -82,6 +86,10 @@ func (w *responseWriter) write(n int, p []byte, s string) (int, error) {
 	}
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
+	}
+	if w.isHead() && w.status != http.StatusNoContent && w.status != http.StatusNotModified {
+		w.written += int64(n)
+		return n, nil
 	}
 	if !w.bodyAllowed() {
 		return 0, http.ErrBodyNotAllowed
@@ -290,9 +298,12 @@ func (w *responseWriter) encodeHeaderLocked(complete bool) {
 			}
 		}
 	}
-	if complete && w.bodyAllowed() && w.buf != nil {
-		if _, ok := h["Content-Length"]; !ok {
+	if _, ok := h["Content-Length"]; !ok && complete {
+		switch {
+		case w.bodyAllowed() && w.buf != nil:
 			_ = c.henc.WriteField(hpack.HeaderField{Name: "content-length", Value: strconv.Itoa(len(*w.buf))})
+		case w.isHead() && w.written > 0:
+			_ = c.henc.WriteField(hpack.HeaderField{Name: "content-length", Value: strconv.FormatInt(w.written, 10)})
 		}
 	}
 }
