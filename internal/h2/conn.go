@@ -467,13 +467,14 @@ func (c *conn) processReset(f *http2.RSTStreamFrame) error {
 		c.mu.Unlock()
 		return http2.ConnectionError(http2.ErrCodeProtocol) // idle stream
 	}
-	st := c.streams[f.StreamID]
-	if st != nil {
+	var inc uint32
+	if st := c.streams[f.StreamID]; st != nil {
 		delete(c.streams, f.StreamID)
-		st.abortLocked(errClientReset)
+		inc = st.abortLocked(errClientReset)
 		c.cond.Broadcast()
 	}
 	c.mu.Unlock()
+	c.writeWindowUpdates(inc, 0, 0)
 	return nil
 }
 
@@ -481,13 +482,15 @@ func (c *conn) processReset(f *http2.RSTStreamFrame) error {
 // err for its handler.
 func (c *conn) resetStream(id uint32, code http2.ErrCode, err error) {
 	c.mu.Lock()
+	var inc uint32
 	if st := c.streams[id]; st != nil {
 		delete(c.streams, id)
-		st.abortLocked(err)
+		inc = st.abortLocked(err)
 		c.cond.Broadcast()
 	}
 	c.mu.Unlock()
 	c.writeControl(func(fr *http2.Framer) error { return fr.WriteRSTStream(id, code) })
+	c.writeWindowUpdates(inc, 0, 0)
 }
 
 // refundLocked returns n bytes of connection receive window: they were

@@ -1554,3 +1554,30 @@ func TestPingTimeout(t *testing.T) {
 		t.Errorf("closed after %v", d)
 	}
 }
+
+// Streams reset with request data the handler never read give that data's
+// connection window back: otherwise each such reset shrinks the window
+// for good, and the client's next uploads overrun it (FLOW_CONTROL_ERROR).
+func TestResetStreamsReturnWindow(t *testing.T) {
+	srv := startServer(t, testMux(), h2.Config{MaxReceiveBufferPerConnection: 65535, MaxReceiveBufferPerStream: 65535}, serverOpts{})
+	c := dialRaw(t, srv.addr)
+	chunk := pattern(16 << 10)
+	for i := range uint32(8) { // 128 KiB in all, twice the connection window
+		id := 2*i + 1
+		c.request(id, "POST", "/block", false)
+		if err := c.fr.WriteData(id, false, chunk); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.fr.WriteRSTStream(id, http2.ErrCodeCancel); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.request(17, "POST", "/echo", false)
+	if err := c.fr.WriteData(17, true, chunk); err != nil {
+		t.Fatal(err)
+	}
+	status, body, ended := c.response(17)
+	if status != "200" || !bytes.Equal(body, chunk) || !ended {
+		t.Fatalf("upload after resets: status %q, %d bytes, ended %v; want 200 and the 16 KiB echoed", status, len(body), ended)
+	}
+}

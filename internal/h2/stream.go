@@ -30,14 +30,22 @@ type stream struct {
 	received       int64 // body bytes received
 	declaredLength int64 // content-length, or -1
 	remoteClosed   bool  // the client ended its side (END_STREAM)
-	body           []byte
+	body           []byte // arrived, not yet taken by the handler
 	bodyOff        int
+	rtaken         int32 // the size of rbuf when taken: consumed, window not yet returned
 	bodyErr        error // io.EOF at the end of the body
 	bodyWaiting    bool  // the handler waits in Read
 	bodyClosed     bool  // the handler closed the body: arriving data is dropped
 	trailer        http.Header
 	reset          bool  // reset or connection gone: nothing more is written
 	resetErr       error // why, for the handler's writes
+
+	// rbuf is the body the handler took in one go, rbuf[roff:] still to
+	// read: most Reads (connect reads a message's prefix, then its bytes)
+	// copy from it without the connection's lock. The handler's goroutine
+	// only.
+	rbuf []byte
+	roff int
 
 	// reqTrailer is the handler's r.Trailer: Read copies trailer (the
 	// declared request trailers, and their values as they arrive) into it
@@ -47,16 +55,23 @@ type stream struct {
 
 // abortLocked ends the stream abnormally: its handler's context is
 // cancelled with err, reads and writes fail with it.
-func (st *stream) abortLocked(err error) {
+//
+// The body bytes the server held for the handler are dropped, and their
+// connection window returned: it reports the WINDOW_UPDATE increment to
+// send, if any.
+func (st *stream) abortLocked(err error) (connInc uint32) {
 	if st.reset {
-		return
+		return 0
 	}
 	st.reset = true
 	st.resetErr = err
 	st.bodyErr = err
+	connInc = st.c.refundLocked(int32(len(st.body)-st.bodyOff) + st.rtaken)
+	st.rtaken = 0
 	st.body = nil
 	st.bodyOff = 0
 	st.cancel(err)
+	return connInc
 }
 
 // consumeLocked returns n bytes of stream receive window and reports the
@@ -80,19 +95,43 @@ type requestBody struct{ st *stream }
 
 func (b *requestBody) Read(p []byte) (int, error) {
 	st := b.st
+	if st.roff < len(st.rbuf) {
+		n := copy(p, st.rbuf[st.roff:])
+		st.roff += n
+		return n, nil
+	}
 	c := st.c
 	c.mu.Lock()
-	for st.bodyOff == len(st.body) && st.bodyErr == nil {
+	// rbuf is used up: its bytes are consumed, their window goes back.
+	var connInc, streamInc uint32
+	for {
+		if st.rtaken > 0 {
+			connInc += c.refundLocked(st.rtaken)
+			streamInc += st.consumeLocked(st.rtaken)
+			st.rtaken = 0
+		}
+		if st.bodyOff < len(st.body) || st.bodyErr != nil {
+			break
+		}
+		if connInc != 0 || streamInc != 0 {
+			// The client may be waiting for this window before it sends.
+			c.mu.Unlock()
+			c.writeWindowUpdates(connInc, st.id, streamInc)
+			connInc, streamInc = 0, 0
+			c.mu.Lock()
+			continue
+		}
 		st.bodyWaiting = true
 		c.cond.Wait()
+		st.bodyWaiting = false
 	}
-	st.bodyWaiting = false
 	if st.bodyOff == len(st.body) || len(p) == 0 {
 		err := st.bodyErr
-		c.mu.Unlock()
 		if len(p) == 0 && st.bodyOff < len(st.body) {
-			return 0, nil
+			err = nil
 		}
+		c.mu.Unlock()
+		c.writeWindowUpdates(connInc, st.id, streamInc)
 		if err == io.EOF && st.reqTrailer != nil {
 			// The serve goroutine wrote st.trailer before the EOF that
 			// c.mu handed over, and writes it no more.
@@ -103,25 +142,25 @@ func (b *requestBody) Read(p []byte) (int, error) {
 		}
 		return 0, err
 	}
-	n := copy(p, st.body[st.bodyOff:])
-	st.bodyOff += n
-	if st.bodyOff == len(st.body) {
-		st.body = st.body[:0]
-		st.bodyOff = 0
-	}
-	connInc := c.refundLocked(int32(n))
-	streamInc := st.consumeLocked(int32(n))
+	// Take everything that has arrived; the used-up rbuf becomes the
+	// serve goroutine's buffer.
+	st.rbuf, st.body = st.body[st.bodyOff:], st.rbuf[:0]
+	st.bodyOff = 0
+	st.rtaken = int32(len(st.rbuf))
 	c.mu.Unlock()
 	c.writeWindowUpdates(connInc, st.id, streamInc)
+	n := copy(p, st.rbuf)
+	st.roff = n
 	return n, nil
 }
 
 // Buffered is how many body bytes a Read returns without waiting.
 func (b *requestBody) Buffered() int {
-	c := b.st.c
+	st := b.st
+	c := st.c
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return len(b.st.body) - b.st.bodyOff
+	return len(st.rbuf) - st.roff + len(st.body) - st.bodyOff
 }
 
 // Close drops what is unread; data arriving later is dropped too (its
@@ -135,7 +174,8 @@ func (b *requestBody) Close() error {
 		return nil
 	}
 	st.bodyClosed = true
-	unread := int32(len(st.body) - st.bodyOff)
+	unread := int32(len(st.body)-st.bodyOff) + st.rtaken
+	st.rtaken = 0
 	st.body = nil
 	st.bodyOff = 0
 	if st.bodyErr == nil {

@@ -167,8 +167,9 @@ func (w *responseWriter) closeStream() {
 			rst = true
 		}
 	}
-	st.abortLocked(errStreamClosed)
+	inc := st.abortLocked(errStreamClosed)
 	c.mu.Unlock()
+	c.writeWindowUpdates(inc, 0, 0)
 	if rst {
 		c.writeControl(func(fr *http2.Framer) error { return fr.WriteRSTStream(st.id, code) })
 	}
