@@ -27,9 +27,9 @@ type stream struct {
 	sendWindow     int32
 	recvAvail      int32 // stream receive window the client may still use
 	recvUnacked    int32
-	received       int64 // body bytes received
-	declaredLength int64 // content-length, or -1
-	remoteClosed   bool  // the client ended its side (END_STREAM)
+	received       int64  // body bytes received
+	declaredLength int64  // content-length, or -1
+	remoteClosed   bool   // the client ended its side (END_STREAM)
 	body           []byte // arrived, not yet taken by the handler
 	bodyOff        int
 	rtaken         int32 // the size of rbuf when taken: consumed, window not yet returned
