@@ -1,6 +1,7 @@
 // Command syprof serves Switchyard as cmd/switchyard does (same server,
 // transport and log setup) and writes a pprof CPU profile of the first
-// -seconds of load, for BENCHMARKS.md's "where time goes".
+// -seconds of load, for BENCHMARKS.md's "where time goes" (and, with
+// -memprofile, where the allocations come from).
 package main
 
 import (
@@ -9,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime"
 	"runtime/pprof"
 	"time"
 
@@ -20,6 +22,7 @@ func main() {
 	out := flag.String("cpuprofile", "cpu.pprof", "profile file")
 	after := flag.Duration("after", time.Second, "start profiling this long after listening (warm-up)")
 	seconds := flag.Duration("seconds", 4*time.Second, "profile length")
+	memOut := flag.String("memprofile", "", "also write an allocation profile of the same span (sampled every 512 bytes) here")
 	flag.Parse()
 	logOut := server.NewCoalescingWriter(os.Stderr, 1<<20)
 	logger := slog.New(slog.NewTextHandler(logOut, nil))
@@ -38,8 +41,20 @@ func main() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	if *memOut != "" {
+		runtime.MemProfileRate = 512 // from here: the load only
+	}
 	_ = pprof.StartCPUProfile(f)
 	time.Sleep(*seconds)
 	pprof.StopCPUProfile()
 	_ = f.Close()
+	if *memOut != "" {
+		mf, err := os.Create(*memOut)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		_ = pprof.Lookup("allocs").WriteTo(mf, 0)
+		_ = mf.Close()
+	}
 }
