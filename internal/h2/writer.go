@@ -30,6 +30,7 @@ type responseWriter struct {
 	trailers    []string // declared with the Trailer header
 	buf         *[]byte  // body not yet sent
 	err         error    // the stream's end, once writes fail
+	noFlush     bool     // Flush does nothing (SuppressFlushes)
 	declared    int64    // Content-Length at WriteHeader, or -1
 	written     int64    // body bytes accepted
 }
@@ -124,10 +125,18 @@ func (w *responseWriter) write(n int, p []byte, s string) (int, error) {
 // Flush sends the headers and the body written so far.
 func (w *responseWriter) Flush() { _ = w.FlushError() }
 
+// SuppressFlushes makes Flush a no-op: the response goes out when the
+// handler returns (or its buffer fills). For handlers that flush right
+// before returning anyway, as connect does after a unary response.
+func (w *responseWriter) SuppressFlushes() { w.noFlush = true }
+
 // FlushError is Flush for http.ResponseController.
 func (w *responseWriter) FlushError() error {
 	if w.ended {
 		return errStreamClosed
+	}
+	if w.noFlush {
+		return nil
 	}
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
@@ -197,10 +206,7 @@ func (w *responseWriter) send(end bool) error {
 	if !w.sentHeader {
 		w.declareTrailers()
 	}
-	var trailers []hpack.HeaderField
-	if end {
-		trailers = w.trailerFields()
-	}
+	trailers := end && w.hasTrailers()
 	for {
 		c.wmu.Lock()
 		c.mu.Lock()
@@ -225,26 +231,23 @@ func (w *responseWriter) send(end bool) error {
 		data = data[n:]
 		last := end && len(data) == 0 // this round ends the stream
 		if !w.sentHeader {
-			w.encodeHeaderLocked(end && trailers == nil && len(w.trailers) == 0)
-			c.writeHeaderBlockLocked(st.id, last && len(chunk) == 0 && trailers == nil)
+			w.encodeHeaderLocked(end && !trailers && len(w.trailers) == 0)
+			c.writeHeaderBlockLocked(st.id, last && len(chunk) == 0 && !trailers)
 			w.sentHeader = true
-			if last && len(chunk) == 0 && trailers == nil {
+			if last && len(chunk) == 0 && !trailers {
 				w.ended = true
 			}
 		}
 		for len(chunk) > 0 {
 			k := min(len(chunk), frameSize)
-			endStream := last && k == len(chunk) && trailers == nil
+			endStream := last && k == len(chunk) && !trailers
 			_ = c.fr.WriteData(st.id, endStream, chunk[:k])
 			chunk = chunk[k:]
 			w.ended = w.ended || endStream
 		}
 		if last && !w.ended {
-			if trailers != nil {
-				c.hbuf.Reset()
-				for _, hf := range trailers {
-					_ = c.henc.WriteField(hf)
-				}
+			if trailers {
+				w.encodeTrailersLocked()
 				c.writeHeaderBlockLocked(st.id, true)
 			} else {
 				_ = c.fr.WriteData(st.id, true, nil)
@@ -321,15 +324,31 @@ func (w *responseWriter) declareTrailers() {
 	}
 }
 
-// trailerFields are the response's trailers: the values of the declared
-// Trailer names and of the keys with http.TrailerPrefix.
-func (w *responseWriter) trailerFields() []hpack.HeaderField {
-	var fields []hpack.HeaderField
+// hasTrailers reports whether the response has trailers to send: values
+// for the declared Trailer names or keys with http.TrailerPrefix.
+func (w *responseWriter) hasTrailers() bool {
+	for _, k := range w.trailers {
+		if len(w.header[k]) > 0 {
+			return true
+		}
+	}
+	for k, vv := range w.header {
+		if len(vv) > 0 && strings.HasPrefix(k, http.TrailerPrefix) {
+			return true
+		}
+	}
+	return false
+}
+
+// encodeTrailersLocked encodes the trailers into c.hbuf. Called with c.wmu.
+func (w *responseWriter) encodeTrailersLocked() {
+	c := w.st.c
+	c.hbuf.Reset()
 	add := func(k string, vv []string) {
 		name := lowerHeader(k)
 		for _, v := range vv {
 			if httpguts.ValidHeaderFieldValue(v) {
-				fields = append(fields, hpack.HeaderField{Name: name, Value: v})
+				_ = c.henc.WriteField(hpack.HeaderField{Name: name, Value: v})
 			}
 		}
 	}
@@ -341,5 +360,4 @@ func (w *responseWriter) trailerFields() []hpack.HeaderField {
 			add(strings.TrimPrefix(k, http.TrailerPrefix), vv)
 		}
 	}
-	return fields
 }

@@ -69,6 +69,11 @@ func withBatchedFlushes(h http.Handler, services []string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if f, ok := w.(http.Flusher); ok {
 			if delay, ok := batched[r.URL.Path]; ok {
+				if s, ok := w.(flushSuppressor); ok && delay == noFlush {
+					s.SuppressFlushes() // internal/h2's writer: no wrapper needed
+					h.ServeHTTP(w, r)
+					return
+				}
 				bw := &batchingWriter{ResponseWriter: w, flusher: f, delay: delay}
 				if delay != noFlush {
 					bw.last = time.Now()
@@ -82,6 +87,10 @@ func withBatchedFlushes(h http.Handler, services []string) http.Handler {
 		h.ServeHTTP(w, r)
 	})
 }
+
+// flushSuppressor is a ResponseWriter that can ignore flushes by itself
+// (internal/h2's).
+type flushSuppressor interface{ SuppressFlushes() }
 
 type batchingWriter struct {
 	http.ResponseWriter
