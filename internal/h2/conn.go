@@ -44,6 +44,8 @@ type conn struct {
 	baseCtx context.Context // without cancellation: streams are cancelled one by one
 	remote  string
 	fr      *http2.Framer // reads: the serve goroutine only; writes: under wmu
+	hdec    *hpack.Decoder // request header blocks, into hb; the serve goroutine only
+	hb      headerBlock
 
 	wmu     sync.Mutex
 	bw      *bufio.Writer
@@ -100,8 +102,8 @@ func newConn(s *Server, hs *http.Server, nc net.Conn, h http.Handler, ctx contex
 	c.cond.L = &c.mu
 	c.bw = bufio.NewWriterSize(socketWriter{c}, writeBufferSize)
 	c.fr = http2.NewFramer(c.bw, nc)
-	c.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
-	c.fr.MaxHeaderListSize = s.conf.MaxHeaderListSize
+	c.hdec = hpack.NewDecoder(4096, c.hb.emit)
+	c.hdec.SetMaxStringLength(int(s.conf.MaxHeaderListSize))
 	c.fr.SetMaxReadFrameSize(s.conf.MaxReadFrameSize)
 	c.fr.SetReuseFrames()
 	c.henc = hpack.NewEncoder(&c.hbuf)
@@ -357,8 +359,16 @@ func (c *conn) tick() {
 // process handles one frame.
 func (c *conn) process(f http2.Frame) error {
 	switch f := f.(type) {
-	case *http2.MetaHeadersFrame:
-		return c.processHeaders(f)
+	case *http2.HeadersFrame:
+		c.hb.start(f, c.conf.MaxHeaderListSize)
+		return c.headerFragment(f.HeaderBlockFragment(), f.HeadersEnded())
+	case *http2.ContinuationFrame:
+		// The Framer lets CONTINUATION through only right after the
+		// HEADERS (or CONTINUATION) of the same stream.
+		if !c.hb.open || f.StreamID != c.hb.id {
+			return http2.ConnectionError(http2.ErrCodeProtocol)
+		}
+		return c.headerFragment(f.HeaderBlockFragment(), f.HeadersEnded())
 	case *http2.DataFrame:
 		return c.processData(f)
 	case *http2.SettingsFrame:
@@ -385,10 +395,6 @@ func (c *conn) process(f http2.Frame) error {
 		c.goAway(http2.ErrCodeNo, false)
 		return nil
 	case *http2.PushPromiseFrame:
-		return http2.ConnectionError(http2.ErrCodeProtocol)
-	case *http2.ContinuationFrame:
-		// The Framer joins CONTINUATION to its HEADERS; a stray one is an
-		// error it reports before we get here.
 		return http2.ConnectionError(http2.ErrCodeProtocol)
 	default:
 		return nil // unknown frame types are ignored
@@ -586,27 +592,26 @@ func (c *conn) processData(f *http2.DataFrame) error {
 }
 
 // processHeaders opens a stream, or takes a request's trailers.
-func (c *conn) processHeaders(f *http2.MetaHeadersFrame) error {
-	id := f.StreamID
+func (c *conn) processHeaders(f *headerBlock) error {
+	id := f.id
 	if id%2 == 0 {
 		return http2.ConnectionError(http2.ErrCodeProtocol)
 	}
-	if f.HasPriority() && f.Priority.StreamDep == id {
-		c.mu.Lock()
-		if id > c.maxStreamID {
-			c.maxStreamID = id
-		}
+	c.mu.Lock()
+	st := c.streams[id]
+	if st == nil && id <= c.maxStreamID {
+		c.mu.Unlock()
+		return http2.ConnectionError(http2.ErrCodeStreamClosed)
+	}
+	if f.invalid != nil || f.hasPrio && f.prioDep == id {
+		// Malformed: the stream is over (before it began, if new).
+		c.maxStreamID = max(c.maxStreamID, id)
 		c.mu.Unlock()
 		return http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol}
 	}
-	c.mu.Lock()
-	if st := c.streams[id]; st != nil {
+	if st != nil {
 		defer c.mu.Unlock()
 		return c.processTrailersLocked(st, f)
-	}
-	if id <= c.maxStreamID {
-		c.mu.Unlock()
-		return http2.ConnectionError(http2.ErrCodeStreamClosed)
 	}
 	c.maxStreamID = id
 	if c.goingAway || c.closed {
@@ -626,7 +631,7 @@ func (c *conn) processHeaders(f *http2.MetaHeadersFrame) error {
 	}
 	c.mu.Unlock()
 
-	if f.Truncated {
+	if f.truncated {
 		c.respondStatus(id, http.StatusRequestHeaderFieldsTooLarge)
 		return nil
 	}
@@ -652,18 +657,18 @@ func (c *conn) processHeaders(f *http2.MetaHeadersFrame) error {
 }
 
 // processTrailersLocked takes the trailing HEADERS of a request body.
-func (c *conn) processTrailersLocked(st *stream, f *http2.MetaHeadersFrame) error {
+func (c *conn) processTrailersLocked(st *stream, f *headerBlock) error {
 	if st.remoteClosed {
 		return http2.StreamError{StreamID: st.id, Code: http2.ErrCodeStreamClosed}
 	}
-	if !f.StreamEnded() || len(f.PseudoFields()) > 0 {
+	if !f.endStream || f.nPseudo > 0 || f.invalid != nil {
 		return http2.StreamError{StreamID: st.id, Code: http2.ErrCodeProtocol}
 	}
 	if st.declaredLength >= 0 && st.received != st.declaredLength {
 		return http2.StreamError{StreamID: st.id, Code: http2.ErrCodeProtocol}
 	}
 	if st.trailer != nil {
-		for _, hf := range f.RegularFields() {
+		for _, hf := range f.regular() {
 			key := canonicalHeader(hf.Name)
 			if _, declared := st.trailer[key]; declared {
 				st.trailer[key] = append(st.trailer[key], hf.Value)

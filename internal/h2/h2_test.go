@@ -902,6 +902,11 @@ func TestMalformedRequests(t *testing.T) {
 		{"content-length above DATA", append(std[:len(std):len(std)], "content-length", "10"), false, []byte("12345")},
 		{"content-length below DATA", append(std[:len(std):len(std)], "content-length", "2"), false, []byte("12345")},
 		{"relative :path", []string{":method", "GET", ":scheme", "http", ":path", "hello"}, true, nil},
+		{"pseudo-header after a regular one", []string{":method", "GET", ":scheme", "http", "x-a", "b", ":path", "/hello"}, true, nil},
+		{"unknown pseudo-header", append(std[:len(std):len(std)], ":status", "200"), true, nil},
+		{"duplicate :path", []string{":method", "GET", ":scheme", "http", ":path", "/hello", ":path", "/hello"}, true, nil},
+		{"control character in a value", append(std[:len(std):len(std)], "x-a", "b\x00c"), true, nil},
+		{"empty header name", append(std[:len(std):len(std)], "", "v"), true, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

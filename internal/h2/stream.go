@@ -189,18 +189,18 @@ func (b *requestBody) Close() error {
 
 // newRequest builds the request of a stream's HEADERS, or reports why it
 // is malformed (RFC 9113 section 8.1.1: a stream error PROTOCOL_ERROR).
-func (c *conn) newRequest(f *http2.MetaHeadersFrame) (*http.Request, *stream, error) {
-	id := f.StreamID
+func (c *conn) newRequest(f *headerBlock) (*http.Request, *stream, error) {
+	id := f.id
 	malformed := http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol}
-	method, path := f.PseudoValue("method"), f.PseudoValue("path")
-	scheme, authority := f.PseudoValue("scheme"), f.PseudoValue("authority")
-	if method == "" || scheme == "" || path == "" || method == "CONNECT" || f.PseudoValue("protocol") != "" {
+	method, path := f.pseudo("method"), f.pseudo("path")
+	scheme, authority := f.pseudo("scheme"), f.pseudo("authority")
+	if method == "" || scheme == "" || path == "" || method == "CONNECT" || f.pseudo("protocol") != "" {
 		return nil, nil, malformed
 	}
 	if path[0] != '/' && (method != "OPTIONS" || path != "*") {
 		return nil, nil, malformed
 	}
-	fields := f.RegularFields()
+	fields := f.regular()
 	header := make(http.Header, len(fields))
 	// One backing array for every value: a header's slice is capped at its
 	// one value, so a repeated header's append copies out of it.
@@ -237,7 +237,7 @@ func (c *conn) newRequest(f *http2.MetaHeadersFrame) (*http.Request, *stream, er
 	if cookies := header["Cookie"]; len(cookies) > 1 {
 		header["Cookie"] = []string{strings.Join(cookies, "; ")}
 	}
-	if f.StreamEnded() && declared > 0 {
+	if f.endStream && declared > 0 {
 		return nil, nil, malformed
 	}
 
@@ -270,7 +270,7 @@ func (c *conn) newRequest(f *http2.MetaHeadersFrame) (*http.Request, *stream, er
 	req.Host = authority
 	req.RemoteAddr = c.remote
 	req.RequestURI = path
-	if f.StreamEnded() {
+	if f.endStream {
 		st.remoteClosed = true
 		st.bodyErr = io.EOF
 		req.Body = http.NoBody

@@ -1,0 +1,139 @@
+package h2
+
+import (
+	"errors"
+	"strings"
+
+	"golang.org/x/net/http/httpguts"
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+)
+
+// headerBlock is a request's header block as it is decoded, from a HEADERS
+// frame and its CONTINUATION frames. The connection decodes one block at a
+// time into one reused headerBlock: golang.org/x/net/http2's
+// MetaHeadersFrame grows a fresh field slice per block, four allocations
+// (~600 bytes) per request.
+type headerBlock struct {
+	id        uint32
+	endStream bool
+	hasPrio   bool
+	prioDep   uint32
+	open      bool   // CONTINUATION frames to come
+	remain    uint32 // what is left of MaxHeaderListSize
+	truncated bool   // over MaxHeaderListSize: fields are incomplete
+	invalid   error  // malformed (RFC 9113 section 8.2): a stream error
+	fields    []hpack.HeaderField
+	nPseudo   int // fields[:nPseudo] are the pseudo-header fields
+}
+
+// Why a header block is malformed.
+var (
+	errPseudoAfterRegular = errors.New("pseudo-header field after a regular one")
+	errUnknownPseudo      = errors.New("unknown or duplicate pseudo-header field")
+	errFieldName          = errors.New("invalid header field name")
+	errFieldValue         = errors.New("invalid header field value")
+)
+
+func (b *headerBlock) start(f *http2.HeadersFrame, budget uint32) {
+	*b = headerBlock{
+		id:        f.StreamID,
+		endStream: f.StreamEnded(),
+		hasPrio:   f.HasPriority(),
+		prioDep:   f.Priority.StreamDep,
+		open:      true,
+		remain:    budget,
+		fields:    b.fields[:0],
+	}
+}
+
+// pseudo is the value of a pseudo-header field ("method" for ":method").
+func (b *headerBlock) pseudo(name string) string {
+	for _, f := range b.fields[:b.nPseudo] {
+		if f.Name[1:] == name {
+			return f.Value
+		}
+	}
+	return ""
+}
+
+func (b *headerBlock) regular() []hpack.HeaderField { return b.fields[b.nPseudo:] }
+
+// emit takes one decoded field. After the block is found malformed or too
+// large, fields are still decoded (HPACK state is per connection) but
+// dropped.
+func (b *headerBlock) emit(hf hpack.HeaderField) {
+	if b.invalid != nil || b.truncated {
+		return
+	}
+	if size := hf.Size(); size > b.remain {
+		b.truncated, b.remain = true, 0
+		return
+	} else {
+		b.remain -= size
+	}
+	if !httpguts.ValidHeaderFieldValue(hf.Value) {
+		b.invalid = errFieldValue
+		return
+	}
+	if strings.HasPrefix(hf.Name, ":") {
+		if b.nPseudo != len(b.fields) {
+			b.invalid = errPseudoAfterRegular
+			return
+		}
+		switch hf.Name {
+		case ":method", ":scheme", ":authority", ":path", ":protocol":
+		default:
+			b.invalid = errUnknownPseudo
+			return
+		}
+		for _, p := range b.fields {
+			if p.Name == hf.Name {
+				b.invalid = errUnknownPseudo
+				return
+			}
+		}
+		b.nPseudo++
+	} else if !validFieldName(hf.Name) {
+		b.invalid = errFieldName
+		return
+	}
+	b.fields = append(b.fields, hf)
+}
+
+// validFieldName: a token in lower case (RFC 9113 section 8.2.1).
+func validFieldName(name string) bool {
+	if name == "" {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		if ch := name[i]; ch >= 'A' && ch <= 'Z' || !httpguts.IsTokenRune(rune(ch)) {
+			return false
+		}
+	}
+	return true
+}
+
+// headerFragment decodes one fragment of the open header block, and
+// processes the block once its last fragment is in.
+func (c *conn) headerFragment(frag []byte, last bool) error {
+	b := &c.hb
+	// A sender far over the header list limit is not decoded at all: one
+	// fragment more than four times the budget left (HPACK's Huffman code
+	// inflates at most ~3.75x), or any after the budget is gone, ends the
+	// connection (the CONTINUATION flood of CVE-2024-27316).
+	if uint64(len(frag)) > 4*uint64(b.remain) {
+		return http2.ConnectionError(http2.ErrCodeProtocol)
+	}
+	if _, err := c.hdec.Write(frag); err != nil {
+		return http2.ConnectionError(http2.ErrCodeCompression)
+	}
+	if !last {
+		return nil
+	}
+	b.open = false
+	if err := c.hdec.Close(); err != nil {
+		return http2.ConnectionError(http2.ErrCodeCompression)
+	}
+	return c.processHeaders(b)
+}
