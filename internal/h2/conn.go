@@ -43,7 +43,7 @@ type conn struct {
 	handler http.Handler
 	baseCtx context.Context // without cancellation: streams are cancelled one by one
 	remote  string
-	fr      *http2.Framer // reads: the serve goroutine only; writes: under wmu
+	fr      *http2.Framer  // reads: the serve goroutine only; writes: under wmu
 	hdec    *hpack.Decoder // request header blocks, into hb; the serve goroutine only
 	hb      headerBlock
 
