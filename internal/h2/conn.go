@@ -68,7 +68,8 @@ type conn struct {
 	peerFrameSize  uint32    // peer's SETTINGS_MAX_FRAME_SIZE
 	recvAvail      int32     // connection receive window the client may still use
 	recvUnacked    int32     // consumed receive window not yet returned
-	goingAway      bool      // GOAWAY sent: no new streams
+	draining       bool      // the first GOAWAY of a graceful shutdown is out
+	goingAway      bool      // the final GOAWAY is out: no new streams
 	failed         bool      // GOAWAY with an error: serve closes the connection
 	lastStreamID   uint32    // the GOAWAY's last stream ID
 	closed         bool      // the connection is over
@@ -214,9 +215,39 @@ func (c *conn) fail(ce http2.ConnectionError) {
 	_, _ = io.Copy(io.Discard, c.nc)
 }
 
-// goAway sends GOAWAY: NO_ERROR once (a graceful shutdown: the connection
-// closes when its last stream ends), an error code whenever asked. closeNow
-// closes the socket at once.
+// drainPing is the payload of the PING that follows a graceful shutdown's
+// first GOAWAY: its ACK means the streams the client opened before it
+// saw the GOAWAY have arrived.
+var drainPing = [8]byte{'s', 'y', 'd', 'r', 'a', 'i', 'n', '!'}
+
+// drainTimeout bounds the wait for drainPing's ACK.
+const drainTimeout = time.Second
+
+// shutdown starts a graceful shutdown (RFC 9113 section 6.8): a GOAWAY
+// with the largest stream ID tells the client to open no more streams,
+// a PING measures a round trip for the streams already on their way, and
+// then the final GOAWAY names the last stream served. A single GOAWAY
+// naming the last stream seen would refuse a stream whose HEADERS were in
+// flight, which the client counts as failed. The connection closes when
+// its last stream ends.
+func (c *conn) shutdown() {
+	c.mu.Lock()
+	if c.closed || c.draining || c.goingAway {
+		c.mu.Unlock()
+		return
+	}
+	c.draining = true
+	c.mu.Unlock()
+	c.writeControl(func(fr *http2.Framer) error {
+		_ = fr.WriteGoAway(1<<31-1, http2.ErrCodeNo, nil)
+		return fr.WritePing(false, drainPing)
+	})
+	time.AfterFunc(drainTimeout, func() { c.goAway(http2.ErrCodeNo, false) })
+}
+
+// goAway sends the final GOAWAY: NO_ERROR once (the connection closes when
+// its last stream ends), an error code whenever asked. closeNow closes the
+// socket at once.
 func (c *conn) goAway(code http2.ErrCode, closeNow bool) {
 	c.mu.Lock()
 	if c.closed {
@@ -382,6 +413,8 @@ func (c *conn) process(f http2.Frame) error {
 		if !f.IsAck() {
 			data := f.Data
 			c.writeControl(func(fr *http2.Framer) error { return fr.WritePing(true, data) })
+		} else if f.Data == drainPing {
+			c.goAway(http2.ErrCodeNo, false)
 		}
 		return nil
 	case *http2.RSTStreamFrame:

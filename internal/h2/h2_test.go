@@ -1072,13 +1072,45 @@ func TestGracefulShutdown(t *testing.T) {
 		defer cancel()
 		shut <- srv.hs.Shutdown(ctx)
 	}()
+	// RFC 9113 section 6.8: first a GOAWAY with the largest stream ID
+	// and a PING; a stream whose HEADERS were on their way meanwhile is
+	// still served.
 	ga := c.expectGoAway()
-	if ga.ErrCode != http2.ErrCodeNo || ga.LastStreamID != 1 {
-		t.Errorf("GOAWAY %v last stream %d, want NO_ERROR, 1", ga.ErrCode, ga.LastStreamID)
+	if ga.ErrCode != http2.ErrCodeNo || ga.LastStreamID != 1<<31-1 {
+		t.Errorf("first GOAWAY %v last stream %d, want NO_ERROR, 2^31-1", ga.ErrCode, ga.LastStreamID)
 	}
-	// A stream opened after the GOAWAY is not served.
-	c.request(3, "GET", "/slow", true)
-	c.expectRST(3, http2.ErrCodeRefusedStream)
+	c.request(3, "GET", "/hello", true)
+	// Once the PING is answered, the final GOAWAY names the last stream.
+	served3 := false
+	for ga = nil; ga == nil; {
+		f, err := c.read(5 * time.Second)
+		if err != nil {
+			t.Fatalf("waiting for the final GOAWAY: %v", err)
+		}
+		switch f := f.(type) {
+		case *http2.PingFrame:
+			if !f.IsAck() {
+				if err := c.fr.WritePing(true, f.Data); err != nil {
+					t.Fatal(err)
+				}
+			}
+		case *http2.MetaHeadersFrame:
+			served3 = served3 || f.StreamID == 3 && f.PseudoValue("status") == "200"
+		case *http2.GoAwayFrame:
+			ga = f
+		}
+	}
+	if !served3 {
+		if status, _, _ := c.response(3); status != "200" {
+			t.Errorf("stream 3, opened between the two GOAWAYs: status %q, want 200", status)
+		}
+	}
+	if ga.ErrCode != http2.ErrCodeNo || ga.LastStreamID != 3 {
+		t.Errorf("final GOAWAY %v last stream %d, want NO_ERROR, 3", ga.ErrCode, ga.LastStreamID)
+	}
+	// A stream opened after the final GOAWAY is not served.
+	c.request(5, "GET", "/slow", true)
+	c.expectRST(5, http2.ErrCodeRefusedStream)
 	select {
 	case err := <-shut:
 		t.Fatalf("Shutdown returned %v with a handler running", err)

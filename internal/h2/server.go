@@ -23,8 +23,6 @@ import (
 	"net/http"
 	"sync"
 	"time"
-
-	"golang.org/x/net/http2"
 )
 
 // Config holds a Server's limits. Zero fields take the defaults of
@@ -234,7 +232,7 @@ func (s *Server) shutdown() {
 	}
 	s.mu.Unlock()
 	for _, c := range conns {
-		c.goAway(http2.ErrCodeNo, false)
+		c.shutdown()
 	}
 }
 
