@@ -72,7 +72,7 @@ e2e: ## End-to-end suite: the real switchyard process called by grpcurl, buf cur
 test: lint checkgenerate breaking unit e2e fuzz soak-short ## Every check and test (what CI runs)
 
 FUZZTIME ?= 5s
-FUZZ_PKGS := ./services/keywords ./internal/server
+FUZZ_PKGS := ./services/keywords ./internal/server ./internal/h2
 
 .PHONY: fuzz
 fuzz: ## Run every native Go fuzz target for $(FUZZTIME) each (seed corpora in testdata/fuzz/)

@@ -71,7 +71,7 @@ type serverOpts struct {
 // startServer serves h on 127.0.0.1 with internal/h2, as
 // internal/server/http.go sets it up: HTTP/1.1 and prior-knowledge h2c in
 // cleartext, or h2 by ALPN with TLS.
-func startServer(t *testing.T, h http.Handler, conf h2.Config, o serverOpts) *testServer {
+func startServer(t testing.TB, h http.Handler, conf h2.Config, o serverOpts) *testServer {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
