@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"runtime/pprof"
 	"strings"
 	"syscall"
 	"testing"
@@ -227,15 +226,7 @@ func TestKilledClientLeavesNoGoroutines(t *testing.T) {
 		}
 		_ = victim.Process.Signal(syscall.SIGKILL)
 		_ = victim.Wait()
-		deadline := time.Now().Add(10 * time.Second)
-		for runtime.NumGoroutine() > base {
-			if time.Now().After(deadline) {
-				var dump strings.Builder
-				_ = pprof.Lookup("goroutine").WriteTo(&dump, 1)
-				t.Fatalf("round %d: %d goroutines 10 s after the client was killed, baseline %d\n%s", round, runtime.NumGoroutine(), base, dump.String())
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+		testserver.WaitGoroutines(t, base, 10*time.Second, fmt.Sprintf("round %d: the client was killed", round))
 	}
 }
 

@@ -15,7 +15,6 @@ import (
 	"net"
 	"net/http"
 	"runtime"
-	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -140,19 +139,10 @@ func (s *testServer) client(t *testing.T) (*http.Client, *atomic.Int32) {
 	return &http.Client{Transport: tr, Timeout: 30 * time.Second}, dials
 }
 
-// waitGoroutines waits until the process runs at most limit goroutines,
-// and fails with a dump of them if it does not within 5 s.
+// waitGoroutines waits up to 5 s for the goroutine count to fall to limit.
 func waitGoroutines(t *testing.T, limit int, why string) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for runtime.NumGoroutine() > limit {
-		if time.Now().After(deadline) {
-			var dump strings.Builder
-			_ = pprof.Lookup("goroutine").WriteTo(&dump, 1)
-			t.Fatalf("%s: %d goroutines, want at most %d\n%s", why, runtime.NumGoroutine(), limit, dump.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testserver.WaitGoroutines(t, limit, 5*time.Second, why)
 }
 
 // requestInfo is what the /info handler saw of its request.
@@ -450,7 +440,7 @@ func TestSendWithinClientWindows(t *testing.T) {
 	connWindow, streamWindow := int64(65535), int64(16<<10)
 	var got bytes.Buffer
 	for {
-		f, err := c.read(5 * time.Second)
+		f, err := c.ReadFrame(5 * time.Second)
 		if err != nil {
 			t.Fatalf("after %d bytes: %v", got.Len(), err)
 		}
@@ -473,11 +463,11 @@ func TestSendWithinClientWindows(t *testing.T) {
 		}
 		// Grant the window back slowly, a frame at a time, once it is gone.
 		if streamWindow == 0 {
-			_ = c.fr.WriteWindowUpdate(1, 16<<10)
+			_ = c.Fr.WriteWindowUpdate(1, 16<<10)
 			streamWindow += 16 << 10
 		}
 		if connWindow < 16<<10 {
-			_ = c.fr.WriteWindowUpdate(0, 32<<10)
+			_ = c.Fr.WriteWindowUpdate(0, 32<<10)
 			connWindow += 32 << 10
 		}
 	}
@@ -864,7 +854,7 @@ func TestClientCancel(t *testing.T) {
 func TestHeaderListTooLarge(t *testing.T) {
 	srv := startServer(t, testMux(), h2.Config{MaxHeaderListSize: 8 << 10}, serverOpts{})
 	c := dialRaw(t, srv.addr)
-	if got := c.settings[http2.SettingMaxHeaderListSize]; got != 8<<10 {
+	if got := c.Settings[http2.SettingMaxHeaderListSize]; got != 8<<10 {
 		t.Errorf("SETTINGS_MAX_HEADER_LIST_SIZE = %d, want 8192", got)
 	}
 	// Many fields, each well below the limit: a single field longer than
@@ -915,9 +905,9 @@ func TestMalformedRequests(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := dialRaw(t, srv.addr)
-			c.headers(1, tt.end, tt.fields...)
+			c.WriteHeaders(1, tt.end, tt.fields...)
 			if tt.data != nil {
-				if err := c.fr.WriteData(1, true, tt.data); err != nil {
+				if err := c.Fr.WriteData(1, true, tt.data); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -939,7 +929,7 @@ func TestProtocolErrors(t *testing.T) {
 		if status, _, ended := c.response(1); status != "200" || !ended {
 			t.Fatalf("status %s ended %v", status, ended)
 		}
-		if err := c.fr.WriteData(1, true, []byte("late")); err != nil {
+		if err := c.Fr.WriteData(1, true, []byte("late")); err != nil {
 			t.Fatal(err)
 		}
 		c.expectRST(1, http2.ErrCodeStreamClosed)
@@ -948,14 +938,14 @@ func TestProtocolErrors(t *testing.T) {
 		c := dialRaw(t, srv.addr)
 		c.request(1, "POST", "/hello", false, "X-Upper", "v")
 		c.expectRST(1, http2.ErrCodeProtocol)
-		if err := c.fr.WriteData(1, true, []byte("late")); err != nil {
+		if err := c.Fr.WriteData(1, true, []byte("late")); err != nil {
 			t.Fatal(err)
 		}
 		// The stream is closed, not idle: a stream error (or nothing),
 		// never the end of the connection.
 		c.request(3, "GET", "/hello", true)
 		for {
-			f, err := c.read(5 * time.Second)
+			f, err := c.ReadFrame(5 * time.Second)
 			if err != nil {
 				t.Fatalf("reading: %v", err)
 			}
@@ -994,11 +984,11 @@ func TestProtocolErrors(t *testing.T) {
 	t.Run("PING", func(t *testing.T) {
 		c := dialRaw(t, srv.addr)
 		payload := [8]byte{'h', '2', 't', 'e', 's', 't', 0, 9}
-		if err := c.fr.WritePing(false, payload); err != nil {
+		if err := c.Fr.WritePing(false, payload); err != nil {
 			t.Fatal(err)
 		}
 		for {
-			f, err := c.read(5 * time.Second)
+			f, err := c.ReadFrame(5 * time.Second)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -1013,12 +1003,12 @@ func TestProtocolErrors(t *testing.T) {
 	t.Run("SETTINGS", func(t *testing.T) {
 		c := dialRaw(t, srv.addr)
 		// dialRaw saw the ack of its first SETTINGS? Send another.
-		if err := c.fr.WriteSettings(http2.Setting{ID: http2.SettingMaxFrameSize, Val: 32 << 10}); err != nil {
+		if err := c.Fr.WriteSettings(http2.Setting{ID: http2.SettingMaxFrameSize, Val: 32 << 10}); err != nil {
 			t.Fatal(err)
 		}
 		acks := 0
 		for acks < 2 {
-			f, err := c.read(5 * time.Second)
+			f, err := c.ReadFrame(5 * time.Second)
 			if err != nil {
 				t.Fatalf("%d SETTINGS acks, want 2: %v", acks, err)
 			}
@@ -1030,7 +1020,7 @@ func TestProtocolErrors(t *testing.T) {
 	t.Run("WINDOW_UPDATE overflow on a stream", func(t *testing.T) {
 		c := dialRaw(t, srv.addr)
 		c.request(1, "GET", "/block", true)
-		if err := c.fr.WriteWindowUpdate(1, 1<<31-1); err != nil {
+		if err := c.Fr.WriteWindowUpdate(1, 1<<31-1); err != nil {
 			t.Fatal(err)
 		}
 		c.expectRST(1, http2.ErrCodeFlowControl)
@@ -1041,7 +1031,7 @@ func TestProtocolErrors(t *testing.T) {
 	})
 	t.Run("WINDOW_UPDATE overflow on the connection", func(t *testing.T) {
 		c := dialRaw(t, srv.addr)
-		if err := c.fr.WriteWindowUpdate(0, 1<<31-1); err != nil {
+		if err := c.Fr.WriteWindowUpdate(0, 1<<31-1); err != nil {
 			t.Fatal(err)
 		}
 		if ga := c.expectGoAway(); ga.ErrCode != http2.ErrCodeFlowControl {
@@ -1083,14 +1073,14 @@ func TestGracefulShutdown(t *testing.T) {
 	// Once the PING is answered, the final GOAWAY names the last stream.
 	served3 := false
 	for ga = nil; ga == nil; {
-		f, err := c.read(5 * time.Second)
+		f, err := c.ReadFrame(5 * time.Second)
 		if err != nil {
 			t.Fatalf("waiting for the final GOAWAY: %v", err)
 		}
 		switch f := f.(type) {
 		case *http2.PingFrame:
 			if !f.IsAck() {
-				if err := c.fr.WritePing(true, f.Data); err != nil {
+				if err := c.Fr.WritePing(true, f.Data); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -1132,7 +1122,7 @@ func TestGracefulShutdown(t *testing.T) {
 	if n := handled.Load(); n != 1 {
 		t.Errorf("%d handlers ran, want 1", n)
 	}
-	if !c.closed(3 * time.Second) {
+	if !c.Closed(3 * time.Second) {
 		t.Error("connection still open after Shutdown")
 	}
 }
@@ -1166,10 +1156,10 @@ func TestCloseCancelsHandlers(t *testing.T) {
 	case <-time.After(6 * time.Second):
 		t.Fatal("handler still running")
 	}
-	if !c.closed(3 * time.Second) {
+	if !c.Closed(3 * time.Second) {
 		t.Error("connection open after Close")
 	}
-	c.nc.Close()
+	c.Conn.Close()
 	waitGoroutines(t, base, "after Close")
 }
 
@@ -1191,7 +1181,7 @@ func TestIdleTimeout(t *testing.T) {
 	if d := time.Since(start); d < 250*time.Millisecond || d > 2*time.Second {
 		t.Errorf("idle connection ended after %v, IdleTimeout is 300ms", d)
 	}
-	if !idle.closed(2 * time.Second) {
+	if !idle.Closed(2 * time.Second) {
 		t.Error("idle connection still open after its GOAWAY")
 	}
 
@@ -1250,7 +1240,7 @@ func testWriteTimeout(t *testing.T, o serverOpts, chunk int) {
 	const writeTimeout = 300 * time.Millisecond
 	srv := startServer(t, mux, h2.Config{WriteTimeout: writeTimeout}, o)
 	c := dialRaw(t, srv.addr, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1<<31 - 1})
-	if err := c.fr.WriteWindowUpdate(0, 1<<31-1-65535); err != nil {
+	if err := c.Fr.WriteWindowUpdate(0, 1<<31-1-65535); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
@@ -1268,10 +1258,10 @@ func testWriteTimeout(t *testing.T, o serverOpts, chunk int) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("handler still writing 10s after the client stopped reading")
 	}
-	if !c.closed(5 * time.Second) {
+	if !c.Closed(5 * time.Second) {
 		t.Error("connection still open")
 	}
-	c.nc.Close()
+	c.Conn.Close()
 	waitGoroutines(t, base+1, "after the write timeout")
 }
 
@@ -1303,93 +1293,42 @@ func TestGoroutinesReturn(t *testing.T) {
 		rc := dialRaw(t, srv.addr)
 		rc.request(1, "GET", "/block", true)
 		rc.request(3, "POST", "/echo", false)
-		_ = rc.fr.WriteData(3, false, []byte("half a body"))
-		rc.nc.Close()
+		_ = rc.Fr.WriteData(3, false, []byte("half a body"))
+		rc.Conn.Close()
 	}
 	waitGoroutines(t, base, "after every connection closed")
 }
 
 // rawConn is a client connection that writes frames with http2.Framer.
-type rawConn struct {
-	t        *testing.T
-	nc       net.Conn
-	fr       *http2.Framer
-	hbuf     bytes.Buffer
-	enc      *hpack.Encoder
-	settings map[http2.SettingID]uint32
-}
+type rawConn struct{ *testserver.H2Conn }
 
 // dialRaw opens a prior-knowledge h2c connection and exchanges SETTINGS.
 func dialRaw(t *testing.T, addr string, settings ...http2.Setting) *rawConn {
 	t.Helper()
-	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { nc.Close() })
-	c := &rawConn{t: t, nc: nc, fr: http2.NewFramer(nc, nc), settings: map[http2.SettingID]uint32{}}
-	c.enc = hpack.NewEncoder(&c.hbuf)
-	c.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
-	c.fr.AllowIllegalWrites = true
-	if _, err := io.WriteString(nc, http2.ClientPreface); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.fr.WriteSettings(settings...); err != nil {
-		t.Fatal(err)
-	}
-	f, err := c.read(5 * time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sf, ok := f.(*http2.SettingsFrame)
-	if !ok || sf.IsAck() {
-		t.Fatalf("first server frame %v, want SETTINGS", f)
-	}
-	_ = sf.ForeachSetting(func(s http2.Setting) error { c.settings[s.ID] = s.Val; return nil })
-	if err := c.fr.WriteSettingsAck(); err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
-func (c *rawConn) read(timeout time.Duration) (http2.Frame, error) {
-	_ = c.nc.SetReadDeadline(time.Now().Add(timeout))
-	return c.fr.ReadFrame()
-}
-
-// headers sends a HEADERS frame of name, value pairs.
-func (c *rawConn) headers(id uint32, endStream bool, kv ...string) {
-	c.t.Helper()
-	c.hbuf.Reset()
-	for i := 0; i+1 < len(kv); i += 2 {
-		_ = c.enc.WriteField(hpack.HeaderField{Name: kv[i], Value: kv[i+1]})
-	}
-	if err := c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: c.hbuf.Bytes(), EndHeaders: true, EndStream: endStream}); err != nil {
-		c.t.Fatal(err)
-	}
+	return &rawConn{testserver.DialH2(t, addr, settings...)}
 }
 
 // request opens stream id with a request and extra header pairs.
 func (c *rawConn) request(id uint32, method, path string, endStream bool, extra ...string) {
-	c.t.Helper()
+	c.T.Helper()
 	kv := append([]string{":method", method, ":scheme", "http", ":authority", "h2test", ":path", path}, extra...)
-	c.headers(id, endStream, kv...)
+	c.WriteHeaders(id, endStream, kv...)
 }
 
 // responseWithHeader reads stream id's response until it ends, the stream
 // is reset or nothing comes for 5 s.
 func (c *rawConn) responseWithHeader(id uint32) (status string, header map[string]string, body []byte, ended bool) {
-	c.t.Helper()
+	c.T.Helper()
 	header = map[string]string{}
 	for {
-		f, err := c.read(5 * time.Second)
+		f, err := c.ReadFrame(5 * time.Second)
 		if err != nil {
-			c.t.Errorf("reading stream %d's response: %v", id, err)
+			c.T.Errorf("reading stream %d's response: %v", id, err)
 			return
 		}
 		if f.Header().StreamID != id {
 			if ga, ok := f.(*http2.GoAwayFrame); ok && ga.ErrCode != http2.ErrCodeNo {
-				c.t.Errorf("GOAWAY %v while reading stream %d", ga.ErrCode, id)
+				c.T.Errorf("GOAWAY %v while reading stream %d", ga.ErrCode, id)
 				return
 			}
 			continue
@@ -1410,7 +1349,7 @@ func (c *rawConn) responseWithHeader(id uint32) (status string, header map[strin
 			body = append(body, f.Data()...)
 			ended = f.StreamEnded()
 		case *http2.RSTStreamFrame:
-			c.t.Errorf("stream %d reset: %v", id, f.ErrCode)
+			c.T.Errorf("stream %d reset: %v", id, f.ErrCode)
 			return
 		}
 		if ended {
@@ -1420,32 +1359,32 @@ func (c *rawConn) responseWithHeader(id uint32) (status string, header map[strin
 }
 
 func (c *rawConn) response(id uint32) (status string, body []byte, ended bool) {
-	c.t.Helper()
+	c.T.Helper()
 	status, _, body, ended = c.responseWithHeader(id)
 	return
 }
 
 // expectRST reads until stream id is reset, and fails unless with code.
 func (c *rawConn) expectRST(id uint32, code http2.ErrCode) {
-	c.t.Helper()
+	c.T.Helper()
 	for {
-		f, err := c.read(5 * time.Second)
+		f, err := c.ReadFrame(5 * time.Second)
 		if err != nil {
-			c.t.Fatalf("waiting for RST_STREAM %v on stream %d: %v", code, id, err)
+			c.T.Fatalf("waiting for RST_STREAM %v on stream %d: %v", code, id, err)
 		}
 		switch f := f.(type) {
 		case *http2.RSTStreamFrame:
 			if f.StreamID == id {
 				if f.ErrCode != code {
-					c.t.Errorf("RST_STREAM %v on stream %d, want %v", f.ErrCode, id, code)
+					c.T.Errorf("RST_STREAM %v on stream %d, want %v", f.ErrCode, id, code)
 				}
 				return
 			}
 		case *http2.GoAwayFrame:
-			c.t.Fatalf("GOAWAY %v (last stream %d) waiting for RST_STREAM %v on stream %d", f.ErrCode, f.LastStreamID, code, id)
+			c.T.Fatalf("GOAWAY %v (last stream %d) waiting for RST_STREAM %v on stream %d", f.ErrCode, f.LastStreamID, code, id)
 		case *http2.MetaHeadersFrame:
 			if f.StreamID == id {
-				c.t.Fatalf("stream %d got a response (%v), want RST_STREAM %v", id, f.Fields, code)
+				c.T.Fatalf("stream %d got a response (%v), want RST_STREAM %v", id, f.Fields, code)
 			}
 		}
 	}
@@ -1453,29 +1392,15 @@ func (c *rawConn) expectRST(id uint32, code http2.ErrCode) {
 
 // expectGoAway reads until a GOAWAY and returns it.
 func (c *rawConn) expectGoAway() *http2.GoAwayFrame {
-	c.t.Helper()
+	c.T.Helper()
 	for {
-		f, err := c.read(5 * time.Second)
+		f, err := c.ReadFrame(5 * time.Second)
 		if err != nil {
-			c.t.Fatalf("waiting for GOAWAY: %v", err)
+			c.T.Fatalf("waiting for GOAWAY: %v", err)
 		}
 		if ga, ok := f.(*http2.GoAwayFrame); ok {
 			return ga
 		}
-	}
-}
-
-// closed reports whether the server closed the connection within timeout.
-func (c *rawConn) closed(timeout time.Duration) bool {
-	_ = c.nc.SetReadDeadline(time.Now().Add(timeout))
-	buf := make([]byte, 64<<10)
-	for {
-		_, err := c.nc.Read(buf)
-		if err == nil {
-			continue
-		}
-		var ne net.Error
-		return !(errors.As(err, &ne) && ne.Timeout())
 	}
 }
 
@@ -1513,7 +1438,7 @@ func TestLargeResponseHeaders(t *testing.T) {
 	})
 	srv := startServer(t, mux, h2.Config{}, serverOpts{})
 	c := dialRaw(t, srv.addr, http2.Setting{ID: http2.SettingHeaderTableSize, Val: 0})
-	c.fr.ReadMetaHeaders = hpack.NewDecoder(0, nil)
+	c.Fr.ReadMetaHeaders = hpack.NewDecoder(0, nil)
 	for id := uint32(1); id <= 5; id += 2 {
 		c.request(id, "GET", "/", true)
 		status, hdr, body, _ := c.responseWithHeader(id)
@@ -1526,7 +1451,7 @@ func TestLargeResponseHeaders(t *testing.T) {
 func TestMaxConcurrentStreams(t *testing.T) {
 	srv := startServer(t, testMux(), h2.Config{MaxConcurrentStreams: 2}, serverOpts{})
 	c := dialRaw(t, srv.addr)
-	if got := c.settings[http2.SettingMaxConcurrentStreams]; got != 2 {
+	if got := c.Settings[http2.SettingMaxConcurrentStreams]; got != 2 {
 		t.Errorf("SETTINGS_MAX_CONCURRENT_STREAMS = %d, want 2", got)
 	}
 	c.request(1, "GET", "/block", true)
@@ -1534,16 +1459,16 @@ func TestMaxConcurrentStreams(t *testing.T) {
 	c.request(5, "GET", "/hello", true)
 	c.expectRST(5, http2.ErrCodeRefusedStream)
 	// Once a stream ends, another may start.
-	_ = c.fr.WriteRSTStream(1, http2.ErrCodeCancel)
+	_ = c.Fr.WriteRSTStream(1, http2.ErrCodeCancel)
 	deadline := time.Now().Add(5 * time.Second)
 	for id := uint32(7); ; id += 2 {
 		c.request(id, "GET", "/hello", true)
-		f, err := c.read(5 * time.Second)
+		f, err := c.ReadFrame(5 * time.Second)
 		for err == nil {
 			if f.Header().StreamID == id {
 				break
 			}
-			f, err = c.read(5 * time.Second)
+			f, err = c.ReadFrame(5 * time.Second)
 		}
 		if err != nil {
 			t.Fatal(err)
@@ -1565,7 +1490,7 @@ func TestPingTimeout(t *testing.T) {
 	start := time.Now()
 	var ping *http2.PingFrame
 	for ping == nil {
-		f, err := c.read(3 * time.Second)
+		f, err := c.ReadFrame(3 * time.Second)
 		if err != nil {
 			t.Fatalf("no PING from the server: %v", err)
 		}
@@ -1575,11 +1500,11 @@ func TestPingTimeout(t *testing.T) {
 		t.Fatal("server sent a PING ack unasked")
 	}
 	// Answered, the connection lives on and is pinged again.
-	if err := c.fr.WritePing(true, ping.Data); err != nil {
+	if err := c.Fr.WritePing(true, ping.Data); err != nil {
 		t.Fatal(err)
 	}
 	for {
-		f, err := c.read(3 * time.Second)
+		f, err := c.ReadFrame(3 * time.Second)
 		if err != nil {
 			t.Fatalf("connection ended though the PING was answered: %v", err)
 		}
@@ -1588,7 +1513,7 @@ func TestPingTimeout(t *testing.T) {
 		}
 	}
 	// Unanswered, it is closed.
-	if !c.closed(3 * time.Second) {
+	if !c.Closed(3 * time.Second) {
 		t.Fatal("connection that ignores PINGs still open")
 	}
 	if d := time.Since(start); d > 3*time.Second {
@@ -1606,15 +1531,15 @@ func TestResetStreamsReturnWindow(t *testing.T) {
 	for i := range uint32(8) { // 128 KiB in all, twice the connection window
 		id := 2*i + 1
 		c.request(id, "POST", "/block", false)
-		if err := c.fr.WriteData(id, false, chunk); err != nil {
+		if err := c.Fr.WriteData(id, false, chunk); err != nil {
 			t.Fatal(err)
 		}
-		if err := c.fr.WriteRSTStream(id, http2.ErrCodeCancel); err != nil {
+		if err := c.Fr.WriteRSTStream(id, http2.ErrCodeCancel); err != nil {
 			t.Fatal(err)
 		}
 	}
 	c.request(17, "POST", "/echo", false)
-	if err := c.fr.WriteData(17, true, chunk); err != nil {
+	if err := c.Fr.WriteData(17, true, chunk); err != nil {
 		t.Fatal(err)
 	}
 	status, body, ended := c.response(17)
@@ -1642,7 +1567,7 @@ func TestSuppressFlushes(t *testing.T) {
 	c := dialRaw(t, srv.addr)
 	c.request(1, "GET", "/held", true)
 	for {
-		f, err := c.read(300 * time.Millisecond)
+		f, err := c.ReadFrame(300 * time.Millisecond)
 		if err != nil {
 			break // nothing more within 300 ms: held
 		}

@@ -7,13 +7,10 @@ import (
 	"io"
 	"net"
 	"runtime"
-	"runtime/pprof"
-	"strings"
 	"testing"
 	"time"
 
 	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/hpack"
 
 	routeguidev1 "github.com/switchyard/switchyard/gen/routeguide/v1"
 	"github.com/switchyard/switchyard/gen/routeguide/v1/routeguidev1connect"
@@ -34,51 +31,19 @@ var h2Limits = server.HTTPConfig{
 	MaxHeaderBytes:            16 << 10,
 }
 
-type h2conn struct {
-	t        *testing.T
-	conn     net.Conn
-	fr       *http2.Framer
-	hbuf     bytes.Buffer
-	enc      *hpack.Encoder
-	settings map[http2.SettingID]uint32
-}
+type h2conn struct{ *testserver.H2Conn }
 
 // dialH2 opens a prior-knowledge HTTP/2 connection, sends settings and
 // returns once the server's settings have arrived.
 func dialH2(t *testing.T, addr string, settings ...http2.Setting) *h2conn {
 	t.Helper()
-	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	c := &h2conn{t: t, conn: conn, fr: http2.NewFramer(conn, conn), settings: map[http2.SettingID]uint32{}}
-	c.enc = hpack.NewEncoder(&c.hbuf)
-	c.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
-	c.fr.AllowIllegalWrites = true // the point of these tests
-	if _, err := io.WriteString(conn, http2.ClientPreface); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.fr.WriteSettings(settings...); err != nil {
-		t.Fatal(err)
-	}
-	f := c.read(5 * time.Second)
-	sf, ok := f.(*http2.SettingsFrame)
-	if !ok || sf.IsAck() {
-		t.Fatalf("first server frame %v, want SETTINGS", f)
-	}
-	_ = sf.ForeachSetting(func(s http2.Setting) error { c.settings[s.ID] = s.Val; return nil })
-	if err := c.fr.WriteSettingsAck(); err != nil {
-		t.Fatal(err)
-	}
-	return c
+	return &h2conn{testserver.DialH2(t, addr, settings...)}
 }
 
 // read returns the next frame, or nil when the connection ended or nothing
 // came within timeout.
 func (c *h2conn) read(timeout time.Duration) http2.Frame {
-	_ = c.conn.SetReadDeadline(time.Now().Add(timeout))
-	f, err := c.fr.ReadFrame()
+	f, err := c.ReadFrame(timeout)
 	if err != nil {
 		return nil
 	}
@@ -87,20 +52,14 @@ func (c *h2conn) read(timeout time.Duration) http2.Frame {
 
 // headerBlock encodes a gRPC request's headers for procedure.
 func (c *h2conn) headerBlock(procedure string) []byte {
-	c.hbuf.Reset()
-	for _, kv := range [][2]string{
-		{":method", "POST"}, {":scheme", "http"}, {":authority", "switchyard"}, {":path", procedure},
-		{"content-type", "application/grpc"}, {"te", "trailers"},
-	} {
-		_ = c.enc.WriteField(hpack.HeaderField{Name: kv[0], Value: kv[1]})
-	}
-	return bytes.Clone(c.hbuf.Bytes())
+	return c.HeaderBlock(":method", "POST", ":scheme", "http", ":authority", "switchyard", ":path", procedure,
+		"content-type", "application/grpc", "te", "trailers")
 }
 
 func (c *h2conn) openStream(id uint32, procedure string, endStream bool) {
-	c.t.Helper()
-	if err := c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: c.headerBlock(procedure), EndHeaders: true, EndStream: endStream}); err != nil {
-		c.t.Fatal(err)
+	c.T.Helper()
+	if err := c.Fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: c.headerBlock(procedure), EndHeaders: true, EndStream: endStream}); err != nil {
+		c.T.Fatal(err)
 	}
 }
 
@@ -120,51 +79,28 @@ func (c *h2conn) untilGoAway(timeout time.Duration) *http2.GoAwayFrame {
 	return nil
 }
 
-// closed reports whether the server closed the connection within timeout.
-func (c *h2conn) closed(timeout time.Duration) bool {
-	_ = c.conn.SetReadDeadline(time.Now().Add(timeout))
-	buf := make([]byte, 64<<10)
-	for {
-		_, err := c.conn.Read(buf)
-		if err == nil {
-			continue
-		}
-		var ne net.Error
-		return !(errors.As(err, &ne) && ne.Timeout())
-	}
-}
-
-// waitGoroutines waits until the process runs at most limit goroutines,
-// and fails with a dump of them if it does not within 10 s.
+// waitGoroutines waits up to 10 s for the goroutine count to fall to limit.
 func waitGoroutines(t *testing.T, limit int, why string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for runtime.NumGoroutine() > limit {
-		if time.Now().After(deadline) {
-			var dump strings.Builder
-			_ = pprof.Lookup("goroutine").WriteTo(&dump, 1)
-			t.Fatalf("%s: %d goroutines, want at most %d\n%s", why, runtime.NumGoroutine(), limit, dump.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testserver.WaitGoroutines(t, limit, 10*time.Second, why)
 }
 
 func TestHTTP2SettingsAdvertised(t *testing.T) {
 	srv := testserver.StartWith(t, server.Config{}, testserver.Options{HTTP: h2Limits})
 	c := dialH2(t, srv.Addr)
-	if got := c.settings[http2.SettingMaxConcurrentStreams]; got != 8 {
+	if got := c.Settings[http2.SettingMaxConcurrentStreams]; got != 8 {
 		t.Errorf("SETTINGS_MAX_CONCURRENT_STREAMS = %d, want 8", got)
 	}
-	if got := c.settings[http2.SettingMaxFrameSize]; got != 16<<10 {
+	if got := c.Settings[http2.SettingMaxFrameSize]; got != 16<<10 {
 		t.Errorf("SETTINGS_MAX_FRAME_SIZE = %d, want 16384", got)
 	}
-	if got := c.settings[http2.SettingMaxHeaderListSize]; got == 0 || got > 32<<10 {
+	if got := c.Settings[http2.SettingMaxHeaderListSize]; got == 0 || got > 32<<10 {
 		t.Errorf("SETTINGS_MAX_HEADER_LIST_SIZE = %d, want about 16 KiB", got)
 	}
 
 	// The defaults are the documented ones.
 	def := dialH2(t, testserver.Start(t, server.Config{}).Addr)
-	if got := def.settings[http2.SettingMaxConcurrentStreams]; got != server.DefaultHTTP2MaxConcurrentStreams {
+	if got := def.Settings[http2.SettingMaxConcurrentStreams]; got != server.DefaultHTTP2MaxConcurrentStreams {
 		t.Errorf("default SETTINGS_MAX_CONCURRENT_STREAMS = %d, want %d", got, server.DefaultHTTP2MaxConcurrentStreams)
 	}
 }
@@ -180,23 +116,23 @@ func TestHTTP2InvalidFrames(t *testing.T) {
 	}{
 		{"frame over SETTINGS_MAX_FRAME_SIZE", func(c *h2conn) error {
 			c.openStream(1, routeguidev1connect.RouteGuideServiceRecordRouteProcedure, false)
-			return c.fr.WriteData(1, false, make([]byte, 20<<10))
+			return c.Fr.WriteData(1, false, make([]byte, 20<<10))
 		}, http2.ErrCodeFrameSize},
 		{"DATA on stream 0", func(c *h2conn) error {
-			return c.fr.WriteData(0, false, []byte("x"))
+			return c.Fr.WriteData(0, false, []byte("x"))
 		}, http2.ErrCodeProtocol},
 		{"even stream id from a client", func(c *h2conn) error {
 			c.openStream(2, routeguidev1connect.RouteGuideServiceGetFeatureProcedure, true)
 			return nil
 		}, http2.ErrCodeProtocol},
 		{"garbage header block", func(c *h2conn) error {
-			return c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: []byte{0xff, 0xff, 0xff, 0xff}, EndHeaders: true})
+			return c.Fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: []byte{0xff, 0xff, 0xff, 0xff}, EndHeaders: true})
 		}, http2.ErrCodeCompression},
 		{"zero WINDOW_UPDATE on the connection", func(c *h2conn) error {
-			return c.fr.WriteWindowUpdate(0, 0)
+			return c.Fr.WriteWindowUpdate(0, 0)
 		}, http2.ErrCodeProtocol},
 		{"INITIAL_WINDOW_SIZE over 2^31-1", func(c *h2conn) error {
-			return c.fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1 << 31})
+			return c.Fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1 << 31})
 		}, http2.ErrCodeFlowControl},
 	}
 	for _, tc := range tests {
@@ -231,7 +167,7 @@ func TestHTTP2Floods(t *testing.T) {
 			// RouteChat would wait for messages: each stream costs a handler
 			// goroutine until it is reset.
 			c.openStream(id, routeguidev1connect.RouteGuideServiceRouteChatProcedure, false)
-			err = c.fr.WriteRSTStream(id, http2.ErrCodeCancel)
+			err = c.Fr.WriteRSTStream(id, http2.ErrCodeCancel)
 			if i%100 == 0 {
 				peak = max(peak, runtime.NumGoroutine())
 			}
@@ -242,14 +178,14 @@ func TestHTTP2Floods(t *testing.T) {
 		if limit := base + 3*8 + 20; peak > limit {
 			t.Errorf("peak of %d goroutines during the flood, want at most %d", peak, limit)
 		}
-		c.conn.Close()
+		c.Conn.Close()
 		waitGoroutines(t, base+2, "after the reset flood")
 	})
 
 	t.Run("continuation flood", func(t *testing.T) {
 		c := dialH2(t, srv.Addr)
 		block := c.headerBlock(routeguidev1connect.RouteGuideServiceGetFeatureProcedure)
-		if err := c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: block, EndHeaders: false}); err != nil {
+		if err := c.Fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: block, EndHeaders: false}); err != nil {
 			t.Fatal(err)
 		}
 		// An endless header: 16 MiB of CONTINUATION, far past the 16 KiB limit.
@@ -257,10 +193,10 @@ func TestHTTP2Floods(t *testing.T) {
 		var err error
 		sent := 0
 		for ; sent < 16<<20 && err == nil; sent += len(chunk) {
-			_ = c.conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
-			err = c.fr.WriteContinuation(1, false, chunk)
+			_ = c.Conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+			err = c.Fr.WriteContinuation(1, false, chunk)
 		}
-		if err == nil && !c.closed(5*time.Second) {
+		if err == nil && !c.Closed(5*time.Second) {
 			t.Fatalf("the server read %d bytes of one header block and kept the connection", sent)
 		}
 		t.Logf("server stopped the header after %d bytes sent (%v)", sent, err)
@@ -284,7 +220,7 @@ func TestHTTP2Floods(t *testing.T) {
 		if !refused {
 			t.Error("the 9th concurrent stream was not refused (limit 8)")
 		}
-		c.conn.Close()
+		c.Conn.Close()
 		waitGoroutines(t, base+2, "after closing a connection at its stream limit")
 	})
 	checkHealthy(t, srv)
@@ -305,7 +241,7 @@ func TestHTTP2StalledWindow(t *testing.T) {
 	for i := range uint32(8) {
 		id := 2*i + 1
 		c.openStream(id, routeguidev1connect.RouteGuideServiceListFeaturesProcedure, false)
-		if err := c.fr.WriteData(id, true, msg); err != nil {
+		if err := c.Fr.WriteData(id, true, msg); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -330,7 +266,7 @@ func TestHTTP2StalledWindow(t *testing.T) {
 	}
 	checkHealthy(t, srv) // others are served meanwhile
 	srv.HTTPClient.CloseIdleConnections()
-	c.conn.Close()
+	c.Conn.Close()
 	waitGoroutines(t, base+2, "after the stalled client left")
 }
 
@@ -377,11 +313,11 @@ func TestSlowClientsAreDisconnected(t *testing.T) {
 	// HTTP/2: silent after the preface, and a header block never finished.
 	silent := dialH2(t, srv.Addr)
 	unfinished := dialH2(t, srv.Addr)
-	if err := unfinished.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: unfinished.headerBlock("/x/y"), EndHeaders: false}); err != nil {
+	if err := unfinished.Fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: unfinished.headerBlock("/x/y"), EndHeaders: false}); err != nil {
 		t.Fatal(err)
 	}
 	for name, c := range map[string]*h2conn{"silent": silent, "unfinished header": unfinished} {
-		if !c.closed(5 * time.Second) {
+		if !c.Closed(5 * time.Second) {
 			t.Errorf("%s HTTP/2 connection still open after 5 s (idle timeout 1 s)", name)
 		}
 	}
@@ -413,7 +349,7 @@ func TestMaxConnections(t *testing.T) {
 	if f, err := fr.ReadFrame(); err == nil {
 		t.Fatalf("a third connection over the limit of 2 was served: %v", f)
 	}
-	first.conn.Close()
+	first.Conn.Close()
 	_ = third.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if f, err := fr.ReadFrame(); err != nil {
 		t.Fatalf("the waiting connection was not served once another closed: %v", err)
