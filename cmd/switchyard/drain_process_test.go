@@ -163,6 +163,14 @@ func TestTLSFlags(t *testing.T) {
 	if _, err := parseFlags([]string{"-tls-cert", "x.pem"}, io.Discard); err == nil {
 		t.Error("-tls-cert without -tls-key was accepted")
 	}
+	if _, err := parseFlags([]string{"-http2-server", "nghttp2"}, io.Discard); err == nil {
+		t.Error("-http2-server nghttp2 was accepted")
+	}
+	for _, impl := range []string{"switchyard", "net/http"} {
+		if o, err := parseFlags([]string{"-http2-server", impl}, io.Discard); err != nil || o.http2Server != impl {
+			t.Errorf("-http2-server %s: %v, %q", impl, err, o.http2Server)
+		}
+	}
 	dir := t.TempDir()
 	certPEM, keyPEM := testserver.SelfSignedCert(t)
 	cert, key := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")

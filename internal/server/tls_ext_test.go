@@ -2,11 +2,13 @@ package server_test
 
 import (
 	"crypto/tls"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 
 	"connectrpc.com/connect"
+	"golang.org/x/net/http2"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
@@ -115,3 +117,24 @@ func testUnaryOver(t *testing.T, srv *testserver.Server) {
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// HTTPConfig.StdHTTP2 (the binary's -http2-server net/http) serves with
+// net/http's own HTTP/2 server: every protocol still works over h2c and
+// TLS, under the same limits.
+func TestStdHTTP2Server(t *testing.T) {
+	t.Parallel()
+	for _, useTLS := range []bool{false, true} {
+		srv := testserver.StartWith(t, server.Config{}, testserver.Options{TLS: useTLS, HTTP: server.HTTPConfig{StdHTTP2: true}})
+		t.Run(fmt.Sprintf("tls=%v", useTLS), func(t *testing.T) { testUnaryOver(t, srv) })
+	}
+	srv := testserver.StartWith(t, server.Config{}, testserver.Options{HTTP: server.HTTPConfig{StdHTTP2: true}})
+	c := testserver.DialH2(t, srv.Addr)
+	// The same limits; and it is net/http's server answering: it pads the
+	// header list limit (internal/h2 advertises MaxHeaderBytes exactly).
+	if got := c.Settings[http2.SettingMaxConcurrentStreams]; got != server.DefaultHTTP2MaxConcurrentStreams {
+		t.Errorf("SETTINGS_MAX_CONCURRENT_STREAMS = %d, want %d", got, server.DefaultHTTP2MaxConcurrentStreams)
+	}
+	if got := c.Settings[http2.SettingMaxHeaderListSize]; got <= server.DefaultMaxHeaderBytes {
+		t.Errorf("SETTINGS_MAX_HEADER_LIST_SIZE = %d: internal/h2's %d, not net/http's", got, server.DefaultMaxHeaderBytes)
+	}
+}
