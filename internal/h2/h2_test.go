@@ -1582,3 +1582,73 @@ func TestSuppressFlushes(t *testing.T) {
 		t.Fatalf("after return: status %q body %q ended %v", status, body, ended)
 	}
 }
+
+// A stream's context: LimitDuration gives it a deadline (never a later
+// one), contexts derived from it see its end, and outside a stream
+// LimitDuration reports false.
+func TestStreamContext(t *testing.T) {
+	if h2.LimitDuration(context.Background(), time.Second) {
+		t.Error("LimitDuration took a context that is not a stream's")
+	}
+	type seen struct {
+		limited, shorter                  bool
+		deadlineIn                        time.Duration
+		err, derivedErr, derivedCancelErr error
+		after                             time.Duration
+	}
+	results := make(chan seen, 1)
+	mux := http.NewServeMux()
+	mux.HandleFunc("/limited", func(w http.ResponseWriter, r *http.Request) {
+		var s seen
+		start := time.Now()
+		ctx := context.WithValue(r.Context(), struct{}{}, "as connect does")
+		s.limited = h2.LimitDuration(ctx, 100*time.Millisecond)
+		s.shorter = h2.LimitDuration(ctx, time.Hour) // does not extend
+		if d, ok := ctx.Deadline(); ok {
+			s.deadlineIn = time.Until(d)
+		}
+		derived, cancel := context.WithCancel(ctx)
+		defer cancel()
+		<-derived.Done()
+		s.after = time.Since(start)
+		s.err, s.derivedErr = ctx.Err(), derived.Err()
+		results <- s
+	})
+	mux.HandleFunc("/reset", func(w http.ResponseWriter, r *http.Request) {
+		derived, cancel := context.WithTimeout(r.Context(), time.Hour)
+		defer cancel()
+		<-derived.Done()
+		results <- seen{derivedCancelErr: derived.Err(), err: r.Context().Err()}
+	})
+	srv := startServer(t, mux, h2.Config{}, serverOpts{})
+	base := runtime.NumGoroutine()
+
+	c := dialRaw(t, srv.addr)
+	c.request(1, "GET", "/limited", true)
+	s := <-results
+	if !s.limited || !s.shorter {
+		t.Errorf("LimitDuration on a stream's context = %v, %v; want true", s.limited, s.shorter)
+	}
+	if s.deadlineIn <= 0 || s.deadlineIn > 100*time.Millisecond {
+		t.Errorf("deadline in %v, want within 100ms (the later limit must not extend it)", s.deadlineIn)
+	}
+	if !errors.Is(s.err, context.DeadlineExceeded) || !errors.Is(s.derivedErr, context.DeadlineExceeded) || s.after < 90*time.Millisecond {
+		t.Errorf("after %v: context %v, derived %v; want deadline exceeded after ~100ms", s.after, s.err, s.derivedErr)
+	}
+
+	c.request(3, "POST", "/reset", false)
+	time.Sleep(50 * time.Millisecond)
+	if err := c.Fr.WriteRSTStream(3, http2.ErrCodeCancel); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case s := <-results:
+		if !errors.Is(s.err, context.Canceled) || !errors.Is(s.derivedCancelErr, context.Canceled) {
+			t.Errorf("after RST_STREAM: context %v, derived %v; want canceled", s.err, s.derivedCancelErr)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a context derived from the stream's did not end with the stream")
+	}
+	c.Conn.Close()
+	waitGoroutines(t, base, "after the streams ended")
+}

@@ -15,13 +15,12 @@ import (
 // stream is one request and its response. The request body, the response
 // writer and the stream are one allocation.
 type stream struct {
-	c      *conn
-	id     uint32
-	ctx    context.Context
-	cancel context.CancelCauseFunc
-	req    *http.Request // as the handler sees it
-	rw     responseWriter
-	rb     requestBody
+	c   *conn
+	id  uint32
+	ctx streamCtx
+	req *http.Request // as the handler sees it
+	rw  responseWriter
+	rb  requestBody
 
 	// Guarded by c.mu.
 	sendWindow     int32
@@ -70,7 +69,7 @@ func (st *stream) abortLocked(err error) (connInc uint32) {
 	st.rtaken = 0
 	st.body = nil
 	st.bodyOff = 0
-	st.cancel(err)
+	st.ctx.cancel(context.Canceled)
 	return connInc
 }
 
@@ -252,17 +251,15 @@ func (c *conn) newRequest(f *headerBlock) (*http.Request, *stream, error) {
 	c.mu.Unlock()
 	st.rb.st = st
 	st.rw.st = st
-	st.ctx, st.cancel = context.WithCancelCause(c.baseCtx)
+	st.ctx.base = c.baseCtx
 
 	// NewRequestWithContext is the one way to a request with a context
 	// that allocates it once; its URL (parsed from "") is ours to fill.
-	req, err := http.NewRequestWithContext(st.ctx, method, "", nil)
+	req, err := http.NewRequestWithContext(&st.ctx, method, "", nil)
 	if err != nil {
-		st.cancel(err)
 		return nil, nil, malformed
 	}
 	if err := setRequestURL(req.URL, path); err != nil {
-		st.cancel(err)
 		return nil, nil, malformed
 	}
 	req.Proto, req.ProtoMajor, req.ProtoMinor = "HTTP/2.0", 2, 0

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"github.com/switchyard/switchyard/internal/h2"
 )
 
 // DefaultUnaryTimeout is the deadline of a unary call whose client set none
@@ -41,9 +42,13 @@ func (d *DeadlineInterceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFun
 			return next(ctx, req)
 		}
 		if deadline, ok := ctx.Deadline(); !ok || time.Until(deadline) > d.max {
-			var cancel context.CancelFunc
-			ctx, cancel = context.WithTimeout(ctx, d.max)
-			defer cancel()
+			// Served by internal/h2, the request's own context takes the
+			// deadline; otherwise a derived one does.
+			if !h2.LimitDuration(ctx, d.max) {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, d.max)
+				defer cancel()
+			}
 		}
 		res, err := next(ctx, req)
 		if err != nil && ctx.Err() != nil && connect.CodeOf(err) == connect.CodeUnknown {
