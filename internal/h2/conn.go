@@ -71,7 +71,6 @@ type conn struct {
 	draining       bool      // the first GOAWAY of a graceful shutdown is out
 	goingAway      bool      // the final GOAWAY is out: no new streams
 	failed         bool      // GOAWAY with an error: serve closes the connection
-	lastStreamID   uint32    // the GOAWAY's last stream ID
 	closed         bool      // the connection is over
 	idleFrom       time.Time // the watchdog's first idle look; zero when busy
 	lastStarted    uint64
@@ -144,7 +143,10 @@ func (c *conn) serve(readPreface bool) {
 	for {
 		f, err := c.fr.ReadFrame()
 		if err != nil {
-			if !c.readError(f, err) {
+			if errors.Is(err, http2.ErrFrameTooLarge) {
+				err = http2.ConnectionError(http2.ErrCodeFrameSize)
+			}
+			if !c.handleError(err) {
 				return
 			}
 			continue
@@ -165,35 +167,10 @@ func (c *conn) serve(readPreface bool) {
 	}
 }
 
-// readError handles an error of ReadFrame and reports whether to go on.
-func (c *conn) readError(f http2.Frame, err error) bool {
-	var se http2.StreamError
-	switch {
-	case errors.As(err, &se):
-		if f != nil || se.Cause != nil {
-			// A malformed request header (the Framer returns no frame, and
-			// the reason as Cause): the stream is over before it began.
-			c.mu.Lock()
-			if se.StreamID > c.maxStreamID && se.StreamID%2 == 1 {
-				c.maxStreamID = se.StreamID
-			}
-			c.mu.Unlock()
-		}
-		return c.handleError(se)
-	case errors.Is(err, http2.ErrFrameTooLarge):
-		c.fail(http2.ConnectionError(http2.ErrCodeFrameSize))
-		return false
-	default:
-		var ce http2.ConnectionError
-		if errors.As(err, &ce) {
-			c.fail(ce)
-		}
-		return false
-	}
-}
-
-// handleError answers a protocol error: RST_STREAM for a stream error
-// (reporting true: the connection goes on), GOAWAY for the rest.
+// handleError answers an error of reading or processing a frame:
+// RST_STREAM for a stream error (reporting true: the connection goes on),
+// GOAWAY for a connection error; any other error (the socket's) ends the
+// connection as it is.
 func (c *conn) handleError(err error) bool {
 	var se http2.StreamError
 	if errors.As(err, &se) {
@@ -257,8 +234,7 @@ func (c *conn) goAway(code http2.ErrCode, closeNow bool) {
 	send := !c.goingAway || code != http2.ErrCodeNo
 	c.goingAway = true
 	c.failed = c.failed || code != http2.ErrCodeNo
-	c.lastStreamID = c.maxStreamID
-	last := c.lastStreamID
+	last := c.maxStreamID
 	done := c.running == 0
 	c.mu.Unlock()
 
@@ -573,30 +549,27 @@ func (c *conn) processData(f *http2.DataFrame) error {
 		return http2.ConnectionError(http2.ErrCodeFlowControl)
 	}
 	c.recvAvail -= flow
+	// drop refuses the frame with err; its connection window goes back.
+	drop := func(err error) error {
+		inc := c.refundLocked(flow)
+		c.mu.Unlock()
+		c.writeWindowUpdates(inc, 0, 0)
+		return err
+	}
 	st := c.streams[id]
 	if st == nil || st.remoteClosed {
-		inc := c.refundLocked(flow)
-		idle := id > c.maxStreamID
-		c.mu.Unlock()
-		c.writeWindowUpdates(inc, 0, 0)
-		if idle {
-			return http2.ConnectionError(http2.ErrCodeProtocol)
+		if id > c.maxStreamID {
+			return drop(http2.ConnectionError(http2.ErrCodeProtocol)) // idle stream
 		}
-		return http2.StreamError{StreamID: id, Code: http2.ErrCodeStreamClosed}
+		return drop(http2.StreamError{StreamID: id, Code: http2.ErrCodeStreamClosed})
 	}
 	if flow > st.recvAvail {
-		inc := c.refundLocked(flow)
-		c.mu.Unlock()
-		c.writeWindowUpdates(inc, 0, 0)
-		return http2.StreamError{StreamID: id, Code: http2.ErrCodeFlowControl}
+		return drop(http2.StreamError{StreamID: id, Code: http2.ErrCodeFlowControl})
 	}
 	st.recvAvail -= flow
 	st.received += int64(len(data))
 	if st.declaredLength >= 0 && (st.received > st.declaredLength || f.StreamEnded() && st.received != st.declaredLength) {
-		inc := c.refundLocked(flow)
-		c.mu.Unlock()
-		c.writeWindowUpdates(inc, 0, 0)
-		return http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol}
+		return drop(http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol})
 	}
 	var connInc, streamInc uint32
 	if st.bodyClosed {

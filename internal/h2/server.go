@@ -163,8 +163,7 @@ const parkDepth = 8 << 10
 // then grew it again, deep inside connect and SQLite's transpiled C, at
 // ~5% of a unary call's CPU (runtime.copystack). Waiting below a
 // parkDepth frame keeps a stack of up to 4*parkDepth (GetTeam over SQLite
-// needs 32 KiB); zeroing the frame
-// costs ~0.05 µs.
+// needs 32 KiB); zeroing the frame costs ~0.05 µs.
 //
 //go:noinline
 func (w *worker) wait() *stream {
@@ -265,7 +264,7 @@ func (s *Server) serveConn(hs *http.Server, nc net.Conn, h http.Handler, readPre
 	c.serve(readPreface)
 }
 
-// errorLogger is where connection-level problems are reported.
+// logf reports a connection-level problem to hs's ErrorLog.
 func logf(hs *http.Server, format string, args ...any) {
 	if hs != nil && hs.ErrorLog != nil {
 		hs.ErrorLog.Printf(format, args...)

@@ -3,6 +3,7 @@ package h2
 import (
 	"context"
 	"io"
+	"iter"
 	"maps"
 	"net/http"
 	"net/url"
@@ -52,12 +53,9 @@ type stream struct {
 	reqTrailer http.Header
 }
 
-// abortLocked ends the stream abnormally: its handler's context is
-// cancelled with err, reads and writes fail with it.
-//
-// The body bytes the server held for the handler are dropped, and their
-// connection window returned: it reports the WINDOW_UPDATE increment to
-// send, if any.
+// abortLocked ends the stream: its handler's context is cancelled, reads
+// and writes fail with err, and the body it held is dropped
+// (dropBodyLocked).
 func (st *stream) abortLocked(err error) (connInc uint32) {
 	if st.reset {
 		return 0
@@ -65,11 +63,18 @@ func (st *stream) abortLocked(err error) (connInc uint32) {
 	st.reset = true
 	st.resetErr = err
 	st.bodyErr = err
+	st.ctx.cancel(context.Canceled)
+	return st.dropBodyLocked()
+}
+
+// dropBodyLocked drops the body bytes the server holds for the handler,
+// arrived or taken and not yet consumed, and returns their connection
+// window: it reports the WINDOW_UPDATE increment to send, if any.
+func (st *stream) dropBodyLocked() (connInc uint32) {
 	connInc = st.c.refundLocked(int32(len(st.body)-st.bodyOff) + st.rtaken)
 	st.rtaken = 0
 	st.body = nil
 	st.bodyOff = 0
-	st.ctx.cancel(context.Canceled)
 	return connInc
 }
 
@@ -134,9 +139,7 @@ func (b *requestBody) Read(p []byte) (int, error) {
 		if err == io.EOF && st.reqTrailer != nil {
 			// The serve goroutine wrote st.trailer before the EOF that
 			// c.mu handed over, and writes it no more.
-			for k, vv := range st.trailer {
-				st.reqTrailer[k] = vv
-			}
+			maps.Copy(st.reqTrailer, st.trailer)
 			st.reqTrailer = nil
 		}
 		return 0, err
@@ -173,14 +176,10 @@ func (b *requestBody) Close() error {
 		return nil
 	}
 	st.bodyClosed = true
-	unread := int32(len(st.body)-st.bodyOff) + st.rtaken
-	st.rtaken = 0
-	st.body = nil
-	st.bodyOff = 0
 	if st.bodyErr == nil {
 		st.bodyErr = http.ErrBodyReadAfterClose
 	}
-	inc := c.refundLocked(unread)
+	inc := st.dropBodyLocked()
 	c.mu.Unlock()
 	c.writeWindowUpdates(inc, 0, 0)
 	return nil
@@ -206,9 +205,10 @@ func (c *conn) newRequest(f *headerBlock) (*http.Request, *stream, error) {
 	values := make([]string, len(fields))
 	declared := int64(-1)
 	for i, hf := range fields {
-		switch hf.Name {
-		case "connection", "proxy-connection", "keep-alive", "transfer-encoding", "upgrade":
+		if connectionSpecific(hf.Name) {
 			return nil, nil, malformed
+		}
+		switch hf.Name {
 		case "te":
 			if hf.Value != "trailers" {
 				return nil, nil, malformed
@@ -299,20 +299,42 @@ func setRequestURL(u *url.URL, path string) error {
 	return nil
 }
 
-// declaredTrailers is the Trailer map for the names of Trailer headers.
+// declaredTrailers is the Trailer map for the names of a request's Trailer
+// headers, without those a trailer may not carry.
 func declaredTrailers(values []string) http.Header {
 	t := http.Header{}
-	for _, v := range values {
-		for name := range strings.SplitSeq(v, ",") {
-			key := canonicalHeader(strings.ToLower(strings.TrimSpace(name)))
-			switch key {
-			case "", "Transfer-Encoding", "Trailer", "Content-Length", "Host":
-				continue
-			}
-			t[key] = nil
+	for key := range trailerNames(values) {
+		switch key {
+		case "Transfer-Encoding", "Trailer", "Content-Length", "Host":
+			continue
 		}
+		t[key] = nil
 	}
 	return t
+}
+
+// trailerNames yields the names listed in Trailer header values, in
+// canonical form.
+func trailerNames(values []string) iter.Seq[string] {
+	return func(yield func(string) bool) {
+		for _, v := range values {
+			for name := range strings.SplitSeq(v, ",") {
+				if name = strings.TrimSpace(name); name != "" && !yield(http.CanonicalHeaderKey(name)) {
+					return
+				}
+			}
+		}
+	}
+}
+
+// connectionSpecific reports whether a (lower-case) header field is one
+// HTTP/2 forbids (RFC 9113 section 8.2.2).
+func connectionSpecific(name string) bool {
+	switch name {
+	case "connection", "proxy-connection", "keep-alive", "transfer-encoding", "upgrade":
+		return true
+	}
+	return false
 }
 
 // Header names: HTTP/2 carries them in lower case, net/http in canonical

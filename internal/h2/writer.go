@@ -67,9 +67,12 @@ func (w *responseWriter) WriteHeader(code int) {
 	}
 }
 
-func (w *responseWriter) bodyAllowed() bool {
-	return w.req.Method != http.MethodHead && w.status != http.StatusNoContent && w.status != http.StatusNotModified
+// statusHasBody: 204 and 304 responses have no body.
+func (w *responseWriter) statusHasBody() bool {
+	return w.status != http.StatusNoContent && w.status != http.StatusNotModified
 }
+
+func (w *responseWriter) bodyAllowed() bool { return !w.isHead() && w.statusHasBody() }
 
 // isHead: a HEAD response's body is counted (for its Content-Length) and
 // dropped, as net/http does.
@@ -93,7 +96,7 @@ func (w *responseWriter) write(n int, p []byte, s string) (int, error) {
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
 	}
-	if w.isHead() && w.status != http.StatusNoContent && w.status != http.StatusNotModified {
+	if w.isHead() && w.statusHasBody() {
 		w.written += int64(n)
 		return n, nil
 	}
@@ -160,14 +163,14 @@ func (w *responseWriter) finish() {
 	w.closeStream()
 }
 
-// closeStream releases the stream once its handler is done (or panicked).
-// A response that did not end is reset with INTERNAL_ERROR; a complete one
-// whose client is still sending with NO_ERROR, which tells the client to
-// stop (RFC 9113 section 8.1).
+// closeStream releases the stream once its handler is done (or panicked),
+// dropping what is left of its request body (abortLocked). A response that
+// did not end is reset with INTERNAL_ERROR; a complete one whose client is
+// still sending with NO_ERROR, which tells the client to stop (RFC 9113
+// section 8.1).
 func (w *responseWriter) closeStream() {
 	st := w.st
 	c := st.c
-	_ = st.rb.Close()
 	c.mu.Lock()
 	if c.streams[st.id] == st {
 		delete(c.streams, st.id)
@@ -303,15 +306,8 @@ func (w *responseWriter) encodeHeaderLocked(complete bool) {
 		if strings.HasPrefix(k, http.TrailerPrefix) {
 			continue
 		}
-		name := lowerHeader(k)
-		switch name {
-		case "connection", "proxy-connection", "keep-alive", "transfer-encoding", "upgrade":
-			continue
-		}
-		for _, v := range vv {
-			if httpguts.ValidHeaderFieldValue(v) {
-				_ = c.henc.WriteField(hpack.HeaderField{Name: name, Value: v})
-			}
+		if name := lowerHeader(k); !connectionSpecific(name) {
+			c.encodeFieldsLocked(name, vv)
 		}
 	}
 	if _, ok := h["Content-Length"]; !ok && complete {
@@ -327,12 +323,8 @@ func (w *responseWriter) encodeHeaderLocked(complete bool) {
 // declareTrailers notes the names of the Trailer header, before the
 // headers are sent: their values, set later, go out as trailers.
 func (w *responseWriter) declareTrailers() {
-	for _, v := range w.header["Trailer"] {
-		for t := range strings.SplitSeq(v, ",") {
-			if t = strings.TrimSpace(t); t != "" {
-				w.trailers = append(w.trailers, http.CanonicalHeaderKey(t))
-			}
-		}
+	for name := range trailerNames(w.header["Trailer"]) {
+		w.trailers = append(w.trailers, name)
 	}
 }
 
@@ -356,20 +348,22 @@ func (w *responseWriter) hasTrailers() bool {
 func (w *responseWriter) encodeTrailersLocked() {
 	c := w.st.c
 	c.hbuf.Reset()
-	add := func(k string, vv []string) {
-		name := lowerHeader(k)
-		for _, v := range vv {
-			if httpguts.ValidHeaderFieldValue(v) {
-				_ = c.henc.WriteField(hpack.HeaderField{Name: name, Value: v})
-			}
-		}
-	}
 	for _, k := range w.trailers {
-		add(k, w.header[k])
+		c.encodeFieldsLocked(lowerHeader(k), w.header[k])
 	}
 	for k, vv := range w.header {
-		if strings.HasPrefix(k, http.TrailerPrefix) {
-			add(strings.TrimPrefix(k, http.TrailerPrefix), vv)
+		if name, ok := strings.CutPrefix(k, http.TrailerPrefix); ok {
+			c.encodeFieldsLocked(lowerHeader(name), vv)
+		}
+	}
+}
+
+// encodeFieldsLocked HPACK-encodes a field's values into c.hbuf, leaving
+// out values HTTP forbids (as net/http does). Called with c.wmu.
+func (c *conn) encodeFieldsLocked(name string, values []string) {
+	for _, v := range values {
+		if httpguts.ValidHeaderFieldValue(v) {
+			_ = c.henc.WriteField(hpack.HeaderField{Name: name, Value: v})
 		}
 	}
 }
