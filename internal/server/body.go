@@ -45,7 +45,7 @@ func withBufferedBodies(h http.Handler) http.Handler {
 		}
 		br := bodyReaders.Get().(*bufio.Reader)
 		br.Reset(r.Body)
-		body := &bufferedBody{r: br, body: r.Body}
+		body := &bufferedBody{src: br, pooled: br, body: r.Body}
 		r.Body = body
 		defer body.release()
 		h.ServeHTTP(w, r)
@@ -60,8 +60,8 @@ type bufferedReader interface {
 
 type bufferedBody struct {
 	mu       sync.Mutex
-	r        *bufio.Reader  // the pooled buffer, or nil
-	src      bufferedReader // or a body that buffers by itself
+	src      bufferedReader // the pooled buffer, or a body that buffers by itself
+	pooled   *bufio.Reader  // the pooled buffer, to return; nil otherwise
 	released bool
 	body     io.ReadCloser
 	// beforeFill, if set, runs before a read that goes to the network.
@@ -74,16 +74,10 @@ func (b *bufferedBody) Read(p []byte) (int, error) {
 	if b.released {
 		return 0, errBodyReleased
 	}
-	if b.src != nil {
-		if b.beforeFill != nil && b.src.Buffered() == 0 {
-			b.beforeFill()
-		}
-		return b.src.Read(p)
-	}
-	if b.beforeFill != nil && b.r.Buffered() == 0 {
+	if b.beforeFill != nil && b.src.Buffered() == 0 {
 		b.beforeFill()
 	}
-	return b.r.Read(p)
+	return b.src.Read(p)
 }
 
 func (b *bufferedBody) Close() error { return b.body.Close() }
@@ -93,9 +87,10 @@ func (b *bufferedBody) release() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.released = true
-	if b.r != nil {
-		b.r.Reset(nil)
-		bodyReaders.Put(b.r)
-		b.r = nil
+	b.src = nil
+	if b.pooled != nil {
+		b.pooled.Reset(nil)
+		bodyReaders.Put(b.pooled)
+		b.pooled = nil
 	}
 }
