@@ -41,7 +41,7 @@ type conn struct {
 	conf    *Config
 	nc      net.Conn
 	handler http.Handler
-	baseCtx context.Context // without cancellation: streams are cancelled one by one
+	baseCtx context.Context // for values only: streams are cancelled one by one (streamCtx.Value)
 	remote  string
 	fr      *http2.Framer  // reads: the serve goroutine only; writes: under wmu
 	hdec    *hpack.Decoder // request header blocks, into hb; the serve goroutine only
@@ -90,7 +90,7 @@ func newConn(s *Server, hs *http.Server, nc net.Conn, h http.Handler, ctx contex
 		conf:          &s.conf,
 		nc:            nc,
 		handler:       h,
-		baseCtx:       context.WithoutCancel(ctx),
+		baseCtx:       ctx,
 		remote:        nc.RemoteAddr().String(),
 		streams:       map[uint32]*stream{},
 		sendWindow:    initialWindow,

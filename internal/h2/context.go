@@ -18,7 +18,7 @@ import (
 // unary call's allocated bytes, and GC cycles are what set the tail
 // latency).
 type streamCtx struct {
-	base context.Context // values only: it is never cancelled
+	base context.Context // the connection's, for its values only (Value)
 
 	mu       sync.Mutex
 	done     chan struct{} // made on demand
@@ -56,6 +56,13 @@ func (c *streamCtx) Err() error {
 	return c.err
 }
 
+// Value looks key up in the connection's context. Not through
+// context.WithoutCancel, whose Value allocates on every lookup that
+// reaches it (a call makes about ten: 4% of a unary call's allocated
+// bytes). The connection's cancellation cannot leak in: the context
+// package links a derived context to a cancelable ancestor found by Value
+// only when their Done channels agree, and context.Cause falls back to
+// Err when that ancestor has no cause.
 func (c *streamCtx) Value(key any) any {
 	if key == (streamCtxKey{}) {
 		return c

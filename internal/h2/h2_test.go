@@ -1594,7 +1594,9 @@ func TestStreamContext(t *testing.T) {
 		limited, shorter                  bool
 		deadlineIn                        time.Duration
 		err, derivedErr, derivedCancelErr error
+		cause, derivedCause               error
 		after                             time.Duration
+		server                            any
 	}
 	results := make(chan seen, 1)
 	mux := http.NewServeMux()
@@ -1618,7 +1620,11 @@ func TestStreamContext(t *testing.T) {
 		derived, cancel := context.WithTimeout(r.Context(), time.Hour)
 		defer cancel()
 		<-derived.Done()
-		results <- seen{derivedCancelErr: derived.Err(), err: r.Context().Err()}
+		results <- seen{
+			derivedCancelErr: derived.Err(), err: r.Context().Err(),
+			cause: context.Cause(r.Context()), derivedCause: context.Cause(derived),
+			server: r.Context().Value(http.ServerContextKey),
+		}
 	})
 	srv := startServer(t, mux, h2.Config{}, serverOpts{})
 	base := runtime.NumGoroutine()
@@ -1645,6 +1651,14 @@ func TestStreamContext(t *testing.T) {
 	case s := <-results:
 		if !errors.Is(s.err, context.Canceled) || !errors.Is(s.derivedCancelErr, context.Canceled) {
 			t.Errorf("after RST_STREAM: context %v, derived %v; want canceled", s.err, s.derivedCancelErr)
+		}
+		// The connection is alive: its context's cause must not stand
+		// in for the stream's, while its values are the stream's.
+		if !errors.Is(s.cause, context.Canceled) || !errors.Is(s.derivedCause, context.Canceled) {
+			t.Errorf("after RST_STREAM: context.Cause %v, of the derived %v; want canceled", s.cause, s.derivedCause)
+		}
+		if s.server != srv.hs {
+			t.Errorf("the stream's context holds http.ServerContextKey %v, want the connection's server %p", s.server, srv.hs)
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("a context derived from the stream's did not end with the stream")
