@@ -11,6 +11,8 @@ ADDR ?= :50051
 ARGS ?=
 BENCHARGS ?=
 TMP := .tmp
+# Every proto file, with comments, as server reflection describes them.
+REFLECTION_IMAGE := internal/reflection/files.binpb
 
 .PHONY: help
 help: ## Describe useful make targets
@@ -25,8 +27,9 @@ build: ## Build bin/switchyard
 	go build -o bin/switchyard ./cmd/switchyard
 
 .PHONY: generate
-generate: ## Regenerate gen/ from proto/ with buf
+generate: ## Regenerate gen/ from proto/ with buf, and the descriptor image reflection serves
 	$(BUF) generate
+	$(BUF) build --as-file-descriptor-set -o $(REFLECTION_IMAGE)
 
 .PHONY: lint
 lint: ## buf lint, buf format, gofmt and go vet
@@ -38,7 +41,7 @@ lint: ## buf lint, buf format, gofmt and go vet
 
 .PHONY: checkgenerate
 checkgenerate: generate ## Fail when generated code differs from what is committed
-	@test -z "$$(git status --porcelain -- gen $(WEB_GEN))" || { echo "make generate changed generated files; commit the result:"; git status --porcelain -- gen $(WEB_GEN); git diff --stat -- gen $(WEB_GEN); exit 1; }
+	@test -z "$$(git status --porcelain -- gen $(WEB_GEN) $(REFLECTION_IMAGE))" || { echo "make generate changed generated files; commit the result:"; git status --porcelain -- gen $(WEB_GEN) $(REFLECTION_IMAGE); git diff --stat -- gen $(WEB_GEN) $(REFLECTION_IMAGE); exit 1; }
 
 .PHONY: breaking
 breaking: ## buf breaking against the previous commit (skipped on the first one)

@@ -94,6 +94,11 @@ func TestGrpcurl(t *testing.T) {
 		"teams.v1.GetTeamRequest":    {"string city = 1;"},
 		"routeguide.RouteSummary":    {"int32 elapsed_time = 4;"},
 		"KeywordService.GetKeywords": {"rpc GetKeywords ( .Request ) returns ( .Response );"},
+		// gRPC's own services are described too, by their real names.
+		"grpc.health.v1.Health":               {"rpc Watch ( .grpc.health.v1.HealthCheckRequest ) returns ( stream .grpc.health.v1.HealthCheckResponse );"},
+		"grpc.reflection.v1.ServerReflection": {"rpc ServerReflectionInfo ( stream .grpc.reflection.v1.ServerReflectionRequest ) returns ( stream .grpc.reflection.v1.ServerReflectionResponse );"},
+		// Comments come with the descriptors.
+		"teams.v1.TeamsService.GetTeam": {"// GetTeam returns the team that plays in one city."},
 	}
 	for symbol, wants := range describes {
 		t.Run("describe "+symbol, func(t *testing.T) {

@@ -12,7 +12,6 @@ import (
 
 	"connectrpc.com/connect"
 	"connectrpc.com/grpchealth"
-	"connectrpc.com/grpcreflect"
 
 	"github.com/switchyard/switchyard/gen/greeter/v1/greeterv1connect"
 	"github.com/switchyard/switchyard/gen/keywords/v1/keywordsv1connect"
@@ -24,6 +23,7 @@ import (
 	"github.com/switchyard/switchyard/gen/routeguide/v1/routeguidev1connect"
 	"github.com/switchyard/switchyard/gen/summator/v1/summatorv1connect"
 	"github.com/switchyard/switchyard/gen/teams/v1/teamsv1connect"
+	"github.com/switchyard/switchyard/internal/reflection"
 	"github.com/switchyard/switchyard/services/greeter"
 	"github.com/switchyard/switchyard/services/keywords"
 	"github.com/switchyard/switchyard/services/routeguide"
@@ -129,12 +129,11 @@ func New(cfg Config) *Server {
 	// Health and reflection answer for every service served, themselves
 	// included.
 	all := append(slices.Clone(s.Services), grpchealth.HealthV1ServiceName,
-		grpcreflect.ReflectV1ServiceName, grpcreflect.ReflectV1AlphaServiceName)
+		reflection.ServiceV1, reflection.ServiceV1Alpha)
 	s.Health = grpchealth.NewStaticChecker(all...)
-	reflector := grpcreflect.NewStaticReflector(all...)
 	s.mount(grpchealth.NewHandler(s.Health, s.opts...))
-	s.mount(grpcreflect.NewHandlerV1(reflector, s.opts...))
-	s.mount(grpcreflect.NewHandlerV1Alpha(reflector, s.opts...))
+	s.mount(reflection.NewHandlerV1(all, s.opts...))
+	s.mount(reflection.NewHandlerV1Alpha(all, s.opts...))
 
 	s.mountConsole()
 	s.Handler = forBrowsers(withBufferedBodies(withBatchedFlushes(http.HandlerFunc(s.route), s.Services)), cfg.CORSOrigins)
