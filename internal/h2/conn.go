@@ -36,16 +36,17 @@ const (
 //
 // Lock order: wmu before mu. Nothing waits for wmu while holding mu.
 type conn struct {
-	srv     *Server
-	hs      *http.Server
-	conf    *Config
-	nc      net.Conn
-	handler http.Handler
-	baseCtx context.Context // for values only: streams are cancelled one by one (streamCtx.Value)
-	remote  string
-	fr      *http2.Framer  // reads: the serve goroutine only; writes: under wmu
-	hdec    *hpack.Decoder // request header blocks, into hb; the serve goroutine only
-	hb      headerBlock
+	srv       *Server
+	hs        *http.Server
+	conf      *Config
+	nc        net.Conn
+	handler   http.Handler
+	baseCtx   context.Context // for values only: streams are cancelled one by one (streamCtx.Value)
+	deadlines deadlines       // of the streams' contexts (LimitDuration)
+	remote    string
+	fr        *http2.Framer  // reads: the serve goroutine only; writes: under wmu
+	hdec      *hpack.Decoder // request header blocks, into hb; the serve goroutine only
+	hb        headerBlock
 
 	wmu     sync.Mutex
 	bw      *bufio.Writer
@@ -265,6 +266,7 @@ func (c *conn) close() {
 	for _, st := range streams {
 		st.abortLocked(errConnClosed)
 	}
+	c.deadlines.stop()
 	c.cond.Broadcast()
 	c.mu.Unlock()
 	c.closeSocket()

@@ -24,8 +24,15 @@ type streamCtx struct {
 	done     chan struct{} // made on demand
 	err      error
 	deadline time.Time
-	timer    *time.Timer
+	timer    *time.Timer // for a deadline out of the connection's order
 	afters   []*afterFunc
+
+	// The connection's deadlines, and this stream's place in them:
+	// guarded by dl.mu.
+	dl         *deadlines
+	prev, next *streamCtx
+	listed     bool
+	listedAt   time.Time
 }
 
 // streamCtxKey finds the streamCtx beneath the contexts derived from it
@@ -126,6 +133,9 @@ func (c *streamCtx) cancel(err error) {
 	if c.timer != nil {
 		c.timer.Stop()
 	}
+	if c.dl != nil {
+		c.dl.remove(c)
+	}
 	for _, a := range c.afters {
 		a.done = true
 		go a.f()
@@ -151,10 +161,118 @@ func LimitDuration(ctx context.Context, d time.Duration) bool {
 		return true
 	}
 	c.deadline = deadline
+	if c.dl != nil && c.dl.add(c, deadline) {
+		return true
+	}
 	if c.timer != nil {
 		c.timer.Reset(d)
 	} else {
 		c.timer = time.AfterFunc(d, c.expire)
 	}
 	return true
+}
+
+// deadlines is a connection's stream deadlines in the order they fall,
+// behind one timer. The server gives every unary call the same limit, so
+// each new deadline falls after those before it and joins the end of the
+// list; removing a stream that ends first is as cheap. A timer per call
+// (time.AfterFunc, started and stopped) was 3% of a unary call's
+// allocated bytes and a timer-heap insertion and deletion each. A
+// deadline that would fall before the last one listed gets a timer of its
+// own instead.
+//
+// Lock order: a streamCtx's mu before dl.mu.
+type deadlines struct {
+	mu         sync.Mutex
+	head, tail *streamCtx
+	timer      *time.Timer
+	armedFor   time.Time // when the timer fires; zero when it is not set
+	stopped    bool      // the connection is over
+}
+
+// add lists c with deadline t (moving it if it was listed with a later
+// one), unless t falls before the last one listed.
+func (d *deadlines) add(c *streamCtx, t time.Time) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.unlinkLocked(c)
+	if d.stopped || d.tail != nil && t.Before(d.tail.listedAt) {
+		return false
+	}
+	c.listed, c.listedAt = true, t
+	c.prev, c.next = d.tail, nil
+	if d.tail != nil {
+		d.tail.next = c
+	} else {
+		d.head = c
+	}
+	d.tail = c
+	if d.armedFor.IsZero() || t.Before(d.armedFor) {
+		d.armLocked(t)
+	}
+	return true
+}
+
+func (d *deadlines) remove(c *streamCtx) {
+	d.mu.Lock()
+	d.unlinkLocked(c)
+	d.mu.Unlock()
+}
+
+func (d *deadlines) unlinkLocked(c *streamCtx) {
+	if !c.listed {
+		return
+	}
+	if c.prev != nil {
+		c.prev.next = c.next
+	} else {
+		d.head = c.next
+	}
+	if c.next != nil {
+		c.next.prev = c.prev
+	} else {
+		d.tail = c.prev
+	}
+	c.prev, c.next, c.listed = nil, nil, false
+}
+
+// armLocked sets the timer for t. A stream removed before its deadline
+// leaves the timer set for it: fire then finds nothing due and sets it
+// for the next.
+func (d *deadlines) armLocked(t time.Time) {
+	d.armedFor = t
+	if d.timer == nil {
+		d.timer = time.AfterFunc(time.Until(t), d.fire)
+	} else {
+		d.timer.Reset(time.Until(t))
+	}
+}
+
+// fire expires the streams whose deadlines have passed, in order.
+func (d *deadlines) fire() {
+	for {
+		d.mu.Lock()
+		c := d.head
+		if c == nil || c.listedAt.After(time.Now()) {
+			d.armedFor = time.Time{}
+			if c != nil && !d.stopped {
+				d.armLocked(c.listedAt)
+			}
+			d.mu.Unlock()
+			return
+		}
+		d.unlinkLocked(c)
+		d.mu.Unlock()
+		c.expire()
+	}
+}
+
+// stop ends the timer with the connection.
+func (d *deadlines) stop() {
+	d.mu.Lock()
+	d.stopped = true
+	if d.timer != nil {
+		d.timer.Stop()
+	}
+	d.mu.Unlock()
 }

@@ -1666,3 +1666,58 @@ func TestStreamContext(t *testing.T) {
 	c.Conn.Close()
 	waitGoroutines(t, base, "after the streams ended")
 }
+
+// Deadlines from LimitDuration on one connection: those that fall in
+// arrival order share the connection's timer, one that falls earlier than
+// the last listed gets its own, a stream that ends first leaves the others
+// alone, and each stream's context ends at its own deadline.
+func TestStreamDeadlines(t *testing.T) {
+	type ended struct {
+		limit, after time.Duration
+		err          error
+	}
+	results := make(chan ended, 8)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		d, err := time.ParseDuration(r.URL.Query().Get("d"))
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		start := time.Now()
+		h2.LimitDuration(r.Context(), d)
+		if r.URL.Query().Has("return") {
+			return // ends long before its deadline
+		}
+		<-r.Context().Done()
+		results <- ended{d, time.Since(start), r.Context().Err()}
+	})
+	srv := startServer(t, h, h2.Config{}, serverOpts{})
+	base := runtime.NumGoroutine()
+	c := dialRaw(t, srv.addr)
+	c.request(1, "GET", "/?d=30ms&return", true)
+	if status, _, ended := c.response(1); status != "200" || !ended {
+		t.Fatalf("the stream that returns: status %q, ended %v", status, ended)
+	}
+	// 300ms and 700ms join the list in order; 100ms and 200ms fall before
+	// the last listed and get timers of their own.
+	for i, d := range []string{"300ms", "100ms", "700ms", "200ms"} {
+		c.request(uint32(3+2*i), "GET", "/?d="+d, true)
+	}
+	seen := map[time.Duration]bool{}
+	for range 4 {
+		select {
+		case e := <-results:
+			if !errors.Is(e.err, context.DeadlineExceeded) || e.after < e.limit || e.after > e.limit+250*time.Millisecond {
+				t.Errorf("limit %v: context ended after %v with %v, want deadline exceeded at the limit", e.limit, e.after, e.err)
+			}
+			seen[e.limit] = true
+		case <-time.After(5 * time.Second):
+			t.Fatalf("streams whose deadline passed are still running (ended: %v)", seen)
+		}
+	}
+	if len(seen) != 4 {
+		t.Errorf("deadlines seen %v, want four different ones", seen)
+	}
+	c.Conn.Close()
+	waitGoroutines(t, base, "after the connection closed")
+}

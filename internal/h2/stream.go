@@ -252,6 +252,7 @@ func (c *conn) newRequest(f *headerBlock) (*http.Request, *stream, error) {
 	st.rb.st = st
 	st.rw.st = st
 	st.ctx.base = c.baseCtx
+	st.ctx.dl = &c.deadlines
 
 	// NewRequestWithContext is the one way to a request with a context
 	// that allocates it once; its URL (parsed from "") is ours to fill.
