@@ -83,6 +83,19 @@ func streams(t *testing.T) map[string]stream {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// End both streams cleanly before the server stops (cleanups run last
+	// registered first), so the server's call log is written within the
+	// test and each stream is seen to end with the client's.
+	t.Cleanup(func() {
+		for name, s := range map[string]grpc.ClientStream{"v1": v1, "v1alpha": v1alpha} {
+			if err := s.CloseSend(); err != nil {
+				t.Errorf("%s: CloseSend: %v", name, err)
+			}
+			if err := s.RecvMsg(&reflectionv1.ServerReflectionResponse{}); err != io.EOF {
+				t.Errorf("%s: after CloseSend the stream ended with %v, want io.EOF", name, err)
+			}
+		}
+	})
 	return map[string]stream{
 		"v1": {t, v1.Send, v1.Recv},
 		"v1alpha": {t,
