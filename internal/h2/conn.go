@@ -50,6 +50,7 @@ type conn struct {
 
 	wmu     sync.Mutex
 	bw      *bufio.Writer
+	ender   responseEnder // nc, when it wants to know where responses end
 	henc    *hpack.Encoder
 	hbuf    bytes.Buffer
 	wbroken bool // a write failed; nothing more is written
@@ -101,6 +102,7 @@ func newConn(s *Server, hs *http.Server, nc net.Conn, h http.Handler, ctx contex
 		silentSince:   time.Now(),
 	}
 	c.cond.L = &c.mu
+	c.ender, _ = nc.(responseEnder)
 	c.bw = bufio.NewWriterSize(socketWriter{c}, writeBufferSize)
 	c.fr = http2.NewFramer(c.bw, nc)
 	c.hdec = hpack.NewDecoder(4096, c.hb.emit)
@@ -282,6 +284,11 @@ func (c *conn) flushLocked() {
 		c.closeSocket()
 	}
 }
+
+// responseEnder is a connection that batches writes and wants to know
+// where responses end, such as Switchyard's coalescing connection: it can
+// then send finished responses sooner than its batching would.
+type responseEnder interface{ ResponseEnded() }
 
 // socketWriter is the connection's buffered writer's destination: it
 // counts socket writes for the watchdog, those of flushLocked and those

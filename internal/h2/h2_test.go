@@ -64,7 +64,21 @@ type testServer struct {
 
 type serverOpts struct {
 	tls      bool
-	buffered bool // accept through internal/server.BufferedListener
+	buffered bool                    // accept through internal/server.BufferedListener
+	wrap     func(net.Conn) net.Conn // applied to each accepted connection
+}
+
+type wrapListener struct {
+	net.Listener
+	wrap func(net.Conn) net.Conn
+}
+
+func (l wrapListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return l.wrap(c), nil
 }
 
 // startServer serves h on 127.0.0.1 with internal/h2, as
@@ -78,6 +92,9 @@ func startServer(t testing.TB, h http.Handler, conf h2.Config, o serverOpts) *te
 	}
 	if o.buffered {
 		ln = server.BufferedListener(ln)
+	}
+	if o.wrap != nil {
+		ln = wrapListener{ln, o.wrap}
 	}
 	s := &testServer{addr: ln.Addr().String(), log: &logBuffer{}}
 	s.hs = &http.Server{
@@ -1720,4 +1737,47 @@ func TestStreamDeadlines(t *testing.T) {
 	}
 	c.Conn.Close()
 	waitGoroutines(t, base, "after the connection closed")
+}
+
+// endCounter is a connection that wants to know where responses end.
+type endCounter struct {
+	net.Conn
+	ends *atomic.Int32
+}
+
+func (c endCounter) ResponseEnded() { c.ends.Add(1) }
+
+// A connection that implements ResponseEnded hears of each response's end
+// once, after its last frame was written, and not of flushes before it.
+func TestResponseEnded(t *testing.T) {
+	var ends atomic.Int32
+	mux := http.NewServeMux()
+	mux.HandleFunc("/unary", func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "one") })
+	mux.HandleFunc("/stream", func(w http.ResponseWriter, r *http.Request) {
+		for range 3 {
+			_, _ = io.WriteString(w, "part")
+			w.(http.Flusher).Flush()
+		}
+		if n := ends.Load(); n > 1 {
+			t.Errorf("during the streamed response: %d ends heard, want 1 at most (the unary one)", n)
+		}
+	})
+	srv := startServer(t, mux, h2.Config{}, serverOpts{wrap: func(c net.Conn) net.Conn { return endCounter{c, &ends} }})
+	c := dialRaw(t, srv.addr)
+	c.request(1, "GET", "/unary", true)
+	if status, body, ended := c.response(1); status != "200" || string(body) != "one" || !ended {
+		t.Fatalf("/unary: %q %q %v", status, body, ended)
+	}
+	c.request(3, "GET", "/stream", true)
+	if status, body, ended := c.response(3); status != "200" || string(body) != "partpartpart" || !ended {
+		t.Fatalf("/stream: %q %q %v", status, body, ended)
+	}
+	// The end is reported right after the write the client just read.
+	for deadline := time.Now().Add(5 * time.Second); ends.Load() < 2 && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(20 * time.Millisecond) // and not again
+	if n := ends.Load(); n != 2 {
+		t.Errorf("%d response ends heard, want 2", n)
+	}
 }

@@ -270,6 +270,9 @@ func (w *responseWriter) send(end bool) error {
 			w.ended = true
 		}
 		c.flushLocked()
+		if w.ended && c.ender != nil {
+			c.ender.ResponseEnded()
+		}
 		c.wmu.Unlock()
 		if len(data) == 0 {
 			break

@@ -33,6 +33,10 @@ type CoalescingWriter struct {
 	err     error     // the first error of w; later writes return it
 	closed  bool
 	done    chan struct{} // closed when the goroutine ends
+
+	// Responses whose ends were written since the last batch went out
+	// (ResponseEnded), and how many make a Write go out at once.
+	ended, writeThrough int
 }
 
 // NewCoalescingWriter starts the writer goroutine for w; Close ends it.
@@ -97,6 +101,9 @@ func (c *CoalescingWriter) loop() {
 			c.cond.Wait()
 		}
 		if len(c.pending) == 0 {
+			for c.writing {
+				c.cond.Wait()
+			}
 			return
 		}
 		if len(c.pending) < coalesceBatch && !c.closed {
@@ -107,20 +114,57 @@ func (c *CoalescingWriter) loop() {
 			runtime.Gosched()
 			c.mu.Lock()
 		}
-		c.pending, c.spare = c.spare[:0], c.pending
-		c.writing = true
-		c.mu.Unlock()
-		_, err := c.w.Write(c.spare)
-		c.mu.Lock()
-		c.writing = false
-		if cap(c.spare) > 4*c.maxPending {
-			c.spare = nil // a burst grew it; let it go
+		for c.writing { // a ResponseEnded caller took the batch
+			c.cond.Wait()
 		}
-		c.cond.Broadcast()
-		if err != nil {
-			c.err = err
-			c.pending = nil
+		if len(c.pending) > 0 {
+			c.writeLocked()
+		}
+		if c.err != nil {
 			return
 		}
 	}
+}
+
+// writeLocked hands what is pending to w, with c.mu released during the
+// write. Called with c.mu held and no write in progress.
+func (c *CoalescingWriter) writeLocked() {
+	c.pending, c.spare = c.spare[:0], c.pending
+	c.ended = 0
+	c.writing = true
+	c.mu.Unlock()
+	_, err := c.w.Write(c.spare)
+	c.mu.Lock()
+	c.writing = false
+	if cap(c.spare) > 4*c.maxPending {
+		c.spare = nil // a burst grew it; let it go
+	}
+	c.cond.Broadcast()
+	if err != nil {
+		c.err = err
+		c.pending = nil
+	}
+}
+
+// ResponseEnded tells the writer that what was written so far ends a
+// response (an HTTP/2 stream). With WriteThrough(n), the caller that ends
+// the n-th response since the last batch writes the batch itself, when no
+// write is in progress: the writer goroutine yields before a small batch
+// and, with a core full of handlers, may not run again until they are all
+// done, holding finished responses back for a whole round of them.
+func (c *CoalescingWriter) ResponseEnded() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.ended++
+	if c.writeThrough > 0 && c.ended >= c.writeThrough && !c.writing && len(c.pending) > 0 && c.err == nil {
+		c.writeLocked()
+	}
+}
+
+// WriteThrough sets how many ended responses make ResponseEnded write the
+// pending batch itself (0, the default: never).
+func (c *CoalescingWriter) WriteThrough(responses int) {
+	c.mu.Lock()
+	c.writeThrough = responses
+	c.mu.Unlock()
 }

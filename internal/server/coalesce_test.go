@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -126,4 +128,102 @@ func TestCoalescingWriterPushesBackAndDrainsOnClose(t *testing.T) {
 	if _, err := cw.Write([]byte("late")); !errors.Is(err, server.ErrWriterClosed) {
 		t.Fatalf("write after close: %v, want %v", err, server.ErrWriterClosed)
 	}
+}
+
+// stackWriter records each write and whether ResponseEnded made it.
+type stackWriter struct {
+	mu       sync.Mutex
+	writes   []string
+	byCaller []bool
+}
+
+func (w *stackWriter) Write(p []byte) (int, error) {
+	buf := make([]byte, 4096)
+	stack := string(buf[:runtime.Stack(buf, false)])
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.writes = append(w.writes, string(p))
+	w.byCaller = append(w.byCaller, strings.Contains(stack, "ResponseEnded"))
+	return len(p), nil
+}
+
+// With WriteThrough(n), the caller that ends the n-th response writes the
+// batch itself instead of leaving it to the writer goroutine; without, it
+// never does. One P keeps the writer goroutine from running in between.
+func TestCoalescingWriterWritesThroughAfterResponses(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	for _, through := range []int{2, 0} {
+		w := &stackWriter{}
+		cw := server.NewCoalescingWriter(w, 1<<20)
+		cw.WriteThrough(through)
+		_, _ = cw.Write([]byte("c"))
+		cw.ResponseEnded()
+		_, _ = cw.Write([]byte("d"))
+		cw.ResponseEnded()
+		w.mu.Lock()
+		got, byCaller := slices.Clone(w.writes), slices.Clone(w.byCaller)
+		w.mu.Unlock()
+		if through > 0 && (!slices.Equal(got, []string{"cd"}) || !byCaller[0]) {
+			t.Errorf("WriteThrough(%d): after the second response the writes were %q (by ResponseEnded: %v), want \"cd\" written by the caller", through, got, byCaller)
+		}
+		if through == 0 && len(got) != 0 {
+			t.Errorf("WriteThrough(0): ResponseEnded wrote %q", got)
+		}
+		if err := cw.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		w.mu.Lock()
+		if all := strings.Join(w.writes, ""); all != "cd" {
+			t.Errorf("WriteThrough(%d): written %q, want \"cd\" once", through, all)
+		}
+		w.mu.Unlock()
+		cw.Close(time.Second)
+	}
+}
+
+// gatedWriter holds each write until the test lets it go.
+type gatedWriter struct {
+	entered chan struct{}
+	gate    chan struct{}
+	mu      sync.Mutex
+	buf     bytes.Buffer
+}
+
+func (w *gatedWriter) Write(p []byte) (int, error) {
+	w.entered <- struct{}{}
+	<-w.gate
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.Write(p)
+}
+
+// While the writer goroutine is inside a write, ResponseEnded leaves the
+// next batch to it: one write at a time, in order.
+func TestCoalescingWriterWriteThroughWaitsForAWriteInProgress(t *testing.T) {
+	w := &gatedWriter{entered: make(chan struct{}, 8), gate: make(chan struct{})}
+	cw := server.NewCoalescingWriter(w, 1<<20)
+	cw.WriteThrough(1)
+	_, _ = cw.Write([]byte("a"))
+	<-w.entered // the writer goroutine is inside the write of "a"
+	_, _ = cw.Write([]byte("b"))
+	returned := make(chan struct{})
+	go func() {
+		cw.ResponseEnded() // must leave "b" to the writer goroutine
+		close(returned)
+	}()
+	select {
+	case <-returned:
+	case <-time.After(5 * time.Second):
+		t.Fatal("ResponseEnded waited for a write in progress instead of leaving the batch")
+	}
+	close(w.gate)
+	if err := cw.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.buf.String() != "ab" {
+		t.Errorf("written %q, want \"ab\"", w.buf.String())
+	}
+	cw.Close(time.Second)
 }

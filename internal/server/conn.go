@@ -15,6 +15,10 @@ const (
 	// writers wait beyond it, so a slow peer pushes back as it would
 	// without the buffer.
 	connMaxPending = 256 << 10
+	// connWriteThrough: the handler that ends this many responses since
+	// the last socket write writes the batch itself (CoalescingWriter.
+	// ResponseEnded).
+	connWriteThrough = 16
 	// connCloseDrain is how long Close waits for pending bytes to reach
 	// the socket before closing it anyway.
 	connCloseDrain = time.Second
@@ -39,7 +43,9 @@ func (l bufferedListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &bufferedConn{Conn: c, r: bufio.NewReaderSize(c, connReadBuffer), w: NewCoalescingWriter(c, connMaxPending)}, nil
+	w := NewCoalescingWriter(c, connMaxPending)
+	w.WriteThrough(connWriteThrough)
+	return &bufferedConn{Conn: c, r: bufio.NewReaderSize(c, connReadBuffer), w: w}, nil
 }
 
 type bufferedConn struct {
@@ -50,6 +56,9 @@ type bufferedConn struct {
 
 func (c *bufferedConn) Read(p []byte) (int, error)  { return c.r.Read(p) }
 func (c *bufferedConn) Write(p []byte) (int, error) { return c.w.Write(p) }
+
+// ResponseEnded is how internal/h2 marks the end of a response.
+func (c *bufferedConn) ResponseEnded() { c.w.ResponseEnded() }
 
 // Close sends what is pending (waiting at most connCloseDrain) and closes
 // the connection.
