@@ -270,10 +270,13 @@ func (w *responseWriter) send(end bool) error {
 			w.ended = true
 		}
 		c.flushLocked()
+		c.wmu.Unlock()
+		// Outside wmu: the frames are the connection's to order already,
+		// and a socket write it makes here must not hold up other
+		// streams' frames.
 		if w.ended && c.ender != nil {
 			c.ender.ResponseEnded()
 		}
-		c.wmu.Unlock()
 		if len(data) == 0 {
 			break
 		}
