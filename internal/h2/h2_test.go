@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -1314,6 +1315,117 @@ func TestGoroutinesReturn(t *testing.T) {
 		rc.Conn.Close()
 	}
 	waitGoroutines(t, base, "after every connection closed")
+}
+
+// burst sends one GET HEADERS frame (END_STREAM) per path, on streams 1,
+// 3, 5..., in a single write, so that the server reads them together.
+func (c *rawConn) burst(paths ...string) {
+	c.T.Helper()
+	var buf bytes.Buffer
+	fr := http2.NewFramer(&buf, nil)
+	for i, path := range paths {
+		block := c.HeaderBlock(":method", "GET", ":scheme", "http", ":authority", "h2test", ":path", path)
+		_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: uint32(2*i + 1), BlockFragment: block, EndHeaders: true, EndStream: true})
+	}
+	if _, err := c.Conn.Write(buf.Bytes()); err != nil {
+		c.T.Fatal(err)
+	}
+}
+
+// awaitEnds reads until n streams have ended.
+func (c *rawConn) awaitEnds(n int) {
+	c.T.Helper()
+	for ended := 0; ended < n; {
+		f, err := c.ReadFrame(10 * time.Second)
+		if err != nil {
+			c.T.Fatalf("after %d of %d responses: %v", ended, n, err)
+		}
+		switch f := f.(type) {
+		case *http2.MetaHeadersFrame:
+			if f.StreamEnded() {
+				ended++
+			}
+		case *http2.DataFrame:
+			if f.StreamEnded() {
+				ended++
+			}
+		case *http2.RSTStreamFrame:
+			c.T.Fatalf("stream %d reset: %v", f.StreamID, f.ErrCode)
+		}
+	}
+}
+
+// A burst of requests runs in the order the requests arrived. On one P,
+// where handlers on goroutines of their own would run in the scheduler's
+// order (the last one readied first).
+func TestHandlersRunInArrivalOrder(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	// A GC stop between a worker taking a stream and its handler's first
+	// line could let the next worker's handler record first.
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
+	var mu sync.Mutex
+	var order []int
+	mux := http.NewServeMux()
+	mux.HandleFunc("/n/{i}", func(w http.ResponseWriter, r *http.Request) {
+		i, _ := strconv.Atoi(r.PathValue("i"))
+		mu.Lock()
+		order = append(order, i)
+		mu.Unlock()
+	})
+	srv := startServer(t, mux, h2.Config{}, serverOpts{})
+	c := dialRaw(t, srv.addr)
+	const n = 20
+	paths := make([]string, n)
+	for i := range paths {
+		paths[i] = "/n/" + strconv.Itoa(i)
+	}
+	c.burst(paths...)
+	c.awaitEnds(n)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(order) != n {
+		t.Fatalf("%d handlers ran, want %d", len(order), n)
+	}
+	for i, got := range order {
+		if got != i {
+			t.Fatalf("handlers ran in the order %v, want the requests' order", order)
+		}
+	}
+}
+
+// A handler that blocks holds its own worker, not the streams queued
+// behind it: each of a burst of blocking handlers starts while the ones
+// before it still wait. One P makes the server read the whole burst
+// before any worker runs.
+func TestBlockedHandlersLeaveTheQueue(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	release := make(chan struct{})
+	started := make(chan struct{}, 64)
+	mux := http.NewServeMux()
+	mux.HandleFunc("/hold", func(w http.ResponseWriter, r *http.Request) {
+		started <- struct{}{}
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	})
+	srv := startServer(t, mux, h2.Config{}, serverOpts{})
+	c := dialRaw(t, srv.addr)
+	const n = 40
+	paths := make([]string, n)
+	for i := range paths {
+		paths[i] = "/hold"
+	}
+	c.burst(paths...)
+	for i := range n {
+		select {
+		case <-started:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%d of %d blocking handlers started; the other streams found no worker", i, n)
+		}
+	}
+	close(release)
+	c.awaitEnds(n)
 }
 
 // rawConn is a client connection that writes frames with http2.Framer.
