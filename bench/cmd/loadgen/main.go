@@ -31,7 +31,11 @@ type Result struct {
 	Seconds  float64 `json:"seconds"`     // measured window
 	CallsAll int     `json:"calls_all"`   // completed in total, warm-up included
 	P50      float64 `json:"p50_ms"`      // call latency
+	P90      float64 `json:"p90_ms"`      // call latency
+	P95      float64 `json:"p95_ms"`      // call latency
 	P99      float64 `json:"p99_ms"`      // call latency
+	P999     float64 `json:"p999_ms"`     // call latency
+	Max      float64 `json:"max_ms"`      // call latency
 	Errors   int     `json:"errors"`      // failed checks; any makes the run invalid
 	FirstErr string  `json:"first_error"` // the first failed check
 }
@@ -255,7 +259,8 @@ func run(addr string, w workload, conc int, warm, dur time.Duration) (Result, er
 			} else if len(c.streams) == 0 {
 				res.Seconds = dur.Seconds()
 				slices.Sort(lat)
-				res.P50, res.P99 = pct(lat, 0.50), pct(lat, 0.99)
+				res.P50, res.P90, res.P95 = pct(lat, 0.50), pct(lat, 0.90), pct(lat, 0.95)
+				res.P99, res.P999, res.Max = pct(lat, 0.99), pct(lat, 0.999), pct(lat, 1)
 				_ = c.fr.WriteGoAway(c.nextID-2, http2.ErrCodeNo, nil)
 				_ = c.bw.Flush()
 				return res, nil
