@@ -27,6 +27,13 @@ type streamCtx struct {
 	timer    *time.Timer // for a deadline out of the connection's order
 	afters   []*afterFunc
 
+	// Linked's and AfterFunc's first use, in the stream's allocation: a
+	// handler links one context and derives about one from it.
+	linked    linkedCtx
+	first     afterFunc
+	firstUsed bool
+	afterBuf  [1]*afterFunc
+
 	// The connection's deadlines, and this stream's place in them:
 	// guarded by dl.mu.
 	dl         *deadlines
@@ -91,7 +98,15 @@ type afterFunc struct {
 func (c *streamCtx) AfterFunc(f func()) (stop func() bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	a := &afterFunc{c: c, f: f}
+	var a *afterFunc
+	if !c.firstUsed {
+		c.firstUsed = true
+		a = &c.first
+		*a = afterFunc{c: c, f: f}
+		c.afters = c.afterBuf[:0]
+	} else {
+		a = &afterFunc{c: c, f: f}
+	}
 	if c.err != nil {
 		a.done = true
 		go f()
@@ -144,6 +159,42 @@ func (c *streamCtx) cancel(err error) {
 }
 
 func (c *streamCtx) expire() { c.cancel(context.DeadlineExceeded) }
+
+// Linked returns ctx with an AfterFunc method that registers on its
+// stream, so that contexts derived from it are linked to the stream
+// without a goroutine each. context.WithCancel and its kin link a child to
+// a parent that is the context package's own, or that has an AfterFunc
+// method; any other parent gets a goroutine per child, waiting for either
+// to end. A handler's context is the stream's beneath connect's values,
+// and database/sql derives one per query: a goroutine started and woken
+// per call (~3% of a unary call's CPU).
+//
+// It returns ctx itself when ctx is not a stream's or when something
+// cancelable sits between them (ctx would end before the stream).
+func Linked(ctx context.Context) context.Context {
+	c, ok := ctx.Value(streamCtxKey{}).(*streamCtx)
+	if !ok || ctx == context.Context(c) || ctx.Done() != c.Done() {
+		return ctx
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.linked.stream == nil {
+		c.linked = linkedCtx{Context: ctx, stream: c}
+		return &c.linked
+	}
+	return &linkedCtx{Context: ctx, stream: c}
+}
+
+// linkedCtx is a stream's context, with values on top, that still links
+// derived contexts by AfterFunc.
+type linkedCtx struct {
+	context.Context
+	stream *streamCtx
+}
+
+// AfterFunc runs f once the stream's context is done: ctx is done exactly
+// then (Linked checked).
+func (l *linkedCtx) AfterFunc(f func()) (stop func() bool) { return l.stream.AfterFunc(f) }
 
 // LimitDuration gives the request of ctx a deadline d from now, unless it
 // has an earlier one, and reports whether ctx belongs to an internal/h2

@@ -1796,6 +1796,90 @@ func TestStreamContext(t *testing.T) {
 	waitGoroutines(t, base, "after the streams ended")
 }
 
+// Contexts derived from a Linked handler context need no goroutine each
+// and end with the stream, with its error; those cancelled first keep
+// their own. A context with its own cancellation above the stream's is
+// not linked.
+func TestLinkedContext(t *testing.T) {
+	if ctx := context.Background(); h2.Linked(ctx) != ctx {
+		t.Error("Linked wrapped a context that is not a stream's")
+	}
+	const n = 50
+	type seen struct {
+		unlinkedGrew, linkedGrew int
+		ownCancelLinked          bool
+		errs                     []error
+		stopped                  bool
+	}
+	results := make(chan seen, 1)
+	mux := http.NewServeMux()
+	mux.HandleFunc("/derive", func(w http.ResponseWriter, r *http.Request) {
+		var s seen
+		ctx := context.WithValue(r.Context(), struct{}{}, "as connect does")
+		// Deriving from ctx as it is costs a goroutine per child (the
+		// control: it shows what the count measures).
+		before := runtime.NumGoroutine()
+		for range n {
+			_, cancel := context.WithCancel(ctx)
+			defer cancel()
+		}
+		s.unlinkedGrew = runtime.NumGoroutine() - before
+
+		linked := h2.Linked(ctx)
+		before = runtime.NumGoroutine()
+		children := make([]context.Context, n)
+		for i := range children {
+			child, cancel := context.WithCancel(linked)
+			children[i] = child
+			if i%2 == 1 {
+				cancel() // unregisters from the stream
+			} else {
+				defer cancel()
+			}
+		}
+		s.linkedGrew = runtime.NumGoroutine() - before
+
+		own, cancel := context.WithCancel(ctx)
+		defer cancel()
+		s.ownCancelLinked = h2.Linked(own) != own
+
+		h2.LimitDuration(ctx, 50*time.Millisecond)
+		<-r.Context().Done()
+		for _, child := range children {
+			<-child.Done()
+			s.errs = append(s.errs, child.Err())
+		}
+		results <- s
+	})
+	srv := startServer(t, mux, h2.Config{}, serverOpts{})
+	c := dialRaw(t, srv.addr)
+	c.request(1, "GET", "/derive", true)
+	var s seen
+	select {
+	case s = <-results:
+	case <-time.After(5 * time.Second):
+		t.Fatal("contexts derived from a linked context did not end with the stream")
+	}
+	if s.unlinkedGrew < n {
+		t.Errorf("control: %d children of the unlinked context added %d goroutines, want >= %d", n, s.unlinkedGrew, n)
+	}
+	if s.linkedGrew > n/10 {
+		t.Errorf("%d children of the linked context added %d goroutines, want none", n, s.linkedGrew)
+	}
+	if s.ownCancelLinked {
+		t.Error("Linked wrapped a context that has a cancellation of its own above the stream's")
+	}
+	for i, err := range s.errs {
+		want := context.DeadlineExceeded // the stream's
+		if i%2 == 1 {
+			want = context.Canceled // its own, first
+		}
+		if !errors.Is(err, want) {
+			t.Errorf("child %d: %v, want %v", i, err, want)
+		}
+	}
+}
+
 // Deadlines from LimitDuration on one connection: those that fall in
 // arrival order share the connection's timer, one that falls earlier than
 // the last listed gets its own, a stream that ends first leaves the others

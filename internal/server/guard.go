@@ -24,6 +24,8 @@ const internalMessage = "internal error; the details are in the server log"
 // (grpc-timeout, connect-timeout-ms, which connect-go has already put on the
 // context) when it is shorter than max, else max. Streams are not capped:
 // they are as long as their callers want, and end when the caller goes.
+// Handlers served by internal/h2 get their context h2.Linked, so that the
+// contexts they derive (database/sql, one per query) cost no goroutine.
 type DeadlineInterceptor struct {
 	max time.Duration
 }
@@ -50,7 +52,7 @@ func (d *DeadlineInterceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFun
 				defer cancel()
 			}
 		}
-		res, err := next(ctx, req)
+		res, err := next(h2.Linked(ctx), req)
 		if err != nil && ctx.Err() != nil && connect.CodeOf(err) == connect.CodeUnknown {
 			// A handler that returned the context's own error: say which.
 			return nil, contextError(ctx)
@@ -66,7 +68,9 @@ func (d *DeadlineInterceptor) WrapStreamingClient(next connect.StreamingClientFu
 
 // WrapStreamingHandler implements connect.Interceptor.
 func (d *DeadlineInterceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
-	return next
+	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
+		return next(h2.Linked(ctx), conn)
+	}
 }
 
 func contextError(ctx context.Context) error {
