@@ -160,20 +160,19 @@ func (c *streamCtx) cancel(err error) {
 
 func (c *streamCtx) expire() { c.cancel(context.DeadlineExceeded) }
 
-// Linked returns ctx with an AfterFunc method that registers on its
-// stream, so that contexts derived from it are linked to the stream
-// without a goroutine each. context.WithCancel and its kin link a child to
-// a parent that is the context package's own, or that has an AfterFunc
-// method; any other parent gets a goroutine per child, waiting for either
-// to end. A handler's context is the stream's beneath connect's values,
-// and database/sql derives one per query: a goroutine started and woken
-// per call (~3% of a unary call's CPU).
+// Linked returns ctx with an AfterFunc method, so that contexts derived
+// from it are linked to its stream without a goroutine each.
+// context.WithCancel and its kin link a child to a parent that is the
+// context package's own, or that has an AfterFunc method; any other
+// parent gets a goroutine per child, waiting for either to end. A
+// handler's context is the stream's beneath connect's values, and
+// database/sql derives one per query: a goroutine started and woken per
+// call (~3% of a unary call's CPU).
 //
-// It returns ctx itself when ctx is not a stream's or when something
-// cancelable sits between them (ctx would end before the stream).
+// It returns ctx itself when ctx is not above a stream's context.
 func Linked(ctx context.Context) context.Context {
 	c, ok := ctx.Value(streamCtxKey{}).(*streamCtx)
-	if !ok || ctx == context.Context(c) || ctx.Done() != c.Done() {
+	if !ok || ctx == context.Context(c) {
 		return ctx
 	}
 	c.mu.Lock()
@@ -185,16 +184,23 @@ func Linked(ctx context.Context) context.Context {
 	return &linkedCtx{Context: ctx, stream: c}
 }
 
-// linkedCtx is a stream's context, with values on top, that still links
-// derived contexts by AfterFunc.
+// linkedCtx is a context above a stream's (Linked).
 type linkedCtx struct {
 	context.Context
 	stream *streamCtx
 }
 
-// AfterFunc runs f once the stream's context is done: ctx is done exactly
-// then (Linked checked).
-func (l *linkedCtx) AfterFunc(f func()) (stop func() bool) { return l.stream.AfterFunc(f) }
+// AfterFunc runs f once the context is done. When it is done exactly when
+// the stream is (nothing cancelable in between: their Done channels are
+// one), f waits on the stream; otherwise context.AfterFunc finds the
+// nearer cancellation. The context package asks for Done before it calls
+// AfterFunc, so the comparison allocates nothing new.
+func (l *linkedCtx) AfterFunc(f func()) (stop func() bool) {
+	if l.Context.Done() == l.stream.Done() {
+		return l.stream.AfterFunc(f)
+	}
+	return context.AfterFunc(l.Context, f)
+}
 
 // LimitDuration gives the request of ctx a deadline d from now, unless it
 // has an earlier one, and reports whether ctx belongs to an internal/h2

@@ -1798,8 +1798,8 @@ func TestStreamContext(t *testing.T) {
 
 // Contexts derived from a Linked handler context need no goroutine each
 // and end with the stream, with its error; those cancelled first keep
-// their own. A context with its own cancellation above the stream's is
-// not linked.
+// their own. Linked over a context with a cancellation of its own above
+// the stream's, not the context package's, ends children with it.
 func TestLinkedContext(t *testing.T) {
 	if ctx := context.Background(); h2.Linked(ctx) != ctx {
 		t.Error("Linked wrapped a context that is not a stream's")
@@ -1807,9 +1807,8 @@ func TestLinkedContext(t *testing.T) {
 	const n = 50
 	type seen struct {
 		unlinkedGrew, linkedGrew int
-		ownCancelLinked          bool
+		ownErr                   error
 		errs                     []error
-		stopped                  bool
 	}
 	results := make(chan seen, 1)
 	mux := http.NewServeMux()
@@ -1839,9 +1838,15 @@ func TestLinkedContext(t *testing.T) {
 		}
 		s.linkedGrew = runtime.NumGoroutine() - before
 
-		own, cancel := context.WithCancel(ctx)
+		own := ownCancel{Context: ctx, done: make(chan struct{})}
+		ownChild, cancel := context.WithCancel(h2.Linked(own))
 		defer cancel()
-		s.ownCancelLinked = h2.Linked(own) != own
+		close(own.done)
+		select {
+		case <-ownChild.Done():
+			s.ownErr = ownChild.Err()
+		case <-time.After(5 * time.Second):
+		}
 
 		h2.LimitDuration(ctx, 50*time.Millisecond)
 		<-r.Context().Done()
@@ -1866,8 +1871,8 @@ func TestLinkedContext(t *testing.T) {
 	if s.linkedGrew > n/10 {
 		t.Errorf("%d children of the linked context added %d goroutines, want none", n, s.linkedGrew)
 	}
-	if s.ownCancelLinked {
-		t.Error("Linked wrapped a context that has a cancellation of its own above the stream's")
+	if !errors.Is(s.ownErr, context.Canceled) {
+		t.Errorf("a child of Linked over a context cancelled before its stream: %v, want canceled with it", s.ownErr)
 	}
 	for i, err := range s.errs {
 		want := context.DeadlineExceeded // the stream's
@@ -1877,6 +1882,24 @@ func TestLinkedContext(t *testing.T) {
 		if !errors.Is(err, want) {
 			t.Errorf("child %d: %v, want %v", i, err, want)
 		}
+	}
+}
+
+// ownCancel is a cancelable context of a kind the context package does not
+// know.
+type ownCancel struct {
+	context.Context
+	done chan struct{}
+}
+
+func (c ownCancel) Done() <-chan struct{} { return c.done }
+
+func (c ownCancel) Err() error {
+	select {
+	case <-c.done:
+		return context.Canceled
+	default:
+		return nil
 	}
 }
 
