@@ -13,7 +13,8 @@ import (
 // It is not a context.WithCancel: that allocates a cancelCtx per request,
 // and every context derived from it (connect's, a deadline's) allocates a
 // map entry in it. streamCtx implements AfterFunc instead, which the
-// context package uses to link derived contexts, and a unary deadline
+// context package uses to link derived contexts (beneath values, through
+// Linked), and a unary deadline
 // bounds the stream's own context rather than deriving another (~9% of a
 // unary call's allocated bytes, and GC cycles are what set the tail
 // latency).
@@ -29,10 +30,9 @@ type streamCtx struct {
 
 	// Linked's and AfterFunc's first use, in the stream's allocation: a
 	// handler links one context and derives about one from it.
-	linked    linkedCtx
-	first     afterFunc
-	firstUsed bool
-	afterBuf  [1]*afterFunc
+	linked   linkedCtx // in use once its stream is set
+	first    afterFunc // in use once its c is set
+	afterBuf [1]*afterFunc
 
 	// The connection's deadlines, and this stream's place in them:
 	// guarded by dl.mu.
@@ -99,8 +99,7 @@ func (c *streamCtx) AfterFunc(f func()) (stop func() bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var a *afterFunc
-	if !c.firstUsed {
-		c.firstUsed = true
+	if c.first.c == nil {
 		a = &c.first
 		*a = afterFunc{c: c, f: f}
 		c.afters = c.afterBuf[:0]
