@@ -37,6 +37,17 @@ type CoalescingWriter struct {
 	// Responses whose ends were written since the last batch went out
 	// (ResponseEnded), and how many make a Write go out at once.
 	ended, writeThrough int
+
+	// actions run between two writes (AfterPending): each once the first
+	// at bytes of pending have been handed to w, before the rest.
+	actions []pendingAction
+}
+
+// pendingAction is a function that must run after the bytes written
+// before it and before those written after it.
+type pendingAction struct {
+	at int // offset into pending
+	fn func()
 }
 
 // NewCoalescingWriter starts the writer goroutine for w; Close ends it.
@@ -71,10 +82,31 @@ func (c *CoalescingWriter) Write(p []byte) (int, error) {
 func (c *CoalescingWriter) Flush() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for c.err == nil && (len(c.pending) > 0 || c.writing) {
+	for c.err == nil && (len(c.pending) > 0 || len(c.actions) > 0 || c.writing) {
 		c.cond.Wait()
 	}
 	return c.err
+}
+
+// AfterPending runs fn once everything written so far has been handed to
+// w, and before anything written later is: in order with the writes, as
+// if the writes had been made straight to w. With nothing pending, fn runs
+// at once. fn must not block; it runs on whichever goroutine completes the
+// preceding write.
+//
+// A connection routes its write deadlines through it: a deadline set after
+// a write governs only later writes, as on an unbuffered socket, whose
+// kernel buffer already holds the earlier bytes.
+func (c *CoalescingWriter) AfterPending(fn func()) {
+	c.mu.Lock()
+	if len(c.pending) == 0 && len(c.actions) == 0 && !c.writing {
+		c.mu.Unlock()
+		fn()
+		return
+	}
+	c.actions = append(c.actions, pendingAction{at: len(c.pending), fn: fn})
+	c.cond.Broadcast()
+	c.mu.Unlock()
 }
 
 // Close refuses further writes and waits at most timeout for the pending
@@ -97,10 +129,10 @@ func (c *CoalescingWriter) loop() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for {
-		for len(c.pending) == 0 && !c.closed {
+		for len(c.pending) == 0 && len(c.actions) == 0 && !c.closed {
 			c.cond.Wait()
 		}
-		if len(c.pending) == 0 {
+		if len(c.pending) == 0 && len(c.actions) == 0 {
 			for c.writing {
 				c.cond.Wait()
 			}
@@ -117,7 +149,7 @@ func (c *CoalescingWriter) loop() {
 		for c.writing { // a ResponseEnded caller took the batch
 			c.cond.Wait()
 		}
-		if len(c.pending) > 0 {
+		if len(c.pending) > 0 || len(c.actions) > 0 {
 			c.writeLocked()
 		}
 		if c.err != nil {
@@ -127,14 +159,40 @@ func (c *CoalescingWriter) loop() {
 }
 
 // writeLocked hands what is pending to w, with c.mu released during the
-// write. Called with c.mu held and no write in progress.
+// write, and runs the actions due after it. Pending bytes that follow an
+// action stay pending for the next write. Called with c.mu held and no
+// write in progress.
 func (c *CoalescingWriter) writeLocked() {
-	c.pending, c.spare = c.spare[:0], c.pending
-	c.ended = 0
+	n := len(c.pending)
+	if len(c.actions) > 0 {
+		n = c.actions[0].at
+	}
 	c.writing = true
-	c.mu.Unlock()
-	_, err := c.w.Write(c.spare)
-	c.mu.Lock()
+	var err error
+	if n > 0 {
+		if n == len(c.pending) {
+			c.pending, c.spare = c.spare[:0], c.pending
+		} else {
+			c.spare = append(c.spare[:0], c.pending[:n]...)
+			c.pending = c.pending[:copy(c.pending, c.pending[n:])]
+		}
+		for i := range c.actions {
+			c.actions[i].at -= n
+		}
+		c.ended = 0
+		c.mu.Unlock()
+		_, err = c.w.Write(c.spare)
+		c.mu.Lock()
+	}
+	// Actions at offset 0 are due: everything written before them is out.
+	// (Those queued during the write came after its bytes.)
+	for err == nil && len(c.actions) > 0 && c.actions[0].at == 0 {
+		fn := c.actions[0].fn
+		c.actions = c.actions[:copy(c.actions, c.actions[1:])]
+		c.mu.Unlock()
+		fn()
+		c.mu.Lock()
+	}
 	c.writing = false
 	if cap(c.spare) > 4*c.maxPending {
 		c.spare = nil // a burst grew it; let it go
@@ -143,6 +201,7 @@ func (c *CoalescingWriter) writeLocked() {
 	if err != nil {
 		c.err = err
 		c.pending = nil
+		c.actions = nil
 	}
 }
 

@@ -227,3 +227,41 @@ func TestCoalescingWriterWriteThroughWaitsForAWriteInProgress(t *testing.T) {
 	}
 	cw.Close(time.Second)
 }
+
+// AfterPending runs in order with the writes: after every byte written
+// before it has reached the writer, before any byte written after it.
+func TestCoalescingWriterRunsActionsBetweenWrites(t *testing.T) {
+	t.Parallel()
+	w := &gatedWriter{entered: make(chan struct{}, 8), gate: make(chan struct{})}
+	cw := server.NewCoalescingWriter(w, 1<<20)
+	defer cw.Close(time.Second)
+	seen := make(chan string, 4)
+	snapshot := func(label string) func() {
+		return func() {
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			seen <- label + ":" + w.buf.String()
+		}
+	}
+	_, _ = cw.Write([]byte("a"))
+	<-w.entered // "a" is being written
+	_, _ = cw.Write([]byte("b"))
+	cw.AfterPending(snapshot("first"))
+	_, _ = cw.Write([]byte("c"))
+	cw.AfterPending(snapshot("second"))
+	close(w.gate)
+	if err := cw.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"first:ab", "second:abc"} {
+		if got := <-seen; got != want {
+			t.Errorf("action saw %q, want %q", got, want)
+		}
+	}
+	// With nothing pending an action runs at once, on the caller.
+	ran := false
+	cw.AfterPending(func() { ran = true })
+	if !ran {
+		t.Error("AfterPending with nothing pending did not run at once")
+	}
+}

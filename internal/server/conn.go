@@ -57,6 +57,26 @@ type bufferedConn struct {
 func (c *bufferedConn) Read(p []byte) (int, error)  { return c.r.Read(p) }
 func (c *bufferedConn) Write(p []byte) (int, error) { return c.w.Write(p) }
 
+// SetWriteDeadline applies t to the writes made after it: bytes written
+// before it are already the connection's to deliver, as they would be in
+// the kernel's buffer without this one, and a later deadline must not drop
+// them. (Closing a TLS connection writes the close alert and then sets the
+// deadline to now; applied at once, that deadline failed the write of the
+// response still pending here.)
+func (c *bufferedConn) SetWriteDeadline(t time.Time) error {
+	c.w.AfterPending(func() { _ = c.Conn.SetWriteDeadline(t) })
+	return nil
+}
+
+// SetDeadline sets the read deadline now and the write deadline in order
+// with the writes (SetWriteDeadline).
+func (c *bufferedConn) SetDeadline(t time.Time) error {
+	if err := c.Conn.SetReadDeadline(t); err != nil {
+		return err
+	}
+	return c.SetWriteDeadline(t)
+}
+
 // ResponseEnded is how internal/h2 marks the end of a response.
 func (c *bufferedConn) ResponseEnded() { c.w.ResponseEnded() }
 

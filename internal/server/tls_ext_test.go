@@ -1,11 +1,14 @@
 package server_test
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"connectrpc.com/connect"
 	"golang.org/x/net/http2"
@@ -137,4 +140,98 @@ func TestStdHTTP2Server(t *testing.T) {
 	if got := c.Settings[http2.SettingMaxHeaderListSize]; got <= server.DefaultMaxHeaderBytes {
 		t.Errorf("SETTINGS_MAX_HEADER_LIST_SIZE = %d: internal/h2's %d, not net/http's", got, server.DefaultMaxHeaderBytes)
 	}
+}
+
+// A response is never lost to the connection closing after it. net/http
+// closes an HTTP/1.x connection after a "Connection: close" request (and
+// after every HTTP/1.0 one); over TLS the close first writes the close
+// alert under a write deadline of "now", while the buffered connection
+// may still hold the response.
+func TestTLSResponsesSurviveConnectionClose(t *testing.T) {
+	t.Parallel()
+	srv := testserver.StartWith(t, server.Config{}, testserver.Options{TLS: true})
+	roots := srv.HTTPClient.Transport.(*http.Transport).TLSClientConfig.RootCAs
+	const body = `{"city":"Chicago"}`
+	for _, tc := range []struct {
+		name, version string
+		alpn          []string
+	}{
+		{"http/1.1 connection close", "HTTP/1.1", []string{"http/1.1"}},
+		{"http/1.0 without alpn", "HTTP/1.0", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			lost := 0
+			for i := range 200 {
+				conn, err := tls.Dial("tcp", srv.Addr, &tls.Config{RootCAs: roots, NextProtos: tc.alpn, ServerName: "127.0.0.1"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				fmt.Fprintf(conn, "POST /teams.v1.TeamsService/GetTeam %s\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s",
+					tc.version, len(body), body)
+				_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+				got, err := io.ReadAll(conn)
+				conn.Close()
+				if !strings.HasPrefix(string(got), tc.version+" 200 ") || !strings.HasSuffix(strings.ReplaceAll(string(got), " ", ""), `{"city":"Chicago","nickname":"Jackals"}`) {
+					if lost++; lost <= 3 {
+						t.Errorf("request %d: got %q (read error %v)", i, got, err)
+					}
+				}
+			}
+			if lost > 0 {
+				t.Errorf("%d of 200 responses lost", lost)
+			}
+		})
+	}
+}
+
+// The last frame a server sends before it closes a TLS connection, the
+// final GOAWAY, reaches the client: after an idle timeout and in a
+// graceful shutdown.
+func TestTLSFinalGoAwayReachesClient(t *testing.T) {
+	t.Parallel()
+	// untilFinalGoAway reads frames, answering PINGs, until a GOAWAY that
+	// names a real last stream (a graceful shutdown's first one names the
+	// largest ID), and then expects the connection to end.
+	untilFinalGoAway := func(t *testing.T, c *testserver.H2Conn) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			f, err := c.ReadFrame(time.Until(deadline))
+			if err != nil {
+				t.Fatalf("no final GOAWAY before the connection ended: %v", err)
+			}
+			switch f := f.(type) {
+			case *http2.PingFrame:
+				if !f.IsAck() {
+					_ = c.Fr.WritePing(true, f.Data)
+				}
+			case *http2.GoAwayFrame:
+				if f.LastStreamID == 1<<31-1 {
+					continue
+				}
+				if f.ErrCode != http2.ErrCodeNo {
+					t.Errorf("final GOAWAY %v, want NO_ERROR", f.ErrCode)
+				}
+				if _, err := c.ReadFrame(5 * time.Second); err == nil {
+					t.Error("a frame followed the final GOAWAY")
+				}
+				return
+			}
+		}
+	}
+	t.Run("idle timeout", func(t *testing.T) {
+		t.Parallel()
+		srv := testserver.StartWith(t, server.Config{}, testserver.Options{TLS: true, HTTP: server.HTTPConfig{IdleTimeout: 200 * time.Millisecond}})
+		for range 20 {
+			untilFinalGoAway(t, testserver.DialH2TLS(t, srv.Addr, srv.CertPool))
+		}
+	})
+	t.Run("graceful shutdown", func(t *testing.T) {
+		t.Parallel()
+		srv := testserver.StartWith(t, server.Config{}, testserver.Options{TLS: true})
+		c := testserver.DialH2TLS(t, srv.Addr, srv.CertPool)
+		go func() { _ = srv.HTTPServer.Shutdown(context.Background()) }()
+		untilFinalGoAway(t, c)
+	})
 }

@@ -2,6 +2,8 @@ package testserver
 
 import (
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"io"
 	"net"
@@ -33,6 +35,28 @@ func DialH2(t testing.TB, addr string, settings ...http2.Setting) *H2Conn {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return startH2(t, conn, settings)
+}
+
+// DialH2TLS is DialH2 over TLS, trusting roots and negotiating "h2" by ALPN.
+func DialH2TLS(t testing.TB, addr string, roots *x509.CertPool, settings ...http2.Setting) *H2Conn {
+	t.Helper()
+	dialer := &net.Dialer{Timeout: 5 * time.Second}
+	conn, err := tls.DialWithDialer(dialer, "tcp", addr, &tls.Config{RootCAs: roots, NextProtos: []string{"h2"}, ServerName: "127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := conn.ConnectionState().NegotiatedProtocol; p != "h2" {
+		conn.Close()
+		t.Fatalf("ALPN negotiated %q, want h2", p)
+	}
+	return startH2(t, conn, settings)
+}
+
+// startH2 sends the client preface and settings on conn and reads the
+// server's SETTINGS.
+func startH2(t testing.TB, conn net.Conn, settings []http2.Setting) *H2Conn {
+	t.Helper()
 	t.Cleanup(func() { conn.Close() })
 	c := &H2Conn{T: t, Conn: conn, Fr: http2.NewFramer(conn, conn), Settings: map[http2.SettingID]uint32{}}
 	c.enc = hpack.NewEncoder(&c.hbuf)

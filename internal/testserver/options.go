@@ -46,6 +46,7 @@ func StartWith(t testing.TB, cfg server.Config, opts Options) *Server {
 	hs := server.NewHTTPServer(srv.Handler, opts.HTTP, cfg.Logger)
 	client := NewH2CClient()
 	scheme := "http"
+	var pool *x509.CertPool
 	done := make(chan error, 1)
 	if opts.TLS {
 		certPEM, keyPEM := SelfSignedCert(t)
@@ -54,7 +55,7 @@ func StartWith(t testing.TB, cfg server.Config, opts Options) *Server {
 			t.Fatal(err)
 		}
 		hs.TLSConfig.Certificates = []tls.Certificate{cert}
-		pool := x509.NewCertPool()
+		pool = x509.NewCertPool()
 		pool.AppendCertsFromPEM(certPEM)
 		client = NewTLSClient(pool)
 		scheme = "https"
@@ -73,7 +74,7 @@ func StartWith(t testing.TB, cfg server.Config, opts Options) *Server {
 			t.Errorf("serve: %v", err)
 		}
 	})
-	return &Server{Server: srv, URL: scheme + "://" + ln.Addr().String(), Addr: ln.Addr().String(), HTTPClient: client}
+	return &Server{Server: srv, URL: scheme + "://" + ln.Addr().String(), Addr: ln.Addr().String(), HTTPClient: client, CertPool: pool, HTTPServer: hs}
 }
 
 // NewTLSClient returns a client that trusts roots and offers HTTP/2 and

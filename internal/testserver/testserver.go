@@ -6,6 +6,7 @@ package testserver
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"io"
 	"net/http"
 	"testing"
@@ -24,6 +25,10 @@ type Server struct {
 	Addr string
 	// HTTPClient speaks prior-knowledge HTTP/2 over cleartext (h2c).
 	HTTPClient *http.Client
+	// CertPool holds the server's certificate when it serves TLS.
+	CertPool *x509.CertPool
+	// HTTPServer serves the listener; tests may shut it down early.
+	HTTPServer *http.Server
 }
 
 // Start serves cfg on a free loopback port until the test ends, over h2c
