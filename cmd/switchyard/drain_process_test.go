@@ -3,7 +3,9 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -319,5 +321,76 @@ func TestDrainDelayReportsNotServing(t *testing.T) {
 	fresh.CloseIdleConnections()
 	if code := p.wait(t, 10*time.Second); code != 0 {
 		t.Errorf("exit code %d, want 0", code)
+	}
+}
+
+// SIGHUP reads -tls-cert and -tls-key again: new handshakes get the new
+// certificate, without a restart; a pair that fails to load keeps the
+// previous one in use.
+func TestTLSCertificateReloadsOnSIGHUP(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	cert, key := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	install := func(certPEM, keyPEM []byte) {
+		t.Helper()
+		if err := os.WriteFile(cert, certPEM, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(key, keyPEM, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	firstCert, firstKey := testserver.SelfSignedCert(t)
+	install(firstCert, firstKey)
+	p := startProcess(t, "-tls-cert", cert, "-tls-key", key)
+	// served returns the serial number of the certificate a new handshake
+	// gets.
+	served := func() string {
+		t.Helper()
+		conn, err := tls.Dial("tcp", p.addr, &tls.Config{InsecureSkipVerify: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		return conn.ConnectionState().PeerCertificates[0].SerialNumber.String()
+	}
+	serialOf := func(certPEM []byte) string {
+		block, _ := pem.Decode(certPEM)
+		c, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.SerialNumber.String()
+	}
+	hangup := func(wantLog string) {
+		t.Helper()
+		before := strings.Count(p.logs(), wantLog)
+		if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		for deadline := time.Now().Add(10 * time.Second); strings.Count(p.logs(), wantLog) == before; time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no new %q in the log after SIGHUP:\n%s", wantLog, p.logs())
+			}
+		}
+	}
+	if got, want := served(), serialOf(firstCert); got != want {
+		t.Fatalf("serving certificate %s, want %s", got, want)
+	}
+	secondCert, secondKey := testserver.SelfSignedCert(t)
+	install(secondCert, secondKey)
+	hangup(`"msg":"TLS certificate reloaded"`)
+	if got, want := served(), serialOf(secondCert); got != want {
+		t.Fatalf("after SIGHUP serving %s, want the new certificate %s", got, want)
+	}
+	install([]byte("not a certificate"), secondKey)
+	hangup(`"msg":"TLS certificate reload failed; serving the previous certificate"`)
+	if got, want := served(), serialOf(secondCert); got != want {
+		t.Fatalf("after a failed reload serving %s, want the previous certificate %s", got, want)
+	}
+	select {
+	case <-p.exited:
+		t.Fatalf("SIGHUP ended the process:\n%s", p.logs())
+	default:
 	}
 }

@@ -5,7 +5,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -177,20 +176,21 @@ func run(args []string, stderr io.Writer) error {
 	}, logger)
 	// The listener carries the connection limit; the rest is the http.Server's.
 	listenLimits := server.HTTPConfig{MaxConnections: o.maxConnections}
+	var certs *certReloader
 	if o.tlsCert != "" {
-		// Load now, so a bad certificate fails at start, not at the first
-		// handshake.
-		cert, err := tls.LoadX509KeyPair(o.tlsCert, o.tlsKey)
-		if err != nil {
-			return fmt.Errorf("TLS: %w", err)
+		if certs, err = newCertReloader(o.tlsCert, o.tlsKey); err != nil {
+			return err
 		}
-		httpServer.TLSConfig.Certificates = []tls.Certificate{cert}
+		httpServer.TLSConfig.GetCertificate = certs.getCertificate
 	}
 
 	// Signals are caught from before the first connection, so a SIGTERM
 	// right after start drains instead of killing the process.
 	signals := make(chan os.Signal, 2)
 	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
+	hangups := make(chan os.Signal, 1)
+	signal.Notify(hangups, syscall.SIGHUP)
+	go reloadOnHangup(hangups, certs, logger)
 
 	ln, err := net.Listen("tcp", o.addr)
 	if err != nil {
@@ -249,6 +249,24 @@ func run(args []string, stderr io.Writer) error {
 	}
 	logger.Info("stopped")
 	return nil
+}
+
+// reloadOnHangup reads the TLS certificate again on every SIGHUP. Without
+// TLS there is nothing to reload, and SIGHUP is only logged: it must not
+// stop the server.
+func reloadOnHangup(hangups <-chan os.Signal, certs *certReloader, logger *slog.Logger) {
+	for range hangups {
+		if certs == nil {
+			logger.Info("SIGHUP: nothing to reload (no -tls-cert)")
+			continue
+		}
+		leaf, err := certs.reload()
+		if err != nil {
+			logger.Error("TLS certificate reload failed; serving the previous certificate", "err", err)
+			continue
+		}
+		logger.Info("TLS certificate reloaded", certAttrs(leaf)...)
+	}
 }
 
 func newLogger(o options, w io.Writer) *slog.Logger {
