@@ -147,7 +147,7 @@ func run(args []string, stderr io.Writer) error {
 			logger.Warn("closing the team store", "err", err)
 		}
 	}()
-	srv := server.New(server.Config{
+	srv := server.NewStack(server.Config{
 		Teams:               teamStore,
 		AdminToken:          adminToken,
 		RouteDB:             routeDB,
@@ -158,9 +158,7 @@ func run(args []string, stderr io.Writer) error {
 		Logger:              logger,
 		UnaryTimeout:        o.unaryTimeout,
 		CORSOrigins:         splitOrigins(o.corsOrigins),
-	})
-
-	httpServer := server.NewHTTPServer(srv.Handler, server.HTTPConfig{
+	}, server.HTTPConfig{
 		ReadHeaderTimeout: o.readHeaderTimeout,
 		IdleTimeout:       o.idleTimeout,
 
@@ -173,9 +171,9 @@ func run(args []string, stderr io.Writer) error {
 		HTTP2PingTimeout:                   o.h2PingTimeout,
 		WriteByteTimeout:                   o.writeByteTimeout,
 		StdHTTP2:                           o.http2Server == "net/http",
-	}, logger)
-	// The listener carries the connection limit; the rest is the http.Server's.
-	listenLimits := server.HTTPConfig{MaxConnections: o.maxConnections}
+		MaxConnections:                     o.maxConnections,
+	})
+	httpServer := srv.HTTP
 	var certs *certReloader
 	if o.tlsCert != "" {
 		if certs, err = newCertReloader(o.tlsCert, o.tlsKey); err != nil {
@@ -196,21 +194,11 @@ func run(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ln = server.LimitListener(ln, listenLimits)
 	logger.Info("switchyard serving", "addr", ln.Addr().String(), "services", len(srv.Services),
 		"features", routeDB.Len(), "writes_enabled", adminToken != "", "tls", o.tlsCert != "")
 
 	serveErr := make(chan error, 1)
-	go func() {
-		// Buffered reads and coalesced writes under TLS too: TLS wraps the
-		// buffered connection, so net/http still sees a *tls.Conn.
-		bln := server.BufferedListener(ln)
-		if o.tlsCert != "" {
-			serveErr <- httpServer.ServeTLS(bln, "", "")
-			return
-		}
-		serveErr <- httpServer.Serve(bln)
-	}()
+	go func() { serveErr <- srv.Serve(ln) }()
 
 	select {
 	case err := <-serveErr:

@@ -153,3 +153,35 @@ func LimitListener(ln net.Listener, cfg HTTPConfig) net.Listener {
 	cfg.applyDefaults()
 	return netutil.LimitListener(ln, cfg.MaxConnections)
 }
+
+// Stack is the whole server as the switchyard binary runs it: the
+// assembled services, the http.Server that carries the transport settings
+// and internal/h2, and the listener wrapping. The binary, the test server
+// and the Connect conformance suite's server-under-test all build it here,
+// so what they test is what ships.
+type Stack struct {
+	*Server
+	// HTTP serves the connections; its TLSConfig takes a certificate (or
+	// GetCertificate) to serve TLS. Shutdown and Close end Serve.
+	HTTP *http.Server
+	conf HTTPConfig
+}
+
+// NewStack assembles cfg's services behind the transport of hcfg.
+func NewStack(cfg Config, hcfg HTTPConfig) *Stack {
+	srv := New(cfg)
+	return &Stack{Server: srv, HTTP: NewHTTPServer(srv.Handler, hcfg, cfg.Logger), conf: hcfg}
+}
+
+// Serve serves ln until HTTP.Shutdown or HTTP.Close: at most
+// MaxConnections connections at once, each buffered, and over TLS when
+// HTTP.TLSConfig holds a certificate.
+func (s *Stack) Serve(ln net.Listener) error {
+	// Buffered reads and coalesced writes under TLS too: TLS wraps the
+	// buffered connection, so net/http still sees a *tls.Conn.
+	ln = BufferedListener(LimitListener(ln, s.conf))
+	if tc := s.HTTP.TLSConfig; len(tc.Certificates) > 0 || tc.GetCertificate != nil {
+		return s.HTTP.ServeTLS(ln, "", "")
+	}
+	return s.HTTP.Serve(ln)
+}

@@ -62,6 +62,12 @@ type Config struct {
 	// CORSOrigins may call from other origins in browsers ("*" for any);
 	// empty allows none (same-origin pages, such as the console, still work).
 	CORSOrigins []string
+	// Mounts are further services, served beside Switchyard's own with the
+	// same handler options (interceptors, limits) and listed by health and
+	// reflection. Each is a generated New...Handler bound to its
+	// implementation. The Connect conformance suite's server-under-test
+	// mounts its ConformanceService here.
+	Mounts []func(opts ...connect.HandlerOption) (string, http.Handler)
 }
 
 // Server is the assembled handler and the parts the process controls.
@@ -125,6 +131,9 @@ func New(cfg Config) *Server {
 	s.mount(routeguideconnect.NewRouteGuideHandler(routeguide.NewLegacyHandler(routeGuide), s.opts...))
 	s.mount(keywordsconnect.NewKeywordServiceHandler(keywords.NewLegacyHandler(keywords.NewHandler(cfg.MaxKeywordTextBytes)), s.opts...))
 	s.mount(summatorconnect.NewSummatorHandler(summator.NewLegacyHandler(), s.opts...))
+	for _, m := range cfg.Mounts {
+		s.mount(m(s.opts...))
+	}
 
 	// Health and reflection answer for every service served, themselves
 	// included.

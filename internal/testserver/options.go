@@ -37,13 +37,12 @@ func StartWith(t testing.TB, cfg server.Config, opts Options) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
-	srv := server.New(cfg)
+	stack := server.NewStack(cfg, opts.HTTP)
+	hs := stack.HTTP
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("listen: %v", err)
 	}
-	ln = server.LimitListener(ln, opts.HTTP)
-	hs := server.NewHTTPServer(srv.Handler, opts.HTTP, cfg.Logger)
 	client := NewH2CClient()
 	scheme := "http"
 	var pool *x509.CertPool
@@ -59,10 +58,8 @@ func StartWith(t testing.TB, cfg server.Config, opts Options) *Server {
 		pool.AppendCertsFromPEM(certPEM)
 		client = NewTLSClient(pool)
 		scheme = "https"
-		go func() { done <- hs.ServeTLS(server.BufferedListener(ln), "", "") }()
-	} else {
-		go func() { done <- hs.Serve(server.BufferedListener(ln)) }()
 	}
+	go func() { done <- stack.Serve(ln) }()
 	t.Cleanup(func() {
 		client.CloseIdleConnections()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -74,7 +71,7 @@ func StartWith(t testing.TB, cfg server.Config, opts Options) *Server {
 			t.Errorf("serve: %v", err)
 		}
 	})
-	return &Server{Server: srv, URL: scheme + "://" + ln.Addr().String(), Addr: ln.Addr().String(), HTTPClient: client, CertPool: pool, HTTPServer: hs}
+	return &Server{Server: stack.Server, URL: scheme + "://" + ln.Addr().String(), Addr: ln.Addr().String(), HTTPClient: client, CertPool: pool, HTTPServer: hs}
 }
 
 // NewTLSClient returns a client that trusts roots and offers HTTP/2 and
