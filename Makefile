@@ -1,5 +1,6 @@
-# Switchyard — every target runs from a fresh clone with only Go installed;
-# tools are Go module tools pinned in tools/go.mod and tools/buf/go.mod.
+# Switchyard. `make run` and `make build` need only Go; Go tools are module
+# tools pinned in tools/go.mod and tools/buf/go.mod. `make test` also needs
+# the Debian packages in DEB_PACKAGES (`make deps` installs them; CI calls it).
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
@@ -17,6 +18,20 @@ REFLECTION_IMAGE := internal/reflection/files.binpb
 .PHONY: help
 help: ## Describe useful make targets
 	@grep -E '^[a-zA-Z_-]+:.*?## .*$$' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "%-16s %s\n", $$1, $$2}'
+
+# What `make test` needs beyond Go, git and node/npm, as Debian packages: one
+# list, installed by `make deps` here and in CI (.ci/run).
+#   postgresql: server binaries for the store tests' private servers
+#   chromium: the browser tests; curl: the e2e suite; gcc: cgo for -race
+DEB_PACKAGES := postgresql chromium curl gcc libc6-dev
+
+.PHONY: deps
+deps: ## Install the Debian packages `make test` needs (sudo or root; apt)
+	@missing=$$(for p in $(DEB_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -z "$$missing" ]; then echo "deps: all of $(DEB_PACKAGES) installed"; exit 0; fi; \
+	echo "deps: installing $$missing"; \
+	sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+	$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq $$missing >/dev/null
 
 .PHONY: run
 run: build ## Build and start the server on $(ADDR) with embedded defaults
