@@ -89,6 +89,30 @@ e2e: ## End-to-end suite: the real switchyard process called by grpcurl, buf cur
 .PHONY: test
 test: lint checkgenerate breaking unit e2e fuzz soak-short ## Every check and test (what CI runs)
 
+# The Connect conformance suite (connectrpc.com/conformance): the version
+# whose protos conformance/gen is generated from.
+CONFORMANCE_VERSION := v1.0.7
+# The suite's protos the server-under-test needs, generated from its module.
+CONFORMANCE_PROTOS := config.proto server_compat.proto service.proto
+
+# The suite's protos are read from its Go module, never copied here, and
+# generated with conformance/buf.gen.yaml outside the product's buf
+# workspace: the reflection image and `grpcurl list` do not see them.
+.PHONY: conformance-generate
+conformance-generate: ## Regenerate conformance/gen from the conformance suite's protos
+	@dir=$$(go mod download -json connectrpc.com/conformance@$(CONFORMANCE_VERSION) | grep '"Dir"' | cut -d'"' -f4); \
+	test -d "$$dir/proto" || { echo "conformance-generate: no protos in '$$dir'"; exit 1; }; \
+	echo "buf generate --template conformance/buf.gen.yaml $$dir"; \
+	$(BUF) generate --template conformance/buf.gen.yaml "$$dir" \
+		$(foreach p,$(CONFORMANCE_PROTOS),--path "$$dir/proto/connectrpc/conformance/v1/$(p)")
+
+.PHONY: conformance-checkgenerate
+conformance-checkgenerate: conformance-generate
+	@test -z "$$(git status --porcelain -- conformance/gen)" || { echo "make conformance-generate changed conformance/gen; commit the result:"; git status --porcelain -- conformance/gen; exit 1; }
+
+generate: conformance-generate
+checkgenerate: conformance-checkgenerate
+
 # An execution count, not a duration: with a duration, Go 1.26's fuzz
 # coordinator can fail a target with a bare "context deadline exceeded" as
 # the time runs out, without any failing input (go.dev/issue/75804, fixed
