@@ -1,374 +1,286 @@
-// Command loadgen is a lean gRPC load generator: one HTTP/2 connection
-// driven by a single goroutine over golang.org/x/net/http2's Framer, so the
-// client costs far less CPU per call than a server and cannot cap the
-// measurement. It checks every response — HTTP status, content type,
-// grpc-status and the exact response bytes — and prints one JSON result.
+// Command loadgen is a lean gRPC load generator. Each of its -conns HTTP/2
+// connections (h2c, or TLS with ALPN h2) is driven by one goroutine over
+// golang.org/x/net/http2's Framer with -c calls in flight, so the client
+// costs far less CPU per call than a server and cannot cap the
+// measurement; it reports its own CPU per call to show it. It checks every
+// response — HTTP status, content type, grpc-status and message, and the
+// exact response bytes — and counts a call only when its check passed.
+//
+// With -write-share, a second process (this binary, -writer) issues
+// PutTeam with the admin token at that share of the read rate against the
+// same server, setting nicknames the readers' checks accept; reads and
+// writes are reported separately. One JSON result goes to stdout.
 package main
 
 import (
-	"bufio"
-	"bytes"
-	"encoding/binary"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"os"
-	"slices"
+	"runtime/pprof"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
-
-	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/hpack"
 )
 
 // Result is what one run prints on stdout.
 type Result struct {
-	Workload string  `json:"workload"`
-	Calls    int     `json:"calls"`       // completed inside the measured window
-	Msgs     int     `json:"msgs"`        // messages of those calls (see workload)
-	Seconds  float64 `json:"seconds"`     // measured window
-	CallsAll int     `json:"calls_all"`   // completed in total, warm-up included
-	P50      float64 `json:"p50_ms"`      // call latency
-	P90      float64 `json:"p90_ms"`      // call latency
-	P95      float64 `json:"p95_ms"`      // call latency
-	P99      float64 `json:"p99_ms"`      // call latency
-	P999     float64 `json:"p999_ms"`     // call latency
-	Max      float64 `json:"max_ms"`      // call latency
-	Errors   int     `json:"errors"`      // failed checks; any makes the run invalid
-	FirstErr string  `json:"first_error"` // the first failed check
+	Workload  string  `json:"workload"`
+	Conns     int     `json:"conns"`
+	Conc      int     `json:"conc"`        // calls in flight per connection
+	Calls     int     `json:"calls"`       // checked calls completed inside the measured window
+	Msgs      int     `json:"msgs"`        // messages of those calls (see workload)
+	Seconds   float64 `json:"seconds"`     // measured window
+	CallsAll  int     `json:"calls_all"`   // completed in total, warm-up and failures included
+	P50       float64 `json:"p50_ms"`      // call latency
+	P90       float64 `json:"p90_ms"`      // call latency
+	P95       float64 `json:"p95_ms"`      // call latency
+	P99       float64 `json:"p99_ms"`      // call latency
+	P999      float64 `json:"p999_ms"`     // call latency
+	Max       float64 `json:"max_ms"`      // call latency
+	Errors    int     `json:"errors"`      // failed checks; any makes the run invalid
+	FirstErr  string  `json:"first_error"` // the first failed check
+	Unknown   float64 `json:"unknown_share,omitempty"`
+	ClientCPU float64 `json:"client_cpu_us_per_call"` // this process's user+system time per call (calls_all)
+	// WritesSeen counts reads that returned a nickname the writer set.
+	WritesSeen int           `json:"writes_seen,omitempty"`
+	Writer     *WriterResult `json:"writer,omitempty"`
 }
+
+// maxConns bounds -conns; RouteChat gives each connection a longitude of
+// its own within a seed.
+const maxConns = 256
 
 func main() {
-	addr := flag.String("addr", "", "server address host:port (h2c)")
-	name := flag.String("workload", "getteam", "workload: "+strings.Join(workloadNames(), ", "))
-	conc := flag.Int("c", 64, "concurrent calls on the one connection")
-	warm := flag.Duration("warmup", time.Second, "calls before the measured window")
-	dur := flag.Duration("d", 5*time.Second, "measured window")
-	per := flag.Int("n", 100, "messages sent per call by client- and bidi-streaming workloads")
-	seed := flag.Int("seed", 0, "distinguishes runs so RouteChat locations never repeat on a server")
-	flag.Parse()
-	w, ok := workloads[*name]
-	if !ok || *addr == "" {
-		fmt.Fprintf(os.Stderr, "loadgen: need -addr and -workload (one of %s)\n", strings.Join(workloadNames(), ", "))
-		os.Exit(2)
+	os.Exit(realMain(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+type options struct {
+	addr       string
+	workload   string
+	conns      int
+	conc       int
+	warm, dur  time.Duration
+	params     params
+	tls        bool
+	caFile     string
+	insecure   bool
+	writeShare float64
+	tokenFile  string
+}
+
+func realMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o options
+	fs.StringVar(&o.addr, "addr", "", "server address host:port")
+	fs.StringVar(&o.workload, "workload", "getteam", "workload: "+strings.Join(workloadNames(), ", "))
+	fs.IntVar(&o.conns, "conns", 1, "HTTP/2 connections, each driven by its own goroutine")
+	fs.IntVar(&o.conc, "c", 64, "calls in flight on each connection")
+	fs.DurationVar(&o.warm, "warmup", time.Second, "calls before the measured window")
+	fs.DurationVar(&o.dur, "d", 5*time.Second, "measured window")
+	fs.IntVar(&o.params.per, "n", 100, "messages sent per call by client- and bidi-streaming workloads")
+	fs.IntVar(&o.params.seed, "seed", 0, "distinguishes runs so RouteChat locations never repeat on a server")
+	fs.Float64Var(&o.params.unknown, "unknown", 0, "GetTeam workloads: share of calls (0..1) for a city without a team")
+	fs.BoolVar(&o.tls, "tls", false, "TLS with ALPN h2 instead of cleartext HTTP/2")
+	fs.StringVar(&o.caFile, "cacert", "", "with -tls: trust the certificates of this PEM file (default: the system's roots)")
+	fs.BoolVar(&o.insecure, "insecure", false, "with -tls: do not verify the server's certificate (benchmark certificates)")
+	fs.Float64Var(&o.writeShare, "write-share", 0, "GetTeam workloads: PutTeam calls per read (e.g. 0.01), issued by a second process")
+	fs.StringVar(&o.tokenFile, "admin-token-file", "", "file holding the admin bearer token (needed by -write-share)")
+	writer := fs.Bool("writer", false, "internal: run as the PutTeam writer, paced by targets read on stdin")
+	profile := fs.String("cpuprofile", "", "write a CPU profile of the load generator itself here")
+	if err := fs.Parse(args); err != nil {
+		return 2
 	}
-	res, err := run(*addr, w(*per, *seed), *conc, *warm, *dur)
+	if *profile != "" {
+		f, err := os.Create(*profile)
+		if err != nil {
+			fmt.Fprintln(stderr, "loadgen:", err)
+			return 2
+		}
+		defer f.Close()
+		_ = pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
+	tc, err := tlsConfig(o)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "loadgen:", err)
-		os.Exit(1)
+		fmt.Fprintln(stderr, "loadgen:", err)
+		return 2
 	}
-	res.Workload = *name
-	_ = json.NewEncoder(os.Stdout).Encode(res)
-	if res.Errors > 0 {
-		os.Exit(1)
+	d := dialer{addr: o.addr, tls: tc}
+	if *writer {
+		return runWriter(d, o.tokenFile, stdin, stdout, stderr)
 	}
-}
-
-// call is one RPC to make: the request body (gRPC-framed messages, sent
-// with END_STREAM) and a check of the whole response body.
-type call struct {
-	body  []byte
-	msgs  int // messages counted for the call
-	check func(resp []byte) error
-}
-
-// workload makes the calls of one benchmark, in a loop.
-type workload struct {
-	path string
-	next func() call
-}
-
-type stream struct {
-	id      uint32
-	c       call
-	out     []byte // request bytes not yet sent
-	win     int64  // send window
-	in      []byte
-	headers bool
-	start   time.Time
-}
-
-type client struct {
-	conn    net.Conn
-	br      *bufio.Reader
-	bw      *bufio.Writer
-	fr      *http2.Framer
-	hdr     []byte // the request's header block, stateless (never indexed)
-	w       workload
-	nextID  uint32
-	connWin int64
-	initWin int64
-	maxFr   int
-	streams map[uint32]*stream
-	blocked []*stream
-	unacked int64 // received bytes not yet returned by WINDOW_UPDATE
-	spare   [][]byte
-}
-
-const recvWindow = 1 << 30
-
-func run(addr string, w workload, conc int, warm, dur time.Duration) (Result, error) {
-	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	build, ok := workloads[o.workload]
+	switch {
+	case !ok || o.addr == "":
+		fmt.Fprintf(stderr, "loadgen: need -addr and -workload (one of %s)\n", strings.Join(workloadNames(), ", "))
+		return 2
+	case o.conns < 1 || o.conns > maxConns || o.conc < 1:
+		fmt.Fprintf(stderr, "loadgen: -conns must be 1..%d and -c at least 1\n", maxConns)
+		return 2
+	case o.params.unknown < 0 || o.params.unknown > 1 || o.writeShare < 0 || o.writeShare > 1:
+		fmt.Fprintln(stderr, "loadgen: -unknown and -write-share are shares between 0 and 1")
+		return 2
+	case (o.params.unknown > 0 || o.writeShare > 0) && !strings.HasSuffix(o.workload, "getteam"):
+		fmt.Fprintln(stderr, "loadgen: -unknown and -write-share apply to the GetTeam workloads only")
+		return 2
+	case o.writeShare > 0 && o.tokenFile == "":
+		fmt.Fprintln(stderr, "loadgen: -write-share needs -admin-token-file (PutTeam is an admin write)")
+		return 2
+	}
+	res, err := run(o, d, build, stderr)
 	if err != nil {
-		return Result{}, err
+		fmt.Fprintln(stderr, "loadgen:", err)
+		if res.Errors == 0 {
+			return 1
+		}
 	}
-	defer conn.Close()
-	c := &client{
-		conn: conn, br: bufio.NewReaderSize(conn, 64<<10), bw: bufio.NewWriterSize(conn, 64<<10),
-		w: w, nextID: 1, connWin: 65535, initWin: 65535, maxFr: 16384, streams: map[uint32]*stream{},
+	_ = json.NewEncoder(stdout).Encode(res)
+	if err != nil || res.Errors > 0 || (res.Writer != nil && res.Writer.Errors > 0) {
+		return 1
 	}
-	c.fr = http2.NewFramer(c.bw, c.br)
-	c.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
-	var hb bytes.Buffer
-	enc := hpack.NewEncoder(&hb)
-	for _, f := range [][2]string{
-		{":method", "POST"}, {":scheme", "http"}, {":path", w.path}, {":authority", addr},
-		{"content-type", "application/grpc"}, {"te", "trailers"},
-		{"grpc-accept-encoding", "gzip"}, {"user-agent", "switchyard-loadgen"},
-	} {
-		_ = enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1], Sensitive: true})
-	}
-	c.hdr = hb.Bytes()
+	return 0
+}
 
-	if _, err := c.bw.WriteString(http2.ClientPreface); err != nil {
-		return Result{}, err
+func tlsConfig(o options) (*tls.Config, error) {
+	if !o.tls {
+		if o.caFile != "" || o.insecure {
+			return nil, errors.New("-cacert and -insecure go with -tls")
+		}
+		return nil, nil
 	}
-	_ = c.fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: recvWindow},
-		http2.Setting{ID: http2.SettingEnablePush, Val: 0})
-	_ = c.fr.WriteWindowUpdate(0, recvWindow-65535)
+	host := o.addr
+	if i := strings.LastIndexByte(host, ':'); i >= 0 {
+		host = host[:i]
+	}
+	c := &tls.Config{NextProtos: []string{"h2"}, ServerName: strings.Trim(host, "[]"), InsecureSkipVerify: o.insecure, MinVersion: tls.VersionTLS12}
+	if o.caFile != "" {
+		pem, err := os.ReadFile(o.caFile)
+		if err != nil {
+			return nil, err
+		}
+		c.RootCAs = x509.NewCertPool()
+		if !c.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("-cacert %s holds no PEM certificate", o.caFile)
+		}
+	}
+	return c, nil
+}
 
-	var res Result
-	lat := make([]time.Duration, 0, 1<<20)
-	started := false
+// run drives o.conns connections for the warm-up and the measured window
+// and adds up what they saw; with o.writeShare it paces a writer process
+// alongside.
+func run(o options, d dialer, build func(params) *workload, stderr io.Writer) (Result, error) {
+	res := Result{Workload: o.workload, Conns: o.conns, Conc: o.conc, Seconds: o.dur.Seconds(), Unknown: o.params.unknown}
+	cpu0 := cpuTime()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conns := make([]net.Conn, o.conns)
+	for i := range conns {
+		c, err := d.dial(ctx)
+		if err != nil {
+			for _, c := range conns[:i] {
+				c.Close()
+			}
+			return res, err
+		}
+		conns[i] = c
+	}
+	var done atomic.Int64
+	var w *writerProc
+	if o.writeShare > 0 {
+		var err error
+		if w, err = startWriter(o, stderr); err != nil {
+			return res, err
+		}
+	}
 	begin := time.Now()
-	measureFrom, measureTo := begin.Add(warm), begin.Add(warm+dur)
-	_ = conn.SetReadDeadline(measureTo.Add(30 * time.Second))
-	fail := func(err error) {
+	win := window{from: begin.Add(o.warm), to: begin.Add(o.warm + o.dur)}
+	stopPacing := make(chan struct{})
+	paced := make(chan struct{})
+	go func() {
+		defer close(paced)
+		if w != nil {
+			w.pace(&done, o.writeShare, win, stopPacing)
+		}
+	}()
+
+	stats := make([]connStats, o.conns)
+	wls := make([]*workload, o.conns)
+	errs := make([]error, o.conns)
+	var wg sync.WaitGroup
+	for i, c := range conns {
+		p := o.params
+		p.conn = i
+		wls[i] = build(p)
+		wg.Go(func() {
+			defer c.Close()
+			stats[i], errs[i] = drive(c, d.scheme(), wls[i], o.conc, win, &done)
+		})
+	}
+	wg.Wait()
+	close(stopPacing)
+	<-paced
+
+	var lat histogram
+	for i, s := range stats {
+		res.Calls += s.calls
+		res.Msgs += s.msgs
+		res.CallsAll += s.callsAll
+		res.Errors += s.errors
+		if res.FirstErr == "" {
+			res.FirstErr = s.firstErr
+		}
+		res.WritesSeen += wls[i].writesSeen
+		lat.add(&s.lat)
+	}
+	res.P50, res.P90, res.P95 = lat.percentile(0.50), lat.percentile(0.90), lat.percentile(0.95)
+	res.P99, res.P999, res.Max = lat.percentile(0.99), lat.percentile(0.999), lat.percentile(1)
+	if res.CallsAll > 0 {
+		res.ClientCPU = float64(cpuTime()-cpu0) / float64(time.Microsecond) / float64(res.CallsAll)
+	}
+	err := errors.Join(errs...)
+	if w != nil {
+		wr, werr := w.finish()
+		res.Writer = &wr
+		err = errors.Join(err, werr)
+		if werr == nil {
+			checkWritesSeen(&res)
+		}
+	}
+	if err == nil && res.Calls == 0 && res.Errors == 0 {
+		err = errors.New("no call completed inside the measured window")
+	}
+	return res, err
+}
+
+// checkWritesSeen fails a run whose reads saw none of many acknowledged
+// writes: they read something the writes do not reach (a cache that is
+// never invalidated, say). Most writes set a nickname other than the
+// team's own, and a run of seconds reads every team thousands of times.
+func checkWritesSeen(res *Result) {
+	if res.Writer != nil && res.Writer.WritesAll >= 20 && res.WritesSeen == 0 {
 		res.Errors++
 		if res.FirstErr == "" {
-			res.FirstErr = err.Error()
-		}
-	}
-	for {
-		if c.br.Buffered() == 0 {
-			if err := c.bw.Flush(); err != nil {
-				return res, err
-			}
-		}
-		f, err := c.fr.ReadFrame()
-		if err != nil {
-			return res, fmt.Errorf("read frame: %w", err)
-		}
-		switch f := f.(type) {
-		case *http2.SettingsFrame:
-			if f.IsAck() {
-				continue
-			}
-			if v, ok := f.Value(http2.SettingInitialWindowSize); ok {
-				d := int64(v) - c.initWin
-				c.initWin = int64(v)
-				for _, s := range c.streams {
-					s.win += d
-				}
-			}
-			if v, ok := f.Value(http2.SettingMaxFrameSize); ok {
-				c.maxFr = int(v)
-			}
-			if v, ok := f.Value(http2.SettingMaxConcurrentStreams); ok && int(v) < conc {
-				conc = int(v)
-			}
-			_ = c.fr.WriteSettingsAck()
-			if !started {
-				started = true
-				for range conc {
-					c.start()
-				}
-			}
-			c.unblock()
-		case *http2.PingFrame:
-			if !f.IsAck() {
-				_ = c.fr.WritePing(true, f.Data)
-			}
-		case *http2.WindowUpdateFrame:
-			if f.StreamID == 0 {
-				c.connWin += int64(f.Increment)
-			} else if s := c.streams[f.StreamID]; s != nil {
-				s.win += int64(f.Increment)
-			}
-			c.unblock()
-		case *http2.GoAwayFrame:
-			return res, fmt.Errorf("server sent GOAWAY %v: %q", f.ErrCode, f.DebugData())
-		case *http2.RSTStreamFrame:
-			return res, fmt.Errorf("server reset stream %d: %v", f.StreamID, f.ErrCode)
-		case *http2.DataFrame:
-			s := c.streams[f.StreamID]
-			if s == nil {
-				return res, fmt.Errorf("DATA on unknown stream %d", f.StreamID)
-			}
-			s.in = append(s.in, f.Data()...)
-			c.unacked += int64(f.Length)
-			if c.unacked > recvWindow/2 {
-				// Return the connection window; stream windows are as
-				// large and no call receives that much.
-				_ = c.fr.WriteWindowUpdate(0, uint32(c.unacked))
-				c.unacked = 0
-			}
-			if f.StreamEnded() {
-				return res, fmt.Errorf("%s: stream %d ended without trailers (HTTP error or unknown procedure?): %q", c.w.path, f.StreamID, trunc(s.in))
-			}
-		case *http2.MetaHeadersFrame:
-			s := c.streams[f.StreamID]
-			if s == nil {
-				return res, fmt.Errorf("HEADERS on unknown stream %d", f.StreamID)
-			}
-			if !s.headers {
-				s.headers = true
-				if st := f.PseudoValue("status"); st != "200" {
-					fail(fmt.Errorf("%s: HTTP status %s", c.w.path, st))
-				}
-				if !strings.HasPrefix(fieldValue(f, "content-type"), "application/grpc") {
-					fail(fmt.Errorf("%s: content-type %q", c.w.path, fieldValue(f, "content-type")))
-				}
-				// grpc-encoding may name gzip: what counts is each
-				// message's compressed flag, which the checks expect clear
-				// (every message here is below the compression threshold).
-			}
-			if !f.StreamEnded() {
-				continue
-			}
-			now := time.Now()
-			if code := fieldValue(f, "grpc-status"); code != "0" {
-				fail(fmt.Errorf("%s: grpc-status %s: %s", c.w.path, code, fieldValue(f, "grpc-message")))
-			} else if len(s.out) > 0 {
-				fail(fmt.Errorf("%s: call ended before its request was sent", c.w.path))
-			} else if err := s.c.check(s.in); err != nil {
-				fail(fmt.Errorf("%s: %w", c.w.path, err))
-			}
-			delete(c.streams, s.id)
-			c.spare = append(c.spare, s.in[:0])
-			res.CallsAll++
-			if !s.start.Before(measureFrom) && now.Before(measureTo) {
-				res.Calls++
-				res.Msgs += s.c.msgs
-				lat = append(lat, now.Sub(s.start))
-			}
-			if now.Before(measureTo) {
-				c.start()
-			} else if len(c.streams) == 0 {
-				res.Seconds = dur.Seconds()
-				slices.Sort(lat)
-				res.P50, res.P90, res.P95 = pct(lat, 0.50), pct(lat, 0.90), pct(lat, 0.95)
-				res.P99, res.P999, res.Max = pct(lat, 0.99), pct(lat, 0.999), pct(lat, 1)
-				_ = c.fr.WriteGoAway(c.nextID-2, http2.ErrCodeNo, nil)
-				_ = c.bw.Flush()
-				return res, nil
-			}
+			res.FirstErr = fmt.Sprintf("the writer's %d acknowledged PutTeam calls were never seen by a read", res.Writer.WritesAll)
 		}
 	}
 }
 
-// start opens the next call's stream and sends as much of it as the flow
-// control windows allow.
-func (c *client) start() {
-	s := &stream{id: c.nextID, c: c.w.next(), win: c.initWin, start: time.Now()}
-	if n := len(c.spare); n > 0 {
-		s.in, c.spare = c.spare[n-1], c.spare[:n-1]
-	}
-	c.nextID += 2
-	s.out = s.c.body
-	c.streams[s.id] = s
-	_ = c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: s.id, BlockFragment: c.hdr, EndHeaders: true})
-	if !c.send(s) {
-		c.blocked = append(c.blocked, s)
-	}
-}
-
-// send writes DATA for s within the windows; it reports whether s is done.
-func (c *client) send(s *stream) bool {
-	for len(s.out) > 0 {
-		n := min(int64(len(s.out)), c.connWin, s.win, int64(c.maxFr))
-		if n <= 0 {
-			return false
-		}
-		_ = c.fr.WriteData(s.id, int(n) == len(s.out), s.out[:n])
-		s.out = s.out[n:]
-		c.connWin -= n
-		s.win -= n
-	}
-	return true
-}
-
-func (c *client) unblock() {
-	kept := c.blocked[:0]
-	for _, s := range c.blocked {
-		if c.streams[s.id] == s && !c.send(s) {
-			kept = append(kept, s)
-		}
-	}
-	c.blocked = kept
-}
-
-func fieldValue(f *http2.MetaHeadersFrame, name string) string {
-	for _, hf := range f.RegularFields() {
-		if hf.Name == name {
-			return hf.Value
-		}
-	}
-	return ""
-}
-
-func pct(sorted []time.Duration, p float64) float64 {
-	if len(sorted) == 0 {
+// cpuTime is this process's user+system time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		return 0
 	}
-	i := min(int(float64(len(sorted))*p), len(sorted)-1)
-	return float64(sorted[i]) / float64(time.Millisecond)
-}
-
-// frame appends msg as one uncompressed gRPC message.
-func frame(dst, msg []byte) []byte {
-	dst = append(dst, 0, 0, 0, 0, 0)
-	binary.BigEndian.PutUint32(dst[len(dst)-4:], uint32(len(msg)))
-	return append(dst, msg...)
-}
-
-// equal checks a response body against the expected bytes.
-func equal(want []byte) func([]byte) error {
-	return func(got []byte) error {
-		if !bytes.Equal(got, want) {
-			return fmt.Errorf("response body differs: got %d bytes %q, want %d bytes %q", len(got), trunc(got), len(want), trunc(want))
-		}
-		return nil
-	}
-}
-
-func trunc(b []byte) []byte {
-	if len(b) > 64 {
-		return b[:64]
-	}
-	return b
-}
-
-var errShort = errors.New("short gRPC message")
-
-// messages splits a gRPC-framed body into its messages.
-func messages(body []byte) ([][]byte, error) {
-	var out [][]byte
-	for len(body) > 0 {
-		if len(body) < 5 {
-			return nil, errShort
-		}
-		if body[0] != 0 {
-			return nil, fmt.Errorf("message flags %#x: compressed or unknown", body[0])
-		}
-		n := int(binary.BigEndian.Uint32(body[1:5]))
-		if len(body) < 5+n {
-			return nil, errShort
-		}
-		out = append(out, body[5:5+n])
-		body = body[5+n:]
-	}
-	return out, nil
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
