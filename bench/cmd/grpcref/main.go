@@ -1,6 +1,9 @@
-// Command grpcref is the benchmark's reference: a plain grpc-go server for
-// the procedures Switchyard is measured on, with the same semantics because
-// it calls the same domain packages (services/teams, services/routeguide).
+// Command grpcref is the benchmark's same-work peer: a plain grpc-go server
+// for the procedures Switchyard is measured on, with the same semantics
+// and the same domain work because it calls the same domain packages
+// (services/teams with its SQLite or PostgreSQL store, services/routeguide).
+// It is the peer of the transport rows (GetFeature, ListFeatures,
+// RecordRoute, RouteChat) and an extra row for GetTeam read from the store.
 // Its service descriptors are written by hand over the gen/ message types:
 // Switchyard deliberately generates no grpc-go stubs.
 package main
@@ -14,11 +17,14 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"connectrpc.com/connect"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	legacyteams "github.com/switchyard/switchyard/gen/legacy/teams"
@@ -31,27 +37,60 @@ import (
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:0", "listen address; the bound address is printed on stdout")
-	dataDir := flag.String("data-dir", "", "team directory (SQLite, as switchyard's -data-dir); required")
+	dataDir := flag.String("data-dir", "", "team directory (SQLite, as switchyard's -data-dir)")
+	dsn := flag.String("postgres-dsn", "", "keep teams in this PostgreSQL database instead (as switchyard's flag)")
+	tokenFile := flag.String("admin-token-file", "", "file holding the bearer token that enables PutTeam (as switchyard's flag)")
+	cert := flag.String("tls-cert", "", "PEM certificate file: serve TLS (ALPN h2) instead of cleartext; needs -tls-key")
+	key := flag.String("tls-key", "", "PEM private key file of -tls-cert")
 	flag.Parse()
-	if *dataDir == "" {
-		fmt.Fprintln(os.Stderr, "grpcref: -data-dir is required: teams are read from SQLite, as switchyard reads them")
-		os.Exit(2)
-	}
-	// The same store switchyard serves by default, so a GetTeam costs the
-	// same domain work on both servers and only the RPC stack differs.
-	store, err := sqlstore.OpenSQLite(context.Background(), *dataDir)
-	if err != nil {
+	if err := run(*addr, *dataDir, *dsn, *tokenFile, *cert, *key); err != nil {
 		fmt.Fprintln(os.Stderr, "grpcref:", err)
 		os.Exit(1)
+	}
+}
+
+func run(addr, dataDir, dsn, tokenFile, cert, key string) error {
+	if (dataDir == "") == (dsn == "") {
+		return errors.New("give one of -data-dir and -postgres-dsn: teams are read from the store switchyard reads")
+	}
+	var token string
+	if tokenFile != "" {
+		b, err := os.ReadFile(tokenFile)
+		if err != nil {
+			return err
+		}
+		token = strings.TrimSpace(string(b))
+	}
+	// The same store switchyard serves, so a GetTeam costs the same
+	// domain work on both servers and only the RPC stack differs.
+	var store teams.Store
+	var err error
+	if dsn != "" {
+		store, err = sqlstore.OpenPostgres(context.Background(), dsn)
+	} else {
+		store, err = sqlstore.OpenSQLite(context.Background(), dataDir)
+	}
+	if err != nil {
+		return err
 	}
 	defer store.Close()
-	ln, err := net.Listen("tcp", *addr)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "grpcref:", err)
-		os.Exit(1)
+	var opts []grpc.ServerOption
+	if (cert == "") != (key == "") {
+		return errors.New("-tls-cert and -tls-key go together")
 	}
-	s := grpc.NewServer()
-	register(s, store)
+	if cert != "" {
+		creds, err := credentials.NewServerTLSFromFile(cert, key)
+		if err != nil {
+			return err
+		}
+		opts = append(opts, grpc.Creds(creds))
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	s := grpc.NewServer(opts...)
+	register(s, store, token)
 	fmt.Println(ln.Addr().String())
 	go func() {
 		sig := make(chan os.Signal, 1)
@@ -59,16 +98,13 @@ func main() {
 		<-sig
 		s.Stop()
 	}()
-	if err := s.Serve(ln); err != nil {
-		fmt.Fprintln(os.Stderr, "grpcref:", err)
-		os.Exit(1)
-	}
+	return s.Serve(ln)
 }
 
-// register serves teams.v1 GetTeam, the tutorial's /Teams/GetTeam and
-// routeguide.v1 on s.
-func register(s *grpc.Server, store teams.Store) {
-	th := teams.NewHandler(store, "")
+// register serves teams.v1 GetTeam and PutTeam, the tutorial's
+// /Teams/GetTeam and routeguide.v1 on s.
+func register(s *grpc.Server, store teams.Store, adminToken string) {
+	th := teams.NewHandler(store, adminToken)
 	s.RegisterService(&grpc.ServiceDesc{
 		ServiceName: "teams.v1.TeamsService",
 		HandlerType: (*any)(nil),
@@ -84,6 +120,27 @@ func register(s *grpc.Server, store teams.Store) {
 					return nil, toStatus(err)
 				}
 				return &teamsv1.GetTeamResponse{City: t.City, Nickname: t.Nickname}, nil
+			},
+		}, {
+			MethodName: "PutTeam",
+			Handler: func(_ any, ctx context.Context, dec func(any) error, _ grpc.UnaryServerInterceptor) (any, error) {
+				req := new(teamsv1.PutTeamRequest)
+				if err := dec(req); err != nil {
+					return nil, err
+				}
+				// The domain handler checks the token and writes, so the
+				// write path is Switchyard's, less its RPC stack.
+				creq := connect.NewRequest(req)
+				if md, ok := metadata.FromIncomingContext(ctx); ok {
+					for _, v := range md.Get("authorization") {
+						creq.Header().Add("Authorization", v)
+					}
+				}
+				resp, err := th.PutTeam(ctx, creq)
+				if err != nil {
+					return nil, toStatus(err)
+				}
+				return resp.Msg, nil
 			},
 		}},
 	}, struct{}{})
