@@ -1,341 +1,284 @@
-// Command benchrun measures Switchyard against the grpc-go reference server
-// side by side: both servers run for the whole benchmark, pinned to one CPU
-// and the load generator to another when there are at least two, and every
-// workload runs in interleaved rounds (the servers' order alternating), so
-// noise on a shared machine hits both alike. It prints the medians and one
-// ratio line per workload, and fails when any response check failed.
+// Command benchrun measures Switchyard against grpc-go peers side by side.
+// For each server core count asked for (-cores) that the machine can give,
+// it starts every server the rows need pinned to the same cores with
+// GOMAXPROCS equal to their number, runs the load generator on the other
+// cores with one connection per server core, and runs every row in
+// interleaved rounds, the order of the two servers alternating, so noise
+// on a shared machine hits both alike. It prints the medians (throughput,
+// p50/p99, server and load generator CPU per call, RSS sampled under
+// load), one ratio line per row against its peer, and a scaling table
+// across core counts; it fails when any response check failed.
+//
+// Pinning is done by benchrun itself (see execPinned), so it needs nothing
+// installed beyond its sibling binaries in -bin.
 package main
 
 import (
-	"bufio"
-	"bytes"
-	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
-	"io"
-	"net"
 	"os"
-	"os/exec"
-	"runtime"
+	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 )
 
-// workload is one row of the benchmark; adding a workload is one line.
-type workload struct {
-	name string
-	conc int    // concurrent calls on the one connection
-	per  int    // messages per call for streaming requests
-	unit string // what msgs counts
-	// optional: measured only when Switchyard serves it (probed first).
-	optional bool
-	// stream: the target is messages/s rather than calls/s and p99.
-	stream bool
-	target float64 // Switchyard/grpc-go ratio the issue asks for
-}
-
-var table = []workload{
-	{name: "getteam", conc: 64, unit: "calls", target: 1.0},
-	{name: "legacygetteam", conc: 64, unit: "calls", optional: true, target: 1.0},
-	{name: "listfeatures", conc: 16, unit: "features", stream: true, target: 1.0},
-	{name: "routechat", conc: 16, per: 100, unit: "notes", stream: true, target: 0.8},
-	{name: "recordroute", conc: 16, per: 100, unit: "points", stream: true, target: 0.8},
-}
-
-type result struct {
-	Calls    int     `json:"calls"`
-	Msgs     int     `json:"msgs"`
-	Seconds  float64 `json:"seconds"`
-	CallsAll int     `json:"calls_all"`
-	P50      float64 `json:"p50_ms"`
-	P99      float64 `json:"p99_ms"`
-	Errors   int     `json:"errors"`
-	FirstErr string  `json:"first_error"`
-	cpuUS    float64 // server CPU per call, µs (every call, warm-up included)
-}
-
-type server struct {
-	name string
-	addr string
-	cmd  *exec.Cmd
-	done chan struct{} // closed when the process exits
+type config struct {
+	bin                 string
+	rounds              int
+	dur, warm           time.Duration
+	only                string
+	out                 string
+	cores               []int
+	unknown, writeShare float64
+	postgres            string
 }
 
 func main() {
-	bin := flag.String("bin", ".tmp/bench", "directory holding switchyard, grpcref and loadgen")
-	rounds := flag.Int("rounds", 3, "interleaved rounds")
-	dur := flag.Duration("d", 5*time.Second, "measured window per run")
-	warm := flag.Duration("warmup", time.Second, "warm-up per run")
-	only := flag.String("only", "", "comma-separated workloads to run (default all)")
-	out := flag.String("o", "", "also write the table as Markdown to this file")
+	if len(os.Args) > 1 && os.Args[1] == pinFlag {
+		err := execPinned(os.Args[2:])
+		fmt.Fprintln(os.Stderr, "benchrun:", err)
+		os.Exit(1)
+	}
+	var c config
+	var cores string
+	flag.StringVar(&c.bin, "bin", ".tmp/bench", "directory holding switchyard, grpcteams, grpcref, routeguide-example and loadgen")
+	flag.IntVar(&c.rounds, "rounds", 3, "interleaved rounds per row (the order of the two servers alternates)")
+	flag.DurationVar(&c.dur, "d", 4*time.Second, "measured window per run")
+	flag.DurationVar(&c.warm, "warmup", time.Second, "warm-up per run")
+	flag.StringVar(&c.only, "only", "", "comma-separated rows to run (default all): "+strings.Join(rowNames(), ","))
+	flag.StringVar(&c.out, "o", "", "also write the tables as Markdown to this file")
+	flag.StringVar(&cores, "cores", "1", "comma-separated server core counts, e.g. 1,2,4,8; counts the machine cannot give are skipped (and said so)")
+	flag.Float64Var(&c.unknown, "unknown", 0.1, "GetTeam rows: share of calls for a city without a team")
+	flag.Float64Var(&c.writeShare, "write-share", 0.01, "GetTeam rows: PutTeam calls per read, from a writer process")
+	flag.StringVar(&c.postgres, "postgres", "auto", `PostgreSQL rows: "auto" (run them when initdb is found), "on" (fail without it) or "off"`)
 	flag.Parse()
-	if err := run(*bin, *rounds, *dur, *warm, *only, *out); err != nil {
+	var err error
+	if c.cores, err = parseCounts(cores); err == nil {
+		err = run(c)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "benchrun:", err)
 		os.Exit(1)
 	}
 }
 
-func run(bin string, rounds int, dur, warm time.Duration, only, out string) error {
-	serverCPU, clientCPU := pinning()
-	fmt.Printf("machine: %d CPUs, %s; server pinned %q, load generator pinned %q\n", runtime.NumCPU(), cpuModel(), serverCPU, clientCPU)
-
-	// Each server keeps its teams in SQLite (switchyard's default store) in
-	// a directory of its own, never the user's.
-	dataDir, err := os.MkdirTemp("", "switchyard-bench-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dataDir)
-	sy, err := startServer("switchyard", serverCPU, bin+"/switchyard", "-addr", "127.0.0.1:"+freePort(), "-data-dir", dataDir+"/switchyard")
-	if err != nil {
-		return err
-	}
-	defer stop(sy)
-	ref, err := startServer("grpc-go", serverCPU, bin+"/grpcref", "-addr", "127.0.0.1:"+freePort(), "-data-dir", dataDir+"/grpc-go")
-	if err != nil {
-		return err
-	}
-	defer stop(ref)
-	servers := []*server{sy, ref}
-
-	var wls []workload
+func rowNames() []string {
+	var names []string
 	for _, w := range table {
-		if only != "" && !slices.Contains(strings.Split(only, ","), w.name) {
+		names = append(names, w.name)
+	}
+	return names
+}
+
+// loadKey names what the load generator does in a row; rows with the same
+// key on the same server share its runs.
+func (w workload) loadKey() string {
+	return fmt.Sprintf("%s c%d n%d mix=%v", w.load, w.conc, w.per, w.mix)
+}
+
+func run(c config) error {
+	if c.postgres != "auto" && c.postgres != "on" && c.postgres != "off" {
+		return fmt.Errorf(`-postgres %q: want auto, on or off`, c.postgres)
+	}
+	cpus := allowedCPUs()
+	layouts, skipped := plan(cpus, c.cores)
+	fmt.Printf("machine: %d CPUs (%s), %s; load average %s\n", len(cpus), cpuList(cpus), cpuModel(), loadAvgLine())
+	for _, s := range skipped {
+		fmt.Println(s)
+	}
+	if len(layouts) == 0 {
+		return errors.New("no requested core count fits this machine")
+	}
+	var rows []workload
+	for _, w := range table {
+		if c.only == "" || slices.Contains(strings.Split(c.only, ","), w.name) {
+			rows = append(rows, w)
+		}
+	}
+	if len(rows) == 0 {
+		return fmt.Errorf("-only %q names no row; rows: %s", c.only, strings.Join(rowNames(), ","))
+	}
+
+	// Every server keeps its data in a directory of its own under one
+	// temporary directory, never the user's; removed at the end.
+	tmp, err := os.MkdirTemp("", "switchyard-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	f := files{dir: tmp, token: filepath.Join(tmp, "admin-token")}
+	if err := os.WriteFile(f.token, []byte("bench-admin-token\n"), 0o600); err != nil {
+		return err
+	}
+	if f.cert, f.key, err = writeCert(tmp); err != nil {
+		return err
+	}
+	if rows, err = withPostgres(c, rows, layouts, &f); err != nil {
+		return err
+	}
+	if f.dsn != nil {
+		defer f.stopPG()
+	}
+
+	var m measurements
+	rss := map[int]map[string][2]float64{} // cores → server → after-load RSS, peak
+	seed := 1
+	for _, l := range layouts {
+		here := rowsAt(rows, l.cores)
+		if len(here) == 0 {
 			continue
 		}
-		if w.optional {
-			if _, err := load(bin, clientCPU, sy, w, 0, 0, 200*time.Millisecond); err != nil {
-				fmt.Printf("skipping %s: switchyard does not serve it on this build (%v)\n", w.name, err)
-				continue
+		fmt.Printf("\n== %d server core(s): servers on CPUs %s (GOMAXPROCS=%d), load generator on CPUs %s, %d connection(s)\n",
+			l.cores, cpuList(l.server), l.cores, cpuList(l.client), l.cores)
+		if sib := sharedSiblings(l); len(sib) > 0 {
+			fmt.Printf("note: server CPUs share hyperthread siblings with the load generator (%s)\n", strings.Join(sib, " "))
+		}
+		servers, err := startAll(c.bin, l, here, f)
+		if err != nil {
+			return err
+		}
+		p := runParams{unknown: c.unknown, writeShare: c.writeShare, warm: c.warm, dur: c.dur}
+		err = rounds(c, l, here, servers, p, f, &seed, &m)
+		rss[l.cores] = map[string][2]float64{}
+		for name, s := range servers {
+			select {
+			case <-s.done:
+				err = errors.Join(err, fmt.Errorf("%s exited during the benchmark", name))
+			default:
 			}
+			cur, peak := memory(s.cmd.Process.Pid)
+			rss[l.cores][name] = [2]float64{cur, peak}
+			stop(s)
 		}
-		wls = append(wls, w)
-	}
-
-	results := map[string]map[string][]result{} // workload → server → rounds
-	seed := 1
-	for r := range rounds {
-		for _, w := range wls {
-			order := servers
-			if r%2 == 1 {
-				order = []*server{ref, sy}
-			}
-			for _, s := range order {
-				seed++
-				res, err := load(bin, clientCPU, s, w, seed, warm, dur)
-				if err != nil {
-					return fmt.Errorf("round %d %s on %s: %w", r+1, w.name, s.name, err)
-				}
-				if results[w.name] == nil {
-					results[w.name] = map[string][]result{}
-				}
-				results[w.name][s.name] = append(results[w.name][s.name], res)
-				fmt.Printf("round %d %-14s %-10s %10.0f calls/s %11.0f %s/s p99 %6.2f ms  cpu %6.1f µs/call\n",
-					r+1, w.name, s.name, float64(res.Calls)/res.Seconds, float64(res.Msgs)/res.Seconds, w.unit, res.P99, res.cpuUS)
-			}
+		if err != nil {
+			return err
 		}
 	}
-	for _, s := range servers {
-		select {
-		case <-s.done:
-			return fmt.Errorf("%s exited during the benchmark", s.name)
-		default:
-		}
-	}
-
-	var md bytes.Buffer
-	fmt.Fprintf(&md, "| workload | server | calls/s | msgs/s | p50 ms | p99 ms | server CPU µs/call |\n|---|---|---:|---:|---:|---:|---:|\n")
-	var ratios []string
-	for _, w := range wls {
-		med := map[string]result{}
-		for _, s := range servers {
-			rs := results[w.name][s.name]
-			m := result{
-				Calls:   int(median(rs, func(r result) float64 { return float64(r.Calls) / r.Seconds })),
-				Msgs:    int(median(rs, func(r result) float64 { return float64(r.Msgs) / r.Seconds })),
-				P50:     median(rs, func(r result) float64 { return r.P50 }),
-				P99:     median(rs, func(r result) float64 { return r.P99 }),
-				cpuUS:   median(rs, func(r result) float64 { return r.cpuUS }),
-				Seconds: 1,
-			}
-			med[s.name] = m
-			fmt.Fprintf(&md, "| %s (%d conc) | %s | %d | %d %s | %.2f | %.2f | %.1f |\n", w.name, w.conc, s.name, m.Calls, m.Msgs, w.unit, m.P50, m.P99, m.cpuUS)
-		}
-		a, b := med["switchyard"], med["grpc-go"]
-		if w.stream {
-			ratios = append(ratios, fmt.Sprintf("ratio %-14s msgs/s %.2fx (target >= %.1fx), server CPU per call %.2fx",
-				w.name, float64(a.Msgs)/float64(b.Msgs), w.target, a.cpuUS/b.cpuUS))
-		} else {
-			ratios = append(ratios, fmt.Sprintf("ratio %-14s throughput %.2fx (target >= %.1fx), p99 %.2fx (target <= 1.0x), server CPU per call %.2fx",
-				w.name, float64(a.Calls)/float64(b.Calls), w.target, a.P99/b.P99, a.cpuUS/b.cpuUS))
-		}
-	}
-	fmt.Fprintf(&md, "\n| server | RSS after load (MiB) | peak RSS (MiB) |\n|---|---:|---:|\n")
-	rss := map[string]float64{}
-	for _, s := range servers {
-		cur, peak := memory(s.cmd.Process.Pid)
-		rss[s.name] = cur
-		fmt.Fprintf(&md, "| %s | %.1f | %.1f |\n", s.name, cur, peak)
-	}
-	ratios = append(ratios, fmt.Sprintf("ratio %-14s %.2fx (target <= 1.0x)", "RSS", rss["switchyard"]/rss["grpc-go"]))
-	fmt.Fprintf(&md, "\nMedians of %d interleaved rounds, %s measured after %s warm-up per run.\n\n```\n%s\n```\n", rounds, dur, warm, strings.Join(ratios, "\n"))
-	fmt.Print("\n" + md.String())
-	if out != "" {
-		return os.WriteFile(out, md.Bytes(), 0o644)
+	md := report(c, layouts, skipped, rows, &m, rss)
+	fmt.Print("\n" + md)
+	if c.out != "" {
+		return os.WriteFile(c.out, []byte(md), 0o644)
 	}
 	return nil
 }
 
-// pinning returns taskset CPU lists for the servers and the load generator,
-// or empty ones when there is one CPU or no taskset.
-func pinning() (string, string) {
-	if runtime.NumCPU() < 2 {
-		return "", ""
-	}
-	if _, err := exec.LookPath("taskset"); err != nil {
-		fmt.Println("taskset not found (util-linux): running unpinned")
-		return "", ""
-	}
-	return "0", "1"
-}
-
-func command(cpu, name string, args ...string) *exec.Cmd {
-	if cpu == "" {
-		return exec.Command(name, args...)
-	}
-	return exec.Command("taskset", append([]string{"-c", cpu, name}, args...)...)
-}
-
-func startServer(name, cpu, path string, args ...string) (*server, error) {
-	var addr string
-	for i, a := range args {
-		if a == "-addr" {
-			addr = args[i+1]
+// rowsAt are the rows that run at n server cores.
+func rowsAt(rows []workload, n int) []workload {
+	var out []workload
+	for _, w := range rows {
+		if w.maxCores == 0 || n <= w.maxCores {
+			out = append(out, w)
 		}
 	}
-	cmd := command(cpu, path, args...)
-	// Switchyard writes its one line per call here: the write is paid,
-	// the storage is not.
-	cmd.Stdout, cmd.Stderr = io.Discard, nil
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", name, err)
-	}
-	s := &server{name: name, addr: addr, cmd: cmd, done: make(chan struct{})}
-	go func() { _ = cmd.Wait(); close(s.done) }()
-	for range 100 {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			return s, nil
+	return out
+}
+
+// startAll starts every server the rows need, pinned to l's server CPUs.
+func startAll(bin string, l layout, rows []workload, f files) (map[string]*server, error) {
+	servers := map[string]*server{}
+	for _, w := range rows {
+		for _, name := range []string{w.sy, w.peer} {
+			if servers[name] != nil {
+				continue
+			}
+			s, err := startServer(name, bin, l, f)
+			if err != nil {
+				for _, s := range servers {
+					stop(s)
+				}
+				return nil, err
+			}
+			servers[name] = s
 		}
-		time.Sleep(50 * time.Millisecond)
 	}
-	stop(s)
-	return nil, fmt.Errorf("%s did not listen on %s", name, addr)
+	return servers, nil
 }
 
-func stop(s *server) {
-	_ = s.cmd.Process.Signal(os.Interrupt)
-	select {
-	case <-s.done:
-	case <-time.After(5 * time.Second):
-		_ = s.cmd.Process.Kill()
-		<-s.done
+// rounds runs every row c.rounds times, each round alternating which of
+// the row's two servers goes first; a server's run of a load is shared by
+// the rows that ask for the same load in that round.
+func rounds(c config, l layout, rows []workload, servers map[string]*server, p runParams, f files, seed *int, m *measurements) error {
+	for r := range c.rounds {
+		fmt.Printf("-- round %d of %d (load average %s)\n", r+1, c.rounds, loadAvgLine())
+		done := map[string]bool{}
+		for _, w := range rows {
+			order := []string{w.sy, w.peer}
+			if r%2 == 1 {
+				order = []string{w.peer, w.sy}
+			}
+			for _, name := range order {
+				key := name + " " + w.loadKey()
+				if done[key] {
+					continue
+				}
+				done[key] = true
+				*seed++
+				p.seed = *seed
+				res, err := load(c.bin, l, servers[name], w, p, f)
+				if err != nil {
+					return fmt.Errorf("%d core(s), round %d, %s on %s: %w", l.cores, r+1, w.name, name, err)
+				}
+				m.add(l.cores, w.loadKey(), name, res)
+				line := fmt.Sprintf("%-20s %-22s %9.0f calls/s %10.0f %s/s p99 %6.2f ms  cpu %6.1f µs/call  loadgen %5.1f µs/call  rss %5.1f MiB",
+					w.name, serverKinds[name].label, res.callsPerSec(), res.msgsPerSec(), w.unit, res.P99, res.cpuUS, res.ClientCPU, res.rssMiB)
+				if res.Writer != nil {
+					line += fmt.Sprintf("  writes %.0f/s (seen by %d reads)", res.writesPerSec(), res.WritesSeen)
+				}
+				fmt.Println(line)
+			}
+		}
 	}
+	return nil
 }
 
-func freePort() string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+// withPostgres starts the private PostgreSQL the rows need, or drops the
+// PostgreSQL rows (saying so) when -postgres is auto and there is none.
+func withPostgres(c config, rows []workload, layouts []layout, f *files) ([]workload, error) {
+	need := false
+	for _, l := range layouts {
+		for _, w := range rowsAt(rows, l.cores) {
+			need = need || serverKinds[w.sy].pg || serverKinds[w.peer].pg
+		}
+	}
+	if !need {
+		return rows, nil
+	}
+	drop := func(why string) []workload {
+		fmt.Printf("skipping the PostgreSQL rows: %s\n", why)
+		return slices.DeleteFunc(rows, func(w workload) bool { return serverKinds[w.sy].pg || serverKinds[w.peer].pg })
+	}
+	if c.postgres == "off" {
+		return drop("-postgres off"), nil
+	}
+	bin, err := pgBinDir()
 	if err != nil {
-		panic(err)
+		if c.postgres == "on" {
+			return nil, err
+		}
+		return drop(err.Error()), nil
 	}
-	defer ln.Close()
-	return strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
-}
-
-// load runs the load generator once against s and measures the server's
-// CPU time over the run.
-func load(bin, cpu string, s *server, w workload, seed int, warm, dur time.Duration) (result, error) {
-	pid := s.cmd.Process.Pid
-	before := cpuTicks(pid)
-	cmd := command(cpu, bin+"/loadgen", "-addr", s.addr, "-workload", w.name, "-c", strconv.Itoa(w.conc),
-		"-n", strconv.Itoa(max(w.per, 1)), "-seed", strconv.Itoa(seed), "-warmup", warm.String(), "-d", dur.String())
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	runErr := cmd.Run()
-	after := cpuTicks(pid)
-	var res result
-	if err := json.Unmarshal(stdout.Bytes(), &res); err != nil {
-		return res, fmt.Errorf("loadgen: %v: %s%s", runErr, stderr.String(), stdout.String())
-	}
-	if res.Errors > 0 {
-		return res, fmt.Errorf("%d failed response checks, first: %s", res.Errors, res.FirstErr)
-	}
-	if runErr != nil {
-		return res, fmt.Errorf("loadgen: %v: %s", runErr, stderr.String())
-	}
-	if res.CallsAll > 0 {
-		res.cpuUS = float64(after-before) / clockTicks * 1e6 / float64(res.CallsAll)
-	}
-	return res, nil
-}
-
-// clockTicks is USER_HZ, 100 on every Linux the benchmark runs on.
-const clockTicks = 100
-
-// cpuTicks is the user+system time of pid in clock ticks.
-func cpuTicks(pid int) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	pg, err := startPostgres(bin)
 	if err != nil {
-		return 0
+		return nil, fmt.Errorf("start PostgreSQL: %w", err)
 	}
-	// Fields after the command name (which may hold spaces) start at ")".
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
-	u, _ := strconv.ParseInt(f[11], 10, 64)
-	s, _ := strconv.ParseInt(f[12], 10, 64)
-	return u + s
-}
-
-// memory returns VmRSS and VmHWM of pid in MiB.
-func memory(pid int) (rss, peak float64) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, 0
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		k, v, _ := strings.Cut(sc.Text(), ":")
-		kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
-		switch k {
-		case "VmRSS":
-			rss = kb / 1024
-		case "VmHWM":
-			peak = kb / 1024
+	for _, db := range []string{"switchyard"} {
+		if err := pg.createDatabase(db); err != nil {
+			pg.stop()
+			return nil, fmt.Errorf("PostgreSQL: create database %s: %w", db, err)
 		}
 	}
-	return rss, peak
+	fmt.Printf("PostgreSQL from %s in %s (unpinned)\n", bin, pg.dir)
+	f.dsn = pg.dsn
+	f.stopPG = pg.stop
+	return rows, nil
 }
 
-func cpuModel() string {
-	b, _ := os.ReadFile("/proc/cpuinfo")
-	for line := range strings.Lines(string(b)) {
-		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
+func loadAvgLine() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); len(f) >= 3 {
+		return strings.Join(f[:3], " ")
 	}
-	return "unknown CPU"
-}
-
-func median(rs []result, f func(result) float64) float64 {
-	if len(rs) == 0 {
-		return 0
-	}
-	v := make([]float64, len(rs))
-	for i, r := range rs {
-		v[i] = f(r)
-	}
-	slices.Sort(v)
-	return v[len(v)/2]
+	return "unknown"
 }

@@ -1,0 +1,200 @@
+package main
+
+import (
+	"bytes"
+	"debug/elf"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The test binary is benchrun's own pinning wrapper too, as benchrun is.
+func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == pinFlag {
+		err := execPinned(os.Args[2:])
+		fmt.Fprintln(os.Stderr, "benchrun:", err)
+		os.Exit(1)
+	}
+	os.Exit(m.Run())
+}
+
+// Core counts that leave the load generator fewer than half as many
+// cores (and at least one) are skipped with the reason; the others get
+// the first CPUs for the servers and the rest for the load generator.
+func TestPlan(t *testing.T) {
+	two := []int{0, 1}
+	fit, skipped := plan(two, []int{1, 2, 4, 8})
+	if len(fit) != 1 || fit[0].cores != 1 || !reflect.DeepEqual(fit[0].server, []int{0}) || !reflect.DeepEqual(fit[0].client, []int{1}) {
+		t.Errorf("2 CPUs: %+v", fit)
+	}
+	if len(skipped) != 3 || !strings.Contains(skipped[0], "2 server core(s): skipped, this machine gives 2 CPUs") {
+		t.Errorf("2 CPUs skipped: %q", skipped)
+	}
+	var sixteen []int
+	for c := range 16 {
+		sixteen = append(sixteen, c+16) // not numbered from 0: an affinity mask may start anywhere
+	}
+	fit, skipped = plan(sixteen, []int{1, 2, 4, 8, 12})
+	var got []int
+	for _, l := range fit {
+		got = append(got, l.cores)
+		if len(l.server) != l.cores || l.server[0] != 16 || len(l.client) != 16-l.cores || slices.Contains(l.client, l.server[len(l.server)-1]) {
+			t.Errorf("%d cores: servers %v, clients %v", l.cores, l.server, l.client)
+		}
+	}
+	if !reflect.DeepEqual(got, []int{1, 2, 4, 8}) || len(skipped) != 1 || !strings.HasPrefix(skipped[0], "12 server core(s)") {
+		t.Errorf("16 CPUs: fit %v, skipped %q", got, skipped)
+	}
+	if _, err := parseCounts("1,x"); err == nil {
+		t.Error("parseCounts accepted 1,x")
+	}
+	if c, err := parseCounts("1, 2,2,8"); err != nil || !reflect.DeepEqual(c, []int{1, 2, 8}) {
+		t.Errorf("parseCounts: %v %v", c, err)
+	}
+	if l := expandList("0-2,5,7-8"); !reflect.DeepEqual(l, []int{0, 1, 2, 5, 7, 8}) {
+		t.Errorf("expandList: %v", l)
+	}
+}
+
+// benchrun -pin runs a program on exactly the CPUs given (what taskset
+// would do), and the program's children inherit them.
+func TestPin(t *testing.T) {
+	cpus := allowedCPUs()
+	last := cpus[len(cpus)-1]
+	cmd, err := command([]int{last}, 1, "/bin/sh", "-c", "grep Cpus_allowed_list /proc/self/status; echo GOMAXPROCS=$GOMAXPROCS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	want := fmt.Sprintf("Cpus_allowed_list:\t%d\nGOMAXPROCS=1\n", last)
+	if string(out) != want {
+		t.Errorf("pinned child printed %q, want %q", out, want)
+	}
+}
+
+// The bundle `make bench-bundle` makes holds static binaries, and its
+// multicore.sh — the one step for a machine with more cores — runs every
+// kind of row at the one server core this machine gives, says which core
+// counts it skipped, writes the tables, and leaves no process or
+// directory behind. (PostgreSQL must be there under CI, as for every
+// store test.)
+func TestMulticoreScriptAtOneCore(t *testing.T) {
+	bundle := t.TempDir()
+	build := exec.Command("bash", "../../bundle.sh", bundle)
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("bundle.sh: %v\n%s", err, out)
+	}
+	for _, name := range []string{"switchyard", "benchrun", "loadgen", "grpcteams", "grpcref", "routeguide-example"} {
+		f, err := elf.Open(filepath.Join(bundle, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range f.Progs {
+			if p.Type == elf.PT_INTERP {
+				t.Errorf("%s is dynamically linked: it would not run on a machine with nothing installed", name)
+			}
+		}
+		f.Close()
+	}
+
+	// benchrun's temporary files (PostgreSQL's included) go here, which
+	// must be searchable by the postgres user when the test runs as root.
+	tmp := t.TempDir()
+	for _, d := range []string{tmp, filepath.Dir(tmp)} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, pgErr := pgBinDir()
+	pgMode := "auto"
+	if os.Getenv("CI") != "" && os.Getenv("CI") != "false" {
+		pgMode = "on"
+	}
+	rows := "getteam,legacygetteam,getfeature,listfeatures,recordroute,routechat,getteam-tls,listfeatures-tls,getteam-postgres,getteam-sqlite-peer,legacygetfeature,legacyroutechat"
+	cmd := exec.Command(filepath.Join(bundle, "multicore.sh"), "-cores", "1,64", "-rounds", "2", "-d", "400ms", "-warmup", "100ms",
+		"-only", rows, "-postgres", pgMode)
+	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	start := time.Now()
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("multicore.sh: %v\n%s\n%s", err, stdout.String(), stderr.String())
+	}
+	t.Logf("multicore.sh ran %v:\n%s", time.Since(start).Round(time.Second), stdout.String())
+	out := stdout.String()
+	for _, want := range []string{
+		"64 server core(s): skipped, this machine gives",
+		"### 1 server core(s)",
+		"### Scaling",
+		"| getteam | grpc-go map | 1 |",
+		"| legacygetteam | grpc-go map | 1 |",
+		"| getfeature | grpc-go | 1 |",
+		"| routechat | grpc-go | 1 |",
+		"| getteam-tls | grpc-go map TLS | 1 |",
+		"| listfeatures-tls | grpc-go TLS | 1 |",
+		"| getteam-sqlite-peer | grpc-go | 1 |",
+		"| legacyroutechat | route_guide example | 1 |",
+		"RSS under load",
+		"PutTeam at 1.0% of the read rate",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+	if pgErr == nil {
+		if !strings.Contains(out, "| getteam-postgres | grpc-go map | 1 |") {
+			t.Error("PostgreSQL is installed and the PostgreSQL row is missing")
+		}
+	} else if !strings.Contains(out, "skipping the PostgreSQL rows") {
+		t.Error("without PostgreSQL the output does not say the row was skipped")
+	}
+	// Every mix row's reads saw the writer's writes at least once.
+	for line := range strings.Lines(out) {
+		if strings.Contains(line, "writes ") && strings.Contains(line, "(seen by 0 reads)") {
+			t.Errorf("writes never seen: %s", line)
+		}
+	}
+	md, err := os.ReadFile(filepath.Join(bundle, "scaling.md"))
+	if err != nil || !bytes.Contains(md, []byte("### Scaling")) {
+		t.Errorf("scaling.md: %v, %.200q", err, md)
+	}
+	if left, _ := os.ReadDir(tmp); len(left) > 0 {
+		var names []string
+		for _, e := range left {
+			names = append(names, e.Name())
+		}
+		t.Errorf("benchrun left %s behind in its TMPDIR", strings.Join(names, ", "))
+	}
+}
+
+// The ratio lines judge each target, and extra rows carry none.
+func TestRatioLine(t *testing.T) {
+	row := workload{name: "getteam", peer: "grpc-go-map", mix: true, target: 1.0, target1: 1.2}
+	a := summary{calls: 1100, p99: 2, cpu: 20, rss: 30}
+	p := summary{calls: 1000, p99: 3, cpu: 25, rss: 20}
+	line := ratioLine(row, 1, a, p)
+	for _, want := range []string{"throughput 1.10x (target >= 1.2x: MISSED)", "p99 0.67x (<= 1.0x: met)", "server CPU/call 0.80x (<= 1.0x: met)", "RSS under load 1.50x (<= 1.25x: MISSED)"} {
+		if !strings.Contains(line, want) {
+			t.Errorf("1 core: %q lacks %q", line, want)
+		}
+	}
+	if line := ratioLine(row, 2, a, p); !strings.Contains(line, "throughput 1.10x (target >= 1.0x: met)") {
+		t.Errorf("2 cores: %q", line)
+	}
+	row.extra = true
+	if line := ratioLine(row, 1, a, p); !strings.Contains(line, "no target") || strings.Contains(line, "MISSED") {
+		t.Errorf("extra row: %q", line)
+	}
+	if got := median([]result{{Calls: 3, Seconds: 1}, {Calls: 1, Seconds: 1}, {Calls: 2, Seconds: 1}}, result.callsPerSec); got != 2 {
+		t.Errorf("median %v", got)
+	}
+}

@@ -1,0 +1,214 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// result is one load generator run against one server, with what
+// benchrun measured of the server meanwhile.
+type result struct {
+	Calls      int     `json:"calls"`
+	Msgs       int     `json:"msgs"`
+	Seconds    float64 `json:"seconds"`
+	CallsAll   int     `json:"calls_all"`
+	P50        float64 `json:"p50_ms"`
+	P99        float64 `json:"p99_ms"`
+	Errors     int     `json:"errors"`
+	FirstErr   string  `json:"first_error"`
+	ClientCPU  float64 `json:"client_cpu_us_per_call"`
+	WritesSeen int     `json:"writes_seen"`
+	Writer     *struct {
+		Writes    int     `json:"writes"`
+		WritesAll int     `json:"writes_all"`
+		Seconds   float64 `json:"seconds"`
+		P99       float64 `json:"p99_ms"`
+		Errors    int     `json:"errors"`
+		FirstErr  string  `json:"first_error"`
+		CPU       float64 `json:"cpu_us_per_write"`
+	} `json:"writer"`
+
+	cpuUS  float64 // server CPU per call, µs: every read and write, warm-up included
+	rssMiB float64 // the server's largest RSS sampled while the load ran
+	load1  float64 // the machine's 1-minute load average as the run began
+}
+
+func (r result) callsPerSec() float64 { return float64(r.Calls) / r.Seconds }
+func (r result) msgsPerSec() float64  { return float64(r.Msgs) / r.Seconds }
+
+// writesPerSec is the writer's acknowledged PutTeam rate in the window.
+func (r result) writesPerSec() float64 {
+	if r.Writer == nil || r.Writer.Seconds == 0 {
+		return 0
+	}
+	return float64(r.Writer.Writes) / r.Writer.Seconds
+}
+
+// runParams are the load generator settings of one run.
+type runParams struct {
+	unknown, writeShare float64
+	warm, dur           time.Duration
+	seed                int
+}
+
+// load runs the load generator once against s — one connection per
+// server core, pinned to the client CPUs — and measures the server's CPU
+// time over the run and its RSS during it.
+func load(bin string, l layout, s *server, w workload, p runParams, f files) (result, error) {
+	args := []string{"-addr", s.addr, "-workload", w.load, "-conns", strconv.Itoa(l.cores), "-c", strconv.Itoa(w.conc),
+		"-n", strconv.Itoa(max(w.per, 1)), "-seed", strconv.Itoa(p.seed), "-warmup", p.warm.String(), "-d", p.dur.String()}
+	if w.mix {
+		args = append(args, "-unknown", fmt.Sprint(p.unknown), "-write-share", fmt.Sprint(p.writeShare), "-admin-token-file", f.token)
+	}
+	if s.kind.tls {
+		args = append(args, "-tls", "-cacert", f.cert)
+	}
+	cmd, err := command(l.client, len(l.client), filepath.Join(bin, "loadgen"), args...)
+	if err != nil {
+		return result{}, err
+	}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+
+	pid := s.cmd.Process.Pid
+	load1 := loadAverage()
+	before := cpuTicks(pid)
+	sampled := make(chan float64, 1)
+	stopSampling := make(chan struct{})
+	go func() { sampled <- sampleRSS(pid, stopSampling) }()
+	runErr := cmd.Run()
+	close(stopSampling)
+	after := cpuTicks(pid)
+	res := result{rssMiB: <-sampled, load1: load1}
+	if err := json.Unmarshal(stdout.Bytes(), &res); err != nil {
+		return res, fmt.Errorf("loadgen: %v: %s%s", runErr, stderr.String(), stdout.String())
+	}
+	if res.Errors > 0 {
+		return res, fmt.Errorf("%d failed response checks, first: %s", res.Errors, res.FirstErr)
+	}
+	if res.Writer != nil && res.Writer.Errors > 0 {
+		return res, fmt.Errorf("writer: %d failed PutTeam checks, first: %s", res.Writer.Errors, res.Writer.FirstErr)
+	}
+	if runErr != nil {
+		return res, fmt.Errorf("loadgen: %v: %s", runErr, stderr.String())
+	}
+	calls := res.CallsAll
+	if res.Writer != nil {
+		calls += res.Writer.WritesAll
+	}
+	if calls > 0 {
+		res.cpuUS = float64(after-before) / clockTicks * 1e6 / float64(calls)
+	}
+	return res, nil
+}
+
+// sampleRSS reads pid's RSS every 50 ms until stop and returns the
+// largest, in MiB: memory under load, not after it.
+func sampleRSS(pid int, stop <-chan struct{}) float64 {
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	var peak float64
+	for {
+		cur, _ := memory(pid)
+		peak = max(peak, cur)
+		select {
+		case <-stop:
+			return peak
+		case <-t.C:
+		}
+	}
+}
+
+// clockTicks is USER_HZ, 100 on every Linux the benchmark runs on.
+const clockTicks = 100
+
+// cpuTicks is the user+system time of pid in clock ticks.
+func cpuTicks(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name (which may hold spaces) start at ")".
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	s, _ := strconv.ParseInt(f[12], 10, 64)
+	return u + s
+}
+
+// memory returns VmRSS and VmHWM of pid in MiB.
+func memory(pid int) (rss, peak float64) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		k, v, _ := strings.Cut(sc.Text(), ":")
+		kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+		switch k {
+		case "VmRSS":
+			rss = kb / 1024
+		case "VmHWM":
+			peak = kb / 1024
+		}
+	}
+	return rss, peak
+}
+
+// loadAverage is the machine's 1-minute load average (as uptime prints).
+func loadAverage() float64 {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 0
+	}
+	v, _ := strconv.ParseFloat(f[0], 64)
+	return v
+}
+
+func cpuModel() string {
+	b, _ := os.ReadFile("/proc/cpuinfo")
+	for line := range strings.Lines(string(b)) {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown CPU"
+}
+
+// measurements hold every run's result: core count → row key → server →
+// one result per round.
+type measurements struct {
+	mu sync.Mutex
+	m  map[int]map[string]map[string][]result
+}
+
+func (m *measurements) add(cores int, key, server string, r result) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.m == nil {
+		m.m = map[int]map[string]map[string][]result{}
+	}
+	if m.m[cores] == nil {
+		m.m[cores] = map[string]map[string][]result{}
+	}
+	if m.m[cores][key] == nil {
+		m.m[cores][key] = map[string][]result{}
+	}
+	m.m[cores][key][server] = append(m.m[cores][key][server], r)
+}
+
+func (m *measurements) get(cores int, key, server string) []result {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.m[cores][key][server]
+}
