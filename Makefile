@@ -175,12 +175,24 @@ soak: build ## Soak a real process with mixed traffic in every protocol ($(SOAK_
 soak-short: build ## The soak test for 20 s (part of make test)
 	go run ./cmd/soak -binary bin/switchyard -duration 20s -clients 16
 
+# BENCHARGS go to benchrun, e.g. "-rounds 5 -d 10s", "-only getteam,getfeature",
+# "-cores 1,2" (counts this machine cannot give are skipped), "-postgres off".
 .PHONY: bench
-bench: ## Switchyard vs a grpc-go reference server, side by side (not part of test)
-	@mkdir -p $(TMP)/bench
-	go build -o $(TMP)/bench/switchyard ./cmd/switchyard
-	cd bench && go build -o ../$(TMP)/bench/ ./cmd/...
+bench: ## Switchyard vs grpc-go peers, every row at 1 server core, ~7 min (not part of test; BENCHARGS: see BENCHMARKS.md)
+	bench/bundle.sh $(TMP)/bench
 	$(TMP)/bench/benchrun -bin $(TMP)/bench $(BENCHARGS)
+
+.PHONY: bench-bundle
+bench-bundle: ## Static benchmark binaries and multicore.sh in .tmp/bench-bundle (and .tar.gz), for a many-core machine with nothing installed
+	bench/bundle.sh $(TMP)/bench-bundle
+	tar -czf $(TMP)/bench-bundle.tar.gz -C $(TMP) bench-bundle
+	@echo "copy $(TMP)/bench-bundle.tar.gz to the machine, unpack it and run bench-bundle/multicore.sh"
+
+.PHONY: bench-test
+bench-test: ## Tests of the benchmark's tools: load generator, peers, benchrun, multicore.sh at 1 server core
+	cd bench && go test -race -count=1 ./...
+
+test: bench-test
 
 .PHONY: microbench
 microbench: ## Go micro-benchmarks of the call paths, with allocations (see BENCHMARKS.md)
