@@ -195,7 +195,10 @@ func run(o options, d dialer, build func(params) *workload, stderr io.Writer) (R
 		}
 		conns[i] = c
 	}
-	var done atomic.Int64
+	// Completed calls per connection, each on a cache line of its own so
+	// the connections' goroutines never contend; the writer's pacer adds
+	// them up.
+	done := make([]counter, o.conns)
 	var w *writerProc
 	if o.writeShare > 0 {
 		var err error
@@ -210,7 +213,13 @@ func run(o options, d dialer, build func(params) *workload, stderr io.Writer) (R
 	go func() {
 		defer close(paced)
 		if w != nil {
-			w.pace(&done, o.writeShare, win, stopPacing)
+			w.pace(func() int64 {
+				var n int64
+				for i := range done {
+					n += done[i].n.Load()
+				}
+				return n
+			}, o.writeShare, win, stopPacing)
 		}
 	}()
 
@@ -224,7 +233,7 @@ func run(o options, d dialer, build func(params) *workload, stderr io.Writer) (R
 		wls[i] = build(p)
 		wg.Go(func() {
 			defer c.Close()
-			stats[i], errs[i] = drive(c, d.scheme(), wls[i], o.conc, win, &done)
+			stats[i], errs[i] = drive(c, d.scheme(), wls[i], o.conc, win, &done[i].n)
 		})
 	}
 	wg.Wait()
@@ -261,6 +270,13 @@ func run(o options, d dialer, build func(params) *workload, stderr io.Writer) (R
 		err = errors.New("no call completed inside the measured window")
 	}
 	return res, err
+}
+
+// counter is a count written by one goroutine and read by another,
+// padded to a cache line.
+type counter struct {
+	n atomic.Int64
+	_ [56]byte
 }
 
 // checkWritesSeen fails a run whose reads saw none of many acknowledged

@@ -16,7 +16,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"golang.org/x/net/http2"
@@ -91,7 +90,7 @@ func startWriter(o options, stderr io.Writer) (*writerProc, error) {
 // pace tells the writer, every few milliseconds, how many writes the
 // reads completed so far call for, and when the measured window opens
 // and closes.
-func (w *writerProc) pace(reads *atomic.Int64, share float64, win window, stop <-chan struct{}) {
+func (w *writerProc) pace(reads func() int64, share float64, win window, stop <-chan struct{}) {
 	t := time.NewTicker(5 * time.Millisecond)
 	defer t.Stop()
 	last, started := -1, false
@@ -104,7 +103,7 @@ func (w *writerProc) pace(reads *atomic.Int64, share float64, win window, stop <
 				started = true
 				fmt.Fprintln(w.stdin, "start")
 			}
-			if n := int(float64(reads.Load()) * share); n != last {
+			if n := int(float64(reads()) * share); n != last {
 				last = n
 				fmt.Fprintf(w.stdin, "target %d\n", n)
 			}
