@@ -36,6 +36,10 @@ func TestPlan(t *testing.T) {
 	if len(skipped) != 3 || !strings.Contains(skipped[0], "2 server core(s): skipped, this machine gives 2 CPUs") {
 		t.Errorf("2 CPUs skipped: %q", skipped)
 	}
+	fit, skipped = plan([]int{3}, []int{1, 2})
+	if len(fit) != 1 || !reflect.DeepEqual(fit[0].server, []int{3}) || !reflect.DeepEqual(fit[0].client, []int{3}) || len(skipped) != 1 {
+		t.Errorf("1 CPU: fit %+v, skipped %q", fit, skipped)
+	}
 	var sixteen []int
 	for c := range 16 {
 		sixteen = append(sixteen, c+16) // not numbered from 0: an affinity mask may start anywhere

@@ -23,9 +23,15 @@ type layout struct {
 // plan assigns CPUs for each requested server core count, in order, and
 // says why a count was skipped: the load generator needs at least half
 // as many cores as the servers (it costs a fraction of a server's CPU per
-// call) and always at least one of its own.
+// call) and always at least one of its own. On a machine of one CPU the
+// one-core count still runs, servers and load generator sharing it, so
+// the tools work anywhere; its numbers then say little (run prints so).
 func plan(cpus []int, counts []int) (fit []layout, skipped []string) {
 	for _, n := range counts {
+		if n == 1 && len(cpus) == 1 {
+			fit = append(fit, layout{cores: 1, server: cpus, client: cpus})
+			continue
+		}
 		need := n + (n+1)/2
 		if n < 1 || len(cpus) < need {
 			skipped = append(skipped, fmt.Sprintf("%d server core(s): skipped, this machine gives %d CPUs and %d server cores need %d (at least %d for the load generator)",
@@ -88,7 +94,7 @@ func sharedSiblings(l layout) []string {
 			continue
 		}
 		for _, sib := range expandList(strings.TrimSpace(string(b))) {
-			if slices.Contains(l.client, sib) {
+			if sib != c && slices.Contains(l.client, sib) {
 				out = append(out, fmt.Sprintf("%d~%d", c, sib))
 			}
 		}

@@ -132,6 +132,9 @@ func run(c config) error {
 		}
 		fmt.Printf("\n== %d server core(s): servers on CPUs %s (GOMAXPROCS=%d), load generator on CPUs %s, %d connection(s)\n",
 			l.cores, cpuList(l.server), l.cores, cpuList(l.client), l.cores)
+		if slices.Equal(l.server, l.client) {
+			fmt.Println("note: one CPU: the servers and the load generator share it, so the numbers say little")
+		}
 		if sib := sharedSiblings(l); len(sib) > 0 {
 			fmt.Printf("note: server CPUs share hyperthread siblings with the load generator (%s)\n", strings.Join(sib, " "))
 		}
