@@ -15,9 +15,13 @@ TMP := .tmp
 # Every proto file, with comments, as server reflection describes them.
 REFLECTION_IMAGE := internal/reflection/files.binpb
 
+# Variables whose values `make help` prints in place of $(NAME).
+HELP_VARS := ADDR ARGS FUZZTIME SOAK_DURATION SOAK_CLIENTS
+
 .PHONY: help
 help: ## Describe useful make targets
-	@grep -E '^[a-zA-Z_-]+:.*?## .*$$' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "%-16s %s\n", $$1, $$2}'
+	@grep -E '^[a-zA-Z0-9_-]+:.*?## .*$$' $(MAKEFILE_LIST) | sed $(foreach v,$(HELP_VARS),-e 's|$$($v)|$($v)|g') | \
+		awk 'BEGIN {FS = ":.*?## "}; {printf "%-16s %s\n", $$1, $$2}'
 
 # What `make test` needs beyond Go, git and node/npm, as Debian packages: one
 # list, installed by `make deps` here and in CI (.ci/run).
@@ -34,12 +38,26 @@ deps: ## Install the Debian packages `make test` needs (sudo or root; apt)
 	$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq $$missing >/dev/null
 
 .PHONY: run
-run: build ## Build and start the server on $(ADDR) with embedded defaults
+run: build ## Build and start the server on $(ADDR) with embedded defaults (another port: ADDR=:8081; more flags: ARGS='-log-format json')
 	./bin/switchyard -addr $(ADDR) $(ARGS)
 
+# -v lists each package as it is compiled, so a first build from empty
+# caches (about 300 packages, a minute or more on 2 cores) shows progress;
+# with warm caches it prints nothing.
 .PHONY: build
 build: ## Build bin/switchyard
-	go build -o bin/switchyard ./cmd/switchyard
+	@echo "go build bin/switchyard (a first build compiles every dependency, listed below: a minute or more)"
+	go build -v -o bin/switchyard ./cmd/switchyard
+
+# grpcurl and buf are module tools: `go tool` compiles them on first use,
+# silently. Building them here shows the progress and warms the caches.
+.PHONY: tools
+tools: ## Build the pinned tools (grpcurl, buf, protoc plugins) with progress; later `go tool` runs start at once
+	go build -v -o /dev/null -modfile=tools/go.mod github.com/fullstorydev/grpcurl/cmd/grpcurl \
+		google.golang.org/protobuf/cmd/protoc-gen-go connectrpc.com/connect/cmd/protoc-gen-connect-go
+	go build -v -o /dev/null -modfile=tools/buf/go.mod github.com/bufbuild/buf/cmd/buf
+	$(GRPCURL) -version
+	$(BUF) --version
 
 .PHONY: generate
 generate: ## Regenerate gen/ from proto/ with buf, and the descriptor image reflection serves
@@ -47,13 +65,14 @@ generate: ## Regenerate gen/ from proto/ with buf, and the descriptor image refl
 	$(BUF) build --as-file-descriptor-set -o $(REFLECTION_IMAGE)
 
 .PHONY: lint
-lint: ## buf lint, buf format, gofmt and go vet
+lint: ## buf lint, buf format, gofmt, go vet, and the repository checks (no committed binaries, Markdown paths exist)
 	$(BUF) lint
 	$(BUF) format --diff --exit-code
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	go vet ./...
 	cd bench && go vet ./...
 	cd conformance && go vet ./...
+	go test -count=1 ./internal/repocheck
 
 .PHONY: checkgenerate
 checkgenerate: generate ## Fail when generated code differs from what is committed
