@@ -183,7 +183,8 @@ func TestTLSFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A bad key fails at start, not at the first handshake.
-	bad := exec.Command(switchyardBinary(t), "-addr", "127.0.0.1:0", "-tls-cert", cert, "-tls-key", cert)
+	bad := exec.Command(switchyardBinary(t), "-addr", "127.0.0.1:0", "-data-dir", t.TempDir(), "-tls-cert", cert, "-tls-key", cert)
+	bad.Env = hermeticEnv(t)
 	if out, err := bad.CombinedOutput(); err == nil || !strings.Contains(string(out), "TLS") {
 		t.Errorf("a bad key: %v\n%s", err, out)
 	}

@@ -43,6 +43,12 @@ func switchyardBinary(t *testing.T) string {
 			buildErr = err
 			return
 		}
+		// Readable by all: tests run as root start it as an unprivileged
+		// user too (asUnprivileged).
+		if err := os.Chmod(dir, 0o755); err != nil {
+			buildErr = err
+			return
+		}
 		binPath = filepath.Join(dir, "switchyard")
 		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
 		if err != nil {
@@ -65,6 +71,21 @@ func TestMain(m *testing.M) {
 		_ = os.RemoveAll(filepath.Dir(binPath))
 	}
 	os.Exit(code)
+}
+
+// noDefaultDataDir is XDG_DATA_HOME for every switchyard a test starts. It
+// lies below /dev/null, so a process started without -data-dir fails at
+// once with an error naming this path, instead of reading and changing the
+// user's real team directory ($XDG_DATA_HOME/switchyard or
+// ~/.local/share/switchyard), which no test may touch.
+const noDefaultDataDir = "/dev/null/tests-must-pass-data-dir"
+
+// hermeticEnv is the environment of a switchyard a test starts: the
+// caller's, without its PostgreSQL DSN or admin token, and with
+// noDefaultDataDir.
+func hermeticEnv(t *testing.T) []string {
+	t.Helper()
+	return append(os.Environ(), "XDG_DATA_HOME="+noDefaultDataDir, "SWITCHYARD_POSTGRES_DSN=", "SWITCHYARD_ADMIN_TOKEN=")
 }
 
 // process is a running switchyard binary.
@@ -102,8 +123,7 @@ func startProcessEnv(t *testing.T, env []string, args ...string) *process {
 		full = append(full, "-data-dir", t.TempDir())
 	}
 	cmd := exec.Command(switchyardBinary(t), append(full, args...)...)
-	cmd.Env = append(os.Environ(), "SWITCHYARD_POSTGRES_DSN=", "SWITCHYARD_ADMIN_TOKEN=")
-	cmd.Env = append(cmd.Env, env...)
+	cmd.Env = append(hermeticEnv(t), env...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"strings"
@@ -28,16 +29,17 @@ func openTeams(o options, logger *slog.Logger) (teams.Store, error) {
 		logger.Info("teams in PostgreSQL", "schema_version", sqlstore.LatestVersion())
 		return s, nil
 	}
-	dir := o.dataDir
+	dir, which := o.dataDir, "-data-dir"
 	if dir == "" {
 		var err error
 		if dir, err = sqlstore.DefaultDataDir(); err != nil {
 			return nil, err
 		}
+		which = "the default data directory (-data-dir chooses another)"
 	}
 	s, err := sqlstore.OpenSQLite(ctx, dir)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s: %w", which, err)
 	}
 	logger.Info("teams in SQLite", "dir", dir, "schema_version", sqlstore.LatestVersion())
 	return s, nil

@@ -146,7 +146,7 @@ func TestBadDataDir(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(switchyardBinary(t), "-addr", "127.0.0.1:0", "-data-dir", filepath.Join(file, "sub"))
-	cmd.Env = append(os.Environ(), "SWITCHYARD_POSTGRES_DSN=")
+	cmd.Env = hermeticEnv(t)
 	out, err := cmd.CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "data directory") {
 		t.Errorf("switchyard with an unusable -data-dir: %v\n%s", err, out)

@@ -39,7 +39,10 @@ func OpenSQLite(ctx context.Context, dir string) (*Store, error) {
 		return nil, errors.New("sqlite: no data directory given")
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("sqlite: data directory: %w", err)
+		return nil, fmt.Errorf("sqlite: data directory %s cannot be created: %w", dir, err)
+	}
+	if err := checkWritable(dir); err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
 	}
 	path := filepath.Join(dir, SQLiteFile)
 	dsn := func(extra url.Values) string {
