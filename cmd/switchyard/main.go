@@ -26,11 +26,30 @@ import (
 )
 
 func main() {
-	if err := run(os.Args[1:], os.Stderr); err != nil {
+	err := run(os.Args[1:], os.Stdout, os.Stderr)
+	var usage usageError
+	switch {
+	case err == nil:
+	case errors.Is(err, flag.ErrHelp):
+		// -h asked for the usage, which went to stdout: not an error.
+	case errors.As(err, &usage):
+		for _, line := range strings.Split(usage.err.Error(), "\n") {
+			fmt.Fprintln(os.Stderr, "switchyard:", line)
+		}
+		fmt.Fprintln(os.Stderr, "Run switchyard -h for every flag and its valid values.")
+		os.Exit(2) // as the flag package exits on a bad command line
+	default:
 		fmt.Fprintln(os.Stderr, "switchyard:", err)
 		os.Exit(1)
 	}
 }
+
+// usageError is a bad command line (exit status 2), as opposed to a failure
+// to start or serve (exit status 1).
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
 
 type options struct {
 	addr              string
@@ -66,63 +85,69 @@ type options struct {
 	corsOrigins      string
 }
 
-func parseFlags(args []string, stderr io.Writer) (options, error) {
-	var o options
-	fs := flag.NewFlagSet("switchyard", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.StringVar(&o.addr, "addr", ":50051", "listen address (HTTP/1.1 and prior-knowledge HTTP/2 cleartext)")
-	fs.StringVar(&o.routeDB, "route-db", "", "RouteGuide feature database (grpc-go example JSON); empty uses the embedded 100-feature map")
-	fs.StringVar(&o.adminTokenFile, "admin-token-file", "", "file holding the bearer token that enables TeamsService writes (or set SWITCHYARD_ADMIN_TOKEN)")
-	fs.StringVar(&o.dataDir, "data-dir", "", "directory of the SQLite team directory (teams.db); default $XDG_DATA_HOME/switchyard or ~/.local/share/switchyard")
-	fs.StringVar(&o.postgresDSN, "postgres-dsn", "", "keep teams in this PostgreSQL database instead of SQLite (or set SWITCHYARD_POSTGRES_DSN)")
-	fs.IntVar(&o.readMaxBytes, "read-max-bytes", server.DefaultReadMaxBytes, "largest request message accepted, in bytes")
-	fs.IntVar(&o.compressMinBytes, "compress-min-bytes", server.DefaultCompressMinBytes, "smallest response that is compressed when the client accepts it, in bytes")
-	fs.IntVar(&o.keywordMaxBytes, "keyword-max-bytes", keywords.DefaultMaxTextBytes, "largest GetKeywords text, in bytes")
-	fs.IntVar(&o.routeMaxPoints, "route-max-points", routeguide.DefaultMaxRoutePoints, "most points in one RecordRoute call")
-	fs.IntVar(&o.notesPerLocation, "chat-notes-per-location", routeguide.DefaultNotesPerLocation, "RouteChat notes kept per location (oldest evicted)")
-	fs.IntVar(&o.noteLocations, "chat-locations", routeguide.DefaultNoteLocations, "RouteChat locations kept (least recently written evicted)")
-	fs.DurationVar(&o.readHeaderTimeout, "read-header-timeout", server.DefaultReadHeaderTimeout, "time allowed to read a request's headers")
-	fs.DurationVar(&o.idleTimeout, "idle-timeout", server.DefaultIdleTimeout, "idle keep-alive connections are closed after this long")
-	fs.DurationVar(&o.shutdownGrace, "shutdown-grace", 15*time.Second, "on SIGTERM/SIGINT, time in-flight calls get to finish")
-	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
-	fs.TextVar(&o.logLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn or error")
-	fs.StringVar(&o.tlsCert, "tls-cert", "", "PEM certificate (chain) file: serve HTTP/2 and HTTP/1.1 over TLS (ALPN h2, TLS 1.2+) instead of cleartext; needs -tls-key")
-	fs.StringVar(&o.tlsKey, "tls-key", "", "PEM private key file of -tls-cert")
-	fs.DurationVar(&o.unaryTimeout, "unary-timeout", server.DefaultUnaryTimeout, "deadline of a unary call whose client sets none or a longer one")
-	fs.IntVar(&o.maxHeaderBytes, "max-header-bytes", server.DefaultMaxHeaderBytes, "largest request header block, in bytes")
-	fs.IntVar(&o.h2MaxStreams, "http2-max-concurrent-streams", server.DefaultHTTP2MaxConcurrentStreams, "concurrent HTTP/2 streams (calls) per connection")
-	fs.IntVar(&o.h2MaxFrameSize, "http2-max-read-frame-size", server.DefaultHTTP2MaxReadFrameSize, "largest HTTP/2 frame read, in bytes (16 KiB to 16 MiB)")
-	fs.IntVar(&o.h2ConnBuffer, "http2-max-receive-buffer-per-conn", server.DefaultHTTP2MaxReceiveBufferPerConnection, "HTTP/2 flow-control window (unread request bytes) per connection")
-	fs.IntVar(&o.h2StreamBuffer, "http2-max-receive-buffer-per-stream", server.DefaultHTTP2MaxReceiveBufferPerStream, "HTTP/2 flow-control window (unread request bytes) per stream")
-	fs.DurationVar(&o.h2PingInterval, "http2-ping-interval", server.DefaultHTTP2SendPingTimeout, "ping an HTTP/2 connection silent for this long")
-	fs.DurationVar(&o.h2PingTimeout, "http2-ping-timeout", server.DefaultHTTP2PingTimeout, "close an HTTP/2 connection whose ping goes unanswered this long")
-	fs.DurationVar(&o.writeByteTimeout, "write-byte-timeout", server.DefaultWriteByteTimeout, "close an HTTP/2 connection that accepts no written byte for this long")
-	fs.DurationVar(&o.drainDelay, "drain-delay", 0, "on SIGTERM/SIGINT, keep serving this long with health NOT_SERVING before refusing new connections (lets load balancers notice)")
-	fs.StringVar(&o.http2Server, "http2-server", "switchyard", `HTTP/2 implementation: "switchyard" (internal/h2) or "net/http" (the standard library's, for comparison)`)
-	fs.IntVar(&o.maxConnections, "max-connections", server.DefaultMaxConnections, "connections served at once; more wait to be accepted")
-	fs.StringVar(&o.corsOrigins, "cors-origins", "*", "comma-separated origins whose browser pages may call the API (e.g. https://app.example.com); \"*\" allows any, \"\" none")
-	if err := fs.Parse(args); err != nil {
-		return o, err
-	}
-	if fs.NArg() > 0 {
-		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
-	}
-	if o.logFormat != "text" && o.logFormat != "json" {
-		return o, fmt.Errorf("-log-format %q: use text or json", o.logFormat)
+// parseFlags reads the command line; -h writes the usage to usage and
+// returns flag.ErrHelp. Every flag has its valid values (flags.go).
+func parseFlags(args []string, usage io.Writer) (options, error) {
+	o, f := declareFlags()
+	if err := f.parse(args, usage); err != nil {
+		return *o, err
 	}
 	if (o.tlsCert == "") != (o.tlsKey == "") {
-		return o, errors.New("-tls-cert and -tls-key go together")
+		return *o, errors.New("-tls-cert and -tls-key go together")
 	}
-	if o.http2Server != "switchyard" && o.http2Server != "net/http" {
-		return o, fmt.Errorf(`-http2-server %q: want "switchyard" or "net/http"`, o.http2Server)
-	}
-	return o, nil
+	return *o, nil
 }
 
-func run(args []string, stderr io.Writer) error {
-	o, err := parseFlags(args, stderr)
+// declareFlags declares every flag of switchyard with its default and its
+// valid values; the options are filled in when the flag set is parsed.
+func declareFlags() (*options, *flagSet) {
+	o := new(options)
+	f := newFlagSet("switchyard")
+	const path = "a file path"
+	f.String(&o.addr, "addr", ":50051", "HOST:PORT; port 0 picks a free one", checkAddr, "listen address (HTTP/1.1 and prior-knowledge HTTP/2 cleartext)")
+	f.String(&o.routeDB, "route-db", "", path+"; empty = the embedded 100-feature map", nil, "RouteGuide feature database (grpc-go example JSON)")
+	f.String(&o.adminTokenFile, "admin-token-file", "", path+"; empty = SWITCHYARD_ADMIN_TOKEN, else writes disabled", nil, "file holding the bearer token that enables TeamsService writes")
+	f.String(&o.dataDir, "data-dir", "", "a directory path; empty = $XDG_DATA_HOME/switchyard or ~/.local/share/switchyard", nil, "directory of the SQLite team directory (teams.db)")
+	f.String(&o.postgresDSN, "postgres-dsn", "", "a postgres:// URL; empty = SWITCHYARD_POSTGRES_DSN, else SQLite", nil, "keep teams in this PostgreSQL database instead of SQLite")
+	f.Int(&o.readMaxBytes, "read-max-bytes", server.DefaultReadMaxBytes, sizeRange("the default"), "largest request message accepted")
+	f.Int(&o.compressMinBytes, "compress-min-bytes", server.DefaultCompressMinBytes, sizeRange("the default"), "smallest response that is compressed when the client accepts it")
+	f.Int(&o.keywordMaxBytes, "keyword-max-bytes", keywords.DefaultMaxTextBytes, sizeRange("the default"), "largest GetKeywords text")
+	f.Int(&o.routeMaxPoints, "route-max-points", routeguide.DefaultMaxRoutePoints, countRange("the default"), "most points in one RecordRoute call")
+	f.Int(&o.notesPerLocation, "chat-notes-per-location", routeguide.DefaultNotesPerLocation, countRange("the default"), "RouteChat notes kept per location (oldest evicted)")
+	f.Int(&o.noteLocations, "chat-locations", routeguide.DefaultNoteLocations, countRange("the default"), "RouteChat locations kept (least recently written evicted)")
+	f.Duration(&o.readHeaderTimeout, "read-header-timeout", server.DefaultReadHeaderTimeout, timeoutRange("the default"), "time allowed to read a request's headers")
+	f.Duration(&o.idleTimeout, "idle-timeout", server.DefaultIdleTimeout, timeoutRange("the default"), "idle keep-alive connections are closed after this long")
+	f.Duration(&o.shutdownGrace, "shutdown-grace", 15*time.Second, durationRange{min: 0, max: 24 * time.Hour}, "on SIGTERM/SIGINT, time in-flight calls get to finish; 0 closes them at once")
+	f.Choice(&o.logFormat, "log-format", "text", []string{"text", "json"}, "log format")
+	f.Level(&o.logLevel, "log-level", slog.LevelInfo, "log level")
+	f.String(&o.tlsCert, "tls-cert", "", path+"; empty = cleartext h2c", nil, "PEM certificate (chain) file: serve HTTP/2 and HTTP/1.1 over TLS (ALPN h2, TLS 1.2+) instead of cleartext; needs -tls-key")
+	f.String(&o.tlsKey, "tls-key", "", path+"; empty with no -tls-cert", nil, "PEM private key file of -tls-cert")
+	f.Duration(&o.unaryTimeout, "unary-timeout", server.DefaultUnaryTimeout, timeoutRange("the default"), "deadline of a unary call whose client sets none or a longer one")
+	f.Int(&o.maxHeaderBytes, "max-header-bytes", server.DefaultMaxHeaderBytes, intRange{min: 1 << 10, max: 16 << 20, zero: "the default", unit: "bytes"}, "largest request header block")
+	// HTTP/2's SETTINGS_MAX_CONCURRENT_STREAMS of 0 refuses every stream
+	// (RFC 9113 §6.5.2), so 0 is not "the default" here.
+	f.Int(&o.h2MaxStreams, "http2-max-concurrent-streams", server.DefaultHTTP2MaxConcurrentStreams, countRange(""), "concurrent HTTP/2 streams (calls) per connection")
+	// RFC 9113 §6.5.2: SETTINGS_MAX_FRAME_SIZE is 2^14..2^24-1.
+	f.Int(&o.h2MaxFrameSize, "http2-max-read-frame-size", server.DefaultHTTP2MaxReadFrameSize, intRange{min: 1 << 14, max: 1<<24 - 1, zero: "the default", unit: "bytes"}, "largest HTTP/2 frame read")
+	// A window starts at 65535 bytes (RFC 9113 §6.9.2) and the connection's
+	// cannot shrink below it; a flow-control window is at most 2^31-1.
+	f.Int(&o.h2ConnBuffer, "http2-max-receive-buffer-per-conn", server.DefaultHTTP2MaxReceiveBufferPerConnection, intRange{min: 65535, max: 1<<31 - 1, zero: "the default", unit: "bytes"}, "HTTP/2 flow-control window (unread request bytes) per connection")
+	f.Int(&o.h2StreamBuffer, "http2-max-receive-buffer-per-stream", server.DefaultHTTP2MaxReceiveBufferPerStream, intRange{min: 65535, max: 1<<31 - 1, zero: "the default", unit: "bytes"}, "HTTP/2 flow-control window (unread request bytes) per stream")
+	f.Duration(&o.h2PingInterval, "http2-ping-interval", server.DefaultHTTP2SendPingTimeout, timeoutRange("the default"), "ping an HTTP/2 connection silent for this long")
+	f.Duration(&o.h2PingTimeout, "http2-ping-timeout", server.DefaultHTTP2PingTimeout, timeoutRange("the default"), "close an HTTP/2 connection whose ping goes unanswered this long")
+	f.Duration(&o.writeByteTimeout, "write-byte-timeout", server.DefaultWriteByteTimeout, timeoutRange("the default"), "close an HTTP/2 connection that accepts no written byte for this long")
+	f.Duration(&o.drainDelay, "drain-delay", 0, durationRange{min: time.Millisecond, max: time.Hour, zero: "off"}, "on SIGTERM/SIGINT, keep serving this long with health NOT_SERVING before refusing new connections (lets load balancers notice)")
+	f.Choice(&o.http2Server, "http2-server", "switchyard", []string{"switchyard", "net/http"}, `HTTP/2 implementation: Switchyard's own (internal/h2) or the standard library's, for comparison`)
+	// 1048576 is Linux's default ceiling on open files per process (nr_open).
+	f.Int(&o.maxConnections, "max-connections", server.DefaultMaxConnections, intRange{min: 1, max: 1 << 20}, "connections served at once; more wait to be accepted")
+	f.String(&o.corsOrigins, "cors-origins", "*", `comma-separated origins such as https://app.example.com; "*" = any, "" = none`, checkOrigins, "origins whose browser pages may call the API")
+	return o, f
+}
+
+func run(args []string, stdout, stderr io.Writer) error {
+	o, err := parseFlags(args, stdout)
 	if err != nil {
-		return err
+		return usageError{err}
 	}
 	// One line per call: batch the writes so logging stays off the hot path
 	// (see BENCHMARKS.md); every line is still written, in order.
@@ -137,6 +162,14 @@ func run(args []string, stderr io.Writer) error {
 	adminToken, err := loadAdminToken(o.adminTokenFile)
 	if err != nil {
 		return err
+	}
+	// Every file the flags name is read before the team directory is
+	// opened (and maybe created and migrated), so a bad flag changes nothing.
+	var certs *certReloader
+	if o.tlsCert != "" {
+		if certs, err = newCertReloader(o.tlsCert, o.tlsKey); err != nil {
+			return err
+		}
 	}
 	teamStore, err := openTeams(o, logger)
 	if err != nil {
@@ -174,11 +207,7 @@ func run(args []string, stderr io.Writer) error {
 		MaxConnections:                     o.maxConnections,
 	})
 	httpServer := srv.HTTP
-	var certs *certReloader
-	if o.tlsCert != "" {
-		if certs, err = newCertReloader(o.tlsCert, o.tlsKey); err != nil {
-			return err
-		}
+	if certs != nil {
 		httpServer.TLSConfig.GetCertificate = certs.getCertificate
 	}
 
