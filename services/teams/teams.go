@@ -86,11 +86,15 @@ func (t Team) Validate() error {
 	return validateName("nickname", t.Nickname)
 }
 
+// nameExample is a valid value of each field, for the message that asks
+// for one.
+var nameExample = map[string]string{"city": "Chicago", "nickname": "Jackals"}
+
 func validateName(field, v string) error {
 	v = strings.TrimSpace(v)
 	switch {
 	case v == "":
-		return fmt.Errorf("%s is empty: give a name such as \"Chicago\": %w", field, ErrInvalid)
+		return fmt.Errorf("%s is empty: give one, such as %q: %w", field, nameExample[field], ErrInvalid)
 	case !utf8.ValidString(v):
 		return fmt.Errorf("%s is not valid UTF-8: %w", field, ErrInvalid)
 	case strings.IndexFunc(v, unicode.IsControl) >= 0:

@@ -34,6 +34,22 @@ func TestValidate(t *testing.T) {
 	}
 }
 
+// An empty field's message suggests a value of that field: a nickname is
+// not a city.
+func TestEmptyNameMessage(t *testing.T) {
+	for _, tc := range []struct {
+		team Team
+		want string
+	}{
+		{Team{"", "Jackals"}, `city is empty: give one, such as "Chicago"`},
+		{Team{"Chicago", " "}, `nickname is empty: give one, such as "Jackals"`},
+	} {
+		if err := tc.team.Validate(); err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+			t.Errorf("Validate(%q) = %v, want %q", tc.team, err, tc.want)
+		}
+	}
+}
+
 func TestMemStore(t *testing.T) {
 	ctx := context.Background()
 	s := NewMemStore(TutorialTeams)
