@@ -53,7 +53,7 @@ func runMain(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "e2e: build:", err)
 		return 1
 	}
-	srv, err := startSwitchyard(filepath.Join(tmp, "home"))
+	srv, err := startSwitchyard(filepath.Join(tmp, "data"))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: start switchyard:", err)
 		return 1
@@ -97,16 +97,17 @@ type process struct {
 	done chan error
 }
 
-// startSwitchyard starts the binary on a free loopback port, with its own
-// HOME (so per-user data directories land in a temporary one), and waits for
-// the line that announces the address.
-func startSwitchyard(home string) (*process, error) {
-	if err := os.MkdirAll(home, 0o755); err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(filepath.Join(binDir, "switchyard"), "-addr", "127.0.0.1:0", "-log-format", "json", "-shutdown-grace", "5s")
-	cmd.Env = append(os.Environ(), "HOME="+home, "XDG_DATA_HOME="+filepath.Join(home, "data"),
-		"XDG_CONFIG_HOME="+filepath.Join(home, "config"), "XDG_CACHE_HOME="+filepath.Join(home, "cache"),
+// noDefaultDataDir is XDG_DATA_HOME for the server under test: below
+// /dev/null, so a switchyard started without -data-dir fails at once
+// instead of reading and changing the user's real team directory.
+const noDefaultDataDir = "/dev/null/tests-must-pass-data-dir"
+
+// startSwitchyard starts the binary on a free loopback port with the team
+// directory in dataDir, and waits for the line that announces the address.
+func startSwitchyard(dataDir string) (*process, error) {
+	cmd := exec.Command(filepath.Join(binDir, "switchyard"), "-addr", "127.0.0.1:0", "-data-dir", dataDir,
+		"-log-format", "json", "-shutdown-grace", "5s")
+	cmd.Env = append(os.Environ(), "XDG_DATA_HOME="+noDefaultDataDir, "SWITCHYARD_POSTGRES_DSN=",
 		"SWITCHYARD_ADMIN_TOKEN="+adminToken)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

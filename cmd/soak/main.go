@@ -81,12 +81,17 @@ func startServer(binary string) (*server, error) {
 		return nil, err
 	}
 	cmd := exec.Command(binary, "-addr", "127.0.0.1:0", "-log-format", "json", "-shutdown-grace", "10s", "-data-dir", dataDir)
-	cmd.Env = append(os.Environ(), "SWITCHYARD_ADMIN_TOKEN="+adminToken, "SWITCHYARD_POSTGRES_DSN=")
+	// XDG_DATA_HOME below /dev/null: had -data-dir been left out, the server
+	// would fail at once rather than use the user's directory.
+	cmd.Env = append(os.Environ(), "SWITCHYARD_ADMIN_TOKEN="+adminToken, "SWITCHYARD_POSTGRES_DSN=",
+		"XDG_DATA_HOME=/dev/null/soak-passes-data-dir")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
+		_ = os.RemoveAll(dataDir)
 		return nil, err
 	}
 	if err := cmd.Start(); err != nil {
+		_ = os.RemoveAll(dataDir)
 		return nil, err
 	}
 	s := &server{cmd: cmd, dataDir: dataDir, exited: make(chan error, 1)}
