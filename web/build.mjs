@@ -18,3 +18,4 @@ await esbuild.build({
 });
 copyFileSync(`${here}src/index.html`, `${here}dist/index.html`);
 copyFileSync(`${here}src/style.css`, `${here}dist/console/style.css`);
+copyFileSync(`${here}src/favicon.svg`, `${here}dist/console/favicon.svg`);

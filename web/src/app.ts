@@ -77,9 +77,19 @@ function showError(el: HTMLElement, err: unknown): void {
 }
 
 function showBusy(el: HTMLElement): void {
+  for (const key of Object.keys(el.dataset)) delete el.dataset[key];
   el.className = "result muted";
   el.dataset.state = "busy";
   el.textContent = "…";
+}
+
+// showInvalid reports input the page refuses to send, in the form of the
+// server's INVALID_ARGUMENT.
+function showInvalid(el: HTMLElement, message: string): void {
+  el.className = "result error";
+  el.dataset.state = "error";
+  el.dataset.code = "INVALID_ARGUMENT";
+  el.textContent = `INVALID_ARGUMENT: ${message}`;
 }
 
 function onSubmit(selector: string, action: () => Promise<void>): void {
@@ -91,8 +101,17 @@ function onSubmit(selector: string, action: () => Promise<void>): void {
 
 // --- teams -------------------------------------------------------------
 
+// hideTeamList removes the list of all teams, so that a later lookup's
+// answer does not sit above a stale table.
+function hideTeamList(): void {
+  const table = $<HTMLTableElement>("#teams-table");
+  table.hidden = true;
+  table.tBodies[0].replaceChildren();
+}
+
 async function lookUpTeam(): Promise<void> {
   const out = $("#team-result");
+  hideTeamList();
   showBusy(out);
   try {
     const res = await clients.teams.getTeam({ city: inputValue("#team-city") });
@@ -138,10 +157,27 @@ async function greet(): Promise<void> {
   }
 }
 
+// The summands are float32 on the wire. A finite number beyond its range
+// (1e39) cannot be encoded in binary and is rejected by the server's JSON
+// decoder: say so here, in the server's terms, instead of sending it.
+const FLOAT32_MAX = 3.4028234663852886e38;
+
+function float32Problem(which: string, v: number): string | undefined {
+  if (Number.isFinite(v) && !Number.isFinite(Math.fround(v))) {
+    return `the ${which} number, ${v}, is outside float32's range (±${Number(FLOAT32_MAX.toPrecision(8))})`;
+  }
+  return undefined;
+}
+
 async function sum(): Promise<void> {
   const out = $("#sum-result");
   const a = Number(inputValue("#sum-a"));
   const b = Number(inputValue("#sum-b"));
+  const problem = float32Problem("first", a) ?? float32Problem("second", b);
+  if (problem) {
+    showInvalid(out, problem);
+    return;
+  }
   showBusy(out);
   try {
     const res = await clients.summator.sum({ value1: a, value2: b });
@@ -194,16 +230,24 @@ const featureLayer = svg("g", { id: "features" });
 const selection = svg("rect", { class: "selection", x: 0, y: 0, width: 0, height: 0 });
 map.append(gridLayer, featureLayer, selection);
 
+// Labels sit beside their grid line, on whichever side keeps them inside
+// the map: below a line near the top, left of a line near the right edge.
+const LABEL_HEIGHT = 12;
+const LABEL_WIDTH = 48;
+
 function drawGrid(): void {
   for (let lat = 40; lat <= 42; lat += 0.5) {
-    gridLayer.append(svg("line", { class: "grid", x1: 0, x2: VIEW.width, y1: toY(lat * E7), y2: toY(lat * E7) }));
-    const label = svg("text", { class: "label", x: 4, y: toY(lat * E7) - 3 });
+    const y = toY(lat * E7);
+    gridLayer.append(svg("line", { class: "grid", x1: 0, x2: VIEW.width, y1: y, y2: y }));
+    const label = svg("text", { class: "label", x: 4, y: y > LABEL_HEIGHT + 2 ? y - 3 : y + LABEL_HEIGHT });
     label.textContent = `${lat.toFixed(1)}°N`;
     gridLayer.append(label);
   }
   for (let lng = -75; lng <= -74; lng += 0.25) {
-    gridLayer.append(svg("line", { class: "grid", y1: 0, y2: VIEW.height, x1: toX(lng * E7), x2: toX(lng * E7) }));
-    const label = svg("text", { class: "label", x: toX(lng * E7) + 3, y: VIEW.height - 4 });
+    const x = toX(lng * E7);
+    gridLayer.append(svg("line", { class: "grid", y1: 0, y2: VIEW.height, x1: x, x2: x }));
+    const nearRight = x > VIEW.width - LABEL_WIDTH;
+    const label = svg("text", { class: "label", x: nearRight ? x - 3 : x + 3, y: VIEW.height - 4, "text-anchor": nearRight ? "end" : "start" });
     label.textContent = `${lng.toFixed(2)}°`;
     gridLayer.append(label);
   }
