@@ -1,26 +1,32 @@
 // End-to-end browser test: a real switchyard process, headless Debian
 // Chromium driven by playwright-core, the console loaded from switchyard
 // itself and from a different origin (a static file server), every console
-// action over gRPC-Web and Connect, and the official grpc-web runtime in
-// text and binary mode.
+// action over gRPC-Web and Connect, the page's layout at 400 and 1280 px,
+// and the official grpc-web runtime in text and binary mode.
+//
+// It fails fast and leaves nothing behind: every wait is bounded, the first
+// failing case ends the run, and one cleanup (harness.mjs) stops Chromium,
+// switchyard, the static server and esbuild and then removes the temporary
+// directory, whatever failed. test/cleanup.test.mjs checks exactly that by
+// injecting failures (SWITCHYARD_BROWSER_TEST_INJECT, for that test only).
 //
 // Outside CI a missing Chromium skips loudly; with CI=true it fails.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, execFileSync } from "node:child_process";
 import { createServer } from "node:http";
-import { existsSync, mkdtempSync, readFileSync, rmSync, mkdirSync, statSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readFileSync, mkdirSync, statSync, writeFileSync } from "node:fs";
 import { join, extname, normalize } from "node:path";
-import { fileURLToPath } from "node:url";
 import * as esbuild from "esbuild";
-import { chromium } from "playwright-core";
+import { CHROMIUM, Cleanup, buildSwitchyard, launchChromium, processesUsing, repoRoot, startSwitchyard, tempDir, webDir, withTimeout } from "../harness.mjs";
 
-const webDir = fileURLToPath(new URL("..", import.meta.url));
-const repoRoot = join(webDir, "..");
-const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const inCI = process.env.CI === "true";
 const shotDir = process.env.SCREENSHOT_DIR || join(repoRoot, ".tmp", "browser");
+// How long any one wait in a page may take.
+const WAIT_MS = Number(process.env.SWITCHYARD_BROWSER_TEST_WAIT_MS) || 15000;
+// Failures to inject, for test/cleanup.test.mjs: "fail" (an assertion in
+// the first case), "hang" (a wait that never ends), "cleanup" (an undo step
+// that throws before the others run).
+const inject = new Set((process.env.SWITCHYARD_BROWSER_TEST_INJECT || "").split(",").filter(Boolean));
 
 const haveChromium = existsSync(CHROMIUM);
 if (!haveChromium && !inCI) {
@@ -58,55 +64,58 @@ function staticServer(dirs) {
   return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve(server)));
 }
 
-// startSwitchyard runs the real binary on a free port and waits for its
-// "switchyard serving addr=..." log line.
-async function startSwitchyard(t, bin, args) {
-  const proc = spawn(bin, ["-addr", "127.0.0.1:0", ...args], { stdio: ["ignore", "ignore", "pipe"] });
-  t.after(() => proc.kill("SIGTERM"));
-  let log = "";
-  const addr = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`switchyard did not start:\n${log}`)), 20000);
-    proc.stderr.on("data", (chunk) => {
-      log += chunk;
-      const m = /switchyard serving"? addr=(\S+)/.exec(log);
-      if (m) {
-        clearTimeout(timer);
-        resolve(m[1]);
-      }
-    });
-    proc.on("exit", (code) => reject(new Error(`switchyard exited with ${code}:\n${log}`)));
-  });
-  return { proc, url: `http://${addr}` };
-}
+// The run's temporary directory, for the check that it is gone.
+let runDir;
 
 test("console and grpc-web runtime in headless Chromium", { skip: !haveChromium && !inCI ? `no Chromium at ${CHROMIUM}` : false, timeout: 240000 }, async (t) => {
   assert.ok(haveChromium, `CI=true but there is no Chromium at ${CHROMIUM}; .ci/run installs it with apt`);
-  const tmp = mkdtempSync(join(tmpdir(), "switchyard-browser-"));
-  t.after(() => rmSync(tmp, { recursive: true, force: true }));
+  const cleanup = new Cleanup();
+  t.after(() => cleanup.run());
+  const tmp = tempDir(cleanup, "switchyard-browser-");
+  runDir = tmp;
 
   // The grpc-web probe page, bundled from test/grpcweb-probe.ts.
   mkdirSync(join(tmp, "probe"));
-  t.after(() => esbuild.stop());
-  await esbuild.build({ entryPoints: [join(webDir, "test/grpcweb-probe.ts")], outfile: join(tmp, "probe/probe.js"), bundle: true, format: "iife", logLevel: "warning" });
-  const probeHTML = '<!doctype html><meta charset="utf-8"><title>grpc-web probe</title><script src="probe.js"></script>';
-  (await import("node:fs")).writeFileSync(join(tmp, "probe/index.html"), probeHTML);
+  cleanup.add("stop esbuild", () => esbuild.stop());
+  await withTimeout(
+    esbuild.build({ entryPoints: [join(webDir, "test/grpcweb-probe.ts")], outfile: join(tmp, "probe/probe.js"), bundle: true, format: "iife", logLevel: "warning" }),
+    60000,
+    "esbuild",
+  );
+  writeFileSync(join(tmp, "probe/index.html"), '<!doctype html><meta charset="utf-8"><title>grpc-web probe</title><link rel="icon" href="data:,"><script src="probe.js"></script>');
 
   const other = await staticServer({ "/probe/": join(tmp, "probe"), "/": join(webDir, "dist") });
-  t.after(() => other.close());
+  cleanup.add("close the static server", () => new Promise((resolve) => {
+    other.closeAllConnections();
+    other.close(resolve);
+  }));
   const otherOrigin = `http://127.0.0.1:${other.address().port}`;
 
-  const bin = join(tmp, "switchyard");
-  execFileSync("go", ["build", "-o", bin, "./cmd/switchyard"], { cwd: repoRoot, stdio: "inherit" });
-  const sy = await startSwitchyard(t, bin, ["-cors-origins", otherOrigin]);
+  const bin = buildSwitchyard(tmp);
+  const sy = await startSwitchyard(cleanup, bin, join(tmp, "data"), ["-cors-origins", otherOrigin]);
+  const browser = await launchChromium(cleanup, join(tmp, "profile"), { width: 1280, height: 1100 });
+  browser.setDefaultTimeout(WAIT_MS);
+  if (inject.has("cleanup")) {
+    cleanup.add("injected failure", () => {
+      throw new Error("injected cleanup failure");
+    });
+  }
 
-  const userDataDir = join(tmp, "profile");
-  const browser = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: CHROMIUM,
-    headless: true,
-    viewport: { width: 1280, height: 1100 },
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
-  t.after(() => browser.close());
+  // Fail fast: once a case fails, the others are not run.
+  let failed = false;
+  const step = (name, fn) =>
+    t.test(name, async (t) => {
+      if (failed) {
+        t.skip("an earlier case failed");
+        return;
+      }
+      try {
+        await fn(t);
+      } catch (err) {
+        failed = true;
+        throw err;
+      }
+    });
 
   const origins = [
     { name: "same-origin", page: `${sy.url}/` },
@@ -118,23 +127,33 @@ test("console and grpc-web runtime in headless Chromium", { skip: !haveChromium 
   ];
   for (const origin of origins) {
     for (const protocol of protocols) {
-      await t.test(`${origin.name} over ${protocol.name}`, async () => {
+      await step(`${origin.name} over ${protocol.name}`, async () => {
         const page = await browser.newPage();
         const apiCalls = [];
         const pageErrors = [];
+        const otherRequests = [];
+        const consoleErrors = [];
         page.on("pageerror", (err) => pageErrors.push(String(err)));
         page.on("request", (req) => {
           if (req.method() === "POST") apiCalls.push({ url: req.url(), contentType: req.headers()["content-type"] });
+          else otherRequests.push(new URL(req.url()).pathname);
+        });
+        // Chromium logs every failed load; only API errors (an HTTP 404 is
+        // how the Connect protocol answers NOT_FOUND) are expected.
+        page.on("console", (msg) => {
+          if (msg.type() === "error") consoleErrors.push({ text: msg.text(), url: msg.location().url });
         });
         const url = new URL(origin.page);
         url.searchParams.set("protocol", protocol.name);
         if (origin.api) url.searchParams.set("api", origin.api);
         await page.goto(url.href);
-        await page.waitForSelector("body[data-ready=true]", { timeout: 15000 });
+        await page.waitForSelector("body[data-ready=true]");
         assert.equal(await page.getAttribute("body", "data-protocol"), protocol.name);
+        if (inject.has("fail")) assert.fail("injected failure");
+        if (inject.has("hang")) await page.waitForSelector("#never-there");
 
         // The map loads the whole database as ListFeatures streams it.
-        await page.waitForSelector("#features-result[data-state=ok]", { timeout: 20000 });
+        await page.waitForSelector("#features-result[data-state=ok]");
         assert.equal(await page.textContent("#feature-count"), "100");
         assert.equal(await page.textContent("#named-count"), "64");
         assert.equal(await page.locator("#features circle.named").count(), 64);
@@ -155,6 +174,18 @@ test("console and grpc-web runtime in headless Chromium", { skip: !haveChromium 
         await page.waitForSelector("#team-result[data-state=ok]");
         assert.equal(await page.locator("#teams-table tbody tr").count(), 10);
         assert.match(await page.textContent("#teams-table"), /Seattle\s*Orcas/);
+        // A lookup after the list replaces it: no stale table under the
+        // new result (or error).
+        await page.fill("#team-city", "Seattle");
+        await page.click("#team-form button[type=submit]");
+        await page.waitForSelector("#team-result[data-state=ok][data-nickname=Orcas]");
+        assert.equal(await page.isVisible("#teams-table"), false, "the team list still shows after a lookup");
+        await page.click("#teams-list-button");
+        await page.waitForSelector("#team-result[data-teams='10']");
+        await page.fill("#team-city", "Atlantis");
+        await page.click("#team-form button[type=submit]");
+        await page.waitForSelector("#team-result[data-state=error]");
+        assert.equal(await page.isVisible("#teams-table"), false, "the team list still shows after a failed lookup");
 
         // Greet, sum, keywords.
         await page.fill("#greet-name", "Grace");
@@ -171,6 +202,14 @@ test("console and grpc-web runtime in headless Chromium", { skip: !haveChromium 
         await page.click("#sum-form button");
         await page.waitForSelector("#sum-result[data-state=error]");
         assert.equal(await page.getAttribute("#sum-result", "data-code"), "INVALID_ARGUMENT");
+        // Beyond float32: the page says so instead of failing to encode it.
+        const callsBefore = apiCalls.length;
+        await page.fill("#sum-a", "1e39");
+        await page.click("#sum-form button");
+        await page.waitForSelector("#sum-result[data-state=error]");
+        assert.equal(await page.getAttribute("#sum-result", "data-code"), "INVALID_ARGUMENT");
+        assert.match(await page.textContent("#sum-result"), /^INVALID_ARGUMENT: the first number, 1e\+?39, is outside float32's range/);
+        assert.equal(apiCalls.length, callsBefore, "a summand the page rejects is not sent");
 
         await page.fill("#keywords-text", "The quick brown fox jumps over the lazy dog, and it runs away!");
         await page.click("#keywords-form button");
@@ -217,6 +256,11 @@ test("console and grpc-web runtime in headless Chromium", { skip: !haveChromium 
         }
         assert.notEqual(new URL(page.url()).origin === sy.url, origin.name === "cross-origin");
         assert.deepEqual(pageErrors, []);
+        // The page declares its icon, so no browser asks for /favicon.ico.
+        assert.ok(!otherRequests.includes("/favicon.ico"), `requests: ${otherRequests}`);
+        for (const e of consoleErrors) {
+          assert.ok(apiCalls.some((c) => c.url === e.url), `console error not from an API call: ${e.text} (${e.url})`);
+        }
 
         mkdirSync(shotDir, { recursive: true });
         await page.screenshot({ path: join(shotDir, `console-${origin.name}-${protocol.name}.png`), fullPage: true });
@@ -225,8 +269,49 @@ test("console and grpc-web runtime in headless Chromium", { skip: !haveChromium 
     }
   }
 
+  // No horizontal scrolling and every card on screen, on a phone and on a
+  // desktop; the map's labels inside the map.
+  for (const width of [400, 1280]) {
+    await step(`layout at ${width} px`, async () => {
+      const page = await browser.newPage();
+      await page.setViewportSize({ width, height: 900 });
+      await page.goto(`${sy.url}/`);
+      await page.waitForSelector("body[data-ready=true]");
+      await page.waitForSelector("#features-result[data-state=ok]");
+      await page.click("#teams-list-button"); // the widest content
+      await page.waitForSelector("#team-result[data-teams='10']");
+      const layout = await page.evaluate(() => ({
+        scrollWidth: document.documentElement.scrollWidth,
+        clientWidth: document.documentElement.clientWidth,
+        cards: [...document.querySelectorAll("main > section")].map((card) => {
+          const r = card.getBoundingClientRect();
+          return { id: card.id, left: r.left, right: r.right, width: r.width, height: r.height, visible: card.checkVisibility() };
+        }),
+        labels: [...document.querySelectorAll("#map text.label")].map((label) => {
+          const b = label.getBBox();
+          return { text: label.textContent, left: b.x, top: b.y, right: b.x + b.width, bottom: b.y + b.height };
+        }),
+        viewBox: (({ width, height }) => ({ width, height }))(document.querySelector("#map").viewBox.baseVal),
+      }));
+      mkdirSync(shotDir, { recursive: true });
+      await page.screenshot({ path: join(shotDir, `console-${width}px.png`), fullPage: true });
+      assert.ok(layout.scrollWidth <= layout.clientWidth, `the page is ${layout.scrollWidth} px wide in a ${layout.clientWidth} px window`);
+      assert.deepEqual(layout.cards.map((c) => c.id), ["teams", "greeter", "summator", "keywords", "routeguide", "streaming-note"]);
+      for (const c of layout.cards) {
+        assert.ok(c.visible && c.width > 0 && c.height > 0, `card #${c.id} is not shown: ${JSON.stringify(c)}`);
+        assert.ok(c.left >= 0 && c.right <= layout.clientWidth, `card #${c.id} spans ${c.left}..${c.right} px, off a ${layout.clientWidth} px window`);
+      }
+      assert.equal(layout.labels.length, 10, "the map's grid labels");
+      const { width: w, height: h } = layout.viewBox;
+      for (const l of layout.labels) {
+        assert.ok(l.left >= 0 && l.top >= 0 && l.right <= w && l.bottom <= h, `map label ${l.text} at ${l.left}..${l.right} x ${l.top}..${l.bottom} is clipped by the ${w}x${h} map`);
+      }
+      await page.close();
+    });
+  }
+
   for (const format of ["text", "binary"]) {
-    await t.test(`official grpc-web runtime, ${format} mode, cross-origin`, async () => {
+    await step(`official grpc-web runtime, ${format} mode, cross-origin`, async () => {
       const page = await browser.newPage();
       const contentTypes = new Set();
       page.on("request", (req) => {
@@ -234,7 +319,7 @@ test("console and grpc-web runtime in headless Chromium", { skip: !haveChromium 
       });
       await page.goto(`${otherOrigin}/probe/`);
       await page.waitForFunction(() => typeof window.runProbe === "function");
-      const got = await page.evaluate(([api, fmt]) => window.runProbe(api, fmt), [sy.url, format]);
+      const got = await withTimeout(page.evaluate(([api, fmt]) => window.runProbe(api, fmt), [sy.url, format]), WAIT_MS, "the grpc-web probe");
       assert.deepEqual(got.found, { nickname: "Orcas" });
       assert.equal(got.missing.code, 5, `GetTeam(Atlantis): ${JSON.stringify(got.missing)}`);
       assert.match(got.missing.message, /Atlantis/);
@@ -243,4 +328,11 @@ test("console and grpc-web runtime in headless Chromium", { skip: !haveChromium 
       await page.close();
     });
   }
+});
+
+// A run that passed left nothing either (cleanup.test.mjs checks failing
+// runs): its directory is gone and no process (switchyard, Chromium) names it.
+test("the run left no process and no directory", { skip: !runDir && "the browser test did not run" }, () => {
+  assert.equal(existsSync(runDir), false, `${runDir} is still there`);
+  assert.deepEqual(processesUsing(runDir), [], `processes still use ${runDir}`);
 });
