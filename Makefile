@@ -243,3 +243,7 @@ browser: web/node_modules ## Chromium end-to-end test: console (same and cross o
 	cd web && node --test test/
 
 test: browser
+
+.PHONY: screenshot
+screenshot: web/node_modules ## Redraw docs/console.png: the console in Chromium calling localhost:50051 (not part of make test)
+	cd web && node screenshot.mjs ../docs/console.png
