@@ -149,3 +149,26 @@ func normalize(s string) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// Outputs are compared by JSON value where both sides are JSON, since
+// protobuf's JSON encoders vary their white space on purpose, and as text
+// otherwise.
+func TestSameOutput(t *testing.T) {
+	for _, tc := range []struct {
+		got, want string
+		same      bool
+	}{
+		{`{"city":"Chicago", "nickname":"Jackals"}`, `{"city":"Chicago","nickname":"Jackals"}`, true},
+		{"{\n  \"value\": 8\n}\n", `{"value":8}`, true},
+		{`{"a":1}{"a":2}`, "{\"a\":1}\n{\"a\":2}", true},
+		{`{"city":"Chicago","nickname":"Jackals"}`, `{"city":"Chicago","nickname":"Wheels"}`, false},
+		{`{"a":1}`, `{"a":1}{"a":1}`, false},
+		{`{"a":1}`, `{"a":"1"}`, false},
+		{"Keywords: [like it much]  \n", "Keywords: [like it much]", true},
+		{"5 + 3 = 8", "5 + 3 = 9", false},
+	} {
+		if got := sameOutput(tc.got, tc.want); got != tc.same {
+			t.Errorf("sameOutput(%q, %q) = %v, want %v", tc.got, tc.want, got, tc.same)
+		}
+	}
+}

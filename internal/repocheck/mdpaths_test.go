@@ -21,7 +21,9 @@ import (
 //   - inside code (`spans` and fenced blocks), every word that has a "/"
 //     and whose first element is a top-level entry of the repository
 //     (cmd/..., internal/..., web/..., tools/go.mod, ./cmd/x, and the path
-//     after a -flag=), resolved against the repository root. Words naming
+//     after a -flag=; a Go import path of this module, such as
+//     github.com/switchyard/switchyard/gen/teams/v1, names gen/teams/v1),
+//     resolved against the repository root. Words naming
 //     protobuf procedures (teams.v1.TeamsService/GetTeam), MIME types, URLs
 //     and home-directory paths do not start with a top-level entry and are
 //     left alone, as are single names without a "/".
@@ -31,6 +33,9 @@ import (
 // A path exists when git tracks it (as a file or as a directory holding
 // tracked files) or when .gitignore ignores it (a build output such as
 // bin/switchyard, which a fresh clone has only after a build).
+
+// modulePath is the main module's path (go.mod).
+const modulePath = "github.com/switchyard/switchyard"
 
 var (
 	linkRE   = regexp.MustCompile(`!?\[[^\]]*\]\(([^)\s]+)(?:\s+"[^"]*")?\)`)
@@ -106,6 +111,7 @@ func codeReferences(line int, code string, isTop func(string) bool) []reference 
 		}
 		w = strings.TrimRight(w, ".,:;")
 		w = strings.TrimPrefix(w, "./")
+		w = strings.TrimPrefix(w, modulePath+"/") // a Go import path of this module
 		if !strings.Contains(w, "/") || strings.ContainsAny(w, "<>$%") {
 			continue
 		}
@@ -184,11 +190,12 @@ func TestMarkdownPathsExist(t *testing.T) {
 }
 
 func TestMarkdownReferences(t *testing.T) {
-	isTop := func(s string) bool { return s == "cmd" || s == "tools" || s == "docs" || s == "internal" }
+	isTop := func(s string) bool { return s == "cmd" || s == "tools" || s == "docs" || s == "internal" || s == "gen" }
 	doc := strings.Join([]string{
 		"See `cmd/switchyard/process_test.go` and [the soak](soak.md#run) or [site](https://x.example/cmd/a).",
 		"Procedures like `teams.v1.TeamsService/GetTeam`, `application/grpc-web+proto`, `~/.local/share/switchyard`.",
 		"Run `go tool -modfile=tools/go.mod grpcurl` or `go run ./cmd/teams-client -addr x`.",
+		"Import `\"github.com/switchyard/switchyard/gen/teams/v1\"`, not `github.com/switchyard/switchyard v0.0.0`.",
 		"Templates: `cmd/<svc>-client/`, `$XDG_DATA_HOME/switchyard`; a bare name `Makefile`.",
 		"```sh",
 		"cd internal/server && ls",
@@ -199,7 +206,7 @@ func TestMarkdownReferences(t *testing.T) {
 	for _, r := range markdownReferences("docs/x.md", doc, isTop) {
 		got = append(got, r.path)
 	}
-	want := []string{"docs/soak.md", "cmd/switchyard/process_test.go", "tools/go.mod", "cmd/teams-client", "internal/server"}
+	want := []string{"docs/soak.md", "cmd/switchyard/process_test.go", "tools/go.mod", "cmd/teams-client", "gen/teams/v1", "internal/server"}
 	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("references = %q, want %q", got, want)
 	}
