@@ -12,11 +12,24 @@ import (
 // migration is one versioned step of the schema. Versions are applied in
 // order, each once, and recorded in schema_migrations. Never edit a released
 // migration: add the next one.
+//
+// Rolling upgrades: replicas are replaced one at a time, so the binary of
+// the previous release keeps serving on the schema a newer one migrated.
+// Each migration therefore declares minCompatible, the oldest schema
+// version whose binary still serves correctly once the migration is
+// applied (additive steps — a new table, a trigger, a nullable column —
+// keep the previous one; a step that renames or drops what an older
+// binary reads must not, and is best split over two releases). It is
+// recorded with the migration, and a binary refuses a database only when
+// the highest recorded minimum is above the newest schema it knows.
 type migration struct {
-	version  int
-	name     string
-	sqlite   []string
-	postgres []string
+	version int
+	name    string
+	// minCompatible is the oldest schema version whose binary can serve
+	// after this migration (at most version).
+	minCompatible int
+	sqlite        []string
+	postgres      []string
 	// both runs after the dialect's statements, in either database.
 	both []string
 	// args are the arguments of each statement in both, by index.
@@ -26,8 +39,9 @@ type migration struct {
 // migrations is the schema's history.
 var migrations = []migration{
 	{
-		version: 1,
-		name:    "create teams",
+		version:       1,
+		name:          "create teams",
+		minCompatible: 1,
 		sqlite: []string{`CREATE TABLE teams (
 			city_key TEXT PRIMARY KEY,
 			city     TEXT NOT NULL,
@@ -41,13 +55,15 @@ var migrations = []migration{
 			rev      BIGINT NOT NULL
 		)`},
 	},
-	seedMigration(2, "seed the tutorial teams", teams.TutorialTeams),
+	// Binaries of schema 1 and 2 refused any newer schema, so nothing
+	// older than 2 can serve after it.
+	seedMigration(2, 2, "seed the tutorial teams", teams.TutorialTeams),
 }
 
 // seedMigration inserts seed once, when the database is created: a seed team
 // deleted later stays deleted.
-func seedMigration(version int, name string, seed []teams.Team) migration {
-	m := migration{version: version, name: name}
+func seedMigration(version, minCompatible int, name string, seed []teams.Team) migration {
+	m := migration{version: version, name: name, minCompatible: minCompatible}
 	for _, t := range seed {
 		m.both = append(m.both, `INSERT INTO teams (city_key, city, nickname, rev) VALUES (?, ?, ?, 1) ON CONFLICT (city_key) DO NOTHING`)
 		m.args = append(m.args, []any{teams.CityKey(t.City), t.City, t.Nickname})
@@ -76,20 +92,16 @@ func migrate(ctx context.Context, db *sql.DB, d dialect) (err error) {
 			return fmt.Errorf("migrate %s: lock: %w", d.name, err)
 		}
 	}
-	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
-		version    INTEGER PRIMARY KEY,
-		name       TEXT NOT NULL,
-		applied_at TEXT NOT NULL
-	)`); err != nil {
+	if err := bootstrapMigrations(ctx, tx, d); err != nil {
 		return fmt.Errorf("migrate %s: %w", d.name, err)
 	}
-	var current sql.NullInt64
-	if err := tx.QueryRowContext(ctx, `SELECT MAX(version) FROM schema_migrations`).Scan(&current); err != nil {
+	var current, required sql.NullInt64
+	if err := tx.QueryRowContext(ctx, `SELECT MAX(version), MAX(COALESCE(min_compatible, version)) FROM schema_migrations`).Scan(&current, &required); err != nil {
 		return fmt.Errorf("migrate %s: %w", d.name, err)
 	}
-	if int(current.Int64) > LatestVersion() {
-		return fmt.Errorf("the %s database has schema version %d, newer than this switchyard knows (%d): run a newer switchyard",
-			d.name, current.Int64, LatestVersion())
+	if int(required.Int64) > LatestVersion() {
+		return fmt.Errorf("the %s database has schema version %d, which needs a switchyard that knows schema %d or newer; this one knows %d: run a newer switchyard",
+			d.name, current.Int64, required.Int64, LatestVersion())
 	}
 	for _, m := range migrations {
 		if m.version <= int(current.Int64) {
@@ -105,8 +117,8 @@ func migrate(ctx context.Context, db *sql.DB, d dialect) (err error) {
 				return fmt.Errorf("migration %d (%s): %w", m.version, m.name, err)
 			}
 		}
-		if _, err := tx.ExecContext(ctx, d.q(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`),
-			m.version, m.name, time.Now().UTC().Format(time.RFC3339)); err != nil {
+		if _, err := tx.ExecContext(ctx, d.q(`INSERT INTO schema_migrations (version, name, applied_at, min_compatible) VALUES (?, ?, ?, ?)`),
+			m.version, m.name, time.Now().UTC().Format(time.RFC3339), m.minCompatible); err != nil {
 			return fmt.Errorf("migration %d (%s): %w", m.version, m.name, err)
 		}
 	}
@@ -114,4 +126,38 @@ func migrate(ctx context.Context, db *sql.DB, d dialect) (err error) {
 		return fmt.Errorf("migrate %s: %w", d.name, err)
 	}
 	return nil
+}
+
+// bootstrapMigrations creates schema_migrations, or adds min_compatible to
+// one created before rolling upgrades were supported. Rows without it are
+// read as not compatible with anything older than their own version.
+func bootstrapMigrations(ctx context.Context, tx *sql.Tx, d dialect) error {
+	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version        INTEGER PRIMARY KEY,
+		name           TEXT NOT NULL,
+		applied_at     TEXT NOT NULL,
+		min_compatible INTEGER
+	)`); err != nil {
+		return err
+	}
+	var n int
+	if err := tx.QueryRowContext(ctx, d.q(d.columnCount), "schema_migrations", "min_compatible").Scan(&n); err != nil {
+		return err
+	}
+	if n == 0 {
+		if _, err := tx.ExecContext(ctx, `ALTER TABLE schema_migrations ADD COLUMN min_compatible INTEGER`); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// MinCompatibleVersion is the schema this build needs at least to serve a
+// database migrated to the newest version it knows.
+func MinCompatibleVersion() int {
+	v := 0
+	for _, m := range migrations {
+		v = max(v, m.minCompatible)
+	}
+	return v
 }

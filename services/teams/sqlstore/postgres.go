@@ -18,6 +18,8 @@ var postgres = dialect{
 	numbered:       true,
 	lockMigrations: fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", migrationLockID),
 	ddl:            func(m migration) []string { return m.postgres },
+	columnCount: `SELECT count(*) FROM information_schema.columns
+		WHERE table_schema = current_schema() AND table_name = ? AND column_name = ?`,
 }
 
 // OpenPostgres connects to the PostgreSQL database of dsn (a libpq

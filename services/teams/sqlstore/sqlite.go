@@ -23,8 +23,9 @@ const SQLiteFile = "teams.db"
 const BusyTimeout = 10 * time.Second
 
 var sqlite = dialect{
-	name: "sqlite",
-	ddl:  func(m migration) []string { return m.sqlite },
+	name:        "sqlite",
+	ddl:         func(m migration) []string { return m.sqlite },
+	columnCount: `SELECT count(*) FROM pragma_table_info(?) WHERE name = ?`,
 }
 
 // OpenSQLite opens (creating it if needed) the team directory in

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -243,30 +244,114 @@ func TestSQLiteWriteWaitsForLockUntilDeadline(t *testing.T) {
 	}
 }
 
-// A database migrated by a newer switchyard is refused, not modified.
-func TestSQLiteRefusesNewerSchema(t *testing.T) {
-	t.Parallel()
-	dir := t.TempDir()
-	if err := openSQLite(t, dir).Close(); err != nil {
+// A database a newer switchyard migrated is served when the newer one
+// recorded that this schema is still compatible (a rolling upgrade), and
+// refused, unmodified, when it did not or recorded a higher minimum.
+func newerSchema(t *testing.T, driver, dsn string, open func() (*sqlstore.Store, error)) {
+	s, err := open()
+	if err != nil {
 		t.Fatal(err)
 	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open(driver, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = db.Close() }()
+	latest := sqlstore.LatestVersion()
+	q := func(query string) string {
+		if driver == "pgx" {
+			return strings.NewReplacer("?1", "$1", "?2", "$2").Replace(query)
+		}
+		return query
+	}
+	setNewer := func(minCompatible any) {
+		t.Helper()
+		if _, err := db.Exec(`DELETE FROM schema_migrations WHERE version > `+fmt.Sprint(latest)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Exec(q(`INSERT INTO schema_migrations (version, name, applied_at, min_compatible) VALUES (?1, 'from the future', '', ?2)`),
+			latest+1, minCompatible); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		name          string
+		minCompatible any
+		serves        bool
+	}{
+		{"no minimum recorded", nil, false},
+		{"minimum above this build", latest + 1, false},
+		{"minimum is this build", latest, true},
+		{"minimum below this build", 1, true},
+	} {
+		setNewer(tc.minCompatible)
+		s, err := open()
+		if !tc.serves {
+			if err == nil {
+				_ = s.Close()
+				t.Errorf("%s: a database at schema %d was opened", tc.name, latest+1)
+			} else if !strings.Contains(err.Error(), "run a newer switchyard") {
+				t.Errorf("%s: error %q does not say what to do", tc.name, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+			continue
+		}
+		if v, err := s.SchemaVersion(t.Context()); err != nil || v != latest+1 {
+			t.Errorf("%s: SchemaVersion = %d, %v; want %d (nothing migrated back)", tc.name, v, err, latest+1)
+		}
+		if _, _, err := s.Put(t.Context(), teams.Team{City: "Miami", Nickname: tc.name}); err != nil {
+			t.Errorf("%s: Put on a newer compatible schema: %v", tc.name, err)
+		}
+		_ = s.Close()
+	}
+}
+
+func TestSQLiteNewerSchema(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	newerSchema(t, "sqlite", filepath.Join(dir, sqlstore.SQLiteFile), func() (*sqlstore.Store, error) {
+		return sqlstore.OpenSQLite(t.Context(), dir)
+	})
+}
+
+func TestPostgresNewerSchema(t *testing.T) {
+	t.Parallel()
+	dsn := pgtest.Database(t)
+	newerSchema(t, "pgx", dsn, func() (*sqlstore.Store, error) { return sqlstore.OpenPostgres(t.Context(), dsn) })
+}
+
+// A database created before minimum compatible versions were recorded (its
+// schema_migrations has no min_compatible column) is upgraded in place.
+func TestSQLiteSchemaMigrationsWithoutMinimum(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
 	db, err := sql.Open("sqlite", filepath.Join(dir, sqlstore.SQLiteFile))
 	if err != nil {
 		t.Fatal(err)
 	}
-	newer := sqlstore.LatestVersion() + 1
-	if _, err := db.Exec(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, 'from the future', '')`, newer); err != nil {
-		t.Fatal(err)
+	for _, stmt := range []string{
+		`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)`,
+		`CREATE TABLE teams (city_key TEXT PRIMARY KEY, city TEXT NOT NULL, nickname TEXT NOT NULL, rev INTEGER NOT NULL) WITHOUT ROWID`,
+		`INSERT INTO teams VALUES ('old town', 'Old Town', 'Elders', 1)`,
+		`INSERT INTO schema_migrations VALUES (1, 'create teams', ''), (2, 'seed the tutorial teams', '')`,
+	} {
+		if _, err := db.Exec(stmt); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
+	_ = db.Close()
+	s := openSQLite(t, dir)
+	defer func() { _ = s.Close() }()
+	if got, err := s.Get(t.Context(), "old town"); err != nil || got.Nickname != "Elders" {
+		t.Errorf("Get(old town) = %v, %v", got, err)
 	}
-	s, err := sqlstore.OpenSQLite(t.Context(), dir)
-	if err == nil {
-		_ = s.Close()
-		t.Fatal("OpenSQLite of a database with a newer schema succeeded")
-	}
-	if !strings.Contains(err.Error(), "newer") {
-		t.Errorf("error %q does not say the schema is newer", err)
+	if v, err := s.SchemaVersion(t.Context()); err != nil || v != sqlstore.LatestVersion() {
+		t.Errorf("SchemaVersion = %d, %v; want %d", v, err, sqlstore.LatestVersion())
 	}
 }

@@ -53,6 +53,9 @@ type dialect struct {
 	lockMigrations string
 	// ddl picks a migration's statements for this database.
 	ddl func(m migration) []string
+	// columnCount counts the columns named by its two arguments (table,
+	// column): 1 when the column exists.
+	columnCount string
 }
 
 // q rewrites a query written with "?" placeholders for the dialect.
@@ -175,7 +178,9 @@ func ctxErr(ctx context.Context, err error) error {
 	return fmt.Errorf("%w: %v", ctx.Err(), err)
 }
 
-// SchemaVersion is the newest migration applied to the database.
+// SchemaVersion is the newest migration applied to the database. It is
+// above LatestVersion when a newer switchyard migrated the database and
+// this one serves it during a rolling upgrade.
 func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
 	var v sql.NullInt64
 	err := s.read.QueryRowContext(ctx, `SELECT MAX(version) FROM schema_migrations`).Scan(&v)
