@@ -23,6 +23,7 @@ import (
 	"github.com/switchyard/switchyard/internal/server"
 	"github.com/switchyard/switchyard/services/keywords"
 	"github.com/switchyard/switchyard/services/routeguide"
+	"github.com/switchyard/switchyard/services/teams/sqlstore"
 )
 
 func main() {
@@ -83,6 +84,7 @@ type options struct {
 	maxConnections   int
 	http2Server      string
 	corsOrigins      string
+	teamFeedInterval time.Duration
 }
 
 // parseFlags reads the command line; -h writes the usage to usage and
@@ -141,6 +143,8 @@ func declareFlags() (*options, *flagSet) {
 	// 1048576 is Linux's default ceiling on open files per process (nr_open).
 	f.Int(&o.maxConnections, "max-connections", server.DefaultMaxConnections, intRange{min: 1, max: 1 << 20}, "connections served at once; more wait to be accepted")
 	f.String(&o.corsOrigins, "cors-origins", "*", `comma-separated origins such as https://app.example.com; "*" = any, "" = none`, checkOrigins, "origins whose browser pages may call the API")
+	// The feed's 1s bound needs a PostgreSQL heartbeat at most every 250ms.
+	f.Duration(&o.teamFeedInterval, "team-feed-interval", sqlstore.DefaultFeedInterval, durationRange{min: 10 * time.Millisecond, max: sqlstore.MaxFeedInterval}, "how often the team change feed checks the store (SQLite: data_version poll; PostgreSQL: listener heartbeat)")
 	return o, f
 }
 

@@ -17,16 +17,17 @@ import (
 func openTeams(o options, logger *slog.Logger) (teams.Store, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	opts := []sqlstore.Option{sqlstore.WithLogger(logger), sqlstore.WithFeedInterval(o.teamFeedInterval)}
 	dsn := o.postgresDSN
 	if dsn == "" {
 		dsn = strings.TrimSpace(os.Getenv("SWITCHYARD_POSTGRES_DSN"))
 	}
 	if dsn != "" {
-		s, err := sqlstore.OpenPostgres(ctx, dsn)
+		s, err := sqlstore.OpenPostgres(ctx, dsn, opts...)
 		if err != nil {
 			return nil, err
 		}
-		logger.Info("teams in PostgreSQL", "schema_version", sqlstore.LatestVersion())
+		logger.Info("teams in PostgreSQL", "schema_version", schemaVersion(ctx, s))
 		return s, nil
 	}
 	dir, which := o.dataDir, "-data-dir"
@@ -37,10 +38,20 @@ func openTeams(o options, logger *slog.Logger) (teams.Store, error) {
 		}
 		which = "the default data directory (-data-dir chooses another)"
 	}
-	s, err := sqlstore.OpenSQLite(ctx, dir)
+	s, err := sqlstore.OpenSQLite(ctx, dir, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", which, err)
 	}
-	logger.Info("teams in SQLite", "dir", dir, "schema_version", sqlstore.LatestVersion())
+	logger.Info("teams in SQLite", "dir", dir, "schema_version", schemaVersion(ctx, s))
 	return s, nil
+}
+
+// schemaVersion is the database's schema version, which is above this
+// build's own during a rolling upgrade.
+func schemaVersion(ctx context.Context, s *sqlstore.Store) int {
+	v, err := s.SchemaVersion(ctx)
+	if err != nil {
+		return sqlstore.LatestVersion()
+	}
+	return v
 }

@@ -8,15 +8,20 @@ import (
 )
 
 // MemStore is a Store in memory, seeded with the tutorial's teams. Its
-// content is lost when the process ends.
+// content is lost when the process ends. Its feed is live until Close:
+// nothing else can change its teams, so every write is reported before Put
+// or Delete returns.
 type MemStore struct {
 	mu    sync.RWMutex
 	teams map[string]Team // by CityKey
+	feed  *Feed
 }
+
+var _ Watchable = (*MemStore)(nil)
 
 // NewMemStore returns a store holding seed.
 func NewMemStore(seed []Team) *MemStore {
-	s := &MemStore{teams: make(map[string]Team, len(seed))}
+	s := &MemStore{teams: make(map[string]Team, len(seed)), feed: NewFeed(true)}
 	for _, t := range seed {
 		s.teams[CityKey(t.City)] = t
 	}
@@ -71,12 +76,13 @@ func (s *MemStore) Put(ctx context.Context, t Team) (Team, bool, error) {
 	}
 	key := CityKey(t.City)
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	old, exists := s.teams[key]
 	if exists {
 		t.City = old.City
 	}
 	s.teams[key] = t
+	s.mu.Unlock()
+	s.feed.Changed(key)
 	return t, !exists, nil
 }
 
@@ -87,14 +93,22 @@ func (s *MemStore) Delete(ctx context.Context, city string) (Team, error) {
 	}
 	key := CityKey(city)
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	t, ok := s.teams[key]
 	if !ok {
+		s.mu.Unlock()
 		return Team{}, ErrNotFound
 	}
 	delete(s.teams, key)
+	s.mu.Unlock()
+	s.feed.Changed(key)
 	return t, nil
 }
 
-// Close implements Store.
-func (s *MemStore) Close() error { return nil }
+// Feed implements Watchable.
+func (s *MemStore) Feed() *Feed { return s.feed }
+
+// Close implements Store; it closes the feed.
+func (s *MemStore) Close() error {
+	s.feed.Close()
+	return nil
+}

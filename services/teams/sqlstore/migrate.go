@@ -58,6 +58,61 @@ var migrations = []migration{
 	// Binaries of schema 1 and 2 refused any newer schema, so nothing
 	// older than 2 can serve after it.
 	seedMigration(2, 2, "seed the tutorial teams", teams.TutorialTeams),
+	{
+		// The change feed's sources, as triggers so that every writer —
+		// this binary, the previous one during a rolling upgrade, an
+		// operator's psql or sqlite3 — reports its changes. Additive:
+		// a schema-2 binary serves on, its writes reported too.
+		version:       3,
+		name:          "report team changes",
+		minCompatible: 2,
+		sqlite: []string{
+			`CREATE TABLE team_changes (
+				id       INTEGER PRIMARY KEY AUTOINCREMENT,
+				city_key TEXT NOT NULL
+			)`,
+			sqliteChangeTrigger("team_changes_insert", "INSERT", "NEW"),
+			sqliteChangeTrigger("team_changes_update", "UPDATE", "NEW"),
+			sqliteChangeTrigger("team_changes_update_old", "UPDATE OF city_key", "OLD"),
+			sqliteChangeTrigger("team_changes_delete", "DELETE", "OLD"),
+		},
+		postgres: []string{
+			// Payload: the key, under the 8000-byte limit of NOTIFY;
+			// empty (everything) for a key too long or a TRUNCATE.
+			`CREATE FUNCTION switchyard_teams_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+			BEGIN
+				IF TG_OP = 'TRUNCATE' THEN
+					PERFORM pg_notify('` + TeamsChannel + `', '');
+					RETURN NULL;
+				END IF;
+				IF TG_OP IN ('UPDATE', 'DELETE') THEN
+					PERFORM pg_notify('` + TeamsChannel + `', CASE WHEN octet_length(OLD.city_key) < 7000 THEN OLD.city_key ELSE '' END);
+				END IF;
+				IF TG_OP = 'INSERT' OR (TG_OP = 'UPDATE' AND NEW.city_key <> OLD.city_key) THEN
+					PERFORM pg_notify('` + TeamsChannel + `', CASE WHEN octet_length(NEW.city_key) < 7000 THEN NEW.city_key ELSE '' END);
+				END IF;
+				RETURN NULL;
+			END
+			$$`,
+			`CREATE TRIGGER teams_notify AFTER INSERT OR UPDATE OR DELETE ON teams
+				FOR EACH ROW EXECUTE FUNCTION switchyard_teams_notify()`,
+			`CREATE TRIGGER teams_notify_truncate AFTER TRUNCATE ON teams
+				FOR EACH STATEMENT EXECUTE FUNCTION switchyard_teams_notify()`,
+		},
+	},
+}
+
+// sqliteChangeTrigger logs row.city_key in team_changes after op on teams,
+// and prunes the log to its last changeLogKept rows.
+func sqliteChangeTrigger(name, op, row string) string {
+	cond := ""
+	if row == "OLD" && op != "DELETE" {
+		cond = " WHEN OLD.city_key <> NEW.city_key"
+	}
+	return fmt.Sprintf(`CREATE TRIGGER %s AFTER %s ON teams%s BEGIN
+		INSERT INTO team_changes (city_key) VALUES (%s.city_key);
+		DELETE FROM team_changes WHERE id <= (SELECT MAX(id) FROM team_changes) - %d;
+	END`, name, op, cond, row, changeLogKept)
 }
 
 // seedMigration inserts seed once, when the database is created: a seed team

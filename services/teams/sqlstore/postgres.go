@@ -25,7 +25,9 @@ var postgres = dialect{
 // OpenPostgres connects to the PostgreSQL database of dsn (a libpq
 // connection string or URL), migrates it and seeds a new one with the
 // tutorial's teams. Several replicas may share the database.
-func OpenPostgres(ctx context.Context, dsn string) (*Store, error) {
+//
+// Its change feed keeps one more connection, listening (feed_postgres.go).
+func OpenPostgres(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 	db, err := sql.Open("pgx", dsn)
 	if err != nil {
 		// pgx's parse errors can quote the DSN, password included.
@@ -46,5 +48,12 @@ func OpenPostgres(ctx context.Context, dsn string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
+	o := newOptions(opts)
+	f, err := newPGFeed(dsn, o.feedInterval, newFeedLog(o.logger, st.feed, "postgres listen/notify"))
+	if err != nil {
+		_ = st.Close()
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	st.startFeed(f.run)
 	return st, nil
 }

@@ -35,7 +35,9 @@ var sqlite = dialect{
 // connection waits up to BusyTimeout for the write lock, so several
 // processes can share one directory. synchronous=FULL makes a write durable
 // once it returns, even if the machine loses power afterwards.
-func OpenSQLite(ctx context.Context, dir string) (*Store, error) {
+//
+// Its change feed polls the file every WithFeedInterval (feed_sqlite.go).
+func OpenSQLite(ctx context.Context, dir string, opts ...Option) (*Store, error) {
 	if dir == "" {
 		return nil, errors.New("sqlite: no data directory given")
 	}
@@ -81,6 +83,16 @@ func OpenSQLite(ctx context.Context, dir string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sqlite %s: %w", path, err)
 	}
+	// The feed's own connection: data_version is per connection.
+	poll, err := sql.Open("sqlite", dsn(url.Values{"_query_only": {"1"}}))
+	if err != nil {
+		_ = st.Close()
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	poll.SetMaxOpenConns(1)
+	o := newOptions(opts)
+	f := &sqliteFeed{db: poll, interval: o.feedInterval, log: newFeedLog(o.logger, st.feed, "sqlite data_version")}
+	st.startFeed(f.run)
 	return st, nil
 }
 

@@ -269,7 +269,7 @@ func newerSchema(t *testing.T, driver, dsn string, open func() (*sqlstore.Store,
 	}
 	setNewer := func(minCompatible any) {
 		t.Helper()
-		if _, err := db.Exec(`DELETE FROM schema_migrations WHERE version > `+fmt.Sprint(latest)); err != nil {
+		if _, err := db.Exec(`DELETE FROM schema_migrations WHERE version > ` + fmt.Sprint(latest)); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := db.Exec(q(`INSERT INTO schema_migrations (version, name, applied_at, min_compatible) VALUES (?1, 'from the future', '', ?2)`),

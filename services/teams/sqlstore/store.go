@@ -28,10 +28,15 @@ type Store struct {
 	// get is Get's query, prepared once: GetTeam is the hot path, and
 	// parsing the SQL on every call cost more than running it.
 	get *sql.Stmt
+	// feed reports changes (feed.go); stopFeed ends its source.
+	feed     *teams.Feed
+	stopFeed func()
 }
 
-// prepare readies s's prepared statements; on failure it closes s.
+// prepare readies s's prepared statements and its (down) feed; on failure
+// it closes s.
 func prepare(ctx context.Context, s *Store) (*Store, error) {
+	s.feed = teams.NewFeed(false)
 	get, err := s.read.PrepareContext(ctx, s.dialect.q(`SELECT city, nickname FROM teams WHERE city_key = ?`))
 	if err != nil {
 		_ = s.Close()
@@ -141,6 +146,7 @@ func (s *Store) Put(ctx context.Context, t teams.Team) (teams.Team, bool, error)
 	if err != nil {
 		return teams.Team{}, false, ctxErr(ctx, err)
 	}
+	s.feed.Changed(teams.CityKey(stored.City))
 	return stored, rev == 1, nil
 }
 
@@ -152,11 +158,21 @@ func (s *Store) Delete(ctx context.Context, city string) (teams.Team, error) {
 	if errors.Is(err, sql.ErrNoRows) {
 		return teams.Team{}, teams.ErrNotFound
 	}
-	return t, ctxErr(ctx, err)
+	if err != nil {
+		return teams.Team{}, ctxErr(ctx, err)
+	}
+	s.feed.Changed(teams.CityKey(t.City))
+	return t, nil
 }
 
-// Close implements teams.Store.
+// Close implements teams.Store; it also ends the change feed.
 func (s *Store) Close() error {
+	if s.stopFeed != nil {
+		s.stopFeed()
+	}
+	if s.feed != nil {
+		s.feed.Close()
+	}
 	var err error
 	if s.get != nil {
 		err = s.get.Close()

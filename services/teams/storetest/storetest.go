@@ -35,6 +35,7 @@ func Run(t *testing.T, open Factory) {
 		{"ListOrderIsByteOrder", testListOrder},
 		{"CanceledContext", testCanceled},
 		{"ConcurrentWriters", testConcurrent},
+		{"FeedReportsWrites", testFeed},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -294,5 +295,72 @@ func testConcurrent(t *testing.T, s teams.Store) {
 		if tm.Nickname != "second" {
 			t.Errorf("%s is %q, want the last write", tm.City, tm.Nickname)
 		}
+	}
+}
+
+// Changes waits for the changes of sub until want has been seen in order
+// (other changes may come between), failing after teams.FeedBound.
+func Changes(t testing.TB, sub *teams.Subscription, want ...teams.Change) {
+	t.Helper()
+	c, cancel := context.WithTimeout(context.Background(), teams.FeedBound)
+	defer cancel()
+	var seen []teams.Change
+	for len(want) > 0 {
+		got, err := sub.Next(c)
+		if err != nil {
+			t.Fatalf("waiting for %+v: %v; saw %+v", want[0], err, seen)
+		}
+		seen = append(seen, got)
+		if got == want[0] {
+			want = want[1:]
+		}
+	}
+}
+
+// testFeed: a store with a change feed reports every write and delete,
+// under the key's CityKey, within the bound, to every subscriber.
+func testFeed(t *testing.T, s teams.Store) {
+	w, ok := s.(teams.Watchable)
+	if !ok {
+		t.Fatalf("%T has no change feed (teams.Watchable)", s)
+	}
+	feed := w.Feed()
+	deadline := time.Now().Add(10 * time.Second)
+	for !feed.Live() {
+		if time.Now().After(deadline) {
+			t.Fatal("the feed of a freshly opened store is not live after 10s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	a, b := feed.Subscribe(), feed.Subscribe()
+	defer a.Close()
+	defer b.Close()
+	for _, sub := range []*teams.Subscription{a, b} {
+		Changes(t, sub, teams.Change{All: true, Live: true})
+	}
+	c := ctx(t)
+	if _, _, err := s.Put(c, teams.Team{City: "  Miami ", Nickname: "Sharks"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Put(c, teams.Team{City: "Chicago", Nickname: "Bears"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Delete(c, "BOSTON"); err != nil {
+		t.Fatal(err)
+	}
+	for _, sub := range []*teams.Subscription{a, b} {
+		Changes(t, sub, teams.Change{Key: "miami", Live: true}, teams.Change{Key: "chicago", Live: true},
+			teams.Change{Key: "boston", Live: true})
+	}
+	// A failed write changes nothing, and a closed subscription gets nothing.
+	if _, err := s.Delete(c, "Atlantis"); !errors.Is(err, teams.ErrNotFound) {
+		t.Fatalf("Delete(Atlantis) = %v", err)
+	}
+	b.Close()
+	if _, err := b.Next(c); !errors.Is(err, teams.ErrFeedClosed) {
+		t.Errorf("Next on a closed subscription = %v, want ErrFeedClosed", err)
+	}
+	if st := feed.Stats(); !st.Live || st.Subscribers != 1 || st.Changes < 3 {
+		t.Errorf("Stats = %+v; want live, 1 subscriber, at least 3 changes", st)
 	}
 }

@@ -1,0 +1,253 @@
+package teams
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+)
+
+// FeedBound is the change feed's promise: while a feed is live, every
+// subscriber of every process sharing the store learns of a team write or
+// delete within FeedBound of the write's acknowledgement; when a feed
+// cannot keep that promise it tells its subscribers so (a Change with All
+// set and Live false) within the same bound.
+const FeedBound = time.Second
+
+// Change is one event of a change feed.
+//
+// A subscriber that keeps a copy of teams (a cache) stays correct by
+// following three rules: drop Key on a Change with a Key; drop everything
+// on a Change with All; and read from the store, without keeping what it
+// read, while the last Change it took had Live false.
+type Change struct {
+	// Key is the CityKey of a team that was created, renamed, updated or
+	// deleted. It is empty when All is set.
+	Key string
+	// All means any team may have changed: the subscription has just
+	// started, the feed lost its source or regained it (changes made
+	// meanwhile were not seen), its subscriber fell too far behind, or the
+	// source could not tell which teams changed.
+	All bool
+	// Live tells whether the feed was live when this change was queued:
+	// whether changes after it will be delivered within FeedBound.
+	Live bool
+}
+
+// Watchable is a Store with a change feed.
+type Watchable interface {
+	Store
+	// Feed is the store's change feed. It is live from the store's open
+	// until its Close, except while its source is lost.
+	Feed() *Feed
+}
+
+// ErrFeedClosed is returned by Subscription.Next once the subscription or
+// its feed is closed.
+var ErrFeedClosed = errors.New("teams: change feed closed")
+
+// maxQueued bounds the changes waiting for one subscriber. A subscriber
+// that falls further behind gets one Change with All instead of the
+// backlog, so a slow subscriber costs bounded memory and never slows the
+// feed or other subscribers.
+const maxQueued = 4096
+
+// Feed fans a store's changes out to its subscribers, each in the order
+// the store reported them. Store implementations report through Changed
+// and Reset; consumers call Subscribe and Live.
+//
+// Guarantees, per subscription: changes arrive in the order they were
+// reported; a Change for a key is reported only after the write is
+// visible to the store's readers; the same write may be reported more
+// than once (a store reports its own writes at once and again when its
+// source sees them), never less.
+type Feed struct {
+	mu     sync.Mutex
+	live   bool
+	since  time.Time
+	closed bool
+	subs   map[*Subscription]struct{}
+	stats  FeedStats
+}
+
+// FeedStats are a feed's counters, for logs and metrics.
+type FeedStats struct {
+	// Live is the feed's state, and Since when it last changed.
+	Live  bool
+	Since time.Time
+	// Subscribers are the open subscriptions.
+	Subscribers int
+	// Changes counts keys reported; Resets counts Changes with All.
+	Changes, Resets uint64
+	// Outages counts the times the feed went from live to down.
+	Outages uint64
+	// Overflows counts backlogs replaced by one All because a subscriber
+	// fell more than 4096 changes behind.
+	Overflows uint64
+	// Lag is the source's latest measure of how late a change can reach
+	// this feed (PostgreSQL: the listener's heartbeat round trip; SQLite:
+	// the time between the last two polls, plus the poll).
+	Lag time.Duration
+}
+
+// NewFeed returns a feed with no subscribers, live or not.
+func NewFeed(live bool) *Feed {
+	return &Feed{live: live, since: time.Now(), subs: map[*Subscription]struct{}{}}
+}
+
+// Subscribe starts a subscription. Its first Change has All set and the
+// feed's current Live state, so a subscriber needs no other start-up.
+func (f *Feed) Subscribe() *Subscription {
+	s := &Subscription{feed: f, ready: make(chan struct{}, 1)}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		s.closed = true
+		return s
+	}
+	f.subs[s] = struct{}{}
+	s.push(Change{All: true, Live: f.live}, &f.stats)
+	return s
+}
+
+// Live reports whether the feed is live now.
+func (f *Feed) Live() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.live
+}
+
+// Stats returns the feed's counters.
+func (f *Feed) Stats() FeedStats {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	st := f.stats
+	st.Live, st.Since, st.Subscribers = f.live, f.since, len(f.subs)
+	return st
+}
+
+// Changed reports that the team of key (a CityKey) was written or deleted.
+// For Store implementations: call it only once the write is visible.
+func (f *Feed) Changed(key string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.stats.Changes++
+	for s := range f.subs {
+		s.push(Change{Key: key, Live: f.live}, &f.stats)
+	}
+}
+
+// Reset reports that any team may have changed, and sets the feed live or
+// down. For Store implementations: call Reset(false) as soon as changes
+// may go unseen, and Reset(true) once they are seen again.
+func (f *Feed) Reset(live bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.live && !live {
+		f.stats.Outages++
+	}
+	if f.live != live {
+		f.since = time.Now()
+	}
+	f.live = live
+	f.stats.Resets++
+	for s := range f.subs {
+		s.push(Change{All: true, Live: live}, &f.stats)
+	}
+}
+
+// ObserveLag records the source's latest lag measurement (see FeedStats).
+func (f *Feed) ObserveLag(d time.Duration) {
+	f.mu.Lock()
+	f.stats.Lag = d
+	f.mu.Unlock()
+}
+
+// Close sets the feed down for good and ends every subscription: Next
+// returns what is queued, then ErrFeedClosed.
+func (f *Feed) Close() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return
+	}
+	f.closed, f.live = true, false
+	for s := range f.subs {
+		s.push(Change{All: true, Live: false}, &f.stats)
+		s.closed = true
+		delete(f.subs, s)
+	}
+}
+
+// Subscription is one subscriber's ordered queue of changes.
+type Subscription struct {
+	feed  *Feed
+	ready chan struct{} // holds a token while queue is not empty or closed
+
+	// Guarded by feed.mu.
+	queue  []Change
+	closed bool
+}
+
+// push queues c; f.mu is held.
+func (s *Subscription) push(c Change, st *FeedStats) {
+	if len(s.queue) >= maxQueued {
+		// Everything queued is covered by one All with the current state.
+		st.Overflows++
+		s.queue = append(s.queue[:0], Change{All: true, Live: c.Live})
+		if !c.All {
+			s.queue = append(s.queue, c)
+		}
+	} else {
+		s.queue = append(s.queue, c)
+	}
+	s.signal()
+}
+
+func (s *Subscription) signal() {
+	select {
+	case s.ready <- struct{}{}:
+	default:
+	}
+}
+
+// Next returns the next change, waiting until there is one, ctx ends, or
+// the subscription or its feed is closed (ErrFeedClosed).
+func (s *Subscription) Next(ctx context.Context) (Change, error) {
+	for {
+		s.feed.mu.Lock()
+		if len(s.queue) > 0 {
+			c := s.queue[0]
+			s.queue[0] = Change{}
+			s.queue = s.queue[1:]
+			if len(s.queue) == 0 {
+				s.queue = nil // let a long backlog's array go
+			}
+			s.feed.mu.Unlock()
+			return c, nil
+		}
+		closed := s.closed
+		s.feed.mu.Unlock()
+		if closed {
+			return Change{}, ErrFeedClosed
+		}
+		select {
+		case <-s.ready:
+		case <-ctx.Done():
+			return Change{}, ctx.Err()
+		}
+	}
+}
+
+// Ready is signalled when Next may have a change without waiting: a
+// subscriber that selects on several sources waits on it, then calls Next.
+func (s *Subscription) Ready() <-chan struct{} { return s.ready }
+
+// Close ends the subscription; its queue is dropped.
+func (s *Subscription) Close() {
+	s.feed.mu.Lock()
+	defer s.feed.mu.Unlock()
+	delete(s.feed.subs, s)
+	s.queue, s.closed = nil, true
+	s.signal()
+}

@@ -1,0 +1,114 @@
+package teams
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+)
+
+func next(t *testing.T, s *Subscription) Change {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	c, err := s.Next(ctx)
+	if err != nil {
+		t.Fatalf("Next: %v", err)
+	}
+	return c
+}
+
+// Each subscriber gets every change in the order reported, starting with an
+// All that carries the feed's state; Reset carries the new state.
+func TestFeedOrderAndState(t *testing.T) {
+	f := NewFeed(false)
+	a := f.Subscribe()
+	f.Reset(true)
+	b := f.Subscribe()
+	for i := range 100 {
+		f.Changed(fmt.Sprint(i))
+	}
+	f.Reset(false)
+	f.Changed("while down")
+	want := []Change{{All: true}, {All: true, Live: true}}
+	for i := range 100 {
+		want = append(want, Change{Key: fmt.Sprint(i), Live: true})
+	}
+	want = append(want, Change{All: true}, Change{Key: "while down"})
+	for name, s := range map[string]*Subscription{"a": a, "b": b} {
+		w := want
+		if name == "b" { // subscribed when live: starts with one live All
+			w = want[1:]
+		}
+		for i, wc := range w {
+			if got := next(t, s); got != wc {
+				t.Fatalf("%s: change %d = %+v, want %+v", name, i, got, wc)
+			}
+		}
+	}
+	if st := f.Stats(); st.Live || st.Outages != 1 || st.Changes != 101 || st.Subscribers != 2 {
+		t.Errorf("Stats = %+v", st)
+	}
+}
+
+// A subscriber that falls behind by more than the queue's bound gets one
+// All (with the current state) instead of the backlog, then what follows.
+func TestFeedOverflowCollapsesToAll(t *testing.T) {
+	f := NewFeed(true)
+	s := f.Subscribe()
+	for i := range maxQueued + 10 {
+		f.Changed(fmt.Sprint(i))
+	}
+	s.feed.mu.Lock()
+	n := len(s.queue)
+	s.feed.mu.Unlock()
+	if n > maxQueued {
+		t.Errorf("%d changes queued, bound %d", n, maxQueued)
+	}
+	sawAll := false
+	for range n {
+		c := next(t, s)
+		sawAll = sawAll || c.All
+		if c.Key == fmt.Sprint(maxQueued+9) && !sawAll {
+			t.Fatal("the last change arrived without an All covering the dropped ones")
+		}
+	}
+	if !sawAll || f.Stats().Overflows == 0 {
+		t.Error("no All after an overflow")
+	}
+}
+
+// Next waits for a change, honours its context, and ends with
+// ErrFeedClosed after the feed closes, once the queue is drained.
+func TestFeedNextWaitsAndCloses(t *testing.T) {
+	f := NewFeed(true)
+	s := f.Subscribe()
+	next(t, s)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if _, err := s.Next(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Next with nothing queued = %v, want DeadlineExceeded", err)
+	}
+	go func() {
+		time.Sleep(10 * time.Millisecond)
+		f.Changed("x")
+	}()
+	if c := next(t, s); c.Key != "x" {
+		t.Fatalf("got %+v", c)
+	}
+	f.Changed("y")
+	f.Close()
+	if c := next(t, s); c.Key != "y" {
+		t.Fatalf("got %+v, want the change queued before Close", c)
+	}
+	if c := next(t, s); !c.All || c.Live {
+		t.Fatalf("got %+v, want All, not live, from Close", c)
+	}
+	if _, err := s.Next(context.Background()); !errors.Is(err, ErrFeedClosed) {
+		t.Fatalf("Next after Close = %v", err)
+	}
+	if _, err := f.Subscribe().Next(context.Background()); !errors.Is(err, ErrFeedClosed) {
+		t.Fatalf("Next of a subscription to a closed feed = %v", err)
+	}
+}

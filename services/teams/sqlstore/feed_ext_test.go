@@ -1,0 +1,495 @@
+package sqlstore_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/switchyard/switchyard/internal/pgtest"
+	"github.com/switchyard/switchyard/services/teams"
+	"github.com/switchyard/switchyard/services/teams/sqlstore"
+	"github.com/switchyard/switchyard/services/teams/storetest"
+)
+
+// The change feed's tests: two Store instances on one database stand for
+// two processes (the process-level tests are in e2e/scale). Each write
+// goes through one store and must reach the other's subscribers within
+// teams.FeedBound, in order; losing the source must be reported.
+
+// waitLive waits until feed is live.
+func waitLive(t *testing.T, feed *teams.Feed) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !feed.Live(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("feed not live after 10s")
+		}
+	}
+}
+
+// crossStore: writes through a reach b's subscriber within the bound and
+// in order, renames and deletes included; it returns the worst latency.
+func crossStore(t *testing.T, a, b *sqlstore.Store) time.Duration {
+	waitLive(t, b.Feed())
+	sub := b.Feed().Subscribe()
+	defer sub.Close()
+	storetest.Changes(t, sub, teams.Change{All: true, Live: true})
+	ctx := t.Context()
+	var worst time.Duration
+	for i := range 20 {
+		city := fmt.Sprintf("Feed City %d", i)
+		if _, _, err := a.Put(ctx, teams.Team{City: city, Nickname: "N"}); err != nil {
+			t.Fatal(err)
+		}
+		acked := time.Now()
+		storetest.Changes(t, sub, teams.Change{Key: teams.CityKey(city), Live: true})
+		worst = max(worst, time.Since(acked))
+	}
+	// A burst, in order: b's subscriber sees the keys in commit order.
+	var want []teams.Change
+	for i := range 50 {
+		city := fmt.Sprintf("Burst %02d", i)
+		if i%5 == 4 {
+			if _, err := a.Delete(ctx, fmt.Sprintf("Burst %02d", i-1)); err != nil {
+				t.Fatal(err)
+			}
+			city = fmt.Sprintf("Burst %02d", i-1)
+		} else if _, _, err := a.Put(ctx, teams.Team{City: city, Nickname: "B"}); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, teams.Change{Key: teams.CityKey(city), Live: true})
+	}
+	var got []teams.Change
+	deadline, cancel := context.WithTimeout(ctx, teams.FeedBound)
+	defer cancel()
+	for len(got) < len(want) {
+		c, err := sub.Next(deadline)
+		if err != nil {
+			t.Fatalf("burst: %d of %d changes within the bound: %v", len(got), len(want), err)
+		}
+		if c.All {
+			t.Fatalf("burst: unexpected %+v", c)
+		}
+		got = append(got, c)
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("burst arrived as\n%v\nwant\n%v", got, want)
+	}
+	return worst
+}
+
+func TestSQLiteFeedAcrossStores(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	a, b := openSQLite(t, dir), openSQLite(t, dir)
+	defer func() { _ = a.Close(); _ = b.Close() }()
+	worst := crossStore(t, a, b)
+	t.Logf("SQLite: worst write-to-other-store latency %v (poll every %v)", worst, sqlstore.DefaultFeedInterval)
+}
+
+func TestPostgresFeedAcrossStores(t *testing.T) {
+	t.Parallel()
+	dsn := pgtest.Database(t)
+	a, b := openPostgres(t, dsn), openPostgres(t, dsn)
+	defer func() { _ = a.Close(); _ = b.Close() }()
+	worst := crossStore(t, a, b)
+	t.Logf("PostgreSQL: worst write-to-other-store latency %v", worst)
+}
+
+// Writes made outside switchyard (by hand, or by an older binary) are
+// reported too: the triggers keep the feed's source, not the Store.
+func byHand(t *testing.T, driver, dsn string, s *sqlstore.Store, clear string, cleared teams.Change) {
+	waitLive(t, s.Feed())
+	sub := s.Feed().Subscribe()
+	defer sub.Close()
+	storetest.Changes(t, sub, teams.Change{All: true, Live: true})
+	db, err := sql.Open(driver, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = db.Close() }()
+	for _, stmt := range []string{
+		`INSERT INTO teams (city_key, city, nickname, rev) VALUES ('by hand', 'By Hand', 'Psql', 1)`,
+		`UPDATE teams SET nickname = 'Bears' WHERE city_key = 'chicago'`,
+		`UPDATE teams SET city_key = 'motor city' WHERE city_key = 'detroit'`,
+		`DELETE FROM teams WHERE city_key = 'boston'`,
+	} {
+		if _, err := db.Exec(stmt); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	}
+	storetest.Changes(t, sub, teams.Change{Key: "by hand", Live: true}, teams.Change{Key: "chicago", Live: true},
+		teams.Change{Key: "boston", Live: true})
+	if _, err := db.Exec(clear); err != nil {
+		t.Fatal(err)
+	}
+	storetest.Changes(t, sub, cleared)
+}
+
+func TestSQLiteFeedSeesOtherWriters(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s := openSQLite(t, dir)
+	defer func() { _ = s.Close() }()
+	// SQLite has no TRUNCATE: a DELETE of every row reports every key.
+	byHand(t, "sqlite", filepath.Join(dir, sqlstore.SQLiteFile), s, `DELETE FROM teams`, teams.Change{Key: "seattle", Live: true})
+}
+
+func TestPostgresFeedSeesOtherWriters(t *testing.T) {
+	t.Parallel()
+	dsn := pgtest.Database(t)
+	s := openPostgres(t, dsn)
+	defer func() { _ = s.Close() }()
+	// TRUNCATE fires no row trigger: its statement trigger says everything.
+	byHand(t, "pgx", dsn, s, `TRUNCATE teams`, teams.Change{All: true, Live: true})
+}
+
+// A poller that falls behind the change log (more changes between two
+// polls than the log keeps) says everything changed instead.
+func TestSQLiteFeedLogOverrun(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s, err := sqlstore.OpenSQLite(t.Context(), dir, sqlstore.WithFeedInterval(sqlstore.MaxFeedInterval))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = s.Close() }()
+	waitLive(t, s.Feed())
+	sub := s.Feed().Subscribe()
+	defer sub.Close()
+	storetest.Changes(t, sub, teams.Change{All: true, Live: true})
+	db, err := sql.Open("sqlite", filepath.Join(dir, sqlstore.SQLiteFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = db.Close() }()
+	// One transaction, so no poll falls between the changes.
+	if _, err := db.Exec(`WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1500)
+		INSERT INTO teams (city_key, city, nickname, rev) SELECT 'x' || i, 'X' || i, 'N', 1 FROM n`); err != nil {
+		t.Fatal(err)
+	}
+	c, cancel := context.WithTimeout(t.Context(), teams.FeedBound)
+	defer cancel()
+	for {
+		got, err := sub.Next(c)
+		if err != nil {
+			t.Fatalf("no All after 1500 changes in one poll: %v", err)
+		}
+		if got.Key != "" {
+			t.Fatalf("got %+v: the poller reported keys it could not have read completely", got)
+		}
+		if got.All && got.Live {
+			break
+		}
+	}
+}
+
+// cache is the smallest cache the feed's contract allows, written to test
+// the feed the way issue 16's team cache will use it: it drops a key on its
+// Change, everything on All, reads through while the feed is down, and
+// installs a value only if no change arrived while it was read.
+type cache struct {
+	read func(ctx context.Context, key string) (string, error) // "" when not found
+
+	mu   sync.Mutex
+	live bool
+	gen  uint64
+	m    map[string]string
+	hits atomic.Int64
+}
+
+func follow(ctx context.Context, sub *teams.Subscription, read func(context.Context, string) (string, error)) *cache {
+	c := &cache{read: read, m: map[string]string{}}
+	go func() {
+		for {
+			ch, err := sub.Next(ctx)
+			if err != nil {
+				return
+			}
+			c.mu.Lock()
+			c.gen++
+			if ch.All {
+				clear(c.m)
+				c.live = ch.Live
+			} else {
+				delete(c.m, ch.Key)
+			}
+			c.mu.Unlock()
+		}
+	}()
+	return c
+}
+
+func (c *cache) get(ctx context.Context, key string) (string, error) {
+	c.mu.Lock()
+	if v, ok := c.m[key]; ok && c.live {
+		c.mu.Unlock()
+		c.hits.Add(1)
+		return v, nil
+	}
+	gen, live := c.gen, c.live
+	c.mu.Unlock()
+	v, err := c.read(ctx, key)
+	if err != nil {
+		return "", err
+	}
+	c.mu.Lock()
+	if live && c.live && c.gen == gen {
+		c.m[key] = v
+	}
+	c.mu.Unlock()
+	return v, nil
+}
+
+// TestPostgresFeedListenerTerminated: the listener's backend is terminated
+// and kept from reconnecting while a team is written by another session;
+// the subscriber is told everything may have changed, and a cache on the
+// feed serves the new value within the bound — during the outage and
+// after it — and the feed is live again once connections are allowed.
+func TestPostgresFeedListenerTerminated(t *testing.T) {
+	t.Parallel()
+	dsn := pgtest.Database(t)
+	s, err := sqlstore.OpenPostgres(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = s.Close() }()
+	waitLive(t, s.Feed())
+	ctx := t.Context()
+
+	// Sessions opened before the outage: the writer, and the cache's reads.
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = db.Close() }()
+	writer, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = writer.Close() }()
+	reader, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = reader.Close() }()
+	var readMu sync.Mutex
+	read := func(ctx context.Context, key string) (string, error) {
+		readMu.Lock()
+		defer readMu.Unlock()
+		var v string
+		err := reader.QueryRowContext(ctx, `SELECT nickname FROM teams WHERE city_key = $1`, key).Scan(&v)
+		if errors.Is(err, sql.ErrNoRows) {
+			return "", nil
+		}
+		return v, err
+	}
+
+	sub := s.Feed().Subscribe()
+	defer sub.Close()
+	events := s.Feed().Subscribe()
+	defer events.Close()
+	storetest.Changes(t, events, teams.Change{All: true, Live: true})
+	c := follow(ctx, sub, read)
+	// Warm the cache until it hits (once it has taken the first, live All).
+	for deadline := time.Now().Add(teams.FeedBound); c.hits.Load() == 0; time.Sleep(5 * time.Millisecond) {
+		if v, err := c.get(ctx, "chicago"); err != nil || v != "Jackals" {
+			t.Fatalf("get(chicago) = %q, %v", v, err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the cache never hit: the test would prove nothing")
+		}
+	}
+
+	// The database's connections are switched off from another one.
+	database := dsnValue(dsn, "dbname")
+	admin, err := sql.Open("pgx", strings.Replace(dsn, "dbname="+database, "dbname=postgres", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = admin.Close() }()
+	if _, err := admin.ExecContext(ctx, `ALTER DATABASE `+database+` ALLOW_CONNECTIONS false`); err != nil {
+		t.Fatal(err)
+	}
+	allowed := false
+	allow := func() {
+		if !allowed {
+			allowed = true
+			if _, err := admin.ExecContext(context.Background(), `ALTER DATABASE `+database+` ALLOW_CONNECTIONS true`); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	defer allow()
+	var n int
+	if err := admin.QueryRowContext(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+		WHERE application_name = $1 AND datname = $2`, sqlstore.FeedApplicationName, database).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("terminated %d listener backends (%v), want 1", n, err)
+	}
+	storetest.Changes(t, events, teams.Change{All: true, Live: false})
+	if s.Feed().Live() {
+		t.Error("the feed says it is live while its listener cannot connect")
+	}
+	if _, err := writer.ExecContext(ctx, `UPDATE teams SET nickname = 'Bears' WHERE city_key = 'chicago'`); err != nil {
+		t.Fatal(err)
+	}
+	written := time.Now()
+	time.Sleep(teams.FeedBound - time.Since(written))
+	if v, err := c.get(ctx, "chicago"); err != nil || v != "Bears" {
+		t.Errorf("during the outage, %v after the write, the cache serves %q (%v), want Bears", time.Since(written), v, err)
+	}
+	allow()
+	// Reconnecting takes what it takes (the retry delay has grown during
+	// the outage); the bound is on telling, not on healing.
+	waitLive(t, s.Feed())
+	storetest.Changes(t, events, teams.Change{All: true, Live: true})
+	if v, err := c.get(ctx, "chicago"); err != nil || v != "Bears" {
+		t.Errorf("after the outage the cache serves %q (%v), want Bears", v, err)
+	}
+	if st := s.Feed().Stats(); st.Outages != 1 || !st.Live {
+		t.Errorf("Stats after one outage = %+v", st)
+	}
+}
+
+// dsnValue returns key's value in a key=value DSN.
+func dsnValue(dsn, key string) string {
+	for _, f := range strings.Fields(dsn) {
+		if k, v, ok := strings.Cut(f, "="); ok && k == key {
+			return v
+		}
+	}
+	return ""
+}
+
+// TestPostgresFeedSilentListener: a listener connection that goes silent
+// (a partition: the socket stays open, nothing comes back) is noticed by
+// its heartbeat, and the feed reports down within the bound.
+func TestPostgresFeedSilentListener(t *testing.T) {
+	t.Parallel()
+	dsn := pgtest.Database(t)
+	proxy := newFreezableProxy(t, dsnValue(dsn, "host"))
+	viaProxy := strings.Replace(dsn, "host="+dsnValue(dsn, "host"), "host="+proxy.dir, 1)
+	s, err := sqlstore.OpenPostgres(t.Context(), viaProxy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = s.Close() }()
+	waitLive(t, s.Feed())
+	events := s.Feed().Subscribe()
+	defer events.Close()
+	storetest.Changes(t, events, teams.Change{All: true, Live: true})
+
+	proxy.freeze(true)
+	frozen := time.Now()
+	storetest.Changes(t, events, teams.Change{All: true, Live: false})
+	if d := time.Since(frozen); d > teams.FeedBound {
+		t.Errorf("a silent listener was noticed after %v, bound %v", d, teams.FeedBound)
+	}
+	t.Logf("silent listener noticed after %v", time.Since(frozen))
+	proxy.freeze(false)
+	c, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	for {
+		ch, err := events.Next(c)
+		if err != nil {
+			t.Fatalf("not live again after the partition healed: %v", err)
+		}
+		if ch.All && ch.Live {
+			break
+		}
+	}
+}
+
+// freezableProxy forwards a PostgreSQL unix socket and can stop forwarding
+// without closing anything, as a network partition would.
+type freezableProxy struct {
+	dir    string
+	mu     sync.Mutex
+	frozen bool
+	thaw   chan struct{}
+	conns  []net.Conn
+}
+
+func newFreezableProxy(t *testing.T, pgDir string) *freezableProxy {
+	p := &freezableProxy{dir: t.TempDir(), thaw: make(chan struct{})}
+	ln, err := net.Listen("unix", filepath.Join(p.dir, ".s.PGSQL.5432"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = ln.Close()
+		p.freeze(false)
+		p.mu.Lock()
+		for _, c := range p.conns {
+			_ = c.Close()
+		}
+		p.mu.Unlock()
+	})
+	go func() {
+		for {
+			in, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			out, err := net.Dial("unix", filepath.Join(pgDir, ".s.PGSQL.5432"))
+			if err != nil {
+				_ = in.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, in, out)
+			p.mu.Unlock()
+			go p.pipe(in, out)
+			go p.pipe(out, in)
+		}
+	}()
+	return p
+}
+
+func (p *freezableProxy) pipe(dst, src net.Conn) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		p.mu.Lock()
+		frozen, thaw := p.frozen, p.thaw
+		p.mu.Unlock()
+		if frozen {
+			<-thaw
+			// A healed partition still loses what was in flight: end the
+			// connection, as TCP would after its retries.
+			_ = src.Close()
+			_ = dst.Close()
+			return
+		}
+		if n > 0 {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			_ = dst.Close()
+			return
+		}
+	}
+}
+
+func (p *freezableProxy) freeze(on bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if on == p.frozen {
+		return
+	}
+	p.frozen = on
+	if !on {
+		close(p.thaw)
+		p.thaw = make(chan struct{})
+	}
+}

@@ -1,0 +1,168 @@
+package sqlstore
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// PostgreSQL's change feed. A trigger on teams (migration 3) calls
+// pg_notify in the writing transaction, so the notification goes out at
+// commit, with the city key as payload (an empty payload: everything).
+// Each store keeps one dedicated listener connection; NOTIFY reaches only
+// sessions listening at that moment, so the feed is down — and its
+// subscribers are told everything may have changed — from the moment the
+// connection is lost until it listens again, and no catch-up query is
+// needed.
+//
+// A connection can also die silently (a network partition leaves the
+// socket open). The listener therefore sends itself a heartbeat every
+// interval: a NOTIFY on a channel of its own, from its own session.
+// PostgreSQL delivers notifications in commit order, so a heartbeat coming
+// back also proves that every change committed before it was delivered;
+// one not back within two intervals takes the feed down. A write
+// acknowledged at T is thus delivered, or the feed reported down, by
+// T + 3 intervals (600 ms by default).
+
+const (
+	// TeamsChannel is the NOTIFY channel of team changes.
+	TeamsChannel = "switchyard_teams"
+	// FeedApplicationName names the listener's session in
+	// pg_stat_activity.
+	FeedApplicationName = "switchyard team feed"
+	// feedMinRetry and feedMaxRetry bound the reconnect delay, which
+	// doubles after each failed attempt.
+	feedMinRetry = 50 * time.Millisecond
+	feedMaxRetry = 2 * time.Second
+)
+
+// pgFeed keeps the listener connection of config.
+type pgFeed struct {
+	config   *pgx.ConnConfig
+	interval time.Duration
+	log      *feedLog
+	// heartbeat is this listener's private channel.
+	heartbeat string
+}
+
+func newPGFeed(dsn string, interval time.Duration, log *feedLog) (*pgFeed, error) {
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		return nil, errors.New("the DSN does not parse") // it may quote the password
+	}
+	cfg.RuntimeParams["application_name"] = FeedApplicationName
+	if cfg.ConnectTimeout == 0 || cfg.ConnectTimeout > 5*time.Second {
+		cfg.ConnectTimeout = 5 * time.Second
+	}
+	id := make([]byte, 8)
+	_, _ = rand.Read(id)
+	return &pgFeed{config: cfg, interval: interval, log: log, heartbeat: "switchyard_feed_" + hex.EncodeToString(id)}, nil
+}
+
+func (f *pgFeed) run(ctx context.Context) {
+	var downSince time.Time
+	retry := feedMinRetry
+	for first := true; ; first = false {
+		listened, err := f.listen(ctx, first, &downSince)
+		if ctx.Err() != nil {
+			return
+		}
+		if listened {
+			retry = feedMinRetry
+		}
+		if downSince.IsZero() {
+			downSince = time.Now()
+		}
+		f.log.down(err, retry)
+		if !sleep(ctx, retry) {
+			return
+		}
+		retry = min(2*retry, feedMaxRetry)
+	}
+}
+
+// listen connects, listens and follows notifications until an error;
+// listened tells whether it got as far as listening.
+func (f *pgFeed) listen(ctx context.Context, first bool, downSince *time.Time) (listened bool, err error) {
+	conn, err := pgx.ConnectConfig(ctx, f.config)
+	if err != nil {
+		return false, err
+	}
+	defer func() {
+		c, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = conn.Close(c)
+	}()
+	if err := exec(ctx, conn, "LISTEN "+TeamsChannel+"; LISTEN "+f.heartbeat, max(2*f.interval, time.Second)); err != nil {
+		return false, err
+	}
+	var downFor time.Duration
+	if !first {
+		downFor = max(time.Since(*downSince), time.Nanosecond)
+	}
+	*downSince = time.Time{}
+	f.log.live(downFor)
+
+	var (
+		seq      int
+		sentAt   time.Time // of the heartbeat not back yet; zero if none
+		nextBeat = time.Now()
+	)
+	for {
+		now := time.Now()
+		if sentAt.IsZero() && !now.Before(nextBeat) {
+			seq++
+			sentAt, nextBeat = now, now.Add(f.interval)
+			if err := exec(ctx, conn, fmt.Sprintf("SELECT pg_notify('%s', '%d')", f.heartbeat, seq), 2*f.interval); err != nil {
+				return true, fmt.Errorf("heartbeat: %w", err)
+			}
+		}
+		wake := nextBeat
+		if !sentAt.IsZero() {
+			wake = sentAt.Add(2 * f.interval)
+		}
+		wctx, cancel := context.WithDeadline(ctx, wake)
+		n, err := conn.WaitForNotification(wctx)
+		cancel()
+		switch {
+		case err == nil:
+		case ctx.Err() != nil:
+			return true, ctx.Err()
+		case pgconn.Timeout(err) && !conn.IsClosed():
+			if !sentAt.IsZero() && time.Since(sentAt) >= 2*f.interval {
+				return true, fmt.Errorf("heartbeat not back after %v", time.Since(sentAt).Round(time.Millisecond))
+			}
+			continue
+		default:
+			return true, err
+		}
+		switch n.Channel {
+		case TeamsChannel:
+			if n.Payload == "" {
+				f.log.feed.Reset(true)
+			} else {
+				f.log.feed.Changed(n.Payload)
+			}
+		case f.heartbeat:
+			if n.Payload == strconv.Itoa(seq) && !sentAt.IsZero() {
+				f.log.lag(time.Since(sentAt))
+				sentAt = time.Time{}
+			}
+		}
+	}
+}
+
+// exec runs sql on conn within limit.
+func exec(ctx context.Context, conn *pgx.Conn, sql string, limit time.Duration) error {
+	c, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	_, err := conn.Exec(c, sql)
+	return err
+}
