@@ -175,7 +175,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	teamStore, err := openTeams(o, logger)
+	teamStore, sharedNotes, err := openTeams(o, logger)
 	if err != nil {
 		return err
 	}
@@ -188,7 +188,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		Teams:               teamStore,
 		AdminToken:          adminToken,
 		RouteDB:             routeDB,
-		RouteGuide:          routeguide.Options{MaxRoutePoints: o.routeMaxPoints, NotesPerLocation: o.notesPerLocation, NoteLocations: o.noteLocations},
+		RouteGuide:          routeguide.Options{MaxRoutePoints: o.routeMaxPoints, NotesPerLocation: o.notesPerLocation, NoteLocations: o.noteLocations, SharedNotes: sharedNotes},
 		MaxKeywordTextBytes: o.keywordMaxBytes,
 		ReadMaxBytes:        o.readMaxBytes,
 		CompressMinBytes:    o.compressMinBytes,

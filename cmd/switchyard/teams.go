@@ -8,13 +8,16 @@ import (
 	"strings"
 	"time"
 
+	"github.com/switchyard/switchyard/services/routeguide"
 	"github.com/switchyard/switchyard/services/teams"
 	"github.com/switchyard/switchyard/services/teams/sqlstore"
 )
 
 // openTeams opens the team directory: PostgreSQL when a DSN is given (flag,
-// then SWITCHYARD_POSTGRES_DSN), else SQLite in the data directory.
-func openTeams(o options, logger *slog.Logger) (teams.Store, error) {
+// then SWITCHYARD_POSTGRES_DSN), else SQLite in the data directory. With
+// PostgreSQL, RouteChat notes are kept there too, shared by the replicas;
+// with SQLite notes is nil and they stay in this process's memory.
+func openTeams(o options, logger *slog.Logger) (store teams.Store, notes routeguide.NoteStore, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	opts := []sqlstore.Option{sqlstore.WithLogger(logger), sqlstore.WithFeedInterval(o.teamFeedInterval)}
@@ -25,25 +28,30 @@ func openTeams(o options, logger *slog.Logger) (teams.Store, error) {
 	if dsn != "" {
 		s, err := sqlstore.OpenPostgres(ctx, dsn, opts...)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		logger.Info("teams in PostgreSQL", "schema_version", schemaVersion(ctx, s))
-		return s, nil
+		shared, err := s.RouteNotes(o.notesPerLocation, o.noteLocations)
+		if err != nil {
+			_ = s.Close()
+			return nil, nil, err
+		}
+		logger.Info("teams and RouteChat notes in PostgreSQL", "schema_version", schemaVersion(ctx, s), "build_schema_version", sqlstore.LatestVersion())
+		return s, shared, nil
 	}
 	dir, which := o.dataDir, "-data-dir"
 	if dir == "" {
 		var err error
 		if dir, err = sqlstore.DefaultDataDir(); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		which = "the default data directory (-data-dir chooses another)"
 	}
 	s, err := sqlstore.OpenSQLite(ctx, dir, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", which, err)
+		return nil, nil, fmt.Errorf("%s: %w", which, err)
 	}
-	logger.Info("teams in SQLite", "dir", dir, "schema_version", schemaVersion(ctx, s))
-	return s, nil
+	logger.Info("teams in SQLite; RouteChat notes in this process's memory", "dir", dir, "schema_version", schemaVersion(ctx, s), "build_schema_version", sqlstore.LatestVersion())
+	return s, nil, nil
 }
 
 // schemaVersion is the database's schema version, which is above this

@@ -25,9 +25,13 @@ const (
 type Options struct {
 	// MaxRoutePoints bounds the points of one RecordRoute call.
 	MaxRoutePoints int
-	// NotesPerLocation and NoteLocations bound the RouteChat notes kept.
+	// NotesPerLocation and NoteLocations bound the RouteChat notes kept
+	// in memory (a SharedNotes store has its own bounds).
 	NotesPerLocation int
 	NoteLocations    int
+	// SharedNotes keeps RouteChat notes for every replica; nil keeps them
+	// in this process's memory.
+	SharedNotes NoteStore
 	// Now is the clock of RecordRoute's elapsed time (time.Now if nil).
 	Now func() time.Time
 }
@@ -36,6 +40,7 @@ type Options struct {
 type Handler struct {
 	db        *DB
 	notes     *Notes
+	shared    NoteStore // nil: notes
 	maxPoints int
 	now       func() time.Time
 }
@@ -47,6 +52,7 @@ func NewHandler(db *DB, opts Options) *Handler {
 	h := &Handler{
 		db:        db,
 		notes:     NewNotes(orDefault(opts.NotesPerLocation, DefaultNotesPerLocation), orDefault(opts.NoteLocations, DefaultNoteLocations)),
+		shared:    opts.SharedNotes,
 		maxPoints: orDefault(opts.MaxRoutePoints, DefaultMaxRoutePoints),
 		now:       opts.Now,
 	}
@@ -66,7 +72,8 @@ func orDefault(v, def int) int {
 // DB is the handler's feature database.
 func (h *Handler) DB() *DB { return h.db }
 
-// Notes is the handler's shared RouteChat note store.
+// Notes is the handler's in-memory RouteChat note store (unused when
+// Options.SharedNotes is set).
 func (h *Handler) Notes() *Notes { return h.notes }
 
 // Feature validates p and returns the feature there.
@@ -114,11 +121,18 @@ func (h *Handler) Record(next func() (Point, bool), streamErr func() error) (Sum
 }
 
 // Chat keeps a note and returns every note kept at its location.
-func (h *Handler) Chat(n Note) ([]Note, error) {
+func (h *Handler) Chat(ctx context.Context, n Note) ([]Note, error) {
 	if err := n.Location.Validate(); err != nil {
 		return nil, connect.NewError(connect.CodeInvalidArgument, err)
 	}
-	return h.notes.Add(n), nil
+	if h.shared == nil {
+		return h.notes.Add(n), nil
+	}
+	kept, err := h.shared.Add(ctx, n)
+	if err != nil && ctx.Err() != nil {
+		return nil, connect.NewError(connect.CodeOf(ctx.Err()), errors.New("the call ended while its note was being kept"))
+	}
+	return kept, err
 }
 
 // GetFeature implements routeguidev1connect.RouteGuideServiceHandler.
@@ -152,8 +166,8 @@ func (h *Handler) RecordRoute(_ context.Context, stream *connect.ClientStream[ro
 }
 
 // RouteChat implements routeguidev1connect.RouteGuideServiceHandler.
-func (h *Handler) RouteChat(_ context.Context, stream *connect.BidiStream[routeguidev1.RouteChatRequest, routeguidev1.RouteChatResponse]) error {
-	return routeChat(h, stream,
+func (h *Handler) RouteChat(ctx context.Context, stream *connect.BidiStream[routeguidev1.RouteChatRequest, routeguidev1.RouteChatResponse]) error {
+	return routeChat(ctx, h, stream,
 		func(in *routeguidev1.RouteChatRequest) Note {
 			return Note{Location: fromProto(in.GetLocation()), Message: in.GetMessage()}
 		},
@@ -193,7 +207,7 @@ func recordRoute[Req any](h *Handler, stream *connect.ClientStream[Req], point f
 }
 
 // routeChat answers every note with all notes kept at its location.
-func routeChat[Req, Res any](h *Handler, stream *connect.BidiStream[Req, Res], decode func(*Req) Note, encode func(Note) *Res) error {
+func routeChat[Req, Res any](ctx context.Context, h *Handler, stream *connect.BidiStream[Req, Res], decode func(*Req) Note, encode func(Note) *Res) error {
 	for {
 		in, err := stream.Receive()
 		if err != nil {
@@ -202,7 +216,7 @@ func routeChat[Req, Res any](h *Handler, stream *connect.BidiStream[Req, Res], d
 			}
 			return err
 		}
-		kept, err := h.Chat(decode(in))
+		kept, err := h.Chat(ctx, decode(in))
 		if err != nil {
 			return err
 		}

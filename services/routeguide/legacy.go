@@ -50,8 +50,8 @@ func (h LegacyHandler) RecordRoute(_ context.Context, stream *connect.ClientStre
 }
 
 // RouteChat implements routeguideconnect.RouteGuideHandler.
-func (h LegacyHandler) RouteChat(_ context.Context, stream *connect.BidiStream[legacyroute.RouteNote, legacyroute.RouteNote]) error {
-	return routeChat(h.v1, stream,
+func (h LegacyHandler) RouteChat(ctx context.Context, stream *connect.BidiStream[legacyroute.RouteNote, legacyroute.RouteNote]) error {
+	return routeChat(ctx, h.v1, stream,
 		func(in *legacyroute.RouteNote) Note {
 			return Note{Location: fromLegacy(in.GetLocation()), Message: in.GetMessage()}
 		},

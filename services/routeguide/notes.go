@@ -2,6 +2,7 @@ package routeguide
 
 import (
 	"container/list"
+	"context"
 	"sync"
 )
 
@@ -9,6 +10,16 @@ import (
 type Note struct {
 	Location Point
 	Message  string
+}
+
+// NoteStore keeps RouteChat notes where several processes share them
+// (PostgreSQL: sqlstore.RouteNotes). Without one, a Handler keeps its notes
+// in its own memory (Notes), per process.
+type NoteStore interface {
+	// Add keeps n — at most a bounded number of notes per location and of
+	// locations, the oldest evicted — and returns every note kept at
+	// n.Location, oldest first, n last.
+	Add(ctx context.Context, n Note) ([]Note, error)
 }
 
 // Notes keeps RouteChat notes, shared by every caller, in bounded memory: at

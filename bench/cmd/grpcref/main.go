@@ -233,7 +233,7 @@ func register(s *grpc.Server, store teams.Store, adminToken string) {
 						}
 						return err
 					}
-					kept, err := rg.Chat(routeguide.Note{Location: fromProto(in.GetLocation()), Message: in.GetMessage()})
+					kept, err := rg.Chat(stream.Context(), routeguide.Note{Location: fromProto(in.GetLocation()), Message: in.GetMessage()})
 					if err != nil {
 						return toStatus(err)
 					}

@@ -100,6 +100,32 @@ var migrations = []migration{
 				FOR EACH STATEMENT EXECUTE FUNCTION switchyard_teams_notify()`,
 		},
 	},
+	{
+		// RouteChat notes shared by replicas (notes.go). New tables only:
+		// a schema-2 or -3 binary serves on, with its notes in memory.
+		// SQLite keeps notes per process and gets nothing.
+		version:       4,
+		name:          "route notes",
+		minCompatible: 2,
+		postgres: []string{
+			`CREATE SEQUENCE route_notes_id_seq`,
+			`CREATE TABLE route_note_locations (
+				latitude  INTEGER NOT NULL,
+				longitude INTEGER NOT NULL,
+				last_note BIGINT NOT NULL,
+				PRIMARY KEY (latitude, longitude)
+			)`,
+			`CREATE INDEX route_note_locations_by_last_note ON route_note_locations (last_note)`,
+			`CREATE TABLE route_notes (
+				id        BIGINT PRIMARY KEY,
+				latitude  INTEGER NOT NULL,
+				longitude INTEGER NOT NULL,
+				message   TEXT NOT NULL,
+				FOREIGN KEY (latitude, longitude) REFERENCES route_note_locations ON DELETE CASCADE
+			)`,
+			`CREATE INDEX route_notes_at ON route_notes (latitude, longitude, id)`,
+		},
+	},
 }
 
 // sqliteChangeTrigger logs row.city_key in team_changes after op on teams,
