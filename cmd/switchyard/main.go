@@ -85,6 +85,7 @@ type options struct {
 	http2Server      string
 	corsOrigins      string
 	teamFeedInterval time.Duration
+	trustedProxies   string
 }
 
 // parseFlags reads the command line; -h writes the usage to usage and
@@ -143,12 +144,19 @@ func declareFlags() (*options, *flagSet) {
 	// 1048576 is Linux's default ceiling on open files per process (nr_open).
 	f.Int(&o.maxConnections, "max-connections", server.DefaultMaxConnections, intRange{min: 1, max: 1 << 20}, "connections served at once; more wait to be accepted")
 	f.String(&o.corsOrigins, "cors-origins", "*", `comma-separated origins such as https://app.example.com; "*" = any, "" = none`, checkOrigins, "origins whose browser pages may call the API")
+	f.String(&o.trustedProxies, "trusted-proxies", "", `comma-separated CIDR prefixes or addresses such as 10.0.0.0/8; "" = none`, func(v string) error {
+		_, err := server.ParseTrustedProxies(v)
+		return err
+	}, "proxies whose X-Forwarded-For/X-Real-IP name the client in logs")
 	// The feed's 1s bound needs a PostgreSQL heartbeat at most every 250ms.
 	f.Duration(&o.teamFeedInterval, "team-feed-interval", sqlstore.DefaultFeedInterval, durationRange{min: 10 * time.Millisecond, max: sqlstore.MaxFeedInterval}, "how often the team change feed checks the store (SQLite: data_version poll; PostgreSQL: listener heartbeat)")
 	return o, f
 }
 
 func run(args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "healthcheck" {
+		return runHealthcheck(args[1:], stderr)
+	}
 	o, err := parseFlags(args, stdout)
 	if err != nil {
 		return usageError{err}
@@ -175,6 +183,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
+	trustedProxies, _ := server.ParseTrustedProxies(o.trustedProxies) // checked by parseFlags
 	teamStore, sharedNotes, err := openTeams(o, logger)
 	if err != nil {
 		return err
@@ -195,6 +204,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		Logger:              logger,
 		UnaryTimeout:        o.unaryTimeout,
 		CORSOrigins:         splitOrigins(o.corsOrigins),
+		TrustedProxies:      trustedProxies,
 	}, server.HTTPConfig{
 		ReadHeaderTimeout: o.readHeaderTimeout,
 		IdleTimeout:       o.idleTimeout,
@@ -242,8 +252,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 
 	// Drain: report NOT_SERVING so balancers move away, stop accepting, let
 	// in-flight calls finish within the grace period. A second signal ends
-	// the process at once.
-	for _, name := range append([]string{""}, srv.Services...) {
+	// the process at once. Liveness stays SERVING: the process is healthy,
+	// only leaving.
+	for _, name := range append([]string{"", server.HealthReadiness}, srv.Services...) {
 		srv.Health.SetStatus(name, grpchealth.StatusNotServing)
 	}
 	if o.drainDelay > 0 {

@@ -6,6 +6,7 @@ package server
 import (
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -29,6 +30,16 @@ import (
 	"github.com/switchyard/switchyard/services/routeguide"
 	"github.com/switchyard/switchyard/services/summator"
 	"github.com/switchyard/switchyard/services/teams"
+)
+
+// Health service names for probes (Kubernetes' grpc probes, switchyard
+// healthcheck): HealthLiveness is SERVING for as long as the process
+// serves, drain included, so a draining replica is not restarted;
+// HealthReadiness, like "" and every service, turns NOT_SERVING when the
+// drain starts, so traffic moves away. Reflection does not list them.
+const (
+	HealthLiveness  = "liveness"
+	HealthReadiness = "readiness"
 )
 
 // Defaults of Config.
@@ -68,6 +79,10 @@ type Config struct {
 	// implementation. The Connect conformance suite's server-under-test
 	// mounts its ConformanceService here.
 	Mounts []func(opts ...connect.HandlerOption) (string, http.Handler)
+	// TrustedProxies may set the client's address with X-Forwarded-For or
+	// X-Real-IP (see withClientAddr); requests from elsewhere keep their
+	// connection's address. Empty trusts no one.
+	TrustedProxies []netip.Prefix
 }
 
 // Server is the assembled handler and the parts the process controls.
@@ -139,13 +154,14 @@ func New(cfg Config) *Server {
 	// included.
 	all := append(slices.Clone(s.Services), grpchealth.HealthV1ServiceName,
 		reflection.ServiceV1, reflection.ServiceV1Alpha)
-	s.Health = grpchealth.NewStaticChecker(all...)
+	s.Health = grpchealth.NewStaticChecker(append(slices.Clone(all), HealthLiveness, HealthReadiness)...)
 	s.mount(grpchealth.NewHandler(s.Health, s.opts...))
 	s.mount(reflection.NewHandlerV1(all, s.opts...))
 	s.mount(reflection.NewHandlerV1Alpha(all, s.opts...))
 
 	s.mountConsole()
 	s.Handler = forBrowsers(withBufferedBodies(withBatchedFlushes(http.HandlerFunc(s.route), s.Services)), cfg.CORSOrigins)
+	s.Handler = withClientAddr(s.Handler, cfg.TrustedProxies)
 	return s
 }
 
