@@ -1,0 +1,54 @@
+package nginxtest_test
+
+import (
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/switchyard/switchyard/internal/nginxtest"
+)
+
+// The committed configuration passes `nginx -t` once its addresses and
+// paths are the test's (nothing outside a temporary directory, no fixed
+// port), and rendering replaced every address and path.
+func TestCommittedConfigPassesNginxT(t *testing.T) {
+	bin := nginxtest.Require(t)
+	p, args := nginxtest.Prepare(t, []string{"127.0.0.1:1", "127.0.0.1:2"})
+	out, err := exec.Command(bin, append([]string{"-t"}, args...)...).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "test is successful") {
+		t.Fatalf("nginx -t: %v\n%s", err, out)
+	}
+	rendered, err := os.ReadFile(p.Dir + "/switchyard.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var directives []string // without comments
+	for _, line := range strings.Split(string(rendered), "\n") {
+		if before, _, _ := strings.Cut(line, "#"); strings.TrimSpace(before) != "" {
+			directives = append(directives, before)
+		}
+	}
+	for _, left := range []string{"replica-", "/etc/nginx", "/var/log", "listen 8443", "listen 8080", "listen 8081"} {
+		if strings.Contains(strings.Join(directives, "\n"), left) {
+			t.Errorf("the rendered configuration still has %q", left)
+		}
+	}
+	for _, up := range []string{"server 127.0.0.1:1 max_fails=1 fail_timeout=5s;", "server 127.0.0.1:2 max_fails=1 fail_timeout=5s;"} {
+		if n := strings.Count(string(rendered), up); n != 2 {
+			t.Errorf("%q appears %d times, want once in each of the 2 pools", up, n)
+		}
+	}
+}
+
+// A broken configuration fails nginx -t: the check can fail.
+func TestNginxTRejectsBrokenConfig(t *testing.T) {
+	bin := nginxtest.Require(t)
+	p, args := nginxtest.Prepare(t, []string{"127.0.0.1:1"})
+	if err := os.WriteFile(p.Dir+"/switchyard.conf", []byte("server { grpc_pass; }\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(bin, append([]string{"-t"}, args...)...).CombinedOutput(); err == nil {
+		t.Fatalf("nginx -t accepted a broken configuration:\n%s", out)
+	}
+}
