@@ -23,6 +23,7 @@ import (
 	"github.com/switchyard/switchyard/internal/server"
 	"github.com/switchyard/switchyard/services/keywords"
 	"github.com/switchyard/switchyard/services/routeguide"
+	"github.com/switchyard/switchyard/services/teams"
 	"github.com/switchyard/switchyard/services/teams/sqlstore"
 )
 
@@ -193,6 +194,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 			logger.Warn("closing the team store", "err", err)
 		}
 	}()
+	if w, ok := teamStore.(teams.Watchable); ok {
+		logChanges(context.Background(), w.Feed(), logger)
+	}
 	srv := server.NewStack(server.Config{
 		Teams:               teamStore,
 		AdminToken:          adminToken,

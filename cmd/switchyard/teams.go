@@ -54,6 +54,25 @@ func openTeams(o options, logger *slog.Logger) (store teams.Store, notes routegu
 	return s, nil, nil
 }
 
+// logChanges writes every change the team feed delivers to a subscriber,
+// at debug level, until ctx ends: what a cache on the feed would see.
+func logChanges(ctx context.Context, feed *teams.Feed, logger *slog.Logger) {
+	if !logger.Enabled(ctx, slog.LevelDebug) {
+		return
+	}
+	sub := feed.Subscribe()
+	go func() {
+		defer sub.Close()
+		for {
+			c, err := sub.Next(ctx)
+			if err != nil {
+				return
+			}
+			logger.Debug("team change", "key", c.Key, "all", c.All, "live", c.Live)
+		}
+	}()
+}
+
 // schemaVersion is the database's schema version, which is above this
 // build's own during a rolling upgrade.
 func schemaVersion(ctx context.Context, s *sqlstore.Store) int {

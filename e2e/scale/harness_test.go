@@ -77,7 +77,7 @@ type replica struct {
 // and waits until it serves.
 func start(t *testing.T, name, bin string, env []string, args ...string) *replica {
 	t.Helper()
-	full := append([]string{"-addr", "127.0.0.1:0", "-log-format", "json"}, args...)
+	full := append([]string{"-addr", "127.0.0.1:0", "-log-format", "json", "-log-level", "debug"}, args...)
 	cmd := exec.Command(bin, full...)
 	cmd.Env = append(os.Environ(), "SWITCHYARD_POSTGRES_DSN=", "SWITCHYARD_ADMIN_TOKEN="+adminToken)
 	cmd.Env = append(cmd.Env, env...)
@@ -213,15 +213,58 @@ func seenWithin(t *testing.T, c teamsv1connect.TeamsServiceClient, city, want st
 }
 
 // crossProcess: a team written through a is read through b within the
-// feed's bound, and its delete too.
+// feed's bound, and its delete too; and b's change feed delivered both to
+// a subscriber (b logs what its feed delivers at debug level) within the
+// bound: what a cache in b would have needed.
 func crossProcess(t *testing.T, a, b *replica, city string) {
 	t.Helper()
+	key := strings.ToLower(city)
+	before := b.changes(key)
 	if err := put(ctxFor(t, 10*time.Second), a.client, city, "Written"); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("write via %s seen via %s after %v", a.name, b.name, seenWithin(t, b.client, city, "Written", time.Second))
+	acked := time.Now()
+	t.Logf("write via %s read via %s after %v", a.name, b.name, seenWithin(t, b.client, city, "Written", time.Second))
+	b.waitChange(t, key, before+1, acked)
 	if err := del(ctxFor(t, 10*time.Second), a.client, city); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("delete via %s seen via %s after %v", a.name, b.name, seenWithin(t, b.client, city, "", time.Second))
+	acked = time.Now()
+	t.Logf("delete via %s read via %s after %v", a.name, b.name, seenWithin(t, b.client, city, "", time.Second))
+	b.waitChange(t, key, before+2, acked)
+}
+
+// changes counts the changes of key r's feed delivered (its debug log).
+func (r *replica) changes(key string) int {
+	n := 0
+	for _, rec := range r.records("team change") {
+		if rec["key"] == key {
+			n++
+		}
+	}
+	return n
+}
+
+// waitChange waits until r's feed delivered the n-th change of key, at
+// most a second after acked (log lines are written in batches, so the
+// wait for the line itself may be longer; the delivery's time is the
+// record's).
+func (r *replica) waitChange(t *testing.T, key string, n int, acked time.Time) {
+	t.Helper()
+	for deadline := time.Now().Add(3 * time.Second); r.changes(key) < n; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s's feed did not deliver change %d of %q:\n%s", r.name, n, key, r.logs())
+		}
+	}
+	var at time.Time
+	for _, rec := range r.records("team change") {
+		if rec["key"] == key {
+			at, _ = time.Parse(time.RFC3339Nano, rec["time"].(string))
+		}
+	}
+	if lag := at.Sub(acked); lag > time.Second {
+		t.Errorf("%s's feed delivered %q %v after the write was acknowledged; bound 1s", r.name, key, lag)
+	} else {
+		t.Logf("%s's feed delivered %q %v after the acknowledgement", r.name, key, lag)
+	}
 }

@@ -210,6 +210,18 @@ func TestScaleOutPostgres(t *testing.T) {
 	})
 }
 
+// resets counts the "everything may have changed" deliveries to r's
+// logging subscriber with the given Live state.
+func (r *replica) resets(live bool) int {
+	n := 0
+	for _, rec := range r.records("team change") {
+		if rec["all"] == true && rec["live"] == live {
+			n++
+		}
+	}
+	return n
+}
+
 // loggedPeers returns the peers the replicas logged for calls whose user
 // agent is ua.
 func loggedPeers(ua string, rs ...*replica) []any {
@@ -317,6 +329,15 @@ func listenerOutage(t *testing.T, dsn string, replicas ...*replica) {
 	for _, r := range replicas {
 		r.waitLog(t, "team feed down; subscribers told everything may have changed, reads go to the store until it is back", downBefore[r]+1, time.Second)
 	}
+	// And a subscriber in each replica was told so: a cache there would
+	// have emptied itself and read through.
+	for _, r := range replicas {
+		for deadline := time.Now().Add(2 * time.Second); r.resets(false) == 0; time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s's feed delivered no \"everything changed, not live\" to its subscriber", r.name)
+			}
+		}
+	}
 	if _, err := writer.ExecContext(ctx, `UPDATE teams SET nickname = 'Sounders' WHERE city_key = 'seattle'`); err != nil {
 		t.Fatal(err)
 	}
@@ -333,9 +354,18 @@ func listenerOutage(t *testing.T, dsn string, replicas ...*replica) {
 	for _, r := range replicas {
 		liveBefore[r] = len(r.records("team feed live again; subscribers told everything may have changed"))
 	}
+	livesBefore := map[*replica]int{}
+	for _, r := range replicas {
+		livesBefore[r] = r.resets(true)
+	}
 	reopen()
 	for _, r := range replicas {
 		r.waitLog(t, "team feed live again; subscribers told everything may have changed", liveBefore[r]+1, 10*time.Second)
+		for deadline := time.Now().Add(2 * time.Second); r.resets(true) == livesBefore[r]; time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s's feed delivered no \"everything changed, live\" after the outage", r.name)
+			}
+		}
 		seenWithin(t, r.client, "Seattle", "Sounders", time.Second)
 	}
 }
