@@ -27,7 +27,9 @@ help: ## Describe useful make targets
 # list, installed by `make deps` here and in CI (.ci/run).
 #   postgresql: server binaries for the store tests' private servers
 #   chromium: the browser tests; curl: the e2e suite; gcc: cgo for -race
-DEB_PACKAGES := postgresql chromium curl gcc libc6-dev
+#   nginx: the proxy of make test-scale and nginx -t of deploy/nginx
+#   systemd: systemd-analyze verify of deploy/systemd (make deploy-check)
+DEB_PACKAGES := postgresql chromium curl gcc libc6-dev nginx systemd
 
 .PHONY: deps
 deps: ## Install the Debian packages `make test` needs (sudo or root; apt)
@@ -70,8 +72,10 @@ lint: ## buf lint, buf format, gofmt, go vet, and the repository checks (no comm
 	$(BUF) format --diff --exit-code
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	go vet ./...
+	go vet -tags scale ./e2e/scale/
 	cd bench && go vet ./...
 	cd conformance && go vet ./...
+	cd deploy/check && go vet ./...
 	go test -count=1 ./internal/repocheck
 
 .PHONY: checkgenerate
@@ -107,7 +111,21 @@ e2e: ## End-to-end suite: the real switchyard process called by grpcurl, buf cur
 	! grep -qE '^(FAIL|panic:)' $(TMP)/e2e.log
 
 .PHONY: test
-test: lint checkgenerate breaking unit e2e fuzz soak-short ## Every check and test (what CI runs)
+test: lint checkgenerate breaking unit e2e test-scale deploy-check fuzz soak-short ## Every check and test (what CI runs)
+
+.PHONY: test-scale
+test-scale: ## Scale-out on loopback: PostgreSQL, two replicas behind nginx; two processes on one SQLite directory; rolling upgrades (needs the git history)
+	@mkdir -p $(TMP)
+	go test -tags scale -count=1 -v ./e2e/scale/ 2>&1 | tee $(TMP)/scale.log | grep -E '^ *(--- |ok|FAIL|panic)' || true
+	@pass=$$(grep -c -- '--- PASS' $(TMP)/scale.log || true); fail=$$(grep -c -- '--- FAIL' $(TMP)/scale.log || true); \
+	skip=$$(grep -c -- '--- SKIP' $(TMP)/scale.log || true); \
+	echo "scale cases (tests and subtests): $$pass passed, $$fail failed, $$skip skipped"; \
+	! grep -qE '^(FAIL|panic:)' $(TMP)/scale.log
+
+.PHONY: deploy-check
+deploy-check: ## Check deploy/ with real parsers: Kubernetes types, compose-go, the Dockerfile parser, systemd-analyze, nginx -t
+	go test -count=1 ./internal/nginxtest/
+	cd deploy/check && go test -count=1 ./...
 
 # The Connect conformance suite (connectrpc.com/conformance), the protocol
 # suite connect-go runs on itself: its runner's reference clients (connect-go
