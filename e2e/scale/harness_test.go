@@ -30,6 +30,7 @@ const adminToken = "scale-admin-token"
 var (
 	repoRoot string // the repository's root
 	binary   string // switchyard built from the working tree
+	scratch  string // removed when the tests end
 )
 
 func TestMain(m *testing.M) {
@@ -48,6 +49,7 @@ func runMain(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(tmp)
+	scratch = tmp
 	binary = filepath.Join(tmp, "switchyard")
 	build := exec.Command("go", "build", "-o", binary, "./cmd/switchyard")
 	build.Dir = repoRoot

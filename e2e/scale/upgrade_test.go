@@ -146,12 +146,12 @@ func buildPrevious(t *testing.T) {
 		fail("the commit before schema %d (%s) has schema %d: nothing older to upgrade from", current, commit, v)
 		return
 	}
-	dir, err := os.MkdirTemp("", "switchyard-previous-")
+	// Shared by the tests that use it: removed with scratch by TestMain.
+	dir, err := os.MkdirTemp(scratch, "previous-")
 	if err != nil {
 		fail("%v", err)
 		return
 	}
-	t.Cleanup(func() { _ = os.RemoveAll(dir) })
 	archive := exec.Command("sh", "-c", "git archive "+commit+" | tar -x -C "+dir)
 	archive.Dir = repoRoot
 	if out, err := archive.CombinedOutput(); err != nil {
