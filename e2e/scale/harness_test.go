@@ -81,7 +81,10 @@ func start(t *testing.T, name, bin string, env []string, args ...string) *replic
 	t.Helper()
 	full := append([]string{"-addr", "127.0.0.1:0", "-log-format", "json", "-log-level", "debug"}, args...)
 	cmd := exec.Command(bin, full...)
-	cmd.Env = append(os.Environ(), "SWITCHYARD_POSTGRES_DSN=", "SWITCHYARD_ADMIN_TOKEN="+adminToken)
+	// No default data directory: a replica started without -data-dir
+	// (PostgreSQL's) must not touch the user's home.
+	cmd.Env = append(os.Environ(), "SWITCHYARD_POSTGRES_DSN=", "SWITCHYARD_ADMIN_TOKEN="+adminToken,
+		"XDG_DATA_HOME=/dev/null/switchyard-scale-has-no-default-data-dir")
 	cmd.Env = append(cmd.Env, env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	stderr, err := cmd.StderrPipe()
