@@ -174,7 +174,7 @@ func (f *flagSet) parse(args []string, usage io.Writer) error {
 }
 
 func (f *flagSet) printUsage(w io.Writer) {
-	fmt.Fprintf(w, "Usage: %s [flags]\n\nServes every Switchyard API on one port in gRPC, gRPC-Web and Connect.\nEach flag shows its valid values in parentheses.\n\n", f.fs.Name())
+	fmt.Fprintf(w, "Usage: %s [flags]\n       %s healthcheck [flags]   (a gRPC health check of a running server; healthcheck -h)\n\nServes every Switchyard API on one port in gRPC, gRPC-Web and Connect.\nEach flag shows its valid values in parentheses.\n\n", f.fs.Name(), f.fs.Name())
 	f.fs.SetOutput(w)
 	f.fs.PrintDefaults()
 	f.fs.SetOutput(io.Discard)
