@@ -243,6 +243,7 @@ func (c *conn) goAway(code http2.ErrCode, closeNow bool) {
 
 	if send {
 		c.writeControl(func(fr *http2.Framer) error { return fr.WriteGoAway(last, code, nil) })
+		c.noteGoAway(code)
 	}
 	if closeNow || (code == http2.ErrCodeNo && done) {
 		c.closeSocket()
@@ -358,6 +359,7 @@ func (c *conn) tick() {
 
 	switch {
 	case dead, stuck:
+		c.noteTimeout(dead)
 		c.closeSocket()
 	case idle:
 		c.goAway(http2.ErrCodeNo, true)
@@ -498,6 +500,7 @@ func (c *conn) processReset(f *http2.RSTStreamFrame) error {
 		c.cond.Broadcast()
 	}
 	c.mu.Unlock()
+	c.noteClientReset(f.ErrCode)
 	c.writeWindowUpdates(inc, 0, 0)
 	return nil
 }
@@ -514,6 +517,7 @@ func (c *conn) resetStream(id uint32, code http2.ErrCode, err error) {
 	}
 	c.mu.Unlock()
 	c.writeControl(func(fr *http2.Framer) error { return fr.WriteRSTStream(id, code) })
+	c.noteServerReset(code)
 	c.writeWindowUpdates(inc, 0, 0)
 }
 
@@ -577,6 +581,9 @@ func (c *conn) processData(f *http2.DataFrame) error {
 	}
 	st.recvAvail -= flow
 	st.received += int64(len(data))
+	if st.observed {
+		st.rec.ReadBody(data)
+	}
 	if st.declaredLength >= 0 && (st.received > st.declaredLength || f.StreamEnded() && st.received != st.declaredLength) {
 		return drop(http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol})
 	}
@@ -667,6 +674,7 @@ func (c *conn) processHeaders(f *headerBlock) error {
 	}
 	c.mu.Unlock()
 	st.req = req
+	c.beginRecord(st, req)
 	c.srv.workers.start(st)
 	return nil
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"sync"
 	"time"
+
+	"github.com/switchyard/switchyard/internal/outcome"
 )
 
 // streamCtx is a stream's context, part of the stream's allocation. It is
@@ -20,6 +22,7 @@ import (
 // latency).
 type streamCtx struct {
 	base context.Context // the connection's, for its values only (Value)
+	rec  *outcome.Record // the call's record, if observed (outcome.FromContext)
 
 	mu       sync.Mutex
 	done     chan struct{} // made on demand
@@ -80,6 +83,9 @@ func (c *streamCtx) Err() error {
 func (c *streamCtx) Value(key any) any {
 	if key == (streamCtxKey{}) {
 		return c
+	}
+	if key == outcome.ContextKey && c.rec != nil {
+		return c.rec
 	}
 	return c.base.Value(key)
 }

@@ -23,6 +23,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/switchyard/switchyard/internal/outcome"
 )
 
 // Config holds a Server's limits. Zero fields take the defaults of
@@ -56,6 +58,14 @@ type Config struct {
 	// WriteTimeout closes a connection whose socket write has made no
 	// progress for this long (a peer that stopped reading).
 	WriteTimeout time.Duration
+	// SendWindowTimeout resets (CANCEL) a stream whose client opens no
+	// flow-control window for its response this long, so a client that
+	// never reads cannot hold a handler for as long as it keeps the
+	// connection. Zero waits as long as the connection lasts.
+	SendWindowTimeout time.Duration
+	// Observer receives every stream's outcome record and the
+	// connection's events (nil: none).
+	Observer outcome.Observer
 }
 
 func (c *Config) applyDefaults() {

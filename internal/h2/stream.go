@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"golang.org/x/net/http2"
+
+	"github.com/switchyard/switchyard/internal/outcome"
 )
 
 // stream is one request and its response. The request body, the response
@@ -51,6 +53,12 @@ type stream struct {
 	// declared request trailers, and their values as they arrive) into it
 	// at EOF. The handler's goroutine only.
 	reqTrailer http.Header
+
+	// The call's outcome record (outcome.go), when the server has an
+	// Observer: filled by the serve goroutine (request side, under c.mu)
+	// and the handler's (response side).
+	observed bool
+	rec      outcome.Record
 }
 
 // abortLocked ends the stream: its handler's context is cancelled, reads

@@ -33,6 +33,7 @@ type responseWriter struct {
 	noFlush     bool     // Flush does nothing (SuppressFlushes)
 	declared    int64    // Content-Length at WriteHeader, or -1
 	written     int64    // body bytes accepted
+	sent        bool     // the end of the stream was handed to the socket
 }
 
 // headerPool recycles response header maps, emptied: a map's table was a
@@ -59,6 +60,9 @@ func (w *responseWriter) WriteHeader(code int) {
 	}
 	w.wroteHeader = true
 	w.status = code
+	if w.st.observed {
+		w.st.rec.WroteHeader(code)
+	}
 	w.declared = -1
 	if cl := w.header.Get("Content-Length"); cl != "" {
 		if v, err := strconv.ParseInt(cl, 10, 64); err == nil && v >= 0 {
@@ -114,6 +118,13 @@ func (w *responseWriter) write(n int, p []byte, s string) (int, error) {
 		}
 	}
 	w.written += int64(n)
+	if w.st.observed {
+		if p != nil {
+			w.st.rec.WroteBody(p)
+		} else {
+			w.st.rec.WroteBodyString(s)
+		}
+	}
 	if w.buf == nil {
 		w.buf = bodyPool.Get().(*[]byte)
 	}
@@ -158,6 +169,7 @@ func (w *responseWriter) finish() {
 		if !w.wroteHeader {
 			w.WriteHeader(http.StatusOK)
 		}
+		w.explainRejection()
 		_ = w.send(true)
 	}
 	w.closeStream()
@@ -176,6 +188,7 @@ func (w *responseWriter) closeStream() {
 		delete(c.streams, st.id)
 	}
 	rst, code := false, http2.ErrCodeNo
+	wasReset, why := st.reset, st.resetErr
 	if !st.reset {
 		switch {
 		case !w.ended:
@@ -189,7 +202,9 @@ func (w *responseWriter) closeStream() {
 	c.writeWindowUpdates(inc, 0, 0)
 	if rst {
 		c.writeControl(func(fr *http2.Framer) error { return fr.WriteRSTStream(st.id, code) })
+		c.noteServerReset(code)
 	}
+	w.endRecord(wasReset, why, rst && code != http2.ErrCodeNo)
 	if w.header != nil {
 		if len(w.header) <= 32 {
 			clear(w.header)
@@ -270,6 +285,7 @@ func (w *responseWriter) send(end bool) error {
 			w.ended = true
 		}
 		c.flushLocked()
+		w.sent = w.ended && !c.wbroken
 		c.wmu.Unlock()
 		// Outside wmu: the frames are the connection's to order already,
 		// and a socket write it makes here must not hold up other
@@ -281,11 +297,7 @@ func (w *responseWriter) send(end bool) error {
 			break
 		}
 		// Out of window: wait for WINDOW_UPDATE (or the stream's end).
-		c.mu.Lock()
-		for !st.reset && !c.closed && (st.sendWindow <= 0 || c.sendWindow <= 0) {
-			c.cond.Wait()
-		}
-		c.mu.Unlock()
+		c.waitSendWindow(st)
 	}
 	if w.buf != nil {
 		*w.buf = (*w.buf)[:0]

@@ -1,0 +1,156 @@
+package h2
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"golang.org/x/net/http2"
+
+	"github.com/switchyard/switchyard/internal/outcome"
+)
+
+// The call-outcome hooks: every stream keeps an outcome.Record (in its own
+// allocation) that the transport fills as the call goes, from what crosses
+// the wire, and hands to Config.Observer when the call starts and ends.
+// The calls live here; stream.go, writer.go and conn.go only call in.
+
+// errSendWindowStalled ends a stream whose client opened no send window for
+// Config.SendWindowTimeout.
+var errSendWindowStalled = errors.New("h2: the client opened no flow-control window for the response")
+
+// beginRecord starts the record of a stream about to run its handler.
+func (c *conn) beginRecord(st *stream, req *http.Request) {
+	obs := c.conf.Observer
+	if obs == nil {
+		return
+	}
+	st.observed = true
+	st.rec.Begin(req, time.Now())
+	st.ctx.rec = &st.rec
+	obs.CallStarted(&st.rec)
+}
+
+// endRecord completes the record once the handler has returned, before the
+// response's header map goes back to its pool. wasReset and why are the
+// stream's state before closeStream ended it; rst is set when closeStream
+// itself reset the stream (a response the handler did not end).
+func (w *responseWriter) endRecord(wasReset bool, why error, rst bool) {
+	st := w.st
+	if !st.observed {
+		return
+	}
+	c := st.c
+	c.mu.Lock() // the request side of the record is the serve goroutine's
+	rec := &st.rec
+	end, code := outcome.EndSent, outcome.CodeInternal
+	switch {
+	case w.sent:
+	case wasReset && why == errClientReset:
+		end = outcome.EndClientReset
+	case wasReset && why == errConnClosed:
+		end = outcome.EndConnClosed
+	case wasReset && why == errSendWindowStalled:
+		end, code = outcome.EndServerReset, outcome.CodeFromReset(uint32(http2.ErrCodeCancel))
+		rec.Message = fmt.Sprintf("reset: the client opened no flow-control window for %v", c.conf.SendWindowTimeout)
+	case wasReset || rst:
+		end = outcome.EndServerReset
+	default: // the response did not reach the socket
+		end = outcome.EndConnClosed
+	}
+	status := w.status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	rec.Finish(time.Now(), status, w.header, end, code)
+	rec.Header = nil
+	c.mu.Unlock()
+	c.conf.Observer.CallEnded(rec)
+	rec.Span = nil
+}
+
+// explainRejection gives a bare rejection (connect's empty 415) a body a
+// person can read, before the response is sent (outcome.RejectionBody).
+func (w *responseWriter) explainRejection() {
+	if w.status != http.StatusUnsupportedMediaType || w.sentHeader || w.written > 0 || w.err != nil {
+		return
+	}
+	if body, ok := outcome.RejectionBody(w.req, w.status, w.Header()); ok {
+		w.declared = -1
+		_, _ = io.WriteString(w, body)
+	}
+}
+
+// OutcomeRecord implements outcome.Recorder: outcome.Observe leaves the
+// streams of internal/h2 to their own records.
+func (w *responseWriter) OutcomeRecord() *outcome.Record { return &w.st.rec }
+
+// waitSendWindow waits until the stream may send again (or is over). A
+// client that opens no window for Config.SendWindowTimeout would hold the
+// handler (and what it has buffered) for as long as it keeps the
+// connection, answering pings: the stream is reset with CANCEL instead.
+func (c *conn) waitSendWindow(st *stream) {
+	var timer *time.Timer
+	stalled := false
+	c.mu.Lock()
+	for !st.reset && !c.closed && (st.sendWindow <= 0 || c.sendWindow <= 0) {
+		if stalled {
+			break
+		}
+		if timer == nil && c.conf.SendWindowTimeout > 0 {
+			timer = time.AfterFunc(c.conf.SendWindowTimeout, func() {
+				c.mu.Lock()
+				stalled = true
+				c.cond.Broadcast()
+				c.mu.Unlock()
+			})
+		}
+		c.cond.Wait()
+	}
+	stalled = stalled && !st.reset && !c.closed
+	c.mu.Unlock()
+	if timer != nil {
+		timer.Stop()
+	}
+	if stalled {
+		c.resetStream(st.id, http2.ErrCodeCancel, errSendWindowStalled)
+	}
+}
+
+// Transport events, for the Observer's counters.
+
+func (c *conn) noteClientReset(code http2.ErrCode) {
+	if obs := c.conf.Observer; obs != nil {
+		obs.StreamReset(true, uint32(code))
+	}
+}
+
+func (c *conn) noteServerReset(code http2.ErrCode) {
+	obs := c.conf.Observer
+	switch {
+	case obs == nil:
+	case code == http2.ErrCodeRefusedStream:
+		obs.StreamRefused()
+	default:
+		obs.StreamReset(false, uint32(code))
+	}
+}
+
+func (c *conn) noteGoAway(code http2.ErrCode) {
+	if obs := c.conf.Observer; obs != nil {
+		obs.GoAway(uint32(code))
+	}
+}
+
+func (c *conn) noteTimeout(ping bool) {
+	obs := c.conf.Observer
+	switch {
+	case obs == nil:
+	case ping:
+		obs.PingTimeout()
+	default:
+		obs.WriteTimeout()
+	}
+}

@@ -1,0 +1,169 @@
+package outcome
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// Observe records the calls that h serves over HTTP/1.1, and over HTTP/2
+// when net/http's own HTTP/2 server carries them (-http2-server net/http).
+// Requests that internal/h2 serves pass straight through: its stream keeps
+// its own record (Recorder). Put it outermost, so that it sees what the
+// client sent and what goes back.
+//
+// What it can see is less than internal/h2 sees. net/http writes the end
+// of a response (HTTP/2 trailers, the last chunk) after the handler
+// returns, so "sent" here means the handler's response was handed to
+// net/http with every write and the request context intact; a context
+// cancelled before the handler returned is the client's reset (HTTP/2) or
+// the connection's end (HTTP/1.1), the two that net/http cannot tell
+// apart.
+func Observe(h http.Handler, obs Observer) http.Handler {
+	if obs == nil {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, ok := w.(Recorder); ok {
+			h.ServeHTTP(w, r)
+			return
+		}
+		ow := observedWriters.Get().(*observedWriter)
+		ow.ResponseWriter = w
+		rec := &ow.rec
+		rec.Begin(r, time.Now())
+		obs.CallStarted(rec)
+		req := r.WithContext(context.WithValue(r.Context(), ContextKey, rec))
+		if r.Body != nil && r.Body != http.NoBody {
+			ow.body = observedBody{ReadCloser: r.Body, rec: rec}
+			req.Body = &ow.body
+		}
+		defer func() {
+			p := recover()
+			ow.finish(req, p != nil)
+			obs.CallEnded(rec)
+			ow.release()
+			if p != nil {
+				panic(p)
+			}
+		}()
+		h.ServeHTTP(ow, req)
+	})
+}
+
+var observedWriters = sync.Pool{New: func() any { return new(observedWriter) }}
+
+// observedWriter is the ResponseWriter that Observe hands on.
+type observedWriter struct {
+	http.ResponseWriter
+	rec         Record
+	body        observedBody
+	wroteHeader bool
+	held        bool // WriteHeader(415) not yet passed on
+	status      int
+	err         error // the first write error
+}
+
+var _ Recorder = (*observedWriter)(nil)
+
+// OutcomeRecord implements Recorder, so that an inner Observe passes.
+func (w *observedWriter) OutcomeRecord() *Record { return &w.rec }
+
+func (w *observedWriter) WriteHeader(code int) {
+	if w.wroteHeader || code < 200 {
+		w.ResponseWriter.WriteHeader(code)
+		return
+	}
+	w.wroteHeader = true
+	w.status = code
+	w.rec.WroteHeader(code)
+	if code == http.StatusUnsupportedMediaType {
+		// Held back: finish explains it if no body follows (RejectionBody).
+		w.held = true
+		return
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// release sends a held-back status.
+func (w *observedWriter) unhold() {
+	if w.held {
+		w.held = false
+		w.ResponseWriter.WriteHeader(w.status)
+	}
+}
+
+func (w *observedWriter) Write(p []byte) (int, error) {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	w.unhold()
+	n, err := w.ResponseWriter.Write(p)
+	w.rec.WroteBody(p[:n])
+	if err != nil && w.err == nil {
+		w.err = err
+	}
+	return n, err
+}
+
+func (w *observedWriter) Flush() {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	w.unhold()
+	if err := http.NewResponseController(w.ResponseWriter).Flush(); err != nil && w.err == nil {
+		w.err = err
+	}
+}
+
+// Unwrap lets http.ResponseController reach net/http's writer.
+func (w *observedWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// finish completes the record once the handler has returned (or
+// panicked).
+func (w *observedWriter) finish(req *http.Request, panicked bool) {
+	status := w.status
+	if !w.wroteHeader && !panicked {
+		status = http.StatusOK
+	}
+	if w.held {
+		if body, ok := RejectionBody(req, status, w.Header()); ok {
+			w.unhold()
+			if n, err := io.WriteString(w.ResponseWriter, body); err == nil {
+				w.rec.WroteBody([]byte(body[:n]))
+			}
+		}
+		w.unhold()
+	}
+	end := EndSent
+	resetCode := CodeInternal
+	switch {
+	case panicked:
+		end = EndServerReset // net/http aborts the response
+	case w.err != nil || req.Context().Err() != nil:
+		end = EndConnClosed
+		if req.ProtoMajor == 2 {
+			end = EndClientReset
+		}
+	}
+	w.rec.Finish(time.Now(), status, w.Header(), end, resetCode)
+}
+
+func (w *observedWriter) release() {
+	*w = observedWriter{}
+	observedWriters.Put(w)
+}
+
+// observedBody counts a request body as the handler reads it.
+type observedBody struct {
+	io.ReadCloser
+	rec *Record
+}
+
+func (b *observedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.rec.ReadBody(p[:n])
+	return n, err
+}

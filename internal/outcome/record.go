@@ -1,0 +1,323 @@
+// Package outcome defines the record of a call's end, the one fact that
+// Switchyard's logs, metrics and traces are all made from.
+//
+// The transport fills a Record for every request it serves — internal/h2
+// for its HTTP/2 streams, Observe for HTTP/1.1 and for net/http's HTTP/2
+// server — from what it writes on the wire: the gRPC status in the
+// trailers (or a trailers-only HEADERS frame), the gRPC-Web trailer frame,
+// the Connect unary error body or end-of-stream message, or else the HTTP
+// status. So a call rejected before any handler (an undecodable body, an
+// oversized message, a wrong content type, an unknown procedure, a bad
+// timeout header) gets the same record as one that reached its handler,
+// and a call counts as finished ("sent") only when its final status was
+// handed to the socket, not when its handler returned.
+//
+// The package depends on the standard library only, so the transport can
+// import it without pulling telemetry in.
+package outcome
+
+import (
+	"context"
+	"net/http"
+	"time"
+)
+
+// Protocol is the RPC protocol of a request, told by its content type.
+type Protocol uint8
+
+// Protocols. ProtocolHTTP is a request that is no RPC by its content type
+// (a page, a preflight, or a call with a wrong or missing content type).
+const (
+	ProtocolHTTP Protocol = iota
+	ProtocolGRPC
+	ProtocolGRPCWeb
+	ProtocolConnect
+	numProtocols
+)
+
+// NumProtocols is how many Protocol values there are (for tables).
+const NumProtocols = int(numProtocols)
+
+var protocolNames = [...]string{"http", "grpc", "grpcweb", "connect"}
+
+// String is the protocol's name as connect.Peer.Protocol spells it ("http"
+// for requests that are no RPC).
+func (p Protocol) String() string {
+	if int(p) < len(protocolNames) {
+		return protocolNames[p]
+	}
+	return "http"
+}
+
+// End is how a call ended.
+type End uint8
+
+// Ends.
+const (
+	// EndSent: the final status (trailers, trailer frame, end-of-stream
+	// message or the whole response) was handed to the socket.
+	EndSent End = iota
+	// EndClientReset: the client reset the stream (RST_STREAM) first.
+	EndClientReset
+	// EndServerReset: the server reset the stream (a protocol error, a
+	// handler that did not finish its response, a stalled send window).
+	EndServerReset
+	// EndConnClosed: the connection ended first.
+	EndConnClosed
+	numEnds
+)
+
+// NumEnds is how many End values there are (for tables).
+const NumEnds = int(numEnds)
+
+var endNames = [...]string{"sent", "client_reset", "server_reset", "conn_closed"}
+
+func (e End) String() string {
+	if int(e) < len(endNames) {
+		return endNames[e]
+	}
+	return "unknown"
+}
+
+// Record is one call's outcome. The transport owns it and hands it to an
+// Observer when the call starts and when it ends; an Observer must not keep
+// the pointer after CallEnded returns (internal/h2 keeps the record inside
+// its stream, which is not reused, but the HTTP/1.1 observer's is pooled).
+type Record struct {
+	Start     time.Time
+	Duration  time.Duration // from the request's headers to the end
+	Procedure string        // the request path, "/pkg.Service/Method" for RPCs
+	Protocol  Protocol
+	// Code is the status the client was given: from the wire for a sent
+	// call; for a reset one what a gRPC client reports (canceled for its
+	// own reset, unavailable for a closed connection, the reset's mapping
+	// otherwise).
+	Code       Code
+	End        End
+	HTTPStatus int
+	// Request and response body bytes as they crossed the transport
+	// (framing included, before any decompression), and the messages in
+	// them (envelopes; a Connect unary request or response is one).
+	BytesIn, BytesOut int64
+	MsgsIn, MsgsOut   int64
+	// Peer is the client's address: the connection's, until the handler
+	// sees the request (Handled), then the one it saw (a trusted proxy's
+	// client, with -trusted-proxies).
+	Peer      string
+	UserAgent string
+	// Message is the error message the client was given (grpc-message, the
+	// Connect error's message) or why the transport ended the call.
+	Message string
+	// Handled is set when the call reached its RPC handler (its
+	// interceptors ran); a call that did not was rejected before it.
+	Handled bool
+	// Header is the request's header, while the call runs (sinks read
+	// traceparent from it at the start). Nil after CallEnded.
+	Header http.Header
+	// Span belongs to the tracing sink: set by CallStarted, ended by
+	// CallEnded.
+	Span any
+
+	wire     wireKind
+	text     bool // gRPC-Web text: bodies are base64
+	method   string
+	in, out  envelopeScanner
+	inText   base64Quanta
+	outText  base64Quanta
+	endFrame captured // the trailer frame or end-of-stream message, or a unary error body
+}
+
+// wireKind is how a protocol frames its bodies.
+type wireKind uint8
+
+const (
+	wirePlain     wireKind = iota // no framing: a page, a rejected call
+	wireEnvelopes                 // gRPC, gRPC-Web, Connect streaming: 5-byte prefixed messages
+	wireUnary                     // Connect unary: the body is the message, or a JSON error
+)
+
+// Begin starts the record of req, which arrived at start.
+func (r *Record) Begin(req *http.Request, start time.Time) {
+	r.Start = start
+	r.Procedure = req.URL.Path
+	r.method = req.Method
+	r.Header = req.Header
+	r.Peer = req.RemoteAddr
+	if ua := req.Header["User-Agent"]; len(ua) > 0 {
+		r.UserAgent = ua[0]
+	}
+	var contentType string
+	if ct := req.Header["Content-Type"]; len(ct) > 0 {
+		contentType = ct[0]
+	}
+	r.Protocol, r.wire, r.text = classify(req.Method, contentType, req.URL.RawQuery)
+	switch r.Protocol {
+	case ProtocolGRPCWeb:
+		r.out.endFlag = flagGRPCWebTrailer
+	case ProtocolConnect:
+		r.out.endFlag = flagConnectEnd
+	}
+}
+
+// WroteHeader notes the response status as the handler decides it (before
+// its body is written).
+func (r *Record) WroteHeader(status int) { r.HTTPStatus = status }
+
+// ReadBody accounts for request body bytes as they arrive.
+func (r *Record) ReadBody(p []byte) {
+	r.BytesIn += int64(len(p))
+	if r.wire != wireEnvelopes {
+		return
+	}
+	if r.text {
+		r.inText.feed(p, &r.in, nil)
+		return
+	}
+	r.in.feed(p, nil)
+}
+
+// WroteBody accounts for response body bytes as the handler writes them.
+func (r *Record) WroteBody(p []byte) {
+	r.BytesOut += int64(len(p))
+	switch r.wire {
+	case wireEnvelopes:
+		if r.text {
+			r.outText.feed(p, &r.out, &r.endFrame)
+			return
+		}
+		r.out.feed(p, &r.endFrame)
+	case wireUnary:
+		if r.HTTPStatus != http.StatusOK {
+			r.endFrame.add(p) // a Connect unary error body: JSON
+		}
+	}
+}
+
+// WroteBodyString is WroteBody for a string.
+func (r *Record) WroteBodyString(s string) {
+	r.BytesOut += int64(len(s))
+	if r.wire == wirePlain {
+		return
+	}
+	// Rare (connect writes []byte): a bounded copy keeps the scanners simple.
+	var buf [512]byte
+	for len(s) > 0 {
+		n := copy(buf[:], s)
+		s = s[n:]
+		r.BytesOut -= int64(n)
+		r.WroteBody(buf[:n])
+	}
+}
+
+// Finish completes the record when the call is over: status and header are
+// the response's as written (header holds the trailers too, as a
+// ResponseWriter's map does at the end: declared names or
+// http.TrailerPrefix keys); end says how it ended; resetCode is the code of
+// a server reset.
+func (r *Record) Finish(now time.Time, status int, header http.Header, end End, resetCode Code) {
+	r.Duration = now.Sub(r.Start)
+	r.HTTPStatus = status
+	r.End = end
+	switch end {
+	case EndClientReset:
+		r.Code = CodeCanceled
+		return
+	case EndConnClosed:
+		r.Code = CodeUnavailable
+		return
+	case EndServerReset:
+		r.Code = resetCode
+		return
+	}
+	r.Code, r.Message = r.status(status, header)
+	if r.wire == wireUnary {
+		r.MsgsIn = 1
+		if status == http.StatusOK {
+			r.MsgsOut = 1
+		}
+		return
+	}
+	r.MsgsIn, r.MsgsOut = r.in.msgs, r.out.msgs
+}
+
+// Reset clears r for reuse.
+func (r *Record) Reset() { *r = Record{} }
+
+// status derives the call's code and error message from the response.
+func (r *Record) status(status int, header http.Header) (Code, string) {
+	switch r.Protocol {
+	case ProtocolGRPC, ProtocolGRPCWeb:
+		if code, msg, ok := grpcStatus(header); ok {
+			return code, msg
+		}
+		if r.Protocol == ProtocolGRPCWeb && r.endFrame.kind == frameGRPCWebTrailer {
+			if code, msg, ok := r.endFrame.grpcWebTrailer(); ok {
+				return code, msg
+			}
+		}
+		if status != http.StatusOK {
+			return CodeFromHTTP(status), ""
+		}
+		// A 200 without a status: grpc-go reports this as INTERNAL.
+		return CodeInternal, "the response carried no grpc-status"
+	case ProtocolConnect:
+		if r.wire == wireEnvelopes {
+			if status != http.StatusOK {
+				return CodeFromHTTP(status), ""
+			}
+			if r.endFrame.kind == frameConnectEnd {
+				return r.endFrame.connectError(true)
+			}
+			return CodeInternal, "the stream ended without an end-of-stream message"
+		}
+		if status == http.StatusOK || status == http.StatusNotModified {
+			return CodeOK, ""
+		}
+		if code, msg := r.endFrame.connectError(false); code != CodeOK {
+			return code, msg
+		}
+		return CodeFromHTTP(status), ""
+	}
+	if status < 400 {
+		return CodeOK, ""
+	}
+	return CodeFromHTTP(status), ""
+}
+
+// Observer receives the records of the calls a transport serves, and the
+// transport's events. Calls are made on the goroutines of the calls and
+// connections: implementations must be safe for concurrent use and cheap.
+type Observer interface {
+	// CallStarted is called when a request's headers have arrived, before
+	// its handler runs.
+	CallStarted(r *Record)
+	// CallEnded is called once the call is over, with Finish done.
+	CallEnded(r *Record)
+	// Transport events of HTTP/2 (internal/h2).
+	StreamReset(byClient bool, code uint32)
+	StreamRefused()
+	GoAway(code uint32)
+	PingTimeout()
+	WriteTimeout()
+}
+
+// recordKey finds a call's Record in its request context.
+type recordKey struct{}
+
+// ContextKey is the context key under which a transport makes a call's
+// *Record available to its handler (internal/h2 answers it from the
+// stream's own context, without a context.WithValue).
+var ContextKey any = recordKey{}
+
+// FromContext returns the record of the call whose request context ctx is
+// (or is derived from), or nil.
+func FromContext(ctx context.Context) *Record {
+	r, _ := ctx.Value(ContextKey).(*Record)
+	return r
+}
+
+// Recorder is a ResponseWriter whose transport records the call itself
+// (internal/h2's): Observe passes its requests through.
+type Recorder interface {
+	OutcomeRecord() *Record
+}

@@ -1,0 +1,324 @@
+package outcome
+
+import (
+	"bytes"
+	"compress/gzip"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+)
+
+// classify tells a request's protocol, and how its bodies are framed, from
+// its method, content type and query, as connect-go's handler does.
+func classify(method, contentType, rawQuery string) (Protocol, wireKind, bool) {
+	const app = "application/"
+	if !strings.HasPrefix(contentType, app) {
+		if method == http.MethodGet && strings.Contains(rawQuery, "message=") {
+			return ProtocolConnect, wireUnary, false // Connect unary over GET
+		}
+		return ProtocolHTTP, wirePlain, false
+	}
+	sub := contentType[len(app):]
+	switch {
+	case strings.HasPrefix(sub, "grpc-web-text"):
+		return ProtocolGRPCWeb, wireEnvelopes, true
+	case strings.HasPrefix(sub, "grpc-web"):
+		return ProtocolGRPCWeb, wireEnvelopes, false
+	case sub == "grpc" || strings.HasPrefix(sub, "grpc+") || strings.HasPrefix(sub, "grpc;"):
+		return ProtocolGRPC, wireEnvelopes, false
+	case strings.HasPrefix(sub, "connect+"):
+		return ProtocolConnect, wireEnvelopes, false
+	case method == http.MethodPost && (strings.HasPrefix(sub, "proto") || strings.HasPrefix(sub, "json")):
+		return ProtocolConnect, wireUnary, false
+	}
+	return ProtocolHTTP, wirePlain, false
+}
+
+// Envelope flags (gRPC's length-prefixed message, shared by gRPC-Web and
+// Connect streaming).
+const (
+	flagCompressed      = 0x01
+	flagConnectEnd      = 0x02 // Connect's end-of-stream message
+	flagGRPCWebTrailer  = 0x80 // gRPC-Web's trailer frame
+	envelopePrefixBytes = 5
+)
+
+// envelopeScanner follows the envelopes of a body as its bytes pass, in
+// whatever pieces they come: it counts messages and hands the bytes of a
+// final frame (endFlag set) to a captured.
+type envelopeScanner struct {
+	prefix    [envelopePrefixBytes]byte
+	have      uint8  // prefix bytes seen of the current envelope
+	remain    uint32 // payload bytes still to come
+	capturing bool
+	endFlag   byte // the flag that marks the final frame: 0 for requests and gRPC
+	msgs      int64
+}
+
+func (s *envelopeScanner) feed(p []byte, c *captured) {
+	for len(p) > 0 {
+		if s.have < envelopePrefixBytes {
+			n := copy(s.prefix[s.have:], p)
+			s.have += uint8(n)
+			p = p[n:]
+			if s.have < envelopePrefixBytes {
+				return
+			}
+			flags := s.prefix[0]
+			s.remain = binary.BigEndian.Uint32(s.prefix[1:])
+			if s.endFlag != 0 && flags&s.endFlag != 0 && c != nil {
+				s.capturing = true
+				c.begin(s.endFlag, flags)
+			} else {
+				s.msgs++
+			}
+		} else {
+			n := len(p)
+			if uint64(n) > uint64(s.remain) {
+				n = int(s.remain)
+			}
+			if s.capturing {
+				c.add(p[:n])
+			}
+			p = p[n:]
+			s.remain -= uint32(n)
+		}
+		if s.have == envelopePrefixBytes && s.remain == 0 {
+			s.have, s.capturing = 0, false
+		}
+	}
+}
+
+// base64Quanta decodes gRPC-Web text bodies on the way: base64 in
+// 4-character quanta, padding allowed at the end of any quantum (clients
+// and servers send separately padded chunks back to back).
+type base64Quanta struct {
+	q [4]byte
+	n uint8
+}
+
+func (b *base64Quanta) feed(p []byte, s *envelopeScanner, c *captured) {
+	var out [192]byte
+	k := 0
+	for _, ch := range p {
+		if ch == '\r' || ch == '\n' {
+			continue
+		}
+		b.q[b.n] = ch
+		b.n++
+		if b.n < 4 {
+			continue
+		}
+		b.n = 0
+		n, err := base64.StdEncoding.Decode(out[k:], b.q[:])
+		if err != nil {
+			continue // not base64: nothing to count
+		}
+		k += n
+		if k > len(out)-3 {
+			s.feed(out[:k], c)
+			k = 0
+		}
+	}
+	if k > 0 {
+		s.feed(out[:k], c)
+	}
+}
+
+// frameKind is what a captured holds.
+type frameKind uint8
+
+const (
+	frameNone frameKind = iota
+	frameGRPCWebTrailer
+	frameConnectEnd
+	frameUnaryError
+)
+
+// captureBytes bounds what is kept of a final frame: the status and the
+// start of its message. A longer frame keeps its first captureBytes.
+const captureBytes = 256
+
+// captured is the start of a response's final frame: the gRPC-Web trailer
+// frame, the Connect end-of-stream message, or a Connect unary error body.
+type captured struct {
+	kind  frameKind
+	flags byte
+	n     int // bytes in buf
+	total int // bytes of the frame
+	buf   [captureBytes]byte
+}
+
+func (c *captured) begin(endFlag, flags byte) {
+	c.kind = frameConnectEnd
+	if endFlag == flagGRPCWebTrailer {
+		c.kind = frameGRPCWebTrailer
+	}
+	c.flags, c.n, c.total = flags, 0, 0
+}
+
+func (c *captured) add(p []byte) {
+	if c.kind == frameNone {
+		c.kind = frameUnaryError
+	}
+	c.total += len(p)
+	c.n += copy(c.buf[c.n:], p)
+}
+
+// payload is the frame's bytes, decompressed if the frame says it is
+// compressed (connect-go compresses final frames over its threshold, with
+// gzip, the only compression it has by default). ok is false for a frame
+// cut off by captureBytes that cannot be decompressed.
+func (c *captured) payload() ([]byte, bool) {
+	data := c.buf[:c.n]
+	if c.flags&flagCompressed == 0 || c.kind == frameUnaryError {
+		return data, true
+	}
+	if c.total > c.n {
+		return nil, false
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(data))
+	if err != nil {
+		return nil, false
+	}
+	out, err := io.ReadAll(io.LimitReader(zr, 64<<10))
+	if err != nil {
+		return nil, false
+	}
+	return out, true
+}
+
+// grpcWebTrailer reads the status from a gRPC-Web trailer frame: HTTP/1
+// style header lines.
+func (c *captured) grpcWebTrailer() (Code, string, bool) {
+	data, ok := c.payload()
+	if !ok {
+		return CodeUnknown, "", false
+	}
+	var code Code
+	var msg string
+	found := false
+	for len(data) > 0 {
+		line := data
+		if i := bytes.IndexByte(data, '\n'); i >= 0 {
+			line, data = data[:i], data[i+1:]
+		} else {
+			data = nil
+		}
+		name, value, ok := bytes.Cut(bytes.TrimRight(line, "\r"), []byte(":"))
+		if !ok {
+			continue
+		}
+		name, value = bytes.TrimSpace(name), bytes.TrimSpace(value)
+		switch {
+		case bytes.EqualFold(name, []byte("grpc-status")):
+			code, found = parseGRPCStatus(value)
+		case bytes.EqualFold(name, []byte("grpc-message")):
+			msg = decodeGRPCMessage(string(value))
+		}
+	}
+	return code, msg, found
+}
+
+// connectError reads a Connect error: the end-of-stream message
+// ({"error":{...}} or no error) when endStream, else a unary error body.
+func (c *captured) connectError(endStream bool) (Code, string) {
+	data, ok := c.payload()
+	if !ok {
+		return CodeUnknown, "the end-of-stream message could not be read"
+	}
+	if endStream && !bytes.Contains(data, []byte(`"error"`)) {
+		return CodeOK, ""
+	}
+	type wireError struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	}
+	var msg struct {
+		Error *wireError `json:"error"`
+		wireError
+	}
+	if err := json.Unmarshal(data, &msg); err == nil {
+		e := &msg.wireError
+		if endStream {
+			e = msg.Error
+		}
+		if e != nil && e.Code != "" {
+			return codeByName(e.Code), e.Message
+		}
+		return CodeUnknown, ""
+	}
+	// Cut off at captureBytes: the code comes first in connect-go's JSON.
+	if _, rest, ok := bytes.Cut(data, []byte(`"code":"`)); ok {
+		if name, _, ok := bytes.Cut(rest, []byte(`"`)); ok {
+			return codeByName(string(name)), ""
+		}
+	}
+	if endStream {
+		return CodeUnknown, ""
+	}
+	return CodeOK, "" // not a Connect error: Finish falls back to the HTTP status
+}
+
+// grpcStatus reads grpc-status and grpc-message from a response's headers
+// or trailers (declared names, or keys with http.TrailerPrefix).
+func grpcStatus(h http.Header) (Code, string, bool) {
+	vv := h["Grpc-Status"]
+	msg := h["Grpc-Message"]
+	if len(vv) == 0 {
+		vv = h[http.TrailerPrefix+"Grpc-Status"]
+		msg = h[http.TrailerPrefix+"Grpc-Message"]
+	}
+	if len(vv) == 0 {
+		return CodeUnknown, "", false
+	}
+	code, ok := parseGRPCStatus(vv[0])
+	if !ok {
+		return CodeUnknown, "", true
+	}
+	var m string
+	if len(msg) > 0 {
+		m = decodeGRPCMessage(msg[0])
+	}
+	return code, m, true
+}
+
+func parseGRPCStatus[T string | []byte](s T) (Code, bool) {
+	if len(s) == 0 || len(s) > 4 {
+		return CodeUnknown, false
+	}
+	n := 0
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return CodeUnknown, false
+		}
+		n = n*10 + int(s[i]-'0')
+	}
+	if n >= NumCodes {
+		return CodeUnknown, true
+	}
+	return Code(n), true
+}
+
+// decodeGRPCMessage undoes grpc-message's percent-encoding.
+func decodeGRPCMessage(s string) string {
+	if !strings.Contains(s, "%") {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '%' && i+2 < len(s) {
+			if v, err := strconv.ParseUint(s[i+1:i+3], 16, 8); err == nil {
+				b.WriteByte(byte(v))
+				i += 2
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
