@@ -87,6 +87,10 @@ type options struct {
 	corsOrigins      string
 	teamFeedInterval time.Duration
 	trustedProxies   string
+
+	// Observability (-admin-addr) and the stalled-stream bound.
+	adminAddr         string
+	sendWindowTimeout time.Duration
 }
 
 // parseFlags reads the command line; -h writes the usage to usage and
@@ -151,6 +155,8 @@ func declareFlags() (*options, *flagSet) {
 	}, "proxies whose X-Forwarded-For/X-Real-IP name the client in logs")
 	// The feed's 1s bound needs a PostgreSQL heartbeat at most every 250ms.
 	f.Duration(&o.teamFeedInterval, "team-feed-interval", sqlstore.DefaultFeedInterval, durationRange{min: 10 * time.Millisecond, max: sqlstore.MaxFeedInterval}, "how often the team change feed checks the store (SQLite: data_version poll; PostgreSQL: listener heartbeat)")
+	f.String(&o.adminAddr, "admin-addr", "", "HOST:PORT such as 127.0.0.1:9090; empty = off", checkAdminAddr, "admin listener serving /metrics, /debug/pprof/, /livez and /readyz; never expose it publicly")
+	f.Duration(&o.sendWindowTimeout, "http2-send-window-timeout", server.DefaultSendWindowTimeout, durationRange{min: 100 * time.Millisecond, max: 24 * time.Hour, zero: "never"}, "reset an HTTP/2 stream whose client opens no flow-control window for its response this long (internal/h2 only)")
 	return o, f
 }
 
@@ -184,6 +190,17 @@ func run(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
+	tel, err := newTelemetry(o, logger)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := tel.Shutdown(ctx); err != nil {
+			logger.Warn("flushing telemetry", "err", err)
+		}
+	}()
 	trustedProxies, _ := server.ParseTrustedProxies(o.trustedProxies) // checked by parseFlags
 	teamStore, sharedNotes, err := openTeams(o, logger)
 	if err != nil {
@@ -206,6 +223,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		ReadMaxBytes:        o.readMaxBytes,
 		CompressMinBytes:    o.compressMinBytes,
 		Logger:              logger,
+		Telemetry:           tel,
 		UnaryTimeout:        o.unaryTimeout,
 		CORSOrigins:         splitOrigins(o.corsOrigins),
 		TrustedProxies:      trustedProxies,
@@ -223,6 +241,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		WriteByteTimeout:                   o.writeByteTimeout,
 		StdHTTP2:                           o.http2Server == "net/http",
 		MaxConnections:                     o.maxConnections,
+		SendWindowTimeout:                  o.sendWindowTimeout,
 	})
 	httpServer := srv.HTTP
 	if certs != nil {
@@ -241,6 +260,12 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	adm, err := startAdmin(o.adminAddr, tel, logger)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer adm.close()
 	logger.Info("switchyard serving", "addr", ln.Addr().String(), "services", len(srv.Services),
 		"features", routeDB.Len(), "writes_enabled", adminToken != "", "tls", o.tlsCert != "")
 
@@ -258,6 +283,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	// in-flight calls finish within the grace period. A second signal ends
 	// the process at once. Liveness stays SERVING: the process is healthy,
 	// only leaving.
+	adm.ready.Store(false)
 	for _, name := range append([]string{"", server.HealthReadiness}, srv.Services...) {
 		srv.Health.SetStatus(name, grpchealth.StatusNotServing)
 	}

@@ -81,30 +81,3 @@ func BenchmarkListFeaturesWholeMap(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/100, "ns/msg")
 }
-
-// BenchmarkLogLine is the cost of the one log line per call alone.
-func BenchmarkLogLine(b *testing.B) {
-	interceptor := server.NewLogInterceptor(slog.New(slog.NewTextHandler(io.Discard, nil)))
-	call := interceptor.WrapUnary(func(context.Context, connect.AnyRequest) (connect.AnyResponse, error) {
-		return nil, nil
-	})
-	req := &fakeRequest{Request: connect.NewRequest(&teamsv1.GetTeamRequest{City: "Chicago"})}
-	req.Header().Set("User-Agent", "grpc-go/1.85.0")
-	b.ReportAllocs()
-	for b.Loop() {
-		_, _ = call(context.Background(), req)
-	}
-}
-
-// fakeRequest is a server-side request as connect hands it to interceptors.
-type fakeRequest struct {
-	*connect.Request[teamsv1.GetTeamRequest]
-}
-
-func (fakeRequest) Spec() connect.Spec {
-	return connect.Spec{Procedure: teamsv1connect.TeamsServiceGetTeamProcedure, StreamType: connect.StreamTypeUnary}
-}
-
-func (fakeRequest) Peer() connect.Peer {
-	return connect.Peer{Addr: "127.0.0.1:50000", Protocol: connect.ProtocolGRPC}
-}

@@ -10,6 +10,7 @@ import (
 	"golang.org/x/net/netutil"
 
 	"github.com/switchyard/switchyard/internal/h2"
+	"github.com/switchyard/switchyard/internal/outcome"
 )
 
 // HTTPConfig is the transport side of the server: what the switchyard
@@ -45,6 +46,12 @@ type HTTPConfig struct {
 	// StdHTTP2 serves HTTP/2 with net/http's own server instead of
 	// Switchyard's (internal/h2), with the same limits. For comparison.
 	StdHTTP2 bool
+	// SendWindowTimeout resets an HTTP/2 stream whose client opens no
+	// flow-control window for this long (internal/h2 only; 0: never).
+	SendWindowTimeout time.Duration
+	// Observer receives internal/h2's call records and events (NewStack
+	// sets the server's Telemetry).
+	Observer outcome.Observer
 }
 
 // Defaults of HTTPConfig.
@@ -61,6 +68,9 @@ const (
 	DefaultHTTP2PingTimeout                   = 15 * time.Second
 	DefaultWriteByteTimeout                   = 30 * time.Second
 	DefaultMaxConnections                     = 4096
+	// DefaultSendWindowTimeout: a client that grants a response no window
+	// for a minute is not reading it.
+	DefaultSendWindowTimeout = time.Minute
 )
 
 // applyDefaults fills the zero fields of cfg.
@@ -142,6 +152,8 @@ func applyLimits(hs *http.Server, cfg HTTPConfig) {
 			SendPingTimeout:               cfg.HTTP2SendPingTimeout,
 			PingTimeout:                   cfg.HTTP2PingTimeout,
 			WriteTimeout:                  cfg.WriteByteTimeout,
+			SendWindowTimeout:             cfg.SendWindowTimeout,
+			Observer:                      cfg.Observer,
 		})
 	}
 }
@@ -170,7 +182,10 @@ type Stack struct {
 // NewStack assembles cfg's services behind the transport of hcfg.
 func NewStack(cfg Config, hcfg HTTPConfig) *Stack {
 	srv := New(cfg)
-	return &Stack{Server: srv, HTTP: NewHTTPServer(srv.Handler, hcfg, cfg.Logger), conf: hcfg}
+	hcfg.Observer = srv.Telemetry
+	hs := NewHTTPServer(srv.Handler, hcfg, cfg.Logger)
+	hs.ConnState = srv.Telemetry.ConnState
+	return &Stack{Server: srv, HTTP: hs, conf: hcfg}
 }
 
 // Serve serves ln until HTTP.Shutdown or HTTP.Close: at most

@@ -24,7 +24,9 @@ import (
 	"github.com/switchyard/switchyard/gen/routeguide/v1/routeguidev1connect"
 	"github.com/switchyard/switchyard/gen/summator/v1/summatorv1connect"
 	"github.com/switchyard/switchyard/gen/teams/v1/teamsv1connect"
+	"github.com/switchyard/switchyard/internal/outcome"
 	"github.com/switchyard/switchyard/internal/reflection"
+	"github.com/switchyard/switchyard/internal/telemetry"
 	"github.com/switchyard/switchyard/services/greeter"
 	"github.com/switchyard/switchyard/services/keywords"
 	"github.com/switchyard/switchyard/services/routeguide"
@@ -65,8 +67,12 @@ type Config struct {
 	ReadMaxBytes int
 	// CompressMinBytes is the smallest response that is compressed.
 	CompressMinBytes int
-	// Logger receives one line per call (slog.Default if nil).
+	// Logger receives the server's lines (slog.Default if nil); the
+	// per-call lines go through Telemetry, to the same logger.
 	Logger *slog.Logger
+	// Telemetry receives every call's outcome record: logs, metrics,
+	// traces (nil: one that writes the per-call lines to Logger only).
+	Telemetry *telemetry.Telemetry
 	// UnaryTimeout caps every unary call's deadline (DefaultUnaryTimeout
 	// when zero); shorter client deadlines are kept.
 	UnaryTimeout time.Duration
@@ -93,6 +99,8 @@ type Server struct {
 	Health *grpchealth.StaticChecker
 	// Services are the fully-qualified names of every served service.
 	Services []string
+	// Telemetry observes every call (Config.Telemetry, or the default).
+	Telemetry *telemetry.Telemetry
 
 	mux *http.ServeMux
 	// services maps "/pkg.Service/" to its handler: route's fast path.
@@ -120,19 +128,31 @@ func New(cfg Config) *Server {
 	if cfg.UnaryTimeout <= 0 {
 		cfg.UnaryTimeout = DefaultUnaryTimeout
 	}
+	tel := cfg.Telemetry
+	if tel == nil {
+		tel, _ = telemetry.New(telemetry.Options{Logger: cfg.Logger}) // no metrics, no tracing: cannot fail
+	}
+	// Every line the handlers log carries the call's trace, if any.
+	cfg.Logger = tel.Logger()
 	s := &Server{
-		mux: http.NewServeMux(),
+		Telemetry: tel,
+		mux:       http.NewServeMux(),
 		opts: []connect.HandlerOption{
-			connect.WithInterceptors(NewLogInterceptor(cfg.Logger)),
+			// Outermost: it marks the call handled before anything can fail it.
+			connect.WithInterceptors(tel.Interceptor()),
 			connect.WithReadMaxBytes(cfg.ReadMaxBytes),
 			connect.WithCompressMinBytes(cfg.CompressMinBytes),
-			// Inside the log interceptor, so it logs what the client gets.
+			// What they return is what the transport writes, and records.
 			connect.WithInterceptors(NewDeadlineInterceptor(cfg.UnaryTimeout), NewSafeErrorInterceptor(cfg.Logger)),
 			connect.WithRecover(recoverHandler(cfg.Logger)),
 		},
 	}
 
-	s.mount(teamsv1connect.NewTeamsServiceHandler(teams.NewHandler(cfg.Teams, cfg.AdminToken), s.opts...))
+	if pools, ok := cfg.Teams.(telemetry.PoolStatser); ok {
+		tel.ObservePools(pools)
+	}
+	store := tel.TraceStore(cfg.Teams)
+	s.mount(teamsv1connect.NewTeamsServiceHandler(teams.NewHandler(store, cfg.AdminToken).WithLogger(cfg.Logger), s.opts...))
 	s.mount(greeterv1connect.NewGreeterServiceHandler(greeter.NewHandler(), s.opts...))
 	routeGuide := routeguide.NewHandler(cfg.RouteDB, cfg.RouteGuide)
 	s.mount(routeguidev1connect.NewRouteGuideServiceHandler(routeGuide, s.opts...))
@@ -141,7 +161,7 @@ func New(cfg Config) *Server {
 
 	// The tutorials' own procedure names, served by the same logic (thin
 	// adapters), so the tutorials' clients and commands work unchanged.
-	s.mount(teamsconnect.NewTeamsHandler(teams.NewLegacyHandler(cfg.Teams), s.opts...))
+	s.mount(teamsconnect.NewTeamsHandler(teams.NewLegacyHandler(store).WithLogger(cfg.Logger), s.opts...))
 	s.mount(helloworldconnect.NewGreeterHandler(greeter.NewLegacyHandler(), s.opts...))
 	s.mount(routeguideconnect.NewRouteGuideHandler(routeguide.NewLegacyHandler(routeGuide), s.opts...))
 	s.mount(keywordsconnect.NewKeywordServiceHandler(keywords.NewLegacyHandler(keywords.NewHandler(cfg.MaxKeywordTextBytes)), s.opts...))
@@ -160,8 +180,13 @@ func New(cfg Config) *Server {
 	s.mount(reflection.NewHandlerV1Alpha(all, s.opts...))
 
 	s.mountConsole()
+	tel.ServeProcedures(s.Services)
 	s.Handler = forBrowsers(withBufferedBodies(withBatchedFlushes(http.HandlerFunc(s.route), s.Services)), cfg.CORSOrigins)
 	s.Handler = withClientAddr(s.Handler, cfg.TrustedProxies)
+	// Outermost: HTTP/1.1 (and net/http's HTTP/2) calls are recorded as
+	// the client sent them (its peer the connection's until a handler sees
+	// the trusted proxies' client); internal/h2's streams record themselves.
+	s.Handler = outcome.Observe(s.Handler, tel)
 	return s
 }
 

@@ -22,6 +22,7 @@ const MaxPageSize = 1000
 type Handler struct {
 	store      Store
 	adminToken []byte
+	logger     *slog.Logger
 }
 
 var _ teamsv1connect.TeamsServiceHandler = (*Handler)(nil)
@@ -29,7 +30,17 @@ var _ teamsv1connect.TeamsServiceHandler = (*Handler)(nil)
 // NewHandler serves store. Writes need "Authorization: Bearer <adminToken>";
 // with an empty adminToken they are refused.
 func NewHandler(store Store, adminToken string) *Handler {
-	return &Handler{store: store, adminToken: []byte(adminToken)}
+	return &Handler{store: store, adminToken: []byte(adminToken), logger: slog.Default()}
+}
+
+// WithLogger logs store failures (whose details the client is told to
+// look for in the server log) to logger, with the call's context, instead
+// of slog.Default. It returns h.
+func (h *Handler) WithLogger(logger *slog.Logger) *Handler {
+	if logger != nil {
+		h.logger = logger
+	}
+	return h
 }
 
 // Lookup finds the team of city with the v1 rules: the city is validated and
@@ -40,7 +51,7 @@ func (h *Handler) Lookup(ctx context.Context, city string) (Team, error) {
 	}
 	t, err := h.store.Get(ctx, city)
 	if err != nil {
-		return Team{}, storeError(err, city)
+		return Team{}, h.storeError(ctx, err, city)
 	}
 	return t, nil
 }
@@ -66,7 +77,7 @@ func (h *Handler) ListTeams(ctx context.Context, req *connect.Request[teamsv1.Li
 	}
 	teams, more, err := h.store.List(ctx, ListOptions{Limit: int(size), After: after, Prefix: req.Msg.GetCityPrefix()})
 	if err != nil {
-		return storeError(err, "")
+		return h.storeError(ctx, err, "")
 	}
 	for i, t := range teams {
 		msg := &teamsv1.ListTeamsResponse{City: t.City, Nickname: t.Nickname}
@@ -91,7 +102,7 @@ func (h *Handler) PutTeam(ctx context.Context, req *connect.Request[teamsv1.PutT
 	}
 	stored, created, err := h.store.Put(ctx, t)
 	if err != nil {
-		return nil, storeError(err, t.City)
+		return nil, h.storeError(ctx, err, t.City)
 	}
 	return connect.NewResponse(&teamsv1.PutTeamResponse{City: stored.City, Nickname: stored.Nickname, Created: created}), nil
 }
@@ -106,7 +117,7 @@ func (h *Handler) DeleteTeam(ctx context.Context, req *connect.Request[teamsv1.D
 	}
 	t, err := h.store.Delete(ctx, req.Msg.GetCity())
 	if err != nil {
-		return nil, storeError(err, req.Msg.GetCity())
+		return nil, h.storeError(ctx, err, req.Msg.GetCity())
 	}
 	return connect.NewResponse(&teamsv1.DeleteTeamResponse{City: t.City, Nickname: t.Nickname}), nil
 }
@@ -129,7 +140,7 @@ func (h *Handler) authorize(header string) error {
 }
 
 // storeError maps a Store error to an RPC error without leaking internals.
-func storeError(err error, city string) error {
+func (h *Handler) storeError(ctx context.Context, err error, city string) error {
 	switch {
 	case errors.Is(err, ErrNotFound):
 		return connect.NewError(connect.CodeNotFound, fmt.Errorf("no team plays in %q", strings.TrimSpace(city)))
@@ -140,7 +151,7 @@ func storeError(err error, city string) error {
 	case errors.Is(err, context.Canceled):
 		return connect.NewError(connect.CodeCanceled, errors.New("the call was canceled"))
 	}
-	slog.Error("team store failed", "err", err)
+	h.logger.LogAttrs(ctx, slog.LevelError, "team store failed", slog.String("err", err.Error()))
 	return connect.NewError(connect.CodeInternal, errors.New("the team directory failed; the error is in the server log"))
 }
 

@@ -2,6 +2,7 @@ package teams
 
 import (
 	"context"
+	"log/slog"
 
 	"connectrpc.com/connect"
 
@@ -27,6 +28,12 @@ var _ teamsconnect.TeamsHandler = LegacyHandler{}
 // it needs no admin token.
 func NewLegacyHandler(store Store) LegacyHandler {
 	return LegacyHandler{v1: NewHandler(store, "")}
+}
+
+// WithLogger logs store failures to logger (Handler.WithLogger).
+func (h LegacyHandler) WithLogger(logger *slog.Logger) LegacyHandler {
+	h.v1.WithLogger(logger)
+	return h
 }
 
 // GetTeam implements teamsconnect.TeamsHandler.

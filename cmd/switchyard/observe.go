@@ -1,0 +1,77 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/switchyard/switchyard/internal/telemetry"
+)
+
+// newTelemetry builds the sinks of the per-call records: logs always,
+// metrics when the admin listener serves them, traces when the standard
+// OTEL_* variables turn them on.
+func newTelemetry(o options, logger *slog.Logger) (*telemetry.Telemetry, error) {
+	tracing, err := telemetry.TracingFromEnv(context.Background(), nil)
+	if err != nil {
+		return nil, err
+	}
+	if tracing != nil {
+		logger.Info("tracing on: spans exported over OTLP/HTTP (OTEL_EXPORTER_OTLP_*)")
+	}
+	return telemetry.New(telemetry.Options{Logger: logger, Metrics: o.adminAddr != "", Tracing: tracing})
+}
+
+// admin is the admin listener (-admin-addr): metrics, profiles, probes.
+type admin struct {
+	hs    *http.Server
+	ready atomic.Bool // false once the drain begins: /readyz answers 503
+	done  chan error
+}
+
+// startAdmin serves the admin listener on addr, or does nothing when addr
+// is empty.
+func startAdmin(addr string, tel *telemetry.Telemetry, logger *slog.Logger) (*admin, error) {
+	a := &admin{done: make(chan error, 1)}
+	a.ready.Store(true)
+	if addr == "" {
+		return a, nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	a.hs = &http.Server{
+		Handler:           tel.AdminHandler(a.ready.Load),
+		ReadHeaderTimeout: 5 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	logger.Info("admin listener serving", "admin_addr", ln.Addr().String())
+	go func() { a.done <- a.hs.Serve(ln) }()
+	return a, nil
+}
+
+// close stops the admin listener; it serves until the very end of a drain,
+// so probes and scrapes see it through.
+func (a *admin) close() {
+	if a.hs == nil {
+		return
+	}
+	_ = a.hs.Close()
+	if err := <-a.done; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		slog.Default().Warn("admin listener", "err", err)
+	}
+}
+
+// checkAdminAddr accepts -admin-addr: empty (off) or HOST:PORT.
+func checkAdminAddr(addr string) error {
+	if addr == "" {
+		return nil
+	}
+	return checkAddr(addr)
+}

@@ -1,0 +1,41 @@
+package telemetry
+
+import (
+	"io"
+	"net/http"
+	"net/http/pprof"
+)
+
+// AdminHandler serves the admin listener (-admin-addr), which must never
+// be reachable from the public network:
+//
+//	/metrics        Prometheus exposition of every metric (when metrics are on)
+//	/debug/pprof/   Go's profiles (cmdline shows the process's flags)
+//	/livez          200 while the process runs: restart it when this fails
+//	/readyz         200 while it takes calls; 503 from the moment it drains
+//
+// ready reports whether the server takes calls; it turns false when a
+// drain begins (SIGTERM), while /livez stays 200.
+func (t *Telemetry) AdminHandler(ready func() bool) http.Handler {
+	mux := http.NewServeMux()
+	if m := t.Metrics(); m != nil {
+		mux.Handle("GET /metrics", m)
+	}
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.HandleFunc("GET /livez", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if ready != nil && !ready() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = io.WriteString(w, "draining\n")
+			return
+		}
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	return mux
+}

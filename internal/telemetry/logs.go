@@ -1,0 +1,134 @@
+package telemetry
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/switchyard/switchyard/internal/outcome"
+)
+
+// Sampling of the lines of calls rejected before a handler: a client that
+// floods the port with garbage must not be able to stall the log writer
+// (and with it every call that logs). Up to rejectedBurst such lines go
+// out at once, then rejectedPerSecond; the rest are dropped, counted in
+// switchyard_log_rejected_lines_dropped_total and summed up in one line
+// when lines flow again. Calls that reached a handler are never sampled:
+// their rate is bounded by the handlers' own work.
+const (
+	rejectedBurst     = 100
+	rejectedPerSecond = 20
+)
+
+// maxLoggedPath bounds the procedure attribute of a line: the path of a
+// rejected call is whatever the client sent.
+const maxLoggedPath = 256
+
+// logSink writes one line per record.
+type logSink struct {
+	h slog.Handler
+
+	mu      sync.Mutex
+	tokens  float64
+	last    time.Time
+	dropped int64 // since the last summary line
+}
+
+func newLogSink(h slog.Handler) *logSink {
+	return &logSink{h: h, tokens: rejectedBurst}
+}
+
+// write logs r, unless sampling drops it (reported false).
+func (l *logSink) write(r *outcome.Record, traceID string) bool {
+	level := slog.LevelInfo
+	if r.Code != outcome.CodeOK || r.End != outcome.EndSent {
+		level = slog.LevelWarn
+	}
+	ctx := context.Background()
+	if !l.h.Enabled(ctx, level) {
+		return true
+	}
+	now := r.Start.Add(r.Duration) // the call's end, without another clock read
+	if !r.Handled {
+		dropped, ok := l.admit(now)
+		if !ok {
+			return false
+		}
+		if dropped > 0 {
+			s := slog.NewRecord(now, slog.LevelWarn, "rejected-call log lines dropped under load; their calls are counted in the metrics", 0)
+			s.AddAttrs(slog.Int64("dropped", dropped))
+			_ = l.h.Handle(ctx, s)
+		}
+	}
+	// The record goes to the handler directly: Logger.LogAttrs would also
+	// walk the stack for the caller's PC (runtime.Callers, ~2% of a unary
+	// call), which these lines never show: the procedure says where.
+	line := slog.NewRecord(now, level, "rpc", 0)
+	procedure := r.Procedure
+	if len(procedure) > maxLoggedPath {
+		procedure = procedure[:maxLoggedPath] + "..."
+	}
+	line.AddAttrs(
+		slog.String("procedure", procedure),
+		slog.String("protocol", r.Protocol.String()),
+		slog.String("code", r.Code.String()),
+		slog.Duration("duration", r.Duration),
+		slog.String("peer", r.Peer),
+		slog.String("user_agent", r.UserAgent),
+	)
+	if r.End != outcome.EndSent {
+		line.AddAttrs(slog.String("end", r.End.String()))
+	}
+	if !r.Handled {
+		line.AddAttrs(slog.Int("http_status", r.HTTPStatus))
+	}
+	if r.Code != outcome.CodeOK && r.Message != "" {
+		line.AddAttrs(slog.String("error", r.Message))
+	}
+	if traceID != "" {
+		line.AddAttrs(slog.String("trace_id", traceID))
+	}
+	_ = l.h.Handle(ctx, line)
+	return true
+}
+
+// admit takes a token for a rejected call's line; it reports how many
+// lines were dropped since the last one admitted.
+func (l *logSink) admit(now time.Time) (dropped int64, ok bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.last.IsZero() {
+		l.tokens = min(rejectedBurst, l.tokens+now.Sub(l.last).Seconds()*rejectedPerSecond)
+	}
+	l.last = now
+	if l.tokens < 1 {
+		l.dropped++
+		return 0, false
+	}
+	l.tokens--
+	dropped, l.dropped = l.dropped, 0
+	return dropped, true
+}
+
+// traceHandler adds the trace and span IDs of a line's context, when it
+// carries a span, to every line: a handler's log lines then join its
+// call's trace.
+type traceHandler struct{ slog.Handler }
+
+func (h traceHandler) Handle(ctx context.Context, r slog.Record) error {
+	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+		r.AddAttrs(slog.String("trace_id", sc.TraceID().String()), slog.String("span_id", sc.SpanID().String()))
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h traceHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return traceHandler{h.Handler.WithAttrs(attrs)}
+}
+
+func (h traceHandler) WithGroup(name string) slog.Handler {
+	return traceHandler{h.Handler.WithGroup(name)}
+}

@@ -1,0 +1,331 @@
+package telemetry
+
+import (
+	"context"
+	"database/sql"
+	"net/http"
+	"sync"
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/attribute"
+	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
+	"go.opentelemetry.io/otel/metric"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"golang.org/x/net/http2"
+
+	"github.com/switchyard/switchyard/internal/outcome"
+)
+
+// durationBuckets are the latency histogram's bounds, in seconds: fine
+// below a millisecond, where a GetTeam call's median lies, so that a p99
+// reads what it is rather than "at most 5 ms" (the first bucket of common
+// defaults), and up to 10 s for long calls.
+var durationBuckets = []float64{
+	0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.0015, 0.002, 0.003, 0.005, 0.0075,
+	0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+}
+
+// metrics is the metric sink. The per-call path is a few atomic additions
+// in a series of its own per procedure and protocol, plus one histogram
+// record with a precomputed attribute set: the counters are observable
+// instruments, read from the atomics at scrape time, so a call allocates
+// nothing for them.
+type metrics struct {
+	t        *Telemetry
+	registry *prometheus.Registry
+	provider *sdkmetric.MeterProvider
+	duration metric.Float64Histogram
+
+	mu     sync.Mutex               // creating series
+	series []atomic.Pointer[series] // procedure × protocol
+
+	conns                       atomic.Int64
+	refused                     atomic.Int64
+	pingTimeouts, writeTimeouts atomic.Int64
+	linesDropped                atomic.Int64
+	resets                      [2][16]atomic.Int64 // [by client][HTTP/2 error code]
+	goAways                     [16]atomic.Int64    // [HTTP/2 error code]
+
+	poolsMu sync.Mutex
+	pools   []PoolStatser
+}
+
+// series is the state of one procedure and protocol.
+type series struct {
+	procedure, protocol string
+	attrs               attribute.Set
+	record              []metric.RecordOption // the histogram's attributes
+	inFlight            atomic.Int64
+	msgsIn, msgsOut     atomic.Int64
+	calls               [outcome.NumCodes][outcome.NumEnds]atomic.Int64
+}
+
+// PoolStatser is a store that reports the statistics of its database/sql
+// connection pools, by pool name ("read", "write"): the team store's
+// sqlstore.Store does.
+type PoolStatser interface {
+	PoolStats() map[string]sql.DBStats
+}
+
+func newMetrics(t *Telemetry) (*metrics, error) {
+	m := &metrics{t: t, registry: prometheus.NewRegistry()}
+	m.series = make([]atomic.Pointer[series], outcome.NumProtocols) // "unknown"
+	// Go runtime and process metrics: client_golang's collectors, the
+	// names Go dashboards expect (go_*, process_*), on the same registry.
+	m.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	exporter, err := otelprom.New(otelprom.WithRegisterer(m.registry), otelprom.WithoutScopeInfo(), otelprom.WithoutTargetInfo())
+	if err != nil {
+		return nil, err
+	}
+	m.provider = sdkmetric.NewMeterProvider(sdkmetric.WithReader(exporter))
+	meter := m.provider.Meter("github.com/switchyard/switchyard/internal/telemetry")
+
+	if m.duration, err = meter.Float64Histogram("switchyard.rpc.server.duration", metric.WithUnit("s"),
+		metric.WithDescription("Time from a call's request headers to its end, by procedure and protocol."),
+		metric.WithExplicitBucketBoundaries(durationBuckets...)); err != nil {
+		return nil, err
+	}
+	calls, err := meter.Int64ObservableCounter("switchyard.rpc.server.calls",
+		metric.WithDescription("Calls ended, by procedure, protocol, status code and how they ended (sent, client_reset, server_reset, conn_closed); calls rejected before a handler included."))
+	if err != nil {
+		return nil, err
+	}
+	inFlight, err := meter.Int64ObservableUpDownCounter("switchyard.rpc.server.in_flight",
+		metric.WithDescription("Calls (streams) in progress, by procedure and protocol."))
+	if err != nil {
+		return nil, err
+	}
+	msgsIn, err := meter.Int64ObservableCounter("switchyard.rpc.server.messages.received",
+		metric.WithDescription("Request messages received, by procedure and protocol."))
+	if err != nil {
+		return nil, err
+	}
+	msgsOut, err := meter.Int64ObservableCounter("switchyard.rpc.server.messages.sent",
+		metric.WithDescription("Response messages sent, by procedure and protocol."))
+	if err != nil {
+		return nil, err
+	}
+	if _, err := meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		for i := range m.series {
+			s := m.series[i].Load()
+			if s == nil {
+				continue
+			}
+			o.ObserveInt64(inFlight, s.inFlight.Load(), metric.WithAttributeSet(s.attrs))
+			o.ObserveInt64(msgsIn, s.msgsIn.Load(), metric.WithAttributeSet(s.attrs))
+			o.ObserveInt64(msgsOut, s.msgsOut.Load(), metric.WithAttributeSet(s.attrs))
+			for code := range s.calls {
+				for end := range s.calls[code] {
+					if n := s.calls[code][end].Load(); n > 0 {
+						o.ObserveInt64(calls, n, metric.WithAttributes(
+							attribute.String("procedure", s.procedure), attribute.String("protocol", s.protocol),
+							attribute.String("code", outcome.Code(code).String()), attribute.String("end", outcome.End(end).String())))
+					}
+				}
+			}
+		}
+		return nil
+	}, calls, inFlight, msgsIn, msgsOut); err != nil {
+		return nil, err
+	}
+	if err := m.transportInstruments(meter); err != nil {
+		return nil, err
+	}
+	if err := m.poolInstruments(meter); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+func (m *metrics) transportInstruments(meter metric.Meter) error {
+	conns, err := meter.Int64ObservableUpDownCounter("switchyard.http.connections.open",
+		metric.WithDescription("Client connections open (HTTP/1.1 and HTTP/2)."))
+	if err != nil {
+		return err
+	}
+	resets, err := meter.Int64ObservableCounter("switchyard.http2.stream.resets",
+		metric.WithDescription("HTTP/2 streams reset (RST_STREAM), by side (client or server) and error code; refused streams are counted apart."))
+	if err != nil {
+		return err
+	}
+	refused, err := meter.Int64ObservableCounter("switchyard.http2.streams.refused",
+		metric.WithDescription("HTTP/2 streams refused (REFUSED_STREAM): over the concurrent stream limit, or after GOAWAY."))
+	if err != nil {
+		return err
+	}
+	goAways, err := meter.Int64ObservableCounter("switchyard.http2.goaways.sent",
+		metric.WithDescription("Final HTTP/2 GOAWAY frames sent, by error code (NO_ERROR: shutdown, idle or the client's GOAWAY)."))
+	if err != nil {
+		return err
+	}
+	pings, err := meter.Int64ObservableCounter("switchyard.http2.ping.timeouts",
+		metric.WithDescription("HTTP/2 connections closed because a ping went unanswered."))
+	if err != nil {
+		return err
+	}
+	writes, err := meter.Int64ObservableCounter("switchyard.http2.write.timeouts",
+		metric.WithDescription("HTTP/2 connections closed because the peer stopped reading (write timeout)."))
+	if err != nil {
+		return err
+	}
+	dropped, err := meter.Int64ObservableCounter("switchyard.log.rejected_lines.dropped",
+		metric.WithDescription("Log lines of calls rejected before a handler that sampling dropped (their calls are still counted)."))
+	if err != nil {
+		return err
+	}
+	_, err = meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		o.ObserveInt64(conns, m.conns.Load())
+		o.ObserveInt64(refused, m.refused.Load())
+		o.ObserveInt64(pings, m.pingTimeouts.Load())
+		o.ObserveInt64(writes, m.writeTimeouts.Load())
+		o.ObserveInt64(dropped, m.linesDropped.Load())
+		for side, name := range []string{"server", "client"} {
+			for code := range m.resets[side] {
+				if n := m.resets[side][code].Load(); n > 0 {
+					o.ObserveInt64(resets, n, metric.WithAttributes(attribute.String("side", name),
+						attribute.String("code", http2.ErrCode(code).String())))
+				}
+			}
+		}
+		for code := range m.goAways {
+			if n := m.goAways[code].Load(); n > 0 {
+				o.ObserveInt64(goAways, n, metric.WithAttributes(attribute.String("code", http2.ErrCode(code).String())))
+			}
+		}
+		return nil
+	}, conns, resets, refused, goAways, pings, writes, dropped)
+	return err
+}
+
+// poolInstruments reports the database/sql pools of the stores given to
+// ObservePools.
+func (m *metrics) poolInstruments(meter metric.Meter) error {
+	open, err := meter.Int64ObservableGauge("switchyard.db.pool.connections.open",
+		metric.WithDescription("Connections of the pool, in use and idle."))
+	if err != nil {
+		return err
+	}
+	inUse, err := meter.Int64ObservableGauge("switchyard.db.pool.connections.in_use", metric.WithDescription("Connections in use."))
+	if err != nil {
+		return err
+	}
+	idle, err := meter.Int64ObservableGauge("switchyard.db.pool.connections.idle", metric.WithDescription("Idle connections."))
+	if err != nil {
+		return err
+	}
+	maxOpen, err := meter.Int64ObservableGauge("switchyard.db.pool.connections.max", metric.WithDescription("The pool's limit on open connections (0: none)."))
+	if err != nil {
+		return err
+	}
+	waits, err := meter.Int64ObservableCounter("switchyard.db.pool.waits", metric.WithDescription("Queries that waited for a connection."))
+	if err != nil {
+		return err
+	}
+	waited, err := meter.Float64ObservableCounter("switchyard.db.pool.wait.duration", metric.WithUnit("s"),
+		metric.WithDescription("Time spent waiting for a connection."))
+	if err != nil {
+		return err
+	}
+	_, err = meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		m.poolsMu.Lock()
+		pools := m.pools
+		m.poolsMu.Unlock()
+		for _, p := range pools {
+			for name, st := range p.PoolStats() {
+				set := metric.WithAttributes(attribute.String("pool", name))
+				o.ObserveInt64(open, int64(st.OpenConnections), set)
+				o.ObserveInt64(inUse, int64(st.InUse), set)
+				o.ObserveInt64(idle, int64(st.Idle), set)
+				o.ObserveInt64(maxOpen, int64(st.MaxOpenConnections), set)
+				o.ObserveInt64(waits, st.WaitCount, set)
+				o.ObserveFloat64(waited, st.WaitDuration.Seconds(), set)
+			}
+		}
+		return nil
+	}, open, inUse, idle, maxOpen, waits, waited)
+	return err
+}
+
+// sized makes room for the series of n procedures.
+func (m *metrics) sized(n int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if need := n * outcome.NumProtocols; need > len(m.series) {
+		grown := make([]atomic.Pointer[series], need)
+		for i := range m.series {
+			grown[i].Store(m.series[i].Load())
+		}
+		m.series = grown
+	}
+}
+
+// seriesOf returns the series of procedure index proc and protocol p,
+// creating it on first use.
+func (m *metrics) seriesOf(proc int, p outcome.Protocol) *series {
+	i := proc*outcome.NumProtocols + int(p)
+	if i < len(m.series) {
+		if s := m.series[i].Load(); s != nil {
+			return s
+		}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if i >= len(m.series) {
+		i, proc = int(p), 0 // not sized for it (no ServeProcedures): "unknown"
+	}
+	if s := m.series[i].Load(); s != nil {
+		return s
+	}
+	s := &series{procedure: m.t.names[proc], protocol: p.String()}
+	s.attrs = attribute.NewSet(attribute.String("procedure", s.procedure), attribute.String("protocol", s.protocol))
+	s.record = []metric.RecordOption{metric.WithAttributeSet(s.attrs)}
+	m.series[i].Store(s)
+	return s
+}
+
+func (m *metrics) started(proc int, p outcome.Protocol) {
+	m.seriesOf(proc, p).inFlight.Add(1)
+}
+
+func (m *metrics) ended(proc int, r *outcome.Record) {
+	s := m.seriesOf(proc, r.Protocol)
+	s.inFlight.Add(-1)
+	s.msgsIn.Add(r.MsgsIn)
+	s.msgsOut.Add(r.MsgsOut)
+	s.calls[r.Code][r.End].Add(1)
+	m.duration.Record(context.Background(), r.Duration.Seconds(), s.record...)
+}
+
+func (m *metrics) reset(byClient bool, code uint32) {
+	side := 0
+	if byClient {
+		side = 1
+	}
+	m.resets[side][min(code, 15)].Add(1)
+}
+
+func (m *metrics) goAway(code uint32) { m.goAways[min(code, 15)].Add(1) }
+
+func (m *metrics) droppedLine() { m.linesDropped.Add(1) }
+
+// ObservePools reports the database/sql pools of p in the metrics.
+func (t *Telemetry) ObservePools(p PoolStatser) {
+	if t.metrics == nil || p == nil {
+		return
+	}
+	t.metrics.poolsMu.Lock()
+	t.metrics.pools = append(t.metrics.pools, p)
+	t.metrics.poolsMu.Unlock()
+}
+
+// Metrics serves the Prometheus exposition of every metric, or nil when
+// metrics are off.
+func (t *Telemetry) Metrics() http.Handler {
+	if t.metrics == nil {
+		return nil
+	}
+	return promhttp.HandlerFor(t.metrics.registry, promhttp.HandlerOpts{})
+}

@@ -1,0 +1,284 @@
+package telemetry
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
+	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
+	resourcepb "go.opentelemetry.io/proto/otlp/resource/v1"
+	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
+	"google.golang.org/protobuf/proto"
+)
+
+// otlpExporter sends spans to an OTLP/HTTP collector as protobuf
+// (POST <endpoint>/v1/traces). It is Switchyard's own because the SDK's
+// otlptracehttp links grpc-go into the binary (its shared configuration
+// package and the OTLP collector protos import it); the message it sends
+// is tracepb.TracesData, which is wire-identical to the collector's
+// ExportTraceServiceRequest. A failed export is returned to the batch
+// processor, which drops the batch: spans are not worth a retry queue.
+type otlpExporter struct {
+	url     string
+	headers map[string]string
+	gzip    bool
+	client  *http.Client
+	timeout time.Duration
+}
+
+// newOTLPExporter reads the standard variables: OTEL_EXPORTER_OTLP_[TRACES_]
+// ENDPOINT, HEADERS, TIMEOUT (ms), COMPRESSION (gzip|none) and
+// CERTIFICATE (a PEM CA file for https).
+func newOTLPExporter(getenv func(string) string) (*otlpExporter, error) {
+	env := func(name string) string {
+		if v := getenv("OTEL_EXPORTER_OTLP_TRACES_" + name); v != "" {
+			return v
+		}
+		return getenv("OTEL_EXPORTER_OTLP_" + name)
+	}
+	e := &otlpExporter{headers: map[string]string{}, timeout: 10 * time.Second}
+	switch {
+	case getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != "":
+		e.url = getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") // used as given
+	case getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "":
+		e.url = strings.TrimSuffix(getenv("OTEL_EXPORTER_OTLP_ENDPOINT"), "/") + "/v1/traces"
+	default:
+		e.url = "http://localhost:4318/v1/traces"
+	}
+	if u, err := url.Parse(e.url); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("OTLP endpoint %q: want an http:// or https:// URL", e.url)
+	}
+	if h := env("HEADERS"); h != "" {
+		for pair := range strings.SplitSeq(h, ",") {
+			k, v, ok := strings.Cut(pair, "=")
+			if !ok {
+				return nil, fmt.Errorf("OTLP headers: %q is not key=value", pair)
+			}
+			k, _ = url.QueryUnescape(strings.TrimSpace(k))
+			v, _ = url.QueryUnescape(strings.TrimSpace(v))
+			e.headers[k] = v
+		}
+	}
+	if t := env("TIMEOUT"); t != "" {
+		ms, err := strconv.Atoi(t)
+		if err != nil || ms <= 0 {
+			return nil, fmt.Errorf("OTLP timeout %q: want milliseconds", t)
+		}
+		e.timeout = time.Duration(ms) * time.Millisecond
+	}
+	switch c := env("COMPRESSION"); c {
+	case "", "none":
+	case "gzip":
+		e.gzip = true
+	default:
+		return nil, fmt.Errorf("OTLP compression %q: want gzip or none", c)
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if ca := env("CERTIFICATE"); ca != "" {
+		pem, err := os.ReadFile(ca)
+		if err != nil {
+			return nil, fmt.Errorf("OTLP certificate: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("OTLP certificate %s: no PEM certificate in it", ca)
+		}
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	e.client = &http.Client{Transport: tr}
+	return e, nil
+}
+
+// ExportSpans implements sdktrace.SpanExporter.
+func (e *otlpExporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpan) error {
+	if len(spans) == 0 {
+		return nil
+	}
+	body, err := proto.Marshal(tracesData(spans))
+	if err != nil {
+		return err
+	}
+	if e.gzip {
+		var buf bytes.Buffer
+		zw := gzip.NewWriter(&buf)
+		_, _ = zw.Write(body)
+		_ = zw.Close()
+		body = buf.Bytes()
+	}
+	ctx, cancel := context.WithTimeout(ctx, e.timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.url, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/x-protobuf")
+	if e.gzip {
+		req.Header.Set("Content-Encoding", "gzip")
+	}
+	for k, v := range e.headers {
+		req.Header.Set(k, v)
+	}
+	res, err := e.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("OTLP export: %w", err)
+	}
+	defer res.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 64<<10))
+	if res.StatusCode/100 != 2 {
+		return fmt.Errorf("OTLP export: %s from %s", res.Status, e.url)
+	}
+	return nil
+}
+
+// Shutdown implements sdktrace.SpanExporter.
+func (e *otlpExporter) Shutdown(context.Context) error {
+	e.client.CloseIdleConnections()
+	return nil
+}
+
+// tracesData converts spans to OTLP, grouped by resource and scope.
+func tracesData(spans []sdktrace.ReadOnlySpan) *tracepb.TracesData {
+	type scopeKey struct{ name, version string }
+	var out tracepb.TracesData
+	resources := map[attribute.Distinct]*tracepb.ResourceSpans{}
+	scopes := map[*tracepb.ResourceSpans]map[scopeKey]*tracepb.ScopeSpans{}
+	for _, s := range spans {
+		res := s.Resource()
+		key := res.Equivalent()
+		rs := resources[key]
+		if rs == nil {
+			rs = &tracepb.ResourceSpans{Resource: &resourcepb.Resource{Attributes: keyValues(res.Attributes())}, SchemaUrl: res.SchemaURL()}
+			resources[key] = rs
+			scopes[rs] = map[scopeKey]*tracepb.ScopeSpans{}
+			out.ResourceSpans = append(out.ResourceSpans, rs)
+		}
+		is := s.InstrumentationScope()
+		sk := scopeKey{is.Name, is.Version}
+		ss := scopes[rs][sk]
+		if ss == nil {
+			ss = &tracepb.ScopeSpans{Scope: &commonpb.InstrumentationScope{Name: is.Name, Version: is.Version}, SchemaUrl: is.SchemaURL}
+			scopes[rs][sk] = ss
+			rs.ScopeSpans = append(rs.ScopeSpans, ss)
+		}
+		ss.Spans = append(ss.Spans, spanProto(s))
+	}
+	return &out
+}
+
+func spanProto(s sdktrace.ReadOnlySpan) *tracepb.Span {
+	sc := s.SpanContext()
+	tid, sid := sc.TraceID(), sc.SpanID()
+	p := &tracepb.Span{
+		TraceId:                tid[:],
+		SpanId:                 sid[:],
+		TraceState:             sc.TraceState().String(),
+		Flags:                  uint32(sc.TraceFlags()) | 0x100, // has-is-remote known
+		Name:                   s.Name(),
+		Kind:                   spanKind(s.SpanKind()),
+		StartTimeUnixNano:      uint64(s.StartTime().UnixNano()),
+		EndTimeUnixNano:        uint64(s.EndTime().UnixNano()),
+		Attributes:             keyValues(s.Attributes()),
+		DroppedAttributesCount: uint32(s.DroppedAttributes()),
+		DroppedEventsCount:     uint32(s.DroppedEvents()),
+		DroppedLinksCount:      uint32(s.DroppedLinks()),
+	}
+	if parent := s.Parent(); parent.IsValid() {
+		psid := parent.SpanID()
+		p.ParentSpanId = psid[:]
+		if parent.IsRemote() {
+			p.Flags |= 0x200
+		}
+	}
+	for _, ev := range s.Events() {
+		p.Events = append(p.Events, &tracepb.Span_Event{TimeUnixNano: uint64(ev.Time.UnixNano()), Name: ev.Name,
+			Attributes: keyValues(ev.Attributes), DroppedAttributesCount: uint32(ev.DroppedAttributeCount)})
+	}
+	for _, l := range s.Links() {
+		ltid, lsid := l.SpanContext.TraceID(), l.SpanContext.SpanID()
+		p.Links = append(p.Links, &tracepb.Span_Link{TraceId: ltid[:], SpanId: lsid[:], TraceState: l.SpanContext.TraceState().String(),
+			Attributes: keyValues(l.Attributes), DroppedAttributesCount: uint32(l.DroppedAttributeCount), Flags: uint32(l.SpanContext.TraceFlags())})
+	}
+	switch st := s.Status(); st.Code {
+	case codes.Error:
+		p.Status = &tracepb.Status{Code: tracepb.Status_STATUS_CODE_ERROR, Message: st.Description}
+	case codes.Ok:
+		p.Status = &tracepb.Status{Code: tracepb.Status_STATUS_CODE_OK}
+	}
+	return p
+}
+
+func spanKind(k trace.SpanKind) tracepb.Span_SpanKind {
+	switch k {
+	case trace.SpanKindInternal:
+		return tracepb.Span_SPAN_KIND_INTERNAL
+	case trace.SpanKindServer:
+		return tracepb.Span_SPAN_KIND_SERVER
+	case trace.SpanKindClient:
+		return tracepb.Span_SPAN_KIND_CLIENT
+	case trace.SpanKindProducer:
+		return tracepb.Span_SPAN_KIND_PRODUCER
+	case trace.SpanKindConsumer:
+		return tracepb.Span_SPAN_KIND_CONSUMER
+	}
+	return tracepb.Span_SPAN_KIND_UNSPECIFIED
+}
+
+func keyValues(attrs []attribute.KeyValue) []*commonpb.KeyValue {
+	if len(attrs) == 0 {
+		return nil
+	}
+	out := make([]*commonpb.KeyValue, 0, len(attrs))
+	for _, kv := range attrs {
+		out = append(out, &commonpb.KeyValue{Key: string(kv.Key), Value: anyValue(kv.Value)})
+	}
+	return out
+}
+
+func anyValue(v attribute.Value) *commonpb.AnyValue {
+	switch v.Type() {
+	case attribute.BOOL:
+		return &commonpb.AnyValue{Value: &commonpb.AnyValue_BoolValue{BoolValue: v.AsBool()}}
+	case attribute.INT64:
+		return &commonpb.AnyValue{Value: &commonpb.AnyValue_IntValue{IntValue: v.AsInt64()}}
+	case attribute.FLOAT64:
+		return &commonpb.AnyValue{Value: &commonpb.AnyValue_DoubleValue{DoubleValue: v.AsFloat64()}}
+	case attribute.STRING:
+		return &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: v.AsString()}}
+	case attribute.BOOLSLICE, attribute.INT64SLICE, attribute.FLOAT64SLICE, attribute.STRINGSLICE:
+		var values []*commonpb.AnyValue
+		switch v.Type() {
+		case attribute.BOOLSLICE:
+			for _, b := range v.AsBoolSlice() {
+				values = append(values, anyValue(attribute.BoolValue(b)))
+			}
+		case attribute.INT64SLICE:
+			for _, n := range v.AsInt64Slice() {
+				values = append(values, anyValue(attribute.Int64Value(n)))
+			}
+		case attribute.FLOAT64SLICE:
+			for _, f := range v.AsFloat64Slice() {
+				values = append(values, anyValue(attribute.Float64Value(f)))
+			}
+		default:
+			for _, s := range v.AsStringSlice() {
+				values = append(values, anyValue(attribute.StringValue(s)))
+			}
+		}
+		return &commonpb.AnyValue{Value: &commonpb.AnyValue_ArrayValue{ArrayValue: &commonpb.ArrayValue{Values: values}}}
+	}
+	return &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: v.Emit()}}
+}

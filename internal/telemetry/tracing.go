@@ -1,0 +1,156 @@
+package telemetry
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/switchyard/switchyard/internal/outcome"
+)
+
+// Tracing exports one server span per call, over OTLP/HTTP (protobuf;
+// otlpExporter), to
+// the collector the standard OTEL_EXPORTER_OTLP_* variables name. The
+// sampler is the SDK's, set by OTEL_TRACES_SAMPLER and
+// OTEL_TRACES_SAMPLER_ARG; unset, it is parentbased_always_on. A W3C
+// traceparent header makes the call's span a child of the caller's, and
+// under a parentbased_* sampler the caller's sampled flag decides.
+type Tracing struct {
+	provider   *sdktrace.TracerProvider
+	tracer     trace.Tracer
+	propagator propagation.TraceContext
+}
+
+// TracingFromEnv configures tracing from the standard OpenTelemetry
+// variables, or returns nil when they leave it off: tracing is on only
+// when OTEL_TRACES_EXPORTER is "otlp" and OTEL_SDK_DISABLED is not
+// "true". Only the http/protobuf OTLP protocol is served (so grpc-go is
+// not linked into the server).
+func TracingFromEnv(ctx context.Context, getenv func(string) string) (*Tracing, error) {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	if strings.EqualFold(getenv("OTEL_SDK_DISABLED"), "true") {
+		return nil, nil
+	}
+	switch exporter := strings.TrimSpace(getenv("OTEL_TRACES_EXPORTER")); exporter {
+	case "", "none":
+		return nil, nil
+	case "otlp":
+	default:
+		return nil, fmt.Errorf("OTEL_TRACES_EXPORTER=%q: switchyard exports traces with \"otlp\" (or \"none\")", exporter)
+	}
+	for _, name := range []string{"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"} {
+		if p := getenv(name); p != "" && p != "http/protobuf" {
+			return nil, fmt.Errorf("%s=%q: switchyard exports OTLP over http/protobuf only", name, p)
+		}
+		if getenv(name) != "" {
+			break
+		}
+	}
+	exp, err := newOTLPExporter(getenv)
+	if err != nil {
+		return nil, err
+	}
+	res, err := resource.New(ctx, resource.WithFromEnv(), resource.WithTelemetrySDK(),
+		resource.WithAttributes(attribute.String("service.name", serviceName(getenv))))
+	if err != nil {
+		return nil, fmt.Errorf("trace resource: %w", err)
+	}
+	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))
+	return &Tracing{provider: tp, tracer: tp.Tracer("github.com/switchyard/switchyard/internal/telemetry")}, nil
+}
+
+// serviceName is OTEL_SERVICE_NAME, else "switchyard".
+func serviceName(getenv func(string) string) string {
+	if name := getenv("OTEL_SERVICE_NAME"); name != "" {
+		return name
+	}
+	return "switchyard"
+}
+
+// start opens the call's span, under the caller's when its traceparent
+// names one, and keeps it in the record.
+func (t *Tracing) start(r *outcome.Record, name string) {
+	ctx := context.Background()
+	if len(r.Header["Traceparent"]) > 0 {
+		ctx = t.propagator.Extract(ctx, propagation.HeaderCarrier(r.Header))
+	}
+	_, span := t.tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindServer), trace.WithTimestamp(r.Start))
+	r.Span = span
+}
+
+// end closes the call's span with what the record says, and returns its
+// trace ID for the log line ("" when it has none).
+func (t *Tracing) end(r *outcome.Record) string {
+	span, ok := r.Span.(trace.Span)
+	if !ok {
+		return ""
+	}
+	sc := span.SpanContext()
+	if span.IsRecording() {
+		system := "connect_rpc"
+		if r.Protocol == outcome.ProtocolGRPC || r.Protocol == outcome.ProtocolGRPCWeb {
+			system = "grpc"
+		}
+		procedure := r.Procedure
+		if len(procedure) > maxLoggedPath {
+			procedure = procedure[:maxLoggedPath]
+		}
+		service, method := splitProcedure(procedure)
+		span.SetAttributes(
+			attribute.String("rpc.system", system),
+			attribute.String("rpc.service", service),
+			attribute.String("rpc.method", method),
+			attribute.String("switchyard.protocol", r.Protocol.String()),
+			attribute.String("switchyard.code", r.Code.String()),
+			attribute.String("switchyard.end", r.End.String()),
+			attribute.Bool("switchyard.handled", r.Handled),
+			attribute.Int("http.response.status_code", r.HTTPStatus),
+			attribute.String("network.peer.address", r.Peer),
+			attribute.Int64("switchyard.bytes.received", r.BytesIn),
+			attribute.Int64("switchyard.bytes.sent", r.BytesOut),
+			attribute.Int64("switchyard.messages.received", r.MsgsIn),
+			attribute.Int64("switchyard.messages.sent", r.MsgsOut),
+		)
+		if system == "grpc" {
+			span.SetAttributes(attribute.Int("rpc.grpc.status_code", int(r.Code)))
+		} else if r.Code != outcome.CodeOK {
+			span.SetAttributes(attribute.String("rpc.connect_rpc.error_code", r.Code.String()))
+		}
+		if r.Code != outcome.CodeOK {
+			span.SetStatus(codes.Error, r.Message)
+		}
+		span.End(trace.WithTimestamp(r.Start.Add(r.Duration)))
+	}
+	if !sc.HasTraceID() {
+		return ""
+	}
+	return sc.TraceID().String()
+}
+
+func (t *Tracing) shutdown(ctx context.Context) error {
+	return t.provider.Shutdown(ctx)
+}
+
+// splitProcedure splits "/pkg.Service/Method".
+func splitProcedure(p string) (service, method string) {
+	p = strings.TrimPrefix(p, "/")
+	if i := strings.LastIndexByte(p, '/'); i >= 0 {
+		return p[:i], p[i+1:]
+	}
+	return p, ""
+}
+
+// Tracer is the tracer of child spans (the store's), or a no-op one.
+func (t *Tracing) Tracer() trace.Tracer {
+	return t.tracer
+}
