@@ -118,13 +118,6 @@ func (w *responseWriter) write(n int, p []byte, s string) (int, error) {
 		}
 	}
 	w.written += int64(n)
-	if w.st.observed {
-		if p != nil {
-			w.st.rec.WroteBody(p)
-		} else {
-			w.st.rec.WroteBodyString(s)
-		}
-	}
 	if w.buf == nil {
 		w.buf = bodyPool.Get().(*[]byte)
 	}
@@ -259,6 +252,9 @@ func (w *responseWriter) send(end bool) error {
 
 		chunk := data[:n]
 		data = data[n:]
+		if st.observed {
+			st.rec.WroteBody(chunk) // what goes on the wire, as it goes
+		}
 		last := end && len(data) == 0 // this round ends the stream
 		if !w.sentHeader {
 			w.encodeHeaderLocked(end && !trailers && len(w.trailers) == 0)

@@ -193,22 +193,6 @@ func (r *Record) WroteBody(p []byte) {
 	}
 }
 
-// WroteBodyString is WroteBody for a string.
-func (r *Record) WroteBodyString(s string) {
-	r.BytesOut += int64(len(s))
-	if r.wire == wirePlain {
-		return
-	}
-	// Rare (connect writes []byte): a bounded copy keeps the scanners simple.
-	var buf [512]byte
-	for len(s) > 0 {
-		n := copy(buf[:], s)
-		s = s[n:]
-		r.BytesOut -= int64(n)
-		r.WroteBody(buf[:n])
-	}
-}
-
 // Finish completes the record when the call is over: status and header are
 // the response's as written (header holds the trailers too, as a
 // ResponseWriter's map does at the end: declared names or

@@ -1,0 +1,179 @@
+package outcome
+
+import (
+	"bytes"
+	"compress/gzip"
+	"encoding/base64"
+	"encoding/binary"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+)
+
+func envelope(flags byte, payload []byte) []byte {
+	b := make([]byte, 5, 5+len(payload))
+	b[0] = flags
+	binary.BigEndian.PutUint32(b[1:], uint32(len(payload)))
+	return append(b, payload...)
+}
+
+func gzipped(p []byte) []byte {
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	_, _ = zw.Write(p)
+	_ = zw.Close()
+	return buf.Bytes()
+}
+
+// feedInPieces writes body to the record in pieces of n bytes, as a
+// transport might.
+func feedInPieces(r *Record, body []byte, n int) {
+	for len(body) > 0 {
+		k := min(n, len(body))
+		r.WroteBody(body[:k])
+		body = body[k:]
+	}
+}
+
+func TestRecordStatusFromTheWire(t *testing.T) {
+	msg := []byte("\x0a\x07Chicago")
+	connectErr := []byte(`{"error":{"code":"not_found","message":"no team plays in \"Miami\""}}`)
+	cases := []struct {
+		name        string
+		contentType string
+		method      string
+		status      int
+		header      http.Header
+		body        []byte
+		wantCode    Code
+		wantMsg     string
+		wantMsgsOut int64
+	}{
+		{name: "grpc trailers", contentType: "application/grpc", status: 200,
+			header: http.Header{http.TrailerPrefix + "Grpc-Status": {"5"}, http.TrailerPrefix + "Grpc-Message": {"no team plays in %22Miami%22"}},
+			body:   envelope(0, msg), wantCode: CodeNotFound, wantMsg: `no team plays in "Miami"`, wantMsgsOut: 1},
+		{name: "grpc trailers-only", contentType: "application/grpc+proto", status: 200,
+			header: http.Header{"Grpc-Status": {"3"}}, wantCode: CodeInvalidArgument},
+		{name: "grpc ok", contentType: "application/grpc", status: 200,
+			header: http.Header{"Trailer": {"Grpc-Status"}, "Grpc-Status": {"0"}}, body: append(envelope(0, msg), envelope(0, msg)...),
+			wantCode: CodeOK, wantMsgsOut: 2},
+		{name: "grpc without status", contentType: "application/grpc", status: 200, body: envelope(0, msg), wantCode: CodeInternal,
+			wantMsg: "the response carried no grpc-status", wantMsgsOut: 1},
+		{name: "grpc unknown procedure (HTTP 404)", contentType: "application/grpc", status: 404, wantCode: CodeUnimplemented},
+		{name: "grpc-web trailer frame", contentType: "application/grpc-web+proto", status: 200,
+			body:     append(envelope(0, msg), envelope(flagGRPCWebTrailer, []byte("grpc-status: 7\r\ngrpc-message: go away\r\n"))...),
+			wantCode: CodePermissionDenied, wantMsg: "go away", wantMsgsOut: 1},
+		{name: "grpc-web compressed trailer frame", contentType: "application/grpc-web", status: 200,
+			body:     envelope(flagGRPCWebTrailer|flagCompressed, gzipped([]byte("grpc-status:14\r\n"))),
+			wantCode: CodeUnavailable},
+		{name: "connect streaming end ok", contentType: "application/connect+proto", status: 200,
+			body: append(envelope(0, msg), envelope(flagConnectEnd, []byte("{}"))...), wantCode: CodeOK, wantMsgsOut: 1},
+		{name: "connect streaming end error", contentType: "application/connect+json", status: 200,
+			body: envelope(flagConnectEnd, connectErr), wantCode: CodeNotFound, wantMsg: `no team plays in "Miami"`},
+		{name: "connect streaming compressed end", contentType: "application/connect+proto", status: 200,
+			body: envelope(flagConnectEnd|flagCompressed, gzipped(connectErr)), wantCode: CodeNotFound, wantMsg: `no team plays in "Miami"`},
+		{name: "connect unary ok", contentType: "application/proto", status: 200, body: msg, wantCode: CodeOK, wantMsgsOut: 1},
+		{name: "connect unary error", contentType: "application/json", status: 404,
+			body: []byte(`{"code":"not_found","message":"gone"}`), wantCode: CodeNotFound, wantMsg: "gone"},
+		{name: "connect unary error cut off", contentType: "application/json", status: 400,
+			body: []byte(`{"code":"invalid_argument","message":"` + strings.Repeat("x", 1000) + `"}`), wantCode: CodeInvalidArgument},
+		{name: "connect GET", method: http.MethodGet, status: 200, body: msg, wantCode: CodeOK, wantMsgsOut: 1},
+		{name: "no content type (415)", status: 415, body: []byte("the request has no Content-Type header\n"), wantCode: CodeUnknown},
+		{name: "a page", method: http.MethodGet, contentType: "", status: 200, body: []byte("<html>"), wantCode: CodeOK},
+	}
+	for _, tc := range cases {
+		for _, piece := range []int{1, 3, 7, 1 << 20} {
+			method := tc.method
+			if method == "" {
+				method = http.MethodPost
+			}
+			target := "/teams.v1.TeamsService/GetTeam"
+			if tc.name == "connect GET" {
+				target += "?encoding=proto&message=CgdDaGljYWdv"
+			}
+			if tc.name == "a page" {
+				target = "/"
+			}
+			req := httptest.NewRequest(method, target, nil)
+			if tc.contentType != "" {
+				req.Header.Set("Content-Type", tc.contentType)
+			}
+			var r Record
+			start := time.Now()
+			r.Begin(req, start)
+			r.WroteHeader(tc.status)
+			feedInPieces(&r, tc.body, piece)
+			header := tc.header
+			if header == nil {
+				header = http.Header{}
+			}
+			r.Finish(start.Add(time.Millisecond), tc.status, header, EndSent, CodeInternal)
+			if r.Code != tc.wantCode || (tc.wantMsg != "" && r.Message != tc.wantMsg) || r.MsgsOut != tc.wantMsgsOut {
+				t.Errorf("%s (pieces of %d): code %v message %q msgs out %d, want %v %q %d",
+					tc.name, piece, r.Code, r.Message, r.MsgsOut, tc.wantCode, tc.wantMsg, tc.wantMsgsOut)
+			}
+			if r.BytesOut != int64(len(tc.body)) || r.Duration != time.Millisecond {
+				t.Errorf("%s: %d bytes out, duration %v", tc.name, r.BytesOut, r.Duration)
+			}
+		}
+	}
+}
+
+func TestRecordProtocols(t *testing.T) {
+	for ct, want := range map[string]Protocol{
+		"application/grpc": ProtocolGRPC, "application/grpc+json": ProtocolGRPC,
+		"application/grpc-web": ProtocolGRPCWeb, "application/grpc-web-text+proto": ProtocolGRPCWeb,
+		"application/connect+proto": ProtocolConnect, "application/json": ProtocolConnect, "application/proto": ProtocolConnect,
+		"": ProtocolHTTP, "text/plain": ProtocolHTTP, "application/xml": ProtocolHTTP,
+	} {
+		req := httptest.NewRequest(http.MethodPost, "/x.Y/Z", nil)
+		req.Header.Set("Content-Type", ct)
+		var r Record
+		r.Begin(req, time.Now())
+		if r.Protocol != want {
+			t.Errorf("%q: %v, want %v", ct, r.Protocol, want)
+		}
+	}
+}
+
+// Request messages are counted as the body arrives, in any pieces, and
+// gRPC-Web text bodies are counted through their base64.
+func TestRecordRequestMessages(t *testing.T) {
+	body := bytes.Repeat(envelope(0, []byte("\x08\x01\x10\x02")), 5)
+	for _, text := range []bool{false, true} {
+		ct, wire := "application/grpc-web", body
+		if text {
+			ct = "application/grpc-web-text"
+			// Separately padded chunks, as text clients send them.
+			wire = []byte(base64.StdEncoding.EncodeToString(body[:7]) + base64.StdEncoding.EncodeToString(body[7:]))
+		}
+		req := httptest.NewRequest(http.MethodPost, "/routeguide.v1.RouteGuideService/RecordRoute", nil)
+		req.Header.Set("Content-Type", ct)
+		var r Record
+		r.Begin(req, time.Now())
+		for _, b := range wire {
+			r.ReadBody([]byte{b})
+		}
+		r.Finish(time.Now(), 200, http.Header{"Grpc-Status": {"0"}}, EndSent, CodeInternal)
+		if r.MsgsIn != 5 || r.BytesIn != int64(len(wire)) {
+			t.Errorf("text %v: %d messages, %d bytes in; want 5, %d", text, r.MsgsIn, r.BytesIn, len(wire))
+		}
+	}
+}
+
+// A call that did not end with its status on the wire has the code its
+// client reports.
+func TestRecordEnds(t *testing.T) {
+	for end, want := range map[End]Code{EndClientReset: CodeCanceled, EndConnClosed: CodeUnavailable, EndServerReset: CodeResourceExhausted} {
+		req := httptest.NewRequest(http.MethodPost, "/x.Y/Z", nil)
+		req.Header.Set("Content-Type", "application/grpc")
+		var r Record
+		r.Begin(req, time.Now())
+		r.Finish(time.Now(), 200, http.Header{"Grpc-Status": {"0"}}, end, CodeFromReset(0xb))
+		if r.Code != want || r.End != end {
+			t.Errorf("%v: code %v, want %v", end, r.Code, want)
+		}
+	}
+}
