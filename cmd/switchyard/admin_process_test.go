@@ -1,0 +1,116 @@
+package main
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	teamsv1 "github.com/switchyard/switchyard/gen/teams/v1"
+	"github.com/switchyard/switchyard/internal/testserver"
+)
+
+// adminAddr is the address the process logged for its admin listener.
+func (p *process) adminAddr(t *testing.T) string {
+	t.Helper()
+	p.waitLog(t, "admin listener serving")
+	for line := range strings.SplitSeq(p.logs(), "\n") {
+		var rec struct {
+			Msg       string `json:"msg"`
+			AdminAddr string `json:"admin_addr"`
+		}
+		if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "admin listener serving" {
+			return rec.AdminAddr
+		}
+	}
+	t.Fatal("no admin_addr in the log")
+	return ""
+}
+
+func get(t *testing.T, client *http.Client, url string) (int, string) {
+	t.Helper()
+	res, err := client.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(body)
+}
+
+// The admin listener (-admin-addr) serves /metrics, /debug/pprof/, /livez
+// and /readyz; the public port serves none of them and keeps
+// grpc.health.v1. During a drain /readyz fails and /livez does not.
+func TestAdminListener(t *testing.T) {
+	t.Parallel()
+	p := startProcess(t, "-admin-addr", "127.0.0.1:0", "-drain-delay", "1500ms", "-shutdown-grace", "5s")
+	admin := "http://" + p.adminAddr(t)
+	http1 := &http.Client{Timeout: 10 * time.Second}
+	defer http1.CloseIdleConnections()
+
+	if _, err := p.client.GetTeam(t.Context(), connect.NewRequest(&teamsv1.GetTeamRequest{City: "Chicago"})); err != nil {
+		t.Fatal(err)
+	}
+	var metrics string
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		var code int
+		if code, metrics = get(t, http1, admin+"/metrics"); code != 200 {
+			t.Fatalf("admin /metrics: %d", code)
+		}
+		if strings.Contains(metrics, `switchyard_rpc_server_calls_total{code="ok",end="sent",procedure="/teams.v1.TeamsService/GetTeam",protocol="grpc"} 1`) {
+			break
+		}
+	}
+	for _, want := range []string{
+		`switchyard_rpc_server_calls_total{code="ok",end="sent",procedure="/teams.v1.TeamsService/GetTeam",protocol="grpc"} 1`,
+		`switchyard_rpc_server_duration_seconds_bucket{procedure="/teams.v1.TeamsService/GetTeam",protocol="grpc",le="0.0001"}`,
+		"switchyard_http_connections_open ",
+		`switchyard_db_pool_connections_open{pool="read"}`,
+		"go_goroutines ",
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("admin /metrics lacks %s", want)
+		}
+	}
+	for path, want := range map[string]string{"/debug/pprof/": "goroutine", "/debug/pprof/cmdline": "-admin-addr", "/livez": "ok", "/readyz": "ok"} {
+		if code, body := get(t, http1, admin+path); code != 200 || !strings.Contains(body, want) {
+			t.Errorf("admin %s: %d %.100q, want 200 with %q", path, code, body, want)
+		}
+	}
+
+	// The public port: no metrics, no profiles; health as before.
+	for _, path := range []string{"/metrics", "/debug/pprof/", "/debug/pprof/cmdline", "/livez", "/readyz"} {
+		if code, body := get(t, http1, p.url+path); code != http.StatusNotFound {
+			t.Errorf("public %s: %d %.100q, want 404", path, code, body)
+		}
+	}
+	h2c := testserver.NewH2CClient()
+	defer h2c.CloseIdleConnections()
+	health := connect.NewClient[healthpb.HealthCheckRequest, healthpb.HealthCheckResponse](
+		h2c, p.url+"/grpc.health.v1.Health/Check", connect.WithGRPC())
+	res, err := health.CallUnary(t.Context(), connect.NewRequest(&healthpb.HealthCheckRequest{}))
+	if err != nil || res.Msg.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("public health: %v %v", res, err)
+	}
+
+	// Draining: readiness fails at once, liveness holds.
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	p.waitLog(t, "draining")
+	if code, _ := get(t, http1, admin+"/readyz"); code != http.StatusServiceUnavailable {
+		t.Errorf("admin /readyz while draining: %d, want 503", code)
+	}
+	if code, _ := get(t, http1, admin+"/livez"); code != 200 {
+		t.Errorf("admin /livez while draining: %d, want 200", code)
+	}
+	http1.CloseIdleConnections()
+	h2c.CloseIdleConnections()
+	if code := p.wait(t, 15*time.Second); code != 0 {
+		t.Errorf("exit code %d, want 0", code)
+	}
+}

@@ -1,0 +1,58 @@
+package server_test
+
+import (
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/switchyard/switchyard/internal/server"
+	"github.com/switchyard/switchyard/internal/testserver"
+)
+
+// A request that connect-go refuses with a bare HTTP 415 (no or a wrong
+// Content-Type, a GET with a body) gets a body that says why and what to
+// send, over internal/h2, net/http's HTTP/2 server and HTTP/1.1 alike.
+func TestUnsupportedMediaTypeExplained(t *testing.T) {
+	for _, stdHTTP2 := range []bool{false, true} {
+		srv := testserver.StartWith(t, server.Config{}, testserver.Options{HTTP: server.HTTPConfig{StdHTTP2: stdHTTP2}})
+		http1 := &http.Client{Transport: &http.Transport{}}
+		defer http1.CloseIdleConnections()
+		for name, client := range map[string]*http.Client{"h2c": srv.HTTPClient, "http/1.1": http1} {
+			for _, tc := range []struct{ contentType, want string }{
+				{"", "the request has no Content-Type header"},
+				{"text/xml", "not served with Content-Type text/xml"},
+			} {
+				req, err := http.NewRequest(http.MethodPost, srv.URL+"/teams.v1.TeamsService/GetTeam", strings.NewReader(`{"city":"Chicago"}`))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if tc.contentType != "" {
+					req.Header.Set("Content-Type", tc.contentType)
+				}
+				res, err := client.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				body, _ := io.ReadAll(res.Body)
+				res.Body.Close()
+				where := name
+				if stdHTTP2 {
+					where += " (net/http HTTP/2 server)"
+				}
+				if res.StatusCode != http.StatusUnsupportedMediaType {
+					t.Errorf("%s, Content-Type %q: HTTP %d, want 415", where, tc.contentType, res.StatusCode)
+				}
+				if !strings.Contains(string(body), tc.want) || !strings.Contains(string(body), "application/json") {
+					t.Errorf("%s, Content-Type %q: body %q, want it to say %q and list the accepted types", where, tc.contentType, body, tc.want)
+				}
+				if ct := res.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/plain") {
+					t.Errorf("%s: Content-Type %q of the explanation", where, ct)
+				}
+				if res.Header.Get("Accept-Post") == "" {
+					t.Errorf("%s: Accept-Post is gone", where)
+				}
+			}
+		}
+	}
+}

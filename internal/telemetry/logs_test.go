@@ -1,0 +1,71 @@
+package telemetry
+
+import (
+	"bytes"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchyard/switchyard/internal/outcome"
+)
+
+func record(t *testing.T, contentType string, handled bool, start time.Time) *outcome.Record {
+	t.Helper()
+	req := httptest.NewRequest(http.MethodPost, "/teams.v1.TeamsService/GetTeam", nil)
+	req.Header.Set("Content-Type", contentType)
+	req.Header.Set("User-Agent", "test/1")
+	r := &outcome.Record{}
+	r.Begin(req, start)
+	r.Handled = handled
+	r.Finish(start.Add(time.Millisecond), http.StatusUnsupportedMediaType, http.Header{}, outcome.EndSent, outcome.CodeInternal)
+	return r
+}
+
+// TestRejectedCallLinesAreSampled: a flood of calls rejected before any
+// handler writes at most the burst and the refill of lines, and one line
+// saying how many were dropped; the counts stay exact (every call is
+// still counted); calls that reached a handler are never dropped.
+func TestRejectedCallLinesAreSampled(t *testing.T) {
+	var out bytes.Buffer
+	tel, err := New(Options{Logger: slog.New(slog.NewTextHandler(&out, nil)), Metrics: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tel.ServeProcedures([]string{"teams.v1.TeamsService"})
+	start := time.Now()
+	const flood = 2000
+	for i := range flood {
+		// All within 100 ms: the refill adds at most 2 lines.
+		r := record(t, "text/plain", false, start.Add(time.Duration(i)*50*time.Microsecond))
+		tel.CallStarted(r)
+		tel.CallEnded(r)
+	}
+	handled := record(t, "application/json", true, start.Add(100*time.Millisecond))
+	tel.CallStarted(handled)
+	tel.CallEnded(handled)
+	lines := strings.Count(out.String(), "msg=rpc ")
+	if lines > rejectedBurst+3+1 || lines < rejectedBurst {
+		t.Errorf("%d rpc lines for %d rejected calls and one handled one; want about %d", lines, flood, rejectedBurst+1)
+	}
+	if !strings.Contains(out.String(), "http_status=415") {
+		t.Error("the rejected calls' lines do not say their HTTP status")
+	}
+	dropped := tel.metrics.linesDropped.Load()
+	if int(dropped)+lines-1 != flood {
+		t.Errorf("%d lines dropped + %d written != %d rejected calls", dropped, lines-1, flood)
+	}
+	s := tel.metrics.seriesOf(tel.procedure("/teams.v1.TeamsService/GetTeam"), outcome.ProtocolHTTP)
+	if n := s.calls[outcome.CodeUnknown][outcome.EndSent].Load(); n != flood {
+		t.Errorf("%d rejected calls counted, want %d", n, flood)
+	}
+	// Once lines flow again, a summary says how many were dropped.
+	later := record(t, "text/plain", false, start.Add(10*time.Second))
+	tel.CallStarted(later)
+	tel.CallEnded(later)
+	if !strings.Contains(out.String(), "rejected-call log lines dropped") {
+		t.Errorf("no summary line of the dropped lines:\n%s", out.String()[max(0, out.Len()-500):])
+	}
+}

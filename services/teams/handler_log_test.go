@@ -1,0 +1,77 @@
+package teams
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+
+	"connectrpc.com/connect"
+
+	teamsv1 "github.com/switchyard/switchyard/gen/teams/v1"
+)
+
+// brokenStore fails every operation as a database would.
+type brokenStore struct{ Store }
+
+var errDisk = errors.New("disk I/O error: /var/lib/switchyard/teams.db")
+
+func (brokenStore) Get(context.Context, string) (Team, error) { return Team{}, errDisk }
+
+// captureHandler keeps the lines, and the context of each, it is given.
+type captureHandler struct {
+	mu    sync.Mutex
+	lines []string
+	ctxs  []context.Context
+}
+
+func (h *captureHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h *captureHandler) WithAttrs([]slog.Attr) slog.Handler      { return h }
+func (h *captureHandler) WithGroup(string) slog.Handler           { return h }
+func (h *captureHandler) Handle(ctx context.Context, r slog.Record) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var b strings.Builder
+	b.WriteString(r.Message)
+	r.Attrs(func(a slog.Attr) bool { b.WriteString(" " + a.String()); return true })
+	h.lines = append(h.lines, b.String())
+	h.ctxs = append(h.ctxs, ctx)
+	return nil
+}
+
+type ctxKey struct{}
+
+// A store failure, whose details the client is told are in the server
+// log, is logged through the configured logger (not slog.Default), with
+// the call's context; the client gets none of it.
+func TestStoreFailureLoggedThroughConfiguredLogger(t *testing.T) {
+	capture := &captureHandler{}
+	var defaultLines captureHandler
+	prev := slog.Default()
+	slog.SetDefault(slog.New(&defaultLines))
+	defer slog.SetDefault(prev)
+
+	h := NewHandler(brokenStore{}, "").WithLogger(slog.New(capture))
+	ctx := context.WithValue(context.Background(), ctxKey{}, "the call's")
+	_, err := h.GetTeam(ctx, connect.NewRequest(&teamsv1.GetTeamRequest{City: "Chicago"}))
+	if connect.CodeOf(err) != connect.CodeInternal || strings.Contains(err.Error(), "disk") {
+		t.Fatalf("GetTeam on a failing store: %v, want internal without the cause", err)
+	}
+	legacy := NewLegacyHandler(brokenStore{}).WithLogger(slog.New(capture))
+	if _, err := legacy.v1.Lookup(ctx, "Chicago"); connect.CodeOf(err) != connect.CodeInternal {
+		t.Fatalf("legacy lookup: %v", err)
+	}
+	if len(capture.lines) != 2 || !strings.Contains(capture.lines[0], "team store failed") || !strings.Contains(capture.lines[0], "disk I/O error") {
+		t.Fatalf("configured logger got %q, want the store failures", capture.lines)
+	}
+	for _, c := range capture.ctxs {
+		if c.Value(ctxKey{}) != "the call's" {
+			t.Error("the line was not logged with the call's context")
+		}
+	}
+	if len(defaultLines.lines) != 0 {
+		t.Errorf("slog.Default got %q", defaultLines.lines)
+	}
+}
