@@ -4,6 +4,8 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 
 	"connectrpc.com/connect"
@@ -13,6 +15,7 @@ import (
 	teamsv1 "github.com/switchyard/switchyard/gen/teams/v1"
 	"github.com/switchyard/switchyard/gen/teams/v1/teamsv1connect"
 	"github.com/switchyard/switchyard/internal/server"
+	"github.com/switchyard/switchyard/internal/telemetry"
 	"github.com/switchyard/switchyard/internal/testserver"
 )
 
@@ -80,4 +83,44 @@ func BenchmarkListFeaturesWholeMap(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/100, "ns/msg")
+}
+
+// BenchmarkGetTeamTelemetry is BenchmarkGetTeam over gRPC with the
+// telemetry the binary can turn on: metrics (-admin-addr), and tracing
+// configured with its sampler off (OTEL_TRACES_SAMPLER=always_off), and
+// with every call sampled. BenchmarkGetTeam/grpc is all of it off (the
+// per-call log line only).
+func BenchmarkGetTeamTelemetry(b *testing.B) {
+	for _, tc := range []struct {
+		name    string
+		sampler string // "": no tracing
+	}{{"metrics", ""}, {"metrics+tracing-sampler-off", "always_off"}, {"metrics+tracing-sampled", "always_on"}} {
+		b.Run(tc.name, func(b *testing.B) {
+			var tracing *telemetry.Tracing
+			if tc.sampler != "" {
+				collector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.Copy(io.Discard, r.Body) }))
+				defer collector.Close()
+				env := map[string]string{"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": collector.URL, "OTEL_TRACES_SAMPLER": tc.sampler}
+				var err error
+				if tracing, err = telemetry.TracingFromEnv(context.Background(), func(k string) string { return env[k] }); err != nil {
+					b.Fatal(err)
+				}
+			}
+			logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+			tel, err := telemetry.New(telemetry.Options{Logger: logger, Metrics: true, Tracing: tracing})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer tel.Shutdown(context.Background())
+			srv := testserver.Start(b, server.Config{Logger: logger, Telemetry: tel})
+			client := teamsv1connect.NewTeamsServiceClient(srv.HTTPClient, srv.URL, connect.WithGRPC())
+			req := connect.NewRequest(&teamsv1.GetTeamRequest{City: "Chicago"})
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := client.GetTeam(context.Background(), req); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }

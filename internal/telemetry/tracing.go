@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -27,6 +28,7 @@ type Tracing struct {
 	provider   *sdktrace.TracerProvider
 	tracer     trace.Tracer
 	propagator propagation.TraceContext
+	startOpts  []trace.SpanStartOption // made once: options passed to Start escape
 }
 
 // TracingFromEnv configures tracing from the standard OpenTelemetry
@@ -65,8 +67,52 @@ func TracingFromEnv(ctx context.Context, getenv func(string) string) (*Tracing, 
 	if err != nil {
 		return nil, fmt.Errorf("trace resource: %w", err)
 	}
-	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))
-	return &Tracing{provider: tp, tracer: tp.Tracer("github.com/switchyard/switchyard/internal/telemetry")}, nil
+	sampler, err := samplerFromEnv(getenv)
+	if err != nil {
+		return nil, err
+	}
+	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res), sdktrace.WithSampler(sampler))
+	return &Tracing{provider: tp, tracer: tp.Tracer("github.com/switchyard/switchyard/internal/telemetry"),
+		startOpts: []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer)}}, nil
+}
+
+// samplerFromEnv is the sampler OTEL_TRACES_SAMPLER and
+// OTEL_TRACES_SAMPLER_ARG name, as the SDK reads them (read here so that
+// getenv decides, as it does for the rest): parentbased_always_on when
+// unset.
+func samplerFromEnv(getenv func(string) string) (sdktrace.Sampler, error) {
+	name := strings.TrimSpace(getenv("OTEL_TRACES_SAMPLER"))
+	arg := strings.TrimSpace(getenv("OTEL_TRACES_SAMPLER_ARG"))
+	ratio := func() (float64, error) {
+		if arg == "" {
+			return 1, nil
+		}
+		r, err := strconv.ParseFloat(arg, 64)
+		if err != nil || r < 0 || r > 1 {
+			return 0, fmt.Errorf("OTEL_TRACES_SAMPLER_ARG=%q: want a ratio from 0 to 1", arg)
+		}
+		return r, nil
+	}
+	switch name {
+	case "", "parentbased_always_on":
+		return sdktrace.ParentBased(sdktrace.AlwaysSample()), nil
+	case "always_on":
+		return sdktrace.AlwaysSample(), nil
+	case "always_off":
+		return sdktrace.NeverSample(), nil
+	case "parentbased_always_off":
+		return sdktrace.ParentBased(sdktrace.NeverSample()), nil
+	case "traceidratio", "parentbased_traceidratio":
+		r, err := ratio()
+		if err != nil {
+			return nil, err
+		}
+		if name == "traceidratio" {
+			return sdktrace.TraceIDRatioBased(r), nil
+		}
+		return sdktrace.ParentBased(sdktrace.TraceIDRatioBased(r)), nil
+	}
+	return nil, fmt.Errorf("OTEL_TRACES_SAMPLER=%q: want always_on, always_off, traceidratio or a parentbased_ one of them", name)
 }
 
 // serviceName is OTEL_SERVICE_NAME, else "switchyard".
@@ -84,56 +130,57 @@ func (t *Tracing) start(r *outcome.Record, name string) {
 	if len(r.Header["Traceparent"]) > 0 {
 		ctx = t.propagator.Extract(ctx, propagation.HeaderCarrier(r.Header))
 	}
-	_, span := t.tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindServer), trace.WithTimestamp(r.Start))
+	// The span starts now, microseconds after r.Start: a start timestamp
+	// option would cost an allocation per call, sampled or not.
+	_, span := t.tracer.Start(ctx, name, t.startOpts...)
 	r.Span = span
 }
 
 // end closes the call's span with what the record says, and returns its
-// trace ID for the log line ("" when it has none).
+// trace ID for the log line: "" when the span is not recorded (the caller's
+// traceparent, if any, still names the trace in the log line).
 func (t *Tracing) end(r *outcome.Record) string {
 	span, ok := r.Span.(trace.Span)
 	if !ok {
 		return ""
 	}
-	sc := span.SpanContext()
-	if span.IsRecording() {
-		system := "connect_rpc"
-		if r.Protocol == outcome.ProtocolGRPC || r.Protocol == outcome.ProtocolGRPCWeb {
-			system = "grpc"
-		}
-		procedure := r.Procedure
-		if len(procedure) > maxLoggedPath {
-			procedure = procedure[:maxLoggedPath]
-		}
-		service, method := splitProcedure(procedure)
-		span.SetAttributes(
-			attribute.String("rpc.system", system),
-			attribute.String("rpc.service", service),
-			attribute.String("rpc.method", method),
-			attribute.String("switchyard.protocol", r.Protocol.String()),
-			attribute.String("switchyard.code", r.Code.String()),
-			attribute.String("switchyard.end", r.End.String()),
-			attribute.Bool("switchyard.handled", r.Handled),
-			attribute.Int("http.response.status_code", r.HTTPStatus),
-			attribute.String("network.peer.address", r.Peer),
-			attribute.Int64("switchyard.bytes.received", r.BytesIn),
-			attribute.Int64("switchyard.bytes.sent", r.BytesOut),
-			attribute.Int64("switchyard.messages.received", r.MsgsIn),
-			attribute.Int64("switchyard.messages.sent", r.MsgsOut),
-		)
-		if system == "grpc" {
-			span.SetAttributes(attribute.Int("rpc.grpc.status_code", int(r.Code)))
-		} else if r.Code != outcome.CodeOK {
-			span.SetAttributes(attribute.String("rpc.connect_rpc.error_code", r.Code.String()))
-		}
-		if r.Code != outcome.CodeOK {
-			span.SetStatus(codes.Error, r.Message)
-		}
-		span.End(trace.WithTimestamp(r.Start.Add(r.Duration)))
-	}
-	if !sc.HasTraceID() {
+	if !span.IsRecording() {
 		return ""
 	}
+	sc := span.SpanContext()
+	system := "connect_rpc"
+	if r.Protocol == outcome.ProtocolGRPC || r.Protocol == outcome.ProtocolGRPCWeb {
+		system = "grpc"
+	}
+	procedure := r.Procedure
+	if len(procedure) > maxLoggedPath {
+		procedure = procedure[:maxLoggedPath]
+	}
+	service, method := splitProcedure(procedure)
+	span.SetAttributes(
+		attribute.String("rpc.system", system),
+		attribute.String("rpc.service", service),
+		attribute.String("rpc.method", method),
+		attribute.String("switchyard.protocol", r.Protocol.String()),
+		attribute.String("switchyard.code", r.Code.String()),
+		attribute.String("switchyard.end", r.End.String()),
+		attribute.Bool("switchyard.handled", r.Handled),
+		attribute.Int("http.response.status_code", r.HTTPStatus),
+		attribute.String("network.peer.address", r.Peer),
+		attribute.Int64("switchyard.bytes.received", r.BytesIn),
+		attribute.Int64("switchyard.bytes.sent", r.BytesOut),
+		attribute.Int64("switchyard.messages.received", r.MsgsIn),
+		attribute.Int64("switchyard.messages.sent", r.MsgsOut),
+	)
+	if system == "grpc" {
+		span.SetAttributes(attribute.Int("rpc.grpc.status_code", int(r.Code)))
+	} else if r.Code != outcome.CodeOK {
+		span.SetAttributes(attribute.String("rpc.connect_rpc.error_code", r.Code.String()))
+	}
+	if r.Code != outcome.CodeOK {
+		span.SetStatus(codes.Error, r.Message)
+	}
+	span.End(trace.WithTimestamp(r.Start.Add(r.Duration)))
 	return sc.TraceID().String()
 }
 
