@@ -43,7 +43,9 @@ func (w *responseWriter) endRecord(wasReset bool, why error, rst bool) {
 		return
 	}
 	c := st.c
-	c.mu.Lock() // the request side of the record is the serve goroutine's
+	// The request side of the record was the serve goroutine's, under
+	// c.mu, until closeStream took the stream out of c.streams under c.mu:
+	// it is this goroutine's alone now.
 	rec := &st.rec
 	end, code := outcome.EndSent, outcome.CodeInternal
 	switch {
@@ -65,9 +67,8 @@ func (w *responseWriter) endRecord(wasReset bool, why error, rst bool) {
 		status = http.StatusOK
 	}
 	rec.Finish(time.Now(), status, w.header, end, code)
-	rec.Header = nil
-	c.mu.Unlock()
 	c.conf.Observer.CallEnded(rec)
+	rec.Header = nil
 	rec.Span = nil
 }
 
