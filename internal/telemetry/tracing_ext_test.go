@@ -196,3 +196,30 @@ func TestTracingOffByDefault(t *testing.T) {
 		t.Errorf("OTEL_SDK_DISABLED: %v, %v; want off", tr, err)
 	}
 }
+
+// Without tracing, a call's log line still names the trace of the
+// traceparent it carried, so logs and the caller's trace join up.
+func TestLogLineCarriesTraceparentWithoutTracing(t *testing.T) {
+	var logs syncBuffer
+	tel, err := telemetry.New(telemetry.Options{Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := testserver.Start(t, server.Config{Telemetry: tel})
+	const traceID = "0af7651916cd43dd8448eb211c80319c"
+	for _, p := range testserver.Protocols() {
+		client := teamsv1connect.NewTeamsServiceClient(srv.HTTPClient, srv.URL, p.Opts...)
+		req := connect.NewRequest(&teamsv1.GetTeamRequest{City: "Chicago"})
+		req.Header().Set("Traceparent", "00-"+traceID+"-b7ad6b7169203331-01")
+		if _, err := client.GetTeam(context.Background(), req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := len(testserver.Protocols())
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if strings.Count(logs.String(), `"trace_id":"`+traceID+`"`) == want {
+			return
+		}
+	}
+	t.Errorf("want %d rpc lines with trace_id %s:\n%s", want, traceID, logs.String())
+}
