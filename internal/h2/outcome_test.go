@@ -171,3 +171,51 @@ func TestRecordSaysHowStreamsEnd(t *testing.T) {
 		t.Errorf("client resets counted: %v", obs.resets)
 	}
 }
+
+// The transport's events reach the Observer: a stream over the
+// concurrency limit is refused (not counted as a reset), and a graceful
+// shutdown's final GOAWAY is counted by its code.
+func TestTransportEventsObserved(t *testing.T) {
+	obs := newRecorder()
+	release := make(chan struct{})
+	defer close(release)
+	s := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+	}), h2.Config{MaxConcurrentStreams: 1, Observer: obs}, serverOpts{})
+	c := dialRaw(t, s.addr)
+	c.request(1, "GET", "/", true)
+	time.Sleep(50 * time.Millisecond)
+	c.request(3, "GET", "/", true)
+	for {
+		f, err := c.ReadFrame(5 * time.Second)
+		if err != nil {
+			t.Fatalf("no RST_STREAM for the stream over the limit: %v", err)
+		}
+		if rst, ok := f.(*http2.RSTStreamFrame); ok && rst.StreamID == 3 {
+			if rst.ErrCode != http2.ErrCodeRefusedStream {
+				t.Fatalf("stream 3 reset with %v, want REFUSED_STREAM", rst.ErrCode)
+			}
+			break
+		}
+	}
+	go func() { _ = s.hs.Shutdown(t.Context()) }()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		obs.mu.Lock()
+		n := obs.goAways[uint32(http2.ErrCodeNo)]
+		obs.mu.Unlock()
+		if n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no final GOAWAY observed after Shutdown")
+		}
+	}
+	obs.mu.Lock()
+	defer obs.mu.Unlock()
+	if obs.refused != 1 || len(obs.resets) != 0 {
+		t.Errorf("refused %d, resets %v; want 1 refused and no reset", obs.refused, obs.resets)
+	}
+}
