@@ -114,3 +114,18 @@ func TestAdminListener(t *testing.T) {
 		t.Errorf("exit code %d, want 0", code)
 	}
 }
+
+// The observability flags: off by default, and a negative send-window
+// timeout is refused by name.
+func TestObservabilityFlags(t *testing.T) {
+	o, err := parseFlags(nil, io.Discard)
+	if err != nil || o.adminAddr != "" || o.sendWindowTimeout != time.Minute {
+		t.Fatalf("defaults: %q %v %v", o.adminAddr, o.sendWindowTimeout, err)
+	}
+	if o, err := parseFlags([]string{"-http2-send-window-timeout", "0"}, io.Discard); err != nil || o.sendWindowTimeout != 0 {
+		t.Errorf("0 (never): %v %v", o.sendWindowTimeout, err)
+	}
+	if _, err := parseFlags([]string{"-http2-send-window-timeout", "-1s"}, io.Discard); err == nil || !strings.Contains(err.Error(), "-http2-send-window-timeout") {
+		t.Errorf("-1s: %v, want an error naming the flag", err)
+	}
+}
