@@ -48,6 +48,10 @@ var table = []workload{
 	{name: "legacylistfeatures", load: "legacylistfeatures", conc: 16, unit: "features", stream: true, sy: "switchyard", peer: "route_guide", extra: true},
 	{name: "legacyrecordroute", load: "legacyrecordroute", conc: 16, per: 100, unit: "points", stream: true, sy: "switchyard", peer: "route_guide", extra: true},
 	{name: "legacyroutechat", load: "legacyroutechat", conc: 16, per: 100, unit: "notes", stream: true, sy: "switchyard", peer: "route_guide", extra: true},
+	// Observability's price: metrics and an unsampled tracer on, against
+	// Switchyard as shipped (issue 14).
+	{name: "getteam-observed", load: "getteam", conc: 64, unit: "calls", mix: true, sy: "switchyard-observed", peer: "switchyard", extra: true},
+	{name: "listfeatures-observed", load: "listfeatures", conc: 16, unit: "features", stream: true, sy: "switchyard-observed", peer: "switchyard", extra: true},
 }
 
 // targetAt is the row's throughput target at n server cores (0: none).
@@ -68,6 +72,8 @@ type serverKind struct {
 	args  func(addr string, f files) []string
 	// addr is the listen address for a free port (default 127.0.0.1:PORT).
 	addr func(port string) string
+	// env is added to the server's environment.
+	env []string
 }
 
 // files are what the servers of a run share: a data directory, the admin
@@ -91,6 +97,14 @@ var serverKinds = map[string]serverKind{
 	"switchyard-postgres": {label: "switchyard PostgreSQL", bin: "switchyard", pg: true, args: func(addr string, f files) []string {
 		return []string{"-addr", addr, "-postgres-dsn", f.dsn("switchyard"), "-admin-token-file", f.token}
 	}},
+	// Switchyard with its telemetry on: metrics collected for the admin
+	// listener (not scraped during the run) and tracing configured with
+	// the sampler off (the endpoint is never called: nothing is sampled).
+	"switchyard-observed": {label: "switchyard observed", bin: "switchyard",
+		args: func(addr string, f files) []string {
+			return []string{"-addr", addr, "-data-dir", f.dir + "/switchyard-observed", "-admin-token-file", f.token, "-admin-addr", "127.0.0.1:0"}
+		},
+		env: []string{"OTEL_TRACES_EXPORTER=otlp", "OTEL_TRACES_SAMPLER=always_off", "OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:9"}},
 	// grpc-go with the teams in a map, as the tutorial keeps them.
 	"grpc-go-map": {label: "grpc-go map", bin: "grpcteams", args: func(addr string, f files) []string {
 		return []string{"-addr", addr, "-admin-token-file", f.token}

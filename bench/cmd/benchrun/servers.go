@@ -57,6 +57,7 @@ func startServer(name string, bin string, l layout, f files) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
+	cmd.Env = append(cmd.Env, k.env...)
 	// Switchyard writes its one line per call here: the write is paid,
 	// the storage is not.
 	cmd.Stdout, cmd.Stderr = io.Discard, nil
