@@ -34,8 +34,10 @@ type Options struct {
 // HTTP/2 by ALPN, and CertPool holds the certificate.
 func StartWith(t testing.TB, cfg server.Config, opts Options) *Server {
 	t.Helper()
+	var logs *testWriter
 	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		logs = &testWriter{t: t}
+		cfg.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
 	stack := server.NewStack(cfg, opts.HTTP)
 	hs := stack.HTTP
@@ -69,6 +71,9 @@ func StartWith(t testing.TB, cfg server.Config, opts Options) *Server {
 		}
 		if err := <-done; !errors.Is(err, http.ErrServerClosed) {
 			t.Errorf("serve: %v", err)
+		}
+		if logs != nil {
+			logs.close()
 		}
 	})
 	return &Server{Server: stack.Server, URL: scheme + "://" + ln.Addr().String(), Addr: ln.Addr().String(), HTTPClient: client, CertPool: pool, HTTPServer: hs}

@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"io"
 	"net/http"
+	"sync"
 	"testing"
 
 	"connectrpc.com/connect"
@@ -64,11 +65,31 @@ func Protocols() []Protocol {
 	}
 }
 
-type testWriter struct{ t testing.TB }
+// testWriter logs to t until the server is shut down. A call's log line is
+// written once its response is on the wire, so it can come after the
+// client (and the test) has seen the response and after the connection is
+// gone; testing forbids t.Log once the test is over, so lines after
+// Shutdown are dropped.
+type testWriter struct {
+	t      testing.TB
+	mu     sync.Mutex
+	closed bool
+}
 
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(string(p))
+func (w *testWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.closed {
+		w.t.Log(string(p))
+	}
 	return len(p), nil
 }
 
-var _ io.Writer = testWriter{}
+// close drops the lines written from now on.
+func (w *testWriter) close() {
+	w.mu.Lock()
+	w.closed = true
+	w.mu.Unlock()
+}
+
+var _ io.Writer = (*testWriter)(nil)
