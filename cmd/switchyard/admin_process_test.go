@@ -125,7 +125,14 @@ func TestObservabilityFlags(t *testing.T) {
 	if o, err := parseFlags([]string{"-http2-send-window-timeout", "0"}, io.Discard); err != nil || o.sendWindowTimeout != 0 {
 		t.Errorf("0 (never): %v %v", o.sendWindowTimeout, err)
 	}
-	if _, err := parseFlags([]string{"-http2-send-window-timeout", "-1s"}, io.Discard); err == nil || !strings.Contains(err.Error(), "-http2-send-window-timeout") {
-		t.Errorf("-1s: %v, want an error naming the flag", err)
+	for _, bad := range []string{"-1s", "10ms", "25h"} {
+		if _, err := parseFlags([]string{"-http2-send-window-timeout", bad}, io.Discard); err == nil || !strings.Contains(err.Error(), "http2-send-window-timeout") {
+			t.Errorf("%s: %v, want an error naming the flag", bad, err)
+		}
+	}
+	for _, bad := range []string{"9090", "localhost:http-alt"} {
+		if _, err := parseFlags([]string{"-admin-addr", bad}, io.Discard); err == nil || !strings.Contains(err.Error(), "admin-addr") {
+			t.Errorf("-admin-addr %s: %v, want an error naming the flag", bad, err)
+		}
 	}
 }
