@@ -28,15 +28,16 @@ func newTelemetry(o options, logger *slog.Logger) (*telemetry.Telemetry, error) 
 
 // admin is the admin listener (-admin-addr): metrics, profiles, probes.
 type admin struct {
-	hs    *http.Server
-	ready atomic.Bool // false once the drain begins: /readyz answers 503
-	done  chan error
+	hs     *http.Server
+	logger *slog.Logger
+	ready  atomic.Bool // false once the drain begins: /readyz answers 503
+	done   chan error
 }
 
 // startAdmin serves the admin listener on addr, or does nothing when addr
 // is empty.
 func startAdmin(addr string, tel *telemetry.Telemetry, logger *slog.Logger) (*admin, error) {
-	a := &admin{done: make(chan error, 1)}
+	a := &admin{done: make(chan error, 1), logger: logger}
 	a.ready.Store(true)
 	if addr == "" {
 		return a, nil
@@ -64,7 +65,7 @@ func (a *admin) close() {
 	}
 	_ = a.hs.Close()
 	if err := <-a.done; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		slog.Default().Warn("admin listener", "err", err)
+		a.logger.Warn("admin listener", "err", err)
 	}
 }
 
