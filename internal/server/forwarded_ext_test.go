@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"connectrpc.com/connect"
 
@@ -75,6 +76,11 @@ func TestForwardedClientAddress(t *testing.T) {
 				if _, err := client.SayHello(t.Context(), req); err != nil {
 					t.Fatalf("%s: %v", p.Name, err)
 				}
+			}
+			// A call's line is written once its response is on the wire:
+			// the last may still be on its way when the client returns.
+			for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline) &&
+				strings.Count(logs.String(), `"msg":"rpc"`) < len(testserver.Protocols()); time.Sleep(10 * time.Millisecond) {
 			}
 			n := 0
 			for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
