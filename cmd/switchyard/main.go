@@ -20,6 +20,7 @@ import (
 
 	"connectrpc.com/grpchealth"
 
+	"github.com/switchyard/switchyard/internal/coalesce"
 	"github.com/switchyard/switchyard/internal/server"
 	"github.com/switchyard/switchyard/services/keywords"
 	"github.com/switchyard/switchyard/services/routeguide"
@@ -83,6 +84,8 @@ type options struct {
 	writeByteTimeout time.Duration
 	drainDelay       time.Duration
 	maxConnections   int
+	maxConnAge       time.Duration
+	maxConnAgeGrace  time.Duration
 	http2Server      string
 	corsOrigins      string
 	teamFeedInterval time.Duration
@@ -148,6 +151,8 @@ func declareFlags() (*options, *flagSet) {
 	f.Choice(&o.http2Server, "http2-server", "switchyard", []string{"switchyard", "net/http"}, `HTTP/2 implementation: Switchyard's own (internal/h2) or the standard library's, for comparison`)
 	// 1048576 is Linux's default ceiling on open files per process (nr_open).
 	f.Int(&o.maxConnections, "max-connections", server.DefaultMaxConnections, intRange{min: 1, max: 1 << 20}, "connections served at once; more wait to be accepted")
+	f.Duration(&o.maxConnAge, "max-connection-age", 0, durationRange{min: time.Second, max: 1000 * time.Hour, zero: "off"}, "end connections this old (±10%) with a graceful GOAWAY, so clients reconnect and load balancers rebalance")
+	f.Duration(&o.maxConnAgeGrace, "max-connection-age-grace", 0, durationRange{min: time.Millisecond, max: 1000 * time.Hour, zero: "unbounded"}, "after -max-connection-age, calls in flight get this long before the connection closes")
 	f.String(&o.corsOrigins, "cors-origins", "*", `comma-separated origins such as https://app.example.com; "*" = any, "" = none`, checkOrigins, "origins whose browser pages may call the API")
 	f.String(&o.trustedProxies, "trusted-proxies", "", `comma-separated CIDR prefixes or addresses such as 10.0.0.0/8; "" = none`, func(v string) error {
 		_, err := server.ParseTrustedProxies(v)
@@ -170,7 +175,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	// One line per call: batch the writes so logging stays off the hot path
 	// (see BENCHMARKS.md); every line is still written, in order.
-	logOut := server.NewCoalescingWriter(stderr, 1<<20)
+	logOut := coalesce.NewWriter(stderr, 1<<20)
 	defer logOut.Close(5 * time.Second)
 	logger := newLogger(o, logOut)
 
@@ -242,6 +247,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		StdHTTP2:                           o.http2Server == "net/http",
 		MaxConnections:                     o.maxConnections,
 		SendWindowTimeout:                  o.sendWindowTimeout,
+		MaxConnectionAge:                   o.maxConnAge,
+		MaxConnectionAgeGrace:              o.maxConnAgeGrace,
 	})
 	httpServer := srv.HTTP
 	if certs != nil {

@@ -21,7 +21,6 @@ const (
 	initialWindow    = 65535 // before SETTINGS_INITIAL_WINDOW_SIZE
 	defaultFrameSize = 16384 // before SETTINGS_MAX_FRAME_SIZE
 	maxWindow        = 1<<31 - 1
-	writeBufferSize  = 32 << 10
 	// goAwayLinger is how long a connection that ended with an error keeps
 	// reading (and discarding) after its GOAWAY, so that the client reads
 	// the GOAWAY before the socket closes.
@@ -32,9 +31,12 @@ const (
 )
 
 // conn is one HTTP/2 connection. The goroutine in serve reads and processes
-// every frame; handlers write their own frames under wmu.
+// every frame; handlers write their own frames under wmu, into the pending
+// buffer that the connection's writer goroutine hands to the socket
+// (wire.go).
 //
-// Lock order: wmu before mu. Nothing waits for wmu while holding mu.
+// Lock order: wmu before mu. Nothing waits for wmu while holding mu, and
+// nothing holds wmu while it waits for the socket.
 type conn struct {
 	srv       *Server
 	hs        *http.Server
@@ -48,17 +50,33 @@ type conn struct {
 	hdec      *hpack.Decoder // request header blocks, into hb; the serve goroutine only
 	hb        headerBlock
 
-	wmu     sync.Mutex
-	bw      *bufio.Writer
-	ender   responseEnder // nc, when it wants to know where responses end
-	henc    *hpack.Encoder
-	hbuf    bytes.Buffer
-	wbroken bool // a write failed; nothing more is written
+	br *bufio.Reader // the socket's reads; the serve goroutine only
+
+	// The socket's writes (wire.go), guarded by wmu.
+	wmu         sync.Mutex
+	henc        *hpack.Encoder
+	hbuf        bytes.Buffer
+	out         []byte    // frames not yet handed to the socket
+	spare       []byte    // the buffer of the write in progress
+	writing     bool      // a socket write is in progress
+	ended       int       // responses ended since the last socket write
+	control     int       // control frames queued since a socket write last completed
+	dataAt      int       // offset in out of a DATA frame that may grow (writeDataLocked), or -1
+	dataID      uint32    // its stream
+	room        sync.Cond // out drained below connMaxPending, or a write ended
+	writerAwake bool      // the writer goroutine is running or woken
+	wake        chan struct{}
+	writerDone  chan struct{}
+	closing     closeMode
+	wbroken     bool // a write failed, or the writer is gone; nothing more is written
 
 	// Written by the serve goroutine, read by the watchdog.
 	framesRead atomic.Uint64
 	flushes    atomic.Uint64 // socket writes, twice: odd while one is in progress
 	started    atomic.Uint64 // streams started
+	// windowWakeups counts the times SETTINGS woke the handlers waiting
+	// for send window (tests read it: SETTINGS must not be an amplifier).
+	windowWakeups atomic.Uint64
 
 	mu             sync.Mutex
 	cond           sync.Cond // send windows grew, a stream ended, or the connection closed
@@ -83,6 +101,7 @@ type conn struct {
 	lastFramesSeen uint64
 	silentSince    time.Time
 	watchdog       *time.Timer
+	ageTimer       *time.Timer // MaxConnectionAge, then its grace
 }
 
 func newConn(s *Server, hs *http.Server, nc net.Conn, h http.Handler, ctx context.Context) *conn {
@@ -102,9 +121,8 @@ func newConn(s *Server, hs *http.Server, nc net.Conn, h http.Handler, ctx contex
 		silentSince:   time.Now(),
 	}
 	c.cond.L = &c.mu
-	c.ender, _ = nc.(responseEnder)
-	c.bw = bufio.NewWriterSize(socketWriter{c}, writeBufferSize)
-	c.fr = http2.NewFramer(c.bw, nc)
+	c.initWire()
+	c.fr = http2.NewFramer(outWriter{c}, c.br)
 	c.hdec = hpack.NewDecoder(4096, c.hb.emit)
 	c.hdec.SetMaxStringLength(int(s.conf.MaxHeaderListSize))
 	c.fr.SetMaxReadFrameSize(s.conf.MaxReadFrameSize)
@@ -120,11 +138,15 @@ func (c *conn) serve(readPreface bool) {
 	if readPreface {
 		_ = c.nc.SetReadDeadline(time.Now().Add(c.conf.ReadHeaderTimeout))
 		var buf [len(http2.ClientPreface)]byte
-		if _, err := io.ReadFull(c.nc, buf[:]); err != nil || string(buf[:]) != http2.ClientPreface {
+		if _, err := io.ReadFull(c.br, buf[:]); err != nil || string(buf[:]) != http2.ClientPreface {
 			return
 		}
-		_ = c.nc.SetReadDeadline(time.Time{})
 	}
+	// The client's SETTINGS follow its preface at once (RFC 9113 section
+	// 3.4). A connection that never sends them would otherwise hold its
+	// place among MaxConnections until the ping check or the idle timeout
+	// (net/http's server allows 2 s too).
+	_ = c.nc.SetReadDeadline(time.Now().Add(c.conf.SettingsTimeout))
 	c.wmu.Lock()
 	_ = c.fr.WriteSettings(
 		http2.Setting{ID: http2.SettingMaxFrameSize, Val: c.conf.MaxReadFrameSize},
@@ -141,6 +163,7 @@ func (c *conn) serve(readPreface bool) {
 	c.mu.Lock()
 	c.watchdog = time.AfterFunc(c.tickInterval(), c.tick)
 	c.mu.Unlock()
+	c.startAging()
 
 	sawSettings := false
 	for {
@@ -161,6 +184,7 @@ func (c *conn) serve(readPreface bool) {
 				return
 			}
 			sawSettings = true
+			_ = c.nc.SetReadDeadline(time.Time{})
 		}
 		if err := c.process(f); err != nil {
 			if !c.handleError(err) {
@@ -192,7 +216,7 @@ func (c *conn) handleError(err error) bool {
 func (c *conn) fail(ce http2.ConnectionError) {
 	c.goAway(http2.ErrCode(ce), false)
 	_ = c.nc.SetReadDeadline(time.Now().Add(goAwayLinger))
-	_, _ = io.Copy(io.Discard, c.nc)
+	c.lingerRead()
 }
 
 // drainPing is the payload of the PING that follows a graceful shutdown's
@@ -227,7 +251,7 @@ func (c *conn) shutdown() {
 
 // goAway sends the final GOAWAY: NO_ERROR once (the connection closes when
 // its last stream ends), an error code whenever asked. closeNow closes the
-// socket at once.
+// connection (gracefully) without waiting for its streams.
 func (c *conn) goAway(code http2.ErrCode, closeNow bool) {
 	c.mu.Lock()
 	if c.closed {
@@ -246,14 +270,8 @@ func (c *conn) goAway(code http2.ErrCode, closeNow bool) {
 		c.noteGoAway(code)
 	}
 	if closeNow || (code == http2.ErrCodeNo && done) {
-		c.closeSocket()
+		c.closeGracefully()
 	}
-}
-
-// closeSocket ends the connection: pending writes are flushed (the
-// connection's Close bounds how long), reads fail, serve returns.
-func (c *conn) closeSocket() {
-	_ = c.nc.Close()
 }
 
 // close runs when serve returns: every stream is cancelled and every
@@ -266,6 +284,9 @@ func (c *conn) close() {
 	if c.watchdog != nil {
 		c.watchdog.Stop()
 	}
+	if c.ageTimer != nil {
+		c.ageTimer.Stop()
+	}
 	for _, st := range streams {
 		st.abortLocked(errConnClosed)
 	}
@@ -273,44 +294,28 @@ func (c *conn) close() {
 	c.cond.Broadcast()
 	c.mu.Unlock()
 	c.closeSocket()
+	<-c.writerDone // within connCloseDrain
+	_ = c.nc.Close()
 }
 
-// flushLocked writes the buffered frames to the socket. Called with wmu.
-func (c *conn) flushLocked() {
-	if c.wbroken || c.bw.Buffered() == 0 {
-		return
-	}
-	if err := c.bw.Flush(); err != nil {
-		c.wbroken = true
-		c.closeSocket()
-	}
-}
-
-// responseEnder is a connection that batches writes and wants to know
-// where responses end, such as Switchyard's coalescing connection: it can
-// then send finished responses sooner than its batching would.
-type responseEnder interface{ ResponseEnded() }
-
-// socketWriter is the connection's buffered writer's destination: it
-// counts socket writes for the watchdog, those of flushLocked and those
-// bufio makes by itself when a frame overflows its buffer.
-type socketWriter struct{ c *conn }
-
-func (w socketWriter) Write(p []byte) (int, error) {
-	w.c.flushes.Add(1)
-	n, err := w.c.nc.Write(p)
-	w.c.flushes.Add(1)
-	return n, err
-}
-
-// writeControl writes one connection-level frame and flushes.
+// writeControl writes connection-level frames and flushes. It never waits
+// for the socket: the goroutine that reads the peer's frames calls it, and
+// a peer that makes it queue more than maxQueuedControlFrames without
+// reading them loses its connection.
 func (c *conn) writeControl(write func(*http2.Framer) error) {
 	c.wmu.Lock()
-	if !c.wbroken {
-		_ = write(c.fr)
-		c.flushLocked()
+	if c.wbroken {
+		c.wmu.Unlock()
+		return
 	}
+	_ = write(c.fr)
+	c.flushLocked()
+	ok := c.controlQueuedLocked()
 	c.wmu.Unlock()
+	if !ok {
+		logf(c.hs, "h2: closing connection from %s: %d control frames queued and not read", c.remote, maxQueuedControlFrames)
+		c.closeSocket()
+	}
 }
 
 // tickInterval is how often the watchdog looks at the connection.
@@ -364,13 +369,7 @@ func (c *conn) tick() {
 	case idle:
 		c.goAway(http2.ErrCodeNo, true)
 	case ping:
-		if c.wmu.TryLock() { // a stuck write is the write timeout's business
-			if !c.wbroken {
-				_ = c.fr.WritePing(false, [8]byte{'s', 'w', 'i', 't', 'c', 'h'})
-				c.flushLocked()
-			}
-			c.wmu.Unlock()
-		}
+		c.writeControl(func(fr *http2.Framer) error { return fr.WritePing(false, [8]byte{'s', 'w', 'i', 't', 'c', 'h'}) })
 	}
 }
 
@@ -421,28 +420,27 @@ func (c *conn) process(f http2.Frame) error {
 	}
 }
 
+// maxSettings bounds the entries of one SETTINGS frame. RFC 9113 defines
+// seven settings; a frame with many more, or with one twice, is an attack
+// (it made each entry cost a walk of every stream): PROTOCOL_ERROR, as
+// net/http's server answers.
+const maxSettings = 100
+
 func (c *conn) processSettings(f *http2.SettingsFrame) error {
 	if f.IsAck() {
 		return nil
 	}
+	if f.NumSettings() > maxSettings || f.HasDuplicates() {
+		return http2.ConnectionError(http2.ErrCodeProtocol)
+	}
+	window, setWindow := uint32(0), false
 	if err := f.ForeachSetting(func(s http2.Setting) error {
 		if err := s.Valid(); err != nil {
 			return err
 		}
 		switch s.ID {
 		case http2.SettingInitialWindowSize:
-			c.mu.Lock()
-			delta := int32(s.Val) - c.peerWindow
-			c.peerWindow = int32(s.Val)
-			for _, st := range c.streams {
-				if int64(st.sendWindow)+int64(delta) > maxWindow {
-					c.mu.Unlock()
-					return http2.ConnectionError(http2.ErrCodeFlowControl)
-				}
-				st.sendWindow += delta
-			}
-			c.cond.Broadcast()
-			c.mu.Unlock()
+			window, setWindow = s.Val, true
 		case http2.SettingMaxFrameSize:
 			c.mu.Lock()
 			c.peerFrameSize = s.Val
@@ -456,7 +454,37 @@ func (c *conn) processSettings(f *http2.SettingsFrame) error {
 	}); err != nil {
 		return err
 	}
+	if setWindow {
+		if err := c.setPeerWindow(window); err != nil {
+			return err
+		}
+	}
 	c.writeControl(func(fr *http2.Framer) error { return fr.WriteSettingsAck() })
+	return nil
+}
+
+// setPeerWindow applies a new SETTINGS_INITIAL_WINDOW_SIZE to every open
+// stream's send window (RFC 9113 section 6.9.2). Handlers waiting for
+// window are woken only when windows grew: a peer that repeats the
+// setting, or shrinks it, costs one walk of the streams and wakes nobody.
+func (c *conn) setPeerWindow(val uint32) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delta := int32(val) - c.peerWindow
+	if delta == 0 {
+		return nil
+	}
+	c.peerWindow = int32(val)
+	for _, st := range c.streams {
+		if int64(st.sendWindow)+int64(delta) > maxWindow {
+			return http2.ConnectionError(http2.ErrCodeFlowControl)
+		}
+		st.sendWindow += delta
+	}
+	if delta > 0 {
+		c.cond.Broadcast()
+		c.windowWakeups.Add(1)
+	}
 	return nil
 }
 
@@ -766,9 +794,6 @@ func (c *conn) streamDone() {
 	closeNow := c.running == 0 && c.goingAway && !c.failed
 	c.mu.Unlock()
 	if closeNow {
-		c.wmu.Lock()
-		c.flushLocked()
-		c.wmu.Unlock()
-		c.closeSocket()
+		c.closeGracefully()
 	}
 }

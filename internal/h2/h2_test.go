@@ -27,7 +27,6 @@ import (
 	"golang.org/x/net/http2/hpack"
 
 	"github.com/switchyard/switchyard/internal/h2"
-	"github.com/switchyard/switchyard/internal/server"
 	"github.com/switchyard/switchyard/internal/testserver"
 )
 
@@ -64,9 +63,8 @@ type testServer struct {
 }
 
 type serverOpts struct {
-	tls      bool
-	buffered bool                    // accept through internal/server.BufferedListener
-	wrap     func(net.Conn) net.Conn // applied to each accepted connection
+	tls  bool
+	wrap func(net.Conn) net.Conn // applied to each accepted connection
 }
 
 type wrapListener struct {
@@ -90,9 +88,6 @@ func startServer(t testing.TB, h http.Handler, conf h2.Config, o serverOpts) *te
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
-	}
-	if o.buffered {
-		ln = server.BufferedListener(ln)
 	}
 	if o.wrap != nil {
 		ln = wrapListener{ln, o.wrap}
@@ -1220,10 +1215,10 @@ func TestIdleTimeout(t *testing.T) {
 // writes block on the socket, and WriteTimeout ends the connection and
 // the handler's writes.
 func TestWriteTimeout(t *testing.T) {
-	for _, o := range []serverOpts{{}, {buffered: true}} {
-		t.Run(fmt.Sprintf("buffered=%v", o.buffered), func(t *testing.T) {
+	for _, tls := range []bool{false, true} {
+		t.Run(fmt.Sprintf("tls=%v", tls), func(t *testing.T) {
 			for _, chunk := range []int{4 << 10, 256 << 10} {
-				t.Run(fmt.Sprintf("writes of %d", chunk), func(t *testing.T) { testWriteTimeout(t, o, chunk) })
+				t.Run(fmt.Sprintf("writes of %d", chunk), func(t *testing.T) { testWriteTimeout(t, serverOpts{tls: tls}, chunk) })
 			}
 		})
 	}
@@ -1257,7 +1252,13 @@ func testWriteTimeout(t *testing.T, o serverOpts, chunk int) {
 	})
 	const writeTimeout = 300 * time.Millisecond
 	srv := startServer(t, mux, h2.Config{WriteTimeout: writeTimeout}, o)
-	c := dialRaw(t, srv.addr, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1<<31 - 1})
+	huge := http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1<<31 - 1}
+	var c *rawConn
+	if o.tls {
+		c = &rawConn{testserver.DialH2TLS(t, srv.addr, srv.pool, huge)}
+	} else {
+		c = dialRaw(t, srv.addr, huge)
+	}
 	if err := c.Fr.WriteWindowUpdate(0, 1<<31-1-65535); err != nil {
 		t.Fatal(err)
 	}
@@ -1956,47 +1957,4 @@ func TestStreamDeadlines(t *testing.T) {
 	}
 	c.Conn.Close()
 	waitGoroutines(t, base, "after the connection closed")
-}
-
-// endCounter is a connection that wants to know where responses end.
-type endCounter struct {
-	net.Conn
-	ends *atomic.Int32
-}
-
-func (c endCounter) ResponseEnded() { c.ends.Add(1) }
-
-// A connection that implements ResponseEnded hears of each response's end
-// once, after its last frame was written, and not of flushes before it.
-func TestResponseEnded(t *testing.T) {
-	var ends atomic.Int32
-	mux := http.NewServeMux()
-	mux.HandleFunc("/unary", func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "one") })
-	mux.HandleFunc("/stream", func(w http.ResponseWriter, r *http.Request) {
-		for range 3 {
-			_, _ = io.WriteString(w, "part")
-			w.(http.Flusher).Flush()
-		}
-		if n := ends.Load(); n > 1 {
-			t.Errorf("during the streamed response: %d ends heard, want 1 at most (the unary one)", n)
-		}
-	})
-	srv := startServer(t, mux, h2.Config{}, serverOpts{wrap: func(c net.Conn) net.Conn { return endCounter{c, &ends} }})
-	c := dialRaw(t, srv.addr)
-	c.request(1, "GET", "/unary", true)
-	if status, body, ended := c.response(1); status != "200" || string(body) != "one" || !ended {
-		t.Fatalf("/unary: %q %q %v", status, body, ended)
-	}
-	c.request(3, "GET", "/stream", true)
-	if status, body, ended := c.response(3); status != "200" || string(body) != "partpartpart" || !ended {
-		t.Fatalf("/stream: %q %q %v", status, body, ended)
-	}
-	// The end is reported right after the write the client just read.
-	for deadline := time.Now().Add(5 * time.Second); ends.Load() < 2 && time.Now().Before(deadline); {
-		time.Sleep(time.Millisecond)
-	}
-	time.Sleep(20 * time.Millisecond) // and not again
-	if n := ends.Load(); n != 2 {
-		t.Errorf("%d response ends heard, want 2", n)
-	}
 }

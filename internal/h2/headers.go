@@ -2,6 +2,7 @@ package h2
 
 import (
 	"errors"
+	"math"
 	"strings"
 
 	"golang.org/x/net/http/httpguts"
@@ -21,6 +22,7 @@ type headerBlock struct {
 	prioDep   uint32
 	open      bool   // CONTINUATION frames to come
 	remain    uint32 // what is left of MaxHeaderListSize
+	wire      uint32 // what is left of the block's wire budget (headerFragment)
 	truncated bool   // over MaxHeaderListSize: fields are incomplete
 	invalid   error  // malformed (RFC 9113 section 8.2): a stream error
 	fields    []hpack.HeaderField
@@ -43,6 +45,7 @@ func (b *headerBlock) start(f *http2.HeadersFrame, budget uint32) {
 		prioDep:   f.Priority.StreamDep,
 		open:      true,
 		remain:    budget,
+		wire:      uint32(min(2*uint64(budget), math.MaxUint32)),
 		fields:    b.fields[:0],
 	}
 }
@@ -61,16 +64,17 @@ func (b *headerBlock) regular() []hpack.HeaderField { return b.fields[b.nPseudo:
 
 // emit takes one decoded field. After the block is found malformed or too
 // large, fields are still decoded (HPACK state is per connection) but
-// dropped.
+// dropped; they still count against MaxHeaderListSize, so a block made
+// malformed early cannot go on being decoded for free (CVE-2023-45288).
 func (b *headerBlock) emit(hf hpack.HeaderField) {
-	if b.invalid != nil || b.truncated {
-		return
-	}
 	if size := hf.Size(); size > b.remain {
 		b.truncated, b.remain = true, 0
 		return
 	} else {
 		b.remain -= size
+	}
+	if b.invalid != nil || b.truncated {
+		return
 	}
 	if !httpguts.ValidHeaderFieldValue(hf.Value) {
 		b.invalid = errFieldValue
@@ -114,17 +118,35 @@ func validFieldName(name string) bool {
 	return true
 }
 
+// headerFrameOverhead is what one HEADERS or CONTINUATION frame costs a
+// header block's wire budget beyond its fragment: its frame header.
+const headerFrameOverhead = 9
+
 // headerFragment decodes one fragment of the open header block, and
 // processes the block once its last fragment is in.
+//
+// A header block is bounded twice, so that no sender can make the server
+// decode, or read, without end (the CONTINUATION floods of CVE-2023-45288
+// and CVE-2024-27316):
+//   - decoded: every field counts against MaxHeaderListSize, valid or not
+//     (emit); a fragment more than four times the budget left (HPACK's
+//     Huffman code inflates at most ~3.75x), or any after the budget is
+//     gone, ends the connection before it is decoded;
+//   - on the wire: the block's fragments and their frame headers may total
+//     2 x MaxHeaderListSize, whatever they decode to (empty CONTINUATION
+//     frames, table size updates, indexed fields). A block within the
+//     limit takes at most about MaxHeaderListSize on the wire: a field's
+//     encoding is never larger than its RFC 7541 size.
+//
+// So a connection whose header block is malformed or too large is closed
+// (GOAWAY PROTOCOL_ERROR) within 2 x MaxHeaderListSize bytes of it.
 func (c *conn) headerFragment(frag []byte, last bool) error {
 	b := &c.hb
-	// A sender far over the header list limit is not decoded at all: one
-	// fragment more than four times the budget left (HPACK's Huffman code
-	// inflates at most ~3.75x), or any after the budget is gone, ends the
-	// connection (the CONTINUATION flood of CVE-2024-27316).
-	if uint64(len(frag)) > 4*uint64(b.remain) {
+	cost := uint64(len(frag)) + headerFrameOverhead
+	if uint64(len(frag)) > 4*uint64(b.remain) || cost > uint64(b.wire) {
 		return http2.ConnectionError(http2.ErrCodeProtocol)
 	}
+	b.wire -= uint32(cost)
 	if _, err := c.hdec.Write(frag); err != nil {
 		return http2.ConnectionError(http2.ErrCodeCompression)
 	}

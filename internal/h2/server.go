@@ -24,6 +24,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/net/netutil"
+
 	"github.com/switchyard/switchyard/internal/outcome"
 )
 
@@ -44,9 +46,13 @@ type Config struct {
 	// the server holds unread per stream and per connection.
 	MaxReceiveBufferPerStream     int32
 	MaxReceiveBufferPerConnection int32
-	// ReadHeaderTimeout bounds reading the client preface and first
-	// SETTINGS of a TLS connection.
+	// ReadHeaderTimeout bounds reading the client preface of a TLS
+	// connection.
 	ReadHeaderTimeout time.Duration
+	// SettingsTimeout bounds the wait for the client's first SETTINGS
+	// frame once the connection is HTTP/2 (the preface read), on h2c and
+	// TLS alike; the connection is closed when it passes.
+	SettingsTimeout time.Duration
 	// IdleTimeout closes a connection (with GOAWAY) that has had no open
 	// stream for this long.
 	IdleTimeout time.Duration
@@ -66,6 +72,28 @@ type Config struct {
 	// Observer receives every stream's outcome record and the
 	// connection's events (nil: none).
 	Observer outcome.Observer
+
+	// MaxConnectionAge, when set, ends each connection gracefully once it
+	// is this old, give or take 10% (chosen per connection, so that
+	// connections made together do not end together): GOAWAY, as in a
+	// graceful shutdown, so new calls go to a new connection — over which a
+	// load balancer may send them to another server — while calls in
+	// flight go on. MaxConnectionAgeGrace, when set, is how long they get:
+	// then the connection is closed and whatever still runs on it is
+	// cancelled. Both as grpc-go's keepalive.ServerParameters; zero is
+	// off (and, for the grace, unbounded).
+	MaxConnectionAge      time.Duration
+	MaxConnectionAgeGrace time.Duration
+
+	// MaxConnections bounds the connections served at once (Listener);
+	// further ones wait in the kernel's accept queue. Zero: no bound.
+	MaxConnections int
+
+	// StdHTTP2 makes Configure set up net/http's own HTTP/2 server, with
+	// the same limits, instead of internal/h2; Listener then buffers every
+	// connection (BufferedListener). For comparison: it is the baseline
+	// internal/h2 is held against.
+	StdHTTP2 bool
 }
 
 func (c *Config) applyDefaults() {
@@ -86,6 +114,9 @@ func (c *Config) applyDefaults() {
 	}
 	if c.ReadHeaderTimeout <= 0 {
 		c.ReadHeaderTimeout = 5 * time.Second
+	}
+	if c.SettingsTimeout <= 0 {
+		c.SettingsTimeout = 2 * time.Second
 	}
 	if c.IdleTimeout <= 0 {
 		c.IdleTimeout = 2 * time.Minute
@@ -110,6 +141,22 @@ type Server struct {
 	shuttingDown bool
 
 	workers workerPool
+	ages    *ageTracker // MaxConnectionAge of the connections net/http serves
+}
+
+// Listener wraps ln, the TCP listener of the http.Server that Configure
+// set up (beneath any TLS listener): at most MaxConnections connections
+// are served at once, and with StdHTTP2 every connection is buffered
+// (BufferedListener). internal/h2's connections need no wrapper: they
+// buffer their own reads and writes.
+func (s *Server) Listener(ln net.Listener) net.Listener {
+	if s.conf.MaxConnections > 0 {
+		ln = netutil.LimitListener(ln, s.conf.MaxConnections)
+	}
+	if s.conf.StdHTTP2 {
+		ln = BufferedListener(ln)
+	}
+	return ln
 }
 
 // workerIdle is how long a handler goroutine waits for another stream
@@ -250,10 +297,30 @@ func (p *workerPool) reap() {
 
 // Configure makes hs serve its HTTP/2 connections, over TLS and cleartext,
 // with a new Server. hs.Shutdown sends GOAWAY on every connection and waits
-// for their streams to finish; hs.Close closes them.
+// for their streams to finish; hs.Close closes them. Serve hs on
+// s.Listener(ln). With conf.StdHTTP2, hs's own HTTP/2 server serves them
+// instead, with conf's limits.
 func Configure(hs *http.Server, conf Config) *Server {
 	conf.applyDefaults()
 	s := &Server{conf: conf, conns: map[*conn]struct{}{}}
+	// The limits of net/http's own HTTP/2 server: it is what StdHTTP2
+	// serves with, and with internal/h2 it is never used.
+	hs.HTTP2 = &http.HTTP2Config{
+		MaxConcurrentStreams:          int(conf.MaxConcurrentStreams),
+		MaxReadFrameSize:              int(conf.MaxReadFrameSize),
+		MaxReceiveBufferPerConnection: int(conf.MaxReceiveBufferPerConnection),
+		MaxReceiveBufferPerStream:     int(conf.MaxReceiveBufferPerStream),
+		SendPingTimeout:               conf.SendPingTimeout,
+		PingTimeout:                   conf.PingTimeout,
+		WriteByteTimeout:              conf.WriteTimeout,
+	}
+	if conf.MaxConnectionAge > 0 {
+		s.ages = newAgeTracker(conf.MaxConnectionAge, conf.MaxConnectionAgeGrace)
+		s.ages.install(hs)
+	}
+	if conf.StdHTTP2 {
+		return s
+	}
 	if hs.TLSNextProto == nil {
 		hs.TLSNextProto = map[string]func(*http.Server, *tls.Conn, http.Handler){}
 	}
@@ -308,6 +375,9 @@ func (s *Server) serveConn(hs *http.Server, nc net.Conn, h http.Handler, readPre
 	ctx := context.Background()
 	if bc, ok := h.(interface{ BaseContext() context.Context }); ok {
 		ctx = bc.BaseContext()
+	}
+	if s.ages != nil {
+		s.ages.forget(nc) // the connection ages as HTTP/2 (conn.serve)
 	}
 	c := newConn(s, hs, nc, h, ctx)
 	defer s.untrack(c)

@@ -232,6 +232,7 @@ func (w *responseWriter) send(end bool) error {
 	trailers := end && w.hasTrailers()
 	for {
 		c.wmu.Lock()
+		c.waitRoomLocked()
 		c.mu.Lock()
 		if st.reset || c.wbroken || c.closed {
 			err := st.resetErr
@@ -267,7 +268,7 @@ func (w *responseWriter) send(end bool) error {
 		for len(chunk) > 0 {
 			k := min(len(chunk), frameSize)
 			endStream := last && k == len(chunk) && !trailers
-			_ = c.fr.WriteData(st.id, endStream, chunk[:k])
+			c.writeDataLocked(st.id, endStream, chunk[:k], frameSize)
 			chunk = chunk[k:]
 			w.ended = w.ended || endStream
 		}
@@ -276,19 +277,16 @@ func (w *responseWriter) send(end bool) error {
 				w.encodeTrailersLocked()
 				c.writeHeaderBlockLocked(st.id, true)
 			} else {
-				_ = c.fr.WriteData(st.id, true, nil)
+				c.writeDataLocked(st.id, true, nil, frameSize)
 			}
 			w.ended = true
 		}
 		c.flushLocked()
 		w.sent = w.ended && !c.wbroken
-		c.wmu.Unlock()
-		// Outside wmu: the frames are the connection's to order already,
-		// and a socket write it makes here must not hold up other
-		// streams' frames.
-		if w.ended && c.ender != nil {
-			c.ender.ResponseEnded()
+		if w.ended {
+			c.responseEndedLocked()
 		}
+		c.wmu.Unlock()
 		if len(data) == 0 {
 			break
 		}
@@ -379,5 +377,30 @@ func (c *conn) encodeFieldsLocked(name string, values []string) {
 		if httpguts.ValidHeaderFieldValue(v) {
 			_ = c.henc.WriteField(hpack.HeaderField{Name: name, Value: v})
 		}
+	}
+}
+
+// writeDataLocked writes a DATA frame of stream id. When the last pending
+// frame is a DATA frame of the same stream with room left, it grows that
+// frame instead: the flushes of a stream that sends message after message
+// (connect flushes each one) while the socket is busy go out as one frame,
+// as they would through a buffer flushed only when the handler waits, but
+// without holding anything back. An empty frame that ends the stream sets
+// END_STREAM on the frame it follows. Called with c.wmu.
+func (c *conn) writeDataLocked(id uint32, endStream bool, p []byte, frameSize int) {
+	const header = 9 // RFC 9113 section 4.1
+	if at := c.dataAt; at >= 0 && c.dataID == id && len(c.out)-at-header+len(p) <= frameSize {
+		c.out = append(c.out, p...)
+		n := len(c.out) - at - header
+		c.out[at], c.out[at+1], c.out[at+2] = byte(n>>16), byte(n>>8), byte(n)
+		if endStream {
+			c.out[at+4] |= byte(http2.FlagDataEndStream)
+			c.dataAt = -1
+		}
+		return
+	}
+	_ = c.fr.WriteData(id, endStream, p)
+	if !endStream {
+		c.dataAt, c.dataID = len(c.out)-len(p)-header, id
 	}
 }

@@ -7,14 +7,13 @@ import (
 	"net/http"
 	"time"
 
-	"golang.org/x/net/netutil"
-
 	"github.com/switchyard/switchyard/internal/h2"
 	"github.com/switchyard/switchyard/internal/outcome"
 )
 
-// HTTPConfig is the transport side of the server: what the switchyard
-// binary and the test server both use, so tests exercise the same settings.
+// HTTPConfig is the transport side of the server, as the switchyard
+// binary's flags set it: what the binary and the test server both use, so
+// tests exercise the same settings. internal/h2 applies it (h2.Config).
 type HTTPConfig struct {
 	// ReadHeaderTimeout bounds reading a request's headers (slowloris).
 	ReadHeaderTimeout time.Duration
@@ -52,6 +51,12 @@ type HTTPConfig struct {
 	// Observer receives internal/h2's call records and events (NewStack
 	// sets the server's Telemetry).
 	Observer outcome.Observer
+	// MaxConnectionAge ends connections this old (±10%) gracefully, so
+	// clients reconnect and load balancers can rebalance them;
+	// MaxConnectionAgeGrace bounds how long calls in flight then get.
+	// Zero is off. See h2.Config.
+	MaxConnectionAge      time.Duration
+	MaxConnectionAgeGrace time.Duration
 }
 
 // Defaults of HTTPConfig.
@@ -99,14 +104,18 @@ func (cfg *HTTPConfig) applyDefaults() {
 }
 
 // NewHTTPServer returns an http.Server for h that speaks HTTP/1.1 and
-// prior-knowledge HTTP/2 over cleartext (h2c), as gRPC clients expect.
+// prior-knowledge HTTP/2 over cleartext (h2c), as gRPC clients expect, and
+// HTTP/2 by ALPN over TLS, with cfg's limits; its HTTP/2 connections are
+// served by internal/h2 (net/http's own server with cfg.StdHTTP2).
 func NewHTTPServer(h http.Handler, cfg HTTPConfig, logger *slog.Logger) *http.Server {
-	if cfg.ReadHeaderTimeout <= 0 {
-		cfg.ReadHeaderTimeout = DefaultReadHeaderTimeout
-	}
-	if cfg.IdleTimeout <= 0 {
-		cfg.IdleTimeout = DefaultIdleTimeout
-	}
+	hs, _ := newHTTPServer(h, cfg, logger)
+	return hs
+}
+
+// newHTTPServer is NewHTTPServer, and the transport that serves hs's
+// connections.
+func newHTTPServer(h http.Handler, cfg HTTPConfig, logger *slog.Logger) (*http.Server, *h2.Server) {
+	cfg.applyDefaults()
 	if logger == nil {
 		logger = slog.Default()
 	}
@@ -114,56 +123,34 @@ func NewHTTPServer(h http.Handler, cfg HTTPConfig, logger *slog.Logger) *http.Se
 		Handler:           h,
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		IdleTimeout:       cfg.IdleTimeout,
+		MaxHeaderBytes:    cfg.MaxHeaderBytes,
 		Protocols:         new(http.Protocols),
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		// A cleartext Serve ignores both.
+		TLSConfig: &tls.Config{MinVersion: tls.VersionTLS12},
 	}
 	hs.Protocols.SetHTTP1(true)
 	hs.Protocols.SetUnencryptedHTTP2(true)
-	applyLimits(hs, cfg)
-	return hs
-}
-
-// applyLimits sets the header and HTTP/2 limits of cfg (defaults for zero
-// fields) on hs, and prepares hs for TLS: HTTP/2 negotiated by ALPN ("h2",
-// then "http/1.1") and TLS 1.2 at least. A cleartext Serve ignores both.
-func applyLimits(hs *http.Server, cfg HTTPConfig) {
-	cfg.applyDefaults()
-	hs.MaxHeaderBytes = cfg.MaxHeaderBytes
-	hs.HTTP2 = &http.HTTP2Config{
-		MaxConcurrentStreams:          cfg.HTTP2MaxConcurrentStreams,
-		MaxReadFrameSize:              cfg.HTTP2MaxReadFrameSize,
-		MaxReceiveBufferPerConnection: cfg.HTTP2MaxReceiveBufferPerConnection,
-		MaxReceiveBufferPerStream:     cfg.HTTP2MaxReceiveBufferPerStream,
+	hs.Protocols.SetHTTP2(true)
+	transport := h2.Configure(hs, h2.Config{
+		MaxConcurrentStreams:          uint32(cfg.HTTP2MaxConcurrentStreams),
+		MaxReadFrameSize:              uint32(cfg.HTTP2MaxReadFrameSize),
+		MaxHeaderListSize:             uint32(cfg.MaxHeaderBytes),
+		MaxReceiveBufferPerStream:     int32(min(cfg.HTTP2MaxReceiveBufferPerStream, 1<<31-1)),
+		MaxReceiveBufferPerConnection: int32(min(cfg.HTTP2MaxReceiveBufferPerConnection, 1<<31-1)),
+		ReadHeaderTimeout:             cfg.ReadHeaderTimeout,
+		IdleTimeout:                   cfg.IdleTimeout,
 		SendPingTimeout:               cfg.HTTP2SendPingTimeout,
 		PingTimeout:                   cfg.HTTP2PingTimeout,
-		WriteByteTimeout:              cfg.WriteByteTimeout,
-	}
-	hs.Protocols.SetHTTP2(true)
-	hs.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
-	if !cfg.StdHTTP2 {
-		h2.Configure(hs, h2.Config{
-			MaxConcurrentStreams:          uint32(cfg.HTTP2MaxConcurrentStreams),
-			MaxReadFrameSize:              uint32(cfg.HTTP2MaxReadFrameSize),
-			MaxHeaderListSize:             uint32(cfg.MaxHeaderBytes),
-			MaxReceiveBufferPerStream:     int32(min(cfg.HTTP2MaxReceiveBufferPerStream, 1<<31-1)),
-			MaxReceiveBufferPerConnection: int32(min(cfg.HTTP2MaxReceiveBufferPerConnection, 1<<31-1)),
-			ReadHeaderTimeout:             cfg.ReadHeaderTimeout,
-			IdleTimeout:                   cfg.IdleTimeout,
-			SendPingTimeout:               cfg.HTTP2SendPingTimeout,
-			PingTimeout:                   cfg.HTTP2PingTimeout,
-			WriteTimeout:                  cfg.WriteByteTimeout,
-			SendWindowTimeout:             cfg.SendWindowTimeout,
-			Observer:                      cfg.Observer,
-		})
-	}
-}
-
-// LimitListener serves at most cfg.MaxConnections connections of ln at
-// once. With the per-connection HTTP/2 limits this bounds what all clients
-// together can pin: connections x streams handler goroutines at most.
-func LimitListener(ln net.Listener, cfg HTTPConfig) net.Listener {
-	cfg.applyDefaults()
-	return netutil.LimitListener(ln, cfg.MaxConnections)
+		WriteTimeout:                  cfg.WriteByteTimeout,
+		MaxConnectionAge:              cfg.MaxConnectionAge,
+		MaxConnectionAgeGrace:         cfg.MaxConnectionAgeGrace,
+		MaxConnections:                cfg.MaxConnections,
+		StdHTTP2:                      cfg.StdHTTP2,
+		SendWindowTimeout:             cfg.SendWindowTimeout,
+		Observer:                      cfg.Observer,
+	})
+	return hs, transport
 }
 
 // Stack is the whole server as the switchyard binary runs it: the
@@ -175,26 +162,32 @@ type Stack struct {
 	*Server
 	// HTTP serves the connections; its TLSConfig takes a certificate (or
 	// GetCertificate) to serve TLS. Shutdown and Close end Serve.
-	HTTP *http.Server
-	conf HTTPConfig
+	HTTP      *http.Server
+	transport *h2.Server
 }
 
 // NewStack assembles cfg's services behind the transport of hcfg.
 func NewStack(cfg Config, hcfg HTTPConfig) *Stack {
 	srv := New(cfg)
 	hcfg.Observer = srv.Telemetry
-	hs := NewHTTPServer(srv.Handler, hcfg, cfg.Logger)
-	hs.ConnState = srv.Telemetry.ConnState
-	return &Stack{Server: srv, HTTP: hs, conf: hcfg}
+	hs, transport := newHTTPServer(srv.Handler, hcfg, cfg.Logger)
+	// The telemetry's connection events, and the transport's own hook
+	// (connection age) when it set one.
+	ageState := hs.ConnState
+	hs.ConnState = func(nc net.Conn, state http.ConnState) {
+		srv.Telemetry.ConnState(nc, state)
+		if ageState != nil {
+			ageState(nc, state)
+		}
+	}
+	return &Stack{Server: srv, HTTP: hs, transport: transport}
 }
 
-// Serve serves ln until HTTP.Shutdown or HTTP.Close: at most
-// MaxConnections connections at once, each buffered, and over TLS when
-// HTTP.TLSConfig holds a certificate.
+// Serve serves ln until HTTP.Shutdown or HTTP.Close, through the
+// transport's listener (at most MaxConnections connections at once), and
+// over TLS when HTTP.TLSConfig holds a certificate.
 func (s *Stack) Serve(ln net.Listener) error {
-	// Buffered reads and coalesced writes under TLS too: TLS wraps the
-	// buffered connection, so net/http still sees a *tls.Conn.
-	ln = BufferedListener(LimitListener(ln, s.conf))
+	ln = s.transport.Listener(ln)
 	if tc := s.HTTP.TLSConfig; len(tc.Certificates) > 0 || tc.GetCertificate != nil {
 		return s.HTTP.ServeTLS(ln, "", "")
 	}

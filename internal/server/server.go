@@ -181,7 +181,7 @@ func New(cfg Config) *Server {
 
 	s.mountConsole()
 	tel.ServeProcedures(s.Services)
-	s.Handler = forBrowsers(withBufferedBodies(withBatchedFlushes(http.HandlerFunc(s.route), s.Services)), cfg.CORSOrigins)
+	s.Handler = forBrowsers(http.HandlerFunc(s.route), cfg.CORSOrigins)
 	s.Handler = withClientAddr(s.Handler, cfg.TrustedProxies)
 	// Outermost: HTTP/1.1 (and net/http's HTTP/2) calls are recorded as
 	// the client sent them (its peer the connection's until a handler sees

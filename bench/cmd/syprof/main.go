@@ -14,6 +14,7 @@ import (
 	"runtime/pprof"
 	"time"
 
+	"github.com/switchyard/switchyard/internal/coalesce"
 	"github.com/switchyard/switchyard/internal/server"
 )
 
@@ -24,17 +25,16 @@ func main() {
 	seconds := flag.Duration("seconds", 4*time.Second, "profile length")
 	memOut := flag.String("memprofile", "", "also write an allocation profile of the same span (sampled every 512 bytes) here")
 	flag.Parse()
-	logOut := server.NewCoalescingWriter(os.Stderr, 1<<20)
+	logOut := coalesce.NewWriter(os.Stderr, 1<<20)
 	logger := slog.New(slog.NewTextHandler(logOut, nil))
-	srv := server.New(server.Config{Logger: logger})
-	hs := server.NewHTTPServer(srv.Handler, server.HTTPConfig{}, logger)
+	stack := server.NewStack(server.Config{Logger: logger}, server.HTTPConfig{})
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	fmt.Println(ln.Addr())
-	go func() { _ = hs.Serve(server.BufferedListener(ln)) }()
+	go func() { _ = stack.Serve(ln) }()
 	time.Sleep(*after)
 	f, err := os.Create(*out)
 	if err != nil {

@@ -1,17 +1,15 @@
-package server_test
+package coalesce_test
 
 import (
 	"bytes"
 	"errors"
 	"fmt"
-	"runtime"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/switchyard/switchyard/internal/server"
+	"github.com/switchyard/switchyard/internal/coalesce"
 )
 
 // slowWriter records each write and takes a while over it, as a socket
@@ -39,10 +37,10 @@ func (w *slowWriter) Write(p []byte) (int, error) {
 	return w.buf.Write(p)
 }
 
-func TestCoalescingWriterKeepsEveryWriteInOrder(t *testing.T) {
+func TestWriterKeepsEveryWriteInOrder(t *testing.T) {
 	t.Parallel()
 	sw := &slowWriter{delay: time.Millisecond}
-	cw := server.NewCoalescingWriter(sw, 1<<20)
+	cw := coalesce.NewWriter(sw, 1<<20)
 	const writers, lines = 8, 200
 	var wg sync.WaitGroup
 	for g := range writers {
@@ -80,11 +78,11 @@ func TestCoalescingWriterKeepsEveryWriteInOrder(t *testing.T) {
 	cw.Close(time.Second)
 }
 
-func TestCoalescingWriterReportsTheWriterError(t *testing.T) {
+func TestWriterReportsTheWriterError(t *testing.T) {
 	t.Parallel()
 	boom := errors.New("disk full")
 	sw := &slowWriter{err: boom}
-	cw := server.NewCoalescingWriter(sw, 1<<10)
+	cw := coalesce.NewWriter(sw, 1<<10)
 	if _, err := cw.Write([]byte("first")); err != nil {
 		t.Fatalf("first write: %v (the error can only be known later)", err)
 	}
@@ -96,10 +94,10 @@ func TestCoalescingWriterReportsTheWriterError(t *testing.T) {
 	}
 }
 
-func TestCoalescingWriterPushesBackAndDrainsOnClose(t *testing.T) {
+func TestWriterPushesBackAndDrainsOnClose(t *testing.T) {
 	t.Parallel()
 	sw := &slowWriter{gate: make(chan struct{})}
-	cw := server.NewCoalescingWriter(sw, 8)
+	cw := coalesce.NewWriter(sw, 8)
 	if _, err := cw.Write([]byte("12345678")); err != nil { // taken by the writer goroutine, which waits at the gate
 		t.Fatal(err)
 	}
@@ -125,59 +123,8 @@ func TestCoalescingWriterPushesBackAndDrainsOnClose(t *testing.T) {
 	if got := sw.buf.String(); got != "12345678abcdefghXYZ" {
 		t.Fatalf("writer got %q", got)
 	}
-	if _, err := cw.Write([]byte("late")); !errors.Is(err, server.ErrWriterClosed) {
-		t.Fatalf("write after close: %v, want %v", err, server.ErrWriterClosed)
-	}
-}
-
-// stackWriter records each write and whether ResponseEnded made it.
-type stackWriter struct {
-	mu       sync.Mutex
-	writes   []string
-	byCaller []bool
-}
-
-func (w *stackWriter) Write(p []byte) (int, error) {
-	buf := make([]byte, 4096)
-	stack := string(buf[:runtime.Stack(buf, false)])
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.writes = append(w.writes, string(p))
-	w.byCaller = append(w.byCaller, strings.Contains(stack, "ResponseEnded"))
-	return len(p), nil
-}
-
-// With WriteThrough(n), the caller that ends the n-th response writes the
-// batch itself instead of leaving it to the writer goroutine; without, it
-// never does. One P keeps the writer goroutine from running in between.
-func TestCoalescingWriterWritesThroughAfterResponses(t *testing.T) {
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
-	for _, through := range []int{2, 0} {
-		w := &stackWriter{}
-		cw := server.NewCoalescingWriter(w, 1<<20)
-		cw.WriteThrough(through)
-		_, _ = cw.Write([]byte("c"))
-		cw.ResponseEnded()
-		_, _ = cw.Write([]byte("d"))
-		cw.ResponseEnded()
-		w.mu.Lock()
-		got, byCaller := slices.Clone(w.writes), slices.Clone(w.byCaller)
-		w.mu.Unlock()
-		if through > 0 && (!slices.Equal(got, []string{"cd"}) || !byCaller[0]) {
-			t.Errorf("WriteThrough(%d): after the second response the writes were %q (by ResponseEnded: %v), want \"cd\" written by the caller", through, got, byCaller)
-		}
-		if through == 0 && len(got) != 0 {
-			t.Errorf("WriteThrough(0): ResponseEnded wrote %q", got)
-		}
-		if err := cw.Flush(); err != nil {
-			t.Fatal(err)
-		}
-		w.mu.Lock()
-		if all := strings.Join(w.writes, ""); all != "cd" {
-			t.Errorf("WriteThrough(%d): written %q, want \"cd\" once", through, all)
-		}
-		w.mu.Unlock()
-		cw.Close(time.Second)
+	if _, err := cw.Write([]byte("late")); !errors.Is(err, coalesce.ErrClosed) {
+		t.Fatalf("write after close: %v, want %v", err, coalesce.ErrClosed)
 	}
 }
 
@@ -197,43 +144,12 @@ func (w *gatedWriter) Write(p []byte) (int, error) {
 	return w.buf.Write(p)
 }
 
-// While the writer goroutine is inside a write, ResponseEnded leaves the
-// next batch to it: one write at a time, in order.
-func TestCoalescingWriterWriteThroughWaitsForAWriteInProgress(t *testing.T) {
-	w := &gatedWriter{entered: make(chan struct{}, 8), gate: make(chan struct{})}
-	cw := server.NewCoalescingWriter(w, 1<<20)
-	cw.WriteThrough(1)
-	_, _ = cw.Write([]byte("a"))
-	<-w.entered // the writer goroutine is inside the write of "a"
-	_, _ = cw.Write([]byte("b"))
-	returned := make(chan struct{})
-	go func() {
-		cw.ResponseEnded() // must leave "b" to the writer goroutine
-		close(returned)
-	}()
-	select {
-	case <-returned:
-	case <-time.After(5 * time.Second):
-		t.Fatal("ResponseEnded waited for a write in progress instead of leaving the batch")
-	}
-	close(w.gate)
-	if err := cw.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.buf.String() != "ab" {
-		t.Errorf("written %q, want \"ab\"", w.buf.String())
-	}
-	cw.Close(time.Second)
-}
-
 // AfterPending runs in order with the writes: after every byte written
 // before it has reached the writer, before any byte written after it.
-func TestCoalescingWriterRunsActionsBetweenWrites(t *testing.T) {
+func TestWriterRunsActionsBetweenWrites(t *testing.T) {
 	t.Parallel()
 	w := &gatedWriter{entered: make(chan struct{}, 8), gate: make(chan struct{})}
-	cw := server.NewCoalescingWriter(w, 1<<20)
+	cw := coalesce.NewWriter(w, 1<<20)
 	defer cw.Close(time.Second)
 	seen := make(chan string, 4)
 	snapshot := func(label string) func() {

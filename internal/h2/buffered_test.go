@@ -1,4 +1,4 @@
-package server_test
+package h2_test
 
 import (
 	"bytes"
@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchyard/switchyard/internal/server"
+	"github.com/switchyard/switchyard/internal/h2"
 )
 
 // A write deadline set while written bytes are still pending in the
@@ -19,7 +19,7 @@ func TestBufferedConnDeadlineKeepsPendingBytes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bln := server.BufferedListener(ln)
+	bln := h2.BufferedListener(ln)
 	defer bln.Close()
 	client, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {

@@ -1,37 +1,24 @@
-package server
+package h2
 
 import (
 	"bufio"
 	"net"
 	"time"
-)
 
-// Sizes of a buffered connection.
-const (
-	// connReadBuffer lets one read system call bring in many small HTTP/2
-	// frames; unbuffered, the frame reader makes two reads per frame.
-	connReadBuffer = 16 << 10
-	// connMaxPending bounds the bytes a connection holds for the socket;
-	// writers wait beyond it, so a slow peer pushes back as it would
-	// without the buffer.
-	connMaxPending = 256 << 10
-	// connWriteThrough: the handler that ends this many responses since
-	// the last socket write writes the batch itself (CoalescingWriter.
-	// ResponseEnded).
-	connWriteThrough = 16
-	// connCloseDrain is how long Close waits for pending bytes to reach
-	// the socket before closing it anyway.
-	connCloseDrain = time.Second
+	"github.com/switchyard/switchyard/internal/coalesce"
 )
 
 // BufferedListener wraps ln so that every accepted connection reads through
 // a buffer and coalesces its writes: a write is handed to the connection's
 // writer goroutine and returns at once, and whatever is written while that
-// goroutine is inside a system call goes out in its next one. The HTTP/2
-// server flushes after nearly every frame; under load these flushes become
-// one system call per batch instead of one per frame, with no timer and no
-// added latency when the connection is idle. Wrap the TCP listener, beneath
-// any TLS listener.
+// goroutine is inside a system call goes out in its next one. It is the
+// transport's adapter for net/http's own HTTP/2 server (Config.StdHTTP2),
+// which reads every frame in two system calls and flushes after nearly
+// every frame; under load these flushes become one system call per batch
+// instead of one per frame, with no timer and no added latency when the
+// connection is idle. Wrap the TCP listener, beneath any TLS listener.
+// internal/h2's own connections buffer and coalesce by themselves (wire.go)
+// and need no wrapper.
 func BufferedListener(ln net.Listener) net.Listener {
 	return bufferedListener{ln}
 }
@@ -43,15 +30,14 @@ func (l bufferedListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	w := NewCoalescingWriter(c, connMaxPending)
-	w.WriteThrough(connWriteThrough)
+	w := coalesce.NewWriter(c, connMaxPending)
 	return &bufferedConn{Conn: c, r: bufio.NewReaderSize(c, connReadBuffer), w: w}, nil
 }
 
 type bufferedConn struct {
 	net.Conn
 	r *bufio.Reader
-	w *CoalescingWriter
+	w *coalesce.Writer
 }
 
 func (c *bufferedConn) Read(p []byte) (int, error)  { return c.r.Read(p) }
@@ -76,9 +62,6 @@ func (c *bufferedConn) SetDeadline(t time.Time) error {
 	}
 	return c.SetWriteDeadline(t)
 }
-
-// ResponseEnded is how internal/h2 marks the end of a response.
-func (c *bufferedConn) ResponseEnded() { c.w.ResponseEnded() }
 
 // Close sends what is pending (waiting at most connCloseDrain) and closes
 // the connection.

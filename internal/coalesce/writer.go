@@ -1,4 +1,9 @@
-package server
+// Package coalesce batches many small writes into few: a Writer hands
+// them to one goroutine, which writes whatever has accumulated while it
+// was inside its previous write. The switchyard binary writes its log lines
+// through one, and the transport's adapter for net/http's HTTP/2 server
+// (internal/h2's BufferedListener) its connections' writes.
+package coalesce
 
 import (
 	"errors"
@@ -12,16 +17,16 @@ import (
 // once before writing.
 const coalesceBatch = 32 << 10
 
-// ErrWriterClosed is returned by writes to a closed CoalescingWriter.
-var ErrWriterClosed = errors.New("write after close")
+// ErrClosed is returned by writes to a closed Writer.
+var ErrClosed = errors.New("write after close")
 
-// CoalescingWriter hands writes to one writer goroutine: Write copies and
+// Writer hands writes to one writer goroutine: Write copies and
 // returns at once, and whatever is written while the goroutine is inside a
 // write of the underlying writer goes out in its next one. Many small
 // writes (HTTP/2 frames, log lines) then cost one system call per batch
 // rather than one each, with no timer: an idle writer writes at once.
 // Nothing is dropped; past maxPending bytes, Write waits.
-type CoalescingWriter struct {
+type Writer struct {
 	w          io.Writer
 	maxPending int
 
@@ -33,10 +38,6 @@ type CoalescingWriter struct {
 	err     error     // the first error of w; later writes return it
 	closed  bool
 	done    chan struct{} // closed when the goroutine ends
-
-	// Responses whose ends were written since the last batch went out
-	// (ResponseEnded), and how many make a Write go out at once.
-	ended, writeThrough int
 
 	// actions run between two writes (AfterPending): each once the first
 	// at bytes of pending have been handed to w, before the rest.
@@ -50,16 +51,16 @@ type pendingAction struct {
 	fn func()
 }
 
-// NewCoalescingWriter starts the writer goroutine for w; Close ends it.
-func NewCoalescingWriter(w io.Writer, maxPending int) *CoalescingWriter {
-	c := &CoalescingWriter{w: w, maxPending: maxPending, done: make(chan struct{})}
+// NewWriter starts the writer goroutine for w; Close ends it.
+func NewWriter(w io.Writer, maxPending int) *Writer {
+	c := &Writer{w: w, maxPending: maxPending, done: make(chan struct{})}
 	c.cond.L = &c.mu
 	go c.loop()
 	return c
 }
 
 // Write queues a copy of p; it returns the error of an earlier write.
-func (c *CoalescingWriter) Write(p []byte) (int, error) {
+func (c *Writer) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for c.err == nil && !c.closed && len(c.pending) > 0 && len(c.pending)+len(p) > c.maxPending {
@@ -69,7 +70,7 @@ func (c *CoalescingWriter) Write(p []byte) (int, error) {
 		return 0, c.err
 	}
 	if c.closed {
-		return 0, ErrWriterClosed
+		return 0, ErrClosed
 	}
 	if len(c.pending) == 0 {
 		c.cond.Broadcast()
@@ -79,7 +80,7 @@ func (c *CoalescingWriter) Write(p []byte) (int, error) {
 }
 
 // Flush waits until everything written so far has been handed to w.
-func (c *CoalescingWriter) Flush() error {
+func (c *Writer) Flush() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for c.err == nil && (len(c.pending) > 0 || len(c.actions) > 0 || c.writing) {
@@ -97,7 +98,7 @@ func (c *CoalescingWriter) Flush() error {
 // A connection routes its write deadlines through it: a deadline set after
 // a write governs only later writes, as on an unbuffered socket, whose
 // kernel buffer already holds the earlier bytes.
-func (c *CoalescingWriter) AfterPending(fn func()) {
+func (c *Writer) AfterPending(fn func()) {
 	c.mu.Lock()
 	if len(c.pending) == 0 && len(c.actions) == 0 && !c.writing {
 		c.mu.Unlock()
@@ -111,7 +112,7 @@ func (c *CoalescingWriter) AfterPending(fn func()) {
 
 // Close refuses further writes and waits at most timeout for the pending
 // ones to reach w. It does not close w.
-func (c *CoalescingWriter) Close(timeout time.Duration) {
+func (c *Writer) Close(timeout time.Duration) {
 	c.mu.Lock()
 	c.closed = true
 	c.cond.Broadcast()
@@ -124,7 +125,7 @@ func (c *CoalescingWriter) Close(timeout time.Duration) {
 	}
 }
 
-func (c *CoalescingWriter) loop() {
+func (c *Writer) loop() {
 	defer close(c.done)
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -140,14 +141,11 @@ func (c *CoalescingWriter) loop() {
 		}
 		if len(c.pending) < coalesceBatch && !c.closed {
 			// A small batch: let the goroutines that are ready to run
-			// (handlers finishing their responses) add to it first. With
-			// nothing else to run, this returns at once.
+			// (handlers finishing their responses, callers logging) add
+			// to it first. With nothing else to run, this returns at once.
 			c.mu.Unlock()
 			runtime.Gosched()
 			c.mu.Lock()
-		}
-		for c.writing { // a ResponseEnded caller took the batch
-			c.cond.Wait()
 		}
 		if len(c.pending) > 0 || len(c.actions) > 0 {
 			c.writeLocked()
@@ -162,7 +160,7 @@ func (c *CoalescingWriter) loop() {
 // write, and runs the actions due after it. Pending bytes that follow an
 // action stay pending for the next write. Called with c.mu held and no
 // write in progress.
-func (c *CoalescingWriter) writeLocked() {
+func (c *Writer) writeLocked() {
 	n := len(c.pending)
 	if len(c.actions) > 0 {
 		n = c.actions[0].at
@@ -179,7 +177,6 @@ func (c *CoalescingWriter) writeLocked() {
 		for i := range c.actions {
 			c.actions[i].at -= n
 		}
-		c.ended = 0
 		c.mu.Unlock()
 		_, err = c.w.Write(c.spare)
 		c.mu.Lock()
@@ -203,27 +200,4 @@ func (c *CoalescingWriter) writeLocked() {
 		c.pending = nil
 		c.actions = nil
 	}
-}
-
-// ResponseEnded tells the writer that what was written so far ends a
-// response (an HTTP/2 stream). With WriteThrough(n), the caller that ends
-// the n-th response since the last batch writes the batch itself, when no
-// write is in progress: the writer goroutine yields before a small batch
-// and, with a core full of handlers, may not run again until they are all
-// done, holding finished responses back for a whole round of them.
-func (c *CoalescingWriter) ResponseEnded() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.ended++
-	if c.writeThrough > 0 && c.ended >= c.writeThrough && !c.writing && len(c.pending) > 0 && c.err == nil {
-		c.writeLocked()
-	}
-}
-
-// WriteThrough sets how many ended responses make ResponseEnded write the
-// pending batch itself (0, the default: never).
-func (c *CoalescingWriter) WriteThrough(responses int) {
-	c.mu.Lock()
-	c.writeThrough = responses
-	c.mu.Unlock()
 }

@@ -1,0 +1,251 @@
+package h2
+
+import (
+	"bufio"
+	"io"
+	"runtime"
+	"time"
+)
+
+// The wire: everything an HTTP/2 connection does with its socket — the
+// read buffer, the frames waiting to be written, the goroutine that writes
+// them, write deadlines and close — lives here, with one lifecycle per
+// connection. The connection owns the socket it is handed (TCP, or TLS
+// over TCP): nothing is wrapped beneath it.
+//
+// Writes: frames are encoded, under wmu, straight into the connection's
+// pending buffer (out), and one writer goroutine hands what has
+// accumulated to the socket in one write while it was inside the previous
+// one. Many small frames (the flushes of many handlers) then cost one
+// system call per batch, with no timer and no added latency when the
+// connection is idle. The handler that ends the writeThrough-th response
+// since the last socket write writes the batch itself.
+
+// Sizes and bounds of a connection's wire.
+const (
+	// connReadBuffer lets one read system call bring in many small
+	// frames; unbuffered, the Framer makes two reads per frame.
+	connReadBuffer = 16 << 10
+	// connMaxPending bounds the frames a connection holds for the socket:
+	// handlers wait beyond it, so a slow peer pushes back.
+	connMaxPending = 256 << 10
+	// coalesceBatch: below it, the writer goroutine yields once before
+	// writing, so the handlers that are ready to run add to the batch.
+	coalesceBatch = 32 << 10
+	// writeThrough: the handler that ends this many responses since the
+	// last socket write writes the batch itself. The writer goroutine
+	// yields before a small batch and, with a core full of handlers, may
+	// not run again until they are all done, holding finished responses
+	// back for a whole round of them.
+	writeThrough = 16
+	// connCloseDrain bounds how long a closing connection waits for its
+	// pending frames to reach the socket.
+	connCloseDrain = time.Second
+	// maxQueuedControlFrames bounds the control frames (PING and SETTINGS
+	// acknowledgements, RST_STREAM, WINDOW_UPDATE, GOAWAY) the peer's
+	// frames make the server queue while no socket write completes: a peer
+	// that floods PING or SETTINGS and does not read the answers would
+	// otherwise hold its connection, and the answers' memory, until the
+	// write timeout. The connection is closed beyond it, as net/http's
+	// server does (its maxQueuedControlFrames, also 10 000).
+	maxQueuedControlFrames = 10000
+)
+
+// closeMode is how a connection's socket is to be closed.
+type closeMode int
+
+const (
+	open closeMode = iota
+	// closeGraceful: pending frames are written, the write side shut
+	// (FIN, or TLS close_notify), and the reader keeps reading and
+	// discarding for up to goAwayLinger, so that frames the peer had in
+	// flight do not make the close a reset that loses the GOAWAY.
+	closeGraceful
+	// closeNow: pending frames get connCloseDrain, then the socket closes.
+	closeNow
+)
+
+// initWire sets up the connection's buffers and starts its writer.
+func (c *conn) initWire() {
+	c.br = bufio.NewReaderSize(c.nc, connReadBuffer)
+	c.room.L = &c.wmu
+	c.dataAt = -1
+	c.wake = make(chan struct{}, 1)
+	c.writerDone = make(chan struct{})
+	go c.writeLoop()
+}
+
+// outWriter is the Framer's destination: frames go to the pending buffer.
+// Called with wmu.
+type outWriter struct{ c *conn }
+
+func (w outWriter) Write(p []byte) (int, error) {
+	c := w.c
+	c.out = append(c.out, p...)
+	c.dataAt = -1 // the last frame is not an extendable DATA frame
+	return len(p), nil
+}
+
+// flushLocked hands the pending frames to the writer goroutine. Called
+// with wmu; it does not wait for the socket.
+func (c *conn) flushLocked() {
+	if c.wbroken || len(c.out) == 0 || c.writerAwake {
+		return
+	}
+	c.writerAwake = true
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// waitRoomLocked holds a handler back while the peer is connMaxPending
+// behind. Called with wmu, which it releases while it waits.
+func (c *conn) waitRoomLocked() {
+	for len(c.out) >= connMaxPending && !c.wbroken && c.closing == open {
+		c.room.Wait()
+	}
+}
+
+// controlQueuedLocked counts a control frame the server queued; it reports
+// false when the peer has left too many unread (maxQueuedControlFrames).
+// Called with wmu.
+func (c *conn) controlQueuedLocked() bool {
+	c.control++
+	return c.control <= maxQueuedControlFrames
+}
+
+// responseEndedLocked notes that a response's last frame is pending, and
+// writes the batch on the caller's goroutine when writeThrough responses
+// have ended since the last socket write (see writeThrough). Called with
+// wmu.
+func (c *conn) responseEndedLocked() {
+	c.ended++
+	if c.ended >= writeThrough && !c.writing && len(c.out) > 0 && !c.wbroken && c.closing == open {
+		c.writeOutLocked()
+	}
+}
+
+// writeOutLocked writes the pending frames to the socket, with wmu
+// released during the write: handlers go on adding frames for the next
+// one. Called with wmu held and no write in progress.
+func (c *conn) writeOutLocked() {
+	c.out, c.spare = c.spare[:0], c.out
+	c.dataAt = -1
+	c.writing = true
+	c.ended = 0
+	c.wmu.Unlock()
+	c.flushes.Add(1)
+	_, err := c.nc.Write(c.spare)
+	c.flushes.Add(1)
+	c.wmu.Lock()
+	c.writing = false
+	c.control = 0
+	if cap(c.spare) > 4*connMaxPending {
+		c.spare = nil // a burst grew it; let it go
+	}
+	if err != nil {
+		// Nothing more can reach the peer: the writer closes the socket.
+		c.wbroken = true
+		c.out = nil
+		if c.closing == open {
+			c.closing = closeNow
+		}
+		c.writerAwake = true
+		select {
+		case c.wake <- struct{}{}:
+		default:
+		}
+	}
+	c.room.Broadcast()
+}
+
+// writeLoop is the connection's writer goroutine. It ends the socket's
+// life: once a close is asked for (closeSocket, closeGracefully) or a
+// write fails, it writes what is pending and closes.
+func (c *conn) writeLoop() {
+	defer close(c.writerDone)
+	c.wmu.Lock()
+	for {
+		for len(c.out) == 0 && c.closing == open && !c.wbroken {
+			c.writerAwake = false
+			c.wmu.Unlock()
+			<-c.wake
+			c.wmu.Lock()
+		}
+		if c.wbroken || len(c.out) == 0 && !c.writing {
+			break
+		}
+		if len(c.out) < coalesceBatch && c.closing == open {
+			// A small batch: let the handlers that are ready to run
+			// (finishing their responses) add to it first. With nothing
+			// else to run, this returns at once.
+			c.wmu.Unlock()
+			runtime.Gosched()
+			c.wmu.Lock()
+		}
+		for c.writing { // a handler took the batch (responseEndedLocked)
+			c.room.Wait()
+		}
+		if len(c.out) > 0 && !c.wbroken {
+			c.writeOutLocked()
+		}
+	}
+	mode := c.closing
+	if c.wbroken {
+		mode = closeNow
+	}
+	c.wbroken = true // the writer is gone: nothing more is written
+	c.out = nil
+	c.room.Broadcast()
+	c.wmu.Unlock()
+
+	if mode == closeGraceful {
+		if cw, ok := c.nc.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
+			// The reader (serve) discards what the peer still sends until
+			// it closes its side, or goAwayLinger passes, and then closes.
+			_ = c.nc.SetReadDeadline(time.Now().Add(goAwayLinger))
+			return
+		}
+	}
+	_ = c.nc.Close()
+}
+
+// closeSocket ends the connection: pending frames get connCloseDrain to
+// reach the socket, then it closes; reads fail and serve returns. It does
+// not wait.
+func (c *conn) closeSocket() { c.requestClose(closeNow) }
+
+// closeGracefully ends a connection whose GOAWAY is out: pending frames
+// are written, the write side is shut, and the peer gets up to
+// goAwayLinger to close its side while what it still sends is read and
+// dropped (RFC 9113 section 6.8: frames already in flight). Closing at
+// once with unread bytes in the socket would make the close a reset,
+// which can destroy the GOAWAY and the last responses before the peer
+// reads them.
+func (c *conn) closeGracefully() { c.requestClose(closeGraceful) }
+
+func (c *conn) requestClose(mode closeMode) {
+	c.wmu.Lock()
+	if mode <= c.closing {
+		c.wmu.Unlock()
+		return
+	}
+	c.closing = mode
+	c.writerAwake = true
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+	c.room.Broadcast()
+	c.wmu.Unlock()
+	// A write stuck on a peer that does not read fails within the drain
+	// time; the writer then closes the socket.
+	_ = c.nc.SetWriteDeadline(time.Now().Add(connCloseDrain))
+}
+
+// lingerRead reads and drops what the peer sends until it closes its side
+// or the read deadline passes.
+func (c *conn) lingerRead() {
+	_, _ = io.Copy(io.Discard, c.br)
+}
