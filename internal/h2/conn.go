@@ -304,7 +304,7 @@ func (c *conn) close() {
 // reading them loses its connection.
 func (c *conn) writeControl(write func(*http2.Framer) error) {
 	c.wmu.Lock()
-	if c.wbroken {
+	if c.wbroken || c.closing != open {
 		c.wmu.Unlock()
 		return
 	}

@@ -60,6 +60,7 @@ type testServer struct {
 	hs   *http.Server
 	log  *logBuffer
 	pool *x509.CertPool // with TLS: trusts the server's certificate
+	h2   *h2.Server
 }
 
 type serverOpts struct {
@@ -101,7 +102,7 @@ func startServer(t testing.TB, h http.Handler, conf h2.Config, o serverOpts) *te
 	s.hs.Protocols.SetHTTP1(true)
 	s.hs.Protocols.SetUnencryptedHTTP2(true)
 	s.hs.Protocols.SetHTTP2(true)
-	h2.Configure(s.hs, conf)
+	s.h2 = h2.Configure(s.hs, conf)
 	done := make(chan error, 1)
 	if o.tls {
 		certPEM, keyPEM := testserver.SelfSignedCert(t)

@@ -1,0 +1,343 @@
+package h2_test
+
+import (
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/net/http2"
+
+	"github.com/switchyard/switchyard/internal/h2"
+	"github.com/switchyard/switchyard/internal/testserver"
+)
+
+// The defences of RFC 9113's attack surface that internal/h2 holds to at
+// least net/http's bar. Each test runs against internal/h2 and, where the
+// behaviour is the same by design, against net/http's own HTTP/2 server
+// (Config.StdHTTP2) with the same limits, to show parity.
+
+// bothServers runs test against internal/h2 and net/http's HTTP/2 server.
+func bothServers(t *testing.T, test func(t *testing.T, std bool)) {
+	for _, std := range []bool{false, true} {
+		name := "internal-h2"
+		if std {
+			name = "net-http"
+		}
+		t.Run(name, func(t *testing.T) { test(t, std) })
+	}
+}
+
+// okHandler answers every request with "ok".
+var okHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") })
+
+// untilGoAway reads frames until a GOAWAY (returned) or the connection's
+// end or timeout (nil).
+func untilGoAway(c *testserver.H2Conn, timeout time.Duration) *http2.GoAwayFrame {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		f, err := c.ReadFrame(time.Until(deadline))
+		if err != nil {
+			return nil
+		}
+		if ga, ok := f.(*http2.GoAwayFrame); ok {
+			return ga
+		}
+	}
+	return nil
+}
+
+// More than 100 SETTINGS entries in one frame, or one setting twice, is a
+// connection error PROTOCOL_ERROR: such frames made each entry cost a walk
+// of every stream. 100 distinct entries (unknown ones, which a receiver
+// ignores) are fine.
+func TestSettingsEntriesBounded(t *testing.T) {
+	bothServers(t, func(t *testing.T, std bool) {
+		srv := startServer(t, okHandler, h2.Config{StdHTTP2: std}, serverOpts{})
+		unknown := func(n int) []http2.Setting {
+			s := make([]http2.Setting, n)
+			for i := range s {
+				s[i] = http2.Setting{ID: http2.SettingID(0x100 + i), Val: 1}
+			}
+			return s
+		}
+		for _, tc := range []struct {
+			name     string
+			settings []http2.Setting
+			refused  bool
+		}{
+			{"100 distinct entries", unknown(100), false},
+			{"101 entries", unknown(101), true},
+			{"a duplicate", []http2.Setting{{ID: http2.SettingInitialWindowSize, Val: 1000}, {ID: http2.SettingInitialWindowSize, Val: 2000}}, true},
+		} {
+			c := testserver.DialH2(t, srv.addr)
+			if err := c.Fr.WriteSettings(tc.settings...); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.Fr.WritePing(false, [8]byte{1}); err != nil {
+				t.Fatal(err)
+			}
+			var goAway *http2.GoAwayFrame
+			acked := false
+			for !acked && goAway == nil {
+				f, err := c.ReadFrame(5 * time.Second)
+				if err != nil {
+					t.Fatalf("%s: %v before an answer", tc.name, err)
+				}
+				switch f := f.(type) {
+				case *http2.GoAwayFrame:
+					goAway = f
+				case *http2.PingFrame:
+					acked = f.IsAck()
+				}
+			}
+			switch {
+			case tc.refused && (goAway == nil || goAway.ErrCode != http2.ErrCodeProtocol):
+				t.Errorf("%s: answered %v, want GOAWAY PROTOCOL_ERROR", tc.name, goAway)
+			case !tc.refused && goAway != nil:
+				t.Errorf("%s: GOAWAY %v, want the frame accepted", tc.name, goAway.ErrCode)
+			}
+			c.Conn.Close()
+		}
+	})
+}
+
+// SETTINGS frames that do not grow SETTINGS_INITIAL_WINDOW_SIZE wake none
+// of the handlers waiting for send window, however many arrive; one that
+// grows it wakes them once, and they finish.
+func TestSettingsWindowNotAnAmplifier(t *testing.T) {
+	const streams = 8
+	mux := http.NewServeMux()
+	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write(pattern(1000)) })
+	srv := startServer(t, mux, h2.Config{}, serverOpts{})
+	c := dialRaw(t, srv.addr, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0})
+	for i := range streams {
+		c.request(uint32(2*i+1), "GET", "/", true)
+	}
+	time.Sleep(100 * time.Millisecond) // the handlers are waiting for window
+	for range 200 { // the window unchanged: nothing to wake for
+		if err := c.Fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Fr.WritePing(false, [8]byte{2}); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		f, err := c.ReadFrame(5 * time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p, ok := f.(*http2.PingFrame); ok && p.IsAck() {
+			break // every SETTINGS before it was processed
+		}
+	}
+	if n := srv.h2.WindowWakeups(); n != 0 {
+		t.Fatalf("200 SETTINGS frames that grew no window woke the waiting handlers %d times, want 0", n)
+	}
+	if err := c.Fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 65535}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Fr.WriteWindowUpdate(0, 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	ended := map[uint32]bool{}
+	for len(ended) < streams {
+		f, err := c.ReadFrame(5 * time.Second)
+		if err != nil {
+			t.Fatalf("after the window grew, %d of %d streams ended: %v", len(ended), streams, err)
+		}
+		if d, ok := f.(*http2.DataFrame); ok && d.StreamEnded() {
+			ended[d.StreamID] = true
+		}
+	}
+	if n := srv.h2.WindowWakeups(); n != 1 {
+		t.Errorf("a SETTINGS frame that grew the windows woke the handlers %d times, want 1", n)
+	}
+}
+
+// A header block made malformed by its first field still counts every
+// later fragment against the header budget: the connection is closed
+// (GOAWAY PROTOCOL_ERROR) before the block exceeds 2 x MaxHeaderListSize
+// on the wire, however the rest decodes (CVE-2023-45288). Before, the
+// budget stopped shrinking at the malformed field and every further
+// CONTINUATION was decoded, without end.
+func TestHeaderBudgetAfterMalformedField(t *testing.T) {
+	const limit = 4 << 10
+	bothServers(t, func(t *testing.T, std bool) {
+		srv := startServer(t, okHandler, h2.Config{MaxHeaderListSize: limit, StdHTTP2: std}, serverOpts{})
+		c := testserver.DialH2(t, srv.addr)
+		first := c.HeaderBlock(":method", "GET", ":scheme", "http", ":authority", "h2test", ":path", "/", "X-Upper-Case", "is malformed")
+		if err := c.Fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: first, EndStream: true}); err != nil {
+			t.Fatal(err)
+		}
+		// Each fragment: literal fields that decode well (50 bytes each),
+		// as far as the stated bound and one fragment more.
+		frag := c.HeaderBlock("x-field", strings.Repeat("v", 500))
+		sent := len(first) + h2.HeaderFrameOverhead
+		for sent <= 2*limit+len(frag)+h2.HeaderFrameOverhead {
+			if err := c.Fr.WriteContinuation(1, false, frag); err != nil {
+				break // closed already
+			}
+			sent += len(frag) + h2.HeaderFrameOverhead
+		}
+		ga := untilGoAway(c, 5*time.Second)
+		if ga == nil || ga.ErrCode != http2.ErrCodeProtocol {
+			t.Fatalf("a malformed header block of %d wire bytes (limit %d): GOAWAY %v, want PROTOCOL_ERROR", sent, limit, ga)
+		}
+	})
+}
+
+// A legal header block near MaxHeaderListSize, split into many
+// CONTINUATION frames, is still served.
+func TestLargeHeaderBlockInContinuations(t *testing.T) {
+	const limit = 8 << 10
+	srv := startServer(t, okHandler, h2.Config{MaxHeaderListSize: limit}, serverOpts{})
+	c := dialRaw(t, srv.addr)
+	kv := []string{":method", "GET", ":scheme", "http", ":authority", "h2test", ":path", "/"}
+	for i := range 12 { // 12 x (32 + 8 + 500): about 6.5 KiB decoded
+		kv = append(kv, "x-field"+string(rune('a'+i)), strings.Repeat("v", 500))
+	}
+	block := c.HeaderBlock(kv...)
+	const frag = 512
+	if err := c.Fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: block[:frag], EndStream: true}); err != nil {
+		t.Fatal(err)
+	}
+	for rest := block[frag:]; len(rest) > 0; {
+		n := min(frag, len(rest))
+		if err := c.Fr.WriteContinuation(1, n == len(rest), rest[:n]); err != nil {
+			t.Fatal(err)
+		}
+		rest = rest[n:]
+	}
+	if status, body, ended := c.response(1); status != "200" || string(body) != "ok" || !ended {
+		t.Fatalf("a %d-byte header block in %d-byte fragments: %q %q %v", len(block), frag, status, body, ended)
+	}
+}
+
+// A connection that sends the preface and never its SETTINGS is closed
+// after SettingsTimeout, on h2c and TLS (net/http's server: after 2 s).
+// Before, nothing bounded the wait: such connections held their place
+// among MaxConnections until the ping check or the idle timeout.
+func TestFirstSettingsDeadline(t *testing.T) {
+	bothServers(t, func(t *testing.T, std bool) {
+		for _, useTLS := range []bool{false, true} {
+			conf := h2.Config{SettingsTimeout: 300 * time.Millisecond, IdleTimeout: time.Minute, SendPingTimeout: time.Minute, StdHTTP2: std}
+			srv := startServer(t, okHandler, conf, serverOpts{tls: useTLS})
+			var nc net.Conn
+			var err error
+			if useTLS {
+				nc, err = tls.Dial("tcp", srv.addr, &tls.Config{RootCAs: srv.pool, NextProtos: []string{"h2"}, ServerName: "127.0.0.1"})
+			} else {
+				nc, err = net.Dial("tcp", srv.addr)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer nc.Close()
+			if _, err := io.WriteString(nc, http2.ClientPreface); err != nil {
+				t.Fatal(err)
+			}
+			start := time.Now()
+			c := &testserver.H2Conn{T: t, Conn: nc}
+			if !c.Closed(15 * time.Second) {
+				t.Fatalf("tls=%v: a connection without SETTINGS still open after 15 s", useTLS)
+			}
+			t.Logf("tls=%v: closed after %v", useTLS, time.Since(start).Round(time.Millisecond))
+		}
+	})
+}
+
+// A peer that floods PING (whose ACKs the server must queue) and never
+// reads loses its connection once the queued control frames pass
+// maxQueuedControlFrames, long before the write timeout. Before, the
+// reading goroutine blocked on the full socket with the ACKs, and the
+// connection was held until the write timeout.
+func TestControlFramesBoundedForNonReadingPeer(t *testing.T) {
+	bothServers(t, func(t *testing.T, std bool) {
+		srv := startServer(t, okHandler, h2.Config{WriteTimeout: 5 * time.Minute, StdHTTP2: std}, serverOpts{})
+		nc, err := net.Dial("tcp", srv.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		_ = nc.(*net.TCPConn).SetReadBuffer(4 << 10)
+		fr := http2.NewFramer(nc, nc)
+		if _, err := io.WriteString(nc, http2.ClientPreface); err != nil {
+			t.Fatal(err)
+		}
+		if err := fr.WriteSettings(); err != nil {
+			t.Fatal(err)
+		}
+		// PINGs in batches, never reading; a write that makes no progress
+		// for 10 s means the server stopped reading without closing.
+		var batch []byte
+		for range 1000 {
+			batch = append(batch, 0, 0, 8, byte(http2.FramePing), 0, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8)
+		}
+		sent := 0
+		for sent < 100_000_000 {
+			_ = nc.SetWriteDeadline(time.Now().Add(10 * time.Second))
+			n, err := nc.Write(batch)
+			sent += n
+			if err != nil {
+				var ne net.Error
+				if errors.As(err, &ne) && ne.Timeout() {
+					t.Fatalf("after %d PINGs the server stopped reading and did not close the connection", sent/17)
+				}
+				if !errors.Is(err, syscall.EPIPE) && !errors.Is(err, syscall.ECONNRESET) {
+					t.Fatalf("write: %v", err)
+				}
+				t.Logf("connection closed after %d PINGs were sent", sent/17)
+				return
+			}
+		}
+		t.Fatalf("%d PINGs sent, never read, and the connection is still open", sent/17)
+	})
+}
+
+// After the client's GOAWAY the server finishes, sends its GOAWAY and
+// closes without a reset: frames the client still had in flight are read
+// and dropped while the close lingers. Before, the server closed at once,
+// and a frame arriving after that reset the connection (h2spec generic
+// 3.8/1 and http2 7/1 failed intermittently for it).
+func TestDrainAfterClientGoAway(t *testing.T) {
+	bothServers(t, func(t *testing.T, std bool) {
+		srv := startServer(t, okHandler, h2.Config{StdHTTP2: std}, serverOpts{})
+		c := dialRaw(t, srv.addr)
+		c.request(1, "GET", "/", true)
+		if status, _, ended := c.response(1); status != "200" || !ended {
+			t.Fatalf("response %q ended %v", status, ended)
+		}
+		if err := c.Fr.WriteGoAway(1, http2.ErrCodeNo, nil); err != nil {
+			t.Fatal(err)
+		}
+		if ga := c.expectGoAway(); ga.ErrCode != http2.ErrCodeNo {
+			t.Fatalf("server GOAWAY %v, want NO_ERROR", ga.ErrCode)
+		}
+		// A frame still on its way when the server's GOAWAY arrived.
+		time.Sleep(50 * time.Millisecond)
+		if err := c.Fr.WritePing(false, [8]byte{3}); err != nil {
+			t.Fatalf("writing after the server's GOAWAY: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+		for {
+			f, err := c.ReadFrame(5 * time.Second)
+			if err == nil {
+				if p, ok := f.(*http2.PingFrame); ok && p.IsAck() {
+					continue // net/http still answers
+				}
+				t.Fatalf("frame %v after the server's GOAWAY", f)
+			}
+			if err != io.EOF {
+				t.Fatalf("the connection ended with %v, want a clean close (EOF)", err)
+			}
+			return
+		}
+	})
+}

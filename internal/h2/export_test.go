@@ -1,0 +1,19 @@
+package h2
+
+// WindowWakeups is how many times SETTINGS frames woke the handlers
+// waiting for send window, over the server's open connections.
+func (s *Server) WindowWakeups() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var n uint64
+	for c := range s.conns {
+		n += c.windowWakeups.Load()
+	}
+	return n
+}
+
+// Bounds the defence tests state.
+const (
+	MaxQueuedControlFrames = maxQueuedControlFrames
+	HeaderFrameOverhead    = headerFrameOverhead
+)
