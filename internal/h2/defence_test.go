@@ -120,7 +120,7 @@ func TestSettingsWindowNotAnAmplifier(t *testing.T) {
 		c.request(uint32(2*i+1), "GET", "/", true)
 	}
 	time.Sleep(100 * time.Millisecond) // the handlers are waiting for window
-	for range 200 { // the window unchanged: nothing to wake for
+	for range 200 {                    // the window unchanged: nothing to wake for
 		if err := c.Fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0}); err != nil {
 			t.Fatal(err)
 		}
