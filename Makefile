@@ -77,6 +77,7 @@ lint: ## buf lint, buf format, gofmt, go vet, and the repository checks (no comm
 	cd conformance && go vet ./...
 	cd deploy/check && go vet ./...
 	go test -count=1 ./internal/repocheck
+	cd tools/h2spec && go vet ./...
 
 .PHONY: checkgenerate
 checkgenerate: generate ## Fail when generated code differs from what is committed
@@ -212,6 +213,17 @@ soak: build ## Soak a real process with mixed traffic in every protocol ($(SOAK_
 soak-short: build ## The soak test for 20 s (part of make test)
 	go run ./cmd/soak -binary bin/switchyard -duration 20s -clients 16
 
+# h2spec (pinned in tools/h2spec/go.mod) against both HTTP/2 servers of the
+# binary, on free ports, H2SPEC_RUNS times each (tools/h2spec/compare).
+H2SPEC_RUNS ?= 3
+
+.PHONY: h2spec
+h2spec: build ## h2spec against internal/h2 and net/http's HTTP/2 server: nothing net/http passes may fail on internal/h2 (part of test)
+	@mkdir -p $(TMP)/bin
+	go build -modfile=tools/h2spec/go.mod -o $(TMP)/bin/h2spec github.com/summerwind/h2spec/cmd/h2spec
+	cd tools/h2spec && go build -o ../../$(TMP)/bin/h2spec-compare ./compare
+	$(TMP)/bin/h2spec-compare -switchyard bin/switchyard -h2spec $(TMP)/bin/h2spec -runs $(H2SPEC_RUNS)
+
 # BENCHARGS go to benchrun, e.g. "-rounds 5 -d 10s", "-only getteam,getfeature",
 # "-cores 1,2" (counts this machine cannot give are skipped), "-postgres off".
 .PHONY: bench
@@ -261,6 +273,7 @@ browser: web/node_modules ## Chromium end-to-end test: console (same and cross o
 	cd web && node --test test/
 
 test: browser
+test: h2spec
 
 .PHONY: screenshot
 screenshot: web/node_modules ## Redraw docs/console.png: the console in Chromium calling localhost:50051 (not part of make test)
