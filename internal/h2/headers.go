@@ -137,13 +137,16 @@ const headerFrameOverhead = 9
 //     frames, table size updates, indexed fields). A block within the
 //     limit takes at most about MaxHeaderListSize on the wire: a field's
 //     encoding is never larger than its RFC 7541 size.
+//   - a fragment that follows a malformed field is not decoded: the stream
+//     is lost already, and the connection ends (as net/http's server does).
 //
 // So a connection whose header block is malformed or too large is closed
-// (GOAWAY PROTOCOL_ERROR) within 2 x MaxHeaderListSize bytes of it.
+// (GOAWAY PROTOCOL_ERROR) within 2 x MaxHeaderListSize bytes of it, and
+// within one frame of a malformed field.
 func (c *conn) headerFragment(frag []byte, last bool) error {
 	b := &c.hb
 	cost := uint64(len(frag)) + headerFrameOverhead
-	if uint64(len(frag)) > 4*uint64(b.remain) || cost > uint64(b.wire) {
+	if b.invalid != nil || uint64(len(frag)) > 4*uint64(b.remain) || cost > uint64(b.wire) {
 		return http2.ConnectionError(http2.ErrCodeProtocol)
 	}
 	b.wire -= uint32(cost)
