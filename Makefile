@@ -243,6 +243,15 @@ bench-test: ## Tests of the benchmark's tools: load generator, peers, benchrun, 
 
 test: bench-test
 
+ATTACKARGS ?=
+
+.PHONY: attack
+attack: ## Every HTTP/2 denial-of-service class against internal/h2 and net/http's server: CPU, RSS, legitimate calls served (not part of test)
+	@mkdir -p $(TMP)/bench
+	go build -o $(TMP)/bench/switchyard ./cmd/switchyard
+	cd bench && go build -o ../$(TMP)/bench/ ./cmd/attack
+	$(TMP)/bench/attack -bin $(TMP)/bench/switchyard $(ATTACKARGS)
+
 .PHONY: microbench
 microbench: ## Go micro-benchmarks of the call paths, with allocations (see BENCHMARKS.md)
 	go test -run '^$$' -bench . -benchmem ./...

@@ -310,7 +310,7 @@ func TestControlFramesBoundedForNonReadingPeer(t *testing.T) {
 // generic 3.8/1 and http2 7/1 failed intermittently for it).
 func TestDrainAfterClientGoAway(t *testing.T) {
 	bothServers(t, func(t *testing.T, std bool) {
-		srv := startServer(t, okHandler, h2.Config{StdHTTP2: std}, serverOpts{})
+		srv := startServer(t, okHandler, h2.Config{StdHTTP2: std, MaxConnections: 100}, serverOpts{})
 		c := dialRaw(t, srv.addr)
 		c.request(1, "GET", "/", true)
 		if status, _, ended := c.response(1); status != "200" || !ended {

@@ -103,6 +103,7 @@ func startServer(t testing.TB, h http.Handler, conf h2.Config, o serverOpts) *te
 	s.hs.Protocols.SetUnencryptedHTTP2(true)
 	s.hs.Protocols.SetHTTP2(true)
 	s.h2 = h2.Configure(s.hs, conf)
+	ln = s.h2.Listener(ln) // as the binary serves: the connection limit, and for StdHTTP2 buffered connections
 	done := make(chan error, 1)
 	if o.tls {
 		certPEM, keyPEM := testserver.SelfSignedCert(t)

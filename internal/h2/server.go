@@ -24,8 +24,6 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/net/netutil"
-
 	"github.com/switchyard/switchyard/internal/outcome"
 )
 
@@ -151,7 +149,7 @@ type Server struct {
 // buffer their own reads and writes.
 func (s *Server) Listener(ln net.Listener) net.Listener {
 	if s.conf.MaxConnections > 0 {
-		ln = netutil.LimitListener(ln, s.conf.MaxConnections)
+		ln = limitListener(ln, s.conf.MaxConnections)
 	}
 	if s.conf.StdHTTP2 {
 		ln = BufferedListener(ln)
