@@ -1960,3 +1960,66 @@ func TestStreamDeadlines(t *testing.T) {
 	c.Conn.Close()
 	waitGoroutines(t, base, "after the connection closed")
 }
+
+// gatedConn holds its socket writes after the first `open` ones until
+// release is closed.
+type gatedConn struct {
+	net.Conn
+	writes  *atomic.Int32
+	open    int32
+	release chan struct{}
+}
+
+func (c gatedConn) Write(p []byte) (int, error) {
+	if c.writes.Add(1) > c.open {
+		<-c.release
+	}
+	return c.Conn.Write(p)
+}
+
+// The flushes of one stream that pile up while the socket is busy go out
+// as one DATA frame, END_STREAM included: a server stream that flushes
+// every message (as connect does) costs no frame per message under load.
+func TestPendingDataFramesMerge(t *testing.T) {
+	release := make(chan struct{})
+	flushed := make(chan struct{})
+	mux := http.NewServeMux()
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		for range 3 {
+			_, _ = io.WriteString(w, "part")
+			w.(http.Flusher).Flush() // the first goes to the socket, which then blocks
+		}
+		close(flushed)
+	})
+	var writes atomic.Int32
+	srv := startServer(t, mux, h2.Config{}, serverOpts{wrap: func(c net.Conn) net.Conn {
+		// Open for the server's SETTINGS and the ACK of the client's.
+		return gatedConn{Conn: c, writes: &writes, open: 2, release: release}
+	}})
+	c := dialRaw(t, srv.addr)
+	time.Sleep(50 * time.Millisecond) // the SETTINGS ACK is out
+	c.request(1, "GET", "/", true)
+	<-flushed
+	time.Sleep(50 * time.Millisecond) // the handler has returned and ended the stream
+	close(release)
+	var frames []string
+	var body []byte
+	for {
+		f, err := c.ReadFrame(5 * time.Second)
+		if err != nil {
+			t.Fatalf("after %v: %v", frames, err)
+		}
+		if d, ok := f.(*http2.DataFrame); ok {
+			frames = append(frames, fmt.Sprintf("%q end=%v", d.Data(), d.StreamEnded()))
+			body = append(body, d.Data()...)
+			if d.StreamEnded() {
+				break
+			}
+		}
+	}
+	// At least the second and third part and the end were pending together
+	// behind the held write: one frame, not three.
+	if string(body) != "partpartpart" || len(frames) > 2 {
+		t.Errorf("DATA frames %v, want the parts in two frames at most", frames)
+	}
+}
