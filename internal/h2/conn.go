@@ -21,9 +21,9 @@ const (
 	initialWindow    = 65535 // before SETTINGS_INITIAL_WINDOW_SIZE
 	defaultFrameSize = 16384 // before SETTINGS_MAX_FRAME_SIZE
 	maxWindow        = 1<<31 - 1
-	// goAwayLinger is how long a connection that ended with an error keeps
-	// reading (and discarding) after its GOAWAY, so that the client reads
-	// the GOAWAY before the socket closes.
+	// goAwayLinger is how long a connection that ends after a GOAWAY
+	// lingers before its socket closes, so that the client reads the
+	// GOAWAY first.
 	goAwayLinger = time.Second
 	// maxRefusedDebt: a connection whose refused streams outnumber its
 	// served ones by this much is ended with ENHANCE_YOUR_CALM.
@@ -215,8 +215,13 @@ func (c *conn) handleError(err error) bool {
 // then a short linger reading and discarding so the client sees it.
 func (c *conn) fail(ce http2.ConnectionError) {
 	c.goAway(http2.ErrCode(ce), false)
-	_ = c.nc.SetReadDeadline(time.Now().Add(goAwayLinger))
-	c.lingerRead()
+	c.closeGracefully()
+	// The GOAWAY and a FIN go out; the socket closes after goAwayLinger,
+	// so the peer has read them by then. Nothing more is read: a peer that
+	// earned a connection error may be flooding, and reading it to the
+	// end of the linger cost three times net/http's CPU under the
+	// CONTINUATION floods. What it sends meanwhile waits in the kernel.
+	time.Sleep(goAwayLinger)
 }
 
 // drainPing is the payload of the PING that follows a graceful shutdown's
@@ -314,7 +319,7 @@ func (c *conn) writeControl(write func(*http2.Framer) error) {
 	c.wmu.Unlock()
 	if !ok {
 		logf(c.hs, "h2: closing connection from %s: %d control frames queued and not read", c.remote, maxQueuedControlFrames)
-		c.closeSocket()
+		c.abandon()
 	}
 }
 

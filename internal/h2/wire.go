@@ -2,7 +2,6 @@ package h2
 
 import (
 	"bufio"
-	"io"
 	"runtime"
 	"time"
 )
@@ -212,9 +211,16 @@ func (c *conn) writeLoop() {
 }
 
 // closeSocket ends the connection: pending frames get connCloseDrain to
-// reach the socket, then it closes; reads fail and serve returns. It does
-// not wait.
+// reach the socket, then it closes; reads stop at once and serve returns.
+// It does not wait.
 func (c *conn) closeSocket() { c.requestClose(closeNow) }
+
+// abandon ends the connection of a peer that does not read what it asks
+// for: nothing pending is waited for, and nothing more is read.
+func (c *conn) abandon() {
+	c.requestClose(closeNow)
+	_ = c.nc.SetWriteDeadline(time.Now())
+}
 
 // closeGracefully ends a connection whose GOAWAY is out: pending frames
 // are written, the write side is shut, and the peer gets up to
@@ -242,10 +248,10 @@ func (c *conn) requestClose(mode closeMode) {
 	// A write stuck on a peer that does not read fails within the drain
 	// time; the writer then closes the socket.
 	_ = c.nc.SetWriteDeadline(time.Now().Add(connCloseDrain))
+	if mode == closeNow {
+		// What the peer still sends is not read: serve returns and the
+		// streams end now (a graceful close reads on, see closeGraceful).
+		_ = c.nc.SetReadDeadline(time.Now())
+	}
 }
 
-// lingerRead reads and drops what the peer sends until it closes its side
-// or the read deadline passes.
-func (c *conn) lingerRead() {
-	_, _ = io.Copy(io.Discard, c.br)
-}

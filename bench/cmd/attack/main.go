@@ -61,6 +61,7 @@ type class struct {
 // The classes, with the CVE each answers where there is one. Rates are per
 // run and the same for both servers.
 var allClasses = []class{
+	{"none", "no attack: what the legitimate calls alone cost", func(a *attacker) { <-a.ctx.Done() }},
 	{"rapid-reset", "HEADERS then RST_STREAM, 20 000 streams/s on 4 connections (CVE-2023-44487)", rapidReset},
 	{"madeyoureset", "HEADERS then a WINDOW_UPDATE of 0 the server must reset, 20 000 streams/s (CVE-2025-8671)", madeYouReset},
 	{"continuation-flood", "one header block of endless CONTINUATION frames, 16 MiB/s on 4 connections (CVE-2023-45288)", continuationFlood(false)},
@@ -89,6 +90,7 @@ type result struct {
 	served     int           // legitimate calls answered correctly
 	offered    int           // legitimate calls made
 	attackSent int64         // attacker bytes written
+	attackConn int64         // attacker connections opened
 }
 
 var servers = []string{"switchyard", "net/http"}
@@ -110,8 +112,8 @@ func run(bin string, classes []class, d time.Duration, rate, maxConns int, out s
 				return fmt.Errorf("%s on %s: %w", c.name, srv, err)
 			}
 			res[srv] = r
-			fmt.Printf("%-24s %-10s cpu %6.2fs  rss %6.1f MiB (peak %6.1f)  legit %3d/%-3d  attack %s\n",
-				c.name, srv, r.cpu.Seconds(), r.rss, r.peak, r.served, r.offered, size(r.attackSent))
+			fmt.Printf("%-24s %-10s cpu %6.2fs  rss %6.1f MiB (peak %6.1f)  legit %3d/%-3d  attack %s on %d connections\n",
+				c.name, srv, r.cpu.Seconds(), r.rss, r.peak, r.served, r.offered, size(r.attackSent), r.attackConn)
 		}
 		for _, srv := range servers {
 			r := res[srv]
@@ -197,6 +199,7 @@ loop:
 	<-done
 	r.served = int(served.Load())
 	r.attackSent = a.sent.Load()
+	r.attackConn = a.dials.Load()
 	return r, nil
 }
 
@@ -222,6 +225,7 @@ type attacker struct {
 	ctx   context.Context
 	addr  string
 	sent  atomic.Int64
+	dials atomic.Int64
 	mu    sync.Mutex
 	conns []net.Conn
 }
@@ -242,6 +246,7 @@ func (a *attacker) dial(h2 bool, read bool, extra ...http2.Setting) (net.Conn, *
 	if err != nil {
 		return nil, nil, err
 	}
+	a.dials.Add(1)
 	a.mu.Lock()
 	a.conns = append(a.conns, nc)
 	a.mu.Unlock()
