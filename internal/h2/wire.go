@@ -254,4 +254,3 @@ func (c *conn) requestClose(mode closeMode) {
 		_ = c.nc.SetReadDeadline(time.Now())
 	}
 }
-
