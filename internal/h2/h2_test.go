@@ -1680,41 +1680,6 @@ func TestResetStreamsReturnWindow(t *testing.T) {
 	}
 }
 
-// SuppressFlushes holds a response until its handler returns, whatever it
-// flushes meanwhile (connect flushes after a unary response, just before
-// returning).
-func TestSuppressFlushes(t *testing.T) {
-	release := make(chan struct{})
-	mux := http.NewServeMux()
-	mux.HandleFunc("/held", func(w http.ResponseWriter, r *http.Request) {
-		w.(interface{ SuppressFlushes() }).SuppressFlushes()
-		_, _ = io.WriteString(w, "held")
-		w.(http.Flusher).Flush()
-		if err := http.NewResponseController(w).Flush(); err != nil {
-			t.Errorf("ResponseController.Flush: %v", err)
-		}
-		<-release
-	})
-	srv := startServer(t, mux, h2.Config{}, serverOpts{})
-	c := dialRaw(t, srv.addr)
-	c.request(1, "GET", "/held", true)
-	for {
-		f, err := c.ReadFrame(300 * time.Millisecond)
-		if err != nil {
-			break // nothing more within 300 ms: held
-		}
-		switch f := f.(type) {
-		case *http2.MetaHeadersFrame, *http2.DataFrame:
-			t.Fatalf("%v sent while the handler runs", f)
-		}
-	}
-	close(release)
-	status, body, ended := c.response(1)
-	if status != "200" || string(body) != "held" || !ended {
-		t.Fatalf("after return: status %q body %q ended %v", status, body, ended)
-	}
-}
-
 // A stream's context: LimitDuration gives it a deadline (never a later
 // one), contexts derived from it see its end, and outside a stream
 // LimitDuration reports false.

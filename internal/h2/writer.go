@@ -30,7 +30,6 @@ type responseWriter struct {
 	trailers    []string // declared with the Trailer header
 	buf         *[]byte  // body not yet sent
 	err         error    // the stream's end, once writes fail
-	noFlush     bool     // Flush does nothing (SuppressFlushes)
 	declared    int64    // Content-Length at WriteHeader, or -1
 	written     int64    // body bytes accepted
 	sent        bool     // the end of the stream was handed to the socket
@@ -137,18 +136,10 @@ func (w *responseWriter) write(n int, p []byte, s string) (int, error) {
 // Flush sends the headers and the body written so far.
 func (w *responseWriter) Flush() { _ = w.FlushError() }
 
-// SuppressFlushes makes Flush a no-op: the response goes out when the
-// handler returns (or its buffer fills). For handlers that flush right
-// before returning anyway, as connect does after a unary response.
-func (w *responseWriter) SuppressFlushes() { w.noFlush = true }
-
 // FlushError is Flush for http.ResponseController.
 func (w *responseWriter) FlushError() error {
 	if w.ended {
 		return errStreamClosed
-	}
-	if w.noFlush {
-		return nil
 	}
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
