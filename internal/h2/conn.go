@@ -315,12 +315,38 @@ func (c *conn) writeControl(write func(*http2.Framer) error) {
 	}
 	_ = write(c.fr)
 	c.flushLocked()
-	ok := c.controlQueuedLocked()
+	ok := c.controlQueuedLocked() && c.controlStallLocked()
 	c.wmu.Unlock()
 	if !ok {
-		logf(c.hs, "h2: closing connection from %s: %d control frames queued and not read", c.remote, maxQueuedControlFrames)
+		logf(c.hs, "h2: closing connection from %s: it does not read the control frames it asks for", c.remote)
 		c.abandon()
 	}
+}
+
+// controlStallLocked holds the goroutine that reads the peer's frames
+// while controlStall control frames wait behind a socket write that does
+// not complete: the peer makes the server answer (PING, SETTINGS, resets)
+// faster than it reads the answers. It reports false when the stall
+// outlasts controlStallTimeout. Called with wmu, which it releases while
+// it waits.
+func (c *conn) controlStallLocked() bool {
+	if c.control < controlStall || !c.writing {
+		return true
+	}
+	end := time.Now().Add(controlStallTimeout)
+	t := time.AfterFunc(controlStallTimeout, func() {
+		c.wmu.Lock()
+		c.room.Broadcast()
+		c.wmu.Unlock()
+	})
+	defer t.Stop()
+	for c.control >= controlStall && c.writing && !c.wbroken && c.closing == open {
+		if !time.Now().Before(end) {
+			return false
+		}
+		c.room.Wait()
+	}
+	return true
 }
 
 // tickInterval is how often the watchdog looks at the connection.

@@ -61,3 +61,6 @@ func (c *limitedConn) CloseWrite() error {
 	}
 	return errors.ErrUnsupported
 }
+
+// NetConn is the accepted connection.
+func (c *limitedConn) NetConn() net.Conn { return c.Conn }

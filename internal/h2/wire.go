@@ -2,6 +2,7 @@ package h2
 
 import (
 	"bufio"
+	"net"
 	"runtime"
 	"time"
 )
@@ -40,6 +41,17 @@ const (
 	// connCloseDrain bounds how long a closing connection waits for its
 	// pending frames to reach the socket.
 	connCloseDrain = time.Second
+	// connMaxUnsent is how much the kernel may hold for a peer that does
+	// not read (limitUnsent).
+	connMaxUnsent = 256 << 10
+	// controlStall: once this many control frames wait behind a socket
+	// write that does not complete, the goroutine reading the peer stops
+	// reading (back-pressure, as for data), for at most
+	// controlStallTimeout; a stall that lasts longer closes the connection
+	// (net/http's server drops a PING flood from a non-reading peer after
+	// about as long).
+	controlStall        = 1024
+	controlStallTimeout = 2 * time.Second
 	// maxQueuedControlFrames bounds the control frames (PING and SETTINGS
 	// acknowledgements, RST_STREAM, WINDOW_UPDATE, GOAWAY) the peer's
 	// frames make the server queue while no socket write completes: a peer
@@ -66,6 +78,7 @@ const (
 
 // initWire sets up the connection's buffers and starts its writer.
 func (c *conn) initWire() {
+	limitUnsent(c.nc, connMaxUnsent)
 	c.br = bufio.NewReaderSize(c.nc, connReadBuffer)
 	c.room.L = &c.wmu
 	c.dataAt = -1
@@ -253,4 +266,20 @@ func (c *conn) requestClose(mode closeMode) {
 		// streams end now (a graceful close reads on, see closeGraceful).
 		_ = c.nc.SetReadDeadline(time.Now())
 	}
+}
+
+// tcpConnOf is the TCP connection beneath nc (TLS, the connection limit),
+// or nil.
+func tcpConnOf(nc net.Conn) *net.TCPConn {
+	for range 4 {
+		switch c := nc.(type) {
+		case *net.TCPConn:
+			return c
+		case interface{ NetConn() net.Conn }:
+			nc = c.NetConn()
+		default:
+			return nil
+		}
+	}
+	return nil
 }

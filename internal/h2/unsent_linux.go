@@ -1,0 +1,31 @@
+//go:build linux
+
+package h2
+
+import (
+	"net"
+	"syscall"
+)
+
+// tcpNotSentLowat is TCP_NOTSENT_LOWAT (linux/tcp.h), missing from syscall.
+const tcpNotSentLowat = 25
+
+// limitUnsent makes the socket beneath nc take no more writes while n
+// bytes of it are unsent: held back by a peer that does not read (its
+// window closed), not in flight. The connection's writer then waits, and
+// knows, instead of the kernel buffering megabytes (autotuned send
+// buffers) for a peer that may never read them; bytes in flight, which
+// fast links need, are not limited.
+func limitUnsent(nc net.Conn, n int) {
+	tc := tcpConnOf(nc)
+	if tc == nil {
+		return
+	}
+	rc, err := tc.SyscallConn()
+	if err != nil {
+		return
+	}
+	_ = rc.Control(func(fd uintptr) {
+		_ = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_TCP, tcpNotSentLowat, n)
+	})
+}
