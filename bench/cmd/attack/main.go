@@ -38,6 +38,7 @@ func main() {
 	only := flag.String("only", "", "comma-separated classes to run (default all)")
 	maxConns := flag.Int("max-connections", 200, "the servers' -max-connections")
 	out := flag.String("o", "", "also write the table as Markdown to this file")
+	rounds := flag.Int("rounds", 3, "runs per class and server, the servers' order alternating; the table gives medians")
 	flag.Parse()
 	var classes []class
 	for _, c := range allClasses {
@@ -45,7 +46,7 @@ func main() {
 			classes = append(classes, c)
 		}
 	}
-	if err := run(*bin, classes, *dur, *rate, *maxConns, *out); err != nil {
+	if err := run(*bin, classes, *rounds, *dur, *rate, *maxConns, *out); err != nil {
 		fmt.Fprintln(os.Stderr, "attack:", err)
 		os.Exit(1)
 	}
@@ -95,29 +96,43 @@ type result struct {
 
 var servers = []string{"switchyard", "net/http"}
 
-func run(bin string, classes []class, d time.Duration, rate, maxConns int, out string) error {
+func run(bin string, classes []class, rounds int, d time.Duration, rate, maxConns int, out string) error {
 	dir, err := os.MkdirTemp("", "switchyard-attack-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	fmt.Printf("each class %v per server, legitimate calls %d/s on new connections, -max-connections %d\n", d, rate, maxConns)
+	fmt.Printf("each class %v per server, %d rounds, legitimate calls %d/s on new connections, -max-connections %d\n", d, rounds, rate, maxConns)
 	var md bytes.Buffer
 	fmt.Fprintf(&md, "| class | server | server CPU s | RSS MiB (peak) | legitimate calls served |\n|---|---|---:|---:|---:|\n")
 	for _, c := range classes {
-		res := map[string]result{}
-		for i, srv := range servers {
-			r, err := runClass(bin, filepath.Join(dir, fmt.Sprintf("%s-%d", c.name, i)), srv, c, d, rate, maxConns)
-			if err != nil {
-				return fmt.Errorf("%s on %s: %w", c.name, srv, err)
+		res := map[string][]result{}
+		for round := range rounds {
+			order := servers
+			if round%2 == 1 {
+				order = []string{servers[1], servers[0]}
 			}
-			res[srv] = r
-			fmt.Printf("%-24s %-10s cpu %6.2fs  rss %6.1f MiB (peak %6.1f)  legit %3d/%-3d  attack %s on %d connections\n",
-				c.name, srv, r.cpu.Seconds(), r.rss, r.peak, r.served, r.offered, size(r.attackSent), r.attackConn)
+			for i, srv := range order {
+				r, err := runClass(bin, filepath.Join(dir, fmt.Sprintf("%s-%d-%d", c.name, round, i)), srv, c, d, rate, maxConns)
+				if err != nil {
+					return fmt.Errorf("%s on %s: %w", c.name, srv, err)
+				}
+				res[srv] = append(res[srv], r)
+				fmt.Printf("%-24s %-10s cpu %6.2fs  rss %6.1f MiB (peak %6.1f)  legit %3d/%-3d  attack %s on %d connections\n",
+					c.name, srv, r.cpu.Seconds(), r.rss, r.peak, r.served, r.offered, size(r.attackSent), r.attackConn)
+			}
 		}
 		for _, srv := range servers {
-			r := res[srv]
-			fmt.Fprintf(&md, "| %s | %s | %.2f | %.1f (%.1f) | %d of %d |\n", c.name, srv, r.cpu.Seconds(), r.rss, r.peak, r.served, r.offered)
+			rs := res[srv]
+			served, offered := 0, 0
+			for _, r := range rs {
+				served += r.served
+				offered += r.offered
+			}
+			fmt.Fprintf(&md, "| %s | %s | %.2f | %.1f (%.1f) | %d of %d |\n", c.name, srv,
+				median(rs, func(r result) float64 { return r.cpu.Seconds() }),
+				median(rs, func(r result) float64 { return r.rss }), median(rs, func(r result) float64 { return r.peak }),
+				served, offered)
 		}
 	}
 	fmt.Print("\n" + md.String())
@@ -125,6 +140,16 @@ func run(bin string, classes []class, d time.Duration, rate, maxConns int, out s
 		return os.WriteFile(out, md.Bytes(), 0o644)
 	}
 	return nil
+}
+
+// median of f over rs.
+func median(rs []result, f func(result) float64) float64 {
+	v := make([]float64, len(rs))
+	for i, r := range rs {
+		v[i] = f(r)
+	}
+	slices.Sort(v)
+	return v[len(v)/2]
 }
 
 func size(n int64) string {
