@@ -380,7 +380,7 @@ func (s *Server) serveConn(hs *http.Server, nc net.Conn, h http.Handler, readPre
 	c := newConn(s, hs, nc, h, ctx)
 	defer s.untrack(c)
 	if s.track(c) {
-		nc.Close() // shutting down: no new connections
+		c.close() // shutting down: no new connections
 		return
 	}
 	c.serve(readPreface)
