@@ -9,6 +9,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -266,10 +267,16 @@ func (a *attacker) stop() {
 // dial opens a raw connection; with h2, sends the preface and an empty
 // SETTINGS (plus extra), and reads (and discards) everything the server
 // sends unless read is false.
-func (a *attacker) dial(h2 bool, read bool, extra ...http2.Setting) (net.Conn, *http2.Framer, error) {
-	nc, err := net.DialTimeout("tcp", a.addr, 2*time.Second)
+//
+// The framer writes into a buffer that flush sends in one write: an
+// attacker sends a tick's frames at once, as a real one would, so the
+// server reads them in few system calls whatever its speed (frames written
+// one by one would make a server that comes back to read sooner pay more
+// system calls for the same frames).
+func (a *attacker) dial(h2 bool, read bool, extra ...http2.Setting) (nc net.Conn, fr *http2.Framer, flush func() error, err error) {
+	nc, err = net.DialTimeout("tcp", a.addr, 2*time.Second)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	a.dials.Add(1)
 	a.mu.Lock()
@@ -278,21 +285,20 @@ func (a *attacker) dial(h2 bool, read bool, extra ...http2.Setting) (net.Conn, *
 	if !read {
 		_ = nc.(*net.TCPConn).SetReadBuffer(4 << 10)
 	}
-	cw := &countingWriter{w: nc, n: &a.sent}
-	fr := http2.NewFramer(cw, nc)
+	bw := bufio.NewWriterSize(&countingWriter{w: nc, n: &a.sent}, 256<<10)
+	fr = http2.NewFramer(bw, nc)
 	fr.AllowIllegalWrites = true
 	if h2 {
-		if _, err := io.WriteString(cw, http2.ClientPreface); err != nil {
-			return nil, nil, err
-		}
-		if err := fr.WriteSettings(extra...); err != nil {
-			return nil, nil, err
+		_, _ = io.WriteString(bw, http2.ClientPreface)
+		_ = fr.WriteSettings(extra...)
+		if err := bw.Flush(); err != nil {
+			return nil, nil, nil, err
 		}
 	}
 	if read {
 		go func() { _, _ = io.Copy(io.Discard, nc) }()
 	}
-	return nc, fr, nil
+	return nc, fr, bw.Flush, nil
 }
 
 type countingWriter struct {
@@ -318,12 +324,12 @@ func (a *attacker) paced(conns, perSecond int, read bool, setup func(fr *http2.F
 		go func() {
 			defer wg.Done()
 			for a.ctx.Err() == nil {
-				nc, fr, err := a.dial(true, read)
+				nc, fr, flush, err := a.dial(true, read)
 				if err != nil {
 					time.Sleep(10 * time.Millisecond)
 					continue
 				}
-				if setup != nil && setup(fr) != nil {
+				if setup != nil && (setup(fr) != nil || flush() != nil) {
 					nc.Close()
 					continue
 				}
@@ -331,7 +337,7 @@ func (a *attacker) paced(conns, perSecond int, read bool, setup func(fr *http2.F
 				for a.ctx.Err() == nil {
 					<-tick.C
 					_ = nc.SetWriteDeadline(time.Now().Add(time.Second))
-					if err := send(fr, perTick); err != nil {
+					if err := send(fr, perTick); err != nil || flush() != nil {
 						break
 					}
 				}
@@ -633,7 +639,7 @@ func (a *attacker) holdOpen(conns, perConn int, read bool, open func(fr *http2.F
 		go func() {
 			defer wg.Done()
 			for a.ctx.Err() == nil {
-				nc, fr, err := a.dial(true, read, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1})
+				nc, fr, flush, err := a.dial(true, read, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1})
 				if err != nil {
 					time.Sleep(50 * time.Millisecond)
 					continue
@@ -647,6 +653,7 @@ func (a *attacker) holdOpen(conns, perConn int, read bool, open func(fr *http2.F
 						break
 					}
 				}
+				ok = ok && flush() == nil
 				for ok && a.ctx.Err() == nil {
 					select {
 					case <-a.ctx.Done():
@@ -659,6 +666,7 @@ func (a *attacker) holdOpen(conns, perConn int, read bool, open func(fr *http2.F
 							break
 						}
 					}
+					ok = ok && flush() == nil
 				}
 				nc.Close()
 			}
@@ -709,7 +717,7 @@ func noSettings(a *attacker) {
 		go func() {
 			defer wg.Done()
 			for a.ctx.Err() == nil {
-				nc, _, err := a.dial(false, false)
+				nc, _, _, err := a.dial(false, false)
 				if err != nil {
 					time.Sleep(50 * time.Millisecond)
 					continue
