@@ -92,6 +92,10 @@ type Config struct {
 	// connection (BufferedListener). For comparison: it is the baseline
 	// internal/h2 is held against.
 	StdHTTP2 bool
+	// Services are the full names of the services the http.Server serves.
+	// With StdHTTP2, their unary procedures' flushes wait for the handler
+	// to return (stdtuning.go).
+	Services []string
 }
 
 func (c *Config) applyDefaults() {
@@ -317,6 +321,7 @@ func Configure(hs *http.Server, conf Config) *Server {
 		s.ages.install(hs)
 	}
 	if conf.StdHTTP2 {
+		hs.Handler = stdTuning(hs.Handler, conf.Services)
 		return s
 	}
 	if hs.TLSNextProto == nil {

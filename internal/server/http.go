@@ -108,13 +108,13 @@ func (cfg *HTTPConfig) applyDefaults() {
 // HTTP/2 by ALPN over TLS, with cfg's limits; its HTTP/2 connections are
 // served by internal/h2 (net/http's own server with cfg.StdHTTP2).
 func NewHTTPServer(h http.Handler, cfg HTTPConfig, logger *slog.Logger) *http.Server {
-	hs, _ := newHTTPServer(h, cfg, logger)
+	hs, _ := newHTTPServer(h, cfg, logger, nil)
 	return hs
 }
 
-// newHTTPServer is NewHTTPServer, and the transport that serves hs's
-// connections.
-func newHTTPServer(h http.Handler, cfg HTTPConfig, logger *slog.Logger) (*http.Server, *h2.Server) {
+// newHTTPServer is NewHTTPServer for h serving services (full names),
+// and the transport that serves hs's connections.
+func newHTTPServer(h http.Handler, cfg HTTPConfig, logger *slog.Logger, services []string) (*http.Server, *h2.Server) {
 	cfg.applyDefaults()
 	if logger == nil {
 		logger = slog.Default()
@@ -149,6 +149,7 @@ func newHTTPServer(h http.Handler, cfg HTTPConfig, logger *slog.Logger) (*http.S
 		StdHTTP2:                      cfg.StdHTTP2,
 		SendWindowTimeout:             cfg.SendWindowTimeout,
 		Observer:                      cfg.Observer,
+		Services:                      services,
 	})
 	return hs, transport
 }
@@ -170,7 +171,7 @@ type Stack struct {
 func NewStack(cfg Config, hcfg HTTPConfig) *Stack {
 	srv := New(cfg)
 	hcfg.Observer = srv.Telemetry
-	hs, transport := newHTTPServer(srv.Handler, hcfg, cfg.Logger)
+	hs, transport := newHTTPServer(srv.Handler, hcfg, cfg.Logger, srv.Services)
 	// The telemetry's connection events, and the transport's own hook
 	// (connection age) when it set one.
 	ageState := hs.ConnState
