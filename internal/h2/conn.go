@@ -124,6 +124,7 @@ func newConn(s *Server, hs *http.Server, nc net.Conn, h http.Handler, ctx contex
 	c.initWire()
 	c.fr = http2.NewFramer(outWriter{c}, c.br)
 	c.hdec = hpack.NewDecoder(4096, c.hb.emit)
+	c.hb.dec = c.hdec
 	c.hdec.SetMaxStringLength(int(s.conf.MaxHeaderListSize))
 	c.fr.SetMaxReadFrameSize(s.conf.MaxReadFrameSize)
 	c.fr.SetReuseFrames()

@@ -26,7 +26,8 @@ type headerBlock struct {
 	truncated bool   // over MaxHeaderListSize: fields are incomplete
 	invalid   error  // malformed (RFC 9113 section 8.2): a stream error
 	fields    []hpack.HeaderField
-	nPseudo   int // fields[:nPseudo] are the pseudo-header fields
+	nPseudo   int            // fields[:nPseudo] are the pseudo-header fields
+	dec       *hpack.Decoder // the connection's, which calls emit
 }
 
 // Why a header block is malformed.
@@ -47,8 +48,14 @@ func (b *headerBlock) start(f *http2.HeadersFrame, budget uint32) {
 		remain:    budget,
 		wire:      uint32(min(2*uint64(budget), math.MaxUint32)),
 		fields:    b.fields[:0],
+		dec:       b.dec,
 	}
+	b.dec.SetEmitEnabled(true)
 }
+
+// drop stops the fields of a block found malformed or too large: the
+// decoder goes on (HPACK state is per connection) without emitting them.
+func (b *headerBlock) drop() { b.dec.SetEmitEnabled(false) }
 
 // pseudo is the value of a pseudo-header field ("method" for ":method").
 func (b *headerBlock) pseudo(name string) string {
@@ -62,44 +69,51 @@ func (b *headerBlock) pseudo(name string) string {
 
 func (b *headerBlock) regular() []hpack.HeaderField { return b.fields[b.nPseudo:] }
 
-// emit takes one decoded field. After the block is found malformed or too
-// large, fields are still decoded (HPACK state is per connection) but
-// dropped; they still count against MaxHeaderListSize, so a block made
-// malformed early cannot go on being decoded for free (CVE-2023-45288).
+// emit takes one decoded field. Once the block is found malformed or too
+// large, the rest of its fragment is decoded without emitting (drop), and
+// any further fragment ends the connection (headerFragment): what a
+// malformed block can make the server decode is bounded by the fragment's
+// bytes, and no fragment after it is decoded at all (CVE-2023-45288).
 func (b *headerBlock) emit(hf hpack.HeaderField) {
+	if b.invalid != nil || b.truncated {
+		return
+	}
 	if size := hf.Size(); size > b.remain {
 		b.truncated, b.remain = true, 0
+		b.drop()
 		return
 	} else {
 		b.remain -= size
 	}
-	if b.invalid != nil || b.truncated {
-		return
-	}
 	if !httpguts.ValidHeaderFieldValue(hf.Value) {
 		b.invalid = errFieldValue
+		b.drop()
 		return
 	}
 	if strings.HasPrefix(hf.Name, ":") {
 		if b.nPseudo != len(b.fields) {
 			b.invalid = errPseudoAfterRegular
+			b.drop()
 			return
 		}
 		switch hf.Name {
 		case ":method", ":scheme", ":authority", ":path", ":protocol":
 		default:
 			b.invalid = errUnknownPseudo
+			b.drop()
 			return
 		}
 		for _, p := range b.fields {
 			if p.Name == hf.Name {
 				b.invalid = errUnknownPseudo
+				b.drop()
 				return
 			}
 		}
 		b.nPseudo++
 	} else if !validFieldName(hf.Name) {
 		b.invalid = errFieldName
+		b.drop()
 		return
 	}
 	b.fields = append(b.fields, hf)
@@ -128,10 +142,10 @@ const headerFrameOverhead = 9
 // A header block is bounded twice, so that no sender can make the server
 // decode, or read, without end (the CONTINUATION floods of CVE-2023-45288
 // and CVE-2024-27316):
-//   - decoded: every field counts against MaxHeaderListSize, valid or not
-//     (emit); a fragment more than four times the budget left (HPACK's
-//     Huffman code inflates at most ~3.75x), or any after the budget is
-//     gone, ends the connection before it is decoded;
+//   - decoded: every field counts against MaxHeaderListSize (emit); a
+//     fragment more than four times the budget left (HPACK's Huffman code
+//     inflates at most ~3.75x), or any after the budget is gone, ends the
+//     connection before it is decoded;
 //   - on the wire: the block's fragments and their frame headers may total
 //     2 x MaxHeaderListSize, whatever they decode to (empty CONTINUATION
 //     frames, table size updates, indexed fields). A block within the
