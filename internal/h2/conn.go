@@ -102,6 +102,8 @@ type conn struct {
 	silentSince    time.Time
 	watchdog       *time.Timer
 	ageTimer       *time.Timer // MaxConnectionAge, then its grace
+	lateResets     []uint32    // streams to reset with NO_ERROR (resetLateLocked)
+	hasLateResets  atomic.Bool
 }
 
 func newConn(s *Server, hs *http.Server, nc net.Conn, h http.Handler, ctx context.Context) *conn {
@@ -168,6 +170,9 @@ func (c *conn) serve(readPreface bool) {
 
 	sawSettings := false
 	for {
+		if c.br.Buffered() == 0 {
+			c.sendLateResets() // what the client sent before is read
+		}
 		f, err := c.fr.ReadFrame()
 		if err != nil {
 			if errors.Is(err, http2.ErrFrameTooLarge) {
@@ -394,6 +399,7 @@ func (c *conn) tick() {
 	c.watchdog.Reset(c.tickInterval())
 	c.mu.Unlock()
 
+	c.sendLateResets()
 	switch {
 	case dead, stuck:
 		c.noteTimeout(dead)
@@ -565,6 +571,50 @@ func (c *conn) processReset(f *http2.RSTStreamFrame) error {
 	return nil
 }
 
+// resetLateLocked schedules RST_STREAM NO_ERROR for a stream whose
+// response is complete while its client is still sending. The stream
+// stays known until the reader has processed what it has read (or the
+// watchdog's next look): a frame the client sent before it saw the
+// response still meets the stream, so a flow-control error on it is
+// answered as one (RFC 9113 section 6.9.1; h2spec 6.9.1/3) rather than
+// lost behind a reset the handler's end raced ahead. Called with mu.
+func (c *conn) resetLateLocked(id uint32) {
+	c.lateResets = append(c.lateResets, id)
+	c.hasLateResets.Store(true)
+}
+
+// sendLateResets sends the resets resetLateLocked scheduled, for the
+// streams nothing else has reset meanwhile.
+func (c *conn) sendLateResets() {
+	if !c.hasLateResets.Load() {
+		return
+	}
+	c.mu.Lock()
+	ids := c.lateResets
+	c.lateResets = nil
+	c.hasLateResets.Store(false)
+	n := 0
+	for _, id := range ids {
+		if st := c.streams[id]; st != nil {
+			delete(c.streams, id)
+			ids[n] = id
+			n++
+		}
+	}
+	c.mu.Unlock()
+	if n > 0 {
+		c.writeControl(func(fr *http2.Framer) error {
+			for _, id := range ids[:n] {
+				_ = fr.WriteRSTStream(id, http2.ErrCodeNo)
+			}
+			return nil
+		})
+		for range n {
+			c.noteServerReset(http2.ErrCodeNo)
+		}
+	}
+}
+
 // resetStream sends RST_STREAM for id and ends the stream, if open, with
 // err for its handler.
 func (c *conn) resetStream(id uint32, code http2.ErrCode, err error) {
@@ -648,7 +698,7 @@ func (c *conn) processData(f *http2.DataFrame) error {
 		return drop(http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol})
 	}
 	var connInc, streamInc uint32
-	if st.bodyClosed {
+	if st.bodyClosed || st.reset {
 		connInc = c.refundLocked(flow) // nobody reads it
 	} else {
 		if st.bodyOff > 0 { // keep only the unread part

@@ -163,25 +163,29 @@ func (w *responseWriter) finish() {
 // dropping what is left of its request body (abortLocked). A response that
 // did not end is reset with INTERNAL_ERROR; a complete one whose client is
 // still sending with NO_ERROR, which tells the client to stop (RFC 9113
-// section 8.1).
+// section 8.1), after the frames the client has already sent on it are
+// read (resetLateLocked).
 func (w *responseWriter) closeStream() {
 	st := w.st
 	c := st.c
 	c.mu.Lock()
-	if c.streams[st.id] == st {
-		delete(c.streams, st.id)
-	}
-	rst, code := false, http2.ErrCodeNo
+	rst, code, late := false, http2.ErrCodeNo, false
 	wasReset, why := st.reset, st.resetErr
 	if !st.reset {
 		switch {
 		case !w.ended:
 			rst, code = true, http2.ErrCodeInternal
 		case !st.remoteClosed:
-			rst = true
+			late = true // NO_ERROR, once what the client sent is read (resetLateLocked)
 		}
 	}
+	if c.streams[st.id] == st && !late {
+		delete(c.streams, st.id)
+	}
 	inc := st.abortLocked(errStreamClosed)
+	if late {
+		c.resetLateLocked(st.id)
+	}
 	c.mu.Unlock()
 	c.writeWindowUpdates(inc, 0, 0)
 	if rst {
