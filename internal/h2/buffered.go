@@ -3,6 +3,7 @@ package h2
 import (
 	"bufio"
 	"net"
+	"sync/atomic"
 	"time"
 
 	"github.com/switchyard/switchyard/internal/coalesce"
@@ -11,14 +12,14 @@ import (
 // BufferedListener wraps ln so that every accepted connection reads through
 // a buffer and coalesces its writes: a write is handed to the connection's
 // writer goroutine and returns at once, and whatever is written while that
-// goroutine is inside a system call goes out in its next one. It is the
-// transport's adapter for net/http's own HTTP/2 server (Config.StdHTTP2),
-// which reads every frame in two system calls and flushes after nearly
-// every frame; under load these flushes become one system call per batch
-// instead of one per frame, with no timer and no added latency when the
-// connection is idle. Wrap the TCP listener, beneath any TLS listener.
-// internal/h2's own connections buffer and coalesce by themselves (wire.go)
-// and need no wrapper.
+// goroutine is inside a system call goes out in its next one. net/http's
+// HTTP/1.1 server writes each response with a system call of its own, and
+// its HTTP/2 server (Config.StdHTTP2) flushes after nearly every frame;
+// under load these become one system call per batch, with no timer and no
+// added latency when the connection is idle. Wrap the TCP listener,
+// beneath any TLS listener. A connection handed to internal/h2, which
+// buffers and coalesces by itself (wire.go), is taken over: its writes go
+// straight to the socket from then on (takeOver).
 func BufferedListener(ln net.Listener) net.Listener {
 	return bufferedListener{ln}
 }
@@ -36,12 +37,52 @@ func (l bufferedListener) Accept() (net.Conn, error) {
 
 type bufferedConn struct {
 	net.Conn
-	r *bufio.Reader
-	w *coalesce.Writer
+	r      *bufio.Reader
+	w      *coalesce.Writer
+	direct atomic.Bool // taken over: writes, deadlines and close go straight to the socket
 }
 
-func (c *bufferedConn) Read(p []byte) (int, error)  { return c.r.Read(p) }
-func (c *bufferedConn) Write(p []byte) (int, error) { return c.w.Write(p) }
+func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+func (c *bufferedConn) Write(p []byte) (int, error) {
+	if c.direct.Load() {
+		return c.Conn.Write(p)
+	}
+	return c.w.Write(p)
+}
+
+// takeOver ends the coalescing: what is pending is written, the writer
+// goroutine ends, and later writes, write deadlines and the close go
+// straight to the socket. Reads keep the buffer, which may hold bytes
+// already read (and passes large reads through). internal/h2 calls it when
+// net/http hands it the connection, before it writes anything.
+func (c *bufferedConn) takeOver() {
+	if c.direct.Load() {
+		return
+	}
+	_ = c.w.Flush()
+	c.w.Close(connCloseDrain)
+	c.direct.Store(true)
+}
+
+// NetConn is the accepted connection.
+func (c *bufferedConn) NetConn() net.Conn { return c.Conn }
+
+// takeOverBuffered takes over the buffered connection beneath nc, if any
+// (nc itself, or beneath its TLS).
+func takeOverBuffered(nc net.Conn) {
+	for range 3 {
+		if bc, ok := nc.(*bufferedConn); ok {
+			bc.takeOver()
+			return
+		}
+		tc, ok := nc.(interface{ NetConn() net.Conn })
+		if !ok {
+			return
+		}
+		nc = tc.NetConn()
+	}
+}
 
 // SetWriteDeadline applies t to the writes made after it: bytes written
 // before it are already the connection's to deliver, as they would be in
@@ -50,6 +91,9 @@ func (c *bufferedConn) Write(p []byte) (int, error) { return c.w.Write(p) }
 // deadline to now; applied at once, that deadline failed the write of the
 // response still pending here.)
 func (c *bufferedConn) SetWriteDeadline(t time.Time) error {
+	if c.direct.Load() {
+		return c.Conn.SetWriteDeadline(t)
+	}
 	c.w.AfterPending(func() { _ = c.Conn.SetWriteDeadline(t) })
 	return nil
 }
@@ -66,15 +110,19 @@ func (c *bufferedConn) SetDeadline(t time.Time) error {
 // Close sends what is pending (waiting at most connCloseDrain) and closes
 // the connection.
 func (c *bufferedConn) Close() error {
-	c.w.Close(connCloseDrain)
+	if !c.direct.Load() {
+		c.w.Close(connCloseDrain)
+	}
 	return c.Conn.Close()
 }
 
 // CloseWrite sends what is pending and shuts down the writing side, as
 // net/http does before closing an HTTP/1 connection.
 func (c *bufferedConn) CloseWrite() error {
-	if err := c.w.Flush(); err != nil {
-		return err
+	if !c.direct.Load() {
+		if err := c.w.Flush(); err != nil {
+			return err
+		}
 	}
 	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
 		return cw.CloseWrite()

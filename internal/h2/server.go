@@ -148,17 +148,15 @@ type Server struct {
 
 // Listener wraps ln, the TCP listener of the http.Server that Configure
 // set up (beneath any TLS listener): at most MaxConnections connections
-// are served at once, and with StdHTTP2 every connection is buffered
-// (BufferedListener). internal/h2's connections need no wrapper: they
-// buffer their own reads and writes.
+// are served at once, each buffered (BufferedListener) for net/http's
+// HTTP/1.1 server and, with StdHTTP2, its HTTP/2 server. internal/h2 takes
+// the connections it is handed over (takeOverBuffered): it buffers its own
+// writes.
 func (s *Server) Listener(ln net.Listener) net.Listener {
 	if s.conf.MaxConnections > 0 {
 		ln = limitListener(ln, s.conf.MaxConnections)
 	}
-	if s.conf.StdHTTP2 {
-		ln = BufferedListener(ln)
-	}
-	return ln
+	return BufferedListener(ln)
 }
 
 // workerIdle is how long a handler goroutine waits for another stream
@@ -382,6 +380,7 @@ func (s *Server) serveConn(hs *http.Server, nc net.Conn, h http.Handler, readPre
 	if s.ages != nil {
 		s.ages.forget(nc) // the connection ages as HTTP/2 (conn.serve)
 	}
+	takeOverBuffered(nc)
 	c := newConn(s, hs, nc, h, ctx)
 	defer s.untrack(c)
 	if s.track(c) {
