@@ -11,7 +11,8 @@ import (
 // read buffer, the frames waiting to be written, the goroutine that writes
 // them, write deadlines and close — lives here, with one lifecycle per
 // connection. The connection owns the socket it is handed (TCP, or TLS
-// over TCP): nothing is wrapped beneath it.
+// over TCP): it takes over the listener's buffered connection beneath
+// (takeOverBuffered), whose writes then go straight to the socket.
 //
 // Writes: frames are encoded, under wmu, straight into the connection's
 // pending buffer (out), and one writer goroutine hands what has
