@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/switchyard/switchyard/internal/outcome"
 )
 
 // Connection age (Config.MaxConnectionAge): long-lived connections are
@@ -39,7 +41,7 @@ func (c *conn) startAging() {
 // aged ends a connection that reached its age: the graceful shutdown's two
 // GOAWAYs, and after the grace, a close that cancels what still runs.
 func (c *conn) aged() {
-	c.shutdown()
+	c.shutdown(outcome.GoAwayMaxAge)
 	if grace := c.conf.MaxConnectionAgeGrace; grace > 0 {
 		c.mu.Lock()
 		if !c.closed {

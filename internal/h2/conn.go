@@ -14,6 +14,8 @@ import (
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+
+	"github.com/switchyard/switchyard/internal/outcome"
 )
 
 // Protocol constants (RFC 9113).
@@ -81,18 +83,19 @@ type conn struct {
 	mu             sync.Mutex
 	cond           sync.Cond // send windows grew, a stream ended, or the connection closed
 	streams        map[uint32]*stream
-	maxStreamID    uint32    // highest client stream ID seen
-	running        int       // handlers running (streams open or finishing)
-	sendWindow     int32     // connection send window
-	peerWindow     int32     // peer's SETTINGS_INITIAL_WINDOW_SIZE
-	peerFrameSize  uint32    // peer's SETTINGS_MAX_FRAME_SIZE
-	recvAvail      int32     // connection receive window the client may still use
-	recvUnacked    int32     // consumed receive window not yet returned
-	draining       bool      // the first GOAWAY of a graceful shutdown is out
-	goingAway      bool      // the final GOAWAY is out: no new streams
-	failed         bool      // GOAWAY with an error: serve closes the connection
-	closed         bool      // the connection is over
-	idleFrom       time.Time // the watchdog's first idle look; zero when busy
+	maxStreamID    uint32               // highest client stream ID seen
+	running        int                  // handlers running (streams open or finishing)
+	sendWindow     int32                // connection send window
+	peerWindow     int32                // peer's SETTINGS_INITIAL_WINDOW_SIZE
+	peerFrameSize  uint32               // peer's SETTINGS_MAX_FRAME_SIZE
+	recvAvail      int32                // connection receive window the client may still use
+	recvUnacked    int32                // consumed receive window not yet returned
+	draining       bool                 // the first GOAWAY of a graceful shutdown is out
+	drainReason    outcome.GoAwayReason // why the graceful shutdown began
+	goingAway      bool                 // the final GOAWAY is out: no new streams
+	failed         bool                 // GOAWAY with an error: serve closes the connection
+	closed         bool                 // the connection is over
+	idleFrom       time.Time            // the watchdog's first idle look; zero when busy
 	lastStarted    uint64
 	stuckFlush     uint64 // the flush in progress at the watchdog's last look
 	stuckSince     time.Time
@@ -220,7 +223,7 @@ func (c *conn) handleError(err error) bool {
 // fail ends the connection after a connection error: GOAWAY with its code,
 // then a short linger reading and discarding so the client sees it.
 func (c *conn) fail(ce http2.ConnectionError) {
-	c.goAway(http2.ErrCode(ce), false)
+	c.goAway(http2.ErrCode(ce), false, outcome.GoAwayError)
 	c.closeGracefully()
 	// The GOAWAY and a FIN go out; the socket closes after goAwayLinger,
 	// so the peer has read them by then. Nothing more is read: a peer that
@@ -245,25 +248,27 @@ const drainTimeout = time.Second
 // naming the last stream seen would refuse a stream whose HEADERS were in
 // flight, which the client counts as failed. The connection closes when
 // its last stream ends.
-func (c *conn) shutdown() {
+func (c *conn) shutdown(reason outcome.GoAwayReason) {
 	c.mu.Lock()
 	if c.closed || c.draining || c.goingAway {
 		c.mu.Unlock()
 		return
 	}
 	c.draining = true
+	c.drainReason = reason
 	c.mu.Unlock()
 	c.writeControl(func(fr *http2.Framer) error {
 		_ = fr.WriteGoAway(1<<31-1, http2.ErrCodeNo, nil)
 		return fr.WritePing(false, drainPing)
 	})
-	time.AfterFunc(drainTimeout, func() { c.goAway(http2.ErrCodeNo, false) })
+	time.AfterFunc(drainTimeout, func() { c.goAway(http2.ErrCodeNo, false, reason) })
 }
 
 // goAway sends the final GOAWAY: NO_ERROR once (the connection closes when
 // its last stream ends), an error code whenever asked. closeNow closes the
-// connection (gracefully) without waiting for its streams.
-func (c *conn) goAway(code http2.ErrCode, closeNow bool) {
+// connection (gracefully) without waiting for its streams. reason is what
+// the Observer is told.
+func (c *conn) goAway(code http2.ErrCode, closeNow bool, reason outcome.GoAwayReason) {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -278,7 +283,7 @@ func (c *conn) goAway(code http2.ErrCode, closeNow bool) {
 
 	if send {
 		c.writeControl(func(fr *http2.Framer) error { return fr.WriteGoAway(last, code, nil) })
-		c.noteGoAway(code)
+		c.noteGoAway(code, reason)
 	}
 	if closeNow || (code == http2.ErrCodeNo && done) {
 		c.closeGracefully()
@@ -405,7 +410,7 @@ func (c *conn) tick() {
 		c.noteTimeout(dead)
 		c.closeSocket()
 	case idle:
-		c.goAway(http2.ErrCodeNo, true)
+		c.goAway(http2.ErrCodeNo, true, outcome.GoAwayIdle)
 	case ping:
 		c.writeControl(func(fr *http2.Framer) error { return fr.WritePing(false, [8]byte{'s', 'w', 'i', 't', 'c', 'h'}) })
 	}
@@ -438,7 +443,10 @@ func (c *conn) process(f http2.Frame) error {
 			data := f.Data
 			c.writeControl(func(fr *http2.Framer) error { return fr.WritePing(true, data) })
 		} else if f.Data == drainPing {
-			c.goAway(http2.ErrCodeNo, false)
+			c.mu.Lock()
+			reason := c.drainReason
+			c.mu.Unlock()
+			c.goAway(http2.ErrCodeNo, false, reason)
 		}
 		return nil
 	case *http2.RSTStreamFrame:
@@ -449,7 +457,7 @@ func (c *conn) process(f http2.Frame) error {
 		}
 		return nil
 	case *http2.GoAwayFrame:
-		c.goAway(http2.ErrCodeNo, false)
+		c.goAway(http2.ErrCodeNo, false, outcome.GoAwayClient)
 		return nil
 	case *http2.PushPromiseFrame:
 		return http2.ConnectionError(http2.ErrCodeProtocol)
@@ -691,7 +699,10 @@ func (c *conn) processData(f *http2.DataFrame) error {
 	}
 	st.recvAvail -= flow
 	st.received += int64(len(data))
-	if st.observed {
+	// A stream whose handler is done (reset is set under c.mu before its
+	// record is finished) may stay here until a late reset: its record is
+	// the handler's goroutine's by then.
+	if st.observed && !st.reset {
 		st.rec.ReadBody(data)
 	}
 	if st.declaredLength >= 0 && (st.received > st.declaredLength || f.StreamEnded() && st.received != st.declaredLength) {

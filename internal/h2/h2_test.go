@@ -1253,7 +1253,8 @@ func testWriteTimeout(t *testing.T, o serverOpts, chunk int) {
 		done <- result{n, nil, time.Now()}
 	})
 	const writeTimeout = 300 * time.Millisecond
-	srv := startServer(t, mux, h2.Config{WriteTimeout: writeTimeout}, o)
+	obs := newRecorder()
+	srv := startServer(t, mux, h2.Config{WriteTimeout: writeTimeout, Observer: obs}, o)
 	huge := http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1<<31 - 1}
 	var c *rawConn
 	if o.tls {
@@ -1281,6 +1282,9 @@ func testWriteTimeout(t *testing.T, o serverOpts, chunk int) {
 	}
 	if !c.Closed(5 * time.Second) {
 		t.Error("connection still open")
+	}
+	if ping, write := obs.timeouts(); ping != 0 || write != 1 {
+		t.Errorf("observed %d ping and %d write timeouts, want 0 and 1", ping, write)
 	}
 	c.Conn.Close()
 	waitGoroutines(t, base+1, "after the write timeout")
@@ -1617,7 +1621,8 @@ func TestMaxConcurrentStreams(t *testing.T) {
 
 // A silent connection is pinged; one that does not answer is closed.
 func TestPingTimeout(t *testing.T) {
-	srv := startServer(t, testMux(), h2.Config{SendPingTimeout: 200 * time.Millisecond, PingTimeout: 300 * time.Millisecond}, serverOpts{})
+	obs := newRecorder()
+	srv := startServer(t, testMux(), h2.Config{SendPingTimeout: 200 * time.Millisecond, PingTimeout: 300 * time.Millisecond, Observer: obs}, serverOpts{})
 	c := dialRaw(t, srv.addr)
 	start := time.Now()
 	var ping *http2.PingFrame
@@ -1644,9 +1649,12 @@ func TestPingTimeout(t *testing.T) {
 			break
 		}
 	}
-	// Unanswered, it is closed.
+	// Unanswered, it is closed, and the Observer is told why.
 	if !c.Closed(3 * time.Second) {
 		t.Fatal("connection that ignores PINGs still open")
+	}
+	if ping, write := obs.timeouts(); ping != 1 || write != 0 {
+		t.Errorf("observed %d ping and %d write timeouts, want 1 and 0", ping, write)
 	}
 	if d := time.Since(start); d > 3*time.Second {
 		t.Errorf("closed after %v", d)

@@ -139,9 +139,9 @@ func (c *conn) noteServerReset(code http2.ErrCode) {
 	}
 }
 
-func (c *conn) noteGoAway(code http2.ErrCode) {
+func (c *conn) noteGoAway(code http2.ErrCode, reason outcome.GoAwayReason) {
 	if obs := c.conf.Observer; obs != nil {
-		obs.GoAway(uint32(code))
+		obs.GoAway(uint32(code), reason)
 	}
 }
 

@@ -1,6 +1,7 @@
 package h2_test
 
 import (
+	"maps"
 	"net/http"
 	"sync"
 	"testing"
@@ -20,11 +21,18 @@ type recorder struct {
 	ended   chan outcome.Record
 	resets  map[[2]uint32]int // [by client 0/1][code]
 	refused int
-	goAways map[uint32]int
+	goAways map[goAwayKey]int
+	// pingTimeouts and writeTimeouts count the connections closed for each.
+	pingTimeouts, writeTimeouts int
+}
+
+type goAwayKey struct {
+	code   http2.ErrCode
+	reason outcome.GoAwayReason
 }
 
 func newRecorder() *recorder {
-	return &recorder{ended: make(chan outcome.Record, 100), resets: map[[2]uint32]int{}, goAways: map[uint32]int{}}
+	return &recorder{ended: make(chan outcome.Record, 100), resets: map[[2]uint32]int{}, goAways: map[goAwayKey]int{}}
 }
 
 func (r *recorder) CallStarted(*outcome.Record) { r.mu.Lock(); r.started++; r.mu.Unlock() }
@@ -43,13 +51,37 @@ func (r *recorder) StreamReset(byClient bool, code uint32) {
 	r.resets[[2]uint32{side, code}]++
 }
 func (r *recorder) StreamRefused() { r.mu.Lock(); r.refused++; r.mu.Unlock() }
-func (r *recorder) GoAway(code uint32) {
+func (r *recorder) GoAway(code uint32, reason outcome.GoAwayReason) {
 	r.mu.Lock()
-	r.goAways[code]++
+	r.goAways[goAwayKey{http2.ErrCode(code), reason}]++
 	r.mu.Unlock()
 }
-func (r *recorder) PingTimeout()  {}
-func (r *recorder) WriteTimeout() {}
+
+// waitGoAway waits until the observer has seen a final GOAWAY of code and
+// reason, and returns every GOAWAY it saw.
+func (r *recorder) waitGoAway(t *testing.T, code http2.ErrCode, reason outcome.GoAwayReason) map[goAwayKey]int {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		r.mu.Lock()
+		n, all := r.goAways[goAwayKey{code, reason}], maps.Clone(r.goAways)
+		r.mu.Unlock()
+		if n > 0 {
+			return all
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no GOAWAY %v with reason %v observed; saw %v", code, reason, all)
+		}
+	}
+}
+func (r *recorder) PingTimeout()  { r.mu.Lock(); r.pingTimeouts++; r.mu.Unlock() }
+func (r *recorder) WriteTimeout() { r.mu.Lock(); r.writeTimeouts++; r.mu.Unlock() }
+
+// timeouts returns the ping and write timeouts observed so far.
+func (r *recorder) timeouts() (ping, write int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.pingTimeouts, r.writeTimeouts
+}
 
 func (r *recorder) next(t *testing.T) outcome.Record {
 	t.Helper()
@@ -202,20 +234,103 @@ func TestTransportEventsObserved(t *testing.T) {
 		}
 	}
 	go func() { _ = s.hs.Shutdown(t.Context()) }()
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		obs.mu.Lock()
-		n := obs.goAways[uint32(http2.ErrCodeNo)]
-		obs.mu.Unlock()
-		if n == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no final GOAWAY observed after Shutdown")
-		}
+	if all := obs.waitGoAway(t, http2.ErrCodeNo, outcome.GoAwayShutdown); len(all) != 1 || all[goAwayKey{http2.ErrCodeNo, outcome.GoAwayShutdown}] != 1 {
+		t.Errorf("GOAWAYs observed after Shutdown: %v, want one (NO_ERROR, shutdown)", all)
 	}
 	obs.mu.Lock()
 	defer obs.mu.Unlock()
 	if obs.refused != 1 || len(obs.resets) != 0 {
 		t.Errorf("refused %d, resets %v; want 1 refused and no reset", obs.refused, obs.resets)
+	}
+}
+
+// Each final GOAWAY reaches the Observer with the reason it was sent for,
+// so that an operator can tell rebalancing from idling from errors.
+func TestGoAwayReasonsObserved(t *testing.T) {
+	handler := http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})
+	for _, tc := range []struct {
+		name   string
+		conf   h2.Config
+		poke   func(c *rawConn) // what the client does to provoke the GOAWAY
+		code   http2.ErrCode
+		reason outcome.GoAwayReason
+	}{
+		{name: "idle", conf: h2.Config{IdleTimeout: 200 * time.Millisecond}, code: http2.ErrCodeNo, reason: outcome.GoAwayIdle},
+		{name: "max age", conf: h2.Config{MaxConnectionAge: 200 * time.Millisecond}, code: http2.ErrCodeNo, reason: outcome.GoAwayMaxAge},
+		{name: "client goaway", poke: func(c *rawConn) { _ = c.Fr.WriteGoAway(0, http2.ErrCodeNo, nil) },
+			code: http2.ErrCodeNo, reason: outcome.GoAwayClient},
+		{name: "connection error", poke: func(c *rawConn) { _ = c.Fr.WriteRawFrame(http2.FramePing, 0, 1, make([]byte, 8)) },
+			code: http2.ErrCodeProtocol, reason: outcome.GoAwayError},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			obs := newRecorder()
+			tc.conf.Observer = obs
+			s := startServer(t, handler, tc.conf, serverOpts{})
+			c := dialRaw(t, s.addr)
+			if tc.poke != nil {
+				tc.poke(c)
+			}
+			// Answer the graceful shutdown's PING, as clients do.
+			go func() {
+				for {
+					f, err := c.ReadFrame(5 * time.Second)
+					if err != nil {
+						return
+					}
+					if p, ok := f.(*http2.PingFrame); ok && !p.IsAck() {
+						_ = c.Fr.WritePing(true, p.Data)
+					}
+				}
+			}()
+			if all := obs.waitGoAway(t, tc.code, tc.reason); len(all) != 1 {
+				t.Errorf("GOAWAYs observed: %v, want only (%v, %v)", all, tc.code, tc.reason)
+			}
+		})
+	}
+}
+
+// keepingRecorder hands CallEnded's record itself to the test, not a copy,
+// so the test can see whether anything changes it afterwards.
+type keepingRecorder struct {
+	*recorder
+	recs chan *outcome.Record
+}
+
+func (r keepingRecorder) CallEnded(rec *outcome.Record) { r.recs <- rec }
+
+// A handler that answers without reading its request leaves the stream
+// open for the client's DATA until a late NO_ERROR reset; the record is
+// the handler goroutine's from the moment it is finished, so DATA that
+// arrives then must not be counted into it.
+func TestRecordOfStreamAnsweredWhileClientSends(t *testing.T) {
+	obs := keepingRecorder{newRecorder(), make(chan *outcome.Record, 1)}
+	s := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/grpc")
+		w.Header().Set("Grpc-Status", "12")
+	}), h2.Config{Observer: obs}, serverOpts{})
+	c := dialRaw(t, s.addr)
+	for i := range uint32(5) {
+		id := 2*i + 1
+		c.request(id, "POST", "/x", false, "content-type", "application/grpc")
+		// The answer comes first; the client's DATA then meets a stream
+		// whose handler is done and whose reset is not sent yet.
+		for answered := false; !answered; {
+			f, err := c.ReadFrame(5 * time.Second)
+			if err != nil {
+				t.Fatalf("stream %d: no answer: %v", id, err)
+			}
+			hf, ok := f.(*http2.MetaHeadersFrame)
+			answered = ok && hf.StreamID == id
+		}
+		rec := <-obs.recs
+		if err := c.Fr.WriteData(id, false, make([]byte, 256)); err != nil {
+			t.Fatal(err)
+		}
+		// The late reset follows once the server has read that DATA.
+		c.expectRST(id, http2.ErrCodeNo)
+		if rec.Code != outcome.CodeUnimplemented || rec.End != outcome.EndSent || rec.BytesIn != 0 {
+			t.Errorf("stream %d: after CallEnded the record reads code %v, end %v, %d bytes in; want unimplemented, sent, 0 (unchanged)",
+				id, rec.Code, rec.End, rec.BytesIn)
+		}
 	}
 }

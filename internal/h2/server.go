@@ -353,7 +353,7 @@ func (s *Server) shutdown() {
 	}
 	s.mu.Unlock()
 	for _, c := range conns {
-		c.shutdown()
+		c.shutdown(outcome.GoAwayShutdown)
 	}
 }
 

@@ -280,9 +280,40 @@ type Observer interface {
 	// Transport events of HTTP/2 (internal/h2).
 	StreamReset(byClient bool, code uint32)
 	StreamRefused()
-	GoAway(code uint32)
+	GoAway(code uint32, reason GoAwayReason)
 	PingTimeout()
 	WriteTimeout()
+}
+
+// GoAwayReason says why a server sent a connection's final GOAWAY.
+type GoAwayReason uint8
+
+// The reasons for a final GOAWAY.
+const (
+	// GoAwayShutdown: the server is shutting down (SIGTERM, drain).
+	GoAwayShutdown GoAwayReason = iota
+	// GoAwayMaxAge: the connection reached its maximum age, so that the
+	// client reconnects and load spreads over the replicas.
+	GoAwayMaxAge
+	// GoAwayIdle: no stream for the idle timeout.
+	GoAwayIdle
+	// GoAwayClient: the client sent GOAWAY first.
+	GoAwayClient
+	// GoAwayError: a connection error; the GOAWAY's code says which.
+	GoAwayError
+	// NumGoAwayReasons counts the reasons, for tables indexed by them.
+	NumGoAwayReasons
+)
+
+var goAwayReasons = [NumGoAwayReasons]string{"shutdown", "max_age", "idle", "client_goaway", "connection_error"}
+
+// String is the reason as a metric label: "shutdown", "max_age", "idle",
+// "client_goaway" or "connection_error".
+func (r GoAwayReason) String() string {
+	if r < NumGoAwayReasons {
+		return goAwayReasons[r]
+	}
+	return "unknown"
 }
 
 // recordKey finds a call's Record in its request context.

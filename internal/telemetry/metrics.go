@@ -46,8 +46,8 @@ type metrics struct {
 	refused                     atomic.Int64
 	pingTimeouts, writeTimeouts atomic.Int64
 	linesDropped                atomic.Int64
-	resets                      [2][16]atomic.Int64 // [by client][HTTP/2 error code]
-	goAways                     [16]atomic.Int64    // [HTTP/2 error code]
+	resets                      [2][16]atomic.Int64                        // [by client][HTTP/2 error code]
+	goAways                     [outcome.NumGoAwayReasons][16]atomic.Int64 // [reason][HTTP/2 error code]
 
 	poolsMu sync.Mutex
 	pools   []PoolStatser
@@ -157,7 +157,7 @@ func (m *metrics) transportInstruments(meter metric.Meter) error {
 		return err
 	}
 	goAways, err := meter.Int64ObservableCounter("switchyard.http2.goaways.sent",
-		metric.WithDescription("Final HTTP/2 GOAWAY frames sent, by error code (NO_ERROR: shutdown, idle or the client's GOAWAY)."))
+		metric.WithDescription("Final HTTP/2 GOAWAY frames sent, by reason (shutdown, max_age, idle, client_goaway, connection_error) and error code."))
 	if err != nil {
 		return err
 	}
@@ -190,9 +190,12 @@ func (m *metrics) transportInstruments(meter metric.Meter) error {
 				}
 			}
 		}
-		for code := range m.goAways {
-			if n := m.goAways[code].Load(); n > 0 {
-				o.ObserveInt64(goAways, n, metric.WithAttributes(attribute.String("code", http2.ErrCode(code).String())))
+		for reason := range m.goAways {
+			for code := range m.goAways[reason] {
+				if n := m.goAways[reason][code].Load(); n > 0 {
+					o.ObserveInt64(goAways, n, metric.WithAttributes(attribute.String("reason", outcome.GoAwayReason(reason).String()),
+						attribute.String("code", http2.ErrCode(code).String())))
+				}
 			}
 		}
 		return nil
@@ -307,7 +310,9 @@ func (m *metrics) reset(byClient bool, code uint32) {
 	m.resets[side][min(code, 15)].Add(1)
 }
 
-func (m *metrics) goAway(code uint32) { m.goAways[min(code, 15)].Add(1) }
+func (m *metrics) goAway(code uint32, reason outcome.GoAwayReason) {
+	m.goAways[min(reason, outcome.NumGoAwayReasons-1)][min(code, 15)].Add(1)
+}
 
 func (m *metrics) droppedLine() { m.linesDropped.Add(1) }
 

@@ -163,9 +163,9 @@ func (t *Telemetry) StreamRefused() {
 }
 
 // GoAway implements outcome.Observer.
-func (t *Telemetry) GoAway(code uint32) {
+func (t *Telemetry) GoAway(code uint32, reason outcome.GoAwayReason) {
 	if t.metrics != nil {
-		t.metrics.goAway(code)
+		t.metrics.goAway(code, reason)
 	}
 }
 
