@@ -92,10 +92,10 @@ type Config struct {
 	// connection (BufferedListener). For comparison: it is the baseline
 	// internal/h2 is held against.
 	StdHTTP2 bool
-	// Services are the full names of the services the http.Server serves.
-	// With StdHTTP2, their unary procedures' flushes wait for the handler
-	// to return (stdtuning.go).
-	Services []string
+	// UnaryProcedures are the paths ("/pkg.Service/Method") of the unary
+	// methods the http.Server serves. With StdHTTP2, their flushes wait
+	// for the handler to return (stdtuning.go).
+	UnaryProcedures []string
 }
 
 func (c *Config) applyDefaults() {
@@ -319,7 +319,7 @@ func Configure(hs *http.Server, conf Config) *Server {
 		s.ages.install(hs)
 	}
 	if conf.StdHTTP2 {
-		hs.Handler = stdTuning(hs.Handler, conf.Services)
+		hs.Handler = stdTuning(hs.Handler, conf.UnaryProcedures)
 		return s
 	}
 	if hs.TLSNextProto == nil {

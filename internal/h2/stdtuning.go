@@ -7,9 +7,6 @@ import (
 	"net/http"
 	"sync"
 	"time"
-
-	"google.golang.org/protobuf/reflect/protoreflect"
-	"google.golang.org/protobuf/reflect/protoregistry"
 )
 
 // The adapter for net/http's own HTTP/2 server (Config.StdHTTP2), with
@@ -57,28 +54,16 @@ var stdTightLoops = map[string]flushPolicy{
 // while its handler keeps sending.
 const maxFlushDelay = 2 * time.Millisecond
 
-// stdTuning wraps h for net/http's HTTP/2 server: the procedures of
-// services (full names) that are unary get flushAtEnd, stdTightLoops
-// theirs; request bodies are read through a pooled buffer.
-func stdTuning(h http.Handler, services []string) http.Handler {
-	policies := make(map[string]flushPolicy, len(stdTightLoops))
+// stdTuning wraps h for net/http's HTTP/2 server: the unary procedures
+// (paths) get flushAtEnd, stdTightLoops theirs; request bodies are read
+// through a pooled buffer.
+func stdTuning(h http.Handler, unary []string) http.Handler {
+	policies := make(map[string]flushPolicy, len(stdTightLoops)+len(unary))
 	for p, policy := range stdTightLoops {
 		policies[p] = policy
 	}
-	for _, name := range services {
-		d, err := protoregistry.GlobalFiles.FindDescriptorByName(protoreflect.FullName(name))
-		if err != nil {
-			continue
-		}
-		sd, ok := d.(protoreflect.ServiceDescriptor)
-		if !ok {
-			continue
-		}
-		for i := range sd.Methods().Len() {
-			if m := sd.Methods().Get(i); !m.IsStreamingClient() && !m.IsStreamingServer() {
-				policies["/"+name+"/"+string(m.Name())] = flushAtEnd
-			}
-		}
+	for _, p := range unary {
+		policies[p] = flushAtEnd
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var bw *batchingWriter

@@ -16,7 +16,7 @@ import (
 // procedures untouched.
 func TestStdTuningFlushes(t *testing.T) {
 	t.Parallel()
-	services := []string{"teams.v1.TeamsService", "routeguide.v1.RouteGuideService"}
+	unary := []string{"/teams.v1.TeamsService/GetTeam", "/routeguide.v1.RouteGuideService/GetFeature"}
 	for _, tc := range []struct {
 		path      string
 		pause     time.Duration // between the send and its flush
@@ -38,7 +38,7 @@ func TestStdTuningFlushes(t *testing.T) {
 			if tc.receive {
 				_, _ = io.ReadAll(r.Body)
 			}
-		}), services)
+		}), unary)
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, tc.path, strings.NewReader("request")))
 		if rec.Flushed != tc.wantFlush {

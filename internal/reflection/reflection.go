@@ -30,10 +30,13 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
-// The reflection services' names.
+// The reflection services' names, and the one method of each (a bidi
+// stream). Nothing here is in the protobuf registry: the package registers
+// no descriptors.
 const (
 	ServiceV1      = "grpc.reflection.v1.ServerReflection"
 	ServiceV1Alpha = "grpc.reflection.v1alpha.ServerReflection"
+	Method         = "ServerReflectionInfo"
 )
 
 // image is a google.protobuf.FileDescriptorSet, with source info (grpcurl

@@ -112,9 +112,9 @@ func NewHTTPServer(h http.Handler, cfg HTTPConfig, logger *slog.Logger) *http.Se
 	return hs
 }
 
-// newHTTPServer is NewHTTPServer for h serving services (full names),
-// and the transport that serves hs's connections.
-func newHTTPServer(h http.Handler, cfg HTTPConfig, logger *slog.Logger, services []string) (*http.Server, *h2.Server) {
+// newHTTPServer is NewHTTPServer for h, whose unary procedures (paths)
+// are unary, and the transport that serves hs's connections.
+func newHTTPServer(h http.Handler, cfg HTTPConfig, logger *slog.Logger, unary []string) (*http.Server, *h2.Server) {
 	cfg.applyDefaults()
 	if logger == nil {
 		logger = slog.Default()
@@ -149,7 +149,7 @@ func newHTTPServer(h http.Handler, cfg HTTPConfig, logger *slog.Logger, services
 		StdHTTP2:                      cfg.StdHTTP2,
 		SendWindowTimeout:             cfg.SendWindowTimeout,
 		Observer:                      cfg.Observer,
-		Services:                      services,
+		UnaryProcedures:               unary,
 	})
 	return hs, transport
 }
@@ -171,7 +171,7 @@ type Stack struct {
 func NewStack(cfg Config, hcfg HTTPConfig) *Stack {
 	srv := New(cfg)
 	hcfg.Observer = srv.Telemetry
-	hs, transport := newHTTPServer(srv.Handler, hcfg, cfg.Logger, srv.Services)
+	hs, transport := newHTTPServer(srv.Handler, hcfg, cfg.Logger, paths(srv.Procedures, true))
 	// The telemetry's connection events, and the transport's own hook
 	// (connection age) when it set one.
 	ageState := hs.ConnState

@@ -99,6 +99,8 @@ type Server struct {
 	Health *grpchealth.StaticChecker
 	// Services are the fully-qualified names of every served service.
 	Services []string
+	// Procedures are the methods of Services.
+	Procedures []Procedure
 	// Telemetry observes every call (Config.Telemetry, or the default).
 	Telemetry *telemetry.Telemetry
 
@@ -180,7 +182,8 @@ func New(cfg Config) *Server {
 	s.mount(reflection.NewHandlerV1Alpha(all, s.opts...))
 
 	s.mountConsole()
-	tel.ServeProcedures(s.Services)
+	s.Procedures = proceduresOf(s.Services)
+	tel.ServeProcedures(paths(s.Procedures, false))
 	s.Handler = forBrowsers(http.HandlerFunc(s.route), cfg.CORSOrigins)
 	s.Handler = withClientAddr(s.Handler, cfg.TrustedProxies)
 	// Outermost: HTTP/1.1 (and net/http's HTTP/2) calls are recorded as

@@ -21,7 +21,7 @@ func BenchmarkCallEnded(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			tel.ServeProcedures([]string{"teams.v1.TeamsService"})
+			tel.ServeProcedures([]string{"/teams.v1.TeamsService/GetTeam"})
 			req := httptest.NewRequest(http.MethodPost, "/teams.v1.TeamsService/GetTeam", nil)
 			req.Header.Set("Content-Type", "application/grpc")
 			req.Header.Set("User-Agent", "grpc-go/1.85.0")

@@ -34,7 +34,7 @@ func TestRejectedCallLinesAreSampled(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tel.ServeProcedures([]string{"teams.v1.TeamsService"})
+	tel.ServeProcedures([]string{"/teams.v1.TeamsService/GetTeam"})
 	start := time.Now()
 	const flood = 2000
 	for i := range flood {

@@ -208,6 +208,21 @@ func (m *mix) rejected(hc *http.Client) {
 		series{getTeam, "connect", "invalid_argument", "sent"})
 }
 
+// healthAndReflection calls the services every server serves beside the
+// API, as probes and gRPC tools do: each is counted under its own
+// procedure, not as "unknown" (neither registers descriptors, so the
+// server names their methods itself).
+func (m *mix) healthAndReflection(hc *http.Client) {
+	grpc := http.Header{"Te": {"trailers"}}
+	m.raw(hc, "POST", "/grpc.health.v1.Health/Check", "application/grpc", grpc, envelope(nil),
+		series{"/grpc.health.v1.Health/Check", "grpc", "ok", "sent"})
+	listServices := envelope([]byte{0x3a, 0x00}) // ServerReflectionRequest{list_services: ""}
+	for _, svc := range []string{"grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"} {
+		path := "/" + svc + "/ServerReflectionInfo"
+		m.raw(hc, "POST", path, "application/grpc", grpc, listServices, series{path, "grpc", "ok", "sent"})
+	}
+}
+
 // rejectedGRPC are rejected gRPC calls (HTTP/2 only).
 func (m *mix) rejectedGRPC(hc *http.Client) {
 	const getTeam = teamsv1connect.TeamsServiceGetTeamProcedure
@@ -347,6 +362,7 @@ func TestMetricsCountAKnownMix(t *testing.T) {
 			m.rejected(srv.HTTPClient)
 			m.rejected(http1)
 			m.rejectedGRPC(srv.HTTPClient)
+			m.healthAndReflection(srv.HTTPClient)
 			m.stalledStream(stdHTTP2)
 
 			var got map[series]int

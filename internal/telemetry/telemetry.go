@@ -18,9 +18,6 @@ import (
 	"net/http"
 	"strings"
 
-	"google.golang.org/protobuf/reflect/protoreflect"
-	"google.golang.org/protobuf/reflect/protoregistry"
-
 	"github.com/switchyard/switchyard/internal/outcome"
 )
 
@@ -81,25 +78,14 @@ func New(opts Options) (*Telemetry, error) {
 // context it is given (a handler's, under a span) to every line.
 func (t *Telemetry) Logger() *slog.Logger { return t.logger }
 
-// ServeProcedures declares the services served: the methods of each (from
-// the protobuf registry) become the procedure label values. Call it before
-// serving.
-func (t *Telemetry) ServeProcedures(services []string) {
-	for _, name := range services {
-		d, err := protoregistry.GlobalFiles.FindDescriptorByName(protoreflect.FullName(name))
-		if err != nil {
-			continue
-		}
-		sd, ok := d.(protoreflect.ServiceDescriptor)
-		if !ok {
-			continue
-		}
-		for i := range sd.Methods().Len() {
-			p := "/" + name + "/" + string(sd.Methods().Get(i).Name())
-			if _, ok := t.procedures[p]; !ok {
-				t.procedures[p] = len(t.names)
-				t.names = append(t.names, p)
-			}
+// ServeProcedures declares the procedures served (paths,
+// "/pkg.Service/Method"): they become the procedure label values, and
+// every other path is "unknown". Call it before serving.
+func (t *Telemetry) ServeProcedures(paths []string) {
+	for _, p := range paths {
+		if _, ok := t.procedures[p]; !ok {
+			t.procedures[p] = len(t.names)
+			t.names = append(t.names, p)
 		}
 	}
 	if t.metrics != nil {

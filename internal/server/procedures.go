@@ -1,0 +1,69 @@
+package server
+
+import (
+	"connectrpc.com/grpchealth"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
+
+	"github.com/switchyard/switchyard/internal/reflection"
+)
+
+// Procedure is one method the server serves.
+type Procedure struct {
+	// Path is "/pkg.Service/Method", as requests name it.
+	Path string
+	// Unary is set for methods that stream neither way.
+	Unary bool
+}
+
+// unregistered are the methods of the services served that put no
+// descriptors in the protobuf registry: gRPC health (connectrpc.com/
+// grpchealth) and reflection (internal/reflection).
+var unregistered = map[string][]Procedure{
+	grpchealth.HealthV1ServiceName: {
+		{Path: "/" + grpchealth.HealthV1ServiceName + "/Check", Unary: true},
+		{Path: "/" + grpchealth.HealthV1ServiceName + "/Watch"},
+	},
+	reflection.ServiceV1:      {{Path: "/" + reflection.ServiceV1 + "/" + reflection.Method}},
+	reflection.ServiceV1Alpha: {{Path: "/" + reflection.ServiceV1Alpha + "/" + reflection.Method}},
+}
+
+// proceduresOf lists the methods of services (full names): from the
+// protobuf registry, where every generated service registers itself, or
+// from unregistered. Services found in neither have no procedures listed.
+func proceduresOf(services []string) []Procedure {
+	var procs []Procedure
+	for _, name := range services {
+		if known, ok := unregistered[name]; ok {
+			procs = append(procs, known...)
+			continue
+		}
+		d, err := protoregistry.GlobalFiles.FindDescriptorByName(protoreflect.FullName(name))
+		if err != nil {
+			continue
+		}
+		sd, ok := d.(protoreflect.ServiceDescriptor)
+		if !ok {
+			continue
+		}
+		for i := range sd.Methods().Len() {
+			m := sd.Methods().Get(i)
+			procs = append(procs, Procedure{
+				Path:  "/" + name + "/" + string(m.Name()),
+				Unary: !m.IsStreamingClient() && !m.IsStreamingServer(),
+			})
+		}
+	}
+	return procs
+}
+
+// paths returns the paths of procs, of the unary ones only with unary set.
+func paths(procs []Procedure, unary bool) []string {
+	var out []string
+	for _, p := range procs {
+		if p.Unary || !unary {
+			out = append(out, p.Path)
+		}
+	}
+	return out
+}
