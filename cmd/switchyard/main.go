@@ -89,6 +89,7 @@ type options struct {
 	http2Server      string
 	corsOrigins      string
 	teamFeedInterval time.Duration
+	teamCacheEntries int
 	trustedProxies   string
 
 	// Observability (-admin-addr) and the stalled-stream bound.
@@ -162,6 +163,8 @@ func declareFlags() (*options, *flagSet) {
 	f.Duration(&o.teamFeedInterval, "team-feed-interval", sqlstore.DefaultFeedInterval, durationRange{min: 10 * time.Millisecond, max: sqlstore.MaxFeedInterval}, "how often the team change feed checks the store (SQLite: data_version poll; PostgreSQL: listener heartbeat)")
 	f.String(&o.adminAddr, "admin-addr", "", "HOST:PORT such as 127.0.0.1:9090; empty = off", checkAdminAddr, "admin listener serving /metrics, /debug/pprof/, /livez and /readyz; never expose it publicly")
 	f.Duration(&o.sendWindowTimeout, "http2-send-window-timeout", server.DefaultSendWindowTimeout, durationRange{min: 100 * time.Millisecond, max: 24 * time.Hour, zero: "never"}, "reset an HTTP/2 stream whose client opens no flow-control window for its response this long (internal/h2 only)")
+	// An entry is at most ~1.3 KiB (three names of 100 characters).
+	f.Int(&o.teamCacheEntries, "team-cache-entries", teams.DefaultCacheEntries, intRange{min: 1, max: 1 << 20, zero: "off: every GetTeam reads the store"}, "teams and \"no team\" answers GetTeam keeps in memory, following the team change feed")
 	return o, f
 }
 

@@ -16,8 +16,21 @@ import (
 // openTeams opens the team directory: PostgreSQL when a DSN is given (flag,
 // then SWITCHYARD_POSTGRES_DSN), else SQLite in the data directory. With
 // PostgreSQL, RouteChat notes are kept there too, shared by the replicas;
-// with SQLite notes is nil and they stay in this process's memory.
+// with SQLite notes is nil and they stay in this process's memory. Unless
+// -team-cache-entries is 0, GetTeam is served by a teams.Cache on the
+// store's change feed.
 func openTeams(o options, logger *slog.Logger) (store teams.Store, notes routeguide.NoteStore, err error) {
+	s, notes, err := openStore(o, logger)
+	if err != nil {
+		return nil, nil, err
+	}
+	if o.teamCacheEntries == 0 {
+		return s, notes, nil
+	}
+	return teams.NewCache(s, o.teamCacheEntries, logger), notes, nil
+}
+
+func openStore(o options, logger *slog.Logger) (store *sqlstore.Store, notes routeguide.NoteStore, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	opts := []sqlstore.Option{sqlstore.WithLogger(logger), sqlstore.WithFeedInterval(o.teamFeedInterval)}
@@ -35,7 +48,8 @@ func openTeams(o options, logger *slog.Logger) (store teams.Store, notes routegu
 			_ = s.Close()
 			return nil, nil, err
 		}
-		logger.Info("teams and RouteChat notes in PostgreSQL", "schema_version", schemaVersion(ctx, s), "build_schema_version", sqlstore.LatestVersion())
+		logger.Info("teams and RouteChat notes in PostgreSQL", "schema_version", schemaVersion(ctx, s), "build_schema_version", sqlstore.LatestVersion(),
+			"team_cache_entries", o.teamCacheEntries)
 		return s, shared, nil
 	}
 	dir, which := o.dataDir, "-data-dir"
@@ -50,7 +64,8 @@ func openTeams(o options, logger *slog.Logger) (store teams.Store, notes routegu
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", which, err)
 	}
-	logger.Info("teams in SQLite; RouteChat notes in this process's memory", "dir", dir, "schema_version", schemaVersion(ctx, s), "build_schema_version", sqlstore.LatestVersion())
+	logger.Info("teams in SQLite; RouteChat notes in this process's memory", "dir", dir, "schema_version", schemaVersion(ctx, s), "build_schema_version", sqlstore.LatestVersion(),
+		"team_cache_entries", o.teamCacheEntries)
 	return s, nil, nil
 }
 

@@ -1,0 +1,363 @@
+package teams
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// DefaultCacheEntries is the default bound of a Cache: teams and "no team
+// here" answers kept in memory. An entry holds three strings of at most
+// MaxNameLength characters (the key, the city, the nickname): about
+// 1.3 KiB at worst, some 100 bytes for a tutorial team, so the default
+// bounds the cache to about 5 MiB whatever the store holds.
+const DefaultCacheEntries = 4096
+
+// CacheReportEvery is how often a Cache logs its counters while it serves
+// reads (and once more when it closes).
+const CacheReportEvery = time.Minute
+
+// Cache is a Store that answers Get from memory. It follows its store's
+// change feed by the feed's rules (feed.go), so what it serves is never
+// older than the feed's bound:
+//
+//   - a Change with a Key drops that key, a Change with All drops
+//     everything;
+//   - while the last Change taken had Live false, every Get reads the
+//     store and nothing is kept;
+//   - a Get that misses reads the store and keeps the answer — a team, or
+//     ErrNotFound — only if no Change for its key (and no All) was taken
+//     while it read: the read registers itself, a Change marks it stale,
+//     so a value read before a write is never installed after the write's
+//     Change (a deleted team never comes back);
+//   - Put and Delete drop their key before they return, so this process's
+//     acknowledged write is seen by its own next Get without waiting for
+//     the feed;
+//   - List always reads the store;
+//   - at most the bound's entries are kept; a fill beyond it evicts an
+//     arbitrary other entry.
+//
+// Concurrent misses of one key share one store read (the first one's),
+// so a write invalidating a hot team costs one read, not one per caller
+// in flight. A caller that joins a read started before a Change for its
+// key gets that read's answer: its call overlapped the write.
+type Cache struct {
+	store   Watchable
+	bound   int
+	sub     *Subscription
+	logger  *slog.Logger
+	stop    context.CancelFunc
+	stopped chan struct{}
+
+	mu       sync.Mutex
+	live     bool // the last Change taken had Live set
+	entries  map[string]cacheEntry
+	inflight map[string]*cacheFill // misses reading the store, by key
+	stats    CacheStats            // counters; Entries, Bound and Live are filled in by Stats
+	reported CacheStats            // at the last report
+
+	// hooks order a test's steps; nil outside tests.
+	hooks *cacheHooks
+}
+
+var _ Watchable = (*Cache)(nil)
+
+// cacheEntry is a kept answer: a team, or (found false) ErrNotFound.
+type cacheEntry struct {
+	team  Team
+	found bool
+}
+
+// cacheFill is one store read of a miss, shared by the misses of its key
+// that arrive while it runs.
+type cacheFill struct {
+	done  chan struct{} // closed once team and err are set
+	team  Team
+	err   error
+	stale bool // a Change for the key arrived while reading; guarded by Cache.mu
+}
+
+// cacheHooks let a test stop a Get between its steps.
+type cacheHooks struct {
+	// read runs after a miss's store read, before its answer is installed.
+	read func(key string)
+	// applied runs after a Change is taken.
+	applied func(Change)
+}
+
+// CacheStats are a Cache's counters, for logs and metrics.
+type CacheStats struct {
+	// Entries are the answers kept now, at most Bound.
+	Entries, Bound int
+	// Live is the cache's view of its feed: false while it reads through.
+	Live bool
+	// Hits counts Gets answered from memory (HitsNotFound of them with
+	// ErrNotFound).
+	Hits, HitsNotFound uint64
+	// Misses counts Gets that read the store while the feed was live;
+	// Joined counts Gets that shared another miss's read of their key.
+	Misses, Joined uint64
+	// Down counts Gets that read the store because the feed was not live.
+	Down uint64
+	// Stale counts misses whose answer was not kept because a Change for
+	// their key arrived while they read it.
+	Stale uint64
+	// Evictions counts entries dropped to stay within Bound.
+	Evictions uint64
+	// Changes counts Changes taken from the feed (Resets of them with
+	// All); Writes counts keys dropped by this process's own writes.
+	Changes, Resets, Writes uint64
+}
+
+// Reads is every Get the cache answered.
+func (s CacheStats) Reads() uint64 { return s.Hits + s.Misses + s.Joined + s.Down }
+
+// HitRatio is the share of Gets answered from memory (0 with no Gets).
+func (s CacheStats) HitRatio() float64 {
+	if s.Reads() == 0 {
+		return 0
+	}
+	return float64(s.Hits) / float64(s.Reads())
+}
+
+// NewCache serves store's Get from at most entries answers in memory
+// (entries must be positive: without a cache, use the store itself). Its
+// counters are logged to logger (slog.Default if nil) at Info as "team
+// cache" every CacheReportEvery while it serves, and when it closes.
+// Closing the cache closes the store.
+func NewCache(store Watchable, entries int, logger *slog.Logger) *Cache {
+	return newCache(store, entries, logger, nil)
+}
+
+func newCache(store Watchable, entries int, logger *slog.Logger, hooks *cacheHooks) *Cache {
+	if entries <= 0 {
+		panic("teams: NewCache with no room for entries")
+	}
+	if logger == nil {
+		logger = slog.Default()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &Cache{
+		store: store, bound: entries, logger: logger, stop: cancel, stopped: make(chan struct{}),
+		entries: map[string]cacheEntry{}, inflight: map[string]*cacheFill{}, hooks: hooks,
+	}
+	// The subscription's first Change (All, with the feed's state) sets
+	// live; until it is taken the cache reads through.
+	c.sub = store.Feed().Subscribe()
+	go c.follow(ctx)
+	return c
+}
+
+// follow takes the feed's changes until the cache closes, and reports the
+// counters now and then.
+func (c *Cache) follow(ctx context.Context) {
+	defer close(c.stopped)
+	report := time.NewTicker(CacheReportEvery)
+	defer report.Stop()
+	// Next with a context already done takes what is queued without
+	// waiting: the Ready token says "look", not how many are queued.
+	polled, cancel := context.WithCancel(context.Background())
+	cancel()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-report.C:
+			c.report(false)
+		case <-c.sub.Ready():
+			for {
+				ch, err := c.sub.Next(polled)
+				if errors.Is(err, ErrFeedClosed) {
+					c.apply(Change{All: true, Live: false})
+					return
+				}
+				if err != nil {
+					break
+				}
+				c.apply(ch)
+			}
+		}
+	}
+}
+
+// apply takes one Change by the feed's rules.
+func (c *Cache) apply(ch Change) {
+	c.mu.Lock()
+	c.stats.Changes++
+	c.live = ch.Live
+	if ch.All || !ch.Live {
+		c.stats.Resets++
+		clear(c.entries)
+		for _, f := range c.inflight {
+			f.stale = true
+		}
+		clear(c.inflight)
+	} else {
+		c.dropLocked(ch.Key)
+	}
+	c.mu.Unlock()
+	if c.hooks != nil && c.hooks.applied != nil {
+		c.hooks.applied(ch)
+	}
+}
+
+// dropLocked forgets key and voids a read of it in progress; c.mu is held.
+func (c *Cache) dropLocked(key string) {
+	delete(c.entries, key)
+	if f, ok := c.inflight[key]; ok {
+		f.stale = true
+		delete(c.inflight, key)
+	}
+}
+
+// Get implements Store.
+func (c *Cache) Get(ctx context.Context, city string) (Team, error) {
+	// A canceled call fails as it would on the store, hit or not.
+	if err := ctx.Err(); err != nil {
+		return Team{}, err
+	}
+	key := CityKey(city)
+	c.mu.Lock()
+	if e, ok := c.entries[key]; ok {
+		c.stats.Hits++
+		if !e.found {
+			c.stats.HitsNotFound++
+			c.mu.Unlock()
+			return Team{}, ErrNotFound
+		}
+		c.mu.Unlock()
+		return e.team, nil
+	}
+	if !c.live {
+		c.stats.Down++
+		c.mu.Unlock()
+		return c.store.Get(ctx, city)
+	}
+	if f, ok := c.inflight[key]; ok {
+		c.stats.Joined++
+		c.mu.Unlock()
+		return c.join(ctx, f, city)
+	}
+	f := &cacheFill{done: make(chan struct{})}
+	c.inflight[key] = f
+	c.stats.Misses++
+	c.mu.Unlock()
+
+	f.team, f.err = c.store.Get(ctx, city)
+	if c.hooks != nil && c.hooks.read != nil {
+		c.hooks.read(key)
+	}
+	c.mu.Lock()
+	if c.inflight[key] == f {
+		delete(c.inflight, key)
+	}
+	switch {
+	case f.stale:
+		c.stats.Stale++
+	case f.err == nil:
+		c.installLocked(key, cacheEntry{team: f.team, found: true})
+	case errors.Is(f.err, ErrNotFound):
+		c.installLocked(key, cacheEntry{})
+	}
+	c.mu.Unlock()
+	close(f.done)
+	return f.team, f.err
+}
+
+// join waits for another miss's read of the same key. If that read failed
+// (its caller's context ended, say) the caller reads for itself.
+func (c *Cache) join(ctx context.Context, f *cacheFill, city string) (Team, error) {
+	select {
+	case <-f.done:
+	case <-ctx.Done():
+		return Team{}, ctx.Err()
+	}
+	if f.err == nil || errors.Is(f.err, ErrNotFound) {
+		return f.team, f.err
+	}
+	return c.store.Get(ctx, city)
+}
+
+// installLocked keeps e under key, evicting another entry when full; c.mu
+// is held.
+func (c *Cache) installLocked(key string, e cacheEntry) {
+	if _, ok := c.entries[key]; !ok && len(c.entries) >= c.bound {
+		for k := range c.entries { // an arbitrary entry: map order is random
+			delete(c.entries, k)
+			c.stats.Evictions++
+			break
+		}
+	}
+	c.entries[key] = e
+}
+
+// written drops key after this process wrote it, before the write is
+// acknowledged. Also after a failed write: it may have happened.
+func (c *Cache) written(key string) {
+	c.mu.Lock()
+	c.stats.Writes++
+	c.dropLocked(key)
+	c.mu.Unlock()
+}
+
+// List implements Store: always the store's answer.
+func (c *Cache) List(ctx context.Context, opts ListOptions) ([]Team, bool, error) {
+	return c.store.List(ctx, opts)
+}
+
+// Put implements Store.
+func (c *Cache) Put(ctx context.Context, t Team) (Team, bool, error) {
+	stored, created, err := c.store.Put(ctx, t)
+	c.written(CityKey(t.City))
+	return stored, created, err
+}
+
+// Delete implements Store.
+func (c *Cache) Delete(ctx context.Context, city string) (Team, error) {
+	t, err := c.store.Delete(ctx, city)
+	c.written(CityKey(city))
+	return t, err
+}
+
+// Feed implements Watchable: the store's feed.
+func (c *Cache) Feed() *Feed { return c.store.Feed() }
+
+// Stats returns the cache's counters.
+func (c *Cache) Stats() CacheStats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st := c.stats
+	st.Entries, st.Bound, st.Live = len(c.entries), c.bound, c.live
+	return st
+}
+
+// Close stops following the feed, logs the counters and closes the store.
+func (c *Cache) Close() error {
+	c.stop()
+	<-c.stopped
+	c.sub.Close()
+	c.report(true)
+	return c.store.Close()
+}
+
+// report logs the counters: every CacheReportEvery when Gets were served
+// since the last report, and at close.
+func (c *Cache) report(closing bool) {
+	st := c.Stats()
+	c.mu.Lock()
+	since := st.Reads() - c.reported.Reads()
+	c.reported = st
+	c.mu.Unlock()
+	if since == 0 && !closing {
+		return
+	}
+	c.logger.LogAttrs(context.Background(), slog.LevelInfo, "team cache",
+		slog.Float64("hit_ratio", float64(int(st.HitRatio()*10000))/10000),
+		slog.Uint64("hits", st.Hits), slog.Uint64("hits_not_found", st.HitsNotFound),
+		slog.Uint64("misses", st.Misses), slog.Uint64("joined", st.Joined), slog.Uint64("down", st.Down),
+		slog.Uint64("stale", st.Stale), slog.Int("entries", st.Entries), slog.Int("bound", st.Bound),
+		slog.Uint64("evictions", st.Evictions), slog.Uint64("changes", st.Changes), slog.Uint64("resets", st.Resets),
+		slog.Uint64("writes", st.Writes), slog.Bool("live", st.Live), slog.Bool("closing", closing))
+}

@@ -1,0 +1,371 @@
+package teams
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// The cache's rules, each in a test whose steps are ordered by hooks (a
+// Get stopped after its store read, a wait until a Change is taken), so
+// each outcome is exact rather than a matter of timing. The process-level
+// tests of the same rules, on SQLite and PostgreSQL, are in e2e/scale.
+
+// testStore is a MemStore whose Gets are counted, and whose feed is either
+// the MemStore's (every write reported at once) or, when silent, one the
+// test drives by hand (writes reported only when the test says).
+type testStore struct {
+	*MemStore
+	feed *Feed
+	gets atomic.Int64
+	// beforeRead, when set, runs in each Get before the store is read.
+	beforeRead func(city string)
+}
+
+func newTestStore(silent bool) *testStore {
+	s := &testStore{MemStore: NewMemStore(TutorialTeams)}
+	s.feed = s.MemStore.Feed()
+	if silent {
+		s.feed = NewFeed(true)
+	}
+	return s
+}
+
+func (s *testStore) Get(ctx context.Context, city string) (Team, error) {
+	s.gets.Add(1)
+	if s.beforeRead != nil {
+		s.beforeRead(city)
+	}
+	return s.MemStore.Get(ctx, city)
+}
+
+func (s *testStore) Feed() *Feed { return s.feed }
+
+// harness is a cache on a testStore with its hooks wired to the test.
+type harness struct {
+	t       *testing.T
+	store   *testStore
+	cache   *Cache
+	applied chan Change
+	// The next Get of stopKey stops after its store read: the test
+	// receives on stopped, then closes resume (one stop per harness).
+	stopKey atomic.Value // string
+	stopped chan struct{}
+	resume  chan struct{}
+}
+
+func newHarness(t *testing.T, silent bool, bound int) *harness {
+	h := &harness{t: t, store: newTestStore(silent), applied: make(chan Change, 64),
+		stopped: make(chan struct{}), resume: make(chan struct{})}
+	h.stopKey.Store("")
+	hooks := &cacheHooks{
+		read: func(key string) {
+			if h.stopKey.CompareAndSwap(key, "") {
+				h.stopped <- struct{}{}
+				<-h.resume
+			}
+		},
+		applied: func(ch Change) { h.applied <- ch },
+	}
+	h.cache = newCache(h.store, bound, slog.New(slog.NewTextHandler(io.Discard, nil)), hooks)
+	t.Cleanup(func() { _ = h.cache.Close() })
+	h.taken(Change{All: true, Live: true}) // the subscription's first Change
+	return h
+}
+
+// taken waits until the cache has taken want.
+func (h *harness) taken(want Change) {
+	h.t.Helper()
+	deadline := time.After(5 * time.Second)
+	for {
+		select {
+		case ch := <-h.applied:
+			if ch == want {
+				return
+			}
+		case <-deadline:
+			h.t.Fatalf("the cache did not take %+v within 5s", want)
+		}
+	}
+}
+
+func (h *harness) get(city string) (Team, error) {
+	return h.cache.Get(context.Background(), city)
+}
+
+// want checks that Get(city) answers nickname ("" for ErrNotFound), and
+// whether it read the store to do so.
+func (h *harness) want(city, nickname string, readsStore bool) {
+	h.t.Helper()
+	before := h.store.gets.Load()
+	got, err := h.get(city)
+	switch {
+	case nickname == "" && !errors.Is(err, ErrNotFound):
+		h.t.Errorf("Get(%s) = %+v, %v; want ErrNotFound", city, got, err)
+	case nickname != "" && (err != nil || got.Nickname != nickname):
+		h.t.Errorf("Get(%s) = %+v, %v; want %s", city, got, err, nickname)
+	}
+	if read := h.store.gets.Load() > before; read != readsStore {
+		h.t.Errorf("Get(%s) read the store: %v, want %v", city, read, readsStore)
+	}
+}
+
+// startStoppedGet starts a Get of city that stops after its store read,
+// and returns its result channel once it has read.
+func (h *harness) startStoppedGet(city string) <-chan Team {
+	h.stopKey.Store(CityKey(city))
+	out := make(chan Team, 1)
+	go func() {
+		t, _ := h.get(city)
+		out <- t
+	}()
+	<-h.stopped
+	return out
+}
+
+// A fill that read a team before a Change for its key was taken must not
+// install it: the team deleted meanwhile never comes back.
+func TestCacheFillRacingChangeIsNotKept(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, false, 16)
+	got := h.startStoppedGet("Boston")
+	if _, err := h.store.MemStore.Delete(context.Background(), "Boston"); err != nil { // reported by the feed only
+		t.Fatal(err)
+	}
+	h.taken(Change{Key: "boston", Live: true})
+	close(h.resume)
+	if tm := <-got; tm.Nickname != "Revolutionaries" {
+		t.Errorf("the read that overlapped the delete answered %+v", tm)
+	}
+	h.want("Boston", "", true)
+	h.want("Boston", "", false) // and that answer is kept
+	if st := h.cache.Stats(); st.Stale != 1 {
+		t.Errorf("Stale = %d, want 1", st.Stale)
+	}
+}
+
+// The same with a Change for every key (All), as after a feed's outage.
+func TestCacheFillRacingAllIsNotKept(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, true, 16)
+	got := h.startStoppedGet("Boston")
+	if _, err := h.store.MemStore.Delete(context.Background(), "Boston"); err != nil {
+		t.Fatal(err)
+	}
+	h.store.feed.Reset(true)
+	h.taken(Change{All: true, Live: true})
+	close(h.resume)
+	<-got
+	h.want("Boston", "", true)
+}
+
+// A fill of another key is kept: a Change drops only its own key.
+func TestCacheFillOfAnotherKeyIsKept(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, false, 16)
+	got := h.startStoppedGet("Boston")
+	if _, _, err := h.store.MemStore.Put(context.Background(), Team{City: "Chicago", Nickname: "Bears"}); err != nil {
+		t.Fatal(err)
+	}
+	h.taken(Change{Key: "chicago", Live: true})
+	close(h.resume)
+	<-got
+	h.want("Boston", "Revolutionaries", false)
+}
+
+// This process's acknowledged write is seen by its next Get, though the
+// feed has not reported it (its feed here is silent): Put and Delete drop
+// the key themselves, and void a fill of it in progress.
+func TestCacheOwnWriteSeenAtOnce(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, true, 16)
+	ctx := context.Background()
+	h.want("Chicago", "Jackals", true)
+	h.want("Chicago", "Jackals", false)
+	if _, _, err := h.cache.Put(ctx, Team{City: "chicago", Nickname: "Bears"}); err != nil {
+		t.Fatal(err)
+	}
+	h.want("Chicago", "Bears", true)
+	if _, err := h.cache.Delete(ctx, "CHICAGO"); err != nil {
+		t.Fatal(err)
+	}
+	h.want("Chicago", "", true)
+
+	// A fill that read before the write is not kept.
+	got := h.startStoppedGet("Detroit")
+	if _, _, err := h.cache.Put(ctx, Team{City: "Detroit", Nickname: "Motors"}); err != nil {
+		t.Fatal(err)
+	}
+	close(h.resume)
+	<-got
+	h.want("Detroit", "Motors", true)
+}
+
+// "No team here" answers are kept and dropped by the same rules.
+func TestCacheNotFoundKeptAndDropped(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, false, 16)
+	h.want("Atlantis", "", true)
+	h.want(" atlantis ", "", false)
+	if _, _, err := h.store.MemStore.Put(context.Background(), Team{City: "Atlantis", Nickname: "Tridents"}); err != nil {
+		t.Fatal(err)
+	}
+	h.taken(Change{Key: "atlantis", Live: true})
+	h.want("Atlantis", "Tridents", true)
+	h.want("Atlantis", "Tridents", false)
+	if st := h.cache.Stats(); st.HitsNotFound != 1 || st.Hits != 2 {
+		t.Errorf("Stats = %+v; want 1 of 2 hits not found", st)
+	}
+}
+
+// While the feed is not live every Get reads the store and nothing is
+// kept; a fill in progress when it goes down is not kept either; once it
+// is live again the cache fills anew.
+func TestCacheReadsThroughWhileDown(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, true, 16)
+	h.want("Seattle", "Orcas", true)
+	got := h.startStoppedGet("Chicago")
+	h.store.feed.Reset(false)
+	h.taken(Change{All: true, Live: false})
+	close(h.resume)
+	<-got
+	if _, _, err := h.store.MemStore.Put(context.Background(), Team{City: "Seattle", Nickname: "Sounders"}); err != nil {
+		t.Fatal(err) // not reported: the feed is down
+	}
+	for range 3 {
+		h.want("Seattle", "Sounders", true)
+		h.want("Chicago", "Jackals", true)
+	}
+	if st := h.cache.Stats(); st.Entries != 0 || st.Live || st.Down != 6 {
+		t.Errorf("Stats while down = %+v; want nothing kept, 6 reads through", st)
+	}
+	// A Change of one key while down does not make the cache live.
+	h.store.feed.Changed("seattle")
+	h.taken(Change{Key: "seattle", Live: false})
+	h.want("Seattle", "Sounders", true)
+	h.store.feed.Reset(true)
+	h.taken(Change{All: true, Live: true})
+	h.want("Seattle", "Sounders", true)
+	h.want("Seattle", "Sounders", false)
+}
+
+// List always reads the store. Here the feed is silent, so the cache
+// keeps Chicago's old team while the store has the new one.
+func TestCacheListReadsTheStore(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, true, 16)
+	h.want("Chicago", "Jackals", true)
+	if _, _, err := h.store.MemStore.Put(context.Background(), Team{City: "Chicago", Nickname: "Bears"}); err != nil {
+		t.Fatal(err)
+	}
+	h.want("Chicago", "Jackals", false)
+	list, _, err := h.cache.List(context.Background(), ListOptions{Prefix: "chi"})
+	if err != nil || len(list) != 1 || list[0].Nickname != "Bears" {
+		t.Errorf("List(chi) = %v, %v; want the store's Chicago Bears", list, err)
+	}
+}
+
+// However many keys are read, at most the bound's entries are kept.
+func TestCacheBound(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, false, 4)
+	for i := range 100 {
+		h.want(fmt.Sprintf("Nowhere %d", i), "", true)
+		if n := h.cache.Stats().Entries; n > 4 {
+			t.Fatalf("%d entries after %d reads, bound 4", n, i+1)
+		}
+	}
+	for _, tm := range TutorialTeams {
+		h.want(tm.City, tm.Nickname, true)
+	}
+	if st := h.cache.Stats(); st.Entries != 4 || st.Evictions != 100+10-4 {
+		t.Errorf("Stats = %+v; want 4 entries, 106 evictions", st)
+	}
+}
+
+// Misses of one key in flight together share one store read; one that
+// joins a read which failed (its caller's context ended) reads for itself.
+func TestCacheMissesShareARead(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, false, 16)
+	first := h.startStoppedGet("Detroit")
+	second := make(chan Team, 1)
+	go func() {
+		tm, _ := h.get("Detroit")
+		second <- tm
+	}()
+	waitJoined(t, h.cache)
+	close(h.resume)
+	if a, b := <-first, <-second; a.Nickname != "Wheels" || b != a {
+		t.Errorf("answers %+v and %+v", a, b)
+	}
+	if n := h.store.gets.Load(); n != 1 {
+		t.Errorf("%d store reads for two concurrent misses, want 1", n)
+	}
+
+	// The leader's context ends while it reads: the one that joined is
+	// not failed with the leader's error but reads for itself.
+	h2 := newHarness(t, false, 16)
+	entered, release := make(chan struct{}), make(chan struct{})
+	h2.store.beforeRead = func(string) {
+		entered <- struct{}{}
+		<-release
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	failed := make(chan error, 1)
+	go func() {
+		_, err := h2.cache.Get(ctx, "Seattle")
+		failed <- err
+	}()
+	<-entered
+	joined := make(chan error, 1)
+	go func() {
+		tm, err := h2.get("Seattle")
+		if err == nil && tm.Nickname != "Orcas" {
+			err = fmt.Errorf("got %+v", tm)
+		}
+		joined <- err
+	}()
+	waitJoined(t, h2.cache)
+	cancel()
+	close(release)
+	select {
+	case <-entered: // the joined caller's own read
+	case err := <-joined:
+		t.Fatalf("the Get that joined a failed read did not read for itself: %v", err)
+	}
+	if err := <-failed; !errors.Is(err, context.Canceled) {
+		t.Errorf("the leader whose context ended got %v", err)
+	}
+	if err := <-joined; err != nil {
+		t.Errorf("a Get that joined a failed read: %v", err)
+	}
+}
+
+// waitJoined waits until a Get has joined another's read, or fails.
+func waitJoined(t *testing.T, c *Cache) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); c.Stats().Joined == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no Get joined the read in progress of its key")
+		}
+	}
+}
+
+// A canceled call fails, hit or miss, as on every store.
+func TestCacheCanceledContext(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, false, 16)
+	h.want("Chicago", "Jackals", true)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := h.cache.Get(ctx, "Chicago"); !errors.Is(err, context.Canceled) {
+		t.Errorf("Get with a canceled context = %v", err)
+	}
+}
