@@ -1,20 +1,37 @@
 #!/usr/bin/env bash
-# A/B one workload on one server binary, pinned like benchrun, printing one
-# line: calls/s, msgs/s, p99, server CPU per call, RSS. Run after `make bench`
-# has built .tmp/bench; compare binaries by alternating calls, e.g.
+# A/B one workload on one Switchyard binary (or the grpcteams peer), pinned like benchrun, printing
+# one line: calls/s, msgs/s, p99, server CPU per call, RSS. Run after `make
+# bench` has built .tmp/bench; compare binaries by alternating calls, e.g.
 #   for i in 1 2 3; do bench/ab.sh getteam 64 ./old; bench/ab.sh getteam 64 .tmp/bench/switchyard; done
-# Extra arguments are environment settings for the server (GOGC=400 ...).
+# The server gets a fresh temporary -data-dir (never the user's) and an
+# admin token; the getteam workloads run the benchmark's mix (10% unknown
+# cities, PutTeam at 1% of the reads from a writer process; MIX=0 for
+# reads of known cities only). ARGS= passes further server flags; extra
+# arguments are environment settings for the server (GOGC=400 ...).
 set -euo pipefail
 W=$1 C=$2 B=$3
 shift 3
 LG=${LOADGEN:-.tmp/bench/loadgen}
-P=$((50000 + RANDOM % 10000))
-env "$@" taskset -c 0 "$B" -addr 127.0.0.1:$P >/dev/null 2>&1 &
+P=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/switchyard-ab-XXXXXX")
+echo ab-token >"$tmp/token"
+data=(-data-dir "$tmp/data")
+[[ $(basename "$B") == grpcteams ]] && data=() # the peer keeps its teams in a map
+# shellcheck disable=SC2086 # ARGS are words
+env "$@" taskset -c 0 "$B" -addr 127.0.0.1:$P "${data[@]}" -admin-token-file "$tmp/token" ${ARGS:-} >/dev/null 2>&1 &
 SP=$!
-trap 'kill $SP 2>/dev/null || true' EXIT
-sleep 0.4
+trap 'kill $SP 2>/dev/null || true; wait $SP 2>/dev/null || true; rm -rf "$tmp"' EXIT
+for _ in $(seq 100); do
+	(exec 3<>/dev/tcp/127.0.0.1/$P) 2>/dev/null && break
+	kill -0 $SP 2>/dev/null || { echo "ab.sh: $B exited at start" >&2; exit 1; }
+	sleep 0.05
+done
+mix=()
+if [[ $W == *getteam && ${MIX:-1} == 1 ]]; then
+	mix=(-unknown 0.1 -write-share 0.01 -admin-token-file "$tmp/token")
+fi
 t0=$(awk '{print $14+$15}' /proc/$SP/stat)
-R=$(taskset -c 1 "$LG" -addr 127.0.0.1:$P -workload "$W" -c "$C" -n 100 -seed $RANDOM -warmup 300ms -d "${D:-3s}")
+R=$(taskset -c 1 "$LG" -addr 127.0.0.1:$P -workload "$W" -c "$C" -n 100 -seed $RANDOM -warmup 300ms -d "${D:-3s}" "${mix[@]}")
 t1=$(awk '{print $14+$15}' /proc/$SP/stat)
 rss=$(awk '/VmRSS/{print $2}' /proc/$SP/status)
-echo "$R" | python3 -c "import json,sys; r=json.load(sys.stdin); print('%-12s %-30s %8.0f calls/s %9.0f msgs/s p99 %6.2f ms cpu %6.1f us/call rss %d MiB errors %d' % (r['workload'], '$B $*'[-30:], r['calls']/r['seconds'], r['msgs']/r['seconds'], r['p99_ms'], ($t1-$t0)*1e4/r['calls_all'], $rss/1024, r['errors']))"
+echo "$R" | python3 -c "import json,sys; r=json.load(sys.stdin); w=r.get('writer') or {}; print('%-12s %-30s %8.0f calls/s %9.0f msgs/s p99 %6.2f ms cpu %6.1f us/call rss %5.1f MiB errors %d' % (r['workload'], '$B $*'[-30:], r['calls']/r['seconds'], r['msgs']/r['seconds'], r['p99_ms'], ($t1-$t0)*1e4/(r['calls_all']+w.get('writes_all',0)), $rss/1024, r['errors']))"
