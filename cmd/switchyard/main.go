@@ -279,6 +279,13 @@ func run(args []string, stdout, stderr io.Writer) error {
 	logger.Info("switchyard serving", "addr", ln.Addr().String(), "services", len(srv.Services),
 		"features", routeDB.Len(), "writes_enabled", adminToken != "", "tls", o.tlsCert != "")
 
+	// Started: what starting up touched of the binary need not stay
+	// resident (residency_linux.go).
+	if n, err := releaseStartupPages(); err != nil {
+		logger.Warn("releasing start-up pages", "err", err)
+	} else {
+		logger.Debug("start-up pages released", "bytes", n)
+	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 
