@@ -150,7 +150,10 @@ func New(cfg Config) *Server {
 		},
 	}
 
-	if pools, ok := cfg.Teams.(telemetry.PoolStatser); ok {
+	if c, ok := cfg.Teams.(*teams.Cache); ok {
+		tel.ObserveCache(c)
+	}
+	if pools, ok := teams.Unwrap(cfg.Teams).(telemetry.PoolStatser); ok {
 		tel.ObservePools(pools)
 	}
 	store := tel.TraceStore(cfg.Teams)

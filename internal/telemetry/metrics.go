@@ -49,8 +49,9 @@ type metrics struct {
 	resets                      [2][16]atomic.Int64                        // [by client][HTTP/2 error code]
 	goAways                     [outcome.NumGoAwayReasons][16]atomic.Int64 // [reason][HTTP/2 error code]
 
-	poolsMu sync.Mutex
+	poolsMu sync.Mutex // pools and caches
 	pools   []PoolStatser
+	caches  []CacheStatser
 }
 
 // series is the state of one procedure and protocol.
@@ -135,6 +136,9 @@ func newMetrics(t *Telemetry) (*metrics, error) {
 		return nil, err
 	}
 	if err := m.poolInstruments(meter); err != nil {
+		return nil, err
+	}
+	if err := m.cacheInstruments(meter); err != nil {
 		return nil, err
 	}
 	return m, nil

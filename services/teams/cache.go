@@ -321,6 +321,21 @@ func (c *Cache) Delete(ctx context.Context, city string) (Team, error) {
 	return t, err
 }
 
+// Unwrap returns the store the cache reads.
+func (c *Cache) Unwrap() Store { return c.store }
+
+// Unwrap returns the store under s's caches (s itself when s is no
+// Cache): the one whose own statistics a caller may want.
+func Unwrap(s Store) Store {
+	for {
+		u, ok := s.(interface{ Unwrap() Store })
+		if !ok {
+			return s
+		}
+		s = u.Unwrap()
+	}
+}
+
 // Feed implements Watchable: the store's feed.
 func (c *Cache) Feed() *Feed { return c.store.Feed() }
 

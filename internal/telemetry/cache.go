@@ -1,0 +1,93 @@
+package telemetry
+
+import (
+	"context"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+
+	"github.com/switchyard/switchyard/services/teams"
+)
+
+// CacheStatser is a team store with a read cache: teams.Cache.
+type CacheStatser interface {
+	Stats() teams.CacheStats
+}
+
+// ObserveCache reports the counters of the team cache c in the metrics,
+// read at each scrape.
+func (t *Telemetry) ObserveCache(c CacheStatser) {
+	if t.metrics == nil || c == nil {
+		return
+	}
+	t.metrics.poolsMu.Lock()
+	t.metrics.caches = append(t.metrics.caches, c)
+	t.metrics.poolsMu.Unlock()
+}
+
+// cacheInstruments reports the team caches given to ObserveCache: the
+// hit ratio is the rate of gets{result=~"hit.*"} over all gets.
+func (m *metrics) cacheInstruments(meter metric.Meter) error {
+	gets, err := meter.Int64ObservableCounter("switchyard.teams.cache.gets",
+		metric.WithDescription("GetTeam lookups of the team cache, by result: hit (a team), hit_not_found (a kept \"no team\" answer), miss (read from the store and kept), joined (shared a miss's read), down (read from the store while the change feed was down)."))
+	if err != nil {
+		return err
+	}
+	stale, err := meter.Int64ObservableCounter("switchyard.teams.cache.stale",
+		metric.WithDescription("Misses whose answer was not kept: a change to their team arrived while they read it."))
+	if err != nil {
+		return err
+	}
+	evictions, err := meter.Int64ObservableCounter("switchyard.teams.cache.evictions",
+		metric.WithDescription("Entries evicted to stay within -team-cache-entries."))
+	if err != nil {
+		return err
+	}
+	drops, err := meter.Int64ObservableCounter("switchyard.teams.cache.invalidations",
+		metric.WithDescription("What the cache dropped, by cause: change (one team, from the feed), reset (everything, from the feed), write (one team, written by this process)."))
+	if err != nil {
+		return err
+	}
+	entries, err := meter.Int64ObservableGauge("switchyard.teams.cache.entries",
+		metric.WithDescription("Answers kept now (teams and \"no team\" answers)."))
+	if err != nil {
+		return err
+	}
+	limit, err := meter.Int64ObservableGauge("switchyard.teams.cache.entries.limit",
+		metric.WithDescription("The most answers kept (-team-cache-entries)."))
+	if err != nil {
+		return err
+	}
+	live, err := meter.Int64ObservableGauge("switchyard.teams.cache.live",
+		metric.WithDescription("1 while the cache follows a live change feed, 0 while it reads through to the store."))
+	if err != nil {
+		return err
+	}
+	results := []string{"hit", "hit_not_found", "miss", "joined", "down"}
+	causes := []string{"change", "reset", "write"}
+	_, err = meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		m.poolsMu.Lock()
+		caches := m.caches
+		m.poolsMu.Unlock()
+		for _, c := range caches {
+			st := c.Stats()
+			for i, n := range []uint64{st.Hits - st.HitsNotFound, st.HitsNotFound, st.Misses, st.Joined, st.Down} {
+				o.ObserveInt64(gets, int64(n), metric.WithAttributes(attribute.String("result", results[i])))
+			}
+			for i, n := range []uint64{st.Changes - st.Resets, st.Resets, st.Writes} {
+				o.ObserveInt64(drops, int64(n), metric.WithAttributes(attribute.String("cause", causes[i])))
+			}
+			o.ObserveInt64(stale, int64(st.Stale))
+			o.ObserveInt64(evictions, int64(st.Evictions))
+			o.ObserveInt64(entries, int64(st.Entries))
+			o.ObserveInt64(limit, int64(st.Bound))
+			b := int64(0)
+			if st.Live {
+				b = 1
+			}
+			o.ObserveInt64(live, b)
+		}
+		return nil
+	}, gets, stale, evictions, drops, entries, limit, live)
+	return err
+}
