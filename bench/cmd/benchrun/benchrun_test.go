@@ -8,7 +8,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -149,6 +151,7 @@ func TestMulticoreScriptAtOneCore(t *testing.T) {
 		"| legacyroutechat | route_guide example | 1 |",
 		"RSS under load",
 		"PutTeam at 1.0% of the read rate",
+		"Team cache of each Switchyard server",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q", want)
@@ -165,6 +168,20 @@ func TestMulticoreScriptAtOneCore(t *testing.T) {
 	for line := range strings.Lines(out) {
 		if strings.Contains(line, "writes ") && strings.Contains(line, "(seen by 0 reads)") {
 			t.Errorf("writes never seen: %s", line)
+		}
+	}
+	// Each Switchyard server's team cache answered most reads: the
+	// GetTeam mix writes at 1% of them.
+	for _, kind := range []string{"switchyard", "switchyard TLS", "switchyard PostgreSQL"} {
+		m := regexp.MustCompile(`\| ` + kind + ` \| ([0-9.]+)% \|`).FindStringSubmatch(out)
+		if m == nil {
+			if kind != "switchyard PostgreSQL" || pgErr == nil {
+				t.Errorf("no team cache row for %s", kind)
+			}
+			continue
+		}
+		if ratio, _ := strconv.ParseFloat(m[1], 64); ratio < 50 {
+			t.Errorf("%s's team cache hit ratio %s%%", kind, m[1])
 		}
 	}
 	md, err := os.ReadFile(filepath.Join(bundle, "scaling.md"))

@@ -123,7 +123,8 @@ func run(c config) error {
 	}
 
 	var m measurements
-	rss := map[int]map[string][2]float64{} // cores → server → after-load RSS, peak
+	rss := map[int]map[string][2]float64{}    // cores → server → after-load RSS, peak
+	caches := map[int]map[string]cacheStats{} // cores → Switchyard server → its team cache's counters
 	seed := 1
 	for _, l := range layouts {
 		here := rowsAt(rows, l.cores)
@@ -145,6 +146,7 @@ func run(c config) error {
 		p := runParams{unknown: c.unknown, writeShare: c.writeShare, warm: c.warm, dur: c.dur}
 		err = rounds(c, l, here, servers, p, f, &seed, &m)
 		rss[l.cores] = map[string][2]float64{}
+		caches[l.cores] = map[string]cacheStats{}
 		for name, s := range servers {
 			select {
 			case <-s.done:
@@ -153,13 +155,18 @@ func run(c config) error {
 			}
 			cur, peak := memory(s.cmd.Process.Pid)
 			rss[l.cores][name] = [2]float64{cur, peak}
-			stop(s)
+			stop(s) // a Switchyard server logs its cache's counters as it stops
+			if s.cache != nil {
+				if st := s.cache.stats(); st != nil {
+					caches[l.cores][name] = st
+				}
+			}
 		}
 		if err != nil {
 			return err
 		}
 	}
-	md := report(c, layouts, skipped, rows, &m, rss)
+	md := report(c, layouts, skipped, rows, &m, rss, caches)
 	fmt.Print("\n" + md)
 	if c.out != "" {
 		return os.WriteFile(c.out, []byte(md), 0o644)
@@ -228,6 +235,9 @@ func rounds(c config, l layout, rows []workload, servers map[string]*server, p r
 					w.name, serverKinds[name].label, res.callsPerSec(), res.msgsPerSec(), w.unit, res.P99, res.cpuUS, res.ClientCPU, res.rssMiB)
 				if res.Writer != nil {
 					line += fmt.Sprintf("  writes %.0f/s (seen by %d reads)", res.writesPerSec(), res.WritesSeen)
+				}
+				if res.Refused > 0 {
+					line += fmt.Sprintf("  refused streams %d (made again)", res.Refused)
 				}
 				fmt.Println(line)
 			}

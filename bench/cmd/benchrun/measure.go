@@ -26,6 +26,7 @@ type result struct {
 	FirstErr   string  `json:"first_error"`
 	ClientCPU  float64 `json:"client_cpu_us_per_call"`
 	WritesSeen int     `json:"writes_seen"`
+	Refused    int     `json:"refused"` // streams the server refused, made again
 	Writer     *struct {
 		Writes    int     `json:"writes"`
 		WritesAll int     `json:"writes_all"`

@@ -53,7 +53,7 @@ func (w workload) rate(s summary) float64 {
 
 // report renders every core count's table, ratio lines and RSS, then the
 // scaling table, as Markdown.
-func report(c config, layouts []layout, skipped []string, rows []workload, m *measurements, rss map[int]map[string][2]float64) string {
+func report(c config, layouts []layout, skipped []string, rows []workload, m *measurements, rss map[int]map[string][2]float64, caches map[int]map[string]cacheStats) string {
 	var b strings.Builder
 	loadMin, loadMax := -1.0, 0.0
 	for _, l := range layouts {
@@ -98,6 +98,20 @@ func report(c config, layouts []layout, skipped []string, rows []workload, m *me
 			fmt.Fprintf(&b, "| %s | %.1f | %.1f |\n", serverKinds[name].label, v[0], v[1])
 		}
 		b.WriteString("\n")
+		if len(caches[l.cores]) > 0 {
+			b.WriteString("Team cache of each Switchyard server, over all its runs at this core count (the GetTeam rows' reads and their writer's PutTeam; its closing `team cache` log line):\n\n")
+			b.WriteString("| server | hit ratio | hits | of them not found | misses | joined a miss | read while feed down | stale fills dropped | keys changed (feed) | own writes | evictions |\n")
+			b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+			var names []string
+			for name := range caches[l.cores] {
+				names = append(names, name)
+			}
+			slices.Sort(names)
+			for _, name := range names {
+				b.WriteString(caches[l.cores][name].row(serverKinds[name].label))
+			}
+			b.WriteString("\n")
+		}
 	}
 
 	b.WriteString("### Scaling\n\n")

@@ -18,6 +18,9 @@ type server struct {
 	addr string
 	cmd  *exec.Cmd
 	done chan struct{} // closed when the process exits
+	// cache keeps a Switchyard server's "team cache" log line; nil for
+	// the peers.
+	cache *cacheLine
 }
 
 // command runs path pinned to cpus (through benchrun's own -pin mode) with
@@ -59,14 +62,20 @@ func startServer(name string, bin string, l layout, f files) (*server, error) {
 	}
 	cmd.Env = append(cmd.Env, k.env...)
 	// Switchyard writes its one line per call here: the write is paid,
-	// the storage is not.
+	// the storage is not. Only its team cache's counters are kept.
+	s := &server{name: name, kind: k, addr: addr, cmd: cmd, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = io.Discard, nil
+	if k.bin == "switchyard" {
+		s.cache = &cacheLine{}
+		cmd.Stderr = s.cache
+	}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
-	s := &server{name: name, kind: k, addr: addr, cmd: cmd, done: make(chan struct{})}
 	go func() { _ = cmd.Wait(); close(s.done) }()
-	for range 200 {
+	// Generous: a loaded machine may take seconds to start a server (its
+	// SQLite migration fsyncs); a server that exits says so at once.
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); {
 		select {
 		case <-s.done:
 			return nil, fmt.Errorf("%s (%s) exited at start: %v", name, k.bin, cmd.ProcessState)

@@ -24,6 +24,7 @@ type window struct {
 // connStats is what one connection's calls added up to.
 type connStats struct {
 	calls, msgs, callsAll, errors int
+	refused                       int // streams the server refused, each made again
 	firstErr                      string
 	lat                           histogram
 }
@@ -198,6 +199,22 @@ func drive(conn net.Conn, scheme string, w *workload, conc int, win window, done
 		case *http2.GoAwayFrame:
 			return st, fmt.Errorf("server sent GOAWAY %v: %q", f.ErrCode, f.DebugData())
 		case *http2.RSTStreamFrame:
+			s := c.streams[f.StreamID]
+			if s == nil {
+				// A stream already ended or refused (its DATA, sent with
+				// its HEADERS, reached a closed stream: STREAM_CLOSED).
+				continue
+			}
+			if f.ErrCode == http2.ErrCodeRefusedStream {
+				// RFC 9113 §8.7: a refused stream was not processed, and
+				// clients make it again (grpc-go does, transparently):
+				// the same call on a new stream, its latency counted from
+				// the first try. The count is reported.
+				st.refused++
+				delete(c.streams, s.id)
+				c.open(s.c, s.start)
+				continue
+			}
 			return st, fmt.Errorf("%s: server reset stream %d: %v", c.w.path, f.StreamID, f.ErrCode)
 		case *http2.DataFrame:
 			s := c.streams[f.StreamID]
@@ -276,7 +293,12 @@ func drive(conn net.Conn, scheme string, w *workload, conc int, win window, done
 // start opens the next call's stream and sends as much of it as the flow
 // control windows allow.
 func (c *client) start() {
-	s := &stream{id: c.nextID, c: c.w.next(), win: c.initWin, start: time.Now()}
+	c.open(c.w.next(), time.Now())
+}
+
+// open sends call on a new stream.
+func (c *client) open(call call, start time.Time) {
+	s := &stream{id: c.nextID, c: call, win: c.initWin, start: start}
 	if n := len(c.spare); n > 0 {
 		s.in, c.spare = c.spare[n-1], c.spare[:n-1]
 	}

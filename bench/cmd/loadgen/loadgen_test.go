@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -45,6 +46,15 @@ func startSwitchyard(t *testing.T, useTLS bool, cfg server.Config) *testserver.S
 	}
 	if cfg.AdminToken == "" {
 		cfg.AdminToken = adminToken
+	}
+	if cfg.Logger == nil {
+		// Not t.Log, testserver's default: the per-call line is written
+		// after the response, and a sink that slow keeps handlers running
+		// after their streams ended, which internal/h2 counts against the
+		// stream limit (refusing streams, then ENHANCE_YOUR_CALM) though
+		// the client keeps far fewer open. These tests are about the
+		// load generator.
+		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	return testserver.StartWith(t, cfg, testserver.Options{TLS: useTLS})
 }

@@ -50,6 +50,9 @@ type Result struct {
 	FirstErr  string  `json:"first_error"` // the first failed check
 	Unknown   float64 `json:"unknown_share,omitempty"`
 	ClientCPU float64 `json:"client_cpu_us_per_call"` // this process's user+system time per call (calls_all)
+	// Refused counts streams the server refused (REFUSED_STREAM), each
+	// made again on a new stream, as HTTP/2 clients do.
+	Refused int `json:"refused,omitempty"`
 	// WritesSeen counts reads that returned a nickname the writer set.
 	WritesSeen int           `json:"writes_seen,omitempty"`
 	Writer     *WriterResult `json:"writer,omitempty"`
@@ -96,6 +99,7 @@ func realMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.Float64Var(&o.writeShare, "write-share", 0, "GetTeam workloads: PutTeam calls per read (e.g. 0.01), issued by a second process")
 	fs.StringVar(&o.tokenFile, "admin-token-file", "", "file holding the admin bearer token (needed by -write-share)")
 	writer := fs.Bool("writer", false, "internal: run as the PutTeam writer, paced by targets read on stdin")
+	firstWriteFD := fs.Int("first-write-fd", 0, "internal, with -writer: report the first write's outcome on this inherited file descriptor")
 	profile := fs.String("cpuprofile", "", "write a CPU profile of the load generator itself here")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -117,7 +121,13 @@ func realMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	d := dialer{addr: o.addr, tls: tc}
 	if *writer {
-		return runWriter(d, o.tokenFile, stdin, stdout, stderr)
+		var first io.Writer
+		if *firstWriteFD > 0 {
+			f := os.NewFile(uintptr(*firstWriteFD), "first-write")
+			defer f.Close()
+			first = f
+		}
+		return runWriter(d, o.tokenFile, stdin, stdout, stderr, first)
 	}
 	build, ok := workloads[o.workload]
 	switch {
@@ -205,6 +215,17 @@ func run(o options, d dialer, build func(params) *workload, stderr io.Writer) (R
 		if w, err = startWriter(o, stderr); err != nil {
 			return res, err
 		}
+		// The writer's first write is acknowledged before any read is
+		// made, so every run's reads can see a write, however slowly the
+		// machine lets the writer start (its process, its connection).
+		if err := w.firstWrite(); err != nil {
+			for _, c := range conns {
+				c.Close()
+			}
+			wr, werr := w.finish()
+			res.Writer = &wr
+			return res, errors.Join(err, werr)
+		}
 	}
 	begin := time.Now()
 	win := window{from: begin.Add(o.warm), to: begin.Add(o.warm + o.dur)}
@@ -250,6 +271,7 @@ func run(o options, d dialer, build func(params) *workload, stderr io.Writer) (R
 			res.FirstErr = s.firstErr
 		}
 		res.WritesSeen += wls[i].writesSeen
+		res.Refused += s.refused
 		lat.add(&s.lat)
 	}
 	res.P50, res.P90, res.P95 = lat.percentile(0.50), lat.percentile(0.90), lat.percentile(0.95)

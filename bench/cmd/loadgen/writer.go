@@ -45,7 +45,9 @@ type WriterResult struct {
 //	stop       the measured window ends
 //
 // At end of input the writer lets its calls in flight finish, prints its
-// WriterResult as JSON and exits.
+// WriterResult as JSON and exits. Its first write's outcome ("ok", or the
+// error) goes to a pipe of its own as soon as it is known: the reader
+// asks for that write ("target 1") and waits for it before it reads.
 
 // writerInFlight bounds the writer's concurrent PutTeam calls, so a slow
 // store (SQLite commits each write to disk) holds writes back rather
@@ -57,6 +59,7 @@ type writerProc struct {
 	cmd    *exec.Cmd
 	stdin  io.WriteCloser
 	stdout bytes.Buffer
+	first  *os.File // the first write's outcome
 }
 
 // startWriter starts this binary as the writer, against the same server
@@ -66,7 +69,7 @@ func startWriter(o options, stderr io.Writer) (*writerProc, error) {
 	if err != nil {
 		return nil, err
 	}
-	args := []string{"-writer", "-addr", o.addr, "-admin-token-file", o.tokenFile}
+	args := []string{"-writer", "-addr", o.addr, "-admin-token-file", o.tokenFile, "-first-write-fd", "3"}
 	if o.tls {
 		args = append(args, "-tls")
 		if o.caFile != "" {
@@ -81,10 +84,33 @@ func startWriter(o options, stderr io.Writer) (*writerProc, error) {
 	if w.stdin, err = w.cmd.StdinPipe(); err != nil {
 		return nil, err
 	}
-	if err := w.cmd.Start(); err != nil {
+	first, firstW, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	w.first = first
+	w.cmd.ExtraFiles = []*os.File{firstW} // fd 3
+	err = w.cmd.Start()
+	_ = firstW.Close()
+	if err != nil {
+		_ = first.Close()
 		return nil, fmt.Errorf("start the writer process: %w", err)
 	}
 	return w, nil
+}
+
+// firstWrite asks for one write and waits until it is acknowledged.
+func (w *writerProc) firstWrite() error {
+	defer func() { _ = w.first.Close() }()
+	fmt.Fprintln(w.stdin, "target 1")
+	line, err := bufio.NewReader(w.first).ReadString('\n')
+	switch {
+	case err != nil:
+		return fmt.Errorf("the writer process ended before its first write: %v", err)
+	case line != "ok\n":
+		return fmt.Errorf("the writer's first write: %s", strings.TrimSpace(line))
+	}
+	return nil
 }
 
 // pace tells the writer, every few milliseconds, how many writes the
@@ -103,7 +129,8 @@ func (w *writerProc) pace(reads func() int64, share float64, win window, stop <-
 				started = true
 				fmt.Fprintln(w.stdin, "start")
 			}
-			if n := int(float64(reads()) * share); n != last {
+			// One more: the first, written before the reads began.
+			if n := 1 + int(float64(reads())*share); n != last {
 				last = n
 				fmt.Fprintf(w.stdin, "target %d\n", n)
 			}
@@ -156,7 +183,7 @@ func writes() []put {
 
 // runWriter is the writer process: PutTeam calls paced by stdin, each
 // checked (HTTP status, content type, grpc-status, exact bytes).
-func runWriter(d dialer, tokenFile string, stdin io.Reader, stdout, stderr io.Writer) int {
+func runWriter(d dialer, tokenFile string, stdin io.Reader, stdout, stderr, first io.Writer) int {
 	if d.addr == "" || tokenFile == "" {
 		fmt.Fprintln(stderr, "loadgen -writer: need -addr and -admin-token-file")
 		return 2
@@ -217,6 +244,13 @@ func runWriter(d dialer, tokenFile string, stdin io.Reader, stdout, stderr io.Wr
 				took := time.Since(start)
 
 				mu.Lock()
+				if k == 0 && first != nil {
+					outcome := "ok"
+					if err != nil {
+						outcome = fmt.Sprintf("PutTeam 0: %v", err)
+					}
+					fmt.Fprintln(first, outcome)
+				}
 				if err != nil {
 					fail(fmt.Errorf("PutTeam %d: %w", k, err))
 				} else {
