@@ -16,6 +16,7 @@ import (
 
 	"github.com/switchyard/switchyard/internal/coalesce"
 	"github.com/switchyard/switchyard/internal/server"
+	"github.com/switchyard/switchyard/services/teams"
 )
 
 func main() {
@@ -27,7 +28,10 @@ func main() {
 	flag.Parse()
 	logOut := coalesce.NewWriter(os.Stderr, 1<<20)
 	logger := slog.New(slog.NewTextHandler(logOut, nil))
-	stack := server.NewStack(server.Config{Logger: logger}, server.HTTPConfig{})
+	// GetTeam as the binary serves it: from the team cache (here on the
+	// in-memory store, so the profile shows no SQLite read).
+	cache := teams.NewCache(teams.NewMemStore(teams.TutorialTeams), teams.DefaultCacheEntries, logger)
+	stack := server.NewStack(server.Config{Logger: logger, Teams: cache}, server.HTTPConfig{})
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
