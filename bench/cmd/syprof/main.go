@@ -25,6 +25,8 @@ func main() {
 	after := flag.Duration("after", time.Second, "start profiling this long after listening (warm-up)")
 	seconds := flag.Duration("seconds", 4*time.Second, "profile length")
 	memOut := flag.String("memprofile", "", "also write an allocation profile of the same span (sampled every 512 bytes) here")
+	mutexOut := flag.String("mutexprofile", "", "also write a mutex contention profile of the same span (every event) here")
+	blockOut := flag.String("blockprofile", "", "also write a blocking profile of the same span (every event) here")
 	flag.Parse()
 	logOut := coalesce.NewWriter(os.Stderr, 1<<20)
 	logger := slog.New(slog.NewTextHandler(logOut, nil))
@@ -48,10 +50,28 @@ func main() {
 	if *memOut != "" {
 		runtime.MemProfileRate = 512 // from here: the load only
 	}
+	if *mutexOut != "" {
+		runtime.SetMutexProfileFraction(1)
+	}
+	if *blockOut != "" {
+		runtime.SetBlockProfileRate(1)
+	}
 	_ = pprof.StartCPUProfile(f)
 	time.Sleep(*seconds)
 	pprof.StopCPUProfile()
 	_ = f.Close()
+	for name, out := range map[string]string{"mutex": *mutexOut, "block": *blockOut} {
+		if out == "" {
+			continue
+		}
+		pf, err := os.Create(out)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		_ = pprof.Lookup(name).WriteTo(pf, 0)
+		_ = pf.Close()
+	}
 	if *memOut != "" {
 		mf, err := os.Create(*memOut)
 		if err != nil {
