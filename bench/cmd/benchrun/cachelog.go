@@ -77,3 +77,17 @@ func (st cacheStats) row(label string) string {
 	return fmt.Sprintf("| %s | %.2f%% | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f |\n", label, 100*st["hit_ratio"],
 		st["hits"], st["hits_not_found"], st["misses"], st["joined"], st["down"], st["stale"], st["changes"]-st["resets"], st["writes"], st["evictions"])
 }
+
+// reads are the Gets the cache answered.
+func (st cacheStats) reads() float64 {
+	return st["hits"] + st["misses"] + st["joined"] + st["down"]
+}
+
+func anyReads(caches map[string]cacheStats) bool {
+	for _, st := range caches {
+		if st.reads() > 0 {
+			return true
+		}
+	}
+	return false
+}

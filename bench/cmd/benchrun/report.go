@@ -98,13 +98,15 @@ func report(c config, layouts []layout, skipped []string, rows []workload, m *me
 			fmt.Fprintf(&b, "| %s | %.1f | %.1f |\n", serverKinds[name].label, v[0], v[1])
 		}
 		b.WriteString("\n")
-		if len(caches[l.cores]) > 0 {
+		if anyReads(caches[l.cores]) {
 			b.WriteString("Team cache of each Switchyard server, over all its runs at this core count (the GetTeam rows' reads and their writer's PutTeam; its closing `team cache` log line):\n\n")
 			b.WriteString("| server | hit ratio | hits | of them not found | misses | joined a miss | read while feed down | stale fills dropped | keys changed (feed) | own writes | evictions |\n")
 			b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 			var names []string
-			for name := range caches[l.cores] {
-				names = append(names, name)
+			for name, st := range caches[l.cores] {
+				if st.reads() > 0 { // servers of the route rows make no GetTeam
+					names = append(names, name)
+				}
 			}
 			slices.Sort(names)
 			for _, name := range names {
