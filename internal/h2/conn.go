@@ -80,11 +80,14 @@ type conn struct {
 	// for send window (tests read it: SETTINGS must not be an amplifier).
 	windowWakeups atomic.Uint64
 
-	mu             sync.Mutex
-	cond           sync.Cond // send windows grew, a stream ended, or the connection closed
-	streams        map[uint32]*stream
-	maxStreamID    uint32               // highest client stream ID seen
-	running        int                  // handlers running (streams open or finishing)
+	mu          sync.Mutex
+	cond        sync.Cond // send windows grew, a stream ended, or the connection closed
+	streams     map[uint32]*stream
+	maxStreamID uint32 // highest client stream ID seen
+	running     int    // handlers running (streams open, or reset and not yet returned)
+	// finishing counts the streams whose handlers have returned and whose
+	// records are on their way to the Observer (the log line).
+	finishing      atomic.Int32
 	sendWindow     int32                // connection send window
 	peerWindow     int32                // peer's SETTINGS_INITIAL_WINDOW_SIZE
 	peerFrameSize  uint32               // peer's SETTINGS_MAX_FRAME_SIZE
@@ -763,7 +766,7 @@ func (c *conn) processHeaders(f *headerBlock) error {
 		c.mu.Unlock()
 		return http2.StreamError{StreamID: id, Code: http2.ErrCodeRefusedStream}
 	}
-	if c.running >= int(c.conf.MaxConcurrentStreams) {
+	if limit := int(c.conf.MaxConcurrentStreams); c.running >= limit || c.running+int(c.finishing.Load()) >= 2*limit {
 		c.refusedDebt++
 		calm := c.refusedDebt > maxRefusedDebt
 		c.mu.Unlock()
@@ -877,16 +880,4 @@ func (c *conn) runHandler(st *stream) {
 		w.finish()
 	}()
 	c.handler.ServeHTTP(w, req)
-}
-
-// streamDone accounts for a handler that has returned; its stream was
-// closed or reset before.
-func (c *conn) streamDone() {
-	c.mu.Lock()
-	c.running--
-	closeNow := c.running == 0 && c.goingAway && !c.failed
-	c.mu.Unlock()
-	if closeNow {
-		c.closeGracefully()
-	}
 }

@@ -334,3 +334,57 @@ func TestRecordOfStreamAnsweredWhileClientSends(t *testing.T) {
 		}
 	}
 }
+
+// blockingObserver holds every CallEnded until released, as a stalled log
+// sink would.
+type blockingObserver struct {
+	*recorder
+	release chan struct{}
+}
+
+func (o blockingObserver) CallEnded(rec *outcome.Record) {
+	<-o.release
+	o.recorder.CallEnded(rec)
+}
+
+// A stream whose response is complete is closed for the client even while
+// its record is still being logged: a slow log sink must not make the
+// server refuse streams the client keeps within the limit. Such streams
+// are bounded too (as many again as the limit), so the workers a stalled
+// sink holds stay bounded.
+func TestStreamsBeingLoggedDoNotCountAsOpen(t *testing.T) {
+	obs := blockingObserver{newRecorder(), make(chan struct{})}
+	const limit = 4
+	s := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte("ok"))
+	}), h2.Config{MaxConcurrentStreams: limit, Observer: obs}, serverOpts{})
+	c := dialRaw(t, s.addr)
+	// One stream at a time: each is answered before the next opens.
+	for i := range uint32(2 * limit) {
+		id := 2*i + 1
+		c.request(id, "GET", "/", true)
+		if status, body, ended := c.response(id); status != "200" || string(body) != "ok" || !ended {
+			t.Fatalf("stream %d (%d answered, their records held): %s %q ended=%v", id, i, status, body, ended)
+		}
+	}
+	// Twice the limit held by the stalled sink: the next is refused.
+	c.request(4*limit+1, "GET", "/", true)
+	c.expectRST(4*limit+1, http2.ErrCodeRefusedStream)
+	close(obs.release)
+	for range 2 * limit {
+		obs.next(t)
+	}
+	// Released, the connection serves again.
+	deadline := time.Now().Add(5 * time.Second)
+	for id := uint32(4*limit + 3); ; id += 2 {
+		c.request(id, "GET", "/", true)
+		status, _, _ := c.response(id)
+		if status == "200" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("stream %d: %s after the sink was released", id, status)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -33,7 +33,12 @@ type Config struct {
 	// MaxConcurrentStreams bounds the streams of a connection whose
 	// handlers are running (advertised as SETTINGS_MAX_CONCURRENT_STREAMS).
 	// A stream reset by the client counts until its handler returns, so a
-	// rapid-reset flood cannot run more handlers than this.
+	// rapid-reset flood cannot run more handlers than this. A stream whose
+	// handler has returned is closed as far as the client can tell, but
+	// its worker may still be handing its record to the Observer (writing
+	// the log line): up to as many such streams again are allowed, so a
+	// slow log sink does not refuse streams the client sees closed, and a
+	// connection still holds at most twice this many workers.
 	MaxConcurrentStreams uint32
 	// MaxReadFrameSize is the largest frame the server reads.
 	MaxReadFrameSize uint32

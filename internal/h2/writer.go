@@ -186,11 +186,20 @@ func (w *responseWriter) closeStream() {
 	if late {
 		c.resetLateLocked(st.id)
 	}
+	// The handler is done: the stream stops counting as running, so a
+	// graceful close may proceed, and counts as finishing until its record
+	// has reached the Observer (Config.MaxConcurrentStreams).
+	c.running--
+	c.finishing.Add(1)
+	closeNow := c.running == 0 && c.goingAway && !c.failed
 	c.mu.Unlock()
 	c.writeWindowUpdates(inc, 0, 0)
 	if rst {
 		c.writeControl(func(fr *http2.Framer) error { return fr.WriteRSTStream(st.id, code) })
 		c.noteServerReset(code)
+	}
+	if closeNow {
+		c.closeGracefully()
 	}
 	w.endRecord(wasReset, why, rst && code != http2.ErrCodeNo)
 	if w.header != nil {
@@ -207,7 +216,7 @@ func (w *responseWriter) closeStream() {
 		}
 		w.buf = nil
 	}
-	c.streamDone()
+	c.finishing.Add(-1)
 }
 
 // send writes what is pending: the HEADERS frame if not yet written, the
