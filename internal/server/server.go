@@ -156,6 +156,9 @@ func New(cfg Config) *Server {
 	if pools, ok := teams.Unwrap(cfg.Teams).(telemetry.PoolStatser); ok {
 		tel.ObservePools(pools)
 	}
+	if w, ok := teams.Unwrap(cfg.Teams).(teams.Watchable); ok {
+		tel.ObserveFeed(w.Feed())
+	}
 	store := tel.TraceStore(cfg.Teams)
 	s.mount(teamsv1connect.NewTeamsServiceHandler(teams.NewHandler(store, cfg.AdminToken).WithLogger(cfg.Logger), s.opts...))
 	s.mount(greeterv1connect.NewGreeterServiceHandler(greeter.NewHandler(), s.opts...))

@@ -49,9 +49,10 @@ type metrics struct {
 	resets                      [2][16]atomic.Int64                        // [by client][HTTP/2 error code]
 	goAways                     [outcome.NumGoAwayReasons][16]atomic.Int64 // [reason][HTTP/2 error code]
 
-	poolsMu sync.Mutex // pools and caches
+	poolsMu sync.Mutex // pools, caches and feeds
 	pools   []PoolStatser
 	caches  []CacheStatser
+	feeds   []FeedStatser
 }
 
 // series is the state of one procedure and protocol.
@@ -139,6 +140,9 @@ func newMetrics(t *Telemetry) (*metrics, error) {
 		return nil, err
 	}
 	if err := m.cacheInstruments(meter); err != nil {
+		return nil, err
+	}
+	if err := m.feedInstruments(meter); err != nil {
 		return nil, err
 	}
 	return m, nil
