@@ -7,6 +7,7 @@ package pgtest
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -80,10 +81,24 @@ func Require(t testing.TB) string {
 	return ""
 }
 
-// Start initializes and starts a cluster. Call Stop when done (TestMain).
-// As root it runs the server as the "postgres" user, which PostgreSQL
-// requires.
-func Start(binDir string) (*Server, error) {
+// Options tune StartWith's server.
+type Options struct {
+	// Durable keeps fsync on, as a production server has it (benchmarks);
+	// tests leave it off, which is faster and loses nothing they need.
+	Durable bool
+	// SharedBuffers is shared_buffers; "16MB" when empty.
+	SharedBuffers string
+}
+
+// Start initializes and starts a cluster for tests. Call Stop when done
+// (TestMain).
+func Start(binDir string) (*Server, error) { return StartWith(binDir, Options{}) }
+
+// StartWith initializes and starts a cluster in a temporary directory of
+// its own, reachable only through a unix socket there. Call Stop when
+// done. As root it runs the server as the "postgres" user, which
+// PostgreSQL requires.
+func StartWith(binDir string, o Options) (*Server, error) {
 	dir, err := os.MkdirTemp("", "switchyard-pg-")
 	if err != nil {
 		return nil, err
@@ -99,6 +114,13 @@ func Start(binDir string) (*Server, error) {
 			_ = os.RemoveAll(dir)
 			return nil, err
 		}
+		// The cluster's parent directories must be reachable by that user.
+		for d := filepath.Dir(dir); d != filepath.Dir(d); d = filepath.Dir(d) {
+			if fi, err := os.Stat(d); err == nil && fi.Mode().Perm()&0o001 == 0 {
+				_ = os.RemoveAll(dir)
+				return nil, fmt.Errorf("%s is not searchable by the postgres user: set TMPDIR to a world-searchable directory", d)
+			}
+		}
 	}
 	data := filepath.Join(dir, "data")
 	initdb := exec.Command(filepath.Join(binDir, "initdb"), "-D", data, "-U", "postgres",
@@ -110,9 +132,13 @@ func Start(binDir string) (*Server, error) {
 	}
 	// No TCP at all: the socket lives in the private directory, so the port
 	// number only names the socket file and can clash with nothing.
+	fsync, buffers := "off", cmp.Or(o.SharedBuffers, "16MB")
+	if o.Durable {
+		fsync = "on"
+	}
 	s.cmd = exec.Command(filepath.Join(binDir, "postgres"), "-D", data,
 		"-c", "listen_addresses=", "-c", "unix_socket_directories="+dir, "-p", "5432",
-		"-c", "fsync=off", "-c", "shared_buffers=16MB", "-c", "max_connections=100")
+		"-c", "fsync="+fsync, "-c", "shared_buffers="+buffers, "-c", "max_connections=100")
 	// Pdeathsig: should the test binary die without stopping the server
 	// (a timeout, a crash), SIGQUIT ends the server and its children.
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Setpgid: true, Pdeathsig: syscall.SIGQUIT}
@@ -179,16 +205,29 @@ func (s *Server) NewDatabase(t testing.TB) string {
 	s.n++
 	name := fmt.Sprintf("test_%d", s.n)
 	s.mu.Unlock()
-	db, err := sql.Open("pgx", s.dsn("postgres"))
+	dsn, err := s.CreateDatabase(t.Context(), name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer func() { _ = db.Close() }()
-	if _, err := db.ExecContext(t.Context(), "CREATE DATABASE "+name); err != nil {
-		t.Fatalf("create database: %v", err)
-	}
-	return s.dsn(name)
+	return dsn
 }
+
+// CreateDatabase creates an empty database called name and returns its
+// DSN.
+func (s *Server) CreateDatabase(ctx context.Context, name string) (string, error) {
+	db, err := sql.Open("pgx", s.dsn("postgres"))
+	if err != nil {
+		return "", err
+	}
+	defer func() { _ = db.Close() }()
+	if _, err := db.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
+		return "", fmt.Errorf("create database %s: %w", name, err)
+	}
+	return s.dsn(name), nil
+}
+
+// Dir is the server's private directory (its data and its socket).
+func (s *Server) Dir() string { return s.dir }
 
 // Stop ends the server (fast shutdown) and removes its files.
 func (s *Server) Stop() {

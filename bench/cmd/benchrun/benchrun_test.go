@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/switchyard/switchyard/internal/pgtest"
 )
 
 // The test binary is benchrun's own pinning wrapper too, as benchrun is.
@@ -120,7 +122,7 @@ func TestMulticoreScriptAtOneCore(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	_, pgErr := pgBinDir()
+	_, pgErr := pgtest.BinDir()
 	pgMode := "auto"
 	if os.Getenv("CI") != "" && os.Getenv("CI") != "false" {
 		pgMode = "on"

@@ -14,6 +14,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -22,6 +23,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/switchyard/switchyard/internal/pgtest"
 )
 
 type config struct {
@@ -265,26 +268,28 @@ func withPostgres(c config, rows []workload, layouts []layout, f *files) ([]work
 	if c.postgres == "off" {
 		return drop("-postgres off"), nil
 	}
-	bin, err := pgBinDir()
+	bin, err := pgtest.BinDir()
 	if err != nil {
 		if c.postgres == "on" {
 			return nil, err
 		}
 		return drop(err.Error()), nil
 	}
-	pg, err := startPostgres(bin)
+	// As a production server runs: fsync on, room for the working set.
+	pg, err := pgtest.StartWith(bin, pgtest.Options{Durable: true, SharedBuffers: "64MB"})
 	if err != nil {
 		return nil, fmt.Errorf("start PostgreSQL: %w", err)
 	}
+	dsns := map[string]string{}
 	for _, db := range []string{"switchyard"} {
-		if err := pg.createDatabase(db); err != nil {
-			pg.stop()
-			return nil, fmt.Errorf("PostgreSQL: create database %s: %w", db, err)
+		if dsns[db], err = pg.CreateDatabase(context.Background(), db); err != nil {
+			pg.Stop()
+			return nil, fmt.Errorf("PostgreSQL: %w", err)
 		}
 	}
-	fmt.Printf("PostgreSQL from %s in %s (unpinned)\n", bin, pg.dir)
-	f.dsn = pg.dsn
-	f.stopPG = pg.stop
+	fmt.Printf("PostgreSQL from %s in %s (unpinned)\n", bin, pg.Dir())
+	f.dsn = func(db string) string { return dsns[db] }
+	f.stopPG = pg.Stop
 	return rows, nil
 }
 
