@@ -72,6 +72,7 @@ func TestAdminListener(t *testing.T) {
 		`switchyard_rpc_server_duration_seconds_bucket{procedure="/teams.v1.TeamsService/GetTeam",protocol="grpc",le="0.0001"}`,
 		"switchyard_http_connections_open ",
 		`switchyard_db_pool_connections_open{pool="read"}`,
+		"switchyard_teams_store_commits_total ",
 		"switchyard_teams_cache_entries_limit 4096",
 		"go_goroutines ",
 	} {

@@ -72,6 +72,13 @@ type PoolStatser interface {
 	PoolStats() map[string]sql.DBStats
 }
 
+// CommitStatser is a store that groups writes into commits (the SQLite
+// store): it reports the writes it committed and the commits they took,
+// or ok false when it does not group them.
+type CommitStatser interface {
+	CommitStats() (writes, commits int64, ok bool)
+}
+
 func newMetrics(t *Telemetry) (*metrics, error) {
 	m := &metrics{t: t, registry: prometheus.NewRegistry()}
 	m.series = make([]atomic.Pointer[series], outcome.NumProtocols) // "unknown"
@@ -240,11 +247,27 @@ func (m *metrics) poolInstruments(meter metric.Meter) error {
 	if err != nil {
 		return err
 	}
+	writes, err := meter.Int64ObservableCounter("switchyard.teams.store.writes",
+		metric.WithDescription("Team writes (PutTeam) the SQLite store committed, alone or in a group."))
+	if err != nil {
+		return err
+	}
+	commits, err := meter.Int64ObservableCounter("switchyard.teams.store.commits",
+		metric.WithDescription("Commits the SQLite store made for those writes: writes that arrive together share one commit and its fsync."))
+	if err != nil {
+		return err
+	}
 	_, err = meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		m.poolsMu.Lock()
 		pools := m.pools
 		m.poolsMu.Unlock()
 		for _, p := range pools {
+			if c, ok := p.(CommitStatser); ok {
+				if w, n, ok := c.CommitStats(); ok {
+					o.ObserveInt64(writes, w)
+					o.ObserveInt64(commits, n)
+				}
+			}
 			for name, st := range p.PoolStats() {
 				set := metric.WithAttributes(attribute.String("pool", name))
 				o.ObserveInt64(open, int64(st.OpenConnections), set)
@@ -256,7 +279,7 @@ func (m *metrics) poolInstruments(meter metric.Meter) error {
 			}
 		}
 		return nil
-	}, open, inUse, idle, maxOpen, waits, waited)
+	}, open, inUse, idle, maxOpen, waits, waited, writes, commits)
 	return err
 }
 

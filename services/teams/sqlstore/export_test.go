@@ -15,3 +15,9 @@ func (s *Store) LockForTest(ctx context.Context) (func(), error) {
 	}
 	return func() { _ = tx.Rollback() }, nil
 }
+
+// GroupStats reports the Puts taken into a commit, the commits they took,
+// and the callers still waiting for their Put to be taken.
+func (s *Store) GroupStats() (writes, commits, queued int64) {
+	return s.group.writes.Load(), s.group.commits.Load(), s.group.queued.Load()
+}

@@ -11,3 +11,15 @@ func (s *Store) PoolStats() map[string]sql.DBStats {
 	}
 	return map[string]sql.DBStats{"read": s.read.Stats(), "write": s.write.Stats()}
 }
+
+// CommitStats reports the Puts the store's writer committed and the
+// commits they took: on SQLite, writes that arrive together share one
+// (group.go). PostgreSQL's store commits each write by itself and reports
+// none (ok false). The metrics read it at each scrape
+// (telemetry.CommitStatser).
+func (s *Store) CommitStats() (writes, commits int64, ok bool) {
+	if s.group == nil {
+		return 0, 0, false
+	}
+	return s.group.writes.Load(), s.group.commits.Load(), true
+}

@@ -30,6 +30,9 @@ type Store struct {
 	// it (a PutTeam's parse, its triggers' included, was a third of its
 	// CPU time, fsync aside).
 	get, put, del *sql.Stmt
+	// group, when set, commits the Puts that arrive together in one
+	// transaction (group.go); SQLite sets it.
+	group *groupCommit
 	// feed reports changes (feed.go); stopFeed ends its source.
 	feed     *teams.Feed
 	stopFeed func()
@@ -142,7 +145,8 @@ func (s *Store) List(ctx context.Context, opts teams.ListOptions) ([]teams.Team,
 	return out, more, nil
 }
 
-// Put implements teams.Store, with one statement (see prepare).
+// Put implements teams.Store, with one statement (see prepare); on SQLite,
+// writes that arrive together share one commit (group.go).
 func (s *Store) Put(ctx context.Context, t teams.Team) (teams.Team, bool, error) {
 	t = teams.Team{City: strings.TrimSpace(t.City), Nickname: strings.TrimSpace(t.Nickname)}
 	if err := t.Validate(); err != nil {
@@ -152,7 +156,12 @@ func (s *Store) Put(ctx context.Context, t teams.Team) (teams.Team, bool, error)
 		stored teams.Team
 		rev    int64
 	)
-	err := s.put.QueryRowContext(ctx, teams.CityKey(t.City), t.City, t.Nickname).Scan(&stored.City, &stored.Nickname, &rev)
+	var err error
+	if s.group != nil {
+		stored, rev, err = s.group.put(ctx, teams.CityKey(t.City), t.City, t.Nickname)
+	} else {
+		err = s.put.QueryRowContext(ctx, teams.CityKey(t.City), t.City, t.Nickname).Scan(&stored.City, &stored.Nickname, &rev)
+	}
 	if err != nil {
 		return teams.Team{}, false, ctxErr(ctx, err)
 	}
@@ -181,6 +190,9 @@ func (s *Store) Close() error {
 	}
 	if s.feed != nil {
 		s.feed.Close()
+	}
+	if s.group != nil {
+		s.group.close()
 	}
 	var err error
 	for _, st := range []*sql.Stmt{s.get, s.put, s.del} {
