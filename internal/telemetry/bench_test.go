@@ -12,12 +12,21 @@ import (
 )
 
 // BenchmarkCallEnded is the per-call cost of the record's sinks alone: the
-// log line (slog text, to io.Discard), and with metrics the counters and
+// log line (text, to io.Discard; "slog" through slog's own handler, the
+// others as cmd/switchyard writes it), and with metrics the counters and
 // the histogram.
 func BenchmarkCallEnded(b *testing.B) {
-	for _, metrics := range []bool{false, true} {
-		b.Run(map[bool]string{false: "log", true: "log+metrics"}[metrics], func(b *testing.B) {
-			tel, err := New(Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: metrics})
+	for _, bench := range []struct {
+		name    string
+		metrics bool
+		handler slog.Handler
+	}{
+		{"log", false, NewTextHandler(io.Discard, slog.LevelInfo)},
+		{"log+metrics", true, NewTextHandler(io.Discard, slog.LevelInfo)},
+		{"slog", false, slog.NewTextHandler(io.Discard, nil)},
+	} {
+		b.Run(bench.name, func(b *testing.B) {
+			tel, err := New(Options{Logger: slog.New(bench.handler), Metrics: bench.metrics})
 			if err != nil {
 				b.Fatal(err)
 			}

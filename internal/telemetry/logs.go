@@ -30,6 +30,9 @@ const maxLoggedPath = 256
 // logSink writes one line per record.
 type logSink struct {
 	h slog.Handler
+	// text, when the configured handler is a TextHandler, writes the call
+	// lines without slog's attribute walk (textline.go).
+	text *TextHandler
 
 	mu      sync.Mutex
 	tokens  float64
@@ -63,14 +66,20 @@ func (l *logSink) write(r *outcome.Record, traceID string) bool {
 			_ = l.h.Handle(ctx, s)
 		}
 	}
-	// The record goes to the handler directly: Logger.LogAttrs would also
-	// walk the stack for the caller's PC (runtime.Callers, ~2% of a unary
-	// call), which these lines never show: the procedure says where.
-	line := slog.NewRecord(now, level, "rpc", 0)
 	procedure := r.Procedure
 	if len(procedure) > maxLoggedPath {
 		procedure = procedure[:maxLoggedPath] + "..."
 	}
+	if l.text != nil {
+		l.text.writeCallLine(now, level, r, procedure, traceID)
+		return true
+	}
+	// The record goes to the handler directly: Logger.LogAttrs would also
+	// walk the stack for the caller's PC (runtime.Callers, ~2% of a unary
+	// call), which these lines never show: the procedure says where.
+	line := slog.NewRecord(now, level, "rpc", 0)
+	// The attributes, their order and their formats are also
+	// appendCallLine's: a test holds the two to the same bytes.
 	line.AddAttrs(
 		slog.String("procedure", procedure),
 		slog.String("protocol", r.Protocol.String()),
@@ -100,10 +109,14 @@ func (l *logSink) write(r *outcome.Record, traceID string) bool {
 func (l *logSink) admit(now time.Time) (dropped int64, ok bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if !l.last.IsZero() {
-		l.tokens = min(rejectedBurst, l.tokens+now.Sub(l.last).Seconds()*rejectedPerSecond)
+	// Calls end out of order: an end before the latest one refills
+	// nothing (and takes nothing back).
+	if l.last.IsZero() {
+		l.last = now
+	} else if d := now.Sub(l.last); d > 0 {
+		l.tokens = min(rejectedBurst, l.tokens+d.Seconds()*rejectedPerSecond)
+		l.last = now
 	}
-	l.last = now
 	if l.tokens < 1 {
 		l.dropped++
 		return 0, false

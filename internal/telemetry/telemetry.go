@@ -64,6 +64,9 @@ func New(opts Options) (*Telemetry, error) {
 	}
 	t.logger = slog.New(traceHandler{opts.Logger.Handler()})
 	t.logs = newLogSink(t.logger.Handler())
+	if th, ok := opts.Logger.Handler().(*TextHandler); ok {
+		t.logs.text = th
+	}
 	if opts.Metrics {
 		m, err := newMetrics(t)
 		if err != nil {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/switchyard/switchyard/internal/coalesce"
 	"github.com/switchyard/switchyard/internal/server"
+	"github.com/switchyard/switchyard/internal/telemetry"
 	"github.com/switchyard/switchyard/services/teams"
 )
 
@@ -29,7 +30,7 @@ func main() {
 	blockOut := flag.String("blockprofile", "", "also write a blocking profile of the same span (every event) here")
 	flag.Parse()
 	logOut := coalesce.NewWriter(os.Stderr, 1<<20)
-	logger := slog.New(slog.NewTextHandler(logOut, nil))
+	logger := slog.New(telemetry.NewTextHandler(logOut, slog.LevelInfo)) // as cmd/switchyard logs
 	// GetTeam as the binary serves it: from the team cache (here on the
 	// in-memory store, so the profile shows no SQLite read).
 	cache := teams.NewCache(teams.NewMemStore(teams.TutorialTeams), teams.DefaultCacheEntries, logger)

@@ -1,0 +1,86 @@
+package telemetry
+
+import (
+	"bytes"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchyard/switchyard/internal/outcome"
+)
+
+// callLines logs r through a TextHandler (the direct path) and through
+// slog's own text handler, and returns both outputs.
+func callLines(t *testing.T, level slog.Level, records ...*outcome.Record) (direct, viaSlog string) {
+	t.Helper()
+	var a, b bytes.Buffer
+	fast, err := New(Options{Logger: slog.New(NewTextHandler(&a, level))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fast.logs.text == nil {
+		t.Fatal("a TextHandler logger does not take the direct path")
+	}
+	slow, err := New(Options{Logger: slog.New(slog.NewTextHandler(&b, &slog.HandlerOptions{Level: level}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range records {
+		copyOf := *r
+		fast.CallEnded(r)
+		slow.CallEnded(&copyOf)
+	}
+	return a.String(), b.String()
+}
+
+func callRecord(procedure, peer, ua, message string, code, end, protocol uint8, handled bool, status int, d time.Duration, start time.Time) *outcome.Record {
+	return &outcome.Record{
+		Start: start, Duration: d, Procedure: procedure,
+		Protocol:   outcome.Protocol(int(protocol) % outcome.NumProtocols),
+		Code:       outcome.Code(int(code) % outcome.NumCodes),
+		End:        outcome.End(int(end) % outcome.NumEnds),
+		HTTPStatus: status, Peer: peer, UserAgent: ua, Message: message, Handled: handled,
+	}
+}
+
+// The direct call line is byte for byte slog's, for every kind of call
+// and every string slog would quote.
+func TestCallLineIsSlogs(t *testing.T) {
+	start := time.Date(2026, 12, 4, 22, 19, 39, 120_999_999, time.UTC)
+	east := time.FixedZone("east", 5*3600+30*60)
+	records := []*outcome.Record{
+		callRecord("/teams.v1.TeamsService/GetTeam", "127.0.0.1:5555", "grpc-go/1.79.0", "", 0, 0, 0, true, 200, 1234567, start),
+		callRecord("/teams.v1.TeamsService/GetTeam", "[::1]:80", "", "team \"Nowhere\" not found", 5, 0, 1, true, 200, 999, start.In(east)),
+		callRecord("/x y=z", "p", "ua with spaces", "tab\there\nnewline", 2, 1, 2, false, 415, 0, start.Add(time.Hour)),
+		callRecord("/zero/time", "", "", "", 0, 0, 0, true, 200, 0, time.Time{}),
+		callRecord("/far/future", "", "", "", 0, 0, 0, true, 200, time.Millisecond, time.Date(12000, 1, 1, 0, 0, 0, 0, time.UTC)),
+		callRecord(strings.Repeat("/long", 100), "ü", "\x7f\xff", "\u00a0nbsp é", 13, 2, 3, false, 0, 90*time.Second, time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)),
+	}
+	direct, viaSlog := callLines(t, slog.LevelInfo, records...)
+	if direct != viaSlog {
+		t.Errorf("direct call lines differ from slog's:\n%s\nslog:\n%s", direct, viaSlog)
+	}
+	if n := strings.Count(direct, "msg=rpc "); n != len(records) {
+		t.Errorf("%d lines, want %d:\n%s", n, len(records), direct)
+	}
+	// A level that leaves out ok calls leaves them out of both.
+	direct, viaSlog = callLines(t, slog.LevelWarn, records...)
+	if direct != viaSlog || strings.Count(direct, "msg=rpc ") != 3 { // the three not ok
+		t.Errorf("at level WARN: direct\n%s\nslog:\n%s", direct, viaSlog)
+	}
+}
+
+func FuzzCallLineIsSlogs(f *testing.F) {
+	f.Add("/teams.v1.TeamsService/GetTeam", "127.0.0.1:1", "grpc-go/1.79.0", "", uint8(0), uint8(0), uint8(0), true, 200, int64(1500), int64(1764886779123456789))
+	f.Add("", "", "a=b", "\"quoted\" \\ back", uint8(3), uint8(1), uint8(2), false, 400, int64(-5), int64(0))
+	f.Add("/\u2028", "\t", "\x00", "\ufffd", uint8(16), uint8(3), uint8(4), false, 431, int64(1<<62), int64(-1))
+	f.Fuzz(func(t *testing.T, procedure, peer, ua, message string, code, end, protocol uint8, handled bool, status int, d, unixNano int64) {
+		r := callRecord(procedure, peer, ua, message, code, end, protocol, handled, status, time.Duration(d), time.Unix(0, unixNano).UTC())
+		r.Duration = time.Duration(d)
+		direct, viaSlog := callLines(t, slog.LevelDebug, r)
+		if direct != viaSlog {
+			t.Errorf("direct call line differs from slog's:\n%q\n%q", direct, viaSlog)
+		}
+	})
+}
