@@ -57,21 +57,22 @@ type stream struct {
 // checks each finished call and starts the next in its place, so the
 // number of calls in flight stays at conc until the window closes.
 type client struct {
-	conn    net.Conn
-	br      *bufio.Reader
-	bw      *bufio.Writer
-	fr      *http2.Framer
-	hdr     []byte // the request's header block, stateless (never indexed)
-	w       *workload
-	nextID  uint32
-	connWin int64
-	initWin int64
-	maxFr   int
-	streams map[uint32]*stream
-	blocked []*stream
-	unacked int64 // received bytes not yet returned by WINDOW_UPDATE
-	spare   [][]byte
-	done    *atomic.Int64 // calls completed, read by the writer's pacer
+	conn     net.Conn
+	br       *bufio.Reader
+	bw       *bufio.Writer
+	fr       *http2.Framer
+	hdr      []byte // the request's header block, its fields indexed (headerBlocks)
+	hdrFirst []byte // the first stream's: it adds them to the HPACK table
+	w        *workload
+	nextID   uint32
+	connWin  int64
+	initWin  int64
+	maxFr    int
+	streams  map[uint32]*stream
+	blocked  []*stream
+	unacked  int64 // received bytes not yet returned by WINDOW_UPDATE
+	spare    [][]byte
+	done     *atomic.Int64 // calls completed, read by the writer's pacer
 }
 
 const recvWindow = 1 << 30
@@ -108,9 +109,12 @@ func (d dialer) dial(ctx context.Context) (net.Conn, error) {
 	return tc, nil
 }
 
-// headerBlock encodes a request's headers once, without indexing, so the
-// same block can open every stream of the connection.
-func headerBlock(scheme, path, authority string, extra ...string) []byte {
+// headerBlocks encodes a request's headers as gRPC clients do (grpc-go,
+// and net/http's HTTP/2 client under connect-go): the first request of a
+// connection adds every field to the HPACK dynamic table, and every later
+// one, with the same fields, refers to them by index. Both blocks are
+// encoded once; first must open the connection's first stream.
+func headerBlocks(scheme, path, authority string, extra ...string) (first, later []byte) {
 	var hb bytes.Buffer
 	enc := hpack.NewEncoder(&hb)
 	fields := append([]string{
@@ -118,10 +122,14 @@ func headerBlock(scheme, path, authority string, extra ...string) []byte {
 		"content-type", "application/grpc", "te", "trailers",
 		"grpc-accept-encoding", "gzip", "user-agent", "switchyard-loadgen",
 	}, extra...)
-	for i := 0; i+1 < len(fields); i += 2 {
-		_ = enc.WriteField(hpack.HeaderField{Name: fields[i], Value: fields[i+1], Sensitive: true})
+	encode := func() []byte {
+		hb.Reset()
+		for i := 0; i+1 < len(fields); i += 2 {
+			_ = enc.WriteField(hpack.HeaderField{Name: fields[i], Value: fields[i+1]})
+		}
+		return bytes.Clone(hb.Bytes())
 	}
-	return hb.Bytes()
+	return encode(), encode()
 }
 
 // drive runs calls on conn until the window closes and every call in
@@ -137,7 +145,7 @@ func drive(conn net.Conn, scheme string, w *workload, conc int, win window, done
 	c.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	c.fr.MaxHeaderListSize = 1 << 20
 	host := conn.RemoteAddr().String()
-	c.hdr = headerBlock(scheme, w.path, host, w.headers...)
+	c.hdrFirst, c.hdr = headerBlocks(scheme, w.path, host, w.headers...)
 
 	if _, err := c.bw.WriteString(http2.ClientPreface); err != nil {
 		return connStats{}, err
@@ -305,7 +313,11 @@ func (c *client) open(call call, start time.Time) {
 	c.nextID += 2
 	s.out = s.c.body
 	c.streams[s.id] = s
-	_ = c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: s.id, BlockFragment: c.hdr, EndHeaders: true})
+	hdr := c.hdr
+	if s.id == 1 {
+		hdr = c.hdrFirst
+	}
+	_ = c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: s.id, BlockFragment: hdr, EndHeaders: true})
 	if !c.send(s) {
 		c.blocked = append(c.blocked, s)
 	}
