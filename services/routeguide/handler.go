@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"google.golang.org/protobuf/proto"
 
 	routeguidev1 "github.com/switchyard/switchyard/gen/routeguide/v1"
 	"github.com/switchyard/switchyard/gen/routeguide/v1/routeguidev1connect"
@@ -196,14 +197,33 @@ func listFeatures[Res any](ctx context.Context, h *Handler, r Rect, stream *conn
 	return nil
 }
 
-// recordRoute summarises the points the client streams.
-func recordRoute[Req any](h *Handler, stream *connect.ClientStream[Req], point func(*Req) Point) (Summary, error) {
+// recordRoute summarises the points the client streams. Every point is
+// read into one message (each unmarshal resets it), not into a new one
+// per point as ClientStream.Receive would: a route is up to
+// -route-max-points messages.
+func recordRoute[Req any, PReq interface {
+	*Req
+	proto.Message
+}](h *Handler, stream *connect.ClientStream[Req], point func(*Req) Point) (Summary, error) {
+	var (
+		msg  Req
+		err  error
+		conn = stream.Conn()
+	)
 	return h.Record(func() (Point, bool) {
-		if !stream.Receive() {
+		// Reset first: an empty message is no bytes, and connect does not
+		// unmarshal (so does not reset) for those.
+		proto.Reset(PReq(&msg))
+		if err = conn.Receive(&msg); err != nil {
 			return Point{}, false
 		}
-		return point(stream.Msg()), true
-	}, stream.Err)
+		return point(&msg), true
+	}, func() error {
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		return err
+	})
 }
 
 // routeChat answers every note with all notes kept at its location.

@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"connectrpc.com/connect"
+	"google.golang.org/protobuf/encoding/protowire"
 
 	legacyroute "github.com/switchyard/switchyard/gen/legacy/routeguide"
 	"github.com/switchyard/switchyard/gen/legacy/routeguide/routeguideconnect"
@@ -130,7 +132,47 @@ func TestRecordRoute(t *testing.T) {
 		_ = bad.Send(&routeguidev1.RecordRouteRequest{Latitude: -900000001})
 		_, err = bad.CloseAndReceive()
 		testserver.WantCode(t, err, connect.CodeInvalidArgument)
+
+		// A field a point leaves out is zero, whatever the point before
+		// it said: (1°, 0) then (0, 0) is one degree of latitude.
+		back := c.RecordRoute(testserver.CallContext(t))
+		_ = back.Send(&routeguidev1.RecordRouteRequest{Latitude: 10000000})
+		_ = back.Send(&routeguidev1.RecordRouteRequest{})
+		res, err = back.CloseAndReceive()
+		if err != nil || res.Msg.GetPointCount() != 2 || res.Msg.GetDistance() != 111194 {
+			t.Errorf("RecordRoute((1°, 0), (0, 0)) = %v, %v; want 2 points, 111194 m", res, err)
+		}
 	})
+}
+
+// A message the server cannot read ends the route with its error, not
+// with a summary of the points before it. The oversized point carries an
+// unknown field, which JSON does not encode: the binary codecs only.
+func TestRecordRouteStreamErrorMidway(t *testing.T) {
+	t.Parallel()
+	srv := testserver.Start(t, server.Config{ReadMaxBytes: 1024})
+	for _, p := range testserver.Protocols() {
+		if strings.HasSuffix(p.Name, "json") {
+			continue
+		}
+		t.Run(p.Name, func(t *testing.T) {
+			t.Parallel()
+			recordOversizedPoint(t, client(srv, p))
+		})
+	}
+}
+
+func recordOversizedPoint(t *testing.T, c routeguidev1connect.RouteGuideServiceClient) {
+	stream := c.RecordRoute(testserver.CallContext(t))
+	_ = stream.Send(&routeguidev1.RecordRouteRequest{Latitude: 10000000})
+	big := &routeguidev1.RecordRouteRequest{}
+	big.ProtoReflect().SetUnknown(protowire.AppendBytes(protowire.AppendTag(nil, 15, protowire.BytesType), make([]byte, 2048)))
+	_ = stream.Send(big)
+	res, err := stream.CloseAndReceive()
+	if err == nil {
+		t.Fatalf("RecordRoute with an oversized point = %v, want an error", res.Msg)
+	}
+	testserver.WantCode(t, err, connect.CodeResourceExhausted)
 }
 
 func TestRouteChat(t *testing.T) {
