@@ -2,6 +2,7 @@ package sqlstore_test
 
 import (
 	"fmt"
+	"sync/atomic"
 	"testing"
 
 	"github.com/switchyard/switchyard/internal/pgtest"
@@ -27,6 +28,20 @@ func benchStore(b *testing.B, s teams.Store) {
 				b.Fatal(err)
 			}
 		}
+	})
+	// Concurrent writers (16 per P): on SQLite they share commits.
+	b.Run("PutParallel", func(b *testing.B) {
+		b.SetParallelism(16)
+		var n atomic.Int64
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				i := n.Add(1)
+				if _, _, err := s.Put(b.Context(), teams.Team{City: fmt.Sprintf("Bench %d", i%1000), Nickname: "N"}); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
 	})
 }
 
