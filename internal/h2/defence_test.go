@@ -266,12 +266,11 @@ func TestFirstSettingsDeadline(t *testing.T) {
 // comparison is `make attack`'s ping-flood-nonreading.
 func TestControlFramesBoundedForNonReadingPeer(t *testing.T) {
 	srv := startServer(t, okHandler, h2.Config{WriteTimeout: 5 * time.Minute}, serverOpts{})
-	nc, err := net.Dial("tcp", srv.addr)
+	nc, err := dialSmallReadBuffer(srv.addr, 4<<10)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	_ = nc.(*net.TCPConn).SetReadBuffer(4 << 10)
 	fr := http2.NewFramer(nc, nc)
 	if _, err := io.WriteString(nc, http2.ClientPreface); err != nil {
 		t.Fatal(err)
