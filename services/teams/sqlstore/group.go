@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"runtime"
-	"sync"
 	"sync/atomic"
 
 	"github.com/switchyard/switchyard/services/teams"
@@ -32,13 +31,13 @@ var errClosed = errors.New("sqlite: the team store is closed")
 type groupCommit struct {
 	db   *sql.DB
 	stmt *sql.Stmt // the Put statement, prepared on db
+	// alone makes one write on its own, under its caller's context.
+	alone func(ctx context.Context, key, city, nickname string) (teams.Team, int64, error)
 
-	reqs chan *putReq // unbuffered: a send succeeds only while run runs
-	stop chan struct{}
-	done chan struct{} // closed when run has returned
-	once sync.Once
-	ctx  context.Context // cancelled by close
+	reqs chan *putReq    // unbuffered: a send succeeds only while run runs
+	ctx  context.Context // done once close is called: run takes no more writes
 	end  context.CancelFunc
+	done chan struct{} // closed when run has returned
 
 	writes, commits atomic.Int64
 	queued          atomic.Int64 // callers waiting for run to take their write
@@ -56,8 +55,8 @@ type putResult struct {
 	err  error
 }
 
-func newGroupCommit(db *sql.DB, stmt *sql.Stmt) *groupCommit {
-	g := &groupCommit{db: db, stmt: stmt, reqs: make(chan *putReq), stop: make(chan struct{}), done: make(chan struct{})}
+func newGroupCommit(s *Store) *groupCommit {
+	g := &groupCommit{db: s.write, stmt: s.put, alone: s.upsert, reqs: make(chan *putReq), done: make(chan struct{})}
 	g.ctx, g.end = context.WithCancel(context.Background())
 	go g.run()
 	return g
@@ -70,7 +69,7 @@ func (g *groupCommit) put(ctx context.Context, key, city, nickname string) (team
 	select {
 	case g.reqs <- r:
 		g.queued.Add(-1)
-	case <-g.stop:
+	case <-g.ctx.Done():
 		g.queued.Add(-1)
 		return teams.Team{}, 0, errClosed
 	case <-ctx.Done():
@@ -93,7 +92,7 @@ func (g *groupCommit) run() {
 	batch := make([]*putReq, 0, maxGroup)
 	for {
 		select {
-		case <-g.stop:
+		case <-g.ctx.Done():
 			return
 		case r := <-g.reqs:
 			batch = append(batch[:0], r)
@@ -131,7 +130,7 @@ func (g *groupCommit) commit(batch []*putReq) {
 		return
 	case 1:
 		g.commits.Add(1)
-		live[0].res <- g.alone(live[0])
+		live[0].res <- g.single(live[0])
 		return
 	}
 	results, err := g.together(live)
@@ -144,17 +143,17 @@ func (g *groupCommit) commit(batch []*putReq) {
 	}
 	for _, r := range live {
 		g.commits.Add(1)
-		r.res <- g.alone(r)
+		r.res <- g.single(r)
 	}
 }
 
-// alone makes one write in its own commit, under its caller's context.
-func (g *groupCommit) alone(r *putReq) putResult {
+// single makes r's write in its own commit, unless its caller has gone.
+func (g *groupCommit) single(r *putReq) putResult {
 	if err := r.ctx.Err(); err != nil {
 		return putResult{err: err}
 	}
 	var res putResult
-	res.err = g.stmt.QueryRowContext(r.ctx, r.key, r.city, r.nickname).Scan(&res.team.City, &res.team.Nickname, &res.rev)
+	res.team, res.rev, res.err = g.alone(r.ctx, r.key, r.city, r.nickname)
 	return res
 }
 
@@ -186,19 +185,17 @@ func (g *groupCommit) together(live []*putReq) (results []putResult, err error) 
 	results = make([]putResult, len(live))
 	for i, r := range live {
 		res := &results[i]
-		if err := stmt.QueryRowContext(ctx, r.key, r.city, r.nickname).Scan(&res.team.City, &res.team.Nickname, &res.rev); err != nil {
+		if res.team, res.rev, err = scanUpsert(stmt.QueryRowContext(ctx, r.key, r.city, r.nickname)); err != nil {
 			return nil, err
 		}
 	}
 	return results, tx.Commit()
 }
 
-// close stops taking writes, lets a group being committed finish or be
-// interrupted, and waits for it.
+// close stops taking writes, interrupts a shared transaction being
+// committed (a write on its own runs under its caller's context and
+// finishes), and waits for run to return.
 func (g *groupCommit) close() {
-	g.once.Do(func() {
-		close(g.stop)
-		g.end()
-		<-g.done
-	})
+	g.end()
+	<-g.done
 }

@@ -83,7 +83,7 @@ func OpenSQLite(ctx context.Context, dir string, opts ...Option) (*Store, error)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite %s: %w", path, err)
 	}
-	st.group = newGroupCommit(write, st.put)
+	st.group = newGroupCommit(st)
 	// The feed's own connection: data_version is per connection.
 	poll, err := sql.Open("sqlite", dsn(url.Values{"_query_only": {"1"}}))
 	if err != nil {

@@ -152,21 +152,27 @@ func (s *Store) Put(ctx context.Context, t teams.Team) (teams.Team, bool, error)
 	if err := t.Validate(); err != nil {
 		return teams.Team{}, false, err
 	}
-	var (
-		stored teams.Team
-		rev    int64
-	)
-	var err error
+	put := s.upsert
 	if s.group != nil {
-		stored, rev, err = s.group.put(ctx, teams.CityKey(t.City), t.City, t.Nickname)
-	} else {
-		err = s.put.QueryRowContext(ctx, teams.CityKey(t.City), t.City, t.Nickname).Scan(&stored.City, &stored.Nickname, &rev)
+		put = s.group.put
 	}
+	stored, rev, err := put(ctx, teams.CityKey(t.City), t.City, t.Nickname)
 	if err != nil {
 		return teams.Team{}, false, ctxErr(ctx, err)
 	}
 	s.feed.Changed(teams.CityKey(stored.City))
 	return stored, rev == 1, nil
+}
+
+// upsert runs the Put statement (prepare) on its own, under ctx, and
+// reads the row it produced; rev 1 means it created the row.
+func (s *Store) upsert(ctx context.Context, key, city, nickname string) (t teams.Team, rev int64, err error) {
+	return scanUpsert(s.put.QueryRowContext(ctx, key, city, nickname))
+}
+
+func scanUpsert(row *sql.Row) (t teams.Team, rev int64, err error) {
+	err = row.Scan(&t.City, &t.Nickname, &rev)
+	return t, rev, err
 }
 
 // Delete implements teams.Store.
