@@ -30,6 +30,8 @@ import (
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+
+	"github.com/switchyard/switchyard/bench/internal/proc"
 )
 
 func main() {
@@ -189,7 +191,7 @@ func runClass(bin, dir, srv string, c class, d time.Duration, rate, maxConns int
 	if !legitCall(addr) {
 		return result{}, fmt.Errorf("the server does not answer before the attack")
 	}
-	cpu0 := cpuTime(pid)
+	cpu0 := proc.CPUTime(pid)
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	a := &attacker{ctx: ctx, addr: addr}
@@ -219,8 +221,8 @@ loop:
 	}
 	tick.Stop()
 	wg.Wait()
-	r.cpu = cpuTime(pid) - cpu0
-	r.rss, r.peak = memory(pid)
+	r.cpu = proc.CPUTime(pid) - cpu0
+	r.rss, r.peak = proc.Memory(pid)
 	a.stop()
 	<-done
 	r.served = int(served.Load())
@@ -775,35 +777,4 @@ func waitListening(addr string) error {
 		time.Sleep(50 * time.Millisecond)
 	}
 	return fmt.Errorf("switchyard did not listen on %s", addr)
-}
-
-// cpuTime is the user+system time of pid.
-func cpuTime(pid int) time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
-	u, _ := strconv.ParseInt(f[11], 10, 64)
-	s, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(u+s) * time.Second / 100 // USER_HZ
-}
-
-// memory is VmRSS and VmHWM of pid, in MiB.
-func memory(pid int) (rss, peak float64) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, 0
-	}
-	for line := range strings.Lines(string(b)) {
-		k, v, _ := strings.Cut(line, ":")
-		kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
-		switch k {
-		case "VmRSS":
-			rss = kb / 1024
-		case "VmHWM":
-			peak = kb / 1024
-		}
-	}
-	return rss, peak
 }

@@ -24,6 +24,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/switchyard/switchyard/bench/internal/proc"
 	"github.com/switchyard/switchyard/internal/pgtest"
 )
 
@@ -156,7 +157,7 @@ func run(c config) error {
 				err = errors.Join(err, fmt.Errorf("%s exited during the benchmark", name))
 			default:
 			}
-			cur, peak := memory(s.cmd.Process.Pid)
+			cur, peak := proc.Memory(s.cmd.Process.Pid)
 			rss[l.cores][name] = [2]float64{cur, peak}
 			stop(s) // a Switchyard server logs its cache's counters as it stops
 			if s.cache != nil {
@@ -293,6 +294,8 @@ func withPostgres(c config, rows []workload, layouts []layout, f *files) ([]work
 	return rows, nil
 }
 
+// loadAvgLine is the machine's 1-, 5- and 15-minute load averages, or
+// "unknown".
 func loadAvgLine() string {
 	b, _ := os.ReadFile("/proc/loadavg")
 	if f := strings.Fields(string(b)); len(f) >= 3 {

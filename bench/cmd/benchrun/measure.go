@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -11,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/switchyard/switchyard/bench/internal/proc"
 )
 
 // result is one load generator run against one server, with what
@@ -81,13 +82,13 @@ func load(bin string, l layout, s *server, w workload, p runParams, f files) (re
 
 	pid := s.cmd.Process.Pid
 	load1 := loadAverage()
-	before := cpuTicks(pid)
+	before := proc.CPUTime(pid)
 	sampled := make(chan float64, 1)
 	stopSampling := make(chan struct{})
 	go func() { sampled <- sampleRSS(pid, stopSampling) }()
 	runErr := cmd.Run()
 	close(stopSampling)
-	after := cpuTicks(pid)
+	after := proc.CPUTime(pid)
 	res := result{rssMiB: <-sampled, load1: load1}
 	if err := json.Unmarshal(stdout.Bytes(), &res); err != nil {
 		return res, fmt.Errorf("loadgen: %v: %s%s", runErr, stderr.String(), stdout.String())
@@ -106,7 +107,7 @@ func load(bin string, l layout, s *server, w workload, p runParams, f files) (re
 		calls += res.Writer.WritesAll
 	}
 	if calls > 0 {
-		res.cpuUS = float64(after-before) / clockTicks * 1e6 / float64(calls)
+		res.cpuUS = float64((after - before).Microseconds()) / float64(calls)
 	}
 	return res, nil
 }
@@ -118,7 +119,7 @@ func sampleRSS(pid int, stop <-chan struct{}) float64 {
 	defer t.Stop()
 	var peak float64
 	for {
-		cur, _ := memory(pid)
+		cur, _ := proc.Memory(pid)
 		peak = max(peak, cur)
 		select {
 		case <-stop:
@@ -128,51 +129,10 @@ func sampleRSS(pid int, stop <-chan struct{}) float64 {
 	}
 }
 
-// clockTicks is USER_HZ, 100 on every Linux the benchmark runs on.
-const clockTicks = 100
-
-// cpuTicks is the user+system time of pid in clock ticks.
-func cpuTicks(pid int) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	// Fields after the command name (which may hold spaces) start at ")".
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
-	u, _ := strconv.ParseInt(f[11], 10, 64)
-	s, _ := strconv.ParseInt(f[12], 10, 64)
-	return u + s
-}
-
-// memory returns VmRSS and VmHWM of pid in MiB.
-func memory(pid int) (rss, peak float64) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, 0
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		k, v, _ := strings.Cut(sc.Text(), ":")
-		kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
-		switch k {
-		case "VmRSS":
-			rss = kb / 1024
-		case "VmHWM":
-			peak = kb / 1024
-		}
-	}
-	return rss, peak
-}
-
-// loadAverage is the machine's 1-minute load average (as uptime prints).
+// loadAverage is the machine's 1-minute load average (as uptime prints),
+// 0 when /proc/loadavg cannot be read.
 func loadAverage() float64 {
-	b, _ := os.ReadFile("/proc/loadavg")
-	f := strings.Fields(string(b))
-	if len(f) == 0 {
-		return 0
-	}
-	v, _ := strconv.ParseFloat(f[0], 64)
+	v, _ := strconv.ParseFloat(strings.Fields(loadAvgLine())[0], 64)
 	return v
 }
 

@@ -1,0 +1,28 @@
+package proc_test
+
+import (
+	"os"
+	"testing"
+	"time"
+
+	"github.com/switchyard/switchyard/bench/internal/proc"
+)
+
+// This process's own figures: CPU time grows with work, and its memory
+// is resident and no larger than its peak.
+func TestOwnProcess(t *testing.T) {
+	pid := os.Getpid()
+	before := proc.CPUTime(pid)
+	for end := time.Now().Add(50 * time.Millisecond); time.Now().Before(end); {
+	}
+	if after := proc.CPUTime(pid); after <= before {
+		t.Errorf("CPU time %v after 50 ms of work, %v before", after, before)
+	}
+	rss, peak := proc.Memory(pid)
+	if rss <= 0 || peak < rss {
+		t.Errorf("RSS %.1f MiB, peak %.1f MiB", rss, peak)
+	}
+	if cpu := proc.CPUTime(-1); cpu != 0 {
+		t.Errorf("CPU time of no process = %v, want 0", cpu)
+	}
+}
