@@ -14,19 +14,15 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"os"
-	"os/signal"
-	"strings"
-	"syscall"
 
 	"connectrpc.com/connect"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/switchyard/switchyard/bench/internal/grpcpeer"
 	legacyteams "github.com/switchyard/switchyard/gen/legacy/teams"
 	routeguidev1 "github.com/switchyard/switchyard/gen/routeguide/v1"
 	teamsv1 "github.com/switchyard/switchyard/gen/teams/v1"
@@ -53,18 +49,13 @@ func run(addr, dataDir, dsn, tokenFile, cert, key string) error {
 	if (dataDir == "") == (dsn == "") {
 		return errors.New("give one of -data-dir and -postgres-dsn: teams are read from the store switchyard reads")
 	}
-	var token string
-	if tokenFile != "" {
-		b, err := os.ReadFile(tokenFile)
-		if err != nil {
-			return err
-		}
-		token = strings.TrimSpace(string(b))
+	token, err := grpcpeer.Token(tokenFile)
+	if err != nil {
+		return err
 	}
 	// The same store switchyard serves, so a GetTeam costs the same
 	// domain work on both servers and only the RPC stack differs.
 	var store teams.Store
-	var err error
 	if dsn != "" {
 		store, err = sqlstore.OpenPostgres(context.Background(), dsn)
 	} else {
@@ -74,31 +65,7 @@ func run(addr, dataDir, dsn, tokenFile, cert, key string) error {
 		return err
 	}
 	defer store.Close()
-	var opts []grpc.ServerOption
-	if (cert == "") != (key == "") {
-		return errors.New("-tls-cert and -tls-key go together")
-	}
-	if cert != "" {
-		creds, err := credentials.NewServerTLSFromFile(cert, key)
-		if err != nil {
-			return err
-		}
-		opts = append(opts, grpc.Creds(creds))
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return err
-	}
-	s := grpc.NewServer(opts...)
-	register(s, store, token)
-	fmt.Println(ln.Addr().String())
-	go func() {
-		sig := make(chan os.Signal, 1)
-		signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
-		<-sig
-		s.Stop()
-	}()
-	return s.Serve(ln)
+	return grpcpeer.Serve(addr, cert, key, func(s *grpc.Server) { register(s, store, token) })
 }
 
 // register serves teams.v1 GetTeam and PutTeam, the tutorial's
@@ -161,7 +128,7 @@ func register(s *grpc.Server, store teams.Store, adminToken string) {
 				t, err := store.Get(ctx, req.GetCity())
 				switch {
 				case errors.Is(err, teams.ErrNotFound):
-					return &legacyteams.TeamResponse{City: req.GetCity(), Nickname: "not a member"}, nil
+					return &legacyteams.TeamResponse{City: req.GetCity(), Nickname: teams.NotAMember}, nil
 				case err != nil:
 					return nil, status.Error(codes.Internal, err.Error())
 				}

@@ -12,22 +12,18 @@ package main
 import (
 	"context"
 	"crypto/subtle"
-	"errors"
 	"flag"
 	"fmt"
-	"net"
 	"os"
-	"os/signal"
 	"strings"
 	"sync"
-	"syscall"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/switchyard/switchyard/bench/internal/grpcpeer"
 	legacyteams "github.com/switchyard/switchyard/gen/legacy/teams"
 	teamsv1 "github.com/switchyard/switchyard/gen/teams/v1"
 	"github.com/switchyard/switchyard/services/teams"
@@ -46,39 +42,12 @@ func main() {
 }
 
 func run(addr, tokenFile, cert, key string) error {
-	var token string
-	if tokenFile != "" {
-		b, err := os.ReadFile(tokenFile)
-		if err != nil {
-			return err
-		}
-		token = strings.TrimSpace(string(b))
-	}
-	var opts []grpc.ServerOption
-	if (cert == "") != (key == "") {
-		return errors.New("-tls-cert and -tls-key go together")
-	}
-	if cert != "" {
-		creds, err := credentials.NewServerTLSFromFile(cert, key)
-		if err != nil {
-			return err
-		}
-		opts = append(opts, grpc.Creds(creds))
-	}
-	ln, err := net.Listen("tcp", addr)
+	token, err := grpcpeer.Token(tokenFile)
 	if err != nil {
 		return err
 	}
-	s := grpc.NewServer(opts...)
-	register(s, newDirectory(teams.TutorialTeams), token)
-	fmt.Println(ln.Addr().String())
-	go func() {
-		sig := make(chan os.Signal, 1)
-		signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
-		<-sig
-		s.Stop()
-	}()
-	return s.Serve(ln)
+	d := newDirectory(teams.TutorialTeams)
+	return grpcpeer.Serve(addr, cert, key, func(s *grpc.Server) { register(s, d, token) })
 }
 
 // directory is the teams in a map, by teams.CityKey.
