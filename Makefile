@@ -191,7 +191,7 @@ test: conformance
 # in Go 1.27). A count has no deadline to race. 8000 is ~2-6 s per target
 # here; FUZZTIME=1m (a duration) still works for longer runs by hand.
 FUZZTIME ?= 8000x
-FUZZ_PKGS := ./services/keywords ./internal/server ./internal/h2 ./internal/telemetry
+FUZZ_PKGS := ./services/keywords ./internal/server ./internal/h2 ./internal/telemetry ./internal/grpcunary
 
 .PHONY: fuzz
 fuzz: ## Run every native Go fuzz target for $(FUZZTIME) each (seed corpora in testdata/fuzz/)

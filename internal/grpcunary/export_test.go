@@ -1,0 +1,4 @@
+package grpcunary
+
+// ParseTimeout is parseTimeout, for the tests.
+var ParseTimeout = parseTimeout

@@ -1,0 +1,494 @@
+// Package grpcunary serves the plain case of a gRPC unary call without
+// connect-go's per-call machinery, and hands every other request to the
+// procedure's connect-go handler.
+//
+// connect-go serves a unary call as a stream: it builds a handler
+// connection with its own header maps, envelope reader and writer, derives
+// a request for the client's timeout, negotiates compression by splitting
+// headers, receives twice (the second receive proves there is no second
+// message, and its io.EOF passes errors.As on the way), runs the call
+// through a chain of interceptor closures and flushes the response
+// headers before the trailers. Under a GetTeam load that is about half of
+// the server's CPU time; this package answers the same call in a third of
+// that (BENCHMARKS.md, "Fifth pass").
+//
+// The plain case is: HTTP/2, POST, Content-Type application/grpc or
+// application/grpc+proto, an uncompressed request of exactly one message
+// no larger than the read limit and 64 KiB, and a Grpc-Timeout that
+// parses (or none). Everything else, and every request that turns out to
+// break a rule while its body is read (a flag, a second message, a body
+// that ends early, bytes that do not unmarshal), goes to connect-go with
+// the bytes read so far put back in front of the body, so that connect-go
+// answers it exactly as it would have: only requests that reach the
+// handler are ever answered here. What the handler sees and what the
+// client receives are connect-go's (the same response headers, body and
+// trailers, error details included), which the package's tests check by
+// sending the same requests to both.
+//
+// The handler gets its request as connect.NewRequest builds it: Msg and
+// Header() (every request header, Host included, as connect-go passes
+// them) are set, but Spec(), Peer() and HTTPMethod() are zero and the
+// context carries no connect.CallInfo. Only procedures whose handlers read
+// nothing else may be served here; Switchyard's own services are such.
+package grpcunary
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"connectrpc.com/connect"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/switchyard/switchyard/internal/h2"
+)
+
+// MaxMessageBytes is the largest request message served here; larger ones
+// go to connect-go, so that the buffers kept for reuse stay small.
+const MaxMessageBytes = 64 << 10
+
+// Wrap runs a call's handler inside what the server's connect
+// interceptors do around it on connect-go's path (record the call as
+// handled, cap its deadline, recover a panic, keep internals out of
+// errors). procedure is "/pkg.Service/Method", peer the request's
+// RemoteAddr, header its headers. It returns the handler's error as the
+// interceptors would have turned it.
+type Wrap func(ctx context.Context, procedure, peer string, header http.Header, handler func(context.Context) error) error
+
+// Options are what every procedure's plain path shares with the server's
+// connect handlers.
+type Options struct {
+	// ReadMaxBytes is connect.WithReadMaxBytes' limit: larger requests go
+	// to connect-go, which refuses them (0: no limit beyond
+	// MaxMessageBytes).
+	ReadMaxBytes int
+	// CompressMinBytes is connect.WithCompressMinBytes': a smaller response
+	// is not compressed even when the client accepts gzip.
+	CompressMinBytes int
+	// Wrap is the interceptors' work (nil: the handler runs bare).
+	Wrap Wrap
+}
+
+// New serves procedure's plain gRPC calls with impl (the same method the
+// connect handler next was built from) and sends every other request to
+// next. Req and Res must be generated protobuf message types.
+func New[Req, Res any](procedure string, impl func(context.Context, *connect.Request[Req]) (*connect.Response[Res], error), next http.Handler, opts Options) http.Handler {
+	if _, ok := any(new(Req)).(proto.Message); !ok {
+		panic(fmt.Sprintf("grpcunary: %s's request type %T is not a protobuf message", procedure, new(Req)))
+	}
+	if _, ok := any(new(Res)).(proto.Message); !ok {
+		panic(fmt.Sprintf("grpcunary: %s's response type %T is not a protobuf message", procedure, new(Res)))
+	}
+	limit := MaxMessageBytes
+	if opts.ReadMaxBytes > 0 && opts.ReadMaxBytes < limit {
+		limit = opts.ReadMaxBytes
+	}
+	return &handler[Req, Res]{procedure: procedure, impl: impl, next: next, opts: opts, limit: limit}
+}
+
+type handler[Req, Res any] struct {
+	procedure string
+	impl      func(context.Context, *connect.Request[Req]) (*connect.Response[Res], error)
+	next      http.Handler
+	opts      Options
+	limit     int
+}
+
+func (h *handler[Req, Res]) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	call, ok := plain(r)
+	if !ok {
+		h.next.ServeHTTP(w, r)
+		return
+	}
+	buf := getBuffer()
+	defer putBuffer(buf)
+	msg, ok := h.receive(r, buf)
+	if !ok {
+		r.Body = &replay{Reader: io.MultiReader(bytes.NewReader(bytes.Clone(*buf)), r.Body), body: r.Body}
+		h.next.ServeHTTP(w, r)
+		return
+	}
+	h.serve(w, r, start, call, msg, buf)
+}
+
+// call is what the request's headers decided.
+type call struct {
+	contentType []string      // grpcValue or grpcProtoValue
+	gzip        bool          // the response may be compressed
+	timeout     time.Duration // the client's Grpc-Timeout; 0: none
+}
+
+// plain reports whether r's headers are the plain case, and what they ask.
+func plain(r *http.Request) (call, bool) {
+	var c call
+	if r.ProtoMajor != 2 || r.Method != http.MethodPost {
+		return c, false
+	}
+	switch header(r.Header, "Content-Type") {
+	case "application/grpc":
+		c.contentType = grpcValue
+	case "application/grpc+proto":
+		c.contentType = grpcProtoValue
+	default:
+		return c, false
+	}
+	if enc := header(r.Header, "Grpc-Encoding"); enc != "" && enc != "identity" {
+		return c, false
+	}
+	if accept := header(r.Header, "Grpc-Accept-Encoding"); accept != "" {
+		// connect-go answers in the first encoding named that it has: gzip.
+		for name := range strings.FieldsFuncSeq(accept, func(r rune) bool { return r == ',' || r == ' ' }) {
+			if name == "gzip" {
+				c.gzip = true
+				break
+			}
+		}
+	}
+	if t := header(r.Header, "Grpc-Timeout"); t != "" {
+		d, ok := parseTimeout(t)
+		if !ok {
+			return c, false // connect-go explains what is wrong with it
+		}
+		c.timeout = d
+	}
+	return c, true
+}
+
+func header(h http.Header, key string) string {
+	if v := h[key]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+// parseTimeout reads a Grpc-Timeout as connect-go does; an unbounded one
+// (more hours than a time.Duration holds) is none.
+func parseTimeout(s string) (time.Duration, bool) {
+	if len(s) < 2 || len(s) > 9 {
+		return 0, false
+	}
+	var unit time.Duration
+	switch s[len(s)-1] {
+	case 'n':
+		unit = time.Nanosecond
+	case 'u':
+		unit = time.Microsecond
+	case 'm':
+		unit = time.Millisecond
+	case 'S':
+		unit = time.Second
+	case 'M':
+		unit = time.Minute
+	case 'H':
+		unit = time.Hour
+	default:
+		return 0, false
+	}
+	n, err := strconv.ParseInt(s[:len(s)-1], 10, 64)
+	if err != nil || n < 0 {
+		return 0, false
+	}
+	if unit == time.Hour && n > int64((1<<63-1)/time.Hour) {
+		return 0, true
+	}
+	if n == 0 {
+		// A zero timeout has passed already; connect-go answers it.
+		return 0, false
+	}
+	return time.Duration(n) * unit, true
+}
+
+// receive reads the request's one message into buf and unmarshals it; buf
+// keeps every byte read, for connect-go when it is not the plain case.
+func (h *handler[Req, Res]) receive(r *http.Request, buf *[]byte) (*Req, bool) {
+	b := (*buf)[:5]
+	if n, err := io.ReadFull(r.Body, b); err != nil {
+		*buf = b[:n]
+		return nil, false
+	}
+	size := int(binary.BigEndian.Uint32(b[1:5]))
+	if b[0] != 0 || size > h.limit {
+		*buf = b
+		return nil, false
+	}
+	if cap(b) < 5+size+1 {
+		b = append(b, make([]byte, size+1)...)
+	}
+	b = b[:5+size+1]
+	if n, err := io.ReadFull(r.Body, b[5:5+size]); err != nil {
+		*buf = b[:5+n]
+		return nil, false
+	}
+	// One message and then the end of the body, nothing more.
+	if n, err := io.ReadFull(r.Body, b[5+size:]); n != 0 || err != io.EOF {
+		*buf = b[:5+size+n]
+		return nil, false
+	}
+	*buf = b[:5+size]
+	msg := new(Req)
+	if size > 0 {
+		if err := proto.Unmarshal(b[5:5+size], any(msg).(proto.Message)); err != nil {
+			return nil, false
+		}
+	}
+	return msg, true
+}
+
+func (h *handler[Req, Res]) serve(w http.ResponseWriter, r *http.Request, start time.Time, c call, msg *Req, buf *[]byte) {
+	defer r.Body.Close()
+	// connect-go sets these before it receives, so a handler's writes
+	// cannot displace them.
+	out := w.Header()
+	out["Content-Type"] = c.contentType
+	out["Grpc-Accept-Encoding"] = gzipValue
+	if c.gzip {
+		out["Grpc-Encoding"] = gzipValue
+	}
+
+	req := connect.NewRequest(msg)
+	in := req.Header()
+	for k, v := range r.Header {
+		in[k] = v
+	}
+	in["Host"] = []string{r.Host}
+
+	ctx := r.Context()
+	var cancel context.CancelFunc
+	if c.timeout > 0 {
+		if left := c.timeout - time.Since(start); left <= 0 || !h2.LimitDuration(ctx, left) {
+			ctx, cancel = context.WithDeadline(ctx, start.Add(c.timeout))
+		}
+	}
+	var res *connect.Response[Res]
+	run := func(ctx context.Context) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		var err error
+		res, err = h.impl(ctx, req)
+		if res == nil && err == nil {
+			panic(h.procedure + " returned nil *connect.Response and nil error")
+		}
+		return err
+	}
+	if cancel != nil {
+		defer cancel()
+	}
+	var err error
+	if h.opts.Wrap != nil {
+		err = h.opts.Wrap(ctx, h.procedure, r.RemoteAddr, in, run)
+	} else {
+		err = run(ctx)
+	}
+	if err != nil {
+		writeError(out, err)
+		return
+	}
+	mergeNonProtocol(out, res.Header())
+	if err := h.send(w, c, any(res.Msg).(proto.Message), buf); err != nil {
+		writeError(out, err)
+		return
+	}
+	trailers := res.Trailer()
+	for k, vs := range trailers {
+		if _, protocol := protocolHeaders[k]; protocol {
+			continue
+		}
+		for _, v := range vs {
+			out.Add(http.TrailerPrefix+k, v)
+		}
+	}
+	out[http.TrailerPrefix+"Grpc-Status"] = statusOK // the handler's trailers hold no protocol header
+}
+
+// Values of response headers that every call sends: the transport only
+// reads them, and a handler never sees the response's header map.
+var (
+	gzipValue      = []string{"gzip"}
+	statusOK       = []string{"0"}
+	grpcValue      = []string{"application/grpc"}
+	grpcProtoValue = []string{"application/grpc+proto"}
+)
+
+// send writes msg as the response's one envelope.
+func (h *handler[Req, Res]) send(w http.ResponseWriter, c call, msg proto.Message, buf *[]byte) error {
+	b, err := proto.MarshalOptions{}.MarshalAppend((*buf)[:5], msg)
+	if err != nil {
+		return connect.NewError(connect.CodeInternal, fmt.Errorf("marshal message: %w", err))
+	}
+	*buf = b
+	b[0] = 0
+	if c.gzip && len(b)-5 >= h.opts.CompressMinBytes {
+		z := getBuffer()
+		defer putBuffer(z)
+		if b, err = compress((*z)[:5], b[5:]); err != nil {
+			return connect.NewError(connect.CodeInternal, err)
+		}
+		*z = b
+		b[0] = 1
+	}
+	binary.BigEndian.PutUint32(b[1:5], uint32(len(b)-5)) //nolint:gosec // at most MaxMessageBytes' worth of fields
+	_, _ = w.Write(b)                                    // a failed write is the transport's to record
+	return nil
+}
+
+var gzipWriters = sync.Pool{New: func() any { return gzip.NewWriter(io.Discard) }}
+
+// compress appends data, gzipped as connect-go's default compressor does,
+// to dst.
+func compress(dst, data []byte) ([]byte, error) {
+	out := bytes.NewBuffer(dst)
+	zw := gzipWriters.Get().(*gzip.Writer)
+	defer gzipWriters.Put(zw)
+	zw.Reset(out)
+	if _, err := zw.Write(data); err != nil {
+		return nil, fmt.Errorf("compress: %w", err)
+	}
+	if err := zw.Close(); err != nil {
+		return nil, fmt.Errorf("compress: %w", err)
+	}
+	return out.Bytes(), nil
+}
+
+// writeError puts err in the trailers as connect-go's gRPC handler does:
+// its metadata, then status, message and details.
+func writeError(out http.Header, err error) {
+	ce := asConnectError(err)
+	if !connect.IsWireError(ce) {
+		for k, vs := range ce.Meta() {
+			if _, protocol := protocolHeaders[k]; protocol {
+				continue
+			}
+			for _, v := range vs {
+				out.Add(http.TrailerPrefix+k, v)
+			}
+		}
+	}
+	out.Add(http.TrailerPrefix+"Grpc-Status", strconv.Itoa(int(ce.Code())))
+	out.Add(http.TrailerPrefix+"Grpc-Message", percentEncode(ce.Message()))
+	if details := ce.Details(); len(details) > 0 {
+		out.Add(http.TrailerPrefix+"Grpc-Status-Details-Bin", connect.EncodeBinaryHeader(statusBytes(ce, details)))
+	}
+}
+
+// asConnectError codes err as connect-go does on its way to the wire.
+func asConnectError(err error) *connect.Error {
+	if ce, ok := errors.AsType[*connect.Error](err); ok && ce != nil {
+		return ce
+	}
+	switch {
+	case errors.Is(err, context.Canceled):
+		return connect.NewError(connect.CodeCanceled, err)
+	case errors.Is(err, context.DeadlineExceeded):
+		return connect.NewError(connect.CodeDeadlineExceeded, err)
+	}
+	return connect.NewError(connect.CodeUnknown, err)
+}
+
+// statusBytes is the google.rpc.Status of an error with details, encoded
+// as connect-go encodes it: code, message, then each detail as an Any.
+func statusBytes(ce *connect.Error, details []*connect.ErrorDetail) []byte {
+	var b []byte
+	if code := uint64(ce.Code()); code != 0 {
+		b = protowire.AppendTag(b, 1, protowire.VarintType)
+		b = protowire.AppendVarint(b, code)
+	}
+	if msg := ce.Message(); msg != "" {
+		b = protowire.AppendTag(b, 2, protowire.BytesType)
+		b = protowire.AppendString(b, msg)
+	}
+	for _, d := range details {
+		var any []byte
+		any = protowire.AppendTag(any, 1, protowire.BytesType)
+		any = protowire.AppendString(any, "type.googleapis.com/"+d.Type())
+		if v := d.Bytes(); len(v) > 0 {
+			any = protowire.AppendTag(any, 2, protowire.BytesType)
+			any = protowire.AppendBytes(any, v)
+		}
+		b = protowire.AppendTag(b, 3, protowire.BytesType)
+		b = protowire.AppendBytes(b, any)
+	}
+	return b
+}
+
+// percentEncode escapes a grpc-message as the gRPC HTTP/2 spec asks:
+// bytes outside printable ASCII, and '%'.
+func percentEncode(msg string) string {
+	escape := func(c byte) bool { return c < ' ' || c > '~' || c == '%' }
+	n := 0
+	for i := range len(msg) {
+		if escape(msg[i]) {
+			n++
+		}
+	}
+	if n == 0 {
+		return msg
+	}
+	const hex = "0123456789ABCDEF"
+	var b strings.Builder
+	b.Grow(len(msg) + 2*n)
+	for i := range len(msg) {
+		if c := msg[i]; escape(c) {
+			b.WriteByte('%')
+			b.WriteByte(hex[c>>4])
+			b.WriteByte(hex[c&15])
+		} else {
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+// protocolHeaders are the headers connect-go keeps a handler from setting
+// (its mergeNonProtocolHeaders).
+var protocolHeaders = map[string]struct{}{
+	"Content-Type": {}, "Content-Length": {}, "Content-Encoding": {}, "Host": {},
+	"User-Agent": {}, "Trailer": {}, "Date": {},
+	"Accept-Encoding": {}, "Trailer-": {}, "Connect-Content-Encoding": {},
+	"Connect-Accept-Encoding": {}, "Connect-Timeout-Ms": {}, "Connect-Protocol-Version": {},
+	"Grpc-Encoding": {}, "Grpc-Accept-Encoding": {}, "Grpc-Timeout": {},
+	"Grpc-Status": {}, "Grpc-Message": {}, "Grpc-Status-Details-Bin": {},
+}
+
+func mergeNonProtocol(into, from http.Header) {
+	for k, vs := range from {
+		if len(vs) == 0 {
+			continue
+		}
+		if _, protocol := protocolHeaders[k]; !protocol {
+			into[k] = append(into[k], vs...)
+		}
+	}
+}
+
+// replay is a request body with the bytes already read put back in front.
+type replay struct {
+	io.Reader
+	body io.ReadCloser
+}
+
+func (b *replay) Close() error { return b.body.Close() }
+
+// Buffers for one message and its envelope, reused across calls.
+var buffers = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+func getBuffer() *[]byte { return buffers.Get().(*[]byte) }
+
+func putBuffer(b *[]byte) {
+	if cap(*b) > MaxMessageBytes+16 {
+		return // a large response's buffer is not kept
+	}
+	*b = (*b)[:0]
+	buffers.Put(b)
+}
