@@ -88,6 +88,7 @@ type options struct {
 	maxConnAge       time.Duration
 	maxConnAgeGrace  time.Duration
 	http2Server      string
+	grpcUnary        string
 	corsOrigins      string
 	teamFeedInterval time.Duration
 	teamCacheEntries int
@@ -151,6 +152,7 @@ func declareFlags() (*options, *flagSet) {
 	f.Duration(&o.writeByteTimeout, "write-byte-timeout", server.DefaultWriteByteTimeout, timeoutRange("the default"), "close an HTTP/2 connection that accepts no written byte for this long")
 	f.Duration(&o.drainDelay, "drain-delay", 0, durationRange{min: time.Millisecond, max: time.Hour, zero: "off"}, "on SIGTERM/SIGINT, keep serving this long with health NOT_SERVING before refusing new connections (lets load balancers notice)")
 	f.Choice(&o.http2Server, "http2-server", "switchyard", []string{"switchyard", "net/http"}, `HTTP/2 implementation: Switchyard's own (internal/h2) or the standard library's, for comparison`)
+	f.Choice(&o.grpcUnary, "grpc-unary", "direct", []string{"direct", "connect"}, `who answers plain gRPC unary calls of Switchyard's own procedures: internal/grpcunary (same answers, about a third of the CPU) or connect-go, which serves every other call either way`)
 	// 1048576 is Linux's default ceiling on open files per process (nr_open).
 	f.Int(&o.maxConnections, "max-connections", server.DefaultMaxConnections, intRange{min: 1, max: 1 << 20}, "connections served at once; more wait to be accepted")
 	f.Duration(&o.maxConnAge, "max-connection-age", 0, durationRange{min: time.Second, max: 1000 * time.Hour, zero: "off"}, "end connections this old (±10%) with a graceful GOAWAY, so clients reconnect and load balancers rebalance")
@@ -234,6 +236,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		Logger:              logger,
 		Telemetry:           tel,
 		UnaryTimeout:        o.unaryTimeout,
+		ConnectOnly:         o.grpcUnary == "connect",
 		CORSOrigins:         splitOrigins(o.corsOrigins),
 		TrustedProxies:      trustedProxies,
 	}, server.HTTPConfig{

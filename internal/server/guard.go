@@ -9,7 +9,9 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+
 	"github.com/switchyard/switchyard/internal/h2"
+	"github.com/switchyard/switchyard/internal/telemetry"
 )
 
 // DefaultUnaryTimeout is the deadline of a unary call whose client set none
@@ -43,22 +45,34 @@ func (d *DeadlineInterceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFun
 		if req.Spec().IsClient {
 			return next(ctx, req)
 		}
-		if deadline, ok := ctx.Deadline(); !ok || time.Until(deadline) > d.max {
-			// Served by internal/h2, the request's own context takes the
-			// deadline; otherwise a derived one does.
-			if !h2.LimitDuration(ctx, d.max) {
-				var cancel context.CancelFunc
-				ctx, cancel = context.WithTimeout(ctx, d.max)
-				defer cancel()
-			}
+		ctx, cancel := d.limit(ctx)
+		if cancel != nil {
+			defer cancel()
 		}
 		res, err := next(h2.Linked(ctx), req)
-		if err != nil && ctx.Err() != nil && connect.CodeOf(err) == connect.CodeUnknown {
-			// A handler that returned the context's own error: say which.
-			return nil, contextError(ctx)
-		}
-		return res, err
+		return res, d.explain(ctx, err)
 	}
+}
+
+// limit gives ctx the unary deadline; the cancel it returns may be nil.
+func (d *DeadlineInterceptor) limit(ctx context.Context) (context.Context, context.CancelFunc) {
+	if deadline, ok := ctx.Deadline(); !ok || time.Until(deadline) > d.max {
+		// Served by internal/h2, the request's own context takes the
+		// deadline; otherwise a derived one does.
+		if !h2.LimitDuration(ctx, d.max) {
+			return context.WithTimeout(ctx, d.max)
+		}
+	}
+	return ctx, nil
+}
+
+// explain says which of the context's ends a handler met when it returned
+// the context's own error.
+func (d *DeadlineInterceptor) explain(ctx context.Context, err error) error {
+	if err != nil && ctx.Err() != nil && connect.CodeOf(err) == connect.CodeUnknown {
+		return contextError(ctx)
+	}
+	return err
 }
 
 // WrapStreamingClient implements connect.Interceptor.
@@ -101,7 +115,7 @@ func (s *SafeErrorInterceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFu
 	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
 		res, err := next(ctx, req)
 		if err != nil && !req.Spec().IsClient {
-			return nil, s.sanitize(ctx, req.Spec(), err)
+			return nil, s.sanitize(ctx, req.Spec().Procedure, err)
 		}
 		return res, err
 	}
@@ -116,13 +130,13 @@ func (s *SafeErrorInterceptor) WrapStreamingClient(next connect.StreamingClientF
 func (s *SafeErrorInterceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
 	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
 		if err := next(ctx, conn); err != nil {
-			return s.sanitize(ctx, conn.Spec(), err)
+			return s.sanitize(ctx, conn.Spec().Procedure, err)
 		}
 		return nil
 	}
 }
 
-func (s *SafeErrorInterceptor) sanitize(ctx context.Context, spec connect.Spec, err error) error {
+func (s *SafeErrorInterceptor) sanitize(ctx context.Context, procedure string, err error) error {
 	if _, ok := errors.AsType[*connect.Error](err); ok {
 		return err
 	}
@@ -130,7 +144,7 @@ func (s *SafeErrorInterceptor) sanitize(ctx context.Context, spec connect.Spec, 
 		return contextError(ctx)
 	}
 	s.logger.LogAttrs(ctx, slog.LevelError, "handler returned an unclassified error",
-		slog.String("procedure", spec.Procedure), slog.String("error", err.Error()))
+		slog.String("procedure", procedure), slog.String("error", err.Error()))
 	return connect.NewError(connect.CodeUnknown, errors.New(internalMessage))
 }
 
@@ -142,4 +156,44 @@ func recoverHandler(logger *slog.Logger) func(context.Context, connect.Spec, htt
 			slog.String("procedure", spec.Procedure), slog.Any("panic", p), slog.String("stack", string(debug.Stack())))
 		return connect.NewError(connect.CodeInternal, errors.New(internalMessage))
 	}
+}
+
+// unaryGuard does for a call served by internal/grpcunary what the
+// handler options' interceptors do on connect-go's path, in their order
+// and with their code: telemetry's (outermost), DeadlineInterceptor,
+// SafeErrorInterceptor, then connect.WithRecover's recoverHandler.
+type unaryGuard struct {
+	tel      *telemetry.Telemetry
+	deadline *DeadlineInterceptor
+	safe     *SafeErrorInterceptor
+	recover  func(context.Context, connect.Spec, http.Header, any) error
+}
+
+// wrap is the guard as grpcunary.Options.Wrap.
+func (g *unaryGuard) wrap(ctx context.Context, procedure, peer string, header http.Header, handler func(context.Context) error) error {
+	ctx = g.tel.Handled(ctx, peer)
+	ctx, cancel := g.deadline.limit(ctx)
+	if cancel != nil {
+		defer cancel()
+	}
+	inner := h2.Linked(ctx)
+	err := g.recovered(inner, procedure, header, handler)
+	if err != nil {
+		err = g.safe.sanitize(inner, procedure, err)
+	}
+	return g.deadline.explain(ctx, err)
+}
+
+// recovered runs handler, turning its panic into recover's error as
+// connect.WithRecover does (http.ErrAbortHandler goes on up).
+func (g *unaryGuard) recovered(ctx context.Context, procedure string, header http.Header, handler func(context.Context) error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler { //nolint:errorlint // net/http compares it with ==
+				panic(p)
+			}
+			err = g.recover(ctx, connect.Spec{Procedure: procedure, StreamType: connect.StreamTypeUnary}, header, p)
+		}
+	}()
+	return handler(ctx)
 }

@@ -22,7 +22,7 @@ type interceptor struct{ t *Telemetry }
 func (i interceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
 		if !req.Spec().IsClient {
-			ctx = i.handled(ctx, req.Peer())
+			ctx = i.t.Handled(ctx, req.Peer().Addr)
 		}
 		return next(ctx, req)
 	}
@@ -34,17 +34,21 @@ func (i interceptor) WrapStreamingClient(next connect.StreamingClientFunc) conne
 
 func (i interceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
 	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
-		return next(i.handled(ctx, conn.Peer()), conn)
+		return next(i.t.Handled(ctx, conn.Peer().Addr), conn)
 	}
 }
 
-func (i interceptor) handled(ctx context.Context, peer connect.Peer) context.Context {
+// Handled is the interceptor's work for one call, for a path that serves
+// calls without connect-go's interceptors (internal/grpcunary): it marks
+// the call's record handled, takes peer (the address the handler sees) and
+// returns ctx carrying the call's span, if it records.
+func (t *Telemetry) Handled(ctx context.Context, peer string) context.Context {
 	r := outcome.FromContext(ctx)
 	if r == nil {
 		return ctx
 	}
 	r.Handled = true
-	r.Peer = peer.Addr
+	r.Peer = peer
 	if span, ok := r.Span.(trace.Span); ok && span.IsRecording() {
 		ctx = trace.ContextWithSpan(ctx, span)
 	}

@@ -1,0 +1,164 @@
+package server_test
+
+import (
+	"bytes"
+	"encoding/binary"
+	"io"
+	"log/slog"
+	"maps"
+	"math"
+	"net/http"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	greeterv1 "github.com/switchyard/switchyard/gen/greeter/v1"
+	keywordsv1 "github.com/switchyard/switchyard/gen/keywords/v1"
+	"github.com/switchyard/switchyard/gen/legacy/helloworld"
+	legacyroute "github.com/switchyard/switchyard/gen/legacy/routeguide"
+	legacyteams "github.com/switchyard/switchyard/gen/legacy/teams"
+	routeguidev1 "github.com/switchyard/switchyard/gen/routeguide/v1"
+	summatorv1 "github.com/switchyard/switchyard/gen/summator/v1"
+	teamsv1 "github.com/switchyard/switchyard/gen/teams/v1"
+	"github.com/switchyard/switchyard/internal/server"
+	"github.com/switchyard/switchyard/internal/testserver"
+)
+
+// Every unary procedure of Switchyard's own services (v1 and the
+// tutorials' names) has a direct path, and none of health, reflection or
+// a mounted service does; -grpc-unary connect (Config.ConnectOnly) turns
+// them all off.
+func TestDirectUnaryProcedures(t *testing.T) {
+	s := server.New(server.Config{})
+	var want []string
+	for _, p := range s.Procedures {
+		if p.Unary && !strings.HasPrefix(p.Path, "/grpc.") {
+			want = append(want, p.Path)
+		}
+	}
+	slices.Sort(want)
+	if got := server.DirectUnary(s); !slices.Equal(got, want) || len(want) < 14 {
+		t.Errorf("direct unary procedures = %q\nwant %q", got, want)
+	}
+	if got := server.DirectUnary(server.New(server.Config{ConnectOnly: true})); len(got) != 0 {
+		t.Errorf("with ConnectOnly, direct unary procedures = %q; want none", got)
+	}
+}
+
+// The real services answer the same requests the same way, and log the
+// same per-call lines, whether internal/grpcunary or connect-go serves
+// them: found, not found, invalid, unauthenticated and authorized writes,
+// the legacy names, and every service.
+func TestDirectUnaryAnswersAsConnect(t *testing.T) {
+	start := func(connectOnly bool) (*testserver.Server, *lockedBuffer) {
+		logs := new(lockedBuffer)
+		srv := testserver.Start(t, server.Config{
+			AdminToken:  "tok",
+			ConnectOnly: connectOnly,
+			Logger:      slog.New(slog.NewTextHandler(logs, nil)),
+		})
+		return srv, logs
+	}
+	direct, directLogs := start(false)
+	viaConnect, connectLogs := start(true)
+	envelope := func(b []byte) []byte {
+		env := make([]byte, 5, 5+len(b))
+		binary.BigEndian.PutUint32(env[1:], uint32(len(b)))
+		return append(env, b...)
+	}
+	msg := func(m proto.Message) []byte {
+		b, err := proto.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return envelope(b)
+	}
+	type req struct {
+		path   string
+		body   []byte
+		header []string
+	}
+	auth := []string{"Authorization", "Bearer tok"}
+	reqs := []req{
+		{"/teams.v1.TeamsService/GetTeam", msg(&teamsv1.GetTeamRequest{City: "Chicago"}), nil},
+		{"/teams.v1.TeamsService/GetTeam", msg(&teamsv1.GetTeamRequest{City: "Gotham"}), []string{"Grpc-Timeout", "10S"}},
+		{"/teams.v1.TeamsService/GetTeam", msg(&teamsv1.GetTeamRequest{}), nil},
+		{"/teams.v1.TeamsService/GetTeam", msg(&teamsv1.GetTeamRequest{City: strings.Repeat("x", 200)}), nil},
+		{"/teams.v1.TeamsService/PutTeam", msg(&teamsv1.PutTeamRequest{City: "Gotham", Nickname: "Bats"}), nil},
+		{"/teams.v1.TeamsService/PutTeam", msg(&teamsv1.PutTeamRequest{City: "Gotham", Nickname: "Bats"}), []string{"Authorization", "Bearer nope"}},
+		{"/teams.v1.TeamsService/PutTeam", msg(&teamsv1.PutTeamRequest{City: "Gotham", Nickname: "Bats"}), auth},
+		{"/teams.v1.TeamsService/PutTeam", msg(&teamsv1.PutTeamRequest{City: "Gotham", Nickname: "Bats"}), auth},
+		{"/teams.v1.TeamsService/GetTeam", msg(&teamsv1.GetTeamRequest{City: "Gotham"}), nil},
+		{"/teams.v1.TeamsService/DeleteTeam", msg(&teamsv1.DeleteTeamRequest{City: "Gotham"}), auth},
+		{"/teams.v1.TeamsService/DeleteTeam", msg(&teamsv1.DeleteTeamRequest{City: "Gotham"}), auth},
+		{"/Teams/GetTeam", msg(&legacyteams.TeamRequest{City: "Detroit"}), nil},
+		{"/Teams/GetTeam", msg(&legacyteams.TeamRequest{City: "Gotham"}), nil},
+		{"/greeter.v1.GreeterService/SayHello", msg(&greeterv1.SayHelloRequest{Name: "Ada"}), nil},
+		{"/greeter.v1.GreeterService/SayHelloAgain", msg(&greeterv1.SayHelloAgainRequest{Name: "Ada"}), nil},
+		{"/helloworld.Greeter/SayHello", msg(&helloworld.HelloRequest{Name: "Ada"}), nil},
+		{"/helloworld.Greeter/SayHelloAgain", msg(&helloworld.HelloRequest{Name: "Ada"}), nil},
+		{"/routeguide.v1.RouteGuideService/GetFeature", msg(&routeguidev1.GetFeatureRequest{Latitude: 409146138, Longitude: -746188906}), nil},
+		{"/routeguide.RouteGuide/GetFeature", msg(&legacyroute.Point{Latitude: 1, Longitude: 2}), nil},
+		{"/summator.v1.SummatorService/Sum", msg(&summatorv1.SumRequest{Value1: 1.5, Value2: 2}), nil},
+		{"/summator.v1.SummatorService/Sum", msg(&summatorv1.SumRequest{Value1: float32(math.Inf(1))}), nil},
+		{"/keywords.v1.KeywordsService/GetKeywords", msg(&keywordsv1.GetKeywordsRequest{Text: "The quick brown fox jumps over the lazy dog."}), nil},
+		{"/keywords.v1.KeywordsService/GetKeywords", envelope([]byte{0x0a, 0x01, 0xff}) /* text: invalid UTF-8 */, nil},
+	}
+	type answer struct {
+		status          int
+		header, trailer http.Header
+		body            []byte
+	}
+	do := func(srv *testserver.Server, r req) answer {
+		hr, err := http.NewRequest(http.MethodPost, srv.URL+r.path, bytes.NewReader(r.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		hr.Header.Set("Content-Type", "application/grpc")
+		hr.Header.Set("Te", "trailers")
+		for i := 0; i+1 < len(r.header); i += 2 {
+			hr.Header.Set(r.header[i], r.header[i+1])
+		}
+		res, err := srv.HTTPClient.Do(hr)
+		if err != nil {
+			t.Fatalf("%s: %v", r.path, err)
+		}
+		defer res.Body.Close()
+		body, err := io.ReadAll(res.Body)
+		if err != nil {
+			t.Fatalf("%s: %v", r.path, err)
+		}
+		delete(res.Header, "Date")
+		return answer{res.StatusCode, res.Header, res.Trailer, body}
+	}
+	for _, r := range reqs {
+		want, got := do(viaConnect, r), do(direct, r)
+		if got.status != want.status || !maps.EqualFunc(got.header, want.header, slices.Equal) ||
+			!bytes.Equal(got.body, want.body) || !maps.EqualFunc(got.trailer, want.trailer, slices.Equal) {
+			t.Errorf("%s %q: answers differ\nconnect-go: %d %v %q %v\ndirect:     %d %v %q %v", r.path, r.body,
+				want.status, want.header, want.body, want.trailer, got.status, got.header, got.body, got.trailer)
+		}
+	}
+	// The per-call lines, without what differs from call to call.
+	vary := regexp.MustCompile(`time=\S+ |duration=\S+ |peer=\S+ `)
+	lines := func(logs *lockedBuffer) []string {
+		var out []string
+		for line := range strings.Lines(logs.String()) {
+			out = append(out, vary.ReplaceAllString(line, ""))
+		}
+		return out
+	}
+	// The lines are written just after each response.
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if strings.Count(directLogs.String(), "\n") >= len(reqs) && strings.Count(connectLogs.String(), "\n") >= len(reqs) {
+			break
+		}
+	}
+	if got, want := lines(directLogs), lines(connectLogs); !slices.Equal(got, want) {
+		t.Errorf("log lines differ\nconnect-go:\n%s\ndirect:\n%s", strings.Join(want, ""), strings.Join(got, ""))
+	}
+}
