@@ -55,6 +55,9 @@ var table = []workload{
 	// Switchyard as shipped (issue 14).
 	{name: "getteam-observed", load: "getteam", conc: 64, unit: "calls", mix: true, sy: "switchyard-observed", peer: "switchyard", extra: true},
 	{name: "listfeatures-observed", load: "listfeatures", conc: 16, unit: "features", stream: true, sy: "switchyard-observed", peer: "switchyard-routes", extra: true},
+	// What answering plain gRPC unary calls without connect-go's per-call
+	// machinery (internal/grpcunary) buys, against -grpc-unary connect.
+	{name: "getteam-direct", load: "getteam", conc: 64, unit: "calls", mix: true, sy: "switchyard", peer: "switchyard-connect", extra: true},
 }
 
 // targetAt is the row's throughput target at n server cores (0: none).
@@ -111,6 +114,10 @@ var serverKinds = map[string]serverKind{
 			return []string{"-addr", addr, "-data-dir", f.dir + "/switchyard-observed", "-admin-token-file", f.token, "-admin-addr", "127.0.0.1:0"}
 		},
 		env: []string{"OTEL_TRACES_EXPORTER=otlp", "OTEL_TRACES_SAMPLER=always_off", "OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:9"}},
+	// Switchyard with every call served by connect-go (-grpc-unary connect).
+	"switchyard-connect": {label: "switchyard connect-go", bin: "switchyard", args: func(addr string, f files) []string {
+		return []string{"-addr", addr, "-data-dir", f.dir + "/switchyard-connect", "-admin-token-file", f.token, "-grpc-unary", "connect"}
+	}},
 	// grpc-go with the teams in a map, as the tutorial keeps them.
 	"grpc-go-map": {label: "grpc-go map", bin: "grpcteams", args: func(addr string, f files) []string {
 		return []string{"-addr", addr, "-admin-token-file", f.token}
