@@ -105,7 +105,6 @@ type handler[Req, Res any] struct {
 }
 
 func (h *handler[Req, Res]) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	start := time.Now()
 	call, ok := plain(r)
 	if !ok {
 		h.next.ServeHTTP(w, r)
@@ -119,14 +118,14 @@ func (h *handler[Req, Res]) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.next.ServeHTTP(w, r)
 		return
 	}
-	h.serve(w, r, start, call, msg, buf)
+	h.serve(w, r, call, msg, buf)
 }
 
 // call is what the request's headers decided.
 type call struct {
-	contentType []string      // grpcValue or grpcProtoValue
-	gzip        bool          // the response may be compressed
-	timeout     time.Duration // the client's Grpc-Timeout; 0: none
+	contentType []string  // grpcValue or grpcProtoValue
+	gzip        bool      // the response may be compressed
+	deadline    time.Time // the client's Grpc-Timeout from now; zero: none
 }
 
 // plain reports whether r's headers are the plain case, and what they ask.
@@ -160,7 +159,9 @@ func plain(r *http.Request) (call, bool) {
 		if !ok {
 			return c, false // connect-go explains what is wrong with it
 		}
-		c.timeout = d
+		if d > 0 {
+			c.deadline = time.Now().Add(d)
+		}
 	}
 	return c, true
 }
@@ -245,7 +246,7 @@ func (h *handler[Req, Res]) receive(r *http.Request, buf *[]byte) (*Req, bool) {
 	return msg, true
 }
 
-func (h *handler[Req, Res]) serve(w http.ResponseWriter, r *http.Request, start time.Time, c call, msg *Req, buf *[]byte) {
+func (h *handler[Req, Res]) serve(w http.ResponseWriter, r *http.Request, c call, msg *Req, buf *[]byte) {
 	defer r.Body.Close()
 	// connect-go sets these before it receives, so a handler's writes
 	// cannot displace them.
@@ -264,10 +265,11 @@ func (h *handler[Req, Res]) serve(w http.ResponseWriter, r *http.Request, start 
 	in["Host"] = []string{r.Host}
 
 	ctx := r.Context()
-	var cancel context.CancelFunc
-	if c.timeout > 0 {
-		if left := c.timeout - time.Since(start); left <= 0 || !h2.LimitDuration(ctx, left) {
-			ctx, cancel = context.WithDeadline(ctx, start.Add(c.timeout))
+	if !c.deadline.IsZero() {
+		if left := time.Until(c.deadline); left <= 0 || !h2.LimitDuration(ctx, left) {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithDeadline(ctx, c.deadline)
+			defer cancel()
 		}
 	}
 	var res *connect.Response[Res]
@@ -281,9 +283,6 @@ func (h *handler[Req, Res]) serve(w http.ResponseWriter, r *http.Request, start 
 			panic(h.procedure + " returned nil *connect.Response and nil error")
 		}
 		return err
-	}
-	if cancel != nil {
-		defer cancel()
 	}
 	var err error
 	if h.opts.Wrap != nil {
@@ -300,15 +299,7 @@ func (h *handler[Req, Res]) serve(w http.ResponseWriter, r *http.Request, start 
 		writeError(out, err)
 		return
 	}
-	trailers := res.Trailer()
-	for k, vs := range trailers {
-		if _, protocol := protocolHeaders[k]; protocol {
-			continue
-		}
-		for _, v := range vs {
-			out.Add(http.TrailerPrefix+k, v)
-		}
-	}
+	addTrailers(out, res.Trailer())
 	out[http.TrailerPrefix+"Grpc-Status"] = statusOK // the handler's trailers hold no protocol header
 }
 
@@ -366,14 +357,7 @@ func compress(dst, data []byte) ([]byte, error) {
 func writeError(out http.Header, err error) {
 	ce := asConnectError(err)
 	if !connect.IsWireError(ce) {
-		for k, vs := range ce.Meta() {
-			if _, protocol := protocolHeaders[k]; protocol {
-				continue
-			}
-			for _, v := range vs {
-				out.Add(http.TrailerPrefix+k, v)
-			}
-		}
+		addTrailers(out, ce.Meta())
 	}
 	out.Add(http.TrailerPrefix+"Grpc-Status", strconv.Itoa(int(ce.Code())))
 	out.Add(http.TrailerPrefix+"Grpc-Message", percentEncode(ce.Message()))
@@ -459,6 +443,19 @@ var protocolHeaders = map[string]struct{}{
 	"Connect-Accept-Encoding": {}, "Connect-Timeout-Ms": {}, "Connect-Protocol-Version": {},
 	"Grpc-Encoding": {}, "Grpc-Accept-Encoding": {}, "Grpc-Timeout": {},
 	"Grpc-Status": {}, "Grpc-Message": {}, "Grpc-Status-Details-Bin": {},
+}
+
+// addTrailers declares from's headers, protocol ones left out, as
+// trailers of the response whose header map is out.
+func addTrailers(out, from http.Header) {
+	for k, vs := range from {
+		if _, protocol := protocolHeaders[k]; protocol {
+			continue
+		}
+		for _, v := range vs {
+			out.Add(http.TrailerPrefix+k, v)
+		}
+	}
 }
 
 func mergeNonProtocol(into, from http.Header) {
