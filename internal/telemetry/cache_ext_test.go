@@ -10,44 +10,30 @@ import (
 	"connectrpc.com/connect"
 
 	teamsv1 "github.com/switchyard/switchyard/gen/teams/v1"
-	"github.com/switchyard/switchyard/gen/teams/v1/teamsv1connect"
-	"github.com/switchyard/switchyard/internal/server"
-	"github.com/switchyard/switchyard/internal/telemetry"
-	"github.com/switchyard/switchyard/internal/testserver"
 	"github.com/switchyard/switchyard/services/teams"
 )
 
 // The team cache's counters are in the metrics: a known sequence of
 // GetTeam and PutTeam calls, scraped.
 func TestMetricsTeamCache(t *testing.T) {
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	tel, err := telemetry.New(telemetry.Options{Logger: logger, Metrics: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cache := teams.NewCache(teams.NewMemStore(teams.TutorialTeams), 8, logger)
+	cache := teams.NewCache(teams.NewMemStore(teams.TutorialTeams), 8, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	t.Cleanup(func() { _ = cache.Close() })
 	for deadline := time.Now().Add(5 * time.Second); !cache.Stats().Live; time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("the cache never took its feed's first change")
 		}
 	}
-	srv := testserver.StartWith(t, server.Config{Telemetry: tel, Teams: cache, AdminToken: "cache-token"}, testserver.Options{})
-	client := teamsv1connect.NewTeamsServiceClient(srv.HTTPClient, srv.URL, connect.WithGRPC())
+	srv := startMetricsTeams(t, cache)
 	ctx := context.Background()
 	for _, city := range []string{"Chicago", "Chicago", "Chicago", "Atlantis", "Atlantis"} {
-		_, err := client.GetTeam(ctx, connect.NewRequest(&teamsv1.GetTeamRequest{City: city}))
+		_, err := srv.client.GetTeam(ctx, connect.NewRequest(&teamsv1.GetTeamRequest{City: city}))
 		if err != nil && connect.CodeOf(err) != connect.CodeNotFound {
 			t.Fatal(err)
 		}
 	}
-	put := connect.NewRequest(&teamsv1.PutTeamRequest{City: "Chicago", Nickname: "Bears"})
-	put.Header().Set("Authorization", "Bearer cache-token")
-	if _, err := client.PutTeam(ctx, put); err != nil {
-		t.Fatal(err)
-	}
+	srv.put(t, "Chicago", "Bears")
 
-	families := scrape(t, tel.Metrics())
+	families := scrape(t, srv.tel.Metrics())
 	gets := map[string]float64{}
 	for _, m := range families["switchyard_teams_cache_gets_total"].GetMetric() {
 		gets[labels(m)["result"]] = m.GetCounter().GetValue()

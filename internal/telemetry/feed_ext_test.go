@@ -1,41 +1,22 @@
 package telemetry_test
 
 import (
-	"context"
-	"io"
-	"log/slog"
 	"testing"
 	"time"
 
-	"connectrpc.com/connect"
-
-	teamsv1 "github.com/switchyard/switchyard/gen/teams/v1"
-	"github.com/switchyard/switchyard/gen/teams/v1/teamsv1connect"
-	"github.com/switchyard/switchyard/internal/server"
-	"github.com/switchyard/switchyard/internal/telemetry"
-	"github.com/switchyard/switchyard/internal/testserver"
 	"github.com/switchyard/switchyard/services/teams"
 )
 
 // The team change feed's state and counters are metrics: whether it is
 // live, its outages, the changes it reported and its lag.
 func TestMetricsTeamFeed(t *testing.T) {
-	tel, err := telemetry.New(telemetry.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: true})
-	if err != nil {
-		t.Fatal(err)
-	}
 	store := teams.NewMemStore(teams.TutorialTeams)
-	srv := testserver.StartWith(t, server.Config{Telemetry: tel, Teams: store, AdminToken: "feed-token"}, testserver.Options{})
-	client := teamsv1connect.NewTeamsServiceClient(srv.HTTPClient, srv.URL, connect.WithGRPC())
-	put := connect.NewRequest(&teamsv1.PutTeamRequest{City: "Miami", Nickname: "Sharks"})
-	put.Header().Set("Authorization", "Bearer feed-token")
-	if _, err := client.PutTeam(context.Background(), put); err != nil {
-		t.Fatal(err)
-	}
+	m := startMetricsTeams(t, store)
+	m.put(t, "Miami", "Sharks")
 	// value reads one single-series metric of the scrape.
 	value := func(name string) float64 {
 		t.Helper()
-		ms := scrape(t, tel.Metrics())[name].GetMetric()
+		ms := scrape(t, m.tel.Metrics())[name].GetMetric()
 		if len(ms) != 1 {
 			t.Fatalf("%s: %d series, want 1", name, len(ms))
 		}

@@ -421,21 +421,16 @@ func fastGetTeamBucket(t *testing.T, families map[string]*dto.MetricFamily) bool
 // buckets tell sub-millisecond calls apart (GetTeam's p50 is below 2 ms; a
 // 5 ms first bucket would make every p99 read "<= 5 ms").
 func TestMetricsFastCallsResolveBelowAMillisecond(t *testing.T) {
-	tel, err := telemetry.New(telemetry.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := testserver.Start(t, server.Config{Telemetry: tel})
-	client := teamsv1connect.NewTeamsServiceClient(srv.HTTPClient, srv.URL, connect.WithGRPC())
+	m := startMetricsTeams(t, nil)
 	var wg sync.WaitGroup
 	for range 50 {
-		if _, err := client.GetTeam(context.Background(), connect.NewRequest(&teamsv1.GetTeamRequest{City: "Chicago"})); err != nil {
+		if _, err := m.client.GetTeam(context.Background(), connect.NewRequest(&teamsv1.GetTeamRequest{City: "Chicago"})); err != nil {
 			t.Fatal(err)
 		}
 	}
 	wg.Wait()
 	time.Sleep(50 * time.Millisecond) // the last record ends after its response
-	families := scrape(t, tel.Metrics())
+	families := scrape(t, m.tel.Metrics())
 	if !fastGetTeamBucket(t, families) {
 		t.Errorf("none of 50 GetTeam calls landed below 1 ms:\n%v", families["switchyard_rpc_server_duration_seconds"])
 	}
