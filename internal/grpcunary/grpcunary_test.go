@@ -8,8 +8,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
-	"maps"
 	"net"
 	"net/http"
 	"slices"
@@ -25,6 +23,7 @@ import (
 	teamsv1 "github.com/switchyard/switchyard/gen/teams/v1"
 	"github.com/switchyard/switchyard/internal/grpcunary"
 	"github.com/switchyard/switchyard/internal/h2"
+	"github.com/switchyard/switchyard/internal/testserver"
 )
 
 const procedure = "/teams.v1.TeamsService/GetTeam"
@@ -171,35 +170,12 @@ func gzipped(t *testing.T, b []byte) []byte {
 	return out.Bytes()
 }
 
-// answer is what a client sees of a response.
-type answer struct {
-	Status  int
-	Header  http.Header
-	Body    []byte
-	Trailer http.Header
-	Err     string
-}
-
-func call(t testing.TB, c *http.Client, url, method string, header http.Header, body []byte) answer {
-	t.Helper()
-	req, err := http.NewRequest(method, url+procedure, bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header = header.Clone()
-	req.Host = "switchyard.test"
-	res, err := c.Do(req)
-	if err != nil {
-		return answer{Err: err.Error()}
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	a := answer{Status: res.StatusCode, Header: res.Header, Body: b, Trailer: res.Trailer}
-	if err != nil {
-		a.Err = err.Error()
-	}
-	delete(a.Header, "Date")
-	return a
+// call sends a request for procedure to url, from the host
+// "switchyard.test" whatever the port.
+func call(c *http.Client, url, method string, header http.Header, body []byte) testserver.Answer {
+	header = header.Clone()
+	header.Set("Host", "switchyard.test")
+	return testserver.Ask(c, method, url+procedure, header, body)
 }
 
 func grpcHeader(kv ...string) http.Header {
@@ -278,15 +254,13 @@ func TestSameAnswersAsConnect(t *testing.T) {
 					t.Errorf("served here %d times; want it served here: %v", n, i < plainCases)
 				}
 			}()
-			want := call(t, c, connectURL, tc.method, tc.header, tc.body)
-			got := call(t, c, plainURL, tc.method, tc.header, tc.body)
+			want := call(c, connectURL, tc.method, tc.header, tc.body)
+			got := call(c, plainURL, tc.method, tc.header, tc.body)
 			if want.Err != "" || got.Err != "" {
 				t.Fatalf("call failed: connect-go %q, here %q", want.Err, got.Err)
 			}
-			if got.Status != want.Status || !maps.EqualFunc(got.Header, want.Header, slices.Equal) ||
-				!bytes.Equal(got.Body, want.Body) || !maps.EqualFunc(got.Trailer, want.Trailer, slices.Equal) {
-				t.Errorf("answers differ\nconnect-go: %d %v body %q trailers %v\nhere:       %d %v body %q trailers %v",
-					want.Status, want.Header, want.Body, want.Trailer, got.Status, got.Header, got.Body, got.Trailer)
+			if !got.Equal(want) {
+				t.Errorf("answers differ\nconnect-go: %v\nhere:       %v", want, got)
 			}
 		})
 	}
@@ -323,12 +297,10 @@ func FuzzSameAnswersAsConnect(f *testing.F) {
 			return
 		}
 		h := grpcHeader("Content-Type", contentType, "Grpc-Encoding", encoding, "Grpc-Accept-Encoding", accept, "Grpc-Timeout", timeout)
-		want := call(t, c, connectURL, "POST", h, body)
-		got := call(t, c, plainURL, "POST", h, body)
-		if got.Err != want.Err || got.Status != want.Status || !maps.EqualFunc(got.Header, want.Header, slices.Equal) ||
-			!bytes.Equal(got.Body, want.Body) || !maps.EqualFunc(got.Trailer, want.Trailer, slices.Equal) {
-			t.Errorf("answers differ\nconnect-go: %d %v body %q trailers %v %s\nhere:       %d %v body %q trailers %v %s",
-				want.Status, want.Header, want.Body, want.Trailer, want.Err, got.Status, got.Header, got.Body, got.Trailer, got.Err)
+		want := call(c, connectURL, "POST", h, body)
+		got := call(c, plainURL, "POST", h, body)
+		if !got.Equal(want) {
+			t.Errorf("answers differ\nconnect-go: %v\nhere:       %v", want, got)
 		}
 	})
 }
