@@ -177,7 +177,7 @@ func (c *conn) serve(readPreface bool) {
 	sawSettings := false
 	for {
 		if c.br.Buffered() == 0 {
-			c.sendLateResets() // what the client sent before is read
+			c.sendLateResets(false) // what the client sent before is read
 		}
 		f, err := c.fr.ReadFrame()
 		if err != nil {
@@ -407,7 +407,7 @@ func (c *conn) tick() {
 	c.watchdog.Reset(c.tickInterval())
 	c.mu.Unlock()
 
-	c.sendLateResets()
+	c.sendLateResets(true)
 	switch {
 	case dead, stuck:
 		c.noteTimeout(dead)
@@ -595,23 +595,37 @@ func (c *conn) resetLateLocked(id uint32) {
 }
 
 // sendLateResets sends the resets resetLateLocked scheduled, for the
-// streams nothing else has reset meanwhile.
-func (c *conn) sendLateResets() {
+// streams nothing else has reset meanwhile. A stream whose declared
+// content-length has not all arrived is held until the body ends or a
+// whole watchdog tick has passed (tick: the watchdog's call), at most
+// MaxConcurrentStreams of them: the rest of its body may be on the wire,
+// and a length it breaks is answered as the malformed request it is
+// (RFC 9113 section 8.1.1; h2spec 8.1.2.6) rather than met by a stream
+// already reset.
+func (c *conn) sendLateResets(tick bool) {
 	if !c.hasLateResets.Load() {
 		return
 	}
 	c.mu.Lock()
 	ids := c.lateResets
-	c.lateResets = nil
-	c.hasLateResets.Store(false)
+	var held []uint32
 	n := 0
 	for _, id := range ids {
-		if st := c.streams[id]; st != nil {
-			delete(c.streams, id)
-			ids[n] = id
-			n++
+		st := c.streams[id]
+		if st == nil {
+			continue
 		}
+		if st.declaredLength > st.received && !st.remoteClosed && !st.lateTicked && len(held) < int(c.conf.MaxConcurrentStreams) {
+			st.lateTicked = tick
+			held = append(held, id)
+			continue
+		}
+		delete(c.streams, id)
+		ids[n] = id
+		n++
 	}
+	c.lateResets = held
+	c.hasLateResets.Store(len(held) > 0)
 	c.mu.Unlock()
 	if n > 0 {
 		c.writeControl(func(fr *http2.Framer) error {

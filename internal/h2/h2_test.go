@@ -1996,3 +1996,93 @@ func TestPendingDataFramesMerge(t *testing.T) {
 		t.Errorf("DATA frames %v, want the parts in two frames at most", frames)
 	}
 }
+
+// A request whose handler answered before its declared body arrived: the
+// rest of the body may still be on the wire, so the stream waits for it,
+// and a length the body then breaks is the malformed request it is (RFC
+// 9113 section 8.1.1; h2spec 8.1.2.6/1 and /2, which raced the late reset
+// when the reader had drained its buffer before the body came). A body
+// that never comes is still ended with NO_ERROR, after a watchdog tick.
+// (net/http's server resets such a stream as soon as its response ends.)
+func TestContentLengthAfterTheResponse(t *testing.T) {
+	srv := startServer(t, testMux(), h2.Config{}, serverOpts{})
+	for _, tc := range []struct {
+		name string
+		data []byte // sent with END_STREAM after the response
+	}{
+		{"more than declared", []byte("0123456789ab")},
+		{"less than declared", []byte("0123")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := dialRaw(t, srv.addr)
+			c.request(1, "POST", "/hello", false, "content-length", "10")
+			if status, body, ended := c.response(1); status != "200" || string(body) != "hello" || !ended {
+				t.Fatalf("response: status %s body %q ended %v", status, body, ended)
+			}
+			// The server reads the PING and finds nothing more to read:
+			// where it sent the late reset then, the DATA met a closed
+			// stream.
+			c.pingAcked()
+			if err := c.Fr.WriteData(1, true, tc.data); err != nil {
+				t.Fatal(err)
+			}
+			c.expectRST(1, http2.ErrCodeProtocol)
+		})
+	}
+	t.Run("held streams are bounded", func(t *testing.T) {
+		// At most MaxConcurrentStreams wait: the third is reset at once,
+		// long before a tick (7.5s with these defaults).
+		srv := startServer(t, testMux(), h2.Config{MaxConcurrentStreams: 2}, serverOpts{})
+		c := dialRaw(t, srv.addr)
+		for _, id := range []uint32{1, 3, 5} {
+			c.request(id, "POST", "/hello", false, "content-length", "10")
+			if status, _, ended := c.response(id); status != "200" || !ended {
+				t.Fatalf("stream %d: status %s ended %v", id, status, ended)
+			}
+		}
+		if err := c.Fr.WritePing(false, [8]byte{}); err != nil {
+			t.Fatal(err)
+		}
+		c.expectRST(5, http2.ErrCodeNo)
+	})
+	t.Run("no body", func(t *testing.T) {
+		// Pings after 200ms of silence: the watchdog looks every 100ms.
+		srv := startServer(t, testMux(), h2.Config{SendPingTimeout: 200 * time.Millisecond, PingTimeout: 5 * time.Second}, serverOpts{})
+		c := dialRaw(t, srv.addr)
+		c.request(1, "POST", "/hello", false, "content-length", "10")
+		if status, _, ended := c.response(1); status != "200" || !ended {
+			t.Fatalf("response: status %s ended %v", status, ended)
+		}
+		start := time.Now()
+		c.expectRST(1, http2.ErrCodeNo)
+		if d := time.Since(start); d > 2*time.Second {
+			t.Errorf("the late reset took %v; want it after a tick or two (100ms each)", d)
+		}
+	})
+}
+
+// pingAcked sends a PING and reads until its ACK, failing on a reset or
+// GOAWAY meanwhile.
+func (c *rawConn) pingAcked() {
+	c.T.Helper()
+	payload := [8]byte{'l', 'a', 't', 'e'}
+	if err := c.Fr.WritePing(false, payload); err != nil {
+		c.T.Fatal(err)
+	}
+	for {
+		f, err := c.ReadFrame(5 * time.Second)
+		if err != nil {
+			c.T.Fatalf("waiting for the PING's ACK: %v", err)
+		}
+		switch f := f.(type) {
+		case *http2.PingFrame:
+			if f.IsAck() && f.Data == payload {
+				return
+			}
+		case *http2.RSTStreamFrame:
+			c.T.Fatalf("RST_STREAM %v on stream %d before the PING's ACK", f.ErrCode, f.StreamID)
+		case *http2.GoAwayFrame:
+			c.T.Fatalf("GOAWAY %v before the PING's ACK", f.ErrCode)
+		}
+	}
+}

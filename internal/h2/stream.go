@@ -41,6 +41,7 @@ type stream struct {
 	trailer        http.Header
 	reset          bool  // reset or connection gone: nothing more is written
 	resetErr       error // why, for the handler's writes
+	lateTicked     bool  // its late reset waited out a watchdog tick (sendLateResets)
 
 	// rbuf is the body the handler took in one go, rbuf[roff:] still to
 	// read: most Reads (connect reads a message's prefix, then its bytes)
