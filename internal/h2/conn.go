@@ -2,7 +2,6 @@ package h2
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -56,17 +55,16 @@ type conn struct {
 
 	// The socket's writes (wire.go), guarded by wmu.
 	wmu         sync.Mutex
-	henc        *hpack.Encoder
-	hbuf        bytes.Buffer
-	out         []byte    // frames not yet handed to the socket
-	spare       []byte    // the buffer of the write in progress
-	writing     bool      // a socket write is in progress
-	ended       int       // responses ended since the last socket write
-	control     int       // control frames queued since a socket write last completed
-	dataAt      int       // offset in out of a DATA frame that may grow (writeDataLocked), or -1
-	dataID      uint32    // its stream
-	room        sync.Cond // out drained below connMaxPending, or a write ended
-	writerAwake bool      // the writer goroutine is running or woken
+	enc         *blockEncoder // response header blocks (encode.go)
+	out         []byte        // frames not yet handed to the socket
+	spare       []byte        // the buffer of the write in progress
+	writing     bool          // a socket write is in progress
+	ended       int           // responses ended since the last socket write
+	control     int           // control frames queued since a socket write last completed
+	dataAt      int           // offset in out of a DATA frame that may grow (writeDataLocked), or -1
+	dataID      uint32        // its stream
+	room        sync.Cond     // out drained below connMaxPending, or a write ended
+	writerAwake bool          // the writer goroutine is running or woken
 	wake        chan struct{}
 	writerDone  chan struct{}
 	closing     closeMode
@@ -136,7 +134,7 @@ func newConn(s *Server, hs *http.Server, nc net.Conn, h http.Handler, ctx contex
 	c.hdec.SetMaxStringLength(int(s.conf.MaxHeaderListSize))
 	c.fr.SetMaxReadFrameSize(s.conf.MaxReadFrameSize)
 	c.fr.SetReuseFrames()
-	c.henc = hpack.NewEncoder(&c.hbuf)
+	c.enc = newBlockEncoder()
 	return c
 }
 
@@ -496,7 +494,7 @@ func (c *conn) processSettings(f *http2.SettingsFrame) error {
 			c.mu.Unlock()
 		case http2.SettingHeaderTableSize:
 			c.wmu.Lock()
-			c.henc.SetMaxDynamicTableSizeLimit(s.Val)
+			c.enc.setLimit(s.Val)
 			c.wmu.Unlock()
 		}
 		return nil
@@ -852,15 +850,14 @@ func (c *conn) respondStatus(id uint32, status int) {
 	if c.wbroken {
 		return
 	}
-	c.hbuf.Reset()
-	_ = c.henc.WriteField(hpack.HeaderField{Name: ":status", Value: statusText(status)})
+	c.enc.header(statusText(status), "", nil)
 	c.writeHeaderBlockLocked(id, true)
 	c.flushLocked()
 }
 
-// writeHeaderBlockLocked writes hbuf as HEADERS (and CONTINUATION) frames.
+// writeHeaderBlockLocked writes the encoded block as HEADERS (and CONTINUATION) frames.
 func (c *conn) writeHeaderBlockLocked(id uint32, endStream bool) {
-	block := c.hbuf.Bytes()
+	block := c.enc.buf.Bytes()
 	c.mu.Lock()
 	max := int(c.peerFrameSize)
 	c.mu.Unlock()

@@ -6,9 +6,7 @@ import (
 	"strings"
 	"sync"
 
-	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/hpack"
 )
 
 // bufferedBody is how much of a response the writer holds before it sends
@@ -303,10 +301,9 @@ func (w *responseWriter) send(end bool) error {
 	return nil
 }
 
-// encodeHeaderLocked encodes the response's HEADERS into c.hbuf. complete
-// is set when the whole response is in hand and has no trailers: its
-// length is then sent.
-// Called with c.wmu.
+// encodeHeaderLocked encodes the response's HEADERS. complete is set
+// when the whole response is in hand and has no trailers: its length is
+// then sent. Called with c.wmu.
 func (w *responseWriter) encodeHeaderLocked(complete bool) {
 	c := w.st.c
 	h := w.header
@@ -316,24 +313,17 @@ func (w *responseWriter) encodeHeaderLocked(complete bool) {
 			h = w.header
 		}
 	}
-	c.hbuf.Reset()
-	_ = c.henc.WriteField(hpack.HeaderField{Name: ":status", Value: statusText(w.status)})
-	for k, vv := range h {
-		if strings.HasPrefix(k, http.TrailerPrefix) {
-			continue
-		}
-		if name := lowerHeader(k); !connectionSpecific(name) {
-			c.encodeFieldsLocked(name, vv)
-		}
-	}
+	status := statusText(w.status)
+	var length string
 	if _, ok := h["Content-Length"]; !ok && complete {
 		switch {
 		case w.bodyAllowed() && w.buf != nil:
-			_ = c.henc.WriteField(hpack.HeaderField{Name: "content-length", Value: strconv.Itoa(len(*w.buf))})
+			length = strconv.Itoa(len(*w.buf))
 		case w.isHead() && w.written > 0:
-			_ = c.henc.WriteField(hpack.HeaderField{Name: "content-length", Value: strconv.FormatInt(w.written, 10)})
+			length = strconv.FormatInt(w.written, 10)
 		}
 	}
+	c.enc.header(status, length, h)
 }
 
 // declareTrailers notes the names of the Trailer header, before the
@@ -360,28 +350,9 @@ func (w *responseWriter) hasTrailers() bool {
 	return false
 }
 
-// encodeTrailersLocked encodes the trailers into c.hbuf. Called with c.wmu.
+// encodeTrailersLocked encodes the trailers. Called with c.wmu.
 func (w *responseWriter) encodeTrailersLocked() {
-	c := w.st.c
-	c.hbuf.Reset()
-	for _, k := range w.trailers {
-		c.encodeFieldsLocked(lowerHeader(k), w.header[k])
-	}
-	for k, vv := range w.header {
-		if name, ok := strings.CutPrefix(k, http.TrailerPrefix); ok {
-			c.encodeFieldsLocked(lowerHeader(name), vv)
-		}
-	}
-}
-
-// encodeFieldsLocked HPACK-encodes a field's values into c.hbuf, leaving
-// out values HTTP forbids (as net/http does). Called with c.wmu.
-func (c *conn) encodeFieldsLocked(name string, values []string) {
-	for _, v := range values {
-		if httpguts.ValidHeaderFieldValue(v) {
-			_ = c.henc.WriteField(hpack.HeaderField{Name: name, Value: v})
-		}
-	}
+	w.st.c.enc.trailers(w.trailers, w.header)
 }
 
 // writeDataLocked writes a DATA frame of stream id. When the last pending

@@ -1,0 +1,238 @@
+package h2
+
+import (
+	"bytes"
+	"net/http"
+	"strings"
+
+	"golang.org/x/net/http/httpguts"
+	"golang.org/x/net/http2/hpack"
+)
+
+// blockEncoder HPACK-encodes the connection's response header blocks
+// into buf, and remembers a few blocks that came out as nothing but
+// indexes into the tables, to send them again without encoding.
+//
+// Why that is exact: HPACK's output for a list of fields depends only on
+// the encoder's state (its dynamic table and a pending table size
+// update), and a field sent as an index changes no state. So while
+// nothing else was encoded that could change the state, the same fields
+// encode to the same bytes. gen counts the changes that may have
+// happened: every block that was not indexes only, and every new limit
+// on the table's size; a remembered block is good only in the gen it was
+// made in. Most responses of a busy connection repeat the fields of the
+// ones before (a gRPC server's content-type, its grpc-status 0), and
+// encoding them was the larger part of the time a handler held the
+// connection's write lock.
+//
+// The connection's wmu guards it.
+type blockEncoder struct {
+	enc *hpack.Encoder
+	buf bytes.Buffer
+	gen uint64
+	// memo is ordered by use: a block recalled moves one place ahead, a
+	// new one comes in halfway (or in a free place), pushing the rest
+	// back and the last out. The blocks a connection sends most stay.
+	memo [memoBlocks]memoBlock
+}
+
+const (
+	memoBlocks = 16
+	// memoMaxBytes bounds what a remembered block holds of its fields:
+	// fields the encoder drops (connection-specific ones, invalid
+	// values) are part of the key but not of the table.
+	memoMaxBytes = 4096
+)
+
+type memoBlock struct {
+	gen    uint64      // good while blockEncoder.gen is this; 0: empty
+	status string      // the :status value; "" for a trailer block
+	length string      // the content-length the server added, if any
+	fields []memoField // the whole header map it was made from
+	block  []byte
+}
+
+type memoField struct {
+	key    string
+	values []string
+}
+
+func newBlockEncoder() *blockEncoder {
+	b := &blockEncoder{gen: 1}
+	b.enc = hpack.NewEncoder(&b.buf)
+	return b
+}
+
+// setLimit takes the peer's SETTINGS_HEADER_TABLE_SIZE: the encoder may
+// shrink its table and must say so at the start of the next block.
+func (b *blockEncoder) setLimit(v uint32) {
+	b.enc.SetMaxDynamicTableSizeLimit(v)
+	b.gen++
+}
+
+// header encodes a response's HEADERS block: the status, h's fields but
+// its trailers (keys with http.TrailerPrefix) and the connection-specific
+// ones, and a content-length the server adds, if length is set.
+func (b *blockEncoder) header(status, length string, h http.Header) {
+	if b.recall(status, length, h) {
+		return
+	}
+	b.buf.Reset()
+	b.field(":status", status)
+	for k, vv := range h {
+		if strings.HasPrefix(k, http.TrailerPrefix) {
+			continue
+		}
+		if name := lowerHeader(k); !connectionSpecific(name) {
+			b.fields(name, vv)
+		}
+	}
+	if length != "" {
+		b.field("content-length", length)
+	}
+	b.remember(status, length, h)
+}
+
+// trailers encodes a response's trailer block: the values in h of the
+// names declared in its Trailer header, then h's keys with
+// http.TrailerPrefix.
+func (b *blockEncoder) trailers(declared []string, h http.Header) {
+	memo := len(declared) == 0 // the fields are then h's alone
+	if memo && b.recall("", "", h) {
+		return
+	}
+	b.buf.Reset()
+	for _, k := range declared {
+		b.fields(lowerHeader(k), h[k])
+	}
+	for k, vv := range h {
+		if name, ok := strings.CutPrefix(k, http.TrailerPrefix); ok {
+			b.fields(lowerHeader(name), vv)
+		}
+	}
+	if memo {
+		b.remember("", "", h)
+	} else {
+		b.settle()
+	}
+}
+
+// fields encodes a field's values, leaving out values HTTP forbids (as
+// net/http does).
+func (b *blockEncoder) fields(name string, values []string) {
+	for _, v := range values {
+		if httpguts.ValidHeaderFieldValue(v) {
+			b.field(name, v)
+		}
+	}
+}
+
+func (b *blockEncoder) field(name, value string) {
+	_ = b.enc.WriteField(hpack.HeaderField{Name: name, Value: value})
+}
+
+// recall writes the remembered block for these fields, if there is one:
+// a response's header fields (status, the content-length the server
+// adds, and h's keys without http.TrailerPrefix) or, with status "", its
+// trailer fields (h's keys with the prefix). It reports whether it did;
+// if not, the caller encodes the fields and calls remember.
+func (b *blockEncoder) recall(status, length string, h http.Header) bool {
+	for i := range b.memo {
+		m := &b.memo[i]
+		if m.gen == b.gen && m.status == status && m.length == length && m.holds(h) {
+			b.buf.Reset()
+			b.buf.Write(m.block)
+			if i > 0 {
+				b.memo[i-1], b.memo[i] = b.memo[i], b.memo[i-1]
+			}
+			return true
+		}
+	}
+	return false
+}
+
+// remember ends a block encoded field by field from these fields (as
+// recall takes them). A block of indexes only is remembered; any other
+// may have changed the encoder's state, so every block remembered so far
+// is forgotten.
+func (b *blockEncoder) remember(status, length string, h http.Header) {
+	if !b.settle() {
+		return
+	}
+	block := b.buf.Bytes()
+	size := len(block)
+	for k, vv := range h {
+		size += len(k)
+		for _, v := range vv {
+			size += len(v)
+		}
+	}
+	if size > memoMaxBytes {
+		return
+	}
+	at := memoBlocks / 2
+	for i := range b.memo {
+		if b.memo[i].gen != b.gen {
+			at = i // free, or made in an earlier gen
+			break
+		}
+	}
+	if b.memo[at].gen == b.gen {
+		last := b.memo[memoBlocks-1]
+		copy(b.memo[at+1:], b.memo[at:memoBlocks-1])
+		b.memo[at] = last // its buffers are reused
+	}
+	m := &b.memo[at]
+	*m = memoBlock{gen: b.gen, status: status, length: length,
+		fields: make([]memoField, 0, len(h)), block: append(m.block[:0], block...)}
+	for k, vv := range h {
+		// Copied: the map's slices belong to the handler.
+		m.fields = append(m.fields, memoField{key: k, values: append([]string(nil), vv...)})
+	}
+}
+
+// settle ends a block that is not to be remembered. It reports whether
+// the block was indexes only; if not, it forgets every block remembered.
+func (b *blockEncoder) settle() bool {
+	if indexesOnly(b.buf.Bytes()) {
+		return true
+	}
+	b.gen++
+	return false
+}
+
+// holds reports whether h is the header map m was made from: the same
+// keys with the same values. (It is keyed by the whole map, though a
+// block holds only one kind of its fields, so that it needs no walk
+// over the map to tell the kinds apart.)
+func (m *memoBlock) holds(h http.Header) bool {
+	if len(h) != len(m.fields) {
+		return false
+	}
+	for _, f := range m.fields {
+		vv, ok := h[f.key]
+		if !ok || len(vv) != len(f.values) {
+			return false
+		}
+		for i, v := range vv {
+			if f.values[i] != v {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// indexesOnly reports whether block is nothing but indexed fields of
+// one byte each (RFC 7541 section 6.1, index below 127). Every other
+// representation begins with a byte whose top bit is clear (literals,
+// table size updates), or, for a longer index, ends with one; so a
+// block whose every byte has it set, none of them 0xff, is this.
+func indexesOnly(block []byte) bool {
+	for _, c := range block {
+		if c < 0x80 || c == 0xff {
+			return false
+		}
+	}
+	return true
+}
