@@ -50,6 +50,7 @@ type conn struct {
 	fr        *http2.Framer  // reads: the serve goroutine only; writes: under wmu
 	hdec      *hpack.Decoder // request header blocks, into hb; the serve goroutine only
 	hb        headerBlock
+	decoded   decodedBlocks // request blocks decoded before (headers.go); the serve goroutine only
 
 	br *bufio.Reader // the socket's reads; the serve goroutine only
 
@@ -422,14 +423,14 @@ func (c *conn) process(f http2.Frame) error {
 	switch f := f.(type) {
 	case *http2.HeadersFrame:
 		c.hb.start(f, c.conf.MaxHeaderListSize)
-		return c.headerFragment(f.HeaderBlockFragment(), f.HeadersEnded())
+		return c.headerFragment(f.HeaderBlockFragment(), true, f.HeadersEnded())
 	case *http2.ContinuationFrame:
 		// The Framer lets CONTINUATION through only right after the
 		// HEADERS (or CONTINUATION) of the same stream.
 		if !c.hb.open || f.StreamID != c.hb.id {
 			return http2.ConnectionError(http2.ErrCodeProtocol)
 		}
-		return c.headerFragment(f.HeaderBlockFragment(), f.HeadersEnded())
+		return c.headerFragment(f.HeaderBlockFragment(), false, f.HeadersEnded())
 	case *http2.DataFrame:
 		return c.processData(f)
 	case *http2.SettingsFrame:

@@ -1,6 +1,7 @@
 package h2
 
 import (
+	"bytes"
 	"errors"
 	"math"
 	"strings"
@@ -157,13 +158,25 @@ const headerFrameOverhead = 9
 // So a connection whose header block is malformed or too large is closed
 // (GOAWAY PROTOCOL_ERROR) within 2 x MaxHeaderListSize bytes of it, and
 // within one frame of a malformed field.
-func (c *conn) headerFragment(frag []byte, last bool) error {
+//
+// A block in one frame that was decoded before, while the decoder's
+// state has not changed since, is not decoded again (decodedBlocks).
+func (c *conn) headerFragment(frag []byte, first, last bool) error {
 	b := &c.hb
 	cost := uint64(len(frag)) + headerFrameOverhead
 	if b.invalid != nil || uint64(len(frag)) > 4*uint64(b.remain) || cost > uint64(b.wire) {
 		return http2.ConnectionError(http2.ErrCodeProtocol)
 	}
 	b.wire -= uint32(cost)
+	indexes := indexesOnly(frag)
+	whole := first && last && indexes
+	if whole && c.decoded.recall(frag, b) {
+		b.open = false
+		return c.processHeaders(b)
+	}
+	if !indexes {
+		c.decoded.gen++ // the decoder's table may change
+	}
 	if _, err := c.hdec.Write(frag); err != nil {
 		return http2.ConnectionError(http2.ErrCodeCompression)
 	}
@@ -174,5 +187,74 @@ func (c *conn) headerFragment(frag []byte, last bool) error {
 	if err := c.hdec.Close(); err != nil {
 		return http2.ConnectionError(http2.ErrCodeCompression)
 	}
+	if whole {
+		c.decoded.remember(frag, b)
+	}
 	return c.processHeaders(b)
+}
+
+// decodedBlocks remembers what a few request header blocks decoded to.
+// A block of indexes only (indexesOnly) changes no decoder state, so
+// while no other block has changed it (gen counts the blocks that may
+// have), the same bytes decode to the same fields. A client that sends
+// the same request again (the same path and fields, no grpc-timeout)
+// sends the same bytes. Ordered by use, as blockEncoder's memo.
+type decodedBlocks struct {
+	gen  uint64
+	memo [decodedMemo]decodedBlock
+}
+
+const (
+	decodedMemo = 8
+	// decodedMaxBytes bounds the blocks remembered, and with them the
+	// fields (one a byte): a request's usual fields take 10 to 30.
+	decodedMaxBytes = 128
+)
+
+type decodedBlock struct {
+	gen     uint64 // good while decodedBlocks.gen is this, if block is set
+	block   []byte
+	fields  []hpack.HeaderField
+	nPseudo int
+	remain  uint32
+}
+
+// recall sets b's fields to what block decoded to, if it is remembered.
+func (d *decodedBlocks) recall(block []byte, b *headerBlock) bool {
+	for i := range d.memo {
+		m := &d.memo[i]
+		if m.block != nil && m.gen == d.gen && bytes.Equal(m.block, block) {
+			b.fields = append(b.fields[:0], m.fields...)
+			b.nPseudo, b.remain = m.nPseudo, m.remain
+			if i > 0 {
+				d.memo[i-1], d.memo[i] = d.memo[i], d.memo[i-1]
+			}
+			return true
+		}
+	}
+	return false
+}
+
+// remember notes what block, indexes only, decoded to in b, if its
+// fields were all good.
+func (d *decodedBlocks) remember(block []byte, b *headerBlock) {
+	if b.invalid != nil || b.truncated || len(block) > decodedMaxBytes {
+		return
+	}
+	at := decodedMemo / 2
+	for i := range d.memo {
+		if d.memo[i].block == nil || d.memo[i].gen != d.gen {
+			at = i
+			break
+		}
+	}
+	if m := d.memo[at]; m.block != nil && m.gen == d.gen {
+		last := d.memo[decodedMemo-1]
+		copy(d.memo[at+1:], d.memo[at:decodedMemo-1])
+		d.memo[at] = last // its buffers are reused
+	}
+	m := &d.memo[at]
+	m.gen, m.nPseudo, m.remain = d.gen, b.nPseudo, b.remain
+	m.block = append(m.block[:0], block...)
+	m.fields = append(m.fields[:0], b.fields...)
 }
