@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -19,6 +20,7 @@ import (
 type TextHandler struct {
 	slog.Handler // *slog.TextHandler on w
 	w            *lineWriter
+	stamp        lastStamp
 }
 
 // NewTextHandler is slog.NewTextHandler(w, &slog.HandlerOptions{Level:
@@ -46,16 +48,16 @@ var lineBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 512); return 
 // the text handler's format.
 func (h *TextHandler) writeCallLine(now time.Time, level slog.Level, r *outcome.Record, procedure, traceID string) {
 	buf := lineBuffers.Get().(*[]byte)
-	b := appendCallLine((*buf)[:0], now, level, r, procedure, traceID)
+	b := appendCallLine((*buf)[:0], &h.stamp, now, level, r, procedure, traceID)
 	_, _ = h.w.Write(b)
 	*buf = b
 	lineBuffers.Put(buf)
 }
 
-func appendCallLine(b []byte, now time.Time, level slog.Level, r *outcome.Record, procedure, traceID string) []byte {
+func appendCallLine(b []byte, stamp *lastStamp, now time.Time, level slog.Level, r *outcome.Record, procedure, traceID string) []byte {
 	if !now.IsZero() { // slog leaves a zero time out
 		b = append(b, "time="...)
-		b = appendMillis(b, now.Round(0))
+		b = stamp.append(b, now.Round(0))
 		b = append(b, ' ')
 	}
 	b = append(b, "level="...)
@@ -89,6 +91,29 @@ func appendCallLine(b []byte, now time.Time, level slog.Level, r *outcome.Record
 		b = appendText(b, traceID)
 	}
 	return append(b, '\n')
+}
+
+// lastStamp keeps the last time appendMillis wrote: the calls that end
+// in one millisecond (a hundred of them on a busy core) share its text.
+type lastStamp struct{ p atomic.Pointer[stamp] }
+
+type stamp struct {
+	ms   int64 // t.UnixMilli()
+	loc  *time.Location
+	text string
+}
+
+// append writes t as appendMillis does. The same millisecond in the same
+// Location is the same text: the offset is the Location's at that instant.
+func (l *lastStamp) append(b []byte, t time.Time) []byte {
+	ms, loc := t.UnixMilli(), t.Location()
+	if s := l.p.Load(); s != nil && s.ms == ms && s.loc == loc {
+		return append(b, s.text...)
+	}
+	n := len(b)
+	b = appendMillis(b, t)
+	l.p.Store(&stamp{ms: ms, loc: loc, text: string(b[n:])})
+	return b
 }
 
 // appendMillis writes t as RFC 3339 with exactly three digits of

@@ -71,6 +71,23 @@ func TestCallLineIsSlogs(t *testing.T) {
 	}
 }
 
+// Lines written in one millisecond share its text (lastStamp), but only
+// in the same Location: the same instant elsewhere, and the next
+// millisecond, are written anew.
+func TestCallLinesInOneMillisecond(t *testing.T) {
+	start := time.Date(2026, 12, 5, 2, 30, 0, 7_000_000, time.UTC)
+	east := time.FixedZone("east", 5*3600+30*60)
+	var records []*outcome.Record
+	for _, at := range []time.Time{start, start.Add(500 * time.Microsecond), start.In(east), start, start.In(time.Local),
+		start.Add(999 * time.Microsecond), start.Add(time.Millisecond), start.In(east).Add(time.Millisecond), start} {
+		records = append(records, callRecord("/p", "peer", "ua", "", 0, 0, 0, true, 200, 0, at))
+	}
+	direct, viaSlog := callLines(t, slog.LevelInfo, records...)
+	if direct != viaSlog {
+		t.Errorf("direct call lines differ from slog's:\n%s\nslog:\n%s", direct, viaSlog)
+	}
+}
+
 func FuzzCallLineIsSlogs(f *testing.F) {
 	f.Add("/teams.v1.TeamsService/GetTeam", "127.0.0.1:1", "grpc-go/1.79.0", "", uint8(0), uint8(0), uint8(0), true, 200, int64(1500), int64(1764886779123456789))
 	f.Add("", "", "a=b", "\"quoted\" \\ back", uint8(3), uint8(1), uint8(2), false, 400, int64(-5), int64(0))
