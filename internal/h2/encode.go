@@ -32,7 +32,8 @@ type blockEncoder struct {
 	gen uint64
 	// memo is ordered by use: a block recalled moves one place ahead, a
 	// new one comes in halfway (or in a free place), pushing the rest
-	// back and the last out. The blocks a connection sends most stay.
+	// back and the last out (memoSlot). The blocks a connection sends
+	// most stay.
 	memo [memoBlocks]memoBlock
 }
 
@@ -142,9 +143,7 @@ func (b *blockEncoder) recall(status, length string, h http.Header) bool {
 		if m.gen == b.gen && m.status == status && m.length == length && m.holds(h) {
 			b.buf.Reset()
 			b.buf.Write(m.block)
-			if i > 0 {
-				b.memo[i-1], b.memo[i] = b.memo[i], b.memo[i-1]
-			}
+			promote(b.memo[:], i)
 			return true
 		}
 	}
@@ -170,19 +169,7 @@ func (b *blockEncoder) remember(status, length string, h http.Header) {
 	if size > memoMaxBytes {
 		return
 	}
-	at := memoBlocks / 2
-	for i := range b.memo {
-		if b.memo[i].gen != b.gen {
-			at = i // free, or made in an earlier gen
-			break
-		}
-	}
-	if b.memo[at].gen == b.gen {
-		last := b.memo[memoBlocks-1]
-		copy(b.memo[at+1:], b.memo[at:memoBlocks-1])
-		b.memo[at] = last // its buffers are reused
-	}
-	m := &b.memo[at]
+	m := memoSlot(b.memo[:], func(m *memoBlock) bool { return m.gen != b.gen }) // empty, or of an earlier gen
 	*m = memoBlock{gen: b.gen, status: status, length: length,
 		fields: make([]memoField, 0, len(h)), block: append(m.block[:0], block...)}
 	for k, vv := range h {
@@ -221,6 +208,32 @@ func (m *memoBlock) holds(h http.Header) bool {
 		}
 	}
 	return true
+}
+
+// memoSlot returns the place for a new entry in memo, which is ordered by
+// use: the first free one, or else the middle one, the entries from there
+// on pushed back one place and the last one's buffers reused.
+func memoSlot[T any](memo []T, free func(*T) bool) *T {
+	at := len(memo) / 2
+	for i := range memo {
+		if free(&memo[i]) {
+			at = i
+			break
+		}
+	}
+	if !free(&memo[at]) {
+		last := memo[len(memo)-1]
+		copy(memo[at+1:], memo[at:len(memo)-1])
+		memo[at] = last
+	}
+	return &memo[at]
+}
+
+// promote moves memo[i], just used, one place ahead.
+func promote[T any](memo []T, i int) {
+	if i > 0 {
+		memo[i-1], memo[i] = memo[i], memo[i-1]
+	}
 }
 
 // indexesOnly reports whether block is nothing but indexed fields of

@@ -225,3 +225,24 @@ func TestIndexesOnly(t *testing.T) {
 		}
 	}
 }
+
+// A memo takes a new entry in its first free place, or else halfway,
+// pushing the later ones back and dropping the last; an entry used moves
+// one place ahead.
+func TestMemoSlot(t *testing.T) {
+	memo := []int{1, 2, 0, 4}
+	free := func(v *int) bool { return *v == 0 }
+	*memoSlot(memo, free) = 5
+	if want := []int{1, 2, 5, 4}; !slices.Equal(memo, want) {
+		t.Fatalf("into a free place: %v, want %v", memo, want)
+	}
+	*memoSlot(memo, free) = 6
+	if want := []int{1, 2, 6, 5}; !slices.Equal(memo, want) {
+		t.Fatalf("into a full memo: %v, want %v", memo, want)
+	}
+	promote(memo, 3)
+	promote(memo, 0)
+	if want := []int{1, 2, 5, 6}; !slices.Equal(memo, want) {
+		t.Fatalf("after promotions: %v, want %v", memo, want)
+	}
+}

@@ -226,9 +226,7 @@ func (d *decodedBlocks) recall(block []byte, b *headerBlock) bool {
 		if m.block != nil && m.gen == d.gen && bytes.Equal(m.block, block) {
 			b.fields = append(b.fields[:0], m.fields...)
 			b.nPseudo, b.remain = m.nPseudo, m.remain
-			if i > 0 {
-				d.memo[i-1], d.memo[i] = d.memo[i], d.memo[i-1]
-			}
+			promote(d.memo[:], i)
 			return true
 		}
 	}
@@ -241,19 +239,7 @@ func (d *decodedBlocks) remember(block []byte, b *headerBlock) {
 	if b.invalid != nil || b.truncated || len(block) > decodedMaxBytes {
 		return
 	}
-	at := decodedMemo / 2
-	for i := range d.memo {
-		if d.memo[i].block == nil || d.memo[i].gen != d.gen {
-			at = i
-			break
-		}
-	}
-	if m := d.memo[at]; m.block != nil && m.gen == d.gen {
-		last := d.memo[decodedMemo-1]
-		copy(d.memo[at+1:], d.memo[at:decodedMemo-1])
-		d.memo[at] = last // its buffers are reused
-	}
-	m := &d.memo[at]
+	m := memoSlot(d.memo[:], func(m *decodedBlock) bool { return m.block == nil || m.gen != d.gen })
 	m.gen, m.nPseudo, m.remain = d.gen, b.nPseudo, b.remain
 	m.block = append(m.block[:0], block...)
 	m.fields = append(m.fields[:0], b.fields...)
