@@ -105,7 +105,17 @@ func TestDirectUnaryAnswersAsConnect(t *testing.T) {
 		{"/keywords.v1.KeywordsService/GetKeywords", msg(&keywordsv1.GetKeywordsRequest{Text: "The quick brown fox jumps over the lazy dog."}), nil},
 		{"/keywords.v1.KeywordsService/GetKeywords", envelope([]byte{0x0a, 0x01, 0xff}) /* text: invalid UTF-8 */, nil},
 	}
-	for _, r := range reqs {
+	// A call's line is written just after its response: the next call
+	// waits for it, so that the lines come in the calls' order.
+	logged := func(n int) {
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+			if strings.Count(directLogs.String(), "\n") >= n && strings.Count(connectLogs.String(), "\n") >= n {
+				return
+			}
+		}
+	}
+	for i, r := range reqs {
+		logged(i)
 		header := http.Header{"Content-Type": {"application/grpc"}, "Te": {"trailers"}}
 		for i := 0; i+1 < len(r.header); i += 2 {
 			header.Set(r.header[i], r.header[i+1])
@@ -128,12 +138,7 @@ func TestDirectUnaryAnswersAsConnect(t *testing.T) {
 		}
 		return out
 	}
-	// The lines are written just after each response.
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if strings.Count(directLogs.String(), "\n") >= len(reqs) && strings.Count(connectLogs.String(), "\n") >= len(reqs) {
-			break
-		}
-	}
+	logged(len(reqs))
 	if got, want := lines(directLogs), lines(connectLogs); !slices.Equal(got, want) {
 		t.Errorf("log lines differ\nconnect-go:\n%s\ndirect:\n%s", strings.Join(want, ""), strings.Join(got, ""))
 	}
