@@ -1,6 +1,7 @@
 package telemetry_test
 
 import (
+	"runtime"
 	"testing"
 
 	"github.com/switchyard/switchyard/services/teams/sqlstore"
@@ -24,5 +25,37 @@ func TestMetricsTeamStoreCommits(t *testing.T) {
 		if len(ms) != 1 || ms[0].GetCounter().GetValue() != 3 {
 			t.Errorf("%s = %v, want one series of 3", name, ms)
 		}
+	}
+}
+
+// On Linux, SQLite's fsyncs are a metric by how they waited; three writes
+// made one at a time took three at least.
+func TestMetricsSQLiteFsyncs(t *testing.T) {
+	store, err := sqlstore.OpenSQLite(t.Context(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = store.Close() })
+	m := startMetricsTeams(t, store)
+	for _, city := range []string{"Miami", "Tampa", "Miami"} {
+		m.put(t, city, "Sharks")
+	}
+	ms := scrape(t, m.tel.Metrics())["switchyard_sqlite_fsyncs_total"].GetMetric()
+	if runtime.GOOS != "linux" {
+		if len(ms) != 0 {
+			t.Errorf("switchyard_sqlite_fsyncs_total = %v on %s, where the VFS is not registered", ms, runtime.GOOS)
+		}
+		return
+	}
+	byWait := map[string]float64{}
+	for _, mm := range ms {
+		for _, l := range mm.GetLabel() {
+			if l.GetName() == "wait" {
+				byWait[l.GetValue()] = mm.GetCounter().GetValue()
+			}
+		}
+	}
+	if len(ms) != 2 || len(byWait) != 2 || byWait["parked"]+byWait["blocking"] < 3 {
+		t.Errorf("switchyard_sqlite_fsyncs_total = %v, want wait=parked and wait=blocking, 3 or more in all", ms)
 	}
 }

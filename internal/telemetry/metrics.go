@@ -79,6 +79,14 @@ type CommitStatser interface {
 	CommitStats() (writes, commits int64, ok bool)
 }
 
+// FsyncStatser is a store whose fsyncs may wait in the network poller
+// (the SQLite store, through internal/sqlitevfs): it reports those that
+// did and those made blocking because the kernel refused AIO, or ok false
+// when it makes no fsyncs of its own.
+type FsyncStatser interface {
+	FsyncStats() (parked, blocking int64, ok bool)
+}
+
 func newMetrics(t *Telemetry) (*metrics, error) {
 	m := &metrics{t: t, registry: prometheus.NewRegistry()}
 	m.series = make([]atomic.Pointer[series], outcome.NumProtocols) // "unknown"
@@ -257,6 +265,13 @@ func (m *metrics) poolInstruments(meter metric.Meter) error {
 	if err != nil {
 		return err
 	}
+	fsyncs, err := meter.Int64ObservableCounter("switchyard.sqlite.fsyncs",
+		metric.WithDescription("SQLite's fsyncs, by how they waited: parked (the goroutine waited in the poller while the kernel synced) or blocking (the kernel refused AIO: the thread and its P waited)."))
+	if err != nil {
+		return err
+	}
+	parkedSet := metric.WithAttributes(attribute.String("wait", "parked"))
+	blockingSet := metric.WithAttributes(attribute.String("wait", "blocking"))
 	_, err = meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		m.poolsMu.Lock()
 		pools := m.pools
@@ -266,6 +281,12 @@ func (m *metrics) poolInstruments(meter metric.Meter) error {
 				if w, n, ok := c.CommitStats(); ok {
 					o.ObserveInt64(writes, w)
 					o.ObserveInt64(commits, n)
+				}
+			}
+			if f, ok := p.(FsyncStatser); ok {
+				if parked, blocking, ok := f.FsyncStats(); ok {
+					o.ObserveInt64(fsyncs, parked, parkedSet)
+					o.ObserveInt64(fsyncs, blocking, blockingSet)
 				}
 			}
 			for name, st := range p.PoolStats() {
@@ -279,7 +300,7 @@ func (m *metrics) poolInstruments(meter metric.Meter) error {
 			}
 		}
 		return nil
-	}, open, inUse, idle, maxOpen, waits, waited, writes, commits)
+	}, open, inUse, idle, maxOpen, waits, waited, writes, commits, fsyncs)
 	return err
 }
 

@@ -13,6 +13,8 @@ import (
 
 	sqlitelib "modernc.org/sqlite" // database/sql driver "sqlite", pure Go
 	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/switchyard/switchyard/internal/sqlitevfs"
 )
 
 // SQLiteFile is the database's file name inside the data directory.
@@ -34,7 +36,9 @@ var sqlite = dialect{
 // The file is in WAL mode, so readers never wait for the writer, and every
 // connection waits up to BusyTimeout for the write lock, so several
 // processes can share one directory. synchronous=FULL makes a write durable
-// once it returns, even if the machine loses power afterwards.
+// once it returns, even if the machine loses power afterwards. On Linux the
+// connections use internal/sqlitevfs's VFS, whose fsyncs park the
+// committing goroutine instead of stalling the Go scheduler's P.
 //
 // Its change feed polls the file every WithFeedInterval (feed_sqlite.go).
 func OpenSQLite(ctx context.Context, dir string, opts ...Option) (*Store, error) {
@@ -48,11 +52,18 @@ func OpenSQLite(ctx context.Context, dir string, opts ...Option) (*Store, error)
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}
 	path := filepath.Join(dir, SQLiteFile)
+	vfs, err := sqlitevfs.Register()
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
 	dsn := func(extra url.Values) string {
 		q := url.Values{
 			"_busy_timeout": {fmt.Sprint(BusyTimeout.Milliseconds())},
 			"_journal_mode": {"WAL"},
 			"_synchronous":  {"FULL"},
+		}
+		if vfs != "" {
+			q["vfs"] = []string{vfs}
 		}
 		for k, v := range extra {
 			q[k] = v
@@ -79,7 +90,7 @@ func OpenSQLite(ctx context.Context, dir string, opts ...Option) (*Store, error)
 	}
 	read.SetMaxOpenConns(max(4, runtime.GOMAXPROCS(0)))
 	read.SetMaxIdleConns(max(4, runtime.GOMAXPROCS(0)))
-	st, err := prepare(ctx, &Store{read: read, write: write, dialect: sqlite})
+	st, err := prepare(ctx, &Store{read: read, write: write, dialect: sqlite, vfs: vfs})
 	if err != nil {
 		return nil, fmt.Errorf("sqlite %s: %w", path, err)
 	}

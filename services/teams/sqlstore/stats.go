@@ -1,6 +1,10 @@
 package sqlstore
 
-import "database/sql"
+import (
+	"database/sql"
+
+	"github.com/switchyard/switchyard/internal/sqlitevfs"
+)
 
 // PoolStats reports the statistics of the store's database/sql pools, by
 // name: "read" and "write", or one "rw" when they are the same pool
@@ -22,4 +26,18 @@ func (s *Store) CommitStats() (writes, commits int64, ok bool) {
 		return 0, 0, false
 	}
 	return s.group.writes.Load(), s.group.commits.Load(), true
+}
+
+// FsyncStats reports SQLite's fsyncs through internal/sqlitevfs: those
+// that waited in the network poller and those made blocking because the
+// kernel refused AIO. The counts are the process's (a process opens one
+// SQLite store). PostgreSQL's store, and SQLite's where that VFS is not
+// registered (outside Linux), report none (ok false). The metrics read it
+// at each scrape (telemetry.FsyncStatser).
+func (s *Store) FsyncStats() (parked, blocking int64, ok bool) {
+	if s.vfs == "" {
+		return 0, 0, false
+	}
+	parked, blocking = sqlitevfs.Fsyncs()
+	return parked, blocking, true
 }

@@ -33,6 +33,9 @@ type Store struct {
 	// group, when set, commits the Puts that arrive together in one
 	// transaction (group.go); SQLite sets it.
 	group *groupCommit
+	// vfs is the SQLite VFS the store's connections use: internal/sqlitevfs's
+	// where it registers (Linux), else "" for SQLite's default.
+	vfs string
 	// feed reports changes (feed.go); stopFeed ends its source.
 	feed     *teams.Feed
 	stopFeed func()
