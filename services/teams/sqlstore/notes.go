@@ -28,7 +28,7 @@ var _ routeguide.NoteStore = (*RouteNotes)(nil)
 
 // noteLocationsLockID serializes the eviction of whole locations between
 // replicas ("route notes locs" in ASCII, truncated).
-const noteLocationsLockID = 0x726f757465206e6f
+const noteLocationsLockID int64 = 0x726f757465206e6f
 
 // ErrNoSharedNotes is returned by RouteNotes for a store that cannot share
 // notes (SQLite).

@@ -11,7 +11,7 @@ import (
 
 // migrationLockID names the advisory lock that serializes migrations of
 // replicas starting at once ("switchyard teams" in ASCII, truncated).
-const migrationLockID = 0x7377697463687961
+const migrationLockID int64 = 0x7377697463687961
 
 var postgres = dialect{
 	name:           "postgres",
