@@ -3,6 +3,7 @@ package h2
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -51,6 +52,10 @@ type conn struct {
 	hdec      *hpack.Decoder // request header blocks, into hb; the serve goroutine only
 	hb        headerBlock
 	decoded   decodedBlocks // request blocks decoded before (headers.go); the serve goroutine only
+
+	// tlsState is the TLS connection's state, read once and shared by
+	// every request's r.TLS (as x/net/http2 does); nil in cleartext.
+	tlsState *tls.ConnectionState
 
 	br *bufio.Reader // the socket's reads; the serve goroutine only
 
@@ -126,6 +131,13 @@ func newConn(s *Server, hs *http.Server, nc net.Conn, h http.Handler, ctx contex
 		peerFrameSize: defaultFrameSize,
 		recvAvail:     s.conf.MaxReceiveBufferPerConnection,
 		silentSince:   time.Now(),
+	}
+	if tc, ok := nc.(*tls.Conn); ok {
+		// net/http hands the connection over after its handshake (ALPN
+		// chose h2), so the state is final. Without it each request
+		// would copy a new one (net/http's initALPNRequest).
+		st := tc.ConnectionState()
+		c.tlsState = &st
 	}
 	c.cond.L = &c.mu
 	c.initWire()

@@ -393,6 +393,53 @@ func TestTLS(t *testing.T) {
 	}
 }
 
+// Every request of a TLS connection sees the connection's state in r.TLS
+// (complete handshake, h2 by ALPN, TLS 1.2 or later), one value shared by
+// them all as x/net/http2 shares it, not a copy made per request; in
+// cleartext r.TLS is nil. net/http's own HTTP/2 server agrees on all but
+// the sharing.
+func TestTLSStateOfRequests(t *testing.T) {
+	for _, std := range []bool{false, true} {
+		var mu sync.Mutex
+		var seen []*tls.ConnectionState
+		h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			seen = append(seen, r.TLS)
+			mu.Unlock()
+		})
+		for _, useTLS := range []bool{true, false} {
+			mu.Lock()
+			seen = nil
+			mu.Unlock()
+			srv := startServer(t, h, h2.Config{StdHTTP2: std}, serverOpts{tls: useTLS})
+			c, dials := srv.client(t)
+			for range 3 {
+				resp, err := c.Get(srv.url + "/")
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+			}
+			mu.Lock()
+			seen := seen
+			mu.Unlock()
+			if n := dials.Load(); n != 1 || len(seen) != 3 {
+				t.Fatalf("std %v tls %v: %d requests on %d connections, want 3 on 1", std, useTLS, len(seen), n)
+			}
+			for i, st := range seen {
+				switch {
+				case !useTLS && st != nil:
+					t.Errorf("std %v: cleartext request %d has r.TLS %+v", std, i, st)
+				case useTLS && (st == nil || !st.HandshakeComplete || st.NegotiatedProtocol != "h2" || st.Version < tls.VersionTLS12):
+					t.Errorf("std %v: request %d has r.TLS %+v, want a complete TLS 1.2+ handshake with ALPN h2", std, i, st)
+				case useTLS && !std && st != seen[0]:
+					t.Errorf("request %d's r.TLS is a copy of its own, not the connection's shared state", i)
+				}
+			}
+		}
+	}
+}
+
 // smallWindows are flow-control windows well below the bodies sent.
 var smallWindows = h2.Config{MaxReceiveBufferPerStream: 64 << 10, MaxReceiveBufferPerConnection: 128 << 10}
 

@@ -277,6 +277,7 @@ func (c *conn) newRequest(f *headerBlock) (*http.Request, *stream, error) {
 	req.Host = authority
 	req.RemoteAddr = c.remote
 	req.RequestURI = path
+	req.TLS = c.tlsState
 	if f.endStream {
 		st.remoteClosed = true
 		st.bodyErr = io.EOF
