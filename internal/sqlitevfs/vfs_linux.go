@@ -144,9 +144,11 @@ func xSync(tls *libc.TLS, file uintptr, flags int32) int32 {
 	return sqlite3.SQLITE_OK
 }
 
-// cmem is the memory at p, which SQLite allocated with modernc.org/libc's
-// allocator, outside the Go heap: the garbage collector neither moves nor
-// frees it, so an address kept as a uintptr stays valid.
+// cmem is the memory at p: either SQLite allocated it with
+// modernc.org/libc's allocator, outside the Go heap, or it is a static of
+// the translated C (the unix VFS and its io_methods tables), a Go global.
+// The garbage collector moves neither and frees neither, so an address
+// kept as a uintptr stays valid.
 func cmem(p uintptr) unsafe.Pointer {
 	return *(*unsafe.Pointer)(unsafe.Pointer(&p))
 }
