@@ -4,12 +4,15 @@ import (
 	"runtime"
 	"testing"
 
+	dto "github.com/prometheus/client_model/go"
+
 	"github.com/switchyard/switchyard/services/teams/sqlstore"
 )
 
-// The SQLite store's writes and the commits they took are metrics; one
-// write at a time takes one commit each.
-func TestMetricsTeamStoreCommits(t *testing.T) {
+// threeWrites makes three PutTeams, one at a time, on a new SQLite store
+// served with metrics, and returns the metrics scraped after them.
+func threeWrites(t *testing.T) map[string]*dto.MetricFamily {
+	t.Helper()
 	store, err := sqlstore.OpenSQLite(t.Context(), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -19,7 +22,13 @@ func TestMetricsTeamStoreCommits(t *testing.T) {
 	for _, city := range []string{"Miami", "Tampa", "Miami"} {
 		m.put(t, city, "Sharks")
 	}
-	families := scrape(t, m.tel.Metrics())
+	return scrape(t, m.tel.Metrics())
+}
+
+// The SQLite store's writes and the commits they took are metrics; one
+// write at a time takes one commit each.
+func TestMetricsTeamStoreCommits(t *testing.T) {
+	families := threeWrites(t)
 	for _, name := range []string{"switchyard_teams_store_writes_total", "switchyard_teams_store_commits_total"} {
 		ms := families[name].GetMetric()
 		if len(ms) != 1 || ms[0].GetCounter().GetValue() != 3 {
@@ -31,16 +40,7 @@ func TestMetricsTeamStoreCommits(t *testing.T) {
 // On Linux, SQLite's fsyncs are a metric by how they waited; three writes
 // made one at a time took three at least.
 func TestMetricsSQLiteFsyncs(t *testing.T) {
-	store, err := sqlstore.OpenSQLite(t.Context(), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = store.Close() })
-	m := startMetricsTeams(t, store)
-	for _, city := range []string{"Miami", "Tampa", "Miami"} {
-		m.put(t, city, "Sharks")
-	}
-	ms := scrape(t, m.tel.Metrics())["switchyard_sqlite_fsyncs_total"].GetMetric()
+	ms := threeWrites(t)["switchyard_sqlite_fsyncs_total"].GetMetric()
 	if runtime.GOOS != "linux" {
 		if len(ms) != 0 {
 			t.Errorf("switchyard_sqlite_fsyncs_total = %v on %s, where the VFS is not registered", ms, runtime.GOOS)
