@@ -221,3 +221,20 @@ func TestRatioLine(t *testing.T) {
 		t.Errorf("median %v", got)
 	}
 }
+
+// Each round's ratio pairs the two servers' runs of that round, in round
+// order: calls for unary rows, messages for streams; rounds that do not
+// pair up give none.
+func TestRoundByRound(t *testing.T) {
+	a := []result{{Calls: 120, Msgs: 1, Seconds: 1}, {Calls: 60, Msgs: 1, Seconds: 2}}
+	p := []result{{Calls: 100, Msgs: 4, Seconds: 1}, {Calls: 20, Msgs: 1, Seconds: 1}}
+	if got, want := roundByRound(workload{}, a, p), "; round by round 1.20, 1.50x"; got != want {
+		t.Errorf("unary: %q, want %q", got, want)
+	}
+	if got, want := roundByRound(workload{stream: true}, a, p), "; round by round 0.25, 0.50x"; got != want {
+		t.Errorf("stream: %q, want %q", got, want)
+	}
+	if got := roundByRound(workload{}, a, p[:1]); got != "" {
+		t.Errorf("unpaired rounds: %q, want none", got)
+	}
+}

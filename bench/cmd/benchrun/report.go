@@ -84,7 +84,8 @@ func report(c config, layouts []layout, skipped []string, rows []workload, m *me
 				fmt.Fprintf(&b, "| %s (%d×%d) | %s | %.0f | %.0f %s | %.2f | %.2f | %.1f | %.1f | %.1f | %s |\n",
 					w.name, l.cores, w.conc, serverKinds[name].label, s.calls, s.msgs, w.unit, s.p50, s.p99, s.cpu, s.clientCPU, s.rss, writes)
 			}
-			ratios = append(ratios, ratioLine(w, l.cores, sums[w.sy], sums[w.peer]))
+			ratios = append(ratios, ratioLine(w, l.cores, sums[w.sy], sums[w.peer])+
+				roundByRound(w, m.get(l.cores, w.loadKey(), w.sy), m.get(l.cores, w.loadKey(), w.peer)))
 		}
 		fmt.Fprintf(&b, "\n```\n%s\n```\n\n", strings.Join(ratios, "\n"))
 		b.WriteString("| server | RSS after the runs MiB | peak RSS MiB |\n|---|---:|---:|\n")
@@ -175,6 +176,26 @@ func ratioLine(w workload, cores int, a, p summary) string {
 		line += fmt.Sprintf(", server CPU/call %.2fx", cr)
 	}
 	return line + fmt.Sprintf(", RSS under load %.2fx (<= 1.25x: %s)", rr, verdict(rr <= 1.25))
+}
+
+// roundByRound is a row's throughput ratio in each round: Switchyard's
+// run against its peer's run of the same round, close in time, so that a
+// noisy window hitting both cancels out of the ratio; the medians the
+// line starts with are taken per server across rounds. Empty when the
+// rounds do not pair up.
+func roundByRound(w workload, a, p []result) string {
+	if len(a) == 0 || len(a) != len(p) {
+		return ""
+	}
+	rate := result.callsPerSec
+	if w.stream {
+		rate = result.msgsPerSec
+	}
+	each := make([]string, len(a))
+	for i := range a {
+		each[i] = fmt.Sprintf("%.2f", ratio(rate(a[i]), rate(p[i])))
+	}
+	return "; round by round " + strings.Join(each, ", ") + "x"
 }
 
 func ratio(a, b float64) float64 {
