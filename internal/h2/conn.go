@@ -822,7 +822,6 @@ func (c *conn) processHeaders(f *headerBlock) error {
 		c.refusedDebt--
 	}
 	c.mu.Unlock()
-	st.req = req
 	c.beginRecord(st, req)
 	c.srv.workers.start(st)
 	return nil

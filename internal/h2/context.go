@@ -41,8 +41,7 @@ type streamCtx struct {
 	// guarded by dl.mu.
 	dl         *deadlines
 	prev, next *streamCtx
-	listed     bool
-	listedAt   time.Time
+	listedAt   time.Time // its deadline while listed; zero when not
 }
 
 // streamCtxKey finds the streamCtx beneath the contexts derived from it
@@ -261,7 +260,7 @@ func (d *deadlines) add(c *streamCtx, t time.Time) bool {
 	if d.stopped || d.tail != nil && t.Before(d.tail.listedAt) {
 		return false
 	}
-	c.listed, c.listedAt = true, t
+	c.listedAt = t // never zero: a deadline is now plus a duration
 	c.prev, c.next = d.tail, nil
 	if d.tail != nil {
 		d.tail.next = c
@@ -282,7 +281,7 @@ func (d *deadlines) remove(c *streamCtx) {
 }
 
 func (d *deadlines) unlinkLocked(c *streamCtx) {
-	if !c.listed {
+	if c.listedAt.IsZero() {
 		return
 	}
 	if c.prev != nil {
@@ -295,7 +294,7 @@ func (d *deadlines) unlinkLocked(c *streamCtx) {
 	} else {
 		d.tail = c.prev
 	}
-	c.prev, c.next, c.listed = nil, nil, false
+	c.prev, c.next, c.listedAt = nil, nil, time.Time{}
 }
 
 // armLocked sets the timer for t. A stream removed before its deadline

@@ -19,29 +19,39 @@ import (
 // writer and the stream are one allocation.
 type stream struct {
 	c   *conn
-	id  uint32
-	ctx streamCtx
 	req *http.Request // as the handler sees it
+	ctx streamCtx
 	rw  responseWriter
 	rb  requestBody
+	id  uint32
+	// observed: the call has an outcome record (rec, outcome.go), set
+	// before its handler starts.
+	observed bool
 
-	// Guarded by c.mu.
+	// Guarded by c.mu. (The small fields are grouped, here and below: the
+	// stream is one allocation per request, and its size class is bytes
+	// every call allocates.)
 	sendWindow     int32
 	recvAvail      int32 // stream receive window the client may still use
 	recvUnacked    int32
+	rtaken         int32  // the size of rbuf when taken: consumed, window not yet returned
+	remoteClosed   bool   // the client ended its side (END_STREAM)
+	bodyWaiting    bool   // the handler waits in Read
+	bodyClosed     bool   // the handler closed the body: arriving data is dropped
+	reset          bool   // reset or connection gone: nothing more is written
+	lateTicked     bool   // its late reset waited out a watchdog tick (sendLateResets)
 	received       int64  // body bytes received
 	declaredLength int64  // content-length, or -1
-	remoteClosed   bool   // the client ended its side (END_STREAM)
 	body           []byte // arrived, not yet taken by the handler
 	bodyOff        int
-	rtaken         int32 // the size of rbuf when taken: consumed, window not yet returned
 	bodyErr        error // io.EOF at the end of the body
-	bodyWaiting    bool  // the handler waits in Read
-	bodyClosed     bool  // the handler closed the body: arriving data is dropped
 	trailer        http.Header
-	reset          bool  // reset or connection gone: nothing more is written
 	resetErr       error // why, for the handler's writes
-	lateTicked     bool  // its late reset waited out a watchdog tick (sendLateResets)
+
+	// The call's outcome record (outcome.go), when the server has an
+	// Observer: filled by the serve goroutine (request side, under c.mu)
+	// and the handler's (response side).
+	rec outcome.Record
 
 	// rbuf is the body the handler took in one go, rbuf[roff:] still to
 	// read: most Reads (connect reads a message's prefix, then its bytes)
@@ -54,12 +64,6 @@ type stream struct {
 	// declared request trailers, and their values as they arrive) into it
 	// at EOF. The handler's goroutine only.
 	reqTrailer http.Header
-
-	// The call's outcome record (outcome.go), when the server has an
-	// Observer: filled by the serve goroutine (request side, under c.mu)
-	// and the handler's (response side).
-	observed bool
-	rec      outcome.Record
 }
 
 // abortLocked ends the stream: its handler's context is cancelled, reads
@@ -291,7 +295,7 @@ func (c *conn) newRequest(f *headerBlock) (*http.Request, *stream, error) {
 		st.reqTrailer = maps.Clone(st.trailer)
 		req.Trailer = st.reqTrailer
 	}
-	st.rw.req = req
+	st.req = req
 	return req, st, nil
 }
 

@@ -19,18 +19,17 @@ var bodyPool = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &
 // used by the handler's goroutine only, as net/http requires.
 type responseWriter struct {
 	st          *stream
-	req         *http.Request
 	header      http.Header
 	status      int
 	wroteHeader bool     // the status is decided
 	sentHeader  bool     // the HEADERS frame is written
 	ended       bool     // END_STREAM is written (or the stream is gone)
+	sent        bool     // the end of the stream was handed to the socket
 	trailers    []string // declared with the Trailer header
 	buf         *[]byte  // body not yet sent
 	err         error    // the stream's end, once writes fail
 	declared    int64    // Content-Length at WriteHeader, or -1
 	written     int64    // body bytes accepted
-	sent        bool     // the end of the stream was handed to the socket
 }
 
 // headerPool recycles response header maps, emptied: a map's table was a
@@ -77,7 +76,7 @@ func (w *responseWriter) bodyAllowed() bool { return !w.isHead() && w.statusHasB
 
 // isHead: a HEAD response's body is counted (for its Content-Length) and
 // dropped, as net/http does.
-func (w *responseWriter) isHead() bool { return w.req.Method == http.MethodHead }
+func (w *responseWriter) isHead() bool { return w.st.req.Method == http.MethodHead }
 
 func (w *responseWriter) Write(p []byte) (int, error) {
 	return w.write(len(p), p, "")

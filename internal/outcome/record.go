@@ -92,8 +92,11 @@ type Record struct {
 	// call; for a reset one what a gRPC client reports (canceled for its
 	// own reset, unavailable for a closed connection, the reset's mapping
 	// otherwise).
-	Code       Code
-	End        End
+	Code Code
+	End  End
+	// Handled is set when the call reached its RPC handler (its
+	// interceptors ran); a call that did not was rejected before it.
+	Handled    bool
 	HTTPStatus int
 	// Request and response body bytes as they crossed the transport
 	// (framing included, before any decompression), and the messages in
@@ -108,9 +111,6 @@ type Record struct {
 	// Message is the error message the client was given (grpc-message, the
 	// Connect error's message) or why the transport ended the call.
 	Message string
-	// Handled is set when the call reached its RPC handler (its
-	// interceptors ran); a call that did not was rejected before it.
-	Handled bool
 	// Header is the request's header, while the call runs (sinks read
 	// traceparent from it at the start). Nil after CallEnded.
 	Header http.Header
@@ -118,12 +118,13 @@ type Record struct {
 	// CallEnded.
 	Span any
 
+	// The wire's state, its small fields first: a record travels inside
+	// internal/h2's per-stream allocation, whose size class it decides.
 	wire     wireKind
 	text     bool // gRPC-Web text: bodies are base64
-	method   string
-	in, out  envelopeScanner
 	inText   base64Quanta
 	outText  base64Quanta
+	in, out  envelopeScanner
 	endFrame captured // the trailer frame or end-of-stream message, or a unary error body
 }
 
@@ -140,7 +141,6 @@ const (
 func (r *Record) Begin(req *http.Request, start time.Time) {
 	r.Start = start
 	r.Procedure = req.URL.Path
-	r.method = req.Method
 	r.Header = req.Header
 	r.Peer = req.RemoteAddr
 	if ua := req.Header["User-Agent"]; len(ua) > 0 {

@@ -74,6 +74,9 @@ func TestRecordStatusFromTheWire(t *testing.T) {
 			body: envelope(flagConnectEnd, connectErr), wantCode: CodeNotFound, wantMsg: `no team plays in "Miami"`},
 		{name: "connect streaming compressed end", contentType: "application/connect+proto", status: 200,
 			body: envelope(flagConnectEnd|flagCompressed, gzipped(connectErr)), wantCode: CodeNotFound, wantMsg: `no team plays in "Miami"`},
+		{name: "connect streaming compressed end cut off", contentType: "application/connect+proto", status: 200,
+			body: envelope(flagConnectEnd|flagCompressed, gzipped(incompressible(2*captureBytes))), wantCode: CodeUnknown,
+			wantMsg: "the end-of-stream message could not be read"},
 		{name: "connect unary ok", contentType: "application/proto", status: 200, body: msg, wantCode: CodeOK, wantMsgsOut: 1},
 		{name: "connect unary error", contentType: "application/json", status: 404,
 			body: []byte(`{"code":"not_found","message":"gone"}`), wantCode: CodeNotFound, wantMsg: "gone"},
@@ -118,6 +121,41 @@ func TestRecordStatusFromTheWire(t *testing.T) {
 				t.Errorf("%s: %d bytes out, duration %v", tc.name, r.BytesOut, r.Duration)
 			}
 		}
+	}
+}
+
+// incompressible is n bytes that gzip cannot shrink.
+func incompressible(n int) []byte {
+	p := make([]byte, n)
+	x := uint32(1)
+	for i := range p {
+		x = x*1664525 + 1013904223
+		p[i] = byte(x >> 24)
+	}
+	return p
+}
+
+// TestRecordBuffersOnlyFinalFrames: a gRPC response's body (its status is
+// in the trailers) costs the record no allocation; the final frame of a
+// gRPC-Web response is kept, up to captureBytes.
+func TestRecordBuffersOnlyFinalFrames(t *testing.T) {
+	body := envelope(0, []byte("\x0a\x07Chicago"))
+	grpc := httptest.NewRequest(http.MethodPost, "/teams.v1.TeamsService/GetTeam", nil)
+	grpc.Header.Set("Content-Type", "application/grpc")
+	var r Record
+	r.Begin(grpc, time.Now())
+	r.WroteHeader(http.StatusOK)
+	if n := testing.AllocsPerRun(100, func() { r.WroteBody(body) }); n != 0 {
+		t.Errorf("a gRPC body: %v allocations per write, want 0", n)
+	}
+	web := httptest.NewRequest(http.MethodPost, "/teams.v1.TeamsService/GetTeam", nil)
+	web.Header.Set("Content-Type", "application/grpc-web")
+	r = Record{}
+	r.Begin(web, time.Now())
+	r.WroteHeader(http.StatusOK)
+	r.WroteBody(envelope(flagGRPCWebTrailer, append([]byte("grpc-status: 0\r\nx-long: "), bytes.Repeat([]byte("y"), 2*captureBytes)...)))
+	if len(r.endFrame.buf) != captureBytes || !r.endFrame.cut {
+		t.Errorf("a long trailer frame kept %d bytes (cut %v), want the first %d", len(r.endFrame.buf), r.endFrame.cut, captureBytes)
 	}
 }
 

@@ -145,12 +145,15 @@ const captureBytes = 256
 
 // captured is the start of a response's final frame: the gRPC-Web trailer
 // frame, the Connect end-of-stream message, or a Connect unary error body.
+// Its buffer is made when a frame's first bytes arrive: a gRPC call (its
+// status is in the trailers) and a Connect unary success have none, and
+// the record they travel in (inside internal/h2's per-stream allocation)
+// stays a size class smaller.
 type captured struct {
 	kind  frameKind
 	flags byte
-	n     int // bytes in buf
-	total int // bytes of the frame
-	buf   [captureBytes]byte
+	cut   bool   // the frame was longer than buf keeps
+	buf   []byte // its first captureBytes
 }
 
 func (c *captured) begin(endFlag, flags byte) {
@@ -158,15 +161,24 @@ func (c *captured) begin(endFlag, flags byte) {
 	if endFlag == flagGRPCWebTrailer {
 		c.kind = frameGRPCWebTrailer
 	}
-	c.flags, c.n, c.total = flags, 0, 0
+	c.flags, c.cut, c.buf = flags, false, c.buf[:0]
 }
 
 func (c *captured) add(p []byte) {
 	if c.kind == frameNone {
 		c.kind = frameUnaryError
 	}
-	c.total += len(p)
-	c.n += copy(c.buf[c.n:], p)
+	room := captureBytes - len(c.buf)
+	if len(p) > room {
+		p, c.cut = p[:room], true
+	}
+	if len(p) == 0 {
+		return
+	}
+	if c.buf == nil {
+		c.buf = make([]byte, 0, captureBytes)
+	}
+	c.buf = append(c.buf, p...)
 }
 
 // payload is the frame's bytes, decompressed if the frame says it is
@@ -174,11 +186,11 @@ func (c *captured) add(p []byte) {
 // gzip, the only compression it has by default). ok is false for a frame
 // cut off by captureBytes that cannot be decompressed.
 func (c *captured) payload() ([]byte, bool) {
-	data := c.buf[:c.n]
+	data := c.buf
 	if c.flags&flagCompressed == 0 || c.kind == frameUnaryError {
 		return data, true
 	}
-	if c.total > c.n {
+	if c.cut {
 		return nil, false
 	}
 	zr, err := gzip.NewReader(bytes.NewReader(data))
