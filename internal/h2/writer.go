@@ -60,8 +60,10 @@ func (w *responseWriter) WriteHeader(code int) {
 		w.st.rec.WroteHeader(code)
 	}
 	w.declared = -1
-	if cl := w.header.Get("Content-Length"); cl != "" {
-		if v, err := strconv.ParseInt(cl, 10, 64); err == nil && v >= 0 {
+	// The canonical key, as Get would look it up, without canonicalizing
+	// it on every response.
+	if cl := w.header["Content-Length"]; len(cl) > 0 && cl[0] != "" {
+		if v, err := strconv.ParseInt(cl[0], 10, 64); err == nil && v >= 0 {
 			w.declared = v
 		}
 	}
