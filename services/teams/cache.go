@@ -218,9 +218,21 @@ func (c *Cache) Get(ctx context.Context, city string) (Team, error) {
 	if err := ctx.Err(); err != nil {
 		return Team{}, err
 	}
-	key := CityKey(city)
+	// The key of a hit is looked up without being allocated (most
+	// cities are short ASCII); a miss makes the string it keeps.
+	var buf [64]byte
+	kb, ascii := appendASCIICityKey(buf[:0], city)
+	var key string
 	c.mu.Lock()
-	if e, ok := c.entries[key]; ok {
+	var e cacheEntry
+	var hit bool
+	if ascii {
+		e, hit = c.entries[string(kb)]
+	} else {
+		key = CityKey(city)
+		e, hit = c.entries[key]
+	}
+	if hit {
 		c.stats.Hits++
 		if !e.found {
 			c.stats.HitsNotFound++
@@ -229,6 +241,9 @@ func (c *Cache) Get(ctx context.Context, city string) (Team, error) {
 		}
 		c.mu.Unlock()
 		return e.team, nil
+	}
+	if ascii {
+		key = string(kb)
 	}
 	if !c.live {
 		c.stats.Down++

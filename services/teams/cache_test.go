@@ -207,6 +207,24 @@ func TestCacheOwnWriteSeenAtOnce(t *testing.T) {
 }
 
 // "No team here" answers are kept and dropped by the same rules.
+// A hit of an ASCII city allocates nothing (its key is not made), and
+// cities beyond ASCII are kept and found by CityKey all the same.
+func TestCacheHitKeys(t *testing.T) {
+	h := newHarness(t, false, 16)
+	h.want(" chicago ", "Jackals", true)
+	if n := testing.AllocsPerRun(100, func() { _, _ = h.get("CHICAGO") }); n != 0 {
+		t.Errorf("a hit: %v allocations, want 0", n)
+	}
+	h.want("Chicago", "Jackals", false)
+	if _, _, err := h.store.Put(context.Background(), Team{City: "São Paulo", Nickname: "Saci"}); err != nil {
+		t.Fatal(err)
+	}
+	h.want("são paulo", "Saci", true)
+	h.want(" SãO PAULO", "Saci", false)
+	h.want("Zürich", "", true)
+	h.want("ZÜRICH ", "", false)
+}
+
 func TestCacheNotFoundKeptAndDropped(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, false, 16)
