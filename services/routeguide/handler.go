@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
-	"google.golang.org/protobuf/proto"
 
 	routeguidev1 "github.com/switchyard/switchyard/gen/routeguide/v1"
 	"github.com/switchyard/switchyard/gen/routeguide/v1/routeguidev1connect"
@@ -201,19 +200,20 @@ func listFeatures[Res any](ctx context.Context, h *Handler, r Rect, stream *conn
 // read into one message (each unmarshal resets it), not into a new one
 // per point as ClientStream.Receive would: a route is up to
 // -route-max-points messages.
-func recordRoute[Req any, PReq interface {
-	*Req
-	proto.Message
-}](h *Handler, stream *connect.ClientStream[Req], point func(*Req) Point) (Summary, error) {
+func recordRoute[Req any](h *Handler, stream *connect.ClientStream[Req], point func(*Req) Point) (Summary, error) {
 	var (
 		msg  Req
 		err  error
 		conn = stream.Conn()
 	)
+	var zero Req
 	return h.Record(func() (Point, bool) {
-		// Reset first: an empty message is no bytes, and connect does not
-		// unmarshal (so does not reset) for those.
-		proto.Reset(PReq(&msg))
+		// Zero it first: an empty message is no bytes, and connect does
+		// not unmarshal (so does not reset) for those. A generated
+		// message's zero value is its reset state; proto.Reset would also
+		// store its type's MessageInfo, atomically, which its next use
+		// does when it needs it (2.4% of a RecordRoute call's CPU).
+		msg = zero
 		if err = conn.Receive(&msg); err != nil {
 			return Point{}, false
 		}
