@@ -239,7 +239,9 @@ func (h *handler[Req, Res]) receive(r *http.Request, buf *[]byte) (*Req, bool) {
 	*buf = b[:5+size]
 	msg := new(Req)
 	if size > 0 {
-		if err := proto.Unmarshal(b[5:5+size], any(msg).(proto.Message)); err != nil {
+		// Merge into the new message is proto.Unmarshal without its Reset
+		// of a message that is empty already.
+		if err := (proto.UnmarshalOptions{Merge: true}).Unmarshal(b[5:5+size], any(msg).(proto.Message)); err != nil {
 			return nil, false
 		}
 	}
