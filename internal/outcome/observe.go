@@ -152,7 +152,11 @@ func (w *observedWriter) finish(req *http.Request, panicked bool) {
 }
 
 func (w *observedWriter) release() {
+	// The final-frame buffer, made by the calls that capture one, stays
+	// with the pooled writer.
+	buf := w.rec.endFrame.buf[:0]
 	*w = observedWriter{}
+	w.rec.endFrame.buf = buf
 	observedWriters.Put(w)
 }
 
