@@ -159,6 +159,23 @@ func TestRecordBuffersOnlyFinalFrames(t *testing.T) {
 	}
 }
 
+// A pooled observed writer comes back empty but for its final-frame
+// buffer, which it keeps for the next call that captures one.
+func TestObservedWriterKeepsItsBuffer(t *testing.T) {
+	w := &observedWriter{status: http.StatusBadRequest, wroteHeader: true}
+	w.rec.Procedure = "/teams.v1.TeamsService/GetTeam"
+	w.rec.endFrame.add([]byte(`{"code":"invalid_argument"}`))
+	w.release()
+	buf := w.rec.endFrame.buf
+	if len(buf) != 0 || cap(buf) != captureBytes {
+		t.Errorf("released writer's buffer: len %d cap %d, want 0 and %d", len(buf), cap(buf), captureBytes)
+	}
+	if w.status != 0 || w.wroteHeader || w.rec.Procedure != "" || w.rec.endFrame.kind != frameNone {
+		t.Errorf("released writer not reset: status %d wrote %v procedure %q frame kind %v",
+			w.status, w.wroteHeader, w.rec.Procedure, w.rec.endFrame.kind)
+	}
+}
+
 func TestRecordProtocols(t *testing.T) {
 	for ct, want := range map[string]Protocol{
 		"application/grpc": ProtocolGRPC, "application/grpc+json": ProtocolGRPC,
