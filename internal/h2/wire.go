@@ -30,14 +30,9 @@ const (
 	// connMaxPending bounds the frames a connection holds for the socket:
 	// handlers wait beyond it, so a slow peer pushes back.
 	connMaxPending = 256 << 10
-	// coalesceBatch: below it, the writer goroutine yields before
-	// writing, so the handlers that are ready to run add to the batch:
-	// again while a yield added to it, up to coalesceYields times. Once
-	// was a socket write per ~15 GetTeam calls under load, three times
-	// as many writes as grpc-go's, each paying the loopback or the NIC's
-	// per-write cost.
-	coalesceBatch  = 32 << 10
-	coalesceYields = 4
+	// coalesceBatch: below it, the writer goroutine yields once before
+	// writing, so the handlers that are ready to run add to the batch.
+	coalesceBatch = 32 << 10
 	// writeThrough: the handler that ends this many responses since the
 	// last socket write writes the batch itself. The writer goroutine
 	// yields before a small batch and, with a core full of handlers, may
@@ -194,19 +189,13 @@ func (c *conn) writeLoop() {
 		if c.wbroken || len(c.out) == 0 && !c.writing {
 			break
 		}
-		for yields := 0; yields < coalesceYields && len(c.out) < coalesceBatch && c.closing == open; yields++ {
+		if len(c.out) < coalesceBatch && c.closing == open {
 			// A small batch: let the handlers that are ready to run
 			// (finishing their responses) add to it first. With nothing
-			// else to run, this returns at once; when a yield added
-			// nothing, the batch is written. (writeThrough bounds how
-			// many finished responses wait meanwhile.)
-			before := len(c.out)
+			// else to run, this returns at once.
 			c.wmu.Unlock()
 			runtime.Gosched()
 			c.wmu.Lock()
-			if len(c.out) <= before {
-				break
-			}
 		}
 		for c.writing { // a handler took the batch (responseEndedLocked)
 			c.room.Wait()
