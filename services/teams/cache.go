@@ -221,18 +221,9 @@ func (c *Cache) Get(ctx context.Context, city string) (Team, error) {
 	// The key of a hit is looked up without being allocated (most
 	// cities are short ASCII); a miss makes the string it keeps.
 	var buf [64]byte
-	kb, ascii := appendASCIICityKey(buf[:0], city)
-	var key string
+	kb := appendCityKey(buf[:0], city)
 	c.mu.Lock()
-	var e cacheEntry
-	var hit bool
-	if ascii {
-		e, hit = c.entries[string(kb)]
-	} else {
-		key = CityKey(city)
-		e, hit = c.entries[key]
-	}
-	if hit {
+	if e, ok := c.entries[string(kb)]; ok {
 		c.stats.Hits++
 		if !e.found {
 			c.stats.HitsNotFound++
@@ -242,19 +233,17 @@ func (c *Cache) Get(ctx context.Context, city string) (Team, error) {
 		c.mu.Unlock()
 		return e.team, nil
 	}
-	if ascii {
-		key = string(kb)
-	}
 	if !c.live {
 		c.stats.Down++
 		c.mu.Unlock()
 		return c.store.Get(ctx, city)
 	}
-	if f, ok := c.inflight[key]; ok {
+	if f, ok := c.inflight[string(kb)]; ok {
 		c.stats.Joined++
 		c.mu.Unlock()
 		return c.join(ctx, f, city)
 	}
+	key := string(kb)
 	f := &cacheFill{done: make(chan struct{})}
 	c.inflight[key] = f
 	c.stats.Misses++

@@ -73,34 +73,25 @@ func CityKey(city string) string {
 	return strings.ToLower(strings.TrimSpace(city))
 }
 
-// appendASCIICityKey appends CityKey(city) to b when city is ASCII, and
-// reports whether it was; the caller falls back to CityKey otherwise. A
-// map lookup by string(b) does not allocate, so a cache hit costs no key.
-func appendASCIICityKey(b []byte, city string) ([]byte, bool) {
-	start, end := 0, len(city)
-	for start < end && asciiSpace(city[start]) {
-		start++
-	}
-	for end > start && asciiSpace(city[end-1]) {
-		end--
-	}
-	for i := start; i < end; i++ {
-		c := city[i]
-		if c >= utf8.RuneSelf {
-			return b, false
+// appendCityKey appends CityKey(city) to b. An ASCII city's key is
+// built in b without an allocation, so a map lookup by string(b), which
+// does not allocate either, costs a cache hit no key; other cities take
+// CityKey.
+func appendCityKey(b []byte, city string) []byte {
+	for i := 0; i < len(city); i++ {
+		if city[i] >= utf8.RuneSelf {
+			return append(b, CityKey(city)...)
 		}
+	}
+	city = strings.TrimSpace(city)
+	for i := 0; i < len(city); i++ {
+		c := city[i]
 		if 'A' <= c && c <= 'Z' {
 			c += 'a' - 'A'
 		}
 		b = append(b, c)
 	}
-	return b, true
-}
-
-// asciiSpace is unicode.IsSpace for an ASCII byte, as strings.TrimSpace
-// trims it.
-func asciiSpace(c byte) bool {
-	return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r'
+	return b
 }
 
 // ValidateCity checks a city as given by a caller.
