@@ -202,11 +202,10 @@ func listFeatures[Res any](ctx context.Context, h *Handler, r Rect, stream *conn
 // -route-max-points messages.
 func recordRoute[Req any](h *Handler, stream *connect.ClientStream[Req], point func(*Req) Point) (Summary, error) {
 	var (
-		msg  Req
-		err  error
-		conn = stream.Conn()
+		msg, zero Req
+		err       error
+		conn      = stream.Conn()
 	)
-	var zero Req
 	return h.Record(func() (Point, bool) {
 		// Zero it first: an empty message is no bytes, and connect does
 		// not unmarshal (so does not reset) for those. A generated
