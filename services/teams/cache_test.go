@@ -46,6 +46,12 @@ func (s *testStore) Get(ctx context.Context, city string) (Team, error) {
 
 func (s *testStore) Feed() *Feed { return s.feed }
 
+// live is the Change ch as a live feed delivers it.
+func live(ch Change) Change {
+	ch.Live = true
+	return ch
+}
+
 // harness is a cache on a testStore with its hooks wired to the test.
 type harness struct {
 	t       *testing.T
@@ -137,7 +143,7 @@ func TestCacheFillRacingChangeIsNotKept(t *testing.T) {
 	if _, err := h.store.MemStore.Delete(context.Background(), "Boston"); err != nil { // reported by the feed only
 		t.Fatal(err)
 	}
-	h.taken(Change{Key: "boston", Live: true})
+	h.taken(live(Wrote("boston", Team{}, false)))
 	close(h.resume)
 	if tm := <-got; tm.Nickname != "Revolutionaries" {
 		t.Errorf("the read that overlapped the delete answered %+v", tm)
@@ -172,7 +178,7 @@ func TestCacheFillOfAnotherKeyIsKept(t *testing.T) {
 	if _, _, err := h.store.MemStore.Put(context.Background(), Team{City: "Chicago", Nickname: "Bears"}); err != nil {
 		t.Fatal(err)
 	}
-	h.taken(Change{Key: "chicago", Live: true})
+	h.taken(live(Wrote("chicago", Team{City: "Chicago", Nickname: "Bears"}, true)))
 	close(h.resume)
 	<-got
 	h.want("Boston", "Revolutionaries", false)
@@ -233,7 +239,7 @@ func TestCacheNotFoundKeptAndDropped(t *testing.T) {
 	if _, _, err := h.store.MemStore.Put(context.Background(), Team{City: "Atlantis", Nickname: "Tridents"}); err != nil {
 		t.Fatal(err)
 	}
-	h.taken(Change{Key: "atlantis", Live: true})
+	h.taken(live(Wrote("atlantis", Team{City: "Atlantis", Nickname: "Tridents"}, true)))
 	h.want("Atlantis", "Tridents", true)
 	h.want("Atlantis", "Tridents", false)
 	if st := h.cache.Stats(); st.HitsNotFound != 1 || st.Hits != 2 {

@@ -17,9 +17,10 @@ const FeedBound = time.Second
 // Change is one event of a change feed.
 //
 // A subscriber that keeps a copy of teams (a cache) stays correct by
-// following three rules: drop Key on a Change with a Key; drop everything
-// on a Change with All; and read from the store, without keeping what it
-// read, while the last Change it took had Live false.
+// following three rules: on a Change with a Key, drop that key — unless
+// the Change is Known and what is kept is its state; drop everything on a
+// Change with All; and read from the store, without keeping what it read,
+// while the last Change it took had Live false.
 type Change struct {
 	// Key is the CityKey of a team that was created, renamed, updated or
 	// deleted. It is empty when All is set.
@@ -32,6 +33,23 @@ type Change struct {
 	// Live tells whether the feed was live when this change was queued:
 	// whether changes after it will be delivered within FeedBound.
 	Live bool
+	// Known tells that Found and Team are Key's state as the write left
+	// it: its team (Found), or no team (a delete, or a rename away from
+	// Key; Team is then zero). Without Known the change says only that
+	// Key changed. A state is that of one write: a later write of the key
+	// has its own Change, after this one.
+	Known bool
+	Found bool
+	Team  Team
+}
+
+// Wrote returns the Change of a write that left key with team t (found),
+// or with no team.
+func Wrote(key string, t Team, found bool) Change {
+	if !found {
+		t = Team{}
+	}
+	return Change{Key: key, Known: true, Found: found, Team: t}
 }
 
 // Watchable is a Store with a change feed.
@@ -127,13 +145,20 @@ func (f *Feed) Stats() FeedStats {
 }
 
 // Changed reports that the team of key (a CityKey) was written or deleted.
-// For Store implementations: call it only once the write is visible.
-func (f *Feed) Changed(key string) {
+// For Store implementations: call it only once the write is visible, and
+// prefer Report when the write's outcome is known.
+func (f *Feed) Changed(key string) { f.Report(Change{Key: key}) }
+
+// Report reports c, a Change with a Key (see Wrote); its Live is the
+// feed's. For Store implementations: call it only once the write is
+// visible.
+func (f *Feed) Report(c Change) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.stats.Changes++
+	c.All, c.Live = false, f.live
 	for s := range f.subs {
-		s.push(Change{Key: key, Live: f.live}, &f.stats)
+		s.push(c, &f.stats)
 	}
 }
 

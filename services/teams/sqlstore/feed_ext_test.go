@@ -35,6 +35,12 @@ func waitLive(t *testing.T, feed *teams.Feed) {
 	}
 }
 
+// live is ch as a live feed delivers it.
+func live(ch teams.Change) teams.Change {
+	ch.Live = true
+	return ch
+}
+
 // crossStore: writes through a reach b's subscriber within the bound and
 // in order, renames and deletes included; it returns the worst latency.
 func crossStore(t *testing.T, a, b *sqlstore.Store) time.Duration {
@@ -50,22 +56,26 @@ func crossStore(t *testing.T, a, b *sqlstore.Store) time.Duration {
 			t.Fatal(err)
 		}
 		acked := time.Now()
-		storetest.Changes(t, sub, teams.Change{Key: teams.CityKey(city), Live: true})
+		storetest.Changes(t, sub, live(teams.Wrote(teams.CityKey(city), teams.Team{City: city, Nickname: "N"}, true)))
 		worst = max(worst, time.Since(acked))
 	}
-	// A burst, in order: b's subscriber sees the keys in commit order.
+	// A burst, in order: b's subscriber sees the keys in commit order,
+	// each with the state its write left.
 	var want []teams.Change
 	for i := range 50 {
 		city := fmt.Sprintf("Burst %02d", i)
 		if i%5 == 4 {
-			if _, err := a.Delete(ctx, fmt.Sprintf("Burst %02d", i-1)); err != nil {
+			city = fmt.Sprintf("Burst %02d", i-1)
+			if _, err := a.Delete(ctx, city); err != nil {
 				t.Fatal(err)
 			}
-			city = fmt.Sprintf("Burst %02d", i-1)
-		} else if _, _, err := a.Put(ctx, teams.Team{City: city, Nickname: "B"}); err != nil {
+			want = append(want, live(teams.Wrote(teams.CityKey(city), teams.Team{}, false)))
+			continue
+		}
+		if _, _, err := a.Put(ctx, teams.Team{City: city, Nickname: "B"}); err != nil {
 			t.Fatal(err)
 		}
-		want = append(want, teams.Change{Key: teams.CityKey(city), Live: true})
+		want = append(want, live(teams.Wrote(teams.CityKey(city), teams.Team{City: city, Nickname: "B"}, true)))
 	}
 	var got []teams.Change
 	deadline, cancel := context.WithTimeout(ctx, teams.FeedBound)
@@ -126,8 +136,12 @@ func byHand(t *testing.T, driver, dsn string, s *sqlstore.Store, clear string, c
 			t.Fatalf("%s: %v", stmt, err)
 		}
 	}
-	storetest.Changes(t, sub, teams.Change{Key: "by hand", Live: true}, teams.Change{Key: "chicago", Live: true},
-		teams.Change{Key: "boston", Live: true})
+	storetest.Changes(t, sub,
+		live(teams.Wrote("by hand", teams.Team{City: "By Hand", Nickname: "Psql"}, true)),
+		live(teams.Wrote("chicago", teams.Team{City: "Chicago", Nickname: "Bears"}, true)),
+		live(teams.Wrote("detroit", teams.Team{}, false)),
+		live(teams.Wrote("motor city", teams.Team{City: "Detroit", Nickname: "Wheels"}, true)),
+		live(teams.Wrote("boston", teams.Team{}, false)))
 	if _, err := db.Exec(clear); err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +154,7 @@ func TestSQLiteFeedSeesOtherWriters(t *testing.T) {
 	s := openSQLite(t, dir)
 	defer func() { _ = s.Close() }()
 	// SQLite has no TRUNCATE: a DELETE of every row reports every key.
-	byHand(t, "sqlite", filepath.Join(dir, sqlstore.SQLiteFile), s, `DELETE FROM teams`, teams.Change{Key: "seattle", Live: true})
+	byHand(t, "sqlite", filepath.Join(dir, sqlstore.SQLiteFile), s, `DELETE FROM teams`, live(teams.Wrote("seattle", teams.Team{}, false)))
 }
 
 func TestPostgresFeedSeesOtherWriters(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -11,11 +12,14 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/switchyard/switchyard/services/teams"
 )
 
-// PostgreSQL's change feed. A trigger on teams (migration 3) calls
+// PostgreSQL's change feed. A trigger on teams (migrations 3 and 5) calls
 // pg_notify in the writing transaction, so the notification goes out at
-// commit, with the city key as payload (an empty payload: everything).
+// commit, with the city key and the state the write left as payload (an
+// empty payload: everything).
 // Each store keeps one dedicated listener connection; NOTIFY reaches only
 // sessions listening at that moment, so the feed is down — and its
 // subscribers are told everything may have changed — from the moment the
@@ -32,8 +36,12 @@ import (
 // T + 3 intervals (600 ms by default).
 
 const (
-	// TeamsChannel is the NOTIFY channel of team changes.
+	// TeamsChannel is the NOTIFY channel of team changes by key, which
+	// binaries of schema 3 and 4 follow.
 	TeamsChannel = "switchyard_teams"
+	// TeamStatesChannel is the NOTIFY channel of team changes with the
+	// state each left (stateNotification), which this one follows.
+	TeamStatesChannel = "switchyard_team_states"
 	// FeedApplicationName names the listener's session in
 	// pg_stat_activity.
 	FeedApplicationName = "switchyard team feed"
@@ -100,7 +108,7 @@ func (f *pgFeed) listen(ctx context.Context, first bool, downSince *time.Time) (
 		defer cancel()
 		_ = conn.Close(c)
 	}()
-	if err := exec(ctx, conn, "LISTEN "+TeamsChannel+"; LISTEN "+f.heartbeat, max(2*f.interval, time.Second)); err != nil {
+	if err := exec(ctx, conn, "LISTEN "+TeamStatesChannel+"; LISTEN "+f.heartbeat, max(2*f.interval, time.Second)); err != nil {
 		return false, err
 	}
 	var downFor time.Duration
@@ -144,11 +152,11 @@ func (f *pgFeed) listen(ctx context.Context, first bool, downSince *time.Time) (
 			return true, err
 		}
 		switch n.Channel {
-		case TeamsChannel:
-			if n.Payload == "" {
-				f.log.feed.Reset(true)
+		case TeamStatesChannel:
+			if ch, ok := parseState(n.Payload); ok {
+				f.log.feed.Report(ch)
 			} else {
-				f.log.feed.Changed(n.Payload)
+				f.log.feed.Reset(true)
 			}
 		case f.heartbeat:
 			if n.Payload == strconv.Itoa(seq) && !sentAt.IsZero() {
@@ -157,6 +165,26 @@ func (f *pgFeed) listen(ctx context.Context, first bool, downSince *time.Time) (
 			}
 		}
 	}
+}
+
+// stateNotification is the payload of TeamStatesChannel (migration 5).
+type stateNotification struct {
+	Key      *string `json:"key"`
+	Found    *bool   `json:"found"`
+	City     string  `json:"city"`
+	Nickname string  `json:"nickname"`
+}
+
+// parseState reads a TeamStatesChannel payload; false when it names no
+// key and state (the empty payload of a TRUNCATE or of a state too long
+// for NOTIFY, or a payload nobody should have sent): the caller reports
+// everything changed.
+func parseState(payload string) (teams.Change, bool) {
+	var n stateNotification
+	if json.Unmarshal([]byte(payload), &n) != nil || n.Key == nil || n.Found == nil {
+		return teams.Change{}, false
+	}
+	return teams.Wrote(*n.Key, teams.Team{City: n.City, Nickname: n.Nickname}, *n.Found), true
 }
 
 // exec runs sql on conn within limit.

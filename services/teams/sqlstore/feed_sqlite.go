@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"fmt"
 	"time"
+
+	"github.com/switchyard/switchyard/services/teams"
 )
 
 // SQLite's change feed. Processes sharing a data directory see each
@@ -12,7 +14,8 @@ import (
 // pinned connection, changes whenever another connection (of this process
 // or another) commits, and costs no page read. When it changes, the
 // change log team_changes — filled by triggers on teams, so by every
-// writer — says which teams changed since the last id seen. The log keeps
+// writer — says which teams changed since the last id seen, and (schema 5)
+// the state each change left. The log keeps
 // the latest changeLogKept rows; a poller that missed some (a gap in the
 // ids) reports everything changed instead.
 //
@@ -101,29 +104,35 @@ func (f *sqliteFeed) poll(ctx context.Context, first bool, downSince *time.Time)
 // readLog reports the changes logged after id last and returns the newest
 // id seen.
 func (f *sqliteFeed) readLog(ctx context.Context, conn *sql.Conn, last int64) (int64, error) {
-	rows, err := conn.QueryContext(ctx, `SELECT id, city_key FROM team_changes WHERE id > ? ORDER BY id LIMIT ?`, last, changeLogKept)
+	rows, err := conn.QueryContext(ctx, `SELECT id, city_key, found, city, nickname FROM team_changes WHERE id > ? ORDER BY id LIMIT ?`, last, changeLogKept)
 	if err != nil {
 		return last, err
 	}
 	defer func() { _ = rows.Close() }()
-	var keys []string
+	var changes []teams.Change
 	next, gap := last, false
 	for rows.Next() {
 		var id int64
 		var key string
-		if err := rows.Scan(&id, &key); err != nil {
+		var found sql.NullBool
+		var city, nickname sql.NullString
+		if err := rows.Scan(&id, &key, &found, &city, &nickname); err != nil {
 			return last, err
 		}
 		// Ids are dense (AUTOINCREMENT, rolled back with their
 		// transaction): a gap means pruned rows this poller never read.
 		gap = gap || id != next+1
 		next = id
-		keys = append(keys, key)
+		ch := teams.Change{Key: key} // logged before schema 5: no state
+		if found.Valid {
+			ch = teams.Wrote(key, teams.Team{City: city.String, Nickname: nickname.String}, found.Bool)
+		}
+		changes = append(changes, ch)
 	}
 	if err := rows.Err(); err != nil {
 		return last, err
 	}
-	if gap || len(keys) == changeLogKept {
+	if gap || len(changes) == changeLogKept {
 		// Fell behind the log: say everything, and start from its end.
 		if err := conn.QueryRowContext(ctx, `SELECT COALESCE(MAX(id), 0) FROM team_changes`).Scan(&next); err != nil {
 			return last, fmt.Errorf("change log: %w", err)
@@ -131,8 +140,8 @@ func (f *sqliteFeed) readLog(ctx context.Context, conn *sql.Conn, last int64) (i
 		f.log.feed.Reset(true)
 		return next, nil
 	}
-	for _, k := range keys {
-		f.log.feed.Changed(k)
+	for _, ch := range changes {
+		f.log.feed.Report(ch)
 	}
 	return next, nil
 }

@@ -126,10 +126,63 @@ var migrations = []migration{
 			`CREATE INDEX route_notes_at ON route_notes (latitude, longitude, id)`,
 		},
 	},
+	{
+		// The change feed carries the state each write left (the team,
+		// or none), so that a cache keeps what it holds when a change
+		// only repeats it — the echo of its own write — instead of
+		// reading the store again. SQLite's log gains the state's
+		// columns (NULL found: a row logged before, state unknown) and
+		// its triggers fill them. PostgreSQL notifies the state on a
+		// channel of its own, beside the key on the old one, which
+		// binaries of schema 3 and 4 follow: additive.
+		version:       5,
+		name:          "report the state each team change left",
+		minCompatible: 2,
+		sqlite: append([]string{
+			`ALTER TABLE team_changes ADD COLUMN found INTEGER`,
+			`ALTER TABLE team_changes ADD COLUMN city TEXT`,
+			`ALTER TABLE team_changes ADD COLUMN nickname TEXT`,
+			`DROP TRIGGER team_changes_insert`,
+			`DROP TRIGGER team_changes_update`,
+			`DROP TRIGGER team_changes_update_old`,
+			`DROP TRIGGER team_changes_delete`,
+		}, sqliteStateTriggers()...),
+		postgres: []string{
+			// The state channel's payload is a JSON object: key, found,
+			// and city and nickname when found; empty (everything) when
+			// it would not fit NOTIFY's 8000 bytes.
+			`CREATE OR REPLACE FUNCTION switchyard_teams_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+			DECLARE
+				state text;
+			BEGIN
+				IF TG_OP = 'TRUNCATE' THEN
+					PERFORM pg_notify('` + TeamsChannel + `', '');
+					PERFORM pg_notify('` + TeamStatesChannel + `', '');
+					RETURN NULL;
+				END IF;
+				IF TG_OP IN ('UPDATE', 'DELETE') THEN
+					PERFORM pg_notify('` + TeamsChannel + `', CASE WHEN octet_length(OLD.city_key) < 7000 THEN OLD.city_key ELSE '' END);
+				END IF;
+				IF TG_OP = 'INSERT' OR (TG_OP = 'UPDATE' AND NEW.city_key <> OLD.city_key) THEN
+					PERFORM pg_notify('` + TeamsChannel + `', CASE WHEN octet_length(NEW.city_key) < 7000 THEN NEW.city_key ELSE '' END);
+				END IF;
+				IF TG_OP = 'DELETE' OR (TG_OP = 'UPDATE' AND NEW.city_key <> OLD.city_key) THEN
+					state := json_build_object('key', OLD.city_key, 'found', false)::text;
+					PERFORM pg_notify('` + TeamStatesChannel + `', CASE WHEN octet_length(state) < 7900 THEN state ELSE '' END);
+				END IF;
+				IF TG_OP IN ('INSERT', 'UPDATE') THEN
+					state := json_build_object('key', NEW.city_key, 'found', true, 'city', NEW.city, 'nickname', NEW.nickname)::text;
+					PERFORM pg_notify('` + TeamStatesChannel + `', CASE WHEN octet_length(state) < 7900 THEN state ELSE '' END);
+				END IF;
+				RETURN NULL;
+			END
+			$$`,
+		},
+	},
 }
 
 // sqliteChangeTrigger logs row.city_key in team_changes after op on teams,
-// and prunes the log to its last changeLogKept rows.
+// and prunes the log to its last changeLogKept rows (schema 3).
 func sqliteChangeTrigger(name, op, row string) string {
 	cond := ""
 	if row == "OLD" && op != "DELETE" {
@@ -139,6 +192,25 @@ func sqliteChangeTrigger(name, op, row string) string {
 		INSERT INTO team_changes (city_key) VALUES (%s.city_key);
 		DELETE FROM team_changes WHERE id <= (SELECT MAX(id) FROM team_changes) - %d;
 	END`, name, op, cond, row, changeLogKept)
+}
+
+// sqliteStateTriggers log each change of teams in team_changes with the
+// state it left — the row after an insert or update, none after a delete
+// or for the old key of a rename — and prune the log to its last
+// changeLogKept rows (schema 5).
+func sqliteStateTriggers() []string {
+	trigger := func(name, op, cond, values string) string {
+		return fmt.Sprintf(`CREATE TRIGGER %s AFTER %s ON teams%s BEGIN
+			INSERT INTO team_changes (city_key, found, city, nickname) VALUES (%s);
+			DELETE FROM team_changes WHERE id <= (SELECT MAX(id) FROM team_changes) - %d;
+		END`, name, op, cond, values, changeLogKept)
+	}
+	return []string{
+		trigger("team_changes_insert", "INSERT", "", "NEW.city_key, 1, NEW.city, NEW.nickname"),
+		trigger("team_changes_update", "UPDATE", "", "NEW.city_key, 1, NEW.city, NEW.nickname"),
+		trigger("team_changes_update_old", "UPDATE OF city_key", " WHEN OLD.city_key <> NEW.city_key", "OLD.city_key, 0, NULL, NULL"),
+		trigger("team_changes_delete", "DELETE", "", "OLD.city_key, 0, NULL, NULL"),
+	}
 }
 
 // seedMigration inserts seed once, when the database is created: a seed team

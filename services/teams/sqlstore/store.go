@@ -163,7 +163,7 @@ func (s *Store) Put(ctx context.Context, t teams.Team) (teams.Team, bool, error)
 	if err != nil {
 		return teams.Team{}, false, ctxErr(ctx, err)
 	}
-	s.feed.Changed(teams.CityKey(stored.City))
+	s.feed.Report(teams.Wrote(teams.CityKey(stored.City), stored, true))
 	return stored, rev == 1, nil
 }
 
@@ -188,7 +188,7 @@ func (s *Store) Delete(ctx context.Context, city string) (teams.Team, error) {
 	if err != nil {
 		return teams.Team{}, ctxErr(ctx, err)
 	}
-	s.feed.Changed(teams.CityKey(t.City))
+	s.feed.Report(teams.Wrote(teams.CityKey(t.City), teams.Team{}, false))
 	return t, nil
 }
 

@@ -317,8 +317,15 @@ func Changes(t testing.TB, sub *teams.Subscription, want ...teams.Change) {
 	}
 }
 
+// live is ch as a live feed delivers it.
+func live(ch teams.Change) teams.Change {
+	ch.Live = true
+	return ch
+}
+
 // testFeed: a store with a change feed reports every write and delete,
-// under the key's CityKey, within the bound, to every subscriber.
+// under the key's CityKey and with the state it left, within the bound,
+// to every subscriber.
 func testFeed(t *testing.T, s teams.Store) {
 	w, ok := s.(teams.Watchable)
 	if !ok {
@@ -351,8 +358,9 @@ func testFeed(t *testing.T, s teams.Store) {
 		t.Fatal(err)
 	}
 	for _, sub := range []*teams.Subscription{a, b} {
-		Changes(t, sub, teams.Change{Key: "miami", Live: true}, teams.Change{Key: "chicago", Live: true},
-			teams.Change{Key: "boston", Live: true})
+		Changes(t, sub, live(teams.Wrote("miami", teams.Team{City: "Miami", Nickname: "Sharks"}, true)),
+			live(teams.Wrote("chicago", teams.Team{City: "Chicago", Nickname: "Bears"}, true)),
+			live(teams.Wrote("boston", teams.Team{}, false)))
 	}
 	// A failed write changes nothing, and a closed subscription gets nothing.
 	if _, err := s.Delete(c, "Atlantis"); !errors.Is(err, teams.ErrNotFound) {
