@@ -327,6 +327,31 @@ func testCache(t *testing.T, s *sharedStore) {
 		t.Logf("delete seen by the other process after %v", seenWithin(t, b.client, "Cross City", "", time.Second))
 	})
 
+	// Each process keeps the state its own write left and takes the
+	// other's from the feed, whose Changes carry states: with two
+	// nicknames in turn, an echo of an older write repeats a newer one's
+	// state now and then, and each process must still end on the last.
+	t.Run("both processes writing one team in turn", func(t *testing.T) {
+		writers := []*replica{a, b, b, a, a, b, a, b}
+		for i, w := range writers {
+			other := a
+			if w == a {
+				other = b
+			}
+			nick := []string{"Alpha", "Beta"}[i%2]
+			w.put(t, "Turn City", nick)
+			if got := w.read(t, "Turn City"); got != nick {
+				t.Fatalf("write %d by %s: its next read returned %q, want %q", i, w.name, got, nick)
+			}
+			seenWithin(t, other.client, "Turn City", nick, time.Second)
+		}
+		a.del(t, "Turn City")
+		if got := a.read(t, "Turn City"); got != "" {
+			t.Errorf("deleted by process-a, read by it as %q", got)
+		}
+		seenWithin(t, b.client, "Turn City", "", time.Second)
+	})
+
 	t.Run("not-found answers are kept and dropped the same way", func(t *testing.T) {
 		b.warm(t, "Nowhere City", "")
 		a.put(t, "Nowhere City", "Found")

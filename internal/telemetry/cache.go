@@ -44,7 +44,12 @@ func (m *metrics) cacheInstruments(meter metric.Meter) error {
 		return err
 	}
 	drops, err := meter.Int64ObservableCounter("switchyard.teams.cache.invalidations",
-		metric.WithDescription("What the cache dropped, by cause: change (one team, from the feed), reset (everything, from the feed), write (one team, written by this process)."))
+		metric.WithDescription("What the cache dropped, by cause: change (one team, from the feed), reset (everything, from the feed), write (one team, written by this process, its new state not kept)."))
+	if err != nil {
+		return err
+	}
+	kept, err := meter.Int64ObservableCounter("switchyard.teams.cache.kept",
+		metric.WithDescription("What the cache kept without reading the store, by cause: confirmed (a change from the feed whose state was the one kept: a write's echo), write (the state this process's write left)."))
 	if err != nil {
 		return err
 	}
@@ -65,6 +70,7 @@ func (m *metrics) cacheInstruments(meter metric.Meter) error {
 	}
 	results := []string{"hit", "hit_not_found", "miss", "joined", "down"}
 	causes := []string{"change", "reset", "write"}
+	keptCauses := []string{"confirmed", "write"}
 	_, err = meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		m.poolsMu.Lock()
 		caches := m.caches
@@ -74,8 +80,11 @@ func (m *metrics) cacheInstruments(meter metric.Meter) error {
 			for i, n := range []uint64{st.Hits - st.HitsNotFound, st.HitsNotFound, st.Misses, st.Joined, st.Down} {
 				o.ObserveInt64(gets, int64(n), metric.WithAttributes(attribute.String("result", results[i])))
 			}
-			for i, n := range []uint64{st.Changes - st.Resets, st.Resets, st.Writes} {
+			for i, n := range []uint64{st.Changes - st.Resets - st.Confirmed, st.Resets, st.Writes - st.WritesKept} {
 				o.ObserveInt64(drops, int64(n), metric.WithAttributes(attribute.String("cause", causes[i])))
+			}
+			for i, n := range []uint64{st.Confirmed, st.WritesKept} {
+				o.ObserveInt64(kept, int64(n), metric.WithAttributes(attribute.String("cause", keptCauses[i])))
 			}
 			o.ObserveInt64(stale, int64(st.Stale))
 			o.ObserveInt64(evictions, int64(st.Evictions))
@@ -88,6 +97,6 @@ func (m *metrics) cacheInstruments(meter metric.Meter) error {
 			o.ObserveInt64(live, b)
 		}
 		return nil
-	}, gets, stale, evictions, drops, entries, limit, live)
+	}, gets, stale, evictions, drops, kept, entries, limit, live)
 	return err
 }

@@ -32,26 +32,31 @@ func TestMetricsTeamCache(t *testing.T) {
 		}
 	}
 	srv.put(t, "Chicago", "Bears")
+	// The write's state is kept: its next read is a hit.
+	if res, err := srv.client.GetTeam(ctx, connect.NewRequest(&teamsv1.GetTeamRequest{City: "Chicago"})); err != nil || res.Msg.GetNickname() != "Bears" {
+		t.Fatalf("GetTeam(Chicago) after the write = %v, %v", res, err)
+	}
 
 	families := scrape(t, srv.tel.Metrics())
 	gets := map[string]float64{}
 	for _, m := range families["switchyard_teams_cache_gets_total"].GetMetric() {
 		gets[labels(m)["result"]] = m.GetCounter().GetValue()
 	}
-	want := map[string]float64{"hit": 2, "hit_not_found": 1, "miss": 2, "joined": 0, "down": 0}
+	want := map[string]float64{"hit": 3, "hit_not_found": 1, "miss": 2, "joined": 0, "down": 0}
 	for result, n := range want {
 		if gets[result] != n {
 			t.Errorf("switchyard_teams_cache_gets_total{result=%q} = %v, want %v (all: %v)", result, gets[result], n, gets)
 		}
 	}
-	writes := 0.0
-	for _, m := range families["switchyard_teams_cache_invalidations_total"].GetMetric() {
-		if labels(m)["cause"] == "write" {
-			writes = m.GetCounter().GetValue()
+	byCause := func(name string) map[string]float64 {
+		out := map[string]float64{}
+		for _, m := range families[name].GetMetric() {
+			out[labels(m)["cause"]] = m.GetCounter().GetValue()
 		}
+		return out
 	}
-	if writes != 1 {
-		t.Errorf("invalidations by this process's writes = %v, want 1", writes)
+	if drops, kept := byCause("switchyard_teams_cache_invalidations_total"), byCause("switchyard_teams_cache_kept_total"); drops["write"] != 0 || kept["write"] != 1 {
+		t.Errorf("this process's write: dropped %v, kept %v times; want kept once (invalidations %v, kept %v)", drops["write"], kept["write"], drops, kept)
 	}
 	gauge := func(name string) float64 {
 		ms := families[name].GetMetric()
@@ -60,7 +65,7 @@ func TestMetricsTeamCache(t *testing.T) {
 		}
 		return ms[0].GetGauge().GetValue()
 	}
-	if e, l, live := gauge("switchyard_teams_cache_entries"), gauge("switchyard_teams_cache_entries_limit"), gauge("switchyard_teams_cache_live"); e != 1 || l != 8 || live != 1 {
-		t.Errorf("entries %v (want 1: Atlantis; Chicago was written), limit %v (8), live %v (1)", e, l, live)
+	if e, l, live := gauge("switchyard_teams_cache_entries"), gauge("switchyard_teams_cache_entries_limit"), gauge("switchyard_teams_cache_live"); e != 2 || l != 8 || live != 1 {
+		t.Errorf("entries %v (want 2: Atlantis, and Chicago as written), limit %v (8), live %v (1)", e, l, live)
 	}
 }

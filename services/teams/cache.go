@@ -23,18 +23,23 @@ const CacheReportEvery = time.Minute
 // change feed by the feed's rules (feed.go), so what it serves is never
 // older than the feed's bound:
 //
-//   - a Change with a Key drops that key, a Change with All drops
-//     everything;
+//   - a Change with a Key drops that key, unless the Change is Known and
+//     the entry kept is its state (the echo of a write already seen); a
+//     Change with All drops everything;
 //   - while the last Change taken had Live false, every Get reads the
 //     store and nothing is kept;
 //   - a Get that misses reads the store and keeps the answer — a team, or
-//     ErrNotFound — only if no Change for its key (and no All) was taken
-//     while it read: the read registers itself, a Change marks it stale,
-//     so a value read before a write is never installed after the write's
-//     Change (a deleted team never comes back);
+//     ErrNotFound — only if every Change for its key taken while it read
+//     was Known and had the state it read (and no All came): the read
+//     registers itself and collects those Changes, so a value read before
+//     a write is never installed after the write's Change (a deleted team
+//     never comes back);
 //   - Put and Delete drop their key before they return, so this process's
 //     acknowledged write is seen by its own next Get without waiting for
-//     the feed;
+//     the feed; and they keep the state they wrote (a team, or none) by
+//     the same rule as a fill — every Change for the key taken while they
+//     wrote had that state — and only if no other Put or Delete of the
+//     key by this process overlapped theirs;
 //   - List always reads the store;
 //   - at most the bound's entries are kept; a fill beyond it evicts an
 //     arbitrary other entry.
@@ -54,9 +59,10 @@ type Cache struct {
 	mu       sync.Mutex
 	live     bool // the last Change taken had Live set
 	entries  map[string]cacheEntry
-	inflight map[string]*cacheFill // misses reading the store, by key
-	stats    CacheStats            // counters; Entries, Bound and Live are filled in by Stats
-	reported CacheStats            // at the last report
+	inflight map[string]*cacheFill    // misses reading the store, by key
+	writing  map[string][]*cacheWrite // this process's Puts and Deletes in progress, by key
+	stats    CacheStats               // counters; Entries, Bound and Live are filled in by Stats
+	reported CacheStats               // at the last report
 
 	// hooks order a test's steps; nil outside tests.
 	hooks *cacheHooks
@@ -64,19 +70,70 @@ type Cache struct {
 
 var _ Watchable = (*Cache)(nil)
 
-// cacheEntry is a kept answer: a team, or (found false) ErrNotFound.
+// cacheEntry is a kept answer: a team, or (found false, team zero)
+// ErrNotFound.
 type cacheEntry struct {
 	team  Team
 	found bool
 }
 
+// stateOf is the entry a Known Change's state would be.
+func stateOf(ch Change) cacheEntry {
+	if !ch.Found {
+		return cacheEntry{}
+	}
+	return cacheEntry{team: ch.Team, found: true}
+}
+
+// seen is what a read or write of a key in progress learned of the key
+// from the Changes taken meanwhile; guarded by Cache.mu.
+type seen struct {
+	// stale: a Change of unknown state, Changes of two states, or an All.
+	stale bool
+	// known: Changes were taken, each with this state.
+	known bool
+	state cacheEntry
+}
+
+// take records ch, a Change of the key.
+func (s *seen) take(ch Change) {
+	switch {
+	case !ch.Known:
+		s.stale = true
+	case !s.known:
+		s.known, s.state = true, stateOf(ch)
+	case s.state != stateOf(ch):
+		s.stale = true
+	}
+}
+
+// allows tells whether e may be kept: no Change taken meanwhile says
+// anything else of the key.
+func (s *seen) allows(e cacheEntry) bool { return !s.stale && (!s.known || s.state == e) }
+
 // cacheFill is one store read of a miss, shared by the misses of its key
 // that arrive while it runs.
 type cacheFill struct {
-	done  chan struct{} // closed once team and err are set
-	team  Team
-	err   error
-	stale bool // a Change for the key arrived while reading; guarded by Cache.mu
+	done chan struct{} // closed once team and err are set
+	team Team
+	err  error
+	seen seen
+}
+
+// answer is the entry the read's answer would be; false when it failed.
+func (f *cacheFill) answer() (cacheEntry, bool) {
+	switch {
+	case f.err == nil:
+		return cacheEntry{team: f.team, found: true}, true
+	case errors.Is(f.err, ErrNotFound):
+		return cacheEntry{}, true
+	}
+	return cacheEntry{}, false
+}
+
+// cacheWrite is one Put or Delete of this process in progress.
+type cacheWrite struct {
+	seen seen
 }
 
 // cacheHooks let a test stop a Get between its steps.
@@ -102,13 +159,17 @@ type CacheStats struct {
 	// Down counts Gets that read the store because the feed was not live.
 	Down uint64
 	// Stale counts misses whose answer was not kept because a Change for
-	// their key arrived while they read it.
+	// their key, of another state, arrived while they read it.
 	Stale uint64
+	// Confirmed counts Changes that left an entry kept: their state was
+	// the one kept (a write's echo).
+	Confirmed uint64
 	// Evictions counts entries dropped to stay within Bound.
 	Evictions uint64
 	// Changes counts Changes taken from the feed (Resets of them with
-	// All); Writes counts keys dropped by this process's own writes.
-	Changes, Resets, Writes uint64
+	// All); Writes counts keys dropped by this process's own writes, and
+	// WritesKept those of them whose written state was kept.
+	Changes, Resets, Writes, WritesKept uint64
 }
 
 // Reads is every Get the cache answered.
@@ -141,7 +202,7 @@ func newCache(store Watchable, entries int, logger *slog.Logger, hooks *cacheHoo
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &Cache{
 		store: store, bound: entries, logger: logger, stop: cancel, stopped: make(chan struct{}),
-		entries: map[string]cacheEntry{}, inflight: map[string]*cacheFill{}, hooks: hooks,
+		entries: map[string]cacheEntry{}, inflight: map[string]*cacheFill{}, writing: map[string][]*cacheWrite{}, hooks: hooks,
 	}
 	// The subscription's first Change (All, with the feed's state) sets
 	// live; until it is taken the cache reads through.
@@ -191,11 +252,16 @@ func (c *Cache) apply(ch Change) {
 		c.stats.Resets++
 		clear(c.entries)
 		for _, f := range c.inflight {
-			f.stale = true
+			f.seen.stale = true
 		}
 		clear(c.inflight)
+		for _, ws := range c.writing {
+			for _, w := range ws {
+				w.seen.stale = true
+			}
+		}
 	} else {
-		c.dropLocked(ch.Key)
+		c.takeLocked(ch)
 	}
 	c.mu.Unlock()
 	if c.hooks != nil && c.hooks.applied != nil {
@@ -203,11 +269,31 @@ func (c *Cache) apply(ch Change) {
 	}
 }
 
+// takeLocked applies ch, a live Change of one key; c.mu is held.
+func (c *Cache) takeLocked(ch Change) {
+	if e, ok := c.entries[ch.Key]; ok {
+		if ch.Known && e == stateOf(ch) {
+			c.stats.Confirmed++
+		} else {
+			delete(c.entries, ch.Key)
+		}
+	}
+	if f, ok := c.inflight[ch.Key]; ok {
+		f.seen.take(ch)
+		if f.seen.stale {
+			delete(c.inflight, ch.Key) // later misses read anew
+		}
+	}
+	for _, w := range c.writing[ch.Key] {
+		w.seen.take(ch)
+	}
+}
+
 // dropLocked forgets key and voids a read of it in progress; c.mu is held.
 func (c *Cache) dropLocked(key string) {
 	delete(c.entries, key)
 	if f, ok := c.inflight[key]; ok {
-		f.stale = true
+		f.seen.stale = true
 		delete(c.inflight, key)
 	}
 }
@@ -257,13 +343,12 @@ func (c *Cache) Get(ctx context.Context, city string) (Team, error) {
 	if c.inflight[key] == f {
 		delete(c.inflight, key)
 	}
-	switch {
-	case f.stale:
-		c.stats.Stale++
-	case f.err == nil:
-		c.installLocked(key, cacheEntry{team: f.team, found: true})
-	case errors.Is(f.err, ErrNotFound):
-		c.installLocked(key, cacheEntry{})
+	if e, ok := f.answer(); ok {
+		if f.seen.allows(e) {
+			c.installLocked(key, e)
+		} else {
+			c.stats.Stale++
+		}
 	}
 	c.mu.Unlock()
 	close(f.done)
@@ -297,12 +382,48 @@ func (c *Cache) installLocked(key string, e cacheEntry) {
 	c.entries[key] = e
 }
 
-// written drops key after this process wrote it, before the write is
-// acknowledged. Also after a failed write: it may have happened.
-func (c *Cache) written(key string) {
+// beginWrite registers a Put or Delete of key about to start. Writes of one
+// key that overlap keep nothing: which of them the store applied last is
+// not known here.
+func (c *Cache) beginWrite(key string) *cacheWrite {
+	w := &cacheWrite{}
 	c.mu.Lock()
+	ws := c.writing[key]
+	if len(ws) > 0 {
+		w.seen.stale = true
+		for _, o := range ws {
+			o.seen.stale = true
+		}
+	}
+	c.writing[key] = append(ws, w)
+	c.mu.Unlock()
+	return w
+}
+
+// written drops key after this process wrote it, before the write is
+// acknowledged (also after a failed write: it may have happened), and
+// keeps the state e the write left when ok and no Change taken meanwhile
+// said otherwise.
+func (c *Cache) written(key string, w *cacheWrite, e cacheEntry, ok bool) {
+	c.mu.Lock()
+	ws := c.writing[key]
+	for i, o := range ws {
+		if o == w {
+			ws = append(ws[:i], ws[i+1:]...)
+			break
+		}
+	}
+	if len(ws) == 0 {
+		delete(c.writing, key)
+	} else {
+		c.writing[key] = ws
+	}
 	c.stats.Writes++
 	c.dropLocked(key)
+	if ok && c.live && w.seen.allows(e) {
+		c.installLocked(key, e)
+		c.stats.WritesKept++
+	}
 	c.mu.Unlock()
 }
 
@@ -313,15 +434,20 @@ func (c *Cache) List(ctx context.Context, opts ListOptions) ([]Team, bool, error
 
 // Put implements Store.
 func (c *Cache) Put(ctx context.Context, t Team) (Team, bool, error) {
+	key := CityKey(t.City)
+	w := c.beginWrite(key)
 	stored, created, err := c.store.Put(ctx, t)
-	c.written(CityKey(t.City))
+	c.written(key, w, cacheEntry{team: stored, found: true}, err == nil)
 	return stored, created, err
 }
 
-// Delete implements Store.
+// Delete implements Store. Deleting a city with no team leaves it with
+// none as surely as deleting its team.
 func (c *Cache) Delete(ctx context.Context, city string) (Team, error) {
+	key := CityKey(city)
+	w := c.beginWrite(key)
 	t, err := c.store.Delete(ctx, city)
-	c.written(CityKey(city))
+	c.written(key, w, cacheEntry{}, err == nil || errors.Is(err, ErrNotFound))
 	return t, err
 }
 
@@ -378,5 +504,6 @@ func (c *Cache) report(closing bool) {
 		slog.Uint64("misses", st.Misses), slog.Uint64("joined", st.Joined), slog.Uint64("down", st.Down),
 		slog.Uint64("stale", st.Stale), slog.Int("entries", st.Entries), slog.Int("bound", st.Bound),
 		slog.Uint64("evictions", st.Evictions), slog.Uint64("changes", st.Changes), slog.Uint64("resets", st.Resets),
-		slog.Uint64("writes", st.Writes), slog.Bool("live", st.Live), slog.Bool("closing", closing))
+		slog.Uint64("confirmed", st.Confirmed), slog.Uint64("writes", st.Writes), slog.Uint64("writes_kept", st.WritesKept),
+		slog.Bool("live", st.Live), slog.Bool("closing", closing))
 }

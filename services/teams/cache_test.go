@@ -23,8 +23,9 @@ type testStore struct {
 	*MemStore
 	feed *Feed
 	gets atomic.Int64
-	// beforeRead, when set, runs in each Get before the store is read.
-	beforeRead func(city string)
+	// beforeRead, when set, runs in each Get before the store is read;
+	// beforeWrite in each Put and Delete before the store is written.
+	beforeRead, beforeWrite func(city string)
 }
 
 func newTestStore(silent bool) *testStore {
@@ -42,6 +43,20 @@ func (s *testStore) Get(ctx context.Context, city string) (Team, error) {
 		s.beforeRead(city)
 	}
 	return s.MemStore.Get(ctx, city)
+}
+
+func (s *testStore) Put(ctx context.Context, t Team) (Team, bool, error) {
+	if s.beforeWrite != nil {
+		s.beforeWrite(t.City)
+	}
+	return s.MemStore.Put(ctx, t)
+}
+
+func (s *testStore) Delete(ctx context.Context, city string) (Team, error) {
+	if s.beforeWrite != nil {
+		s.beforeWrite(city)
+	}
+	return s.MemStore.Delete(ctx, city)
 }
 
 func (s *testStore) Feed() *Feed { return s.feed }
@@ -185,8 +200,8 @@ func TestCacheFillOfAnotherKeyIsKept(t *testing.T) {
 }
 
 // This process's acknowledged write is seen by its next Get, though the
-// feed has not reported it (its feed here is silent): Put and Delete drop
-// the key themselves, and void a fill of it in progress.
+// feed has not reported it (its feed here is silent): Put and Delete keep
+// the state they wrote, and void a fill of the key in progress.
 func TestCacheOwnWriteSeenAtOnce(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, true, 16)
@@ -196,20 +211,191 @@ func TestCacheOwnWriteSeenAtOnce(t *testing.T) {
 	if _, _, err := h.cache.Put(ctx, Team{City: "chicago", Nickname: "Bears"}); err != nil {
 		t.Fatal(err)
 	}
-	h.want("Chicago", "Bears", true)
+	h.want("Chicago", "Bears", false)
 	if _, err := h.cache.Delete(ctx, "CHICAGO"); err != nil {
 		t.Fatal(err)
 	}
-	h.want("Chicago", "", true)
+	h.want("Chicago", "", false)
+	// Deleting a city with no team leaves it with none too.
+	if _, err := h.cache.Delete(ctx, "Atlantis"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Delete(Atlantis) = %v", err)
+	}
+	h.want("Atlantis", "", false)
 
-	// A fill that read before the write is not kept.
+	// A fill that read before the write is not kept; the write is.
 	got := h.startStoppedGet("Detroit")
 	if _, _, err := h.cache.Put(ctx, Team{City: "Detroit", Nickname: "Motors"}); err != nil {
 		t.Fatal(err)
 	}
 	close(h.resume)
-	<-got
+	if tm := <-got; tm.Nickname != "Wheels" {
+		t.Errorf("the read that overlapped the write answered %+v", tm)
+	}
+	h.want("Detroit", "Motors", false)
+	if st := h.cache.Stats(); st.Writes != 4 || st.WritesKept != 4 || st.Stale != 1 {
+		t.Errorf("Stats = %+v; want 4 writes kept, 1 stale fill", st)
+	}
+
+	// A failed write keeps nothing: it may or may not have happened.
+	if _, _, err := h.cache.Put(ctx, Team{City: "Detroit", Nickname: ""}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("Put with no nickname = %v", err)
+	}
 	h.want("Detroit", "Motors", true)
+}
+
+// A Change whose state is the one kept (the echo of a write already
+// seen) keeps it; a Change of another state, or of an unknown one, drops it.
+func TestCacheKeepsWhatAChangeConfirms(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, true, 16)
+	h.want("Chicago", "Jackals", true)
+	h.want("Atlantis", "", true)
+	h.store.feed.Report(Wrote("chicago", Team{City: "Chicago", Nickname: "Jackals"}, true))
+	h.taken(live(Wrote("chicago", Team{City: "Chicago", Nickname: "Jackals"}, true)))
+	h.store.feed.Report(Wrote("atlantis", Team{}, false))
+	h.taken(live(Wrote("atlantis", Team{}, false)))
+	h.want("Chicago", "Jackals", false)
+	h.want("Atlantis", "", false)
+	if st := h.cache.Stats(); st.Confirmed != 2 {
+		t.Errorf("Confirmed = %d, want 2", st.Confirmed)
+	}
+
+	// The store changed behind the silent feed; its Changes drop the keys.
+	if _, _, err := h.store.MemStore.Put(context.Background(), Team{City: "Chicago", Nickname: "Bears"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := h.store.MemStore.Put(context.Background(), Team{City: "Atlantis", Nickname: "Tridents"}); err != nil {
+		t.Fatal(err)
+	}
+	h.store.feed.Report(Wrote("chicago", Team{City: "Chicago", Nickname: "Bears"}, true))
+	h.taken(live(Wrote("chicago", Team{City: "Chicago", Nickname: "Bears"}, true)))
+	h.store.feed.Changed("atlantis")
+	h.taken(Change{Key: "atlantis", Live: true})
+	h.want("Chicago", "Bears", true)
+	h.want("Atlantis", "Tridents", true)
+}
+
+// A fill is kept when every Change of its key taken while it read had the
+// state it read, and not when one had another.
+func TestCacheFillAndItsKeysChanges(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		changes []Change
+		kept    bool
+	}{
+		{"the state it read", []Change{Wrote("boston", Team{City: "Boston", Nickname: "Revolutionaries"}, true)}, true},
+		{"the same state twice", []Change{
+			Wrote("boston", Team{City: "Boston", Nickname: "Revolutionaries"}, true),
+			Wrote("boston", Team{City: "Boston", Nickname: "Revolutionaries"}, true)}, true},
+		{"another state", []Change{Wrote("boston", Team{City: "Boston", Nickname: "Minutemen"}, true)}, false},
+		{"a delete", []Change{Wrote("boston", Team{}, false)}, false},
+		{"an unknown state", []Change{{Key: "boston"}}, false},
+		{"its state after another", []Change{
+			Wrote("boston", Team{City: "Boston", Nickname: "Minutemen"}, true),
+			Wrote("boston", Team{City: "Boston", Nickname: "Revolutionaries"}, true)}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t, true, 16)
+			got := h.startStoppedGet("Boston")
+			for _, ch := range tc.changes {
+				h.store.feed.Report(ch)
+				h.taken(live(ch))
+			}
+			close(h.resume)
+			<-got
+			h.want("Boston", "Revolutionaries", !tc.kept)
+		})
+	}
+}
+
+// An own write is kept only when nothing said otherwise while it wrote:
+// not when another state of its key was reported meanwhile, not when
+// another Put or Delete of its key by this process overlapped it, and not
+// while the feed is down.
+func TestCacheOwnWriteNotKept(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	// stopWrites makes the next writes of the harness stop before they
+	// write, each announcing itself on the channel returned, until the
+	// test closes release.
+	stopWrites := func(h *harness) (entered chan string, release chan struct{}) {
+		entered, release = make(chan string, 2), make(chan struct{})
+		h.store.beforeWrite = func(city string) {
+			entered <- city
+			<-release
+		}
+		return entered, release
+	}
+
+	t.Run("another state reported", func(t *testing.T) {
+		t.Parallel()
+		h := newHarness(t, true, 16)
+		entered, release := stopWrites(h)
+		done := make(chan error, 1)
+		go func() {
+			_, _, err := h.cache.Put(ctx, Team{City: "Seattle", Nickname: "Sounders"})
+			done <- err
+		}()
+		<-entered
+		// Another process's write, before this one's.
+		h.store.feed.Report(Wrote("seattle", Team{City: "Seattle", Nickname: "Kraken"}, true))
+		h.taken(live(Wrote("seattle", Team{City: "Seattle", Nickname: "Kraken"}, true)))
+		close(release)
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		h.want("Seattle", "Sounders", true)
+		if st := h.cache.Stats(); st.Writes != 1 || st.WritesKept != 0 {
+			t.Errorf("Stats = %+v; want a write not kept", st)
+		}
+	})
+
+	t.Run("own writes overlapping", func(t *testing.T) {
+		t.Parallel()
+		h := newHarness(t, true, 16)
+		entered, release := stopWrites(h)
+		done := make(chan error, 2)
+		go func() {
+			_, _, err := h.cache.Put(ctx, Team{City: "Seattle", Nickname: "Sounders"})
+			done <- err
+		}()
+		go func() {
+			_, err := h.cache.Delete(ctx, "seattle")
+			done <- err
+		}()
+		<-entered
+		<-entered
+		close(release)
+		for range 2 {
+			if err := <-done; err != nil && !errors.Is(err, ErrNotFound) {
+				t.Fatal(err)
+			}
+		}
+		before := h.store.gets.Load()
+		_, _ = h.get("Seattle")
+		if h.store.gets.Load() == before {
+			t.Error("after two overlapping writes of Seattle the cache kept one")
+		}
+		if st := h.cache.Stats(); st.Writes != 2 || st.WritesKept != 0 {
+			t.Errorf("Stats = %+v; want 2 writes, none kept", st)
+		}
+	})
+
+	t.Run("feed down", func(t *testing.T) {
+		t.Parallel()
+		h := newHarness(t, true, 16)
+		h.store.feed.Reset(false)
+		h.taken(Change{All: true, Live: false})
+		if _, _, err := h.cache.Put(ctx, Team{City: "Seattle", Nickname: "Sounders"}); err != nil {
+			t.Fatal(err)
+		}
+		h.want("Seattle", "Sounders", true)
+		if st := h.cache.Stats(); st.Entries != 0 || st.WritesKept != 0 {
+			t.Errorf("Stats = %+v; want nothing kept while down", st)
+		}
+	})
 }
 
 // "No team here" answers are kept and dropped by the same rules.
