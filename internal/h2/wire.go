@@ -20,7 +20,8 @@ import (
 // one. Many small frames (the flushes of many handlers) then cost one
 // system call per batch, with no timer and no added latency when the
 // connection is idle. The handler that ends the writeThrough-th response
-// since the last socket write writes the batch itself.
+// since the last socket write, or ends one while writeThroughBytes are
+// pending, writes the batch itself.
 
 // Sizes and bounds of a connection's wire.
 const (
@@ -39,6 +40,15 @@ const (
 	// not run again until they are all done, holding finished responses
 	// back for a whole round of them.
 	writeThrough = 16
+	// writeThroughBytes: a handler that ends a response while this much is
+	// pending writes the batch itself, however few responses ended. A few
+	// long responses (streams of messages) are then on their way while
+	// the next ones are made: with 16 RouteChat or ListFeatures calls in
+	// flight, writing only after 16 ended responses sent them as one wave
+	// the peer answered as one, and the server's core idled 13-17% of the
+	// time between waves (4-6% with this; BENCHMARKS.md, "Ninth pass").
+	// One TLS record's worth.
+	writeThroughBytes = 16 << 10
 	// connCloseDrain bounds how long a closing connection waits for its
 	// pending frames to reach the socket.
 	connCloseDrain = time.Second
@@ -130,11 +140,11 @@ func (c *conn) controlQueuedLocked() bool {
 
 // responseEndedLocked notes that a response's last frame is pending, and
 // writes the batch on the caller's goroutine when writeThrough responses
-// have ended since the last socket write (see writeThrough). Called with
-// wmu.
+// have ended since the last socket write, or writeThroughBytes are
+// pending (see both). Called with wmu.
 func (c *conn) responseEndedLocked() {
 	c.ended++
-	if c.ended >= writeThrough && !c.writing && len(c.out) > 0 && !c.wbroken && c.closing == open {
+	if (c.ended >= writeThrough || len(c.out) >= writeThroughBytes) && !c.writing && len(c.out) > 0 && !c.wbroken && c.closing == open {
 		c.writeOutLocked()
 	}
 }
