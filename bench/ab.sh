@@ -7,7 +7,9 @@
 # admin token; the getteam workloads run the benchmark's mix (10% unknown
 # cities, PutTeam at 1% of the reads from a writer process; MIX=0 for
 # reads of known cities only). ARGS= passes further server flags; extra
-# arguments are environment settings for the server (GOGC=400 ...).
+# arguments are environment settings for the server (GOGC=400 ...). TLS=1
+# serves over TLS (the write path differs there) with a certificate made
+# for the run by openssl.
 set -euo pipefail
 W=$1 C=$2 B=$3
 shift 3
@@ -17,8 +19,15 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/switchyard-ab-XXXXXX")
 echo ab-token >"$tmp/token"
 data=(-data-dir "$tmp/data")
 [[ $(basename "$B") == grpcteams ]] && data=() # the peer keeps its teams in a map
+tls=() lgtls=()
+if [[ ${TLS:-0} == 1 ]]; then
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=localhost \
+		-addext subjectAltName=IP:127.0.0.1 -keyout "$tmp/key.pem" -out "$tmp/cert.pem" 2>/dev/null
+	tls=(-tls-cert "$tmp/cert.pem" -tls-key "$tmp/key.pem")
+	lgtls=(-tls -cacert "$tmp/cert.pem")
+fi
 # shellcheck disable=SC2086 # ARGS are words
-env "$@" taskset -c 0 "$B" -addr 127.0.0.1:$P "${data[@]}" -admin-token-file "$tmp/token" ${ARGS:-} >/dev/null 2>&1 &
+env "$@" taskset -c 0 "$B" -addr 127.0.0.1:$P "${data[@]}" "${tls[@]}" -admin-token-file "$tmp/token" ${ARGS:-} >/dev/null 2>&1 &
 SP=$!
 trap 'kill $SP 2>/dev/null || true; wait $SP 2>/dev/null || true; rm -rf "$tmp"' EXIT
 for _ in $(seq 100); do
@@ -31,7 +40,7 @@ if [[ $W == *getteam && ${MIX:-1} == 1 ]]; then
 	mix=(-unknown 0.1 -write-share 0.01 -admin-token-file "$tmp/token")
 fi
 t0=$(awk '{print $14+$15}' /proc/$SP/stat)
-R=$(taskset -c 1 "$LG" -addr 127.0.0.1:$P -workload "$W" -c "$C" -n 100 -seed $RANDOM -warmup 300ms -d "${D:-3s}" "${mix[@]}")
+R=$(taskset -c 1 "$LG" -addr 127.0.0.1:$P -workload "$W" -c "$C" -n 100 -seed $RANDOM -warmup 300ms -d "${D:-3s}" "${mix[@]}" "${lgtls[@]}")
 t1=$(awk '{print $14+$15}' /proc/$SP/stat)
 rss=$(awk '/VmRSS/{print $2}' /proc/$SP/status)
 echo "$R" | python3 -c "import json,sys; r=json.load(sys.stdin); w=r.get('writer') or {}; print('%-12s %-30s %8.0f calls/s %9.0f msgs/s p99 %6.2f ms cpu %6.1f us/call rss %5.1f MiB errors %d' % (r['workload'], '$B $*'[-30:], r['calls']/r['seconds'], r['msgs']/r['seconds'], r['p99_ms'], ($t1-$t0)*1e4/(r['calls_all']+w.get('writes_all',0)), $rss/1024, r['errors']))"
