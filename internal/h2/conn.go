@@ -66,6 +66,7 @@ type conn struct {
 	spare       []byte        // the buffer of the write in progress
 	writing     bool          // a socket write is in progress
 	ended       int           // responses ended since the last socket write
+	firstEnded  time.Time     // when the first of them ended
 	control     int           // control frames queued since a socket write last completed
 	dataAt      int           // offset in out of a DATA frame that may grow (writeDataLocked), or -1
 	dataID      uint32        // its stream
