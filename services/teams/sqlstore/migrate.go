@@ -85,13 +85,7 @@ var migrations = []migration{
 					PERFORM pg_notify('` + TeamsChannel + `', '');
 					RETURN NULL;
 				END IF;
-				IF TG_OP IN ('UPDATE', 'DELETE') THEN
-					PERFORM pg_notify('` + TeamsChannel + `', CASE WHEN octet_length(OLD.city_key) < 7000 THEN OLD.city_key ELSE '' END);
-				END IF;
-				IF TG_OP = 'INSERT' OR (TG_OP = 'UPDATE' AND NEW.city_key <> OLD.city_key) THEN
-					PERFORM pg_notify('` + TeamsChannel + `', CASE WHEN octet_length(NEW.city_key) < 7000 THEN NEW.city_key ELSE '' END);
-				END IF;
-				RETURN NULL;
+` + pgNotifyKeys + `				RETURN NULL;
 			END
 			$$`,
 			`CREATE TRIGGER teams_notify AFTER INSERT OR UPDATE OR DELETE ON teams
@@ -160,13 +154,7 @@ var migrations = []migration{
 					PERFORM pg_notify('` + TeamStatesChannel + `', '');
 					RETURN NULL;
 				END IF;
-				IF TG_OP IN ('UPDATE', 'DELETE') THEN
-					PERFORM pg_notify('` + TeamsChannel + `', CASE WHEN octet_length(OLD.city_key) < 7000 THEN OLD.city_key ELSE '' END);
-				END IF;
-				IF TG_OP = 'INSERT' OR (TG_OP = 'UPDATE' AND NEW.city_key <> OLD.city_key) THEN
-					PERFORM pg_notify('` + TeamsChannel + `', CASE WHEN octet_length(NEW.city_key) < 7000 THEN NEW.city_key ELSE '' END);
-				END IF;
-				IF TG_OP = 'DELETE' OR (TG_OP = 'UPDATE' AND NEW.city_key <> OLD.city_key) THEN
+` + pgNotifyKeys + `				IF TG_OP = 'DELETE' OR (TG_OP = 'UPDATE' AND NEW.city_key <> OLD.city_key) THEN
 					state := json_build_object('key', OLD.city_key, 'found', false)::text;
 					PERFORM pg_notify('` + TeamStatesChannel + `', CASE WHEN octet_length(state) < 7900 THEN state ELSE '' END);
 				END IF;
@@ -180,6 +168,18 @@ var migrations = []migration{
 		},
 	},
 }
+
+// pgNotifyKeys is the part of switchyard_teams_notify (schema 3, kept by
+// schema 5 for the binaries of schema 3 and 4) that notifies the keys a
+// row's change touched on TeamsChannel: the key, under the 8000-byte
+// limit of NOTIFY; empty (everything) for a key too long.
+const pgNotifyKeys = `				IF TG_OP IN ('UPDATE', 'DELETE') THEN
+					PERFORM pg_notify('` + TeamsChannel + `', CASE WHEN octet_length(OLD.city_key) < 7000 THEN OLD.city_key ELSE '' END);
+				END IF;
+				IF TG_OP = 'INSERT' OR (TG_OP = 'UPDATE' AND NEW.city_key <> OLD.city_key) THEN
+					PERFORM pg_notify('` + TeamsChannel + `', CASE WHEN octet_length(NEW.city_key) < 7000 THEN NEW.city_key ELSE '' END);
+				END IF;
+`
 
 // sqliteChangeTrigger logs row.city_key in team_changes after op on teams,
 // and prunes the log to its last changeLogKept rows (schema 3).
