@@ -14,10 +14,10 @@ import (
 // pinned connection, changes whenever another connection (of this process
 // or another) commits, and costs no page read. When it changes, the
 // change log team_changes — filled by triggers on teams, so by every
-// writer — says which teams changed since the last id seen, and (schema 5)
-// the state each change left. The log keeps
-// the latest changeLogKept rows; a poller that missed some (a gap in the
-// ids) reports everything changed instead.
+// writer — says which teams changed since the last id seen and, since
+// schema 5, the state each change left. The log keeps the latest
+// changeLogKept rows; a poller that missed some (a gap in the ids)
+// reports everything changed instead.
 //
 // Why a change log rather than "everything changed" on each data_version
 // change: a cache on this feed would otherwise be emptied by every write
