@@ -224,6 +224,9 @@ func (r *Record) Finish(now time.Time, status int, header http.Header, end End, 
 	r.MsgsIn, r.MsgsOut = r.in.msgs, r.out.msgs
 }
 
+// Reset clears r for reuse.
+func (r *Record) Reset() { *r = Record{} }
+
 // status derives the call's code and error message from the response.
 func (r *Record) status(status int, header http.Header) (Code, string) {
 	switch r.Protocol {
