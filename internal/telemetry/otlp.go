@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"os"
@@ -30,8 +31,15 @@ import (
 // otlptracehttp links grpc-go into the binary (its shared configuration
 // package and the OTLP collector protos import it); the message it sends
 // is tracepb.TracesData, which is wire-identical to the collector's
-// ExportTraceServiceRequest. A failed export is returned to the batch
-// processor, which drops the batch: spans are not worth a retry queue.
+// ExportTraceServiceRequest.
+//
+// An export the collector could not take now — OTLP/HTTP's retryable
+// answers (429, 502, 503, 504) or no connection — is sent again after a
+// backoff, or after the collector's Retry-After, for as long as the
+// export's timeout allows, so that a collector restarting loses no spans.
+// An export still failing then, or refused outright (400), is returned to
+// the batch processor, which drops the batch: spans are not worth a queue
+// that outlives the timeout.
 type otlpExporter struct {
 	url     string
 	headers map[string]string
@@ -121,9 +129,46 @@ func (e *otlpExporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnl
 	}
 	ctx, cancel := context.WithTimeout(ctx, e.timeout)
 	defer cancel()
+	backoff := otlpFirstBackoff
+	for {
+		wait, err := e.post(ctx, body)
+		if err == nil || wait < 0 {
+			return err
+		}
+		if wait == 0 {
+			// Half the backoff and up to as much again: replicas whose
+			// exports failed together do not all come back at once.
+			wait = backoff/2 + rand.N(backoff/2+1)
+			backoff = min(2*backoff, otlpMaxBackoff)
+		}
+		if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < wait {
+			return err // no time for another try
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+	}
+}
+
+// The backoff between tries of an export: doubling from the first to the
+// last, within the export's timeout (OTEL_EXPORTER_OTLP_TIMEOUT, 10 s by
+// default).
+const (
+	otlpFirstBackoff = 100 * time.Millisecond
+	otlpMaxBackoff   = 2 * time.Second
+)
+
+// post sends body once. When it fails, wait tells whether to try again:
+// below zero not, zero after the backoff, above zero after that long (the
+// collector's Retry-After).
+func (e *otlpExporter) post(ctx context.Context, body []byte) (wait time.Duration, err error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.url, bytes.NewReader(body))
 	if err != nil {
-		return err
+		return -1, err
 	}
 	req.Header.Set("Content-Type", "application/x-protobuf")
 	if e.gzip {
@@ -134,14 +179,25 @@ func (e *otlpExporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnl
 	}
 	res, err := e.client.Do(req)
 	if err != nil {
-		return fmt.Errorf("OTLP export: %w", err)
+		if ctx.Err() != nil {
+			return -1, fmt.Errorf("OTLP export: %w", err)
+		}
+		return 0, fmt.Errorf("OTLP export: %w", err)
 	}
 	defer res.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 64<<10))
-	if res.StatusCode/100 != 2 {
-		return fmt.Errorf("OTLP export: %s from %s", res.Status, e.url)
+	switch res.StatusCode {
+	case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		wait = 0
+		if secs, err := strconv.Atoi(strings.TrimSpace(res.Header.Get("Retry-After"))); err == nil && secs > 0 {
+			wait = time.Duration(secs) * time.Second
+		}
+		return wait, fmt.Errorf("OTLP export: %s from %s", res.Status, e.url)
 	}
-	return nil
+	if res.StatusCode/100 != 2 {
+		return -1, fmt.Errorf("OTLP export: %s from %s", res.Status, e.url)
+	}
+	return 0, nil
 }
 
 // Shutdown implements sdktrace.SpanExporter.
