@@ -3,15 +3,12 @@
 package scale
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"fmt"
-	"net"
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -485,15 +482,11 @@ func testCache(t *testing.T, s *sharedStore) {
 func TestCacheFillOvertakenPostgres(t *testing.T) {
 	t.Parallel()
 	dsn := pgtest.Database(t)
-	host := ""
-	for _, f := range strings.Fields(dsn) {
-		if v, ok := strings.CutPrefix(f, "host="); ok {
-			host = v
-		}
-	}
-	px := newHoldProxy(t, host)
+	// The feed's listener is left alone: the delete's Change must reach
+	// the reader while its read is held.
+	px := pgtest.NewProxy(t, dsn, sqlstore.FeedApplicationName)
 	writer := start(t, "writer", binary, []string{"SWITCHYARD_POSTGRES_DSN=" + dsn})
-	reader := start(t, "reader", binary, []string{"SWITCHYARD_POSTGRES_DSN=" + strings.Replace(dsn, "host="+host, "host="+px.dir, 1)})
+	reader := start(t, "reader", binary, []string{"SWITCHYARD_POSTGRES_DSN=" + px.DSN()})
 	for _, r := range []*replica{writer, reader} {
 		r.waitLog(t, "team feed live", 1, 5*time.Second)
 	}
@@ -501,7 +494,7 @@ func TestCacheFillOvertakenPostgres(t *testing.T) {
 	writer.put(t, city, "Old")
 	reader.waitChangeN(t, key, 1)
 
-	px.hold(true)
+	px.Hold(true)
 	answer := make(chan string, 1)
 	go func() {
 		got, err := nickname(ctxFor(t, 20*time.Second), reader.client, city)
@@ -511,7 +504,7 @@ func TestCacheFillOvertakenPostgres(t *testing.T) {
 		answer <- got
 	}()
 	select {
-	case <-px.held: // PostgreSQL answered the reader's miss: Old, held back
+	case <-px.Held(): // PostgreSQL answered the reader's miss: Old, held back
 	case <-time.After(10 * time.Second):
 		t.Fatal("the reader's GetTeam never reached PostgreSQL")
 	}
@@ -521,7 +514,7 @@ func TestCacheFillOvertakenPostgres(t *testing.T) {
 	// goroutine a moment. (Were it later still, the fill would be kept
 	// and then dropped by the Change: the outcome below is the same.)
 	time.Sleep(100 * time.Millisecond)
-	px.hold(false)
+	px.Hold(false)
 	if got := <-answer; got != "Old" {
 		t.Errorf("the read that overlapped the delete answered %q, want Old", got)
 	}
@@ -544,106 +537,5 @@ func (r *replica) waitChangeN(t *testing.T, key string, n int) {
 		if time.Now().After(deadline) {
 			t.Fatalf("%s's feed did not deliver change %d of %q:\n%s", r.name, n, key, r.logs())
 		}
-	}
-}
-
-// holdProxy forwards a PostgreSQL unix socket. While holding, it keeps
-// back what the server sends on every session but the change feed's
-// listener (told apart by the application_name of its startup message),
-// and signals held each time it does.
-type holdProxy struct {
-	dir  string
-	held chan struct{}
-
-	mu      sync.Mutex
-	holding bool
-	release chan struct{}
-	conns   []net.Conn
-}
-
-func newHoldProxy(t *testing.T, pgDir string) *holdProxy {
-	p := &holdProxy{dir: t.TempDir(), held: make(chan struct{}, 1), release: make(chan struct{})}
-	ln, err := net.Listen("unix", filepath.Join(p.dir, ".s.PGSQL.5432"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = ln.Close()
-		p.hold(false)
-		p.mu.Lock()
-		for _, c := range p.conns {
-			_ = c.Close()
-		}
-		p.mu.Unlock()
-	})
-	go func() {
-		for {
-			client, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			server, err := net.Dial("unix", filepath.Join(pgDir, ".s.PGSQL.5432"))
-			if err != nil {
-				_ = client.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.conns = append(p.conns, client, server)
-			p.mu.Unlock()
-			var listener atomic.Bool
-			go p.pipe(server, client, func(b []byte) { // client → server
-				if bytes.Contains(b, []byte(sqlstore.FeedApplicationName)) {
-					listener.Store(true)
-				}
-			}, nil)
-			go p.pipe(client, server, nil, func() bool { return !listener.Load() }) // server → client
-		}
-	}()
-	return p
-}
-
-// pipe copies src to dst; seen looks at each chunk first, and chunks are
-// held back while holding when holdable says so.
-func (p *holdProxy) pipe(dst, src net.Conn, seen func([]byte), holdable func() bool) {
-	defer func() { _ = dst.Close() }()
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := src.Read(buf)
-		if n > 0 {
-			if seen != nil {
-				seen(buf[:n])
-			}
-			if holdable != nil && holdable() {
-				p.mu.Lock()
-				holding, release := p.holding, p.release
-				p.mu.Unlock()
-				if holding {
-					select {
-					case p.held <- struct{}{}:
-					default:
-					}
-					<-release
-				}
-			}
-			if _, werr := dst.Write(buf[:n]); werr != nil {
-				return
-			}
-		}
-		if err != nil {
-			return
-		}
-	}
-}
-
-func (p *holdProxy) hold(on bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if on == p.holding {
-		return
-	}
-	p.holding = on
-	if !on {
-		close(p.release)
-		p.release = make(chan struct{})
 	}
 }

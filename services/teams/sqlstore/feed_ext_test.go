@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"net"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -389,9 +388,8 @@ func dsnValue(dsn, key string) string {
 func TestPostgresFeedSilentListener(t *testing.T) {
 	t.Parallel()
 	dsn := pgtest.Database(t)
-	proxy := newFreezableProxy(t, dsnValue(dsn, "host"))
-	viaProxy := strings.Replace(dsn, "host="+dsnValue(dsn, "host"), "host="+proxy.dir, 1)
-	s, err := sqlstore.OpenPostgres(t.Context(), viaProxy)
+	proxy := pgtest.NewProxy(t, dsn, "")
+	s, err := sqlstore.OpenPostgres(t.Context(), proxy.DSN())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -401,14 +399,14 @@ func TestPostgresFeedSilentListener(t *testing.T) {
 	defer events.Close()
 	storetest.Changes(t, events, teams.Change{All: true, Live: true})
 
-	proxy.freeze(true)
+	proxy.Freeze(true)
 	frozen := time.Now()
 	storetest.Changes(t, events, teams.Change{All: true, Live: false})
 	if d := time.Since(frozen); d > teams.FeedBound {
 		t.Errorf("a silent listener was noticed after %v, bound %v", d, teams.FeedBound)
 	}
 	t.Logf("silent listener noticed after %v", time.Since(frozen))
-	proxy.freeze(false)
+	proxy.Freeze(false)
 	c, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	for {
@@ -419,91 +417,5 @@ func TestPostgresFeedSilentListener(t *testing.T) {
 		if ch.All && ch.Live {
 			break
 		}
-	}
-}
-
-// freezableProxy forwards a PostgreSQL unix socket and can stop forwarding
-// without closing anything, as a network partition would.
-type freezableProxy struct {
-	dir    string
-	mu     sync.Mutex
-	frozen bool
-	thaw   chan struct{}
-	conns  []net.Conn
-}
-
-func newFreezableProxy(t *testing.T, pgDir string) *freezableProxy {
-	p := &freezableProxy{dir: t.TempDir(), thaw: make(chan struct{})}
-	ln, err := net.Listen("unix", filepath.Join(p.dir, ".s.PGSQL.5432"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = ln.Close()
-		p.freeze(false)
-		p.mu.Lock()
-		for _, c := range p.conns {
-			_ = c.Close()
-		}
-		p.mu.Unlock()
-	})
-	go func() {
-		for {
-			in, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			out, err := net.Dial("unix", filepath.Join(pgDir, ".s.PGSQL.5432"))
-			if err != nil {
-				_ = in.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.conns = append(p.conns, in, out)
-			p.mu.Unlock()
-			go p.pipe(in, out)
-			go p.pipe(out, in)
-		}
-	}()
-	return p
-}
-
-func (p *freezableProxy) pipe(dst, src net.Conn) {
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := src.Read(buf)
-		p.mu.Lock()
-		frozen, thaw := p.frozen, p.thaw
-		p.mu.Unlock()
-		if frozen {
-			<-thaw
-			// A healed partition still loses what was in flight: end the
-			// connection, as TCP would after its retries.
-			_ = src.Close()
-			_ = dst.Close()
-			return
-		}
-		if n > 0 {
-			if _, werr := dst.Write(buf[:n]); werr != nil {
-				return
-			}
-		}
-		if err != nil {
-			_ = dst.Close()
-			return
-		}
-	}
-}
-
-func (p *freezableProxy) freeze(on bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if on == p.frozen {
-		return
-	}
-	p.frozen = on
-	if !on {
-		close(p.thaw)
-		p.thaw = make(chan struct{})
 	}
 }
