@@ -27,11 +27,28 @@ type Proxy struct {
 	held   chan struct{}
 
 	mu      sync.Mutex
-	frozen  bool
-	thaw    chan struct{}
-	holding bool
-	release chan struct{}
+	frozen  gate
+	holding gate
 	conns   []net.Conn
+}
+
+// gate is a switch pipes wait on while it is on; guarded by Proxy.mu.
+type gate struct {
+	on  bool
+	off chan struct{} // closed when the gate is turned off
+}
+
+func newGate() gate { return gate{off: make(chan struct{})} }
+
+func (g *gate) set(on bool) {
+	if on == g.on {
+		return
+	}
+	g.on = on
+	if !on {
+		close(g.off)
+		g.off = make(chan struct{})
+	}
 }
 
 // NewProxy proxies the server of dsn (from Database or NewDatabase). Hold
@@ -51,7 +68,7 @@ func NewProxy(t testing.TB, dsn, except string) *Proxy {
 	dir := t.TempDir()
 	p := &Proxy{
 		dsn:  strings.Replace(dsn, "host="+host, "host="+dir, 1),
-		held: make(chan struct{}, 1), thaw: make(chan struct{}), release: make(chan struct{}),
+		held: make(chan struct{}, 1), frozen: newGate(), holding: newGate(),
 	}
 	if except != "" {
 		p.except = []byte(except)
@@ -107,14 +124,7 @@ func (p *Proxy) Held() <-chan struct{} { return p.held }
 func (p *Proxy) Freeze(on bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if on == p.frozen {
-		return
-	}
-	p.frozen = on
-	if !on {
-		close(p.thaw)
-		p.thaw = make(chan struct{})
-	}
+	p.frozen.set(on)
 }
 
 // Hold keeps back (on) or releases what the server sends on the sessions
@@ -122,14 +132,7 @@ func (p *Proxy) Freeze(on bool) {
 func (p *Proxy) Hold(on bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if on == p.holding {
-		return
-	}
-	p.holding = on
-	if !on {
-		close(p.release)
-		p.release = make(chan struct{})
-	}
+	p.holding.set(on)
 }
 
 // pipe copies src to dst; seen looks at each chunk first, and holdable
@@ -143,20 +146,19 @@ func (p *Proxy) pipe(dst, src net.Conn, seen func([]byte), holdable func() bool)
 			seen(buf[:n])
 		}
 		p.mu.Lock()
-		frozen, thaw := p.frozen, p.thaw
-		holding, release := p.holding, p.release
+		frozen, holding := p.frozen, p.holding
 		p.mu.Unlock()
-		if frozen {
-			<-thaw
+		if frozen.on {
+			<-frozen.off
 			_ = src.Close()
 			return
 		}
-		if n > 0 && holding && holdable != nil && holdable() {
+		if n > 0 && holding.on && holdable != nil && holdable() {
 			select {
 			case p.held <- struct{}{}:
 			default:
 			}
-			<-release
+			<-holding.off
 		}
 		if n > 0 {
 			if _, werr := dst.Write(buf[:n]); werr != nil {
