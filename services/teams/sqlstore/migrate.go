@@ -71,10 +71,10 @@ var migrations = []migration{
 				id       INTEGER PRIMARY KEY AUTOINCREMENT,
 				city_key TEXT NOT NULL
 			)`,
-			sqliteChangeTrigger("team_changes_insert", "INSERT", "NEW"),
-			sqliteChangeTrigger("team_changes_update", "UPDATE", "NEW"),
-			sqliteChangeTrigger("team_changes_update_old", "UPDATE OF city_key", "OLD"),
-			sqliteChangeTrigger("team_changes_delete", "DELETE", "OLD"),
+			sqliteChangeTrigger("team_changes_insert", "INSERT", "NEW", false),
+			sqliteChangeTrigger("team_changes_update", "UPDATE", "NEW", false),
+			sqliteChangeTrigger("team_changes_update_old", "UPDATE OF city_key", "OLD", false),
+			sqliteChangeTrigger("team_changes_delete", "DELETE", "OLD", false),
 		},
 		postgres: []string{
 			// Payload: the key, under the 8000-byte limit of NOTIFY;
@@ -132,7 +132,7 @@ var migrations = []migration{
 		version:       5,
 		name:          "report the state each team change left",
 		minCompatible: 2,
-		sqlite: append([]string{
+		sqlite: []string{
 			`ALTER TABLE team_changes ADD COLUMN found INTEGER`,
 			`ALTER TABLE team_changes ADD COLUMN city TEXT`,
 			`ALTER TABLE team_changes ADD COLUMN nickname TEXT`,
@@ -140,7 +140,11 @@ var migrations = []migration{
 			`DROP TRIGGER team_changes_update`,
 			`DROP TRIGGER team_changes_update_old`,
 			`DROP TRIGGER team_changes_delete`,
-		}, sqliteStateTriggers()...),
+			sqliteChangeTrigger("team_changes_insert", "INSERT", "NEW", true),
+			sqliteChangeTrigger("team_changes_update", "UPDATE", "NEW", true),
+			sqliteChangeTrigger("team_changes_update_old", "UPDATE OF city_key", "OLD", true),
+			sqliteChangeTrigger("team_changes_delete", "DELETE", "OLD", true),
+		},
 		postgres: []string{
 			// The state channel's payload is a JSON object: key, found,
 			// and city and nickname when found; empty (everything) when
@@ -182,35 +186,26 @@ const pgNotifyKeys = `				IF TG_OP IN ('UPDATE', 'DELETE') THEN
 `
 
 // sqliteChangeTrigger logs row.city_key in team_changes after op on teams,
-// and prunes the log to its last changeLogKept rows (schema 3).
-func sqliteChangeTrigger(name, op, row string) string {
+// and prunes the log to its last changeLogKept rows (schema 3). With state
+// (schema 5) it also logs the state the change left: the row after an
+// insert or update (row NEW), none after a delete or for the old key of a
+// rename (row OLD).
+func sqliteChangeTrigger(name, op, row string, state bool) string {
 	cond := ""
 	if row == "OLD" && op != "DELETE" {
 		cond = " WHEN OLD.city_key <> NEW.city_key"
 	}
+	columns, values := "city_key", row+".city_key"
+	switch {
+	case state && row == "NEW":
+		columns, values = columns+", found, city, nickname", values+", 1, NEW.city, NEW.nickname"
+	case state:
+		columns, values = columns+", found, city, nickname", values+", 0, NULL, NULL"
+	}
 	return fmt.Sprintf(`CREATE TRIGGER %s AFTER %s ON teams%s BEGIN
-		INSERT INTO team_changes (city_key) VALUES (%s.city_key);
+		INSERT INTO team_changes (%s) VALUES (%s);
 		DELETE FROM team_changes WHERE id <= (SELECT MAX(id) FROM team_changes) - %d;
-	END`, name, op, cond, row, changeLogKept)
-}
-
-// sqliteStateTriggers log each change of teams in team_changes with the
-// state it left — the row after an insert or update, none after a delete
-// or for the old key of a rename — and prune the log to its last
-// changeLogKept rows (schema 5).
-func sqliteStateTriggers() []string {
-	trigger := func(name, op, cond, values string) string {
-		return fmt.Sprintf(`CREATE TRIGGER %s AFTER %s ON teams%s BEGIN
-			INSERT INTO team_changes (city_key, found, city, nickname) VALUES (%s);
-			DELETE FROM team_changes WHERE id <= (SELECT MAX(id) FROM team_changes) - %d;
-		END`, name, op, cond, values, changeLogKept)
-	}
-	return []string{
-		trigger("team_changes_insert", "INSERT", "", "NEW.city_key, 1, NEW.city, NEW.nickname"),
-		trigger("team_changes_update", "UPDATE", "", "NEW.city_key, 1, NEW.city, NEW.nickname"),
-		trigger("team_changes_update_old", "UPDATE OF city_key", " WHEN OLD.city_key <> NEW.city_key", "OLD.city_key, 0, NULL, NULL"),
-		trigger("team_changes_delete", "DELETE", "", "OLD.city_key, 0, NULL, NULL"),
-	}
+	END`, name, op, cond, columns, values, changeLogKept)
 }
 
 // seedMigration inserts seed once, when the database is created: a seed team
