@@ -179,16 +179,12 @@ func (e *otlpExporter) post(ctx context.Context, body []byte) (wait time.Duratio
 	}
 	res, err := e.client.Do(req)
 	if err != nil {
-		if ctx.Err() != nil {
-			return -1, fmt.Errorf("OTLP export: %w", err)
-		}
-		return 0, fmt.Errorf("OTLP export: %w", err)
+		return 0, fmt.Errorf("OTLP export: %w", err) // ExportSpans stops once ctx is done
 	}
 	defer res.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 64<<10))
 	switch res.StatusCode {
 	case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
-		wait = 0
 		if secs, err := strconv.Atoi(strings.TrimSpace(res.Header.Get("Retry-After"))); err == nil && secs > 0 {
 			wait = time.Duration(secs) * time.Second
 		}
