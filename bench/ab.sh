@@ -16,6 +16,7 @@ shift 3
 LG=${LOADGEN:-.tmp/bench/loadgen}
 P=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/switchyard-ab-XXXXXX")
+trap 'rm -rf "$tmp"' EXIT # until the server starts (below)
 echo ab-token >"$tmp/token"
 data=(-data-dir "$tmp/data")
 [[ $(basename "$B") == grpcteams ]] && data=() # the peer keeps its teams in a map
