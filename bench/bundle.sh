@@ -19,3 +19,9 @@ go build -trimpath -o "$out/" ./cmd/benchrun ./cmd/loadgen ./cmd/grpcteams ./cmd
 # tool line pins it), never copied.
 go build -trimpath -o "$out/routeguide-example" google.golang.org/grpc/examples/route_guide/server
 cp "$root/bench/multicore.sh" "$out/"
+# Write the binaries back to disk now, as a deployed binary's are: a page
+# still dirty in the page cache cannot be dropped from it, and Switchyard
+# drops the pages of its read-only data it does not read once serving
+# (-executable-pages trim), so the first rows would measure a binary no
+# deployment runs.
+sync "$out"/*

@@ -8,6 +8,9 @@
 # With the default 3 rounds of 4 s, each core count takes about 8 minutes.
 set -eu
 cd "$(dirname "$0")"
+# Unpacked moments ago, the binaries may still be dirty in the page cache;
+# write them back as a deployed binary is (see bundle.sh).
+sync ./switchyard ./grpcteams ./grpcref ./routeguide-example ./loadgen ./benchrun 2>/dev/null || sync
 echo "== $(uname -srm); $(grep -c ^processor /proc/cpuinfo) CPUs; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 ./benchrun -bin . -cores 1,2,4,8 -o scaling.md "$@"
 echo "== the tables above are also in $(pwd)/scaling.md"

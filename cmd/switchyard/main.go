@@ -89,6 +89,7 @@ type options struct {
 	maxConnAgeGrace  time.Duration
 	http2Server      string
 	grpcUnary        string
+	executablePages  string
 	corsOrigins      string
 	teamFeedInterval time.Duration
 	teamCacheEntries int
@@ -152,6 +153,7 @@ func declareFlags() (*options, *flagSet) {
 	f.Duration(&o.writeByteTimeout, "write-byte-timeout", server.DefaultWriteByteTimeout, timeoutRange("the default"), "close an HTTP/2 connection that accepts no written byte for this long")
 	f.Duration(&o.drainDelay, "drain-delay", 0, durationRange{min: time.Millisecond, max: time.Hour, zero: "off"}, "on SIGTERM/SIGINT, keep serving this long with health NOT_SERVING before refusing new connections (lets load balancers notice)")
 	f.Choice(&o.http2Server, "http2-server", "switchyard", []string{"switchyard", "net/http"}, `HTTP/2 implementation: Switchyard's own (internal/h2) or the standard library's, for comparison`)
+	f.Choice(&o.executablePages, "executable-pages", "trim", []string{"trim", "release", "keep"}, `once serving, what becomes of this binary's pages in memory: release drops from the resident set those start-up touched (mapped back as used); trim also drops its read-only data (function tables, type data) from the page cache, to be read a page at a time, about 6 MiB less RSS for a few hundred disk reads as the first calls warm up; keep leaves them to the kernel (Linux only)`)
 	f.Choice(&o.grpcUnary, "grpc-unary", "direct", []string{"direct", "connect"}, `who answers plain gRPC unary calls of Switchyard's own procedures: internal/grpcunary (same answers, about a third of the CPU) or connect-go, which serves every other call either way`)
 	// 1048576 is Linux's default ceiling on open files per process (nr_open).
 	f.Int(&o.maxConnections, "max-connections", server.DefaultMaxConnections, intRange{min: 1, max: 1 << 20}, "connections served at once; more wait to be accepted")
@@ -285,10 +287,12 @@ func run(args []string, stdout, stderr io.Writer) error {
 
 	// Started: what starting up touched of the binary need not stay
 	// resident (residency_linux.go).
-	if n, err := releaseStartupPages(); err != nil {
-		logger.Warn("releasing start-up pages", "err", err)
-	} else {
-		logger.Debug("start-up pages released", "bytes", n)
+	if o.executablePages != "keep" {
+		if n, err := releaseStartupPages(o.executablePages == "trim"); err != nil {
+			logger.Warn("releasing start-up pages", "err", err)
+		} else {
+			logger.Debug("start-up pages released", "bytes", n, "trim", o.executablePages == "trim")
+		}
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()

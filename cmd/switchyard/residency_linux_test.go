@@ -5,6 +5,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // rssFile is this process's resident file-backed memory, in KiB.
@@ -31,7 +34,7 @@ func rssFile(t *testing.T) int {
 // process runs on (its code is mapped back as it is used).
 func TestReleaseStartupPages(t *testing.T) {
 	before := rssFile(t)
-	released, err := releaseStartupPages()
+	released, err := releaseStartupPages(false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,6 +44,107 @@ func TestReleaseStartupPages(t *testing.T) {
 		t.Errorf("released %d bytes of mappings, resident file pages %d → %d KiB: nothing left the resident set", released, before, after)
 	}
 	if _, err := parseFlags(nil, nil); err != nil { // code that ran at start runs again
+		t.Fatal(err)
+	}
+}
+
+// exeDataMapping is the executable's read-only data mapping in
+// /proc/self/maps: its first line, and the file bytes it maps.
+func exeDataMapping(t *testing.T) (line string, off, n int64) {
+	t.Helper()
+	exe, err := os.Readlink("/proc/self/exe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile("/proc/self/maps")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for l := range strings.Lines(string(b)) {
+		fields := strings.Fields(l)
+		if len(fields) < 6 || fields[1] != "r--p" || fields[5] != exe {
+			continue
+		}
+		lo, hi, _ := strings.Cut(fields[0], "-")
+		start, err1 := strconv.ParseUint(lo, 16, 64)
+		end, err2 := strconv.ParseUint(hi, 16, 64)
+		o, err3 := strconv.ParseInt(fields[2], 16, 64)
+		if err1 != nil || err2 != nil || err3 != nil {
+			t.Fatalf("maps line %q: %v %v %v", l, err1, err2, err3)
+		}
+		return fields[0], o, int64(end - start)
+	}
+	t.Fatalf("no read-only data mapping of %s in /proc/self/maps", exe)
+	return "", 0, 0
+}
+
+// cachedPages counts the pages of f's bytes [off, off+n) in the page
+// cache (mincore on a mapping of them, which reads nothing in).
+func cachedPages(t *testing.T, f *os.File, off, n int64) int {
+	t.Helper()
+	m, err := unix.Mmap(int(f.Fd()), off, int(n), unix.PROT_READ, unix.MAP_SHARED)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = unix.Munmap(m) }()
+	vec := make([]byte, (len(m)+os.Getpagesize()-1)/os.Getpagesize())
+	if _, _, errno := unix.Syscall(unix.SYS_MINCORE, uintptr(unsafe.Pointer(&m[0])), uintptr(len(m)), uintptr(unsafe.Pointer(&vec[0]))); errno != 0 {
+		t.Fatal(errno)
+	}
+	cached := 0
+	for _, v := range vec {
+		cached += int(v & 1)
+	}
+	return cached
+}
+
+// With trim, the executable's read-only data mapping is read a page at a
+// time from then on (VmFlags "rr"), and the pages of it that no one maps
+// leave the page cache, where the file system lets them (tmpfs keeps its
+// pages: they are the file's only copy).
+func TestTrimReadOnlyData(t *testing.T) {
+	exe, err := os.Open("/proc/self/exe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = exe.Close() }()
+	// The test binary was written moments ago; a dirty page cannot leave
+	// the cache. A deployed binary's pages are clean.
+	if err := exe.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	var fs unix.Statfs_t
+	if err := unix.Fstatfs(int(exe.Fd()), &fs); err != nil {
+		t.Fatal(err)
+	}
+	addr, off, n := exeDataMapping(t)
+	before := cachedPages(t, exe, off, n)
+
+	if _, err := releaseStartupPages(true); err != nil {
+		t.Fatal(err)
+	}
+	after := cachedPages(t, exe, off, n)
+	t.Logf("read-only data %s: %d of %d pages cached → %d", addr, before, n/int64(os.Getpagesize()), after)
+
+	smaps, err := os.ReadFile("/proc/self/smaps")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, _ := strings.Cut(string(smaps), addr+" ")
+	_, flags, _ := strings.Cut(rest, "VmFlags:")
+	flags, _, _ = strings.Cut(flags, "\n")
+	if !strings.Contains(" "+flags+" ", " rr ") {
+		t.Errorf("mapping %s after trim: VmFlags %q, want rr (MADV_RANDOM)", addr, flags)
+	}
+	switch {
+	case fs.Type == unix.TMPFS_MAGIC:
+		if after < before {
+			t.Errorf("on tmpfs %d cached pages became %d; tmpfs cannot drop them", before, after)
+		}
+	case after*2 > before:
+		t.Errorf("%d of the mapping's pages were cached before the trim and %d after: want under half", before, after)
+	}
+	if _, err := parseFlags(nil, nil); err != nil { // code and tables that ran at start run again
 		t.Fatal(err)
 	}
 }

@@ -4,4 +4,4 @@ package main
 
 // releaseStartupPages is Linux's (residency_linux.go); elsewhere the
 // kernel's own paging is left alone.
-func releaseStartupPages() (int, error) { return 0, nil }
+func releaseStartupPages(trim bool) (int, error) { return 0, nil }
