@@ -49,8 +49,9 @@ func TestReleaseStartupPages(t *testing.T) {
 }
 
 // exeDataMapping is the executable's read-only data mapping in
-// /proc/self/maps: its first line, and the file bytes it maps.
-func exeDataMapping(t *testing.T) (line string, off, n int64) {
+// /proc/self/maps: its address range as maps writes it, and the bytes of
+// the file it maps.
+func exeDataMapping(t *testing.T) (addr string, off, n int64) {
 	t.Helper()
 	exe, err := os.Readlink("/proc/self/exe")
 	if err != nil {
