@@ -250,6 +250,7 @@ attack: ## Every HTTP/2 denial-of-service class against internal/h2 and net/http
 	@mkdir -p $(TMP)/bench
 	go build -o $(TMP)/bench/switchyard ./cmd/switchyard
 	cd bench && go build -o ../$(TMP)/bench/ ./cmd/attack
+	sync $(TMP)/bench/switchyard # written back, as a deployed binary is (bench/bundle.sh)
 	$(TMP)/bench/attack -bin $(TMP)/bench/switchyard $(ATTACKARGS)
 
 .PHONY: microbench
