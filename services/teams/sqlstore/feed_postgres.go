@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -60,18 +59,17 @@ type pgFeed struct {
 	heartbeat string
 }
 
-func newPGFeed(dsn string, interval time.Duration, log *feedLog) (*pgFeed, error) {
-	cfg, err := pgx.ParseConfig(dsn)
-	if err != nil {
-		return nil, errors.New("the DSN does not parse") // it may quote the password
-	}
+// newPGFeed listens with a connection of its own, configured as the
+// store's (a copy of store).
+func newPGFeed(store *pgx.ConnConfig, interval time.Duration, log *feedLog) *pgFeed {
+	cfg := store.Copy()
 	cfg.RuntimeParams["application_name"] = FeedApplicationName
 	if cfg.ConnectTimeout == 0 || cfg.ConnectTimeout > 5*time.Second {
 		cfg.ConnectTimeout = 5 * time.Second
 	}
 	id := make([]byte, 8)
 	_, _ = rand.Read(id)
-	return &pgFeed{config: cfg, interval: interval, log: log, heartbeat: "switchyard_feed_" + hex.EncodeToString(id)}, nil
+	return &pgFeed{config: cfg, interval: interval, log: log, heartbeat: "switchyard_feed_" + hex.EncodeToString(id)}
 }
 
 func (f *pgFeed) run(ctx context.Context) {

@@ -2,11 +2,13 @@ package sqlstore
 
 import (
 	"context"
-	"database/sql"
+	"errors"
 	"fmt"
+	"strings"
 	"time"
 
-	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
 )
 
 // migrationLockID names the advisory lock that serializes migrations of
@@ -28,11 +30,11 @@ var postgres = dialect{
 //
 // Its change feed keeps one more connection, listening (feed_postgres.go).
 func OpenPostgres(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
-	db, err := sql.Open("pgx", dsn)
+	cfg, err := pgConfig(dsn)
 	if err != nil {
-		// pgx's parse errors can quote the DSN, password included.
-		return nil, fmt.Errorf("postgres: the DSN does not parse; see https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-CONNSTRING")
+		return nil, fmt.Errorf("postgres: %w; see https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-CONNSTRING", err)
 	}
+	db := stdlib.OpenDB(*cfg)
 	db.SetMaxOpenConns(16)
 	db.SetMaxIdleConns(8)
 	db.SetConnMaxIdleTime(5 * time.Minute)
@@ -49,11 +51,36 @@ func OpenPostgres(ctx context.Context, dsn string, opts ...Option) (*Store, erro
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
 	o := newOptions(opts)
-	f, err := newPGFeed(dsn, o.feedInterval, newFeedLog(o.logger, st.feed, "postgres listen/notify"))
-	if err != nil {
-		_ = st.Close()
-		return nil, fmt.Errorf("postgres: %w", err)
-	}
+	f := newPGFeed(cfg, o.feedInterval, newFeedLog(o.logger, st.feed, "postgres listen/notify"))
 	st.startFeed(f.run)
 	return st, nil
+}
+
+// pgStatementCache is the capacity of each connection's pgx statement and
+// statement-description caches, unless the DSN sets its own
+// (statement_cache_capacity, description_cache_capacity). The store runs
+// a few dozen statements; pgx's default of 512 sizes both caches' maps
+// for 512 at connect, which on the 8 idle connections the pool keeps was
+// about 0.7 MB of live heap, and so about 1.5 MiB of RSS under the GetTeam
+// mix (the collector's goal follows the live heap).
+const pgStatementCache = 64
+
+// errDSN says the DSN does not parse without quoting it: pgx's parse
+// errors can quote the DSN, password included.
+var errDSN = errors.New("the DSN does not parse")
+
+// pgConfig parses dsn (a libpq connection string or URL) as the store's
+// connections use it.
+func pgConfig(dsn string) (*pgx.ConnConfig, error) {
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		return nil, errDSN
+	}
+	if !strings.Contains(dsn, "statement_cache_capacity") {
+		cfg.StatementCacheCapacity = pgStatementCache
+	}
+	if !strings.Contains(dsn, "description_cache_capacity") {
+		cfg.DescriptionCacheCapacity = pgStatementCache
+	}
+	return cfg, nil
 }

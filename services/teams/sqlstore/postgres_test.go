@@ -1,0 +1,52 @@
+package sqlstore
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The store's connections get small pgx statement caches unless the DSN
+// sizes them itself; the feed's listener is configured as the store's,
+// under its own application name, which the store's connections do not
+// take on.
+func TestPGConfig(t *testing.T) {
+	for _, tc := range []struct {
+		dsn               string
+		statements, descs int
+	}{
+		{"postgres://u@db.example:5432/teams", pgStatementCache, pgStatementCache},
+		{"host=db.example user=u dbname=teams", pgStatementCache, pgStatementCache},
+		{"postgres://u@db.example/teams?statement_cache_capacity=7", 7, pgStatementCache},
+		{"host=db.example description_cache_capacity=9", pgStatementCache, 9},
+		{"postgres://u@db.example/teams?statement_cache_capacity=0&description_cache_capacity=0", 0, 0},
+	} {
+		cfg, err := pgConfig(tc.dsn)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.dsn, err)
+		}
+		if cfg.StatementCacheCapacity != tc.statements || cfg.DescriptionCacheCapacity != tc.descs {
+			t.Errorf("%s: caches %d and %d, want %d and %d", tc.dsn, cfg.StatementCacheCapacity, cfg.DescriptionCacheCapacity, tc.statements, tc.descs)
+		}
+		f := newPGFeed(cfg, time.Second, nil)
+		if got := f.config.RuntimeParams["application_name"]; got != FeedApplicationName {
+			t.Errorf("%s: the feed's application_name %q, want %q", tc.dsn, got, FeedApplicationName)
+		}
+		if got := cfg.RuntimeParams["application_name"]; got != "" {
+			t.Errorf("%s: the store's connections took the feed's application_name %q", tc.dsn, got)
+		}
+		if f.config.StatementCacheCapacity != tc.statements || f.config.Host != "db.example" {
+			t.Errorf("%s: the feed's config is not the store's: %+v", tc.dsn, f.config.Config)
+		}
+	}
+}
+
+// A DSN that does not parse is said to, without quoting it: pgx's own
+// error can carry the password.
+func TestOpenPostgresBadDSN(t *testing.T) {
+	_, err := OpenPostgres(context.Background(), "postgres://u:s3cret@db.example:notaport/teams")
+	if err == nil || !strings.Contains(err.Error(), "the DSN does not parse") || strings.Contains(err.Error(), "s3cret") {
+		t.Fatalf("OpenPostgres with a bad port: %v, want an error saying the DSN does not parse, without the password", err)
+	}
+}
