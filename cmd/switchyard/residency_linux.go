@@ -25,16 +25,48 @@ import (
 // pages leave the page cache too, and the kernel reads it page by page
 // from then on.
 func releaseStartupPages(trim bool) (released int, err error) {
-	var self syscall.Stat_t
-	if err := syscall.Stat("/proc/self/exe", &self); err != nil {
-		return 0, err
-	}
-	f, err := os.Open("/proc/self/maps")
+	maps, err := exeMappings()
 	if err != nil {
 		return 0, err
 	}
+	var data []exeMapping // the read-only data mappings
+	for _, m := range maps {
+		if _, _, errno := syscall.Syscall(syscall.SYS_MADVISE, m.start, uintptr(m.len), syscall.MADV_DONTNEED); errno != 0 {
+			return released, fmt.Errorf("madvise %s: %w", m.addr, errno)
+		}
+		released += int(m.len)
+		if trim && !m.exec {
+			data = append(data, m)
+		}
+	}
+	if !trim {
+		return released, nil
+	}
+	return released, trimReadOnlyData(data)
+}
+
+// exeMapping is one of the executable's read-only mappings: where it is,
+// which bytes of the file it maps, and whether it is code.
+type exeMapping struct {
+	addr     string // as /proc/self/maps writes it
+	start    uintptr
+	len, off int64
+	exec     bool
+}
+
+// exeMappings reads this process's read-only mappings of its own
+// executable from /proc/self/maps.
+func exeMappings() ([]exeMapping, error) {
+	var self syscall.Stat_t
+	if err := syscall.Stat("/proc/self/exe", &self); err != nil {
+		return nil, err
+	}
+	f, err := os.Open("/proc/self/maps")
+	if err != nil {
+		return nil, err
+	}
 	defer func() { _ = f.Close() }()
-	var data []fileRange // the read-only data mappings
+	var maps []exeMapping
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		// address perms offset dev inode path
@@ -48,32 +80,13 @@ func releaseStartupPages(trim bool) (released int, err error) {
 		lo, hi, ok := strings.Cut(fields[0], "-")
 		start, err1 := strconv.ParseUint(lo, 16, 64)
 		end, err2 := strconv.ParseUint(hi, 16, 64)
-		if !ok || err1 != nil || err2 != nil || end <= start {
+		off, err3 := strconv.ParseInt(fields[2], 16, 64)
+		if !ok || err1 != nil || err2 != nil || err3 != nil || end <= start {
 			continue
 		}
-		if _, _, errno := syscall.Syscall(syscall.SYS_MADVISE, uintptr(start), uintptr(end-start), syscall.MADV_DONTNEED); errno != 0 {
-			return released, fmt.Errorf("madvise %s: %w", fields[0], errno)
-		}
-		released += int(end - start)
-		if trim && !strings.Contains(fields[1], "x") {
-			off, err := strconv.ParseInt(fields[2], 16, 64)
-			if err != nil {
-				continue
-			}
-			data = append(data, fileRange{start: uintptr(start), off: off, len: int64(end - start)})
-		}
+		maps = append(maps, exeMapping{addr: fields[0], start: uintptr(start), len: int64(end - start), off: off, exec: strings.Contains(fields[1], "x")})
 	}
-	if err := sc.Err(); err != nil || !trim {
-		return released, err
-	}
-	return released, trimReadOnlyData(data)
-}
-
-// fileRange is a mapping of the executable: where it is, and which bytes
-// of the file it maps.
-type fileRange struct {
-	start    uintptr
-	off, len int64
+	return maps, sc.Err()
 }
 
 // trimReadOnlyData keeps only what serving reads of the executable's
@@ -96,7 +109,7 @@ type fileRange struct {
 //
 // A file on tmpfs, or one written so recently that its pages are still
 // dirty, keeps its pages in the cache; only the advice applies then.
-func trimReadOnlyData(data []fileRange) error {
+func trimReadOnlyData(data []exeMapping) error {
 	if len(data) == 0 {
 		return nil
 	}

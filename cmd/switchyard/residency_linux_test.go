@@ -48,35 +48,20 @@ func TestReleaseStartupPages(t *testing.T) {
 	}
 }
 
-// exeDataMapping is the executable's read-only data mapping in
-// /proc/self/maps: its address range as maps writes it, and the bytes of
-// the file it maps.
-func exeDataMapping(t *testing.T) (addr string, off, n int64) {
+// exeDataMapping is the executable's read-only data mapping.
+func exeDataMapping(t *testing.T) exeMapping {
 	t.Helper()
-	exe, err := os.Readlink("/proc/self/exe")
+	maps, err := exeMappings()
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := os.ReadFile("/proc/self/maps")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for l := range strings.Lines(string(b)) {
-		fields := strings.Fields(l)
-		if len(fields) < 6 || fields[1] != "r--p" || fields[5] != exe {
-			continue
+	for _, m := range maps {
+		if !m.exec {
+			return m
 		}
-		lo, hi, _ := strings.Cut(fields[0], "-")
-		start, err1 := strconv.ParseUint(lo, 16, 64)
-		end, err2 := strconv.ParseUint(hi, 16, 64)
-		o, err3 := strconv.ParseInt(fields[2], 16, 64)
-		if err1 != nil || err2 != nil || err3 != nil {
-			t.Fatalf("maps line %q: %v %v %v", l, err1, err2, err3)
-		}
-		return fields[0], o, int64(end - start)
 	}
-	t.Fatalf("no read-only data mapping of %s in /proc/self/maps", exe)
-	return "", 0, 0
+	t.Fatalf("no read-only data mapping of the executable in /proc/self/maps: %+v", maps)
+	return exeMapping{}
 }
 
 // cachedPages counts the pages of f's bytes [off, off+n) in the page
@@ -118,24 +103,21 @@ func TestTrimReadOnlyData(t *testing.T) {
 	if err := unix.Fstatfs(int(exe.Fd()), &fs); err != nil {
 		t.Fatal(err)
 	}
-	addr, off, n := exeDataMapping(t)
-	before := cachedPages(t, exe, off, n)
+	m := exeDataMapping(t)
+	before := cachedPages(t, exe, m.off, m.len)
 
 	if _, err := releaseStartupPages(true); err != nil {
 		t.Fatal(err)
 	}
-	after := cachedPages(t, exe, off, n)
-	t.Logf("read-only data %s: %d of %d pages cached → %d", addr, before, n/int64(os.Getpagesize()), after)
+	after := cachedPages(t, exe, m.off, m.len)
+	t.Logf("read-only data %s: %d of %d pages cached → %d", m.addr, before, m.len/int64(os.Getpagesize()), after)
 
-	smaps, err := os.ReadFile("/proc/self/smaps")
+	path, err := os.Readlink("/proc/self/exe")
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, rest, _ := strings.Cut(string(smaps), addr+" ")
-	_, flags, _ := strings.Cut(rest, "VmFlags:")
-	flags, _, _ = strings.Cut(flags, "\n")
-	if !strings.Contains(" "+flags+" ", " rr ") {
-		t.Errorf("mapping %s after trim: VmFlags %q, want rr (MADV_RANDOM)", addr, flags)
+	if flags := mappingFlags(t, os.Getpid(), path, "r--p"); !strings.Contains(" "+flags+" ", " rr ") {
+		t.Errorf("mapping %s after trim: VmFlags %q, want rr (MADV_RANDOM)", m.addr, flags)
 	}
 	switch {
 	case fs.Type == unix.TMPFS_MAGIC:
