@@ -1,6 +1,7 @@
-// Package grpcunary serves the plain case of a gRPC unary call without
-// connect-go's per-call machinery, and hands every other request to the
-// procedure's connect-go handler.
+// Package grpcunary serves the plain case of a unary call, in gRPC,
+// gRPC-Web or Connect's unary protocol, without connect-go's per-call
+// machinery, and hands every other request to the procedure's connect-go
+// handler.
 //
 // connect-go serves a unary call as a stream: it builds a handler
 // connection with its own header maps, envelope reader and writer, derives
@@ -12,18 +13,25 @@
 // the server's CPU time; this package answers the same call in a third of
 // that (BENCHMARKS.md, "Fifth pass").
 //
-// The plain case is: HTTP/2, POST, Content-Type application/grpc or
-// application/grpc+proto, an uncompressed request of exactly one message
-// no larger than the read limit and 64 KiB, and a Grpc-Timeout that
-// parses (or none). Everything else, and every request that turns out to
-// break a rule while its body is read (a flag, a second message, a body
-// that ends early, bytes that do not unmarshal), goes to connect-go with
-// the bytes read so far put back in front of the body, so that connect-go
-// answers it exactly as it would have: only requests that reach the
-// handler are ever answered here. What the handler sees and what the
-// client receives are connect-go's (the same response headers, body and
-// trailers, error details included), which the package's tests check by
-// sending the same requests to both.
+// The plain case is a POST of an uncompressed request of exactly one
+// message no larger than the read limit and 64 KiB, whose timeout parses
+// and has not passed (or which has none), in one of:
+//   - gRPC: HTTP/2, Content-Type application/grpc or application/grpc+proto;
+//   - gRPC-Web: any HTTP version, Content-Type application/grpc-web or
+//     application/grpc-web+proto (the text variant arrives here as binary
+//     through internal/grpcwebtext);
+//   - Connect: any HTTP version, Content-Type application/proto or
+//     application/json, Connect-Protocol-Version 1 or none.
+//
+// Everything else (Connect's GET requests among it), and every request
+// that turns out to break a rule while its body is read (a flag, a second
+// message, a body that ends early, bytes that do not unmarshal), goes to
+// connect-go with the bytes read so far put back in front of the body, so
+// that connect-go answers it exactly as it would have: only requests that
+// reach the handler are ever answered here. What the handler sees and
+// what the client receives are connect-go's (the same response headers,
+// body and trailers, error details included), which the package's tests
+// check by sending the same requests to both.
 //
 // The handler gets its request as connect.NewRequest builds it: Msg and
 // Header() (every request header, Host included, as connect-go passes
@@ -47,6 +55,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
@@ -79,7 +88,7 @@ type Options struct {
 	Wrap Wrap
 }
 
-// New serves procedure's plain gRPC calls with impl (the same method the
+// New serves procedure's plain unary calls with impl (the same method the
 // connect handler next was built from) and sends every other request to
 // next. Req and Res must be generated protobuf message types.
 func New[Req, Res any](procedure string, impl func(context.Context, *connect.Request[Req]) (*connect.Response[Res], error), next http.Handler, opts Options) http.Handler {
@@ -112,7 +121,7 @@ func (h *handler[Req, Res]) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	buf := getBuffer()
 	defer putBuffer(buf)
-	msg, ok := h.receive(r, buf)
+	msg, ok := h.receive(r, call, buf)
 	if !ok {
 		r.Body = &replay{Reader: io.MultiReader(bytes.NewReader(bytes.Clone(*buf)), r.Body), body: r.Body}
 		h.next.ServeHTTP(w, r)
@@ -121,17 +130,28 @@ func (h *handler[Req, Res]) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.serve(w, r, call, msg, buf)
 }
 
+// protocol is the RPC protocol of a plain call.
+type protocol uint8
+
+const (
+	protoGRPC    protocol = iota // HTTP/2 only: its status travels in trailers
+	protoGRPCWeb                 // any HTTP version: its trailers end the body
+	protoConnect                 // Connect's unary protocol, POST: the message is the body
+)
+
 // call is what the request's headers decided.
 type call struct {
-	contentType []string  // grpcValue or grpcProtoValue
+	protocol    protocol
+	json        bool      // Connect's application/json (else protobuf)
+	contentType []string  // the request's, which the response repeats
 	gzip        bool      // the response may be compressed
-	deadline    time.Time // the client's Grpc-Timeout from now; zero: none
+	deadline    time.Time // the client's timeout from now; zero: none
 }
 
 // plain reports whether r's headers are the plain case, and what they ask.
 func plain(r *http.Request) (call, bool) {
 	var c call
-	if r.ProtoMajor != 2 || r.Method != http.MethodPost {
+	if r.Method != http.MethodPost {
 		return c, false
 	}
 	switch header(r.Header, "Content-Type") {
@@ -139,21 +159,26 @@ func plain(r *http.Request) (call, bool) {
 		c.contentType = grpcValue
 	case "application/grpc+proto":
 		c.contentType = grpcProtoValue
+	case "application/grpc-web":
+		c.protocol, c.contentType = protoGRPCWeb, grpcWebValue
+	case "application/grpc-web+proto":
+		c.protocol, c.contentType = protoGRPCWeb, grpcWebProtoValue
+	case "application/proto":
+		c.protocol, c.contentType = protoConnect, protoValue
+		return c, connectHeaders(r, &c)
+	case "application/json":
+		c.protocol, c.contentType, c.json = protoConnect, jsonValue, true
+		return c, connectHeaders(r, &c)
 	default:
+		return c, false
+	}
+	if c.protocol == protoGRPC && r.ProtoMajor != 2 {
 		return c, false
 	}
 	if enc := header(r.Header, "Grpc-Encoding"); enc != "" && enc != "identity" {
 		return c, false
 	}
-	if accept := header(r.Header, "Grpc-Accept-Encoding"); accept != "" {
-		// connect-go answers in the first encoding named that it has: gzip.
-		for name := range strings.FieldsFuncSeq(accept, func(r rune) bool { return r == ',' || r == ' ' }) {
-			if name == "gzip" {
-				c.gzip = true
-				break
-			}
-		}
-	}
+	c.gzip = acceptsGzip(header(r.Header, "Grpc-Accept-Encoding"))
 	if t := header(r.Header, "Grpc-Timeout"); t != "" {
 		d, ok := parseTimeout(t)
 		if !ok {
@@ -164,6 +189,41 @@ func plain(r *http.Request) (call, bool) {
 		}
 	}
 	return c, true
+}
+
+// connectHeaders reads a Connect unary request's headers into c and
+// reports whether they are the plain case: an uncompressed body, protocol
+// version 1 or none, and a Connect-Timeout-Ms that parses and has not
+// passed (or none).
+func connectHeaders(r *http.Request, c *call) bool {
+	if enc := header(r.Header, "Content-Encoding"); enc != "" && enc != "identity" {
+		return false
+	}
+	if v := header(r.Header, "Connect-Protocol-Version"); v != "" && v != "1" {
+		return false
+	}
+	c.gzip = acceptsGzip(header(r.Header, "Accept-Encoding"))
+	if t := header(r.Header, "Connect-Timeout-Ms"); t != "" {
+		// connect-go's rules: at most 10 digits, not negative. A zero
+		// timeout has passed already; connect-go answers it.
+		ms, err := strconv.ParseInt(t, 10, 64)
+		if len(t) > 10 || err != nil || ms <= 0 {
+			return false
+		}
+		c.deadline = time.Now().Add(time.Duration(ms) * time.Millisecond)
+	}
+	return true
+}
+
+// acceptsGzip reports whether an accept-encoding list names gzip: connect-go
+// answers in the first encoding named that it has, and gzip is its one.
+func acceptsGzip(accept string) bool {
+	for name := range strings.FieldsFuncSeq(accept, func(r rune) bool { return r == ',' || r == ' ' }) {
+		if name == "gzip" {
+			return true
+		}
+	}
+	return false
 }
 
 func header(h http.Header, key string) string {
@@ -212,7 +272,10 @@ func parseTimeout(s string) (time.Duration, bool) {
 
 // receive reads the request's one message into buf and unmarshals it; buf
 // keeps every byte read, for connect-go when it is not the plain case.
-func (h *handler[Req, Res]) receive(r *http.Request, buf *[]byte) (*Req, bool) {
+func (h *handler[Req, Res]) receive(r *http.Request, c call, buf *[]byte) (*Req, bool) {
+	if c.protocol == protoConnect {
+		return h.receiveBody(r, c, buf)
+	}
 	b := (*buf)[:5]
 	if n, err := io.ReadFull(r.Body, b); err != nil {
 		*buf = b[:n]
@@ -237,15 +300,48 @@ func (h *handler[Req, Res]) receive(r *http.Request, buf *[]byte) (*Req, bool) {
 		return nil, false
 	}
 	*buf = b[:5+size]
-	msg := new(Req)
-	if size > 0 {
-		// Merge into the new message is proto.Unmarshal without its Reset
-		// of a message that is empty already.
-		if err := (proto.UnmarshalOptions{Merge: true}).Unmarshal(b[5:5+size], any(msg).(proto.Message)); err != nil {
+	return unmarshal[Req](b[5:5+size], false)
+}
+
+// receiveBody reads a Connect unary request: its body is the message.
+func (h *handler[Req, Res]) receiveBody(r *http.Request, c call, buf *[]byte) (*Req, bool) {
+	b := (*buf)[:0]
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := r.Body.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		*buf = b
+		if len(b) > h.limit {
+			return nil, false // connect-go refuses it, or serves it if under its own limit
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
 			return nil, false
 		}
 	}
-	return msg, true
+	if c.json && len(b) == 0 {
+		return nil, false // connect-go explains that JSON needs an object
+	}
+	return unmarshal[Req](b, c.json)
+}
+
+// unmarshal decodes a request as connect-go's codecs do.
+func unmarshal[Req any](b []byte, json bool) (*Req, bool) {
+	msg := new(Req)
+	var err error
+	switch {
+	case json:
+		err = protojson.UnmarshalOptions{DiscardUnknown: true}.Unmarshal(b, any(msg).(proto.Message))
+	case len(b) > 0:
+		// Merge into the new message is proto.Unmarshal without its Reset
+		// of a message that is empty already.
+		err = proto.UnmarshalOptions{Merge: true}.Unmarshal(b, any(msg).(proto.Message))
+	}
+	return msg, err == nil
 }
 
 func (h *handler[Req, Res]) serve(w http.ResponseWriter, r *http.Request, c call, msg *Req, buf *[]byte) {
@@ -254,9 +350,13 @@ func (h *handler[Req, Res]) serve(w http.ResponseWriter, r *http.Request, c call
 	// cannot displace them.
 	out := w.Header()
 	out["Content-Type"] = c.contentType
-	out["Grpc-Accept-Encoding"] = gzipValue
-	if c.gzip {
-		out["Grpc-Encoding"] = gzipValue
+	if c.protocol == protoConnect {
+		out["Accept-Encoding"] = gzipValue
+	} else {
+		out["Grpc-Accept-Encoding"] = gzipValue
+		if c.gzip {
+			out["Grpc-Encoding"] = gzipValue
+		}
 	}
 
 	req := connect.NewRequest(msg)
@@ -293,47 +393,94 @@ func (h *handler[Req, Res]) serve(w http.ResponseWriter, r *http.Request, c call
 		err = run(ctx)
 	}
 	if err != nil {
-		writeError(out, err)
+		fail(w, r, c, false, nil, err)
 		return
 	}
+	// The handler's headers and trailers, protocol ones left out, as
+	// connect-go merges them before it marshals the message.
 	mergeNonProtocol(out, res.Header())
-	if err := h.send(w, c, any(res.Msg).(proto.Message), buf); err != nil {
-		writeError(out, err)
+	trailers := res.Trailer()
+	if c.protocol == protoConnect {
+		for k, v := range trailers {
+			if _, protocol := protocolHeaders[k]; !protocol && len(v) > 0 {
+				out[connectTrailerPrefix+k] = v
+			}
+		}
+	}
+	body, err := h.marshal(out, c, any(res.Msg).(proto.Message), buf)
+	if err != nil {
+		fail(w, r, c, true, trailers, err)
 		return
 	}
-	addTrailers(out, res.Trailer())
-	out[http.TrailerPrefix+"Grpc-Status"] = statusOK // the handler's trailers hold no protocol header
+	_, _ = w.Write(body) // a failed write is the transport's to record
+	switch c.protocol {
+	case protoGRPC:
+		addTrailers(out, http.TrailerPrefix, trailers)
+		out[http.TrailerPrefix+"Grpc-Status"] = statusOK // the handler's trailers hold no protocol header
+	case protoGRPCWeb:
+		t := make(http.Header, len(trailers)+1)
+		addTrailers(t, "", trailers)
+		t["Grpc-Status"] = statusOK
+		writeWebTrailers(w, t, buf)
+	}
 }
+
+// connectTrailerPrefix marks a handler's trailer sent as a header of a
+// Connect unary response.
+const connectTrailerPrefix = "Trailer-"
 
 // Values of response headers that every call sends: the transport only
 // reads them, and a handler never sees the response's header map.
 var (
-	gzipValue      = []string{"gzip"}
-	statusOK       = []string{"0"}
-	grpcValue      = []string{"application/grpc"}
-	grpcProtoValue = []string{"application/grpc+proto"}
+	gzipValue         = []string{"gzip"}
+	statusOK          = []string{"0"}
+	grpcValue         = []string{"application/grpc"}
+	grpcProtoValue    = []string{"application/grpc+proto"}
+	grpcWebValue      = []string{"application/grpc-web"}
+	grpcWebProtoValue = []string{"application/grpc-web+proto"}
+	protoValue        = []string{"application/proto"}
+	jsonValue         = []string{"application/json"}
 )
 
-// send writes msg as the response's one envelope.
-func (h *handler[Req, Res]) send(w http.ResponseWriter, c call, msg proto.Message, buf *[]byte) error {
-	b, err := proto.MarshalOptions{}.MarshalAppend((*buf)[:5], msg)
+// marshal encodes msg as the response's body: one envelope for gRPC and
+// gRPC-Web, the bare message for Connect, compressed as connect-go would.
+func (h *handler[Req, Res]) marshal(out http.Header, c call, msg proto.Message, buf *[]byte) ([]byte, error) {
+	head := 5 // the envelope's
+	if c.protocol == protoConnect {
+		head = 0
+	}
+	var b []byte
+	var err error
+	if c.json {
+		b, err = protojson.MarshalOptions{}.MarshalAppend((*buf)[:0], msg)
+	} else {
+		b, err = proto.MarshalOptions{}.MarshalAppend((*buf)[:head], msg)
+	}
 	if err != nil {
-		return connect.NewError(connect.CodeInternal, fmt.Errorf("marshal message: %w", err))
+		return nil, connect.NewError(connect.CodeInternal, fmt.Errorf("marshal message: %w", err))
 	}
 	*buf = b
-	b[0] = 0
-	if c.gzip && len(b)-5 >= h.opts.CompressMinBytes {
+	flags := byte(0)
+	if c.gzip && len(b)-head >= h.opts.CompressMinBytes {
 		z := getBuffer()
 		defer putBuffer(z)
-		if b, err = compress((*z)[:5], b[5:]); err != nil {
-			return connect.NewError(connect.CodeInternal, err)
+		if b, err = compress((*z)[:head], b[head:]); err != nil {
+			return nil, connect.NewError(connect.CodeInternal, err)
 		}
-		*z = b
-		b[0] = 1
+		// The compressed bytes go back into buf, which the caller keeps
+		// until they are written.
+		*buf = append((*buf)[:0], b...)
+		b = *buf
+		flags = 1
+		if c.protocol == protoConnect {
+			out["Content-Encoding"] = gzipValue
+		}
 	}
-	binary.BigEndian.PutUint32(b[1:5], uint32(len(b)-5)) //nolint:gosec // at most MaxMessageBytes' worth of fields
-	_, _ = w.Write(b)                                    // a failed write is the transport's to record
-	return nil
+	if head > 0 {
+		b[0] = flags
+		binary.BigEndian.PutUint32(b[1:5], uint32(len(b)-5)) //nolint:gosec // at most MaxMessageBytes' worth of fields
+	}
+	return b, nil
 }
 
 var gzipWriters = sync.Pool{New: func() any { return gzip.NewWriter(io.Discard) }}
@@ -354,17 +501,76 @@ func compress(dst, data []byte) ([]byte, error) {
 	return out.Bytes(), nil
 }
 
-// writeError puts err in the trailers as connect-go's gRPC handler does:
-// its metadata, then status, message and details.
-func writeError(out http.Header, err error) {
+// fail answers a call that ended in err as connect-go's handler for its
+// protocol does. sending says whether the handler's response was being
+// sent (its message did not marshal), trailers are that response's.
+func fail(w http.ResponseWriter, r *http.Request, c call, sending bool, trailers http.Header, err error) {
+	out := w.Header()
+	switch c.protocol {
+	case protoGRPC:
+		addTrailers(out, http.TrailerPrefix, trailers)
+		writeError(out, http.TrailerPrefix, err)
+	case protoGRPCWeb:
+		if !sending {
+			// Trailers-only: they are the response's headers.
+			addTrailers(out, "", trailers)
+			writeError(out, "", err)
+			flush(w)
+			return
+		}
+		t := make(http.Header, len(trailers)+3)
+		addTrailers(t, "", trailers)
+		writeError(t, "", err)
+		buf := getBuffer()
+		defer putBuffer(buf)
+		writeWebTrailers(w, t, buf)
+	case protoConnect:
+		// A JSON error with the code's HTTP status, as connect-go's
+		// handler writes it.
+		_ = errorWriter.Write(w, r, asConnectError(err))
+	}
+}
+
+// errorWriter writes Connect unary errors (it reads nothing of the
+// handler options Switchyard sets).
+var errorWriter = connect.NewErrorWriter()
+
+// writeError puts err in the trailers, each name after prefix, as
+// connect-go's gRPC handler does: its metadata, then status, message and
+// details.
+func writeError(out http.Header, prefix string, err error) {
 	ce := asConnectError(err)
 	if !connect.IsWireError(ce) {
-		addTrailers(out, ce.Meta())
+		addTrailers(out, prefix, ce.Meta())
 	}
-	out.Add(http.TrailerPrefix+"Grpc-Status", strconv.Itoa(int(ce.Code())))
-	out.Add(http.TrailerPrefix+"Grpc-Message", percentEncode(ce.Message()))
+	out.Add(prefix+"Grpc-Status", strconv.Itoa(int(ce.Code())))
+	out.Add(prefix+"Grpc-Message", percentEncode(ce.Message()))
 	if details := ce.Details(); len(details) > 0 {
-		out.Add(http.TrailerPrefix+"Grpc-Status-Details-Bin", connect.EncodeBinaryHeader(statusBytes(ce, details)))
+		out.Add(prefix+"Grpc-Status-Details-Bin", connect.EncodeBinaryHeader(statusBytes(ce, details)))
+	}
+}
+
+// writeWebTrailers ends a gRPC-Web response: t, its names in lower case,
+// in an envelope flagged as trailers. Then the response is flushed, as
+// connect-go flushes it.
+func writeWebTrailers(w http.ResponseWriter, t http.Header, buf *[]byte) {
+	for k, v := range t {
+		if lower := strings.ToLower(k); lower != k {
+			delete(t, k)
+			t[lower] = append(t[lower], v...)
+		}
+	}
+	b := bytes.NewBuffer(append((*buf)[:0], 0x80, 0, 0, 0, 0))
+	_ = t.Write(b) // a bytes.Buffer does not fail
+	*buf = b.Bytes()
+	binary.BigEndian.PutUint32((*buf)[1:5], uint32(len(*buf)-5)) //nolint:gosec // a few headers
+	_, _ = w.Write(*buf)
+	flush(w)
+}
+
+func flush(w http.ResponseWriter) {
+	if f, ok := w.(http.Flusher); ok {
+		f.Flush()
 	}
 }
 
@@ -447,19 +653,20 @@ var protocolHeaders = map[string]struct{}{
 	"Grpc-Status": {}, "Grpc-Message": {}, "Grpc-Status-Details-Bin": {},
 }
 
-// addTrailers declares from's headers, protocol ones left out, as
-// trailers of the response whose header map is out.
-func addTrailers(out, from http.Header) {
+// addTrailers adds from's headers, protocol ones left out, to out, each
+// name after prefix (http.TrailerPrefix declares them trailers).
+func addTrailers(out http.Header, prefix string, from http.Header) {
 	for k, vs := range from {
 		if _, protocol := protocolHeaders[k]; protocol {
 			continue
 		}
 		for _, v := range vs {
-			out.Add(http.TrailerPrefix+k, v)
+			out.Add(prefix+k, v)
 		}
 	}
 }
 
+// mergeNonProtocol adds from's headers, protocol ones left out, to into.
 func mergeNonProtocol(into, from http.Header) {
 	for k, vs := range from {
 		if len(vs) == 0 {

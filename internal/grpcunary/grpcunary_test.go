@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -73,6 +74,11 @@ func testImpl(ctx context.Context, req *connect.Request[teamsv1.GetTeamRequest])
 	case "nil":
 		return nil, nil
 	case "badutf8":
+		res := connect.NewResponse(&teamsv1.GetTeamResponse{Nickname: "\xff"})
+		res.Header().Set("X-Custom", "a")
+		res.Trailer().Set("X-Trailer", "t")
+		return res, nil
+	case "badutf8 bare":
 		return connect.NewResponse(&teamsv1.GetTeamResponse{Nickname: "\xff"}), nil
 	case "big":
 		return connect.NewResponse(&teamsv1.GetTeamResponse{City: city, Nickname: strings.Repeat("big ", 1000)}), nil
@@ -141,6 +147,11 @@ func h2cClient() *http.Client {
 	return &http.Client{Transport: tr, Timeout: 10 * time.Second}
 }
 
+func http1Client() *http.Client {
+	tr := &http.Transport{DisableCompression: true}
+	return &http.Client{Transport: tr, Timeout: 10 * time.Second}
+}
+
 func envelope(flags byte, msg []byte) []byte {
 	b := make([]byte, 5, 5+len(msg))
 	b[0] = flags
@@ -190,84 +201,185 @@ func grpcHeader(kv ...string) http.Header {
 	return h
 }
 
-// TestSameAnswersAsConnect sends each request to connect-go alone and to
+// answerCase is one request sent to both servers; plain says whether
+// this package, not connect-go, is to answer it.
+type answerCase struct {
+	name   string
+	method string
+	header http.Header
+	body   []byte
+	plain  bool
+}
+
+// sameAnswers sends each case with each client to connect-go alone and to
 // this package in front of it, and wants the same status, headers, body
-// and trailers: the handler's every kind of answer, in the plain case, and
-// every request outside it (which must reach connect-go untouched, the
-// bytes already read included).
-func TestSameAnswersAsConnect(t *testing.T) {
+// and trailers, and the case served where it says.
+func sameAnswers(t *testing.T, clients map[string]*http.Client, cases []answerCase) {
+	t.Helper()
 	connectURL, plainURL, served := servers(t)
-	c := h2cClient()
-	ok := envelope(0, marshal(t, "ok"))
-	cases := []struct {
-		name   string
-		method string
-		header http.Header
-		body   []byte
-	}{
-		// The plain case: served here.
-		{"ok", "POST", grpcHeader(), ok},
-		{"grpc+proto", "POST", grpcHeader("Content-Type", "application/grpc+proto"), ok},
-		{"empty message", "POST", grpcHeader(), envelope(0, nil)},
-		{"headers and trailers", "POST", grpcHeader("Grpc-Timeout", "5S"), envelope(0, marshal(t, "headers"))},
-		{"error with metadata", "POST", grpcHeader(), envelope(0, marshal(t, "error"))},
-		{"error with details", "POST", grpcHeader(), envelope(0, marshal(t, "details"))},
-		{"bare error", "POST", grpcHeader(), envelope(0, marshal(t, "bare"))},
-		{"panic", "POST", grpcHeader(), envelope(0, marshal(t, "panic"))},
-		{"nil response", "POST", grpcHeader(), envelope(0, marshal(t, "nil"))},
-		{"unmarshallable response", "POST", grpcHeader(), envelope(0, marshal(t, "badutf8"))},
-		{"big, identity", "POST", grpcHeader(), envelope(0, marshal(t, "big"))},
-		{"big, gzip accepted", "POST", grpcHeader("Grpc-Accept-Encoding", "gzip"), envelope(0, marshal(t, "big"))},
-		{"big, gzip among others", "POST", grpcHeader("Grpc-Accept-Encoding", "br, deflate,gzip"), envelope(0, marshal(t, "big"))},
-		{"small, gzip accepted", "POST", grpcHeader("Grpc-Accept-Encoding", "identity,gzip"), ok},
-		{"unknown accepted encodings", "POST", grpcHeader("Grpc-Accept-Encoding", "br"), ok},
-		{"identity request", "POST", grpcHeader("Grpc-Encoding", "identity"), ok},
-		{"deadline", "POST", grpcHeader("Grpc-Timeout", "30m"), envelope(0, marshal(t, "deadline"))},
-		{"unbounded timeout", "POST", grpcHeader("Grpc-Timeout", "99999999H"), envelope(0, marshal(t, "headers"))},
-		// Outside the plain case: connect-go answers.
-		{"gzip request", "POST", grpcHeader("Grpc-Encoding", "gzip"), envelope(1, gzipped(t, marshal(t, "ok")))},
-		{"unknown request encoding", "POST", grpcHeader("Grpc-Encoding", "br"), ok},
-		{"json", "POST", grpcHeader("Content-Type", "application/grpc+json"), envelope(0, []byte(`{"city":"ok"}`))},
-		{"connect protocol", "POST", grpcHeader("Content-Type", "application/proto", "Te", ""), marshal(t, "ok")},
-		{"unknown content type", "POST", grpcHeader("Content-Type", "text/plain"), ok},
-		{"GET", "GET", grpcHeader(), nil},
-		{"bad timeout", "POST", grpcHeader("Grpc-Timeout", "soon"), ok},
-		{"timeout too long", "POST", grpcHeader("Grpc-Timeout", "123456789S"), ok},
-		{"zero timeout", "POST", grpcHeader("Grpc-Timeout", "0n"), ok},
-		{"no message", "POST", grpcHeader(), nil},
-		{"short prefix", "POST", grpcHeader(), ok[:3]},
-		{"short message", "POST", grpcHeader(), ok[:len(ok)-1]},
-		{"two messages", "POST", grpcHeader(), append(slices.Clone(ok), ok...)},
-		{"trailing byte", "POST", grpcHeader(), append(slices.Clone(ok), 0)},
-		{"compressed flag without encoding", "POST", grpcHeader(), envelope(1, marshal(t, "ok"))},
-		{"unknown flag", "POST", grpcHeader(), envelope(0x80, marshal(t, "ok"))},
-		{"over the read limit", "POST", grpcHeader(), envelope(0, marshal(t, strings.Repeat("x", readMax)))},
-		{"not a message", "POST", grpcHeader(), envelope(0, []byte{0xff, 0xff, 0xff})},
-		{"invalid UTF-8 in the request", "POST", grpcHeader(), envelope(0, []byte{0x0a, 0x01, 0xff})},
-	}
-	plainCases := 18 // the cases above "Outside the plain case"
-	for i, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			before := served.Load()
-			defer func() {
-				if n := served.Load() - before; n != 0 != (i < plainCases) {
-					t.Errorf("served here %d times; want it served here: %v", n, i < plainCases)
+	for cname, c := range clients {
+		for _, tc := range cases {
+			t.Run(cname+"/"+tc.name, func(t *testing.T) {
+				before := served.Load()
+				defer func() {
+					if n := served.Load() - before; n != 0 != tc.plain {
+						t.Errorf("served here %d times; want it served here: %v", n, tc.plain)
+					}
+				}()
+				want := call(c, connectURL, tc.method, tc.header, tc.body)
+				got := call(c, plainURL, tc.method, tc.header, tc.body)
+				if want.Err != "" || got.Err != "" {
+					t.Fatalf("call failed: connect-go %q, here %q", want.Err, got.Err)
 				}
-			}()
-			want := call(c, connectURL, tc.method, tc.header, tc.body)
-			got := call(c, plainURL, tc.method, tc.header, tc.body)
-			if want.Err != "" || got.Err != "" {
-				t.Fatalf("call failed: connect-go %q, here %q", want.Err, got.Err)
-			}
-			if !got.Equal(want) {
-				t.Errorf("answers differ\nconnect-go: %v\nhere:       %v", want, got)
-			}
-		})
+				if !got.Equal(want) {
+					t.Errorf("answers differ\nconnect-go: %v\nhere:       %v", want, got)
+				}
+			})
+		}
 	}
+}
+
+// TestSameAnswersAsConnect: gRPC. The handler's every kind of answer, in
+// the plain case, and every request outside it (which must reach
+// connect-go untouched, the bytes already read included).
+func TestSameAnswersAsConnect(t *testing.T) {
+	ok := envelope(0, marshal(t, "ok"))
+	cases := []answerCase{
+		// The plain case: served here.
+		{"ok", "POST", grpcHeader(), ok, true},
+		{"grpc+proto", "POST", grpcHeader("Content-Type", "application/grpc+proto"), ok, true},
+		{"empty message", "POST", grpcHeader(), envelope(0, nil), true},
+		{"headers and trailers", "POST", grpcHeader("Grpc-Timeout", "5S"), envelope(0, marshal(t, "headers")), true},
+		{"error with metadata", "POST", grpcHeader(), envelope(0, marshal(t, "error")), true},
+		{"error with details", "POST", grpcHeader(), envelope(0, marshal(t, "details")), true},
+		{"bare error", "POST", grpcHeader(), envelope(0, marshal(t, "bare")), true},
+		{"panic", "POST", grpcHeader(), envelope(0, marshal(t, "panic")), true},
+		{"nil response", "POST", grpcHeader(), envelope(0, marshal(t, "nil")), true},
+		{"unmarshallable response", "POST", grpcHeader(), envelope(0, marshal(t, "badutf8")), true},
+		{"unmarshallable response, no headers", "POST", grpcHeader(), envelope(0, marshal(t, "badutf8 bare")), true},
+		{"big, identity", "POST", grpcHeader(), envelope(0, marshal(t, "big")), true},
+		{"big, gzip accepted", "POST", grpcHeader("Grpc-Accept-Encoding", "gzip"), envelope(0, marshal(t, "big")), true},
+		{"big, gzip among others", "POST", grpcHeader("Grpc-Accept-Encoding", "br, deflate,gzip"), envelope(0, marshal(t, "big")), true},
+		{"small, gzip accepted", "POST", grpcHeader("Grpc-Accept-Encoding", "identity,gzip"), ok, true},
+		{"unknown accepted encodings", "POST", grpcHeader("Grpc-Accept-Encoding", "br"), ok, true},
+		{"identity request", "POST", grpcHeader("Grpc-Encoding", "identity"), ok, true},
+		{"deadline", "POST", grpcHeader("Grpc-Timeout", "30m"), envelope(0, marshal(t, "deadline")), true},
+		{"unbounded timeout", "POST", grpcHeader("Grpc-Timeout", "99999999H"), envelope(0, marshal(t, "headers")), true},
+		// Outside the plain case: connect-go answers.
+		{"gzip request", "POST", grpcHeader("Grpc-Encoding", "gzip"), envelope(1, gzipped(t, marshal(t, "ok"))), false},
+		{"unknown request encoding", "POST", grpcHeader("Grpc-Encoding", "br"), ok, false},
+		{"json", "POST", grpcHeader("Content-Type", "application/grpc+json"), envelope(0, []byte(`{"city":"ok"}`)), false},
+		{"unknown content type", "POST", grpcHeader("Content-Type", "text/plain"), ok, false},
+		{"GET", "GET", grpcHeader(), nil, false},
+		{"bad timeout", "POST", grpcHeader("Grpc-Timeout", "soon"), ok, false},
+		{"timeout too long", "POST", grpcHeader("Grpc-Timeout", "123456789S"), ok, false},
+		{"zero timeout", "POST", grpcHeader("Grpc-Timeout", "0n"), ok, false},
+		{"no message", "POST", grpcHeader(), nil, false},
+		{"short prefix", "POST", grpcHeader(), ok[:3], false},
+		{"short message", "POST", grpcHeader(), ok[:len(ok)-1], false},
+		{"two messages", "POST", grpcHeader(), append(slices.Clone(ok), ok...), false},
+		{"trailing byte", "POST", grpcHeader(), append(slices.Clone(ok), 0), false},
+		{"compressed flag without encoding", "POST", grpcHeader(), envelope(1, marshal(t, "ok")), false},
+		{"unknown flag", "POST", grpcHeader(), envelope(0x80, marshal(t, "ok")), false},
+		{"over the read limit", "POST", grpcHeader(), envelope(0, marshal(t, strings.Repeat("x", readMax))), false},
+		{"not a message", "POST", grpcHeader(), envelope(0, []byte{0xff, 0xff, 0xff}), false},
+		{"invalid UTF-8 in the request", "POST", grpcHeader(), envelope(0, []byte{0x0a, 0x01, 0xff}), false},
+	}
+	sameAnswers(t, map[string]*http.Client{"h2c": h2cClient()}, cases)
+	// gRPC needs HTTP/2 for its trailers: over HTTP/1.1 connect-go answers.
+	sameAnswers(t, map[string]*http.Client{"http1": http1Client()}, []answerCase{{"ok", "POST", grpcHeader(), ok, false}})
+}
+
+// TestSameAnswersAsConnectWeb: gRPC-Web, over HTTP/2 and HTTP/1.1. Its
+// trailers end the body, or are the headers when the call failed before
+// the handler set any (trailers-only).
+func TestSameAnswersAsConnectWeb(t *testing.T) {
+	web := func(kv ...string) http.Header {
+		return grpcHeader(append([]string{"Content-Type", "application/grpc-web", "Te", ""}, kv...)...)
+	}
+	ok := envelope(0, marshal(t, "ok"))
+	cases := []answerCase{
+		{"ok", "POST", web(), ok, true},
+		{"grpc-web+proto", "POST", web("Content-Type", "application/grpc-web+proto"), ok, true},
+		{"empty message", "POST", web(), envelope(0, nil), true},
+		{"headers and trailers", "POST", web("Grpc-Timeout", "5S"), envelope(0, marshal(t, "headers")), true},
+		{"error with metadata", "POST", web(), envelope(0, marshal(t, "error")), true},
+		{"error with details", "POST", web(), envelope(0, marshal(t, "details")), true},
+		{"bare error", "POST", web(), envelope(0, marshal(t, "bare")), true},
+		{"panic", "POST", web(), envelope(0, marshal(t, "panic")), true},
+		{"nil response", "POST", web(), envelope(0, marshal(t, "nil")), true},
+		{"unmarshallable response", "POST", web(), envelope(0, marshal(t, "badutf8")), true},
+		{"unmarshallable response, no headers", "POST", web(), envelope(0, marshal(t, "badutf8 bare")), true},
+		{"big, gzip accepted", "POST", web("Grpc-Accept-Encoding", "gzip"), envelope(0, marshal(t, "big")), true},
+		{"small, gzip accepted", "POST", web("Grpc-Accept-Encoding", "gzip"), ok, true},
+		{"deadline", "POST", web("Grpc-Timeout", "30m"), envelope(0, marshal(t, "deadline")), true},
+		{"gzip request", "POST", web("Grpc-Encoding", "gzip"), envelope(1, gzipped(t, marshal(t, "ok"))), false},
+		{"json", "POST", web("Content-Type", "application/grpc-web+json"), envelope(0, []byte(`{"city":"ok"}`)), false},
+		{"bad timeout", "POST", web("Grpc-Timeout", "soon"), ok, false},
+		{"two messages", "POST", web(), append(slices.Clone(ok), ok...), false},
+		{"trailers from the client", "POST", web(), append(slices.Clone(ok), envelope(0x80, nil)...), false},
+		{"over the read limit", "POST", web(), envelope(0, marshal(t, strings.Repeat("x", readMax))), false},
+		{"not a message", "POST", web(), envelope(0, []byte{0xff, 0xff, 0xff}), false},
+	}
+	sameAnswers(t, map[string]*http.Client{"h2c": h2cClient(), "http1": http1Client()}, cases)
+}
+
+// TestSameAnswersAsConnectUnary: Connect's unary protocol, protobuf and
+// JSON, over HTTP/2 and HTTP/1.1. Errors are JSON with the code's HTTP
+// status; the handler's trailers are headers named Trailer-*.
+func TestSameAnswersAsConnectUnary(t *testing.T) {
+	cx := func(kv ...string) http.Header {
+		return grpcHeader(append([]string{"Content-Type", "application/proto", "Te", "", "Connect-Protocol-Version", "1"}, kv...)...)
+	}
+	js := func(kv ...string) http.Header {
+		return cx(append([]string{"Content-Type", "application/json"}, kv...)...)
+	}
+	ok := marshal(t, "ok")
+	cases := []answerCase{
+		{"ok", "POST", cx(), ok, true},
+		{"no protocol version", "POST", cx("Connect-Protocol-Version", ""), ok, true},
+		{"empty message", "POST", cx(), nil, true},
+		{"headers and trailers", "POST", cx("Connect-Timeout-Ms", "5000"), marshal(t, "headers"), true},
+		{"error with metadata", "POST", cx(), marshal(t, "error"), true},
+		{"error with details", "POST", cx(), marshal(t, "details"), true},
+		{"bare error", "POST", cx(), marshal(t, "bare"), true},
+		{"panic", "POST", cx(), marshal(t, "panic"), true},
+		{"nil response", "POST", cx(), marshal(t, "nil"), true},
+		{"unmarshallable response", "POST", cx(), marshal(t, "badutf8"), true},
+		{"big, identity", "POST", cx(), marshal(t, "big"), true},
+		{"big, gzip accepted", "POST", cx("Accept-Encoding", "gzip"), marshal(t, "big"), true},
+		{"big, gzip among others", "POST", cx("Accept-Encoding", "br, gzip"), marshal(t, "big"), true},
+		{"small, gzip accepted", "POST", cx("Accept-Encoding", "gzip"), ok, true},
+		{"identity request", "POST", cx("Content-Encoding", "identity"), ok, true},
+		{"deadline", "POST", cx("Connect-Timeout-Ms", "30"), marshal(t, "deadline"), true},
+		{"json", "POST", js(), []byte(`{"city":"ok"}`), true},
+		{"json, unknown field", "POST", js(), []byte(`{"city":"headers","shoeSize":9}`), true},
+		{"json error", "POST", js(), []byte(`{"city":"details"}`), true},
+		{"json, big, gzip accepted", "POST", js("Accept-Encoding", "gzip"), []byte(`{"city":"big"}`), true},
+		{"json, unmarshallable response", "POST", js(), []byte(`{"city":"badutf8"}`), true},
+		{"gzip request", "POST", cx("Content-Encoding", "gzip"), gzipped(t, ok), false},
+		{"unknown request encoding", "POST", cx("Content-Encoding", "br"), ok, false},
+		{"protocol version 2", "POST", cx("Connect-Protocol-Version", "2"), ok, false},
+		{"json with a charset", "POST", js("Content-Type", "application/json; charset=utf-8"), []byte(`{"city":"ok"}`), false},
+		{"GET", "GET", cx(), nil, false},
+		{"bad timeout", "POST", cx("Connect-Timeout-Ms", "soon"), ok, false},
+		{"negative timeout", "POST", cx("Connect-Timeout-Ms", "-5"), ok, false},
+		{"timeout too long", "POST", cx("Connect-Timeout-Ms", "12345678901"), ok, false},
+		{"zero timeout", "POST", cx("Connect-Timeout-Ms", "0"), ok, false},
+		{"over the read limit", "POST", cx(), marshal(t, strings.Repeat("x", readMax)), false},
+		{"not a message", "POST", cx(), []byte{0xff, 0xff, 0xff}, false},
+		{"invalid UTF-8 in the request", "POST", cx(), []byte{0x0a, 0x01, 0xff}, false},
+		{"json, empty body", "POST", js(), nil, false},
+		{"json, not JSON", "POST", js(), []byte(`{"city":`), false},
+		{"json, wrong type", "POST", js(), []byte(`{"city":7}`), false},
+	}
+	sameAnswers(t, map[string]*http.Client{"h2c": h2cClient(), "http1": http1Client()}, cases)
 }
 
 // FuzzSameAnswersAsConnect: for any body and any of the headers that pick
 // the path, connect-go alone and this package in front of it answer alike.
+// Each of encoding, accept and timeout is sent in both gRPC's header and
+// Connect's, so that one input covers whichever protocol contentType picks.
 func FuzzSameAnswersAsConnect(f *testing.F) {
 	ok, err := proto.Marshal(&teamsv1.GetTeamRequest{City: "ok"})
 	if err != nil {
@@ -277,6 +389,9 @@ func FuzzSameAnswersAsConnect(f *testing.F) {
 	f.Add(envelope(0, []byte{0x0a, 0x07, 'h', 'e', 'a', 'd', 'e', 'r', 's'}), "application/grpc+proto", "identity", "gzip", "1S")
 	f.Add(append(envelope(0, ok), 0), "application/grpc", "", "br,gzip", "20m")
 	f.Add(envelope(1, ok), "application/grpc", "gzip", "", "0n")
+	f.Add(envelope(0, ok), "application/grpc-web", "", "gzip", "")
+	f.Add(ok, "application/proto", "", "gzip", "1000")
+	f.Add([]byte(`{"city":"error"}`), "application/json", "identity", "", "")
 	connectURL, plainURL, _ := servers(f)
 	c := h2cClient()
 	f.Fuzz(func(t *testing.T, body []byte, contentType, encoding, accept, timeout string) {
@@ -291,12 +406,16 @@ func FuzzSameAnswersAsConnect(f *testing.F) {
 		if bytes.Contains(body, []byte("deadline")) {
 			return // the handler waits for the client's timeout, which may be hours
 		}
+		// Whether the handler starts before a short deadline passes is a
+		// race on either path.
 		if d, ok := grpcunary.ParseTimeout(timeout); ok && d > 0 && d < time.Second {
-			// Whether the handler starts before such a deadline passes is a
-			// race on either path.
 			return
 		}
-		h := grpcHeader("Content-Type", contentType, "Grpc-Encoding", encoding, "Grpc-Accept-Encoding", accept, "Grpc-Timeout", timeout)
+		if ms, err := strconv.ParseInt(timeout, 10, 64); err == nil && ms > 0 && ms < 1000 {
+			return
+		}
+		h := grpcHeader("Content-Type", contentType, "Grpc-Encoding", encoding, "Grpc-Accept-Encoding", accept, "Grpc-Timeout", timeout,
+			"Content-Encoding", encoding, "Accept-Encoding", accept, "Connect-Timeout-Ms", timeout)
 		want := call(c, connectURL, "POST", h, body)
 		got := call(c, plainURL, "POST", h, body)
 		if !got.Equal(want) {

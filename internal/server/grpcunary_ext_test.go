@@ -49,7 +49,7 @@ func TestDirectUnaryProcedures(t *testing.T) {
 // The real services answer the same requests the same way, and log the
 // same per-call lines, whether internal/grpcunary or connect-go serves
 // them: found, not found, invalid, unauthenticated and authorized writes,
-// the legacy names, and every service.
+// the legacy names, and every service, in gRPC, gRPC-Web and Connect.
 func TestDirectUnaryAnswersAsConnect(t *testing.T) {
 	start := func(connectOnly bool) (*testserver.Server, *lockedBuffer) {
 		logs := new(lockedBuffer)
@@ -114,19 +114,41 @@ func TestDirectUnaryAnswersAsConnect(t *testing.T) {
 			}
 		}
 	}
-	for i, r := range reqs {
-		logged(i)
-		header := http.Header{"Content-Type": {"application/grpc"}, "Te": {"trailers"}}
-		for i := 0; i+1 < len(r.header); i += 2 {
-			header.Set(r.header[i], r.header[i+1])
-		}
-		want := testserver.Ask(viaConnect.HTTPClient, http.MethodPost, viaConnect.URL+r.path, header, r.body)
-		got := testserver.Ask(direct.HTTPClient, http.MethodPost, direct.URL+r.path, header, r.body)
-		if want.Err != "" || got.Err != "" {
-			t.Fatalf("%s: call failed: connect-go %q, direct %q", r.path, want.Err, got.Err)
-		}
-		if !got.Equal(want) {
-			t.Errorf("%s %q: answers differ\nconnect-go: %v\ndirect:     %v", r.path, r.body, want, got)
+	// Each request in each protocol the direct path serves: gRPC's
+	// envelope, gRPC-Web's, and Connect's bare message.
+	protocols := []struct {
+		contentType string
+		header      []string
+		body        func([]byte) []byte
+	}{
+		{"application/grpc", []string{"Te", "trailers"}, func(b []byte) []byte { return b }},
+		{"application/grpc-web+proto", nil, func(b []byte) []byte { return b }},
+		{"application/proto", []string{"Connect-Protocol-Version", "1"}, func(b []byte) []byte { return b[5:] }},
+	}
+	calls := 0
+	for _, p := range protocols {
+		for _, r := range reqs {
+			logged(calls)
+			calls++
+			header := http.Header{"Content-Type": {p.contentType}}
+			for _, kv := range [][]string{p.header, r.header} {
+				for i := 0; i+1 < len(kv); i += 2 {
+					k, v := kv[i], kv[i+1]
+					if k == "Grpc-Timeout" && p.contentType == "application/proto" {
+						k, v = "Connect-Timeout-Ms", "10000"
+					}
+					header.Set(k, v)
+				}
+			}
+			body := p.body(r.body)
+			want := testserver.Ask(viaConnect.HTTPClient, http.MethodPost, viaConnect.URL+r.path, header, body)
+			got := testserver.Ask(direct.HTTPClient, http.MethodPost, direct.URL+r.path, header, body)
+			if want.Err != "" || got.Err != "" {
+				t.Fatalf("%s %s: call failed: connect-go %q, direct %q", p.contentType, r.path, want.Err, got.Err)
+			}
+			if !got.Equal(want) {
+				t.Errorf("%s %s %q: answers differ\nconnect-go: %v\ndirect:     %v", p.contentType, r.path, body, want, got)
+			}
 		}
 	}
 	// The per-call lines, without what differs from call to call.
@@ -138,7 +160,7 @@ func TestDirectUnaryAnswersAsConnect(t *testing.T) {
 		}
 		return out
 	}
-	logged(len(reqs))
+	logged(calls)
 	if got, want := lines(directLogs), lines(connectLogs); !slices.Equal(got, want) {
 		t.Errorf("log lines differ\nconnect-go:\n%s\ndirect:\n%s", strings.Join(want, ""), strings.Join(got, ""))
 	}

@@ -87,10 +87,11 @@ type Config struct {
 	// implementation. The Connect conformance suite's server-under-test
 	// mounts its ConformanceService here.
 	Mounts []func(opts ...connect.HandlerOption) (string, http.Handler)
-	// ConnectOnly serves every call through connect-go, the plain gRPC
-	// unary calls of Switchyard's own procedures included (otherwise
-	// internal/grpcunary answers those, with connect-go's answers, at about
-	// a third of the CPU). For comparisons and as a way back.
+	// ConnectOnly serves every call through connect-go, the plain unary
+	// calls (gRPC, gRPC-Web, Connect) of Switchyard's own procedures
+	// included (otherwise internal/grpcunary answers those, with
+	// connect-go's answers, at about a third of the CPU). For comparisons
+	// and as a way back.
 	ConnectOnly bool
 	// TrustedProxies may set the client's address with X-Forwarded-For or
 	// X-Real-IP (see withClientAddr); requests from elsewhere keep their
@@ -179,7 +180,7 @@ func New(cfg Config) *Server {
 	}
 	store := tel.TraceStore(cfg.Teams)
 	// Each unary procedure of Switchyard's own services is also served
-	// by internal/grpcunary for plain gRPC calls (its handlers read only
+	// by internal/grpcunary for plain unary calls (its handlers read only
 	// the request's message and headers); the Mounts are connect-go's.
 	teamsV1 := teams.NewHandler(store, cfg.AdminToken).WithLogger(cfg.Logger)
 	h := s.mount(teamsv1connect.NewTeamsServiceHandler(teamsV1, s.opts...))
@@ -276,7 +277,7 @@ func (s *Server) mount(path string, h http.Handler) http.Handler {
 	return h
 }
 
-// plainUnary serves procedure's plain gRPC calls with impl, the method its
+// plainUnary serves procedure's plain unary calls with impl, the method its
 // service's connect handler next was built from, through internal/grpcunary
 // (unless Config.ConnectOnly); next answers the rest.
 func plainUnary[Req, Res any](s *Server, procedure string, impl func(context.Context, *connect.Request[Req]) (*connect.Response[Res], error), next http.Handler) {
