@@ -67,6 +67,9 @@ type runParams struct {
 func load(bin string, l layout, s *server, w workload, p runParams, f files) (result, error) {
 	args := []string{"-addr", s.addr, "-workload", w.load, "-conns", strconv.Itoa(l.cores), "-c", strconv.Itoa(w.conc),
 		"-n", strconv.Itoa(max(w.per, 1)), "-seed", strconv.Itoa(p.seed), "-warmup", p.warm.String(), "-d", p.dur.String()}
+	if w.proto != "" {
+		args = append(args, "-protocol", w.proto)
+	}
 	if w.mix {
 		args = append(args, "-unknown", fmt.Sprint(p.unknown), "-write-share", fmt.Sprint(p.writeShare), "-admin-token-file", f.token)
 	}

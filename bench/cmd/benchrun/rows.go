@@ -24,6 +24,9 @@ type workload struct {
 	extra bool
 	// maxCores limits a row to small core counts (0: every count).
 	maxCores int
+	// proto is the load generator's -protocol for a unary row (empty:
+	// gRPC).
+	proto string
 }
 
 var table = []workload{
@@ -55,9 +58,14 @@ var table = []workload{
 	// Switchyard as shipped (issue 14).
 	{name: "getteam-observed", load: "getteam", conc: 64, unit: "calls", mix: true, sy: "switchyard-observed", peer: "switchyard", extra: true},
 	{name: "listfeatures-observed", load: "listfeatures", conc: 16, unit: "features", stream: true, sy: "switchyard-observed", peer: "switchyard-routes", extra: true},
-	// What answering plain gRPC unary calls without connect-go's per-call
+	// What answering plain unary calls without connect-go's per-call
 	// machinery (internal/grpcunary) buys, against -grpc-unary connect.
 	{name: "getteam-direct", load: "getteam", conc: 64, unit: "calls", mix: true, sy: "switchyard", peer: "switchyard-connect", extra: true},
+	// The same in the browsers' gRPC-Web and in Connect's unary protocol
+	// (the generated Go SDK's default), where a plain connect-go server
+	// is what a user would pick instead.
+	{name: "getteam-connect", load: "getteam", proto: "connect", conc: 64, unit: "calls", mix: true, sy: "switchyard", peer: "switchyard-connect", extra: true, maxCores: 1},
+	{name: "getteam-grpcweb", load: "getteam", proto: "grpcweb", conc: 64, unit: "calls", mix: true, sy: "switchyard", peer: "switchyard-connect", extra: true, maxCores: 1},
 }
 
 // targetAt is the row's throughput target at n server cores (0: none).

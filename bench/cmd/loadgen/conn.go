@@ -50,6 +50,9 @@ type stream struct {
 	win     int64  // send window
 	in      []byte
 	headers bool
+	status  string   // the response's :status
+	only    response // grpc-status and grpc-message in its headers (gRPC-Web's trailers-only)
+	failed  bool     // its headers failed the check
 	start   time.Time
 }
 
@@ -114,14 +117,12 @@ func (d dialer) dial(ctx context.Context) (net.Conn, error) {
 // connection adds every field to the HPACK dynamic table, and every later
 // one, with the same fields, refers to them by index. Both blocks are
 // encoded once; first must open the connection's first stream.
-func headerBlocks(scheme, path, authority string, extra ...string) (first, later []byte) {
+func headerBlocks(scheme, path, authority string, p rpcProtocol, extra ...string) (first, later []byte) {
 	var hb bytes.Buffer
 	enc := hpack.NewEncoder(&hb)
-	fields := append([]string{
-		":method", "POST", ":scheme", scheme, ":path", path, ":authority", authority,
-		"content-type", "application/grpc", "te", "trailers",
-		"grpc-accept-encoding", "gzip", "user-agent", "switchyard-loadgen",
-	}, extra...)
+	fields := append([]string{":method", "POST", ":scheme", scheme, ":path", path, ":authority", authority}, p.headers()...)
+	fields = append(fields, "user-agent", "switchyard-loadgen")
+	fields = append(fields, extra...)
 	encode := func() []byte {
 		hb.Reset()
 		for i := 0; i+1 < len(fields); i += 2 {
@@ -145,7 +146,10 @@ func drive(conn net.Conn, scheme string, w *workload, conc int, win window, done
 	c.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	c.fr.MaxHeaderListSize = 1 << 20
 	host := conn.RemoteAddr().String()
-	c.hdrFirst, c.hdr = headerBlocks(scheme, w.path, host, w.headers...)
+	if w.proto == "" {
+		w.proto = protoGRPC
+	}
+	c.hdrFirst, c.hdr = headerBlocks(scheme, w.path, host, w.proto, w.headers...)
 
 	if _, err := c.bw.WriteString(http2.ClientPreface); err != nil {
 		return connStats{}, err
@@ -238,64 +242,81 @@ func drive(conn net.Conn, scheme string, w *workload, conc int, win window, done
 				c.unacked = 0
 			}
 			if f.StreamEnded() {
-				return st, fmt.Errorf("%s: stream %d ended without trailers (HTTP error or unknown procedure?): %q", c.w.path, f.StreamID, trunc(s.in))
+				if w.proto == protoGRPC {
+					return st, fmt.Errorf("%s: stream %d ended without trailers (HTTP error or unknown procedure?): %q", c.w.path, f.StreamID, trunc(s.in))
+				}
+				if c.end(s, nil, &st, win) {
+					return st, nil
+				}
 			}
 		case *http2.MetaHeadersFrame:
 			s := c.streams[f.StreamID]
 			if s == nil {
 				return st, fmt.Errorf("HEADERS on unknown stream %d", f.StreamID)
 			}
-			failed := false
 			if !s.headers {
 				s.headers = true
-				if code := f.PseudoValue("status"); code != "200" {
-					st.fail(fmt.Errorf("%s: HTTP status %s", c.w.path, code))
-					failed = true
-				} else if ct := fieldValue(f, "content-type"); ct != "application/grpc" && !strings.HasPrefix(ct, "application/grpc+") {
-					st.fail(fmt.Errorf("%s: content-type %q", c.w.path, ct))
-					failed = true
+				s.status = f.PseudoValue("status")
+				if code := fieldValue(f, "grpc-status"); code != "" {
+					s.only = response{grpcStatus: code, grpcMessage: percentDecode(fieldValue(f, "grpc-message"))}
+				}
+				if err := w.proto.checkHeaders(s.status, fieldValue(f, "content-type")); err != nil {
+					st.fail(fmt.Errorf("%s: %w", c.w.path, err))
+					s.failed = true
 				}
 				// grpc-encoding may name gzip: what counts is each
 				// message's compressed flag, which the checks expect clear
 				// (every message here is below the compression threshold).
 			}
-			if !f.StreamEnded() {
-				continue
-			}
-			now := time.Now()
-			if !failed {
-				resp := response{grpcStatus: fieldValue(f, "grpc-status"), grpcMessage: percentDecode(fieldValue(f, "grpc-message")), body: s.in}
-				switch {
-				case len(s.out) > 0:
-					st.fail(fmt.Errorf("%s: call ended before its request was sent (grpc-status %s: %s)", c.w.path, resp.grpcStatus, resp.grpcMessage))
-					failed = true
-				default:
-					if err := s.c.check(&resp); err != nil {
-						st.fail(fmt.Errorf("%s: %w", c.w.path, err))
-						failed = true
-					}
-				}
-			}
-			delete(c.streams, s.id)
-			c.spare = append(c.spare, s.in[:0])
-			st.callsAll++
-			c.done.Add(1)
-			// Only checked calls are measured: a fast error must never
-			// count as a call served.
-			if !failed && !s.start.Before(win.from) && now.Before(win.to) {
-				st.calls++
-				st.msgs += s.c.msgs
-				st.lat.record(now.Sub(s.start))
-			}
-			if now.Before(win.to) {
-				c.start()
-			} else if len(c.streams) == 0 {
-				_ = c.fr.WriteGoAway(c.nextID-2, http2.ErrCodeNo, nil)
-				_ = c.bw.Flush()
+			if f.StreamEnded() && c.end(s, f, &st, win) {
 				return st, nil
 			}
 		}
 	}
+}
+
+// end checks a finished call, counts it and starts the next in its place;
+// trailers are the HEADERS that ended the stream (nil when DATA did). It
+// reports whether the run is over: the window has closed and no call is
+// left in flight (GOAWAY is sent then).
+func (c *client) end(s *stream, trailers *http2.MetaHeadersFrame, st *connStats, win window) bool {
+	now := time.Now()
+	failed := s.failed
+	if !failed {
+		resp, err := c.w.proto.response(s.status, s.only, trailers, s.in)
+		switch {
+		case err != nil:
+			st.fail(fmt.Errorf("%s: %w", c.w.path, err))
+			failed = true
+		case len(s.out) > 0:
+			st.fail(fmt.Errorf("%s: call ended before its request was sent (grpc-status %s: %s)", c.w.path, resp.grpcStatus, resp.grpcMessage))
+			failed = true
+		default:
+			if err := s.c.check(&resp); err != nil {
+				st.fail(fmt.Errorf("%s: %w", c.w.path, err))
+				failed = true
+			}
+		}
+	}
+	delete(c.streams, s.id)
+	c.spare = append(c.spare, s.in[:0])
+	st.callsAll++
+	c.done.Add(1)
+	// Only checked calls are measured: a fast error must never count as
+	// a call served.
+	if !failed && !s.start.Before(win.from) && now.Before(win.to) {
+		st.calls++
+		st.msgs += s.c.msgs
+		st.lat.record(now.Sub(s.start))
+	}
+	if now.Before(win.to) {
+		c.start()
+	} else if len(c.streams) == 0 {
+		_ = c.fr.WriteGoAway(c.nextID-2, http2.ErrCodeNo, nil)
+		_ = c.bw.Flush()
+		return true
+	}
+	return false
 }
 
 // start opens the next call's stream and sends as much of it as the flow
@@ -311,7 +332,7 @@ func (c *client) open(call call, start time.Time) {
 		s.in, c.spare = c.spare[n-1], c.spare[:n-1]
 	}
 	c.nextID += 2
-	s.out = s.c.body
+	s.out = c.w.proto.body(s.c.body)
 	c.streams[s.id] = s
 	hdr := c.hdr
 	if s.id == 1 {

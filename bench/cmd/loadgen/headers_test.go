@@ -12,7 +12,7 @@ import (
 // name them by index, and a decoder that saw the first reads the same
 // fields from every later one.
 func TestHeaderBlocksIndexLikeGRPCClients(t *testing.T) {
-	first, later := headerBlocks("http", "/teams.v1.TeamsService/GetTeam", "127.0.0.1:50051", "grpc-timeout", "5S")
+	first, later := headerBlocks("http", "/teams.v1.TeamsService/GetTeam", "127.0.0.1:50051", protoGRPC, "grpc-timeout", "5S")
 	dec := hpack.NewDecoder(4096, nil)
 	want, err := dec.DecodeFull(first)
 	if err != nil {

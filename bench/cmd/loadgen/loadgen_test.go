@@ -85,34 +85,56 @@ func runOnce(t *testing.T, o options, d dialer) (Result, error) {
 }
 
 // Every workload passes its checks against Switchyard over several
-// connections, and counts what it should.
+// connections, and counts what it should; the unary ones in gRPC-Web and
+// Connect too.
 func TestWorkloadsPassAgainstSwitchyard(t *testing.T) {
 	srv := startSwitchyard(t, false, server.Config{})
 	for i, name := range workloadNames() {
-		t.Run(name, func(t *testing.T) {
-			o := short(srv.Addr, name)
-			o.params.seed = i + 1 // RouteChat locations of one seed are used once per server
-			res, err := runOnce(t, o, dialer{addr: srv.Addr})
-			if err != nil || res.Errors > 0 {
-				t.Fatalf("run: %v; %d errors, first: %s", err, res.Errors, res.FirstErr)
+		for _, p := range protocols {
+			if p != protoGRPC && !unaryWorkloads[name] {
+				continue
 			}
-			if res.Calls == 0 || res.CallsAll < res.Calls || res.Conns != 2 {
-				t.Fatalf("calls %d of %d on %d connections", res.Calls, res.CallsAll, res.Conns)
-			}
-			perCall := 1
-			switch {
-			case strings.HasSuffix(name, "listfeatures"):
-				perCall = routeguide.DefaultDB().Len()
-			case strings.HasSuffix(name, "recordroute"), strings.HasSuffix(name, "routechat"):
-				perCall = o.params.per
-			}
-			if res.Msgs != res.Calls*perCall {
-				t.Errorf("msgs %d, want %d calls × %d", res.Msgs, res.Calls, perCall)
-			}
-			if res.P50 <= 0 || res.P99 < res.P50 || res.Max < res.P99 || res.ClientCPU <= 0 {
-				t.Errorf("p50 %v p99 %v max %v client CPU %v", res.P50, res.P99, res.Max, res.ClientCPU)
-			}
-		})
+			t.Run(name+"/"+string(p), func(t *testing.T) {
+				o := short(srv.Addr, name)
+				o.proto = string(p)
+				o.params.seed = i + 1 // RouteChat locations of one seed are used once per server
+				res, err := runOnce(t, o, dialer{addr: srv.Addr})
+				if err != nil || res.Errors > 0 {
+					t.Fatalf("run: %v; %d errors, first: %s", err, res.Errors, res.FirstErr)
+				}
+				if res.Calls == 0 || res.CallsAll < res.Calls || res.Conns != 2 || res.Protocol != string(p) {
+					t.Fatalf("calls %d of %d on %d connections, protocol %q", res.Calls, res.CallsAll, res.Conns, res.Protocol)
+				}
+				perCall := 1
+				switch {
+				case strings.HasSuffix(name, "listfeatures"):
+					perCall = routeguide.DefaultDB().Len()
+				case strings.HasSuffix(name, "recordroute"), strings.HasSuffix(name, "routechat"):
+					perCall = o.params.per
+				}
+				if res.Msgs != res.Calls*perCall {
+					t.Errorf("msgs %d, want %d calls × %d", res.Msgs, res.Calls, perCall)
+				}
+				if res.P50 <= 0 || res.P99 < res.P50 || res.Max < res.P99 || res.ClientCPU <= 0 {
+					t.Errorf("p50 %v p99 %v max %v client CPU %v", res.P50, res.P99, res.Max, res.ClientCPU)
+				}
+			})
+		}
+	}
+}
+
+// -protocol names one of three, and only the unary workloads take
+// gRPC-Web or Connect.
+func TestProtocolFlag(t *testing.T) {
+	for _, args := range [][]string{
+		{"-addr", "127.0.0.1:1", "-protocol", "grpc-web"},
+		{"-addr", "127.0.0.1:1", "-protocol", "connect", "-workload", "listfeatures"},
+		{"-addr", "127.0.0.1:1", "-protocol", "grpcweb", "-workload", "routechat"},
+	} {
+		var stdout, stderr bytes.Buffer
+		if code := realMain(args, nil, &stdout, &stderr); code != 2 || !strings.Contains(stderr.String(), "-protocol") {
+			t.Errorf("%q: exit %d, stderr %q; want 2 and a word on -protocol", args, code, stderr.String())
+		}
 	}
 }
 
@@ -219,17 +241,23 @@ func TestFailedChecksAreNotCounted(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := startSwitchyard(t, false, tc.cfg)
-			o := short(srv.Addr, tc.workload)
-			o.params.unknown = tc.unknown
-			res, err := runOnce(t, o, dialer{addr: srv.Addr})
-			if err != nil {
-				t.Fatalf("run: %v", err)
-			}
-			if res.Errors == 0 || !strings.Contains(res.FirstErr, tc.want) {
-				t.Fatalf("%d errors, first %q; want one with %q", res.Errors, res.FirstErr, tc.want)
-			}
-			if res.Calls != 0 || res.CallsAll == 0 {
-				t.Errorf("%d failed calls counted as served (%d completed)", res.Calls, res.CallsAll)
+			for _, p := range protocols {
+				if p != protoGRPC && !unaryWorkloads[tc.workload] {
+					continue
+				}
+				o := short(srv.Addr, tc.workload)
+				o.params.unknown = tc.unknown
+				o.proto = string(p)
+				res, err := runOnce(t, o, dialer{addr: srv.Addr})
+				if err != nil {
+					t.Fatalf("%s: run: %v", p, err)
+				}
+				if res.Errors == 0 || !strings.Contains(res.FirstErr, tc.want) {
+					t.Fatalf("%s: %d errors, first %q; want one with %q", p, res.Errors, res.FirstErr, tc.want)
+				}
+				if res.Calls != 0 || res.CallsAll == 0 {
+					t.Errorf("%s: %d failed calls counted as served (%d completed)", p, res.Calls, res.CallsAll)
+				}
 			}
 			// The process says so too.
 			var stdout, stderr bytes.Buffer

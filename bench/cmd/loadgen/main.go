@@ -1,4 +1,5 @@
-// Command loadgen is a lean gRPC load generator. Each of its -conns HTTP/2
+// Command loadgen is a lean gRPC load generator (and, for unary calls,
+// gRPC-Web and Connect: -protocol). Each of its -conns HTTP/2
 // connections (h2c, or TLS with ALPN h2) is driven by one goroutine over
 // golang.org/x/net/http2's Framer with -c calls in flight, so the client
 // costs far less CPU per call than a server and cannot cap the
@@ -24,6 +25,7 @@ import (
 	"net"
 	"os"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -34,6 +36,7 @@ import (
 // Result is what one run prints on stdout.
 type Result struct {
 	Workload  string  `json:"workload"`
+	Protocol  string  `json:"protocol"`
 	Conns     int     `json:"conns"`
 	Conc      int     `json:"conc"`        // calls in flight per connection
 	Calls     int     `json:"calls"`       // checked calls completed inside the measured window
@@ -78,6 +81,7 @@ type options struct {
 	insecure   bool
 	writeShare float64
 	tokenFile  string
+	proto      string
 }
 
 func realMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -97,6 +101,7 @@ func realMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.caFile, "cacert", "", "with -tls: trust the certificates of this PEM file (default: the system's roots)")
 	fs.BoolVar(&o.insecure, "insecure", false, "with -tls: do not verify the server's certificate (benchmark certificates)")
 	fs.Float64Var(&o.writeShare, "write-share", 0, "GetTeam workloads: PutTeam calls per read (e.g. 0.01), issued by a second process")
+	fs.StringVar(&o.proto, "protocol", "grpc", "how the calls travel: grpc, grpcweb (binary gRPC-Web) or connect (Connect's unary protocol, protobuf); the last two for the unary workloads (GetTeam, GetFeature). The -write-share writer speaks gRPC")
 	fs.StringVar(&o.tokenFile, "admin-token-file", "", "file holding the admin bearer token (needed by -write-share)")
 	writer := fs.Bool("writer", false, "internal: run as the PutTeam writer, paced by targets read on stdin")
 	firstWriteFD := fs.Int("first-write-fd", 0, "internal, with -writer: report the first write's outcome on this inherited file descriptor")
@@ -142,6 +147,12 @@ func realMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 2
 	case (o.params.unknown > 0 || o.writeShare > 0) && !strings.HasSuffix(o.workload, "getteam"):
 		fmt.Fprintln(stderr, "loadgen: -unknown and -write-share apply to the GetTeam workloads only")
+		return 2
+	case !slices.Contains(protocols, rpcProtocol(o.proto)):
+		fmt.Fprintf(stderr, "loadgen: -protocol %q: want grpc, grpcweb or connect\n", o.proto)
+		return 2
+	case o.proto != string(protoGRPC) && !unaryWorkloads[o.workload]:
+		fmt.Fprintf(stderr, "loadgen: -protocol %s applies to the unary workloads only (getteam, legacygetteam, getfeature, legacygetfeature)\n", o.proto)
 		return 2
 	case o.writeShare > 0 && o.tokenFile == "":
 		fmt.Fprintln(stderr, "loadgen: -write-share needs -admin-token-file (PutTeam is an admin write)")
@@ -190,7 +201,7 @@ func tlsConfig(o options) (*tls.Config, error) {
 // and adds up what they saw; with o.writeShare it paces a writer process
 // alongside.
 func run(o options, d dialer, build func(params) *workload, stderr io.Writer) (Result, error) {
-	res := Result{Workload: o.workload, Conns: o.conns, Conc: o.conc, Seconds: o.dur.Seconds(), Unknown: o.params.unknown}
+	res := Result{Workload: o.workload, Protocol: o.proto, Conns: o.conns, Conc: o.conc, Seconds: o.dur.Seconds(), Unknown: o.params.unknown}
 	cpu0 := cpuTime()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -252,6 +263,7 @@ func run(o options, d dialer, build func(params) *workload, stderr io.Writer) (R
 		p := o.params
 		p.conn = i
 		wls[i] = build(p)
+		wls[i].proto = rpcProtocol(o.proto)
 		wg.Go(func() {
 			defer c.Close()
 			stats[i], errs[i] = drive(c, d.scheme(), wls[i], o.conc, win, &done[i].n)

@@ -32,7 +32,8 @@ type call struct {
 // Each connection has its own, so next and the checks need no locking.
 type workload struct {
 	path    string
-	headers []string // further request headers, name then value
+	proto   rpcProtocol // how its calls travel (run sets it; zero is gRPC)
+	headers []string    // further request headers, name then value
 	next    func() call
 	// writesSeen counts answers that carried a nickname the PutTeam writer
 	// set: the proof that its writes reach the readers.
