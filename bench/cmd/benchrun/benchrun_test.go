@@ -238,3 +238,21 @@ func TestRoundByRound(t *testing.T) {
 		t.Errorf("unpaired rounds: %q, want none", got)
 	}
 }
+
+// Rows share runs only when the load generator would do the same thing
+// for both: loadKey tells apart every field of a row that reaches it.
+func TestLoadKeySharesOnlyTheSameLoad(t *testing.T) {
+	type load struct {
+		load, proto string
+		conc, per   int
+		mix         bool
+	}
+	seen := map[string]load{}
+	for _, w := range table {
+		l := load{w.load, w.proto, w.conc, w.per, w.mix}
+		if prev, ok := seen[w.loadKey()]; ok && prev != l {
+			t.Errorf("rows %+v and %+v share the load key %q", prev, l, w.loadKey())
+		}
+		seen[w.loadKey()] = l
+	}
+}

@@ -79,7 +79,7 @@ func rowNames() []string {
 // loadKey names what the load generator does in a row; rows with the same
 // key on the same server share its runs.
 func (w workload) loadKey() string {
-	return fmt.Sprintf("%s c%d n%d mix=%v", w.load, w.conc, w.per, w.mix)
+	return fmt.Sprintf("%s c%d n%d mix=%v protocol=%s", w.load, w.conc, w.per, w.mix, w.proto)
 }
 
 func run(c config) error {
