@@ -194,7 +194,9 @@ func plain(r *http.Request) (call, bool) {
 // connectHeaders reads a Connect unary request's headers into c and
 // reports whether they are the plain case: an uncompressed body, protocol
 // version 1 or none, and a Connect-Timeout-Ms that parses and has not
-// passed (or none).
+// passed (or none). A missing version is plain because Switchyard's
+// handlers do not require one (connect.WithRequireConnectProtocolHeader);
+// with that option such a request would have to go to connect-go.
 func connectHeaders(r *http.Request, c *call) bool {
 	if enc := header(r.Header, "Content-Encoding"); enc != "" && enc != "identity" {
 		return false
