@@ -13,17 +13,21 @@
 // the server's CPU time; this package answers the same call in a third of
 // that (BENCHMARKS.md, "Fifth pass").
 //
-// The plain case is a POST of an uncompressed request of exactly one
-// message no larger than the read limit and 64 KiB, whose timeout parses
-// and has not passed (or which has none), in one of:
-//   - gRPC: HTTP/2, Content-Type application/grpc or application/grpc+proto;
-//   - gRPC-Web: any HTTP version, Content-Type application/grpc-web or
-//     application/grpc-web+proto (the text variant arrives here as binary
-//     through internal/grpcwebtext);
-//   - Connect: any HTTP version, Content-Type application/proto or
-//     application/json, Connect-Protocol-Version 1 or none.
+// The plain case is an uncompressed request of exactly one message no
+// larger than the read limit and 64 KiB, whose timeout parses and has not
+// passed (or which has none), in one of:
+//   - gRPC: a POST over HTTP/2, Content-Type application/grpc or
+//     application/grpc+proto;
+//   - gRPC-Web: a POST over any HTTP version, Content-Type
+//     application/grpc-web or application/grpc-web+proto (the text
+//     variant arrives here as binary through internal/grpcwebtext);
+//   - Connect: a POST over any HTTP version, Content-Type
+//     application/proto or application/json, Connect-Protocol-Version 1 or
+//     none; or, for a procedure without side effects (Options.Get), a GET
+//     with the message in its query (encoding proto or json, base64 or
+//     not, no compression).
 //
-// Everything else (Connect's GET requests among it), and every request
+// Everything else, and every request
 // that turns out to break a rule while its body is read (a flag, a second
 // message, a body that ends early, bytes that do not unmarshal), goes to
 // connect-go with the bytes read so far put back in front of the body, so
@@ -44,6 +48,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -74,8 +79,8 @@ const MaxMessageBytes = 64 << 10
 // interceptors would have turned it.
 type Wrap func(ctx context.Context, procedure, peer string, header http.Header, handler func(context.Context) error) error
 
-// Options are what every procedure's plain path shares with the server's
-// connect handlers.
+// Options are what a procedure's plain path shares with its connect
+// handler.
 type Options struct {
 	// ReadMaxBytes is connect.WithReadMaxBytes' limit: larger requests go
 	// to connect-go, which refuses them (0: no limit beyond
@@ -86,6 +91,11 @@ type Options struct {
 	CompressMinBytes int
 	// Wrap is the interceptors' work (nil: the handler runs bare).
 	Wrap Wrap
+	// Get says the procedure has no side effects, so that its connect
+	// handler takes Connect's GET requests
+	// (connect.WithIdempotency(connect.IdempotencyNoSideEffects)): they
+	// are then plain calls too. Without it every GET goes to connect-go.
+	Get bool
 }
 
 // New serves procedure's plain unary calls with impl (the same method the
@@ -114,7 +124,7 @@ type handler[Req, Res any] struct {
 }
 
 func (h *handler[Req, Res]) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	call, ok := plain(r)
+	call, ok := plain(r, h.opts.Get)
 	if !ok {
 		h.next.ServeHTTP(w, r)
 		return
@@ -122,6 +132,10 @@ func (h *handler[Req, Res]) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	buf := getBuffer()
 	defer putBuffer(buf)
 	msg, ok := h.receive(r, call, buf)
+	if !ok && call.get {
+		h.next.ServeHTTP(w, r) // the message was in the query, still there
+		return
+	}
 	if !ok {
 		r.Body = &replay{Reader: io.MultiReader(bytes.NewReader(bytes.Clone(*buf)), r.Body), body: r.Body}
 		h.next.ServeHTTP(w, r)
@@ -136,21 +150,26 @@ type protocol uint8
 const (
 	protoGRPC    protocol = iota // HTTP/2 only: its status travels in trailers
 	protoGRPCWeb                 // any HTTP version: its trailers end the body
-	protoConnect                 // Connect's unary protocol, POST: the message is the body
+	protoConnect                 // Connect's unary protocol: the message is the body, or a GET's query
 )
 
 // call is what the request's headers decided.
 type call struct {
 	protocol    protocol
+	get         bool      // Connect's GET: the message is in the query
 	json        bool      // Connect's application/json (else protobuf)
 	contentType []string  // the request's, which the response repeats
 	gzip        bool      // the response may be compressed
 	deadline    time.Time // the client's timeout from now; zero: none
 }
 
-// plain reports whether r's headers are the plain case, and what they ask.
-func plain(r *http.Request) (call, bool) {
+// plain reports whether r's headers are the plain case, and what they ask;
+// get says whether the procedure takes Connect's GET requests.
+func plain(r *http.Request, get bool) (call, bool) {
 	var c call
+	if r.Method == http.MethodGet && get {
+		return c, connectGet(r, &c)
+	}
 	if r.Method != http.MethodPost {
 		return c, false
 	}
@@ -204,6 +223,13 @@ func connectHeaders(r *http.Request, c *call) bool {
 	if v := header(r.Header, "Connect-Protocol-Version"); v != "" && v != "1" {
 		return false
 	}
+	return connectTimeout(r, c)
+}
+
+// connectTimeout reads a Connect request's Accept-Encoding and
+// Connect-Timeout-Ms into c, and reports whether the timeout parses and
+// has not passed (or there is none).
+func connectTimeout(r *http.Request, c *call) bool {
 	c.gzip = acceptsGzip(header(r.Header, "Accept-Encoding"))
 	if t := header(r.Header, "Connect-Timeout-Ms"); t != "" {
 		// connect-go's rules: at most 10 digits, not negative. A zero
@@ -215,6 +241,37 @@ func connectHeaders(r *http.Request, c *call) bool {
 		c.deadline = time.Now().Add(time.Duration(ms) * time.Millisecond)
 	}
 	return true
+}
+
+// connectGet reads a Connect GET request into c and reports whether it is
+// the plain case: no body and no Content-Type; in the query, version v1 or
+// none, encoding proto or json, a message, no compression; the headers as
+// connectHeaders has them (bar Connect-Protocol-Version, which connect-go
+// does not read on a GET). The message's bytes are read by receiveQuery.
+func connectGet(r *http.Request, c *call) bool {
+	if r.ContentLength != 0 || header(r.Header, "Content-Type") != "" {
+		return false
+	}
+	q := r.URL.Query()
+	if v := q.Get("connect"); v != "" && v != "v1" {
+		return false
+	}
+	if enc := q.Get("compression"); enc != "" && enc != "identity" {
+		return false
+	}
+	switch q.Get("encoding") {
+	case "proto":
+		c.contentType = protoValue
+	case "json":
+		c.contentType, c.json = jsonValue, true
+	default:
+		return false
+	}
+	if !q.Has("message") {
+		return false
+	}
+	c.protocol, c.get = protoConnect, true
+	return connectTimeout(r, c)
 }
 
 // acceptsGzip reports whether an accept-encoding list names gzip: connect-go
@@ -275,7 +332,10 @@ func parseTimeout(s string) (time.Duration, bool) {
 // receive reads the request's one message into buf and unmarshals it; buf
 // keeps every byte read, for connect-go when it is not the plain case.
 func (h *handler[Req, Res]) receive(r *http.Request, c call, buf *[]byte) (*Req, bool) {
-	if c.protocol == protoConnect {
+	switch {
+	case c.get:
+		return h.receiveQuery(r, c, buf)
+	case c.protocol == protoConnect:
 		return h.receiveBody(r, c, buf)
 	}
 	b := (*buf)[:5]
@@ -331,6 +391,31 @@ func (h *handler[Req, Res]) receiveBody(r *http.Request, c call, buf *[]byte) (*
 	return unmarshal[Req](b, c.json)
 }
 
+// receiveQuery reads a Connect GET request's message from its query:
+// URL-safe base64 (padded or not) with base64=1, else the bytes as they
+// are.
+func (h *handler[Req, Res]) receiveQuery(r *http.Request, c call, buf *[]byte) (*Req, bool) {
+	q := r.URL.Query()
+	msg := q.Get("message")
+	b := append((*buf)[:0], msg...)
+	if q.Get("base64") == "1" {
+		enc := base64.URLEncoding
+		if len(msg)%4 != 0 {
+			enc = base64.RawURLEncoding
+		}
+		dec, err := enc.DecodeString(msg)
+		if err != nil {
+			return nil, false
+		}
+		b = append(b[:0], dec...)
+	}
+	*buf = b
+	if len(b) > h.limit || c.json && len(b) == 0 {
+		return nil, false
+	}
+	return unmarshal[Req](b, c.json)
+}
+
 // unmarshal decodes a request as connect-go's codecs do.
 func unmarshal[Req any](b []byte, json bool) (*Req, bool) {
 	msg := new(Req)
@@ -367,6 +452,9 @@ func (h *handler[Req, Res]) serve(w http.ResponseWriter, r *http.Request, c call
 		in[k] = v
 	}
 	in["Host"] = []string{r.Host}
+	if c.get {
+		in["Content-Type"] = emptyValue // connect-go sets a GET's (absent) content type
+	}
 
 	ctx := r.Context()
 	if !c.deadline.IsZero() {
@@ -403,6 +491,7 @@ func (h *handler[Req, Res]) serve(w http.ResponseWriter, r *http.Request, c call
 	mergeNonProtocol(out, res.Header())
 	trailers := res.Trailer()
 	if c.protocol == protoConnect {
+		vary(out, c)
 		for k, v := range trailers {
 			if _, protocol := protocolHeaders[k]; !protocol && len(v) > 0 {
 				out[connectTrailerPrefix+k] = v
@@ -442,6 +531,7 @@ var (
 	grpcWebProtoValue = []string{"application/grpc-web+proto"}
 	protoValue        = []string{"application/proto"}
 	jsonValue         = []string{"application/json"}
+	emptyValue        = []string{""}
 )
 
 // marshal encodes msg as the response's body: one envelope for gRPC and
@@ -528,8 +618,27 @@ func fail(w http.ResponseWriter, r *http.Request, c call, sending bool, trailers
 		writeWebTrailers(w, t, buf)
 	case protoConnect:
 		// A JSON error with the code's HTTP status, as connect-go's
-		// handler writes it.
-		_ = errorWriter.Write(w, r, asConnectError(err))
+		// handler writes it. A GET's answer varies with Accept-Encoding
+		// (said once more when a marshal failed, as connect-go does).
+		vary(out, c)
+		ce := asConnectError(err)
+		if c.get && connect.IsNotModifiedError(ce) {
+			if !connect.IsWireError(ce) {
+				mergeNonProtocol(out, ce.Meta())
+			}
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		_ = errorWriter.Write(w, r, ce)
+	}
+}
+
+// vary says that a Connect GET's answer varies with Accept-Encoding, as
+// connect-go says it: so that caches keep its gzip and identity answers
+// apart.
+func vary(out http.Header, c call) {
+	if c.get {
+		out["Vary"] = append(out["Vary"], "Accept-Encoding")
 	}
 }
 

@@ -5,11 +5,13 @@ import (
 	"compress/gzip"
 	"context"
 	"crypto/tls"
+	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -104,10 +106,13 @@ func recovered(_ context.Context, _ connect.Spec, _ http.Header, p any) error {
 func servers(t testing.TB) (connectURL, plainURL string, served *atomic.Int64) {
 	served = new(atomic.Int64)
 	t.Helper()
+	// The procedure has no side effects, as GetTeam has none: connect-go
+	// takes Connect's GET requests for it.
 	next := connect.NewUnaryHandler(procedure, testImpl,
-		connect.WithReadMaxBytes(readMax), connect.WithCompressMinBytes(compressMin), connect.WithRecover(recovered))
+		connect.WithReadMaxBytes(readMax), connect.WithCompressMinBytes(compressMin), connect.WithRecover(recovered),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects))
 	plain := grpcunary.New(procedure, testImpl, next, grpcunary.Options{
-		ReadMaxBytes: readMax, CompressMinBytes: compressMin,
+		ReadMaxBytes: readMax, CompressMinBytes: compressMin, Get: true,
 		Wrap: func(ctx context.Context, _, _ string, h http.Header, handler func(context.Context) error) (err error) {
 			served.Add(1)
 			defer func() {
@@ -181,11 +186,14 @@ func gzipped(t *testing.T, b []byte) []byte {
 	return out.Bytes()
 }
 
-// call sends a request for procedure to url, from the host
-// "switchyard.test" whatever the port.
+// call sends a request for procedure to url (a query after it, if any),
+// from the host "switchyard.test" whatever the port.
 func call(c *http.Client, url, method string, header http.Header, body []byte) testserver.Answer {
 	header = header.Clone()
 	header.Set("Host", "switchyard.test")
+	if base, query, ok := strings.Cut(url, "?"); ok {
+		return testserver.Ask(c, method, base+procedure+"?"+query, header, body)
+	}
 	return testserver.Ask(c, method, url+procedure, header, body)
 }
 
@@ -209,6 +217,7 @@ type answerCase struct {
 	header http.Header
 	body   []byte
 	plain  bool
+	query  string // after the procedure's path, "?" included
 }
 
 // sameAnswers sends each case with each client to connect-go alone and to
@@ -226,8 +235,8 @@ func sameAnswers(t *testing.T, clients map[string]*http.Client, cases []answerCa
 						t.Errorf("served here %d times; want it served here: %v", n, tc.plain)
 					}
 				}()
-				want := call(c, connectURL, tc.method, tc.header, tc.body)
-				got := call(c, plainURL, tc.method, tc.header, tc.body)
+				want := call(c, connectURL+tc.query, tc.method, tc.header, tc.body)
+				got := call(c, plainURL+tc.query, tc.method, tc.header, tc.body)
 				if want.Err != "" || got.Err != "" {
 					t.Fatalf("call failed: connect-go %q, here %q", want.Err, got.Err)
 				}
@@ -246,48 +255,48 @@ func TestSameAnswersAsConnect(t *testing.T) {
 	ok := envelope(0, marshal(t, "ok"))
 	cases := []answerCase{
 		// The plain case: served here.
-		{"ok", "POST", grpcHeader(), ok, true},
-		{"grpc+proto", "POST", grpcHeader("Content-Type", "application/grpc+proto"), ok, true},
-		{"empty message", "POST", grpcHeader(), envelope(0, nil), true},
-		{"headers and trailers", "POST", grpcHeader("Grpc-Timeout", "5S"), envelope(0, marshal(t, "headers")), true},
-		{"error with metadata", "POST", grpcHeader(), envelope(0, marshal(t, "error")), true},
-		{"error with details", "POST", grpcHeader(), envelope(0, marshal(t, "details")), true},
-		{"bare error", "POST", grpcHeader(), envelope(0, marshal(t, "bare")), true},
-		{"panic", "POST", grpcHeader(), envelope(0, marshal(t, "panic")), true},
-		{"nil response", "POST", grpcHeader(), envelope(0, marshal(t, "nil")), true},
-		{"unmarshallable response", "POST", grpcHeader(), envelope(0, marshal(t, "badutf8")), true},
-		{"unmarshallable response, no headers", "POST", grpcHeader(), envelope(0, marshal(t, "badutf8 bare")), true},
-		{"big, identity", "POST", grpcHeader(), envelope(0, marshal(t, "big")), true},
-		{"big, gzip accepted", "POST", grpcHeader("Grpc-Accept-Encoding", "gzip"), envelope(0, marshal(t, "big")), true},
-		{"big, gzip among others", "POST", grpcHeader("Grpc-Accept-Encoding", "br, deflate,gzip"), envelope(0, marshal(t, "big")), true},
-		{"small, gzip accepted", "POST", grpcHeader("Grpc-Accept-Encoding", "identity,gzip"), ok, true},
-		{"unknown accepted encodings", "POST", grpcHeader("Grpc-Accept-Encoding", "br"), ok, true},
-		{"identity request", "POST", grpcHeader("Grpc-Encoding", "identity"), ok, true},
-		{"deadline", "POST", grpcHeader("Grpc-Timeout", "30m"), envelope(0, marshal(t, "deadline")), true},
-		{"unbounded timeout", "POST", grpcHeader("Grpc-Timeout", "99999999H"), envelope(0, marshal(t, "headers")), true},
+		{"ok", "POST", grpcHeader(), ok, true, ""},
+		{"grpc+proto", "POST", grpcHeader("Content-Type", "application/grpc+proto"), ok, true, ""},
+		{"empty message", "POST", grpcHeader(), envelope(0, nil), true, ""},
+		{"headers and trailers", "POST", grpcHeader("Grpc-Timeout", "5S"), envelope(0, marshal(t, "headers")), true, ""},
+		{"error with metadata", "POST", grpcHeader(), envelope(0, marshal(t, "error")), true, ""},
+		{"error with details", "POST", grpcHeader(), envelope(0, marshal(t, "details")), true, ""},
+		{"bare error", "POST", grpcHeader(), envelope(0, marshal(t, "bare")), true, ""},
+		{"panic", "POST", grpcHeader(), envelope(0, marshal(t, "panic")), true, ""},
+		{"nil response", "POST", grpcHeader(), envelope(0, marshal(t, "nil")), true, ""},
+		{"unmarshallable response", "POST", grpcHeader(), envelope(0, marshal(t, "badutf8")), true, ""},
+		{"unmarshallable response, no headers", "POST", grpcHeader(), envelope(0, marshal(t, "badutf8 bare")), true, ""},
+		{"big, identity", "POST", grpcHeader(), envelope(0, marshal(t, "big")), true, ""},
+		{"big, gzip accepted", "POST", grpcHeader("Grpc-Accept-Encoding", "gzip"), envelope(0, marshal(t, "big")), true, ""},
+		{"big, gzip among others", "POST", grpcHeader("Grpc-Accept-Encoding", "br, deflate,gzip"), envelope(0, marshal(t, "big")), true, ""},
+		{"small, gzip accepted", "POST", grpcHeader("Grpc-Accept-Encoding", "identity,gzip"), ok, true, ""},
+		{"unknown accepted encodings", "POST", grpcHeader("Grpc-Accept-Encoding", "br"), ok, true, ""},
+		{"identity request", "POST", grpcHeader("Grpc-Encoding", "identity"), ok, true, ""},
+		{"deadline", "POST", grpcHeader("Grpc-Timeout", "30m"), envelope(0, marshal(t, "deadline")), true, ""},
+		{"unbounded timeout", "POST", grpcHeader("Grpc-Timeout", "99999999H"), envelope(0, marshal(t, "headers")), true, ""},
 		// Outside the plain case: connect-go answers.
-		{"gzip request", "POST", grpcHeader("Grpc-Encoding", "gzip"), envelope(1, gzipped(t, marshal(t, "ok"))), false},
-		{"unknown request encoding", "POST", grpcHeader("Grpc-Encoding", "br"), ok, false},
-		{"json", "POST", grpcHeader("Content-Type", "application/grpc+json"), envelope(0, []byte(`{"city":"ok"}`)), false},
-		{"unknown content type", "POST", grpcHeader("Content-Type", "text/plain"), ok, false},
-		{"GET", "GET", grpcHeader(), nil, false},
-		{"bad timeout", "POST", grpcHeader("Grpc-Timeout", "soon"), ok, false},
-		{"timeout too long", "POST", grpcHeader("Grpc-Timeout", "123456789S"), ok, false},
-		{"zero timeout", "POST", grpcHeader("Grpc-Timeout", "0n"), ok, false},
-		{"no message", "POST", grpcHeader(), nil, false},
-		{"short prefix", "POST", grpcHeader(), ok[:3], false},
-		{"short message", "POST", grpcHeader(), ok[:len(ok)-1], false},
-		{"two messages", "POST", grpcHeader(), append(slices.Clone(ok), ok...), false},
-		{"trailing byte", "POST", grpcHeader(), append(slices.Clone(ok), 0), false},
-		{"compressed flag without encoding", "POST", grpcHeader(), envelope(1, marshal(t, "ok")), false},
-		{"unknown flag", "POST", grpcHeader(), envelope(0x80, marshal(t, "ok")), false},
-		{"over the read limit", "POST", grpcHeader(), envelope(0, marshal(t, strings.Repeat("x", readMax))), false},
-		{"not a message", "POST", grpcHeader(), envelope(0, []byte{0xff, 0xff, 0xff}), false},
-		{"invalid UTF-8 in the request", "POST", grpcHeader(), envelope(0, []byte{0x0a, 0x01, 0xff}), false},
+		{"gzip request", "POST", grpcHeader("Grpc-Encoding", "gzip"), envelope(1, gzipped(t, marshal(t, "ok"))), false, ""},
+		{"unknown request encoding", "POST", grpcHeader("Grpc-Encoding", "br"), ok, false, ""},
+		{"json", "POST", grpcHeader("Content-Type", "application/grpc+json"), envelope(0, []byte(`{"city":"ok"}`)), false, ""},
+		{"unknown content type", "POST", grpcHeader("Content-Type", "text/plain"), ok, false, ""},
+		{"GET", "GET", grpcHeader(), nil, false, ""},
+		{"bad timeout", "POST", grpcHeader("Grpc-Timeout", "soon"), ok, false, ""},
+		{"timeout too long", "POST", grpcHeader("Grpc-Timeout", "123456789S"), ok, false, ""},
+		{"zero timeout", "POST", grpcHeader("Grpc-Timeout", "0n"), ok, false, ""},
+		{"no message", "POST", grpcHeader(), nil, false, ""},
+		{"short prefix", "POST", grpcHeader(), ok[:3], false, ""},
+		{"short message", "POST", grpcHeader(), ok[:len(ok)-1], false, ""},
+		{"two messages", "POST", grpcHeader(), append(slices.Clone(ok), ok...), false, ""},
+		{"trailing byte", "POST", grpcHeader(), append(slices.Clone(ok), 0), false, ""},
+		{"compressed flag without encoding", "POST", grpcHeader(), envelope(1, marshal(t, "ok")), false, ""},
+		{"unknown flag", "POST", grpcHeader(), envelope(0x80, marshal(t, "ok")), false, ""},
+		{"over the read limit", "POST", grpcHeader(), envelope(0, marshal(t, strings.Repeat("x", readMax))), false, ""},
+		{"not a message", "POST", grpcHeader(), envelope(0, []byte{0xff, 0xff, 0xff}), false, ""},
+		{"invalid UTF-8 in the request", "POST", grpcHeader(), envelope(0, []byte{0x0a, 0x01, 0xff}), false, ""},
 	}
 	sameAnswers(t, map[string]*http.Client{"h2c": h2cClient()}, cases)
 	// gRPC needs HTTP/2 for its trailers: over HTTP/1.1 connect-go answers.
-	sameAnswers(t, map[string]*http.Client{"http1": http1Client()}, []answerCase{{"ok", "POST", grpcHeader(), ok, false}})
+	sameAnswers(t, map[string]*http.Client{"http1": http1Client()}, []answerCase{{"ok", "POST", grpcHeader(), ok, false, ""}})
 }
 
 // TestSameAnswersAsConnectWeb: gRPC-Web, over HTTP/2 and HTTP/1.1. Its
@@ -299,27 +308,27 @@ func TestSameAnswersAsConnectWeb(t *testing.T) {
 	}
 	ok := envelope(0, marshal(t, "ok"))
 	cases := []answerCase{
-		{"ok", "POST", web(), ok, true},
-		{"grpc-web+proto", "POST", web("Content-Type", "application/grpc-web+proto"), ok, true},
-		{"empty message", "POST", web(), envelope(0, nil), true},
-		{"headers and trailers", "POST", web("Grpc-Timeout", "5S"), envelope(0, marshal(t, "headers")), true},
-		{"error with metadata", "POST", web(), envelope(0, marshal(t, "error")), true},
-		{"error with details", "POST", web(), envelope(0, marshal(t, "details")), true},
-		{"bare error", "POST", web(), envelope(0, marshal(t, "bare")), true},
-		{"panic", "POST", web(), envelope(0, marshal(t, "panic")), true},
-		{"nil response", "POST", web(), envelope(0, marshal(t, "nil")), true},
-		{"unmarshallable response", "POST", web(), envelope(0, marshal(t, "badutf8")), true},
-		{"unmarshallable response, no headers", "POST", web(), envelope(0, marshal(t, "badutf8 bare")), true},
-		{"big, gzip accepted", "POST", web("Grpc-Accept-Encoding", "gzip"), envelope(0, marshal(t, "big")), true},
-		{"small, gzip accepted", "POST", web("Grpc-Accept-Encoding", "gzip"), ok, true},
-		{"deadline", "POST", web("Grpc-Timeout", "30m"), envelope(0, marshal(t, "deadline")), true},
-		{"gzip request", "POST", web("Grpc-Encoding", "gzip"), envelope(1, gzipped(t, marshal(t, "ok"))), false},
-		{"json", "POST", web("Content-Type", "application/grpc-web+json"), envelope(0, []byte(`{"city":"ok"}`)), false},
-		{"bad timeout", "POST", web("Grpc-Timeout", "soon"), ok, false},
-		{"two messages", "POST", web(), append(slices.Clone(ok), ok...), false},
-		{"trailers from the client", "POST", web(), append(slices.Clone(ok), envelope(0x80, nil)...), false},
-		{"over the read limit", "POST", web(), envelope(0, marshal(t, strings.Repeat("x", readMax))), false},
-		{"not a message", "POST", web(), envelope(0, []byte{0xff, 0xff, 0xff}), false},
+		{"ok", "POST", web(), ok, true, ""},
+		{"grpc-web+proto", "POST", web("Content-Type", "application/grpc-web+proto"), ok, true, ""},
+		{"empty message", "POST", web(), envelope(0, nil), true, ""},
+		{"headers and trailers", "POST", web("Grpc-Timeout", "5S"), envelope(0, marshal(t, "headers")), true, ""},
+		{"error with metadata", "POST", web(), envelope(0, marshal(t, "error")), true, ""},
+		{"error with details", "POST", web(), envelope(0, marshal(t, "details")), true, ""},
+		{"bare error", "POST", web(), envelope(0, marshal(t, "bare")), true, ""},
+		{"panic", "POST", web(), envelope(0, marshal(t, "panic")), true, ""},
+		{"nil response", "POST", web(), envelope(0, marshal(t, "nil")), true, ""},
+		{"unmarshallable response", "POST", web(), envelope(0, marshal(t, "badutf8")), true, ""},
+		{"unmarshallable response, no headers", "POST", web(), envelope(0, marshal(t, "badutf8 bare")), true, ""},
+		{"big, gzip accepted", "POST", web("Grpc-Accept-Encoding", "gzip"), envelope(0, marshal(t, "big")), true, ""},
+		{"small, gzip accepted", "POST", web("Grpc-Accept-Encoding", "gzip"), ok, true, ""},
+		{"deadline", "POST", web("Grpc-Timeout", "30m"), envelope(0, marshal(t, "deadline")), true, ""},
+		{"gzip request", "POST", web("Grpc-Encoding", "gzip"), envelope(1, gzipped(t, marshal(t, "ok"))), false, ""},
+		{"json", "POST", web("Content-Type", "application/grpc-web+json"), envelope(0, []byte(`{"city":"ok"}`)), false, ""},
+		{"bad timeout", "POST", web("Grpc-Timeout", "soon"), ok, false, ""},
+		{"two messages", "POST", web(), append(slices.Clone(ok), ok...), false, ""},
+		{"trailers from the client", "POST", web(), append(slices.Clone(ok), envelope(0x80, nil)...), false, ""},
+		{"over the read limit", "POST", web(), envelope(0, marshal(t, strings.Repeat("x", readMax))), false, ""},
+		{"not a message", "POST", web(), envelope(0, []byte{0xff, 0xff, 0xff}), false, ""},
 	}
 	sameAnswers(t, map[string]*http.Client{"h2c": h2cClient(), "http1": http1Client()}, cases)
 }
@@ -336,44 +345,112 @@ func TestSameAnswersAsConnectUnary(t *testing.T) {
 	}
 	ok := marshal(t, "ok")
 	cases := []answerCase{
-		{"ok", "POST", cx(), ok, true},
-		{"no protocol version", "POST", cx("Connect-Protocol-Version", ""), ok, true},
-		{"empty message", "POST", cx(), nil, true},
-		{"headers and trailers", "POST", cx("Connect-Timeout-Ms", "5000"), marshal(t, "headers"), true},
-		{"error with metadata", "POST", cx(), marshal(t, "error"), true},
-		{"error with details", "POST", cx(), marshal(t, "details"), true},
-		{"bare error", "POST", cx(), marshal(t, "bare"), true},
-		{"panic", "POST", cx(), marshal(t, "panic"), true},
-		{"nil response", "POST", cx(), marshal(t, "nil"), true},
-		{"unmarshallable response", "POST", cx(), marshal(t, "badutf8"), true},
-		{"big, identity", "POST", cx(), marshal(t, "big"), true},
-		{"big, gzip accepted", "POST", cx("Accept-Encoding", "gzip"), marshal(t, "big"), true},
-		{"big, gzip among others", "POST", cx("Accept-Encoding", "br, gzip"), marshal(t, "big"), true},
-		{"small, gzip accepted", "POST", cx("Accept-Encoding", "gzip"), ok, true},
-		{"identity request", "POST", cx("Content-Encoding", "identity"), ok, true},
-		{"deadline", "POST", cx("Connect-Timeout-Ms", "30"), marshal(t, "deadline"), true},
-		{"json", "POST", js(), []byte(`{"city":"ok"}`), true},
-		{"json, unknown field", "POST", js(), []byte(`{"city":"headers","shoeSize":9}`), true},
-		{"json error", "POST", js(), []byte(`{"city":"details"}`), true},
-		{"json, big, gzip accepted", "POST", js("Accept-Encoding", "gzip"), []byte(`{"city":"big"}`), true},
-		{"json, unmarshallable response", "POST", js(), []byte(`{"city":"badutf8"}`), true},
-		{"gzip request", "POST", cx("Content-Encoding", "gzip"), gzipped(t, ok), false},
-		{"unknown request encoding", "POST", cx("Content-Encoding", "br"), ok, false},
-		{"protocol version 2", "POST", cx("Connect-Protocol-Version", "2"), ok, false},
-		{"json with a charset", "POST", js("Content-Type", "application/json; charset=utf-8"), []byte(`{"city":"ok"}`), false},
-		{"GET", "GET", cx(), nil, false},
-		{"bad timeout", "POST", cx("Connect-Timeout-Ms", "soon"), ok, false},
-		{"negative timeout", "POST", cx("Connect-Timeout-Ms", "-5"), ok, false},
-		{"timeout too long", "POST", cx("Connect-Timeout-Ms", "12345678901"), ok, false},
-		{"zero timeout", "POST", cx("Connect-Timeout-Ms", "0"), ok, false},
-		{"over the read limit", "POST", cx(), marshal(t, strings.Repeat("x", readMax)), false},
-		{"not a message", "POST", cx(), []byte{0xff, 0xff, 0xff}, false},
-		{"invalid UTF-8 in the request", "POST", cx(), []byte{0x0a, 0x01, 0xff}, false},
-		{"json, empty body", "POST", js(), nil, false},
-		{"json, not JSON", "POST", js(), []byte(`{"city":`), false},
-		{"json, wrong type", "POST", js(), []byte(`{"city":7}`), false},
+		{"ok", "POST", cx(), ok, true, ""},
+		{"no protocol version", "POST", cx("Connect-Protocol-Version", ""), ok, true, ""},
+		{"empty message", "POST", cx(), nil, true, ""},
+		{"headers and trailers", "POST", cx("Connect-Timeout-Ms", "5000"), marshal(t, "headers"), true, ""},
+		{"error with metadata", "POST", cx(), marshal(t, "error"), true, ""},
+		{"error with details", "POST", cx(), marshal(t, "details"), true, ""},
+		{"bare error", "POST", cx(), marshal(t, "bare"), true, ""},
+		{"panic", "POST", cx(), marshal(t, "panic"), true, ""},
+		{"nil response", "POST", cx(), marshal(t, "nil"), true, ""},
+		{"unmarshallable response", "POST", cx(), marshal(t, "badutf8"), true, ""},
+		{"big, identity", "POST", cx(), marshal(t, "big"), true, ""},
+		{"big, gzip accepted", "POST", cx("Accept-Encoding", "gzip"), marshal(t, "big"), true, ""},
+		{"big, gzip among others", "POST", cx("Accept-Encoding", "br, gzip"), marshal(t, "big"), true, ""},
+		{"small, gzip accepted", "POST", cx("Accept-Encoding", "gzip"), ok, true, ""},
+		{"identity request", "POST", cx("Content-Encoding", "identity"), ok, true, ""},
+		{"deadline", "POST", cx("Connect-Timeout-Ms", "30"), marshal(t, "deadline"), true, ""},
+		{"json", "POST", js(), []byte(`{"city":"ok"}`), true, ""},
+		{"json, unknown field", "POST", js(), []byte(`{"city":"headers","shoeSize":9}`), true, ""},
+		{"json error", "POST", js(), []byte(`{"city":"details"}`), true, ""},
+		{"json, big, gzip accepted", "POST", js("Accept-Encoding", "gzip"), []byte(`{"city":"big"}`), true, ""},
+		{"json, unmarshallable response", "POST", js(), []byte(`{"city":"badutf8"}`), true, ""},
+		{"gzip request", "POST", cx("Content-Encoding", "gzip"), gzipped(t, ok), false, ""},
+		{"unknown request encoding", "POST", cx("Content-Encoding", "br"), ok, false, ""},
+		{"protocol version 2", "POST", cx("Connect-Protocol-Version", "2"), ok, false, ""},
+		{"json with a charset", "POST", js("Content-Type", "application/json; charset=utf-8"), []byte(`{"city":"ok"}`), false, ""},
+		{"GET", "GET", cx(), nil, false, ""},
+		{"bad timeout", "POST", cx("Connect-Timeout-Ms", "soon"), ok, false, ""},
+		{"negative timeout", "POST", cx("Connect-Timeout-Ms", "-5"), ok, false, ""},
+		{"timeout too long", "POST", cx("Connect-Timeout-Ms", "12345678901"), ok, false, ""},
+		{"zero timeout", "POST", cx("Connect-Timeout-Ms", "0"), ok, false, ""},
+		{"over the read limit", "POST", cx(), marshal(t, strings.Repeat("x", readMax)), false, ""},
+		{"not a message", "POST", cx(), []byte{0xff, 0xff, 0xff}, false, ""},
+		{"invalid UTF-8 in the request", "POST", cx(), []byte{0x0a, 0x01, 0xff}, false, ""},
+		{"json, empty body", "POST", js(), nil, false, ""},
+		{"json, not JSON", "POST", js(), []byte(`{"city":`), false, ""},
+		{"json, wrong type", "POST", js(), []byte(`{"city":7}`), false, ""},
 	}
 	sameAnswers(t, map[string]*http.Client{"h2c": h2cClient(), "http1": http1Client()}, cases)
+}
+
+// TestSameAnswersAsConnectGet: Connect's GET requests, the message in the
+// query (raw, or URL-safe base64 padded or not), over HTTP/2 and HTTP/1.1.
+// Their answers say that they vary with Accept-Encoding.
+func TestSameAnswersAsConnectGet(t *testing.T) {
+	get := func(kv ...string) http.Header {
+		return grpcHeader(append([]string{"Content-Type", "", "Te", ""}, kv...)...)
+	}
+	q := func(encoding string, msg []byte, extra ...string) string {
+		v := url.Values{"encoding": {encoding}, "message": {string(msg)}}
+		for i := 0; i+1 < len(extra); i += 2 {
+			v.Set(extra[i], extra[i+1])
+		}
+		return "?" + v.Encode()
+	}
+	b64 := func(city string, extra ...string) string {
+		return q("proto", []byte(base64.RawURLEncoding.EncodeToString(marshal(t, city))), append([]string{"base64", "1"}, extra...)...)
+	}
+	ok := marshal(t, "ok")
+	cases := []answerCase{
+		{"ok", "GET", get(), nil, true, q("proto", ok, "connect", "v1")},
+		{"no version", "GET", get(), nil, true, q("proto", ok)},
+		{"base64", "GET", get(), nil, true, b64("ok")},
+		{"base64, padded", "GET", get(), nil, true, q("proto", []byte(base64.URLEncoding.EncodeToString(marshal(t, "padded!"))), "base64", "1")},
+		{"empty message", "GET", get(), nil, true, q("proto", nil)},
+		{"headers and trailers", "GET", get("Connect-Timeout-Ms", "5000"), nil, true, b64("headers")},
+		{"error with metadata", "GET", get(), nil, true, b64("error")},
+		{"error with details", "GET", get(), nil, true, b64("details")},
+		{"panic", "GET", get(), nil, true, b64("panic")},
+		{"unmarshallable response", "GET", get(), nil, true, b64("badutf8")},
+		{"big, gzip accepted", "GET", get("Accept-Encoding", "gzip"), nil, true, b64("big")},
+		{"deadline", "GET", get("Connect-Timeout-Ms", "30"), nil, true, b64("deadline")},
+		{"json", "GET", get(), nil, true, q("json", []byte(`{"city":"headers"}`))},
+		{"json error", "GET", get(), nil, true, q("json", []byte(`{"city":"error"}`))},
+		{"compressed", "GET", get(), nil, false, q("proto", gzipped(t, ok), "compression", "gzip")},
+		{"identity compression", "GET", get(), nil, true, q("proto", ok, "compression", "identity")},
+		{"unknown encoding", "GET", get(), nil, false, q("xml", ok)},
+		{"no message", "GET", get(), nil, false, "?encoding=proto"},
+		{"no encoding", "GET", get(), nil, false, "?message=x"},
+		{"version 2", "GET", get(), nil, false, q("proto", ok, "connect", "v2")},
+		{"a body", "GET", get(), ok, false, q("proto", ok)},
+		{"a content type", "GET", get("Content-Type", "application/proto"), nil, false, q("proto", ok)},
+		{"bad base64", "GET", get(), nil, false, q("proto", []byte("!!!"), "base64", "1")},
+		{"over the read limit", "GET", get(), nil, false, b64(strings.Repeat("x", readMax))},
+		{"not a message", "GET", get(), nil, false, q("proto", []byte{0xff, 0xff, 0xff})},
+		{"json, empty", "GET", get(), nil, false, q("json", nil)},
+		{"bad timeout", "GET", get("Connect-Timeout-Ms", "soon"), nil, false, q("proto", ok)},
+	}
+	sameAnswers(t, map[string]*http.Client{"h2c": h2cClient(), "http1": http1Client()}, cases)
+}
+
+// A procedure with side effects takes no GET: with Options.Get unset,
+// every GET goes to connect-go, which refuses it.
+func TestGetNeedsNoSideEffects(t *testing.T) {
+	var served atomic.Int64
+	next := connect.NewUnaryHandler(procedure, testImpl)
+	plain := grpcunary.New(procedure, testImpl, next, grpcunary.Options{
+		Wrap: func(ctx context.Context, _, _ string, _ http.Header, handler func(context.Context) error) error {
+			served.Add(1)
+			return handler(ctx)
+		},
+	})
+	base := serve(t, plain)
+	a := call(h2cClient(), base+"?encoding=proto&message=", "GET", http.Header{}, nil)
+	if a.Err != "" || a.Status != http.StatusMethodNotAllowed || served.Load() != 0 {
+		t.Errorf("GET of a procedure with side effects: %v, served here %d times; want connect-go's 405", a, served.Load())
+	}
 }
 
 // FuzzSameAnswersAsConnect: for any body and any of the headers that pick
@@ -418,6 +495,37 @@ func FuzzSameAnswersAsConnect(f *testing.F) {
 			"Content-Encoding", encoding, "Accept-Encoding", accept, "Connect-Timeout-Ms", timeout)
 		want := call(c, connectURL, "POST", h, body)
 		got := call(c, plainURL, "POST", h, body)
+		if !got.Equal(want) {
+			t.Errorf("answers differ\nconnect-go: %v\nhere:       %v", want, got)
+		}
+	})
+}
+
+// FuzzSameAnswersAsConnectGet: for any query and the headers a Connect GET
+// reads, connect-go alone and this package in front of it answer alike.
+func FuzzSameAnswersAsConnectGet(f *testing.F) {
+	f.Add("encoding=proto&message=%0A%02ok", "", "")
+	f.Add("encoding=proto&base64=1&message=CgJvaw&connect=v1", "gzip", "1000")
+	f.Add("encoding=json&message=%7B%22city%22%3A%22error%22%7D", "", "")
+	f.Add("encoding=proto&base64=1&message=CgJvaw==&compression=identity", "br,gzip", "")
+	connectURL, plainURL, _ := servers(f)
+	c := h2cClient()
+	f.Fuzz(func(t *testing.T, query, accept, timeout string) {
+		for _, v := range []string{accept, timeout} {
+			if !httpguts.ValidHeaderFieldValue(v) {
+				return
+			}
+		}
+		unsendable := func(r rune) bool { return r <= ' ' || r == 0x7f || r == '#' } // net/url refuses or cuts them
+		if len(query) > 1<<12 || strings.IndexFunc(query, unsendable) >= 0 || strings.Contains(query, "deadline") {
+			return // not a query a client sends as is; or a handler that waits out the timeout
+		}
+		if ms, err := strconv.ParseInt(timeout, 10, 64); err == nil && ms > 0 && ms < 1000 {
+			return // whether the handler starts before a short deadline is a race on either path
+		}
+		h := grpcHeader("Content-Type", "", "Te", "", "Accept-Encoding", accept, "Connect-Timeout-Ms", timeout)
+		want := call(c, connectURL+"?"+query, "GET", h, nil)
+		got := call(c, plainURL+"?"+query, "GET", h, nil)
 		if !got.Equal(want) {
 			t.Errorf("answers differ\nconnect-go: %v\nhere:       %v", want, got)
 		}

@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"encoding/base64"
 	"encoding/binary"
 	"log/slog"
 	"math"
@@ -41,6 +42,17 @@ func TestDirectUnaryProcedures(t *testing.T) {
 	if got := server.DirectUnary(s); !slices.Equal(got, want) || len(want) < 14 {
 		t.Errorf("direct unary procedures = %q\nwant %q", got, want)
 	}
+	// Connect's GETs are served directly for the procedures declared
+	// without side effects, as their generated handlers take GETs.
+	get := server.DirectGet(s)
+	wantGet := []string{
+		"/greeter.v1.GreeterService/SayHello", "/greeter.v1.GreeterService/SayHelloAgain",
+		"/keywords.v1.KeywordsService/GetKeywords", "/routeguide.v1.RouteGuideService/GetFeature",
+		"/summator.v1.SummatorService/Sum", "/teams.v1.TeamsService/GetTeam",
+	}
+	if !slices.Equal(get, wantGet) {
+		t.Errorf("direct procedures taking GET = %q\nwant %q", get, wantGet)
+	}
 	if got := server.DirectUnary(server.New(server.Config{ConnectOnly: true})); len(got) != 0 {
 		t.Errorf("with ConnectOnly, direct unary procedures = %q; want none", got)
 	}
@@ -49,7 +61,8 @@ func TestDirectUnaryProcedures(t *testing.T) {
 // The real services answer the same requests the same way, and log the
 // same per-call lines, whether internal/grpcunary or connect-go serves
 // them: found, not found, invalid, unauthenticated and authorized writes,
-// the legacy names, and every service, in gRPC, gRPC-Web and Connect.
+// the legacy names, and every service, in gRPC, gRPC-Web and Connect (POST
+// and GET).
 func TestDirectUnaryAnswersAsConnect(t *testing.T) {
 	start := func(connectOnly bool) (*testserver.Server, *lockedBuffer) {
 		logs := new(lockedBuffer)
@@ -115,39 +128,51 @@ func TestDirectUnaryAnswersAsConnect(t *testing.T) {
 		}
 	}
 	// Each request in each protocol the direct path serves: gRPC's
-	// envelope, gRPC-Web's, and Connect's bare message.
+	// envelope, gRPC-Web's, Connect's bare message, and Connect's GET
+	// with the message in the query (refused with 405 by the procedures
+	// that have side effects, on both paths).
+	same := func(b []byte) []byte { return b }
 	protocols := []struct {
 		contentType string
 		header      []string
 		body        func([]byte) []byte
+		get         bool
 	}{
-		{"application/grpc", []string{"Te", "trailers"}, func(b []byte) []byte { return b }},
-		{"application/grpc-web+proto", nil, func(b []byte) []byte { return b }},
-		{"application/proto", []string{"Connect-Protocol-Version", "1"}, func(b []byte) []byte { return b[5:] }},
+		{"application/grpc", []string{"Te", "trailers"}, same, false},
+		{"application/grpc-web+proto", nil, same, false},
+		{"application/proto", []string{"Connect-Protocol-Version", "1"}, func(b []byte) []byte { return b[5:] }, false},
+		{"", nil, func(b []byte) []byte { return b[5:] }, true},
 	}
 	calls := 0
 	for _, p := range protocols {
 		for _, r := range reqs {
 			logged(calls)
 			calls++
-			header := http.Header{"Content-Type": {p.contentType}}
+			header := http.Header{}
+			if p.contentType != "" {
+				header.Set("Content-Type", p.contentType)
+			}
 			for _, kv := range [][]string{p.header, r.header} {
 				for i := 0; i+1 < len(kv); i += 2 {
 					k, v := kv[i], kv[i+1]
-					if k == "Grpc-Timeout" && p.contentType == "application/proto" {
+					if k == "Grpc-Timeout" && (p.get || p.contentType == "application/proto") {
 						k, v = "Connect-Timeout-Ms", "10000"
 					}
 					header.Set(k, v)
 				}
 			}
-			body := p.body(r.body)
-			want := testserver.Ask(viaConnect.HTTPClient, http.MethodPost, viaConnect.URL+r.path, header, body)
-			got := testserver.Ask(direct.HTTPClient, http.MethodPost, direct.URL+r.path, header, body)
+			method, path, body := http.MethodPost, r.path, p.body(r.body)
+			if p.get {
+				method, path = http.MethodGet, path+"?encoding=proto&base64=1&message="+base64.RawURLEncoding.EncodeToString(body)
+				body = nil
+			}
+			want := testserver.Ask(viaConnect.HTTPClient, method, viaConnect.URL+path, header, body)
+			got := testserver.Ask(direct.HTTPClient, method, direct.URL+path, header, body)
 			if want.Err != "" || got.Err != "" {
-				t.Fatalf("%s %s: call failed: connect-go %q, direct %q", p.contentType, r.path, want.Err, got.Err)
+				t.Fatalf("%s %s: call failed: connect-go %q, direct %q", method, path, want.Err, got.Err)
 			}
 			if !got.Equal(want) {
-				t.Errorf("%s %s %q: answers differ\nconnect-go: %v\ndirect:     %v", p.contentType, r.path, body, want, got)
+				t.Errorf("%s %s %s %q: answers differ\nconnect-go: %v\ndirect:     %v", method, p.contentType, path, body, want, got)
 			}
 		}
 	}

@@ -1,9 +1,12 @@
 package server
 
 import (
+	"strings"
+
 	"connectrpc.com/grpchealth"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
+	"google.golang.org/protobuf/types/descriptorpb"
 
 	"github.com/switchyard/switchyard/internal/reflection"
 )
@@ -66,4 +69,21 @@ func paths(procs []Procedure, unary bool) []string {
 		}
 	}
 	return out
+}
+
+// noSideEffects reports whether procedure ("/pkg.Service/Method") is
+// declared with idempotency_level NO_SIDE_EFFECTS: what has its generated
+// connect handler take Connect's GET requests.
+func noSideEffects(procedure string) bool {
+	name := strings.ReplaceAll(strings.TrimPrefix(procedure, "/"), "/", ".")
+	d, err := protoregistry.GlobalFiles.FindDescriptorByName(protoreflect.FullName(name))
+	if err != nil {
+		return false
+	}
+	m, ok := d.(protoreflect.MethodDescriptor)
+	if !ok {
+		return false
+	}
+	opts, ok := m.Options().(*descriptorpb.MethodOptions)
+	return ok && opts.GetIdempotencyLevel() == descriptorpb.MethodOptions_NO_SIDE_EFFECTS
 }

@@ -118,6 +118,7 @@ type Server struct {
 	// unary maps "/pkg.Service/Method" to its internal/grpcunary handler,
 	// for the unary procedures of Switchyard's own services.
 	unary     map[string]http.Handler
+	unaryGet  []string // those of unary whose Connect GETs it serves too
 	opts      []connect.HandlerOption
 	unaryOpts *grpcunary.Options // nil with Config.ConnectOnly
 }
@@ -282,6 +283,11 @@ func (s *Server) mount(path string, h http.Handler) http.Handler {
 // (unless Config.ConnectOnly); next answers the rest.
 func plainUnary[Req, Res any](s *Server, procedure string, impl func(context.Context, *connect.Request[Req]) (*connect.Response[Res], error), next http.Handler) {
 	if s.unaryOpts != nil {
-		s.unary[procedure] = grpcunary.New(procedure, impl, next, *s.unaryOpts)
+		opts := *s.unaryOpts
+		opts.Get = noSideEffects(procedure) // as its generated handler takes GETs
+		s.unary[procedure] = grpcunary.New(procedure, impl, next, opts)
+		if opts.Get {
+			s.unaryGet = append(s.unaryGet, procedure)
+		}
 	}
 }
