@@ -54,6 +54,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -132,7 +133,7 @@ func (h *handler[Req, Res]) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	buf := getBuffer()
 	defer putBuffer(buf)
 	msg, ok := h.receive(r, call, buf)
-	if !ok && call.get {
+	if !ok && call.isGet() {
 		h.next.ServeHTTP(w, r) // the message was in the query, still there
 		return
 	}
@@ -156,12 +157,15 @@ const (
 // call is what the request's headers decided.
 type call struct {
 	protocol    protocol
-	get         bool      // Connect's GET: the message is in the query
-	json        bool      // Connect's application/json (else protobuf)
-	contentType []string  // the request's, which the response repeats
-	gzip        bool      // the response may be compressed
-	deadline    time.Time // the client's timeout from now; zero: none
+	query       url.Values // Connect's GET: its query, which holds the message (nil for a POST)
+	json        bool       // Connect's application/json (else protobuf)
+	contentType []string   // the request's, which the response repeats
+	gzip        bool       // the response may be compressed
+	deadline    time.Time  // the client's timeout from now; zero: none
 }
+
+// isGet reports whether the call is a Connect GET.
+func (c call) isGet() bool { return c.query != nil }
 
 // plain reports whether r's headers are the plain case, and what they ask;
 // get says whether the procedure takes Connect's GET requests.
@@ -270,7 +274,7 @@ func connectGet(r *http.Request, c *call) bool {
 	if !q.Has("message") {
 		return false
 	}
-	c.protocol, c.get = protoConnect, true
+	c.protocol, c.query = protoConnect, q
 	return connectTimeout(r, c)
 }
 
@@ -333,8 +337,8 @@ func parseTimeout(s string) (time.Duration, bool) {
 // keeps every byte read, for connect-go when it is not the plain case.
 func (h *handler[Req, Res]) receive(r *http.Request, c call, buf *[]byte) (*Req, bool) {
 	switch {
-	case c.get:
-		return h.receiveQuery(r, c, buf)
+	case c.isGet():
+		return h.receiveQuery(c, buf)
 	case c.protocol == protoConnect:
 		return h.receiveBody(r, c, buf)
 	}
@@ -394,8 +398,8 @@ func (h *handler[Req, Res]) receiveBody(r *http.Request, c call, buf *[]byte) (*
 // receiveQuery reads a Connect GET request's message from its query:
 // URL-safe base64 (padded or not) with base64=1, else the bytes as they
 // are.
-func (h *handler[Req, Res]) receiveQuery(r *http.Request, c call, buf *[]byte) (*Req, bool) {
-	q := r.URL.Query()
+func (h *handler[Req, Res]) receiveQuery(c call, buf *[]byte) (*Req, bool) {
+	q := c.query
 	msg := q.Get("message")
 	b := append((*buf)[:0], msg...)
 	if q.Get("base64") == "1" {
@@ -452,7 +456,7 @@ func (h *handler[Req, Res]) serve(w http.ResponseWriter, r *http.Request, c call
 		in[k] = v
 	}
 	in["Host"] = []string{r.Host}
-	if c.get {
+	if c.isGet() {
 		in["Content-Type"] = emptyValue // connect-go sets a GET's (absent) content type
 	}
 
@@ -622,7 +626,7 @@ func fail(w http.ResponseWriter, r *http.Request, c call, sending bool, trailers
 		// (said once more when a marshal failed, as connect-go does).
 		vary(out, c)
 		ce := asConnectError(err)
-		if c.get && connect.IsNotModifiedError(ce) {
+		if c.isGet() && connect.IsNotModifiedError(ce) {
 			if !connect.IsWireError(ce) {
 				mergeNonProtocol(out, ce.Meta())
 			}
@@ -637,7 +641,7 @@ func fail(w http.ResponseWriter, r *http.Request, c call, sending bool, trailers
 // connect-go says it: so that caches keep its gzip and identity answers
 // apart.
 func vary(out http.Header, c call) {
-	if c.get {
+	if c.isGet() {
 		out["Vary"] = append(out["Vary"], "Accept-Encoding")
 	}
 }
