@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -126,14 +127,17 @@ func (p rpcProtocol) response(status string, only response, end *http2.MetaHeade
 // webTrailers splits a gRPC-Web body into its messages and its trailer
 // frame (flag 0x80, last), and reads the status from the trailers.
 func webTrailers(body []byte) (response, error) {
-	i := 0
-	for i+5 <= len(body) && body[i]&0x80 == 0 {
-		i += 5 + int(uint32(body[i+1])<<24|uint32(body[i+2])<<16|uint32(body[i+3])<<8|uint32(body[i+4]))
+	i, n := 0, 0
+	for {
+		if i+5 > len(body) {
+			return response{}, fmt.Errorf("gRPC-Web body without a trailer frame: %q", trunc(body))
+		}
+		n = int(binary.BigEndian.Uint32(body[i+1 : i+5]))
+		if body[i]&0x80 != 0 {
+			break
+		}
+		i += 5 + n
 	}
-	if i+5 > len(body) {
-		return response{}, fmt.Errorf("gRPC-Web body without a trailer frame: %q", trunc(body))
-	}
-	n := int(uint32(body[i+1])<<24 | uint32(body[i+2])<<16 | uint32(body[i+3])<<8 | uint32(body[i+4]))
 	if i+5+n != len(body) {
 		return response{}, fmt.Errorf("gRPC-Web trailer frame of %d bytes in %d: %q", n, len(body)-i-5, trunc(body[i:]))
 	}
