@@ -55,14 +55,21 @@ func (s *Notes) Add(n Note) []Note {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	el, ok := s.byLoc[n.Location]
-	if ok {
+	switch {
+	case ok:
 		s.order.MoveToFront(el)
-	} else {
-		if s.order.Len() >= s.locations {
-			oldest := s.order.Back()
-			delete(s.byLoc, oldest.Value.(*locationNotes).at)
-			s.order.Remove(oldest)
-		}
+	case s.order.Len() >= s.locations:
+		// Full: the location written least recently goes, and its entry
+		// (list element, notes and their array) is reused for n's, so a
+		// store at its bound allocates nothing more for a new location.
+		el = s.order.Back()
+		old := el.Value.(*locationNotes)
+		delete(s.byLoc, old.at)
+		clear(old.notes) // the evicted messages are not kept alive
+		old.at, old.notes = n.Location, old.notes[:0]
+		s.order.MoveToFront(el)
+		s.byLoc[n.Location] = el
+	default:
 		el = s.order.PushFront(&locationNotes{at: n.Location})
 		s.byLoc[n.Location] = el
 	}

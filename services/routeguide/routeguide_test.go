@@ -142,7 +142,10 @@ func TestNotesBounds(t *testing.T) {
 	}
 	n.Add(Note{b, "b0"})
 	n.Add(Note{a, "a6"}) // a is now the most recently written location
-	n.Add(Note{c, "c0"}) // evicts b
+	// c evicts b, taking over b's entry: c holds c0 alone, nothing of b's.
+	if got := n.Add(Note{c, "c0"}); len(got) != 1 || got[0] != (Note{c, "c0"}) {
+		t.Errorf("c in b's place = %v, want only the new note", got)
+	}
 	if got := n.Add(Note{b, "b1"}); len(got) != 1 || got[0].Message != "b1" {
 		t.Errorf("b after eviction = %v, want only the new note", got)
 	}
