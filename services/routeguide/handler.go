@@ -146,9 +146,13 @@ func (h *Handler) GetFeature(_ context.Context, req *connect.Request[routeguidev
 
 // ListFeatures implements routeguidev1connect.RouteGuideServiceHandler.
 func (h *Handler) ListFeatures(ctx context.Context, req *connect.Request[routeguidev1.ListFeaturesRequest], stream *connect.ServerStream[routeguidev1.ListFeaturesResponse]) error {
+	var out routeguidev1.ListFeaturesResponse
+	var at routeguidev1.Point
 	return listFeatures(ctx, h, Rect{Lo: fromProto(req.Msg.GetLo()), Hi: fromProto(req.Msg.GetHi())}, stream,
 		func(f Feature) *routeguidev1.ListFeaturesResponse {
-			return &routeguidev1.ListFeaturesResponse{Name: f.Name, Location: toProto(f.Location)}
+			at = routeguidev1.Point{Latitude: f.Location.Latitude, Longitude: f.Location.Longitude}
+			out = routeguidev1.ListFeaturesResponse{Name: f.Name, Location: &at}
+			return &out
 		})
 }
 
@@ -167,17 +171,26 @@ func (h *Handler) RecordRoute(_ context.Context, stream *connect.ClientStream[ro
 
 // RouteChat implements routeguidev1connect.RouteGuideServiceHandler.
 func (h *Handler) RouteChat(ctx context.Context, stream *connect.BidiStream[routeguidev1.RouteChatRequest, routeguidev1.RouteChatResponse]) error {
+	var out routeguidev1.RouteChatResponse
+	var at routeguidev1.Point
 	return routeChat(ctx, h, stream,
 		func(in *routeguidev1.RouteChatRequest) Note {
 			return Note{Location: fromProto(in.GetLocation()), Message: in.GetMessage()}
 		},
 		func(n Note) *routeguidev1.RouteChatResponse {
-			return &routeguidev1.RouteChatResponse{Location: toProto(n.Location), Message: n.Message}
+			at = routeguidev1.Point{Latitude: n.Location.Latitude, Longitude: n.Location.Longitude}
+			out = routeguidev1.RouteChatResponse{Location: &at, Message: n.Message}
+			return &out
 		})
 }
 
 // The streaming loops below serve both the v1 and the tutorial's names;
 // only the message types differ, so each name passes its conversions.
+// Each name's encoder fills one response message (and its Point) and
+// returns it for every message of a call, not a new one per message:
+// Send marshals the message before it returns, and no interceptor of this
+// server keeps it (ListFeatures sends up to 100 messages a call, RouteChat
+// a reply per note).
 
 // listFeatures streams the features inside r, stopping when the call ends.
 func listFeatures[Res any](ctx context.Context, h *Handler, r Rect, stream *connect.ServerStream[Res], encode func(Feature) *Res) error {
@@ -225,17 +238,20 @@ func recordRoute[Req any](h *Handler, stream *connect.ClientStream[Req], point f
 	})
 }
 
-// routeChat answers every note with all notes kept at its location.
+// routeChat answers every note with all notes kept at its location. Every
+// note is read into one message, as recordRoute reads points.
 func routeChat[Req, Res any](ctx context.Context, h *Handler, stream *connect.BidiStream[Req, Res], decode func(*Req) Note, encode func(Note) *Res) error {
+	var in, zero Req
+	conn := stream.Conn()
 	for {
-		in, err := stream.Receive()
-		if err != nil {
+		in = zero // as in recordRoute: an empty message is not unmarshalled
+		if err := conn.Receive(&in); err != nil {
 			if errors.Is(err, io.EOF) {
 				return nil
 			}
 			return err
 		}
-		kept, err := h.Chat(ctx, decode(in))
+		kept, err := h.Chat(ctx, decode(&in))
 		if err != nil {
 			return err
 		}

@@ -19,6 +19,7 @@ import (
 	"github.com/switchyard/switchyard/gen/routeguide/v1/routeguidev1connect"
 	"github.com/switchyard/switchyard/internal/server"
 	"github.com/switchyard/switchyard/internal/testserver"
+	"github.com/switchyard/switchyard/services/routeguide"
 )
 
 // RouteGuideService and the grpc-go example's routeguide.RouteGuide through
@@ -68,14 +69,27 @@ func TestListFeatures(t *testing.T) {
 				t.Fatal(err)
 			}
 			var total, named int
+			var got []string
 			for stream.Receive() {
 				total++
 				if stream.Msg().GetName() != "" {
 					named++
 				}
+				f := stream.Msg()
+				got = append(got, fmt.Sprint(f.GetLocation().GetLatitude(), f.GetLocation().GetLongitude(), f.GetName()))
 			}
 			if err := stream.Err(); err != nil || total != 100 || named != 64 {
 				t.Errorf("%s: ListFeatures(whole map) = %d features (%d named), err %v; want 100 (64 named)", name, total, named, err)
+			}
+			// Every feature with its own location and name.
+			var want []string
+			for _, f := range routeguide.DefaultDB().Features() {
+				want = append(want, fmt.Sprint(f.Location.Latitude, f.Location.Longitude, f.Name))
+			}
+			slices.Sort(got)
+			slices.Sort(want)
+			if !slices.Equal(got, want) {
+				t.Errorf("%s: ListFeatures(whole map) sent features other than the database's", name)
 			}
 		}
 
@@ -194,6 +208,9 @@ func TestRouteChat(t *testing.T) {
 				n, err := stream.Receive()
 				if err != nil {
 					t.Fatal(err)
+				}
+				if n.GetLocation().GetLatitude() != loc.GetLatitude() || n.GetLocation().GetLongitude() != loc.GetLongitude() {
+					t.Errorf("reply %q at %v, want %v", n.GetMessage(), n.GetLocation(), loc)
 				}
 				got = append(got, n.GetMessage())
 			}

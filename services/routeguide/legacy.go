@@ -32,9 +32,13 @@ func (h LegacyHandler) GetFeature(_ context.Context, req *connect.Request[legacy
 
 // ListFeatures implements routeguideconnect.RouteGuideHandler.
 func (h LegacyHandler) ListFeatures(ctx context.Context, req *connect.Request[legacyroute.Rectangle], stream *connect.ServerStream[legacyroute.Feature]) error {
+	var out legacyroute.Feature
+	var at legacyroute.Point
 	return listFeatures(ctx, h.v1, Rect{Lo: fromLegacy(req.Msg.GetLo()), Hi: fromLegacy(req.Msg.GetHi())}, stream,
 		func(f Feature) *legacyroute.Feature {
-			return &legacyroute.Feature{Name: f.Name, Location: toLegacy(f.Location)}
+			at = legacyroute.Point{Latitude: f.Location.Latitude, Longitude: f.Location.Longitude}
+			out = legacyroute.Feature{Name: f.Name, Location: &at}
+			return &out
 		})
 }
 
@@ -51,12 +55,16 @@ func (h LegacyHandler) RecordRoute(_ context.Context, stream *connect.ClientStre
 
 // RouteChat implements routeguideconnect.RouteGuideHandler.
 func (h LegacyHandler) RouteChat(ctx context.Context, stream *connect.BidiStream[legacyroute.RouteNote, legacyroute.RouteNote]) error {
+	var out legacyroute.RouteNote
+	var at legacyroute.Point
 	return routeChat(ctx, h.v1, stream,
 		func(in *legacyroute.RouteNote) Note {
 			return Note{Location: fromLegacy(in.GetLocation()), Message: in.GetMessage()}
 		},
 		func(n Note) *legacyroute.RouteNote {
-			return &legacyroute.RouteNote{Location: toLegacy(n.Location), Message: n.Message}
+			at = legacyroute.Point{Latitude: n.Location.Latitude, Longitude: n.Location.Longitude}
+			out = legacyroute.RouteNote{Location: &at, Message: n.Message}
+			return &out
 		})
 }
 
