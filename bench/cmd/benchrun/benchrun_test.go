@@ -256,3 +256,43 @@ func TestLoadKeySharesOnlyTheSameLoad(t *testing.T) {
 		seen[w.loadKey()] = l
 	}
 }
+
+// Each server runs from a file of its own: a synced copy, not the
+// bundle's file (nor a link to it, which would share its page cache),
+// that runs, and that goes with its directory.
+func TestOwnCopy(t *testing.T) {
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	exe, err := ownCopy(self, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if filepath.Dir(filepath.Dir(exe)) != dir || filepath.Base(exe) != filepath.Base(self) {
+		t.Errorf("copy at %s, want %s/<its own directory>/%s", exe, dir, filepath.Base(self))
+	}
+	a, errA := os.Stat(self)
+	b, errB := os.Stat(exe)
+	if errA != nil || errB != nil {
+		t.Fatal(errA, errB)
+	}
+	if os.SameFile(a, b) || a.Size() != b.Size() || b.Mode().Perm()&0o100 == 0 {
+		t.Errorf("copy: same file %v, size %d against %d, mode %v; want a file of its own, as large, executable", os.SameFile(a, b), b.Size(), a.Size(), b.Mode())
+	}
+	want, _ := os.ReadFile(self)
+	if got, _ := os.ReadFile(exe); !bytes.Equal(got, want) {
+		t.Error("the copy's bytes differ from the executable's")
+	}
+	if out, err := exec.Command(exe, "-test.run=^$").CombinedOutput(); err != nil {
+		t.Errorf("running the copy: %v\n%s", err, out)
+	}
+	other, err := ownCopy(self, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if filepath.Dir(other) == filepath.Dir(exe) {
+		t.Errorf("two copies share the directory %s", filepath.Dir(exe))
+	}
+}
