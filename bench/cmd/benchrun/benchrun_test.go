@@ -295,4 +295,18 @@ func TestOwnCopy(t *testing.T) {
 	if filepath.Dir(other) == filepath.Dir(exe) {
 		t.Errorf("two copies share the directory %s", filepath.Dir(exe))
 	}
+	// A server run from the copy; stopping it removes the copy.
+	cmd := exec.Command(exe, "-test.run=^$")
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("running the copy: %v", err)
+	}
+	s := &server{exe: exe, cmd: cmd, done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(s.done) }()
+	stop(s)
+	if _, err := os.Stat(filepath.Dir(exe)); !os.IsNotExist(err) {
+		t.Errorf("after stop, the copy's directory: %v; want it removed", err)
+	}
+	if _, err := os.Stat(other); err != nil {
+		t.Errorf("the other server's copy: %v; want it kept", err)
+	}
 }
