@@ -227,7 +227,7 @@ h2spec: build ## h2spec against internal/h2 and net/http's HTTP/2 server: nothin
 # BENCHARGS go to benchrun, e.g. "-rounds 5 -d 10s", "-only getteam,getfeature",
 # "-cores 1,2" (counts this machine cannot give are skipped), "-postgres off".
 .PHONY: bench
-bench: ## Switchyard vs grpc-go peers, every row at 1 server core, ~7 min (not part of test; BENCHARGS: see BENCHMARKS.md)
+bench: ## Switchyard vs grpc-go peers, every row at 1 server core, ~11 min (not part of test; BENCHARGS: see BENCHMARKS.md)
 	bench/bundle.sh $(TMP)/bench
 	$(TMP)/bench/benchrun -bin $(TMP)/bench $(BENCHARGS)
 
