@@ -401,17 +401,18 @@ func (h *handler[Req, Res]) receiveBody(r *http.Request, c call, buf *[]byte) (*
 func (h *handler[Req, Res]) receiveQuery(c call, buf *[]byte) (*Req, bool) {
 	q := c.query
 	msg := q.Get("message")
-	b := append((*buf)[:0], msg...)
+	b := (*buf)[:0]
 	if q.Get("base64") == "1" {
 		enc := base64.URLEncoding
 		if len(msg)%4 != 0 {
 			enc = base64.RawURLEncoding
 		}
-		dec, err := enc.DecodeString(msg)
-		if err != nil {
+		var err error
+		if b, err = enc.AppendDecode(b, []byte(msg)); err != nil {
 			return nil, false
 		}
-		b = append(b[:0], dec...)
+	} else {
+		b = append(b, msg...)
 	}
 	*buf = b
 	if len(b) > h.limit || c.json && len(b) == 0 {
