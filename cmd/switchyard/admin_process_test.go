@@ -138,3 +138,48 @@ func TestObservabilityFlags(t *testing.T) {
 		}
 	}
 }
+
+// The runtime samples allocations for the heap profile only when the admin
+// listener can serve it: without -admin-addr the sampling is off (its
+// buckets would stay for the process's life, unread), with it the heap
+// profile keeps the runtime's default rate.
+func TestHeapProfileSampling(t *testing.T) {
+	t.Parallel()
+	sampleBytes := func(t *testing.T, p *process) int {
+		t.Helper()
+		p.waitLog(t, "switchyard serving")
+		for line := range strings.SplitSeq(p.logs(), "\n") {
+			var rec struct {
+				Msg         string `json:"msg"`
+				SampleBytes *int   `json:"sample_bytes"`
+			}
+			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "heap profile" && rec.SampleBytes != nil {
+				return *rec.SampleBytes
+			}
+		}
+		t.Fatalf("no heap profile line in the log:\n%s", p.logs())
+		return 0
+	}
+	t.Run("no admin listener", func(t *testing.T) {
+		t.Parallel()
+		p := startProcess(t, "-log-level", "debug")
+		if got := sampleBytes(t, p); got != 0 {
+			t.Errorf("heap profile sampled every %d bytes, want off (0)", got)
+		}
+	})
+	t.Run("admin listener", func(t *testing.T) {
+		t.Parallel()
+		p := startProcess(t, "-log-level", "debug", "-admin-addr", "127.0.0.1:0")
+		if got := sampleBytes(t, p); got != 512*1024 {
+			t.Errorf("heap profile sampled every %d bytes, want the runtime's default 524288", got)
+		}
+		http1 := &http.Client{Timeout: 10 * time.Second}
+		defer http1.CloseIdleConnections()
+		// The text profile's header gives the rate it was taken at
+		// (twice the sampling interval).
+		code, body := get(t, http1, "http://"+p.adminAddr(t)+"/debug/pprof/heap?debug=1")
+		if header, _, _ := strings.Cut(body, "\n"); code != 200 || !strings.HasSuffix(header, "@ heap/1048576") {
+			t.Errorf("admin /debug/pprof/heap: %d %.200q, want 200 and a profile taken at heap/1048576", code, body)
+		}
+	})
+}

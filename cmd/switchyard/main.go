@@ -186,6 +186,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	logOut := coalesce.NewWriter(stderr, 1<<20)
 	defer logOut.Close(5 * time.Second)
 	logger := newLogger(o, logOut)
+	sampleHeap(o.adminAddr != "", logger)
 
 	routeDB, err := routeguide.LoadDB(o.routeDB)
 	if err != nil {
