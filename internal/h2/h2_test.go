@@ -937,32 +937,45 @@ func TestHeaderListTooLarge(t *testing.T) {
 }
 
 // Malformed requests are stream errors; the connection keeps serving.
+// A malformed request (RFC 9113 section 8.1.1) is a stream error
+// PROTOCOL_ERROR, and the connection goes on. net/http's server answers
+// some of them otherwise, as its column says: a 400, an INTERNAL_ERROR
+// reset, and a method that is no token it serves. internal/h2 refuses
+// each one.
 func TestMalformedRequests(t *testing.T) {
-	srv := startServer(t, testMux(), h2.Config{}, serverOpts{})
+	bothServers(t, func(t *testing.T, std bool) { testMalformedRequests(t, std) })
+}
+
+func testMalformedRequests(t *testing.T, stdServer bool) {
+	srv := startServer(t, testMux(), h2.Config{StdHTTP2: stdServer}, serverOpts{})
 	std := []string{":method", "GET", ":scheme", "http", ":authority", "x", ":path", "/hello"}
 	// The body cases go to a handler that reads the body: one that answers
 	// without reading may complete its response before the DATA arrives,
 	// and then the stream is closed, not malformed.
 	post := []string{":method", "POST", ":scheme", "http", ":authority", "x", ":path", "/echo"}
+	const refused = "RST_STREAM PROTOCOL_ERROR"
 	tests := []struct {
 		name   string
 		fields []string
 		end    bool
 		data   []byte // sent with END_STREAM after the HEADERS
+		net    string // net/http's answer where it is not refused's
 	}{
-		{"missing :path", []string{":method", "GET", ":scheme", "http", ":authority", "x"}, true, nil},
-		{"missing :method", []string{":scheme", "http", ":path", "/hello"}, true, nil},
-		{"uppercase header name", append(std[:len(std):len(std)], "X-Upper", "v"), true, nil},
-		{"connection header", append(std[:len(std):len(std)], "connection", "keep-alive"), true, nil},
-		{"te other than trailers", append(std[:len(std):len(std)], "te", "gzip"), true, nil},
-		{"content-length above DATA", append(post[:len(post):len(post)], "content-length", "10"), false, []byte("12345")},
-		{"content-length below DATA", append(post[:len(post):len(post)], "content-length", "2"), false, []byte("12345")},
-		{"relative :path", []string{":method", "GET", ":scheme", "http", ":path", "hello"}, true, nil},
-		{"pseudo-header after a regular one", []string{":method", "GET", ":scheme", "http", "x-a", "b", ":path", "/hello"}, true, nil},
-		{"unknown pseudo-header", append(std[:len(std):len(std)], ":status", "200"), true, nil},
-		{"duplicate :path", []string{":method", "GET", ":scheme", "http", ":path", "/hello", ":path", "/hello"}, true, nil},
-		{"control character in a value", append(std[:len(std):len(std)], "x-a", "b\x00c"), true, nil},
-		{"empty header name", append(std[:len(std):len(std)], "", "v"), true, nil},
+		{"missing :path", []string{":method", "GET", ":scheme", "http", ":authority", "x"}, true, nil, ""},
+		{"missing :method", []string{":scheme", "http", ":path", "/hello"}, true, nil, ""},
+		{"uppercase header name", append(std[:len(std):len(std)], "X-Upper", "v"), true, nil, ""},
+		{"connection header", append(std[:len(std):len(std)], "connection", "keep-alive"), true, nil, "status 400"},
+		{"te other than trailers", append(std[:len(std):len(std)], "te", "gzip"), true, nil, "status 400"},
+		{"content-length above DATA", append(post[:len(post):len(post)], "content-length", "10"), false, []byte("12345"), "RST_STREAM INTERNAL_ERROR"},
+		{"content-length below DATA", append(post[:len(post):len(post)], "content-length", "2"), false, []byte("12345"), ""},
+		{"relative :path", []string{":method", "GET", ":scheme", "http", ":path", "hello"}, true, nil, ""},
+		{"pseudo-header after a regular one", []string{":method", "GET", ":scheme", "http", "x-a", "b", ":path", "/hello"}, true, nil, ""},
+		{"unknown pseudo-header", append(std[:len(std):len(std)], ":status", "200"), true, nil, ""},
+		{"duplicate :path", []string{":method", "GET", ":scheme", "http", ":path", "/hello", ":path", "/hello"}, true, nil, ""},
+		{"control character in a value", append(std[:len(std):len(std)], "x-a", "b\x00c"), true, nil, ""},
+		{"empty header name", append(std[:len(std):len(std)], "", "v"), true, nil, ""},
+		{"method not a token", []string{":method", "GE T", ":scheme", "http", ":authority", "x", ":path", "/hello"}, true, nil, "status 200"},
+		{"method with a control character", []string{":method", "GET\x01", ":scheme", "http", ":authority", "x", ":path", "/hello"}, true, nil, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -973,7 +986,13 @@ func TestMalformedRequests(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			c.expectRST(1, http2.ErrCodeProtocol)
+			want := refused
+			if stdServer && tt.net != "" {
+				want = tt.net
+			}
+			if got := c.answer(1); got != want {
+				t.Errorf("stream 1: %s, want %s", got, want)
+			}
 			c.request(3, "GET", "/hello", true)
 			if status, body, _ := c.response(3); status != "200" || string(body) != "hello" {
 				t.Errorf("next stream: status %s body %q", status, body)
@@ -1545,6 +1564,27 @@ func (c *rawConn) response(id uint32) (status string, body []byte, ended bool) {
 	c.T.Helper()
 	status, _, body, ended = c.responseWithHeader(id)
 	return
+}
+
+// answer reads until stream id is answered or reset: "status N" or
+// "RST_STREAM CODE".
+func (c *rawConn) answer(id uint32) string {
+	c.T.Helper()
+	for {
+		f, err := c.ReadFrame(5 * time.Second)
+		if err != nil {
+			c.T.Fatalf("waiting for an answer on stream %d: %v", id, err)
+		}
+		if f.Header().StreamID != id {
+			continue
+		}
+		switch f := f.(type) {
+		case *http2.MetaHeadersFrame:
+			return "status " + f.PseudoValue("status")
+		case *http2.RSTStreamFrame:
+			return "RST_STREAM " + f.ErrCode.String()
+		}
+	}
 }
 
 // expectRST reads until stream id is reset, and fails unless with code.
