@@ -17,3 +17,10 @@ const (
 	MaxQueuedControlFrames = maxQueuedControlFrames
 	HeaderFrameOverhead    = headerFrameOverhead
 )
+
+// InlineValues and InlineBody are what a stream holds of a request's header
+// values and body in its own allocation.
+const (
+	InlineValues = inlineValues
+	InlineBody   = inlineBody
+)

@@ -14,6 +14,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"reflect"
 	"runtime"
 	"runtime/debug"
 	"strconv"
@@ -346,6 +347,78 @@ func TestRequestBasics(t *testing.T) {
 	if info.ContentLength != 0 || info.Method != http.MethodGet || info.Host != srv.addr {
 		t.Errorf("GET: ContentLength %d, Method %q, Host %q", info.ContentLength, info.Method, info.Host)
 	}
+}
+
+// A request's header values and a small body live in its stream's
+// allocation, up to h2.InlineValues values and h2.InlineBody bytes; past
+// either, they go to arrays of their own. On both sides of each bound
+// the handler sees every value, in order, and every body byte, however
+// the DATA frames split it; a handler appending to one header's values
+// changes no other header.
+func TestRequestInlineBounds(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/fields", func(w http.ResponseWriter, r *http.Request) {
+		// Appending to the first value's slice must copy out of the
+		// shared array, not write over the next header's value.
+		r.Header["X-F000"] = append(r.Header["X-F000"], "appended")
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(r.Header)
+	})
+	mux.HandleFunc("/echo", func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(w, r.Body)
+	})
+	srv := startServer(t, mux, h2.Config{}, serverOpts{})
+	c := dialRaw(t, srv.addr)
+	id := uint32(1)
+	for _, n := range []int{1, h2.InlineValues - 1, h2.InlineValues, h2.InlineValues + 1, 3 * h2.InlineValues} {
+		var extra []string
+		want := http.Header{}
+		for i := range n {
+			// Every third field repeats the one before's name.
+			name := fmt.Sprintf("x-f%03d", i-btoi(i%3 == 2))
+			value := fmt.Sprintf("v%d", i)
+			extra = append(extra, name, value)
+			want.Add(name, value)
+		}
+		want["X-F000"] = append(want["X-F000"], "appended")
+		c.request(id, "GET", "/fields", true, extra...)
+		status, body, _ := c.response(id)
+		var got http.Header
+		if err := json.Unmarshal(body, &got); status != "200" || err != nil {
+			t.Fatalf("%d fields: status %s, %v: %s", n, status, err, body)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%d fields: the handler saw\n%v\nwant\n%v", n, got, want)
+		}
+		id += 2
+	}
+	for _, size := range []int{1, h2.InlineBody - 1, h2.InlineBody, h2.InlineBody + 1, 10 * h2.InlineBody} {
+		for _, frames := range []int{1, 3} {
+			body := make([]byte, size)
+			for i := range body {
+				body[i] = byte('a' + i%26)
+			}
+			c.request(id, "POST", "/echo", false)
+			for i, rest := 0, body; i < frames; i++ {
+				chunk := rest[:len(rest)/(frames-i)]
+				rest = rest[len(chunk):]
+				if err := c.Fr.WriteData(id, i == frames-1, chunk); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if status, got, ended := c.response(id); status != "200" || !ended || !bytes.Equal(got, body) {
+				t.Errorf("%d bytes in %d DATA frames: status %s, ended %v, echoed %d bytes %q", size, frames, status, ended, len(got), got)
+			}
+			id += 2
+		}
+	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // Cookie fields that a client sends separately reach the handler joined.
