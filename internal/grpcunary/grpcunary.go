@@ -451,12 +451,14 @@ func (h *handler[Req, Res]) serve(w http.ResponseWriter, r *http.Request, c call
 		}
 	}
 
-	req := connect.NewRequest(msg)
+	u := &unaryCall[Req, Res]{h: h, req: connect.Request[Req]{Msg: msg}} // as connect.NewRequest makes it
+	req := &u.req
 	in := req.Header()
 	for k, v := range r.Header {
 		in[k] = v
 	}
-	in["Host"] = []string{r.Host}
+	u.host[0] = r.Host
+	in["Host"] = u.host[:]
 	if c.isGet() {
 		in["Content-Type"] = emptyValue // connect-go sets a GET's (absent) content type
 	}
@@ -469,28 +471,17 @@ func (h *handler[Req, Res]) serve(w http.ResponseWriter, r *http.Request, c call
 			defer cancel()
 		}
 	}
-	var res *connect.Response[Res]
-	run := func(ctx context.Context) error {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		var err error
-		res, err = h.impl(ctx, req)
-		if res == nil && err == nil {
-			panic(h.procedure + " returned nil *connect.Response and nil error")
-		}
-		return err
-	}
 	var err error
 	if h.opts.Wrap != nil {
-		err = h.opts.Wrap(ctx, h.procedure, r.RemoteAddr, in, run)
+		err = h.opts.Wrap(ctx, h.procedure, r.RemoteAddr, in, u.run)
 	} else {
-		err = run(ctx)
+		err = u.run(ctx)
 	}
 	if err != nil {
 		fail(w, r, c, false, nil, err)
 		return
 	}
+	res := u.res
 	// The handler's headers and trailers, protocol ones left out, as
 	// connect-go merges them before it marshals the message.
 	mergeNonProtocol(out, res.Header())
@@ -519,6 +510,29 @@ func (h *handler[Req, Res]) serve(w http.ResponseWriter, r *http.Request, c call
 		t["Grpc-Status"] = statusOK
 		writeWebTrailers(w, t, buf)
 	}
+}
+
+// unaryCall is what a call's handler needs, in one allocation: its
+// request, the slot for its response, and the Host value the request's
+// header carries.
+type unaryCall[Req, Res any] struct {
+	h    *handler[Req, Res]
+	req  connect.Request[Req]
+	res  *connect.Response[Res]
+	host [1]string
+}
+
+// run calls the handler, as Wrap's handler.
+func (u *unaryCall[Req, Res]) run(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	var err error
+	u.res, err = u.h.impl(ctx, &u.req)
+	if u.res == nil && err == nil {
+		panic(u.h.procedure + " returned nil *connect.Response and nil error")
+	}
+	return err
 }
 
 // connectTrailerPrefix marks a handler's trailer sent as a header of a
