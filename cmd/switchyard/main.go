@@ -166,7 +166,7 @@ func declareFlags() (*options, *flagSet) {
 	}, "proxies whose X-Forwarded-For/X-Real-IP name the client in logs")
 	// The feed's 1s bound needs a PostgreSQL heartbeat at most every 250ms.
 	f.Duration(&o.teamFeedInterval, "team-feed-interval", sqlstore.DefaultFeedInterval, durationRange{min: 10 * time.Millisecond, max: sqlstore.MaxFeedInterval}, "how often the team change feed checks the store (SQLite: data_version poll; PostgreSQL: listener heartbeat)")
-	f.String(&o.adminAddr, "admin-addr", "", "HOST:PORT such as 127.0.0.1:9090; empty = off", checkAdminAddr, "admin listener serving /metrics, /debug/pprof/, /livez and /readyz; never expose it publicly")
+	f.String(&o.adminAddr, "admin-addr", "", "HOST:PORT such as 127.0.0.1:9090; empty = off", checkAdminAddr, "admin listener serving /metrics, /debug/pprof/, /livez and /readyz; never expose it publicly; the heap profile is sampled only while it is set")
 	f.Duration(&o.sendWindowTimeout, "http2-send-window-timeout", server.DefaultSendWindowTimeout, durationRange{min: 100 * time.Millisecond, max: 24 * time.Hour, zero: "never"}, "reset an HTTP/2 stream whose client opens no flow-control window for its response this long (internal/h2 only)")
 	// An entry is at most ~1.3 KiB (three names of 100 characters).
 	f.Int(&o.teamCacheEntries, "team-cache-entries", teams.DefaultCacheEntries, intRange{min: 1, max: 1 << 20, zero: "off: every GetTeam reads the store"}, "teams and \"no team\" answers GetTeam keeps in memory, following the team change feed")
