@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -530,4 +531,16 @@ func FuzzSameAnswersAsConnectGet(f *testing.F) {
 			t.Errorf("answers differ\nconnect-go: %v\nhere:       %v", want, got)
 		}
 	})
+}
+
+// serve builds a call's request as a literal with Msg set, inside the one
+// allocation it makes for the call. That is connect.NewRequest's request
+// only while NewRequest sets nothing else: a connect-go whose NewRequest
+// does fails here.
+func TestRequestLiteralIsNewRequest(t *testing.T) {
+	msg := &teamsv1.GetTeamRequest{City: "Chicago"}
+	literal := connect.Request[teamsv1.GetTeamRequest]{Msg: msg}
+	if made := connect.NewRequest(msg); !reflect.DeepEqual(&literal, made) {
+		t.Errorf("connect.NewRequest made %#v, not the literal %#v that serve builds", made, &literal)
+	}
 }
