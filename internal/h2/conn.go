@@ -892,7 +892,7 @@ func (c *conn) writeHeaderBlockLocked(id uint32, endStream bool) {
 
 // runHandler serves one request; it runs on a worker (workerPool).
 func (c *conn) runHandler(st *stream) {
-	w, req := &st.rw, st.req
+	w, req := &st.rw, &st.req
 	defer func() {
 		if p := recover(); p != nil {
 			if p != http.ErrAbortHandler {

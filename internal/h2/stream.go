@@ -20,7 +20,6 @@ import (
 // writer and the stream are one allocation.
 type stream struct {
 	c   *conn
-	req *http.Request // as the handler sees it
 	ctx streamCtx
 	rw  responseWriter
 	rb  requestBody
@@ -66,11 +65,11 @@ type stream struct {
 	// at EOF. The handler's goroutine only.
 	reqTrailer http.Header
 
-	// In the stream's one allocation too (newRequest): the request and its
-	// URL, the header values of a request of few fields, and the body of a
-	// small request (a unary call's message): five allocations a call
-	// fewer (TestStreamSizeClass).
-	reqv       http.Request
+	// In the stream's one allocation too (newRequest): the request as the
+	// handler sees it and its URL, the header values of a request of few
+	// fields, and the body of a small request (a unary call's message):
+	// five allocations a call fewer (TestStreamSizeClass).
+	req        http.Request
 	url        url.URL
 	values     [inlineValues]string
 	inlineBody [inlineBody]byte
@@ -307,8 +306,8 @@ func (c *conn) newRequest(f *headerBlock) (*http.Request, *stream, error) {
 		Method: method, URL: &st.url, Proto: "HTTP/2.0", ProtoMajor: 2,
 		Header: header, Host: authority, RemoteAddr: c.remote, RequestURI: path, TLS: c.tlsState,
 	}
-	st.reqv = *tmpl.WithContext(&st.ctx)
-	req := &st.reqv
+	st.req = *tmpl.WithContext(&st.ctx)
+	req := &st.req
 	if f.endStream {
 		st.remoteClosed = true
 		st.bodyErr = io.EOF
@@ -322,7 +321,6 @@ func (c *conn) newRequest(f *headerBlock) (*http.Request, *stream, error) {
 		st.reqTrailer = maps.Clone(st.trailer)
 		req.Trailer = st.reqTrailer
 	}
-	st.req = req
 	return req, st, nil
 }
 

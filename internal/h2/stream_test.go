@@ -20,6 +20,6 @@ import (
 func TestStreamSizeClass(t *testing.T) {
 	if size := unsafe.Sizeof(stream{}); size > 1400 {
 		t.Fatalf("stream is %d bytes: over the 1408-byte size class with its 8-byte header (streamCtx %d, responseWriter %d, outcome.Record %d, http.Request %d, url.URL %d)",
-			size, unsafe.Sizeof(streamCtx{}), unsafe.Sizeof(responseWriter{}), unsafe.Sizeof(stream{}.rec), unsafe.Sizeof(stream{}.reqv), unsafe.Sizeof(stream{}.url))
+			size, unsafe.Sizeof(streamCtx{}), unsafe.Sizeof(responseWriter{}), unsafe.Sizeof(stream{}.rec), unsafe.Sizeof(stream{}.req), unsafe.Sizeof(stream{}.url))
 	}
 }
