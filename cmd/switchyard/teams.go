@@ -83,7 +83,7 @@ func logChanges(ctx context.Context, feed *teams.Feed, logger *slog.Logger) {
 			if err != nil {
 				return
 			}
-			logger.Debug("team change", "key", c.Key, "all", c.All, "live", c.Live, "known", c.Known, "found", c.Found)
+			logger.Debug("team change", "key", c.Key, "all", c.All, "live", c.Live, "known", c.Known, "found", c.Found, "local", c.Local)
 		}
 	}()
 }

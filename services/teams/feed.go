@@ -20,7 +20,10 @@ const FeedBound = time.Second
 // following three rules: on a Change with a Key, drop that key — unless
 // the Change is Known and what is kept is its state; drop everything on a
 // Change with All; and read from the store, without keeping what it read,
-// while the last Change it took had Live false.
+// while the last Change it took had Live false. On a feed with echoes
+// (Feed.Echoes), a subscriber that applies this process's writes itself
+// may also pass over Local changes, and rely on the order of the others
+// (see Local).
 type Change struct {
 	// Key is the CityKey of a team that was created, renamed, updated or
 	// deleted. It is empty when All is set.
@@ -41,6 +44,14 @@ type Change struct {
 	Known bool
 	Found bool
 	Team  Team
+	// Local marks a store's report of its own write as the write
+	// commits, on a feed with echoes: its source reports the same write
+	// again (its echo) unless the feed goes down meanwhile. The source's
+	// changes — every process's writes, this one's included, and never
+	// Local — arrive in the order the writes committed, so a source change
+	// of a key that arrives before the echo of a write of that key
+	// committed before that write.
+	Local bool
 }
 
 // Wrote returns the Change of a write that left key with team t (found),
@@ -71,17 +82,19 @@ var ErrFeedClosed = errors.New("teams: change feed closed")
 const maxQueued = 4096
 
 // Feed fans a store's changes out to its subscribers, each in the order
-// the store reported them. Store implementations report through Changed
-// and Reset; consumers call Subscribe and Live.
+// the store reported them. Store implementations report through
+// ReportLocal, Report and Reset; consumers call Subscribe and Live.
 //
 // Guarantees, per subscription: changes arrive in the order they were
 // reported; a Change for a key is reported only after the write is
 // visible to the store's readers; the same write may be reported more
 // than once (a store reports its own writes at once and again when its
-// source sees them), never less.
+// source sees them), never less. A feed with echoes (NewEchoFeed) also
+// promises that its source's changes come in commit order (Change.Local).
 type Feed struct {
 	mu     sync.Mutex
 	live   bool
+	echoes bool // set at creation
 	since  time.Time
 	closed bool
 	subs   map[*Subscription]struct{}
@@ -108,10 +121,23 @@ type FeedStats struct {
 	Lag time.Duration
 }
 
-// NewFeed returns a feed with no subscribers, live or not.
+// NewFeed returns a feed with no subscribers, live or not, on which every
+// report is the only one of its write (ReportLocal marks nothing Local).
 func NewFeed(live bool) *Feed {
 	return &Feed{live: live, since: time.Now(), subs: map[*Subscription]struct{}{}}
 }
+
+// NewEchoFeed returns a feed with echoes: its store reports its own writes
+// at once (ReportLocal, marked Local), and its source reports every write
+// to the store again (Report), in the order the writes committed.
+func NewEchoFeed(live bool) *Feed {
+	f := NewFeed(live)
+	f.echoes = true
+	return f
+}
+
+// Echoes tells whether the feed has echoes (NewEchoFeed).
+func (f *Feed) Echoes() bool { return f.echoes }
 
 // Subscribe starts a subscription. Its first Change has All set and the
 // feed's current Live state, so a subscriber needs no other start-up.
@@ -151,12 +177,20 @@ func (f *Feed) Changed(key string) { f.Report(Change{Key: key}) }
 
 // Report reports c, a Change with a Key (see Wrote); its Live is the
 // feed's. For Store implementations: call it only once the write is
-// visible.
-func (f *Feed) Report(c Change) {
+// visible; on a feed with echoes, only from the source, in the order the
+// source delivers.
+func (f *Feed) Report(c Change) { f.report(c, false) }
+
+// ReportLocal reports c, this process's own write (see Wrote), as it
+// commits: marked Local on a feed with echoes, whose source will report
+// it again; on another feed the same as Report.
+func (f *Feed) ReportLocal(c Change) { f.report(c, f.echoes) }
+
+func (f *Feed) report(c Change, local bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.stats.Changes++
-	c.All, c.Live = false, f.live
+	c.All, c.Live, c.Local = false, f.live, local
 	for s := range f.subs {
 		s.push(c, &f.stats)
 	}

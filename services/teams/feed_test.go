@@ -52,6 +52,33 @@ func TestFeedOrderAndState(t *testing.T) {
 	}
 }
 
+// A store's report of its own write is marked Local on a feed with echoes
+// only; a source's report never is, whatever the Change said.
+func TestFeedLocalReports(t *testing.T) {
+	for _, echoes := range []bool{false, true} {
+		f := NewFeed(true)
+		if echoes {
+			f = NewEchoFeed(true)
+		}
+		if f.Echoes() != echoes {
+			t.Fatalf("Echoes() = %v, want %v", f.Echoes(), echoes)
+		}
+		s := f.Subscribe()
+		next(t, s)
+		ch := Wrote("k", Team{City: "K", Nickname: "N"}, true)
+		f.ReportLocal(ch)
+		ch.Local = true
+		f.Report(ch)
+		got := []Change{next(t, s), next(t, s)}
+		if got[0].Local != echoes || got[1].Local {
+			t.Errorf("echoes %v: ReportLocal, then Report of a Local change, delivered Local %v, %v", echoes, got[0].Local, got[1].Local)
+		}
+		if st := f.Stats(); st.Changes != 2 {
+			t.Errorf("echoes %v: Stats = %+v, want 2 changes", echoes, st)
+		}
+	}
+}
+
 // A subscriber that falls behind by more than the queue's bound gets one
 // All (with the current state) instead of the backlog, then what follows.
 func TestFeedOverflowCollapsesToAll(t *testing.T) {

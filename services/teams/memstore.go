@@ -82,7 +82,7 @@ func (s *MemStore) Put(ctx context.Context, t Team) (Team, bool, error) {
 	}
 	s.teams[key] = t
 	s.mu.Unlock()
-	s.feed.Report(Wrote(key, t, true))
+	s.feed.ReportLocal(Wrote(key, t, true))
 	return t, !exists, nil
 }
 
@@ -100,7 +100,7 @@ func (s *MemStore) Delete(ctx context.Context, city string) (Team, error) {
 	}
 	delete(s.teams, key)
 	s.mu.Unlock()
-	s.feed.Report(Wrote(key, Team{}, false))
+	s.feed.ReportLocal(Wrote(key, Team{}, false))
 	return t, nil
 }
 

@@ -59,7 +59,15 @@ func crossStore(t *testing.T, a, b *sqlstore.Store) time.Duration {
 		worst = max(worst, time.Since(acked))
 	}
 	// A burst, in order: b's subscriber sees the keys in commit order,
-	// each with the state its write left.
+	// each with the state its write left. So does a's, with a Local
+	// report of each write too (the feed has echoes), in the order of the
+	// writes; an echo may come before its write's report.
+	if !a.Feed().Echoes() {
+		t.Fatal("a store's feed has no echoes")
+	}
+	own := a.Feed().Subscribe()
+	defer own.Close()
+	storetest.Changes(t, own, teams.Change{All: true, Live: true})
 	var want []teams.Change
 	for i := range 50 {
 		city := fmt.Sprintf("Burst %02d", i)
@@ -91,6 +99,25 @@ func crossStore(t *testing.T, a, b *sqlstore.Store) time.Duration {
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("burst arrived as\n%v\nwant\n%v", got, want)
+	}
+	var locals, echoes []teams.Change
+	for len(locals)+len(echoes) < 2*len(want) {
+		c, err := own.Next(deadline)
+		if err != nil {
+			t.Fatalf("burst, the writer's feed: %d local reports and %d echoes of %d writes within the bound: %v", len(locals), len(echoes), len(want), err)
+		}
+		switch {
+		case c.All:
+			t.Fatalf("burst, the writer's feed: unexpected %+v", c)
+		case c.Local:
+			c.Local = false
+			locals = append(locals, c)
+		default:
+			echoes = append(echoes, c)
+		}
+	}
+	if !slices.Equal(locals, want) || !slices.Equal(echoes, want) {
+		t.Errorf("burst, the writer's feed: local reports\n%v\nechoes\n%v\nwant each\n%v", locals, echoes, want)
 	}
 	return worst
 }

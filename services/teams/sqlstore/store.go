@@ -44,7 +44,7 @@ type Store struct {
 // prepare readies s's prepared statements and its (down) feed; on failure
 // it closes s.
 func prepare(ctx context.Context, s *Store) (*Store, error) {
-	s.feed = teams.NewFeed(false)
+	s.feed = teams.NewEchoFeed(false)
 	for _, st := range []struct {
 		stmt **sql.Stmt
 		db   *sql.DB
@@ -163,7 +163,7 @@ func (s *Store) Put(ctx context.Context, t teams.Team) (teams.Team, bool, error)
 	if err != nil {
 		return teams.Team{}, false, ctxErr(ctx, err)
 	}
-	s.feed.Report(teams.Wrote(teams.CityKey(stored.City), stored, true))
+	s.feed.ReportLocal(teams.Wrote(teams.CityKey(stored.City), stored, true))
 	return stored, rev == 1, nil
 }
 
@@ -188,7 +188,7 @@ func (s *Store) Delete(ctx context.Context, city string) (teams.Team, error) {
 	if err != nil {
 		return teams.Team{}, ctxErr(ctx, err)
 	}
-	s.feed.Report(teams.Wrote(teams.CityKey(t.City), teams.Team{}, false))
+	s.feed.ReportLocal(teams.Wrote(teams.CityKey(t.City), teams.Team{}, false))
 	return t, nil
 }
 
