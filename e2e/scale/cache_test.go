@@ -443,6 +443,32 @@ func testCache(t *testing.T, s *sharedStore) {
 		}
 	})
 
+	// A process's writes of one key in quick succession: SQLite's poll
+	// brings their echoes together after the last write, and on
+	// PostgreSQL an echo may come after the next write. Each echo of an
+	// older write committed before the newest, whose state stays kept: no
+	// read goes to the store.
+	t.Run("echoes of a process's older writes keep its newest", func(t *testing.T) {
+		e := s.start(t, "process-echo")
+		e.waitLog(t, "team feed live", 1, 5*time.Second)
+		const city, key, writes = "Echo City", "echo city", 5
+		for i := range writes {
+			e.put(t, city, fmt.Sprintf("Echo %d", i))
+		}
+		e.waitEchoes(t, key, writes)
+		for range 5 {
+			if got := e.read(t, city); got != "Echo 4" {
+				t.Fatalf("after its writes and their echoes, the writer read %q, want Echo 4", got)
+			}
+		}
+		e.stop(t)
+		st := e.cacheStats(t)
+		t.Logf("process-echo's cache: %v", st)
+		if st["misses"] != 0 || st["hits"] != 5 || st["writes_kept"] != writes || st["own"] != writes {
+			t.Errorf("process-echo's cache: %v; want its %d writes kept, their %d own reports passed over, 5 hits, no miss", st, writes, writes)
+		}
+	})
+
 	t.Run("memory is bounded by -team-cache-entries", func(t *testing.T) {
 		c := s.start(t, "process-c", "-team-cache-entries", "8")
 		for i := range 30 {
@@ -526,6 +552,26 @@ func TestCacheFillOvertakenPostgres(t *testing.T) {
 	reader.stop(t)
 	if st := reader.cacheStats(t); st["stale"] == 0 {
 		t.Errorf("the reader's cache counted no stale fill: %v", st)
+	}
+}
+
+// waitEchoes waits until r's feed delivered n changes of key from its
+// source (not Local: not r's store's reports of r's own writes).
+func (r *replica) waitEchoes(t *testing.T, key string, n int) {
+	t.Helper()
+	echoes := func() int {
+		k := 0
+		for _, rec := range r.records("team change") {
+			if rec["key"] == key && rec["local"] == false {
+				k++
+			}
+		}
+		return k
+	}
+	for deadline := time.Now().Add(5 * time.Second); echoes() < n; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s's feed did not deliver %d echoes of %q:\n%s", r.name, n, key, r.logs())
+		}
 	}
 }
 

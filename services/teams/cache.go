@@ -26,6 +26,13 @@ const CacheReportEvery = time.Minute
 //   - a Change with a Key drops that key, unless the Change is Known and
 //     the entry kept is its state (the echo of a write already seen); a
 //     Change with All drops everything;
+//   - on a feed with echoes (Feed.Echoes), whose source reports writes in
+//     commit order, the store's Local reports of this process's writes
+//     are passed over (Put and Delete apply them), and an entry a write
+//     of this process left waits for that write's echo: until it comes,
+//     the key's other Changes committed before the write and are passed
+//     over too. An echo not come within FeedBound of the write's start
+//     voids the entry at its next Get;
 //   - while the last Change taken had Live false, every Get reads the
 //     store and nothing is kept;
 //   - a Get that misses reads the store and keeps the answer — a team, or
@@ -38,8 +45,9 @@ const CacheReportEvery = time.Minute
 //     acknowledged write is seen by its own next Get without waiting for
 //     the feed; and they keep the state they wrote (a team, or none) by
 //     the same rule as a fill — every Change for the key taken while they
-//     wrote had that state — and only if no other Put or Delete of the
-//     key by this process overlapped theirs;
+//     wrote had that state, but for those before the write's echo on a
+//     feed with echoes — and only if no other Put or Delete of the key by
+//     this process overlapped theirs;
 //   - List always reads the store;
 //   - at most the bound's entries are kept; a fill beyond it evicts an
 //     arbitrary other entry.
@@ -51,10 +59,12 @@ const CacheReportEvery = time.Minute
 type Cache struct {
 	store   Watchable
 	bound   int
+	echoes  bool // the store's feed has echoes
 	sub     *Subscription
 	logger  *slog.Logger
 	stop    context.CancelFunc
 	stopped chan struct{}
+	epoch   time.Time // the cache's clock counts from here (now)
 
 	mu       sync.Mutex
 	live     bool // the last Change taken had Live set
@@ -70,19 +80,29 @@ type Cache struct {
 
 var _ Watchable = (*Cache)(nil)
 
-// cacheEntry is a kept answer: a team, or (found false, team zero)
-// ErrNotFound.
-type cacheEntry struct {
+// teamState is a key's state: a team, or (found false, team zero) none,
+// which Get answers with ErrNotFound.
+type teamState struct {
 	team  Team
 	found bool
 }
 
-// stateOf is the entry a Known Change's state would be.
-func stateOf(ch Change) cacheEntry {
+// stateOf is the state a Known Change left.
+func stateOf(ch Change) teamState {
 	if !ch.Found {
-		return cacheEntry{}
+		return teamState{}
 	}
-	return cacheEntry{team: ch.Team, found: true}
+	return teamState{team: ch.Team, found: true}
+}
+
+// cacheEntry is a kept answer.
+type cacheEntry struct {
+	teamState
+	// echoDue, when not zero, is the time on the cache's clock (now) by
+	// which the echo of this process's write that left the entry is due;
+	// until then the key's other Changes committed before that write. Zero
+	// once the echo came, and for entries of reads.
+	echoDue int64
 }
 
 // seen is what a read or write of a key in progress learned of the key
@@ -92,7 +112,7 @@ type seen struct {
 	stale bool
 	// known: Changes were taken, each with this state.
 	known bool
-	state cacheEntry
+	state teamState
 }
 
 // take records ch, a Change of the key.
@@ -109,7 +129,7 @@ func (s *seen) take(ch Change) {
 
 // allows tells whether e may be kept: no Change taken meanwhile says
 // anything else of the key.
-func (s *seen) allows(e cacheEntry) bool { return !s.stale && (!s.known || s.state == e) }
+func (s *seen) allows(e teamState) bool { return !s.stale && (!s.known || s.state == e) }
 
 // cacheFill is one store read of a miss, shared by the misses of its key
 // that arrive while it runs.
@@ -120,20 +140,67 @@ type cacheFill struct {
 	seen seen
 }
 
-// answer is the entry the read's answer would be; false when it failed.
-func (f *cacheFill) answer() (cacheEntry, bool) {
+// answer is the state the read's answer would be; false when it failed.
+func (f *cacheFill) answer() (teamState, bool) {
 	switch {
 	case f.err == nil:
-		return cacheEntry{team: f.team, found: true}, true
+		return teamState{team: f.team, found: true}, true
 	case errors.Is(f.err, ErrNotFound):
-		return cacheEntry{}, true
+		return teamState{}, true
 	}
-	return cacheEntry{}, false
+	return teamState{}, false
 }
+
+// maxTakenByWrite bounds the Changes a write in progress collects; a write
+// that sees more keeps nothing.
+const maxTakenByWrite = 8
 
 // cacheWrite is one Put or Delete of this process in progress.
 type cacheWrite struct {
-	seen seen
+	// due is when the write's echo is due: FeedBound after it began.
+	due int64
+	// stale: another write of the key by this process overlapped it, an
+	// All was taken, or more than maxTakenByWrite Changes of the key.
+	stale bool
+	// taken are the Changes of the key taken while it wrote, in order.
+	taken []Change
+}
+
+// take records ch, a Change of the key.
+func (w *cacheWrite) take(ch Change) {
+	if len(w.taken) == maxTakenByWrite {
+		w.stale = true
+		return
+	}
+	w.taken = append(w.taken, ch)
+}
+
+// keeps tells whether the state e the write left may be kept, and whether
+// its echo is still to come. On a feed with echoes, the Changes taken
+// before the first one with state e (the echo, or an older write of the
+// same state) committed before the write, which overwrote them; every
+// Change after it, and on another feed every Change, must have state e.
+func (w *cacheWrite) keeps(e teamState, echoes bool) (keep, awaitEcho bool) {
+	if w.stale {
+		return false, false
+	}
+	rest := w.taken
+	if echoes {
+		i := 0
+		for i < len(rest) && !(rest[i].Known && stateOf(rest[i]) == e) {
+			i++
+		}
+		if i == len(rest) {
+			return true, true
+		}
+		rest = rest[i+1:]
+	}
+	for _, ch := range rest {
+		if !ch.Known || stateOf(ch) != e {
+			return false, false
+		}
+	}
+	return true, false
 }
 
 // cacheHooks let a test stop a Get between its steps.
@@ -142,6 +209,8 @@ type cacheHooks struct {
 	read func(key string)
 	// applied runs after a Change is taken.
 	applied func(Change)
+	// now, when set, is the cache's clock.
+	now func() int64
 }
 
 // CacheStats are a Cache's counters, for logs and metrics.
@@ -164,6 +233,14 @@ type CacheStats struct {
 	// Confirmed counts Changes that left an entry kept: their state was
 	// the one kept (a write's echo).
 	Confirmed uint64
+	// Own counts the Local Changes passed over: the store's reports of
+	// this process's own writes, which Put and Delete apply themselves.
+	// Older counts Changes passed over because they came before the echo
+	// of a write this process made and keeps: they committed before it.
+	Own, Older uint64
+	// EchoesLate counts entries a write kept that a Get found with the
+	// write's echo not come within FeedBound: the Get read the store.
+	EchoesLate uint64
 	// Evictions counts entries dropped to stay within Bound.
 	Evictions uint64
 	// Changes counts Changes taken from the feed (Resets of them with
@@ -201,7 +278,8 @@ func newCache(store Watchable, entries int, logger *slog.Logger, hooks *cacheHoo
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &Cache{
-		store: store, bound: entries, logger: logger, stop: cancel, stopped: make(chan struct{}),
+		store: store, bound: entries, echoes: store.Feed().Echoes(), logger: logger, stop: cancel, stopped: make(chan struct{}),
+		epoch:   time.Now(),
 		entries: map[string]cacheEntry{}, inflight: map[string]*cacheFill{}, writing: map[string][]*cacheWrite{}, hooks: hooks,
 	}
 	// The subscription's first Change (All, with the feed's state) sets
@@ -243,12 +321,21 @@ func (c *Cache) follow(ctx context.Context) {
 	}
 }
 
+// now is the cache's clock, in nanoseconds (monotonic).
+func (c *Cache) now() int64 {
+	if c.hooks != nil && c.hooks.now != nil {
+		return c.hooks.now()
+	}
+	return int64(time.Since(c.epoch))
+}
+
 // apply takes one Change by the feed's rules.
 func (c *Cache) apply(ch Change) {
 	c.mu.Lock()
 	c.stats.Changes++
 	c.live = ch.Live
-	if ch.All || !ch.Live {
+	switch {
+	case ch.All || !ch.Live:
 		c.stats.Resets++
 		clear(c.entries)
 		for _, f := range c.inflight {
@@ -257,10 +344,12 @@ func (c *Cache) apply(ch Change) {
 		clear(c.inflight)
 		for _, ws := range c.writing {
 			for _, w := range ws {
-				w.seen.stale = true
+				w.stale = true
 			}
 		}
-	} else {
+	case ch.Local && c.echoes:
+		c.stats.Own++
+	default:
 		c.takeLocked(ch)
 	}
 	c.mu.Unlock()
@@ -272,9 +361,16 @@ func (c *Cache) apply(ch Change) {
 // takeLocked applies ch, a live Change of one key; c.mu is held.
 func (c *Cache) takeLocked(ch Change) {
 	if e, ok := c.entries[ch.Key]; ok {
-		if ch.Known && e == stateOf(ch) {
+		switch {
+		case ch.Known && e.teamState == stateOf(ch):
 			c.stats.Confirmed++
-		} else {
+			if e.echoDue != 0 { // the echo (or an older write of that state)
+				e.echoDue = 0
+				c.entries[ch.Key] = e
+			}
+		case e.echoDue != 0 && c.now() < e.echoDue:
+			c.stats.Older++
+		default:
 			delete(c.entries, ch.Key)
 		}
 	}
@@ -285,7 +381,7 @@ func (c *Cache) takeLocked(ch Change) {
 		}
 	}
 	for _, w := range c.writing[ch.Key] {
-		w.seen.take(ch)
+		w.take(ch)
 	}
 }
 
@@ -309,7 +405,7 @@ func (c *Cache) Get(ctx context.Context, city string) (Team, error) {
 	var buf [64]byte
 	kb := appendCityKey(buf[:0], city)
 	c.mu.Lock()
-	if e, ok := c.entries[string(kb)]; ok {
+	if e, ok := c.entries[string(kb)]; ok && (e.echoDue == 0 || c.inTime(string(kb), e)) {
 		c.stats.Hits++
 		if !e.found {
 			c.stats.HitsNotFound++
@@ -345,7 +441,7 @@ func (c *Cache) Get(ctx context.Context, city string) (Team, error) {
 	}
 	if e, ok := f.answer(); ok {
 		if f.seen.allows(e) {
-			c.installLocked(key, e)
+			c.installLocked(key, cacheEntry{teamState: e})
 		} else {
 			c.stats.Stale++
 		}
@@ -353,6 +449,17 @@ func (c *Cache) Get(ctx context.Context, city string) (Team, error) {
 	c.mu.Unlock()
 	close(f.done)
 	return f.team, f.err
+}
+
+// inTime tells whether the echo e waits for is not overdue yet, and drops
+// e when it is; c.mu is held.
+func (c *Cache) inTime(key string, e cacheEntry) bool {
+	if c.now() < e.echoDue {
+		return true
+	}
+	c.stats.EchoesLate++
+	delete(c.entries, key)
+	return false
 }
 
 // join waits for another miss's read of the same key. If that read failed
@@ -388,11 +495,12 @@ func (c *Cache) installLocked(key string, e cacheEntry) {
 func (c *Cache) beginWrite(key string) *cacheWrite {
 	w := &cacheWrite{}
 	c.mu.Lock()
+	w.due = c.now() + int64(FeedBound)
 	ws := c.writing[key]
 	if len(ws) > 0 {
-		w.seen.stale = true
+		w.stale = true
 		for _, o := range ws {
-			o.seen.stale = true
+			o.stale = true
 		}
 	}
 	c.writing[key] = append(ws, w)
@@ -403,8 +511,10 @@ func (c *Cache) beginWrite(key string) *cacheWrite {
 // written drops key after this process wrote it, before the write is
 // acknowledged (also after a failed write: it may have happened), and
 // keeps the state e the write left when ok and no Change taken meanwhile
-// said otherwise.
-func (c *Cache) written(key string, w *cacheWrite, e cacheEntry, ok bool) {
+// said otherwise (cacheWrite.keeps). A write that changed the store
+// (changed) has an echo on a feed with echoes; a Delete that found no
+// team has none.
+func (c *Cache) written(key string, w *cacheWrite, e teamState, ok, changed bool) {
 	c.mu.Lock()
 	ws := c.writing[key]
 	for i, o := range ws {
@@ -420,8 +530,12 @@ func (c *Cache) written(key string, w *cacheWrite, e cacheEntry, ok bool) {
 	}
 	c.stats.Writes++
 	c.dropLocked(key)
-	if ok && c.live && w.seen.allows(e) {
-		c.installLocked(key, e)
+	if keep, await := w.keeps(e, c.echoes && changed); ok && c.live && keep {
+		kept := cacheEntry{teamState: e}
+		if await {
+			kept.echoDue = w.due
+		}
+		c.installLocked(key, kept)
 		c.stats.WritesKept++
 	}
 	c.mu.Unlock()
@@ -437,7 +551,7 @@ func (c *Cache) Put(ctx context.Context, t Team) (Team, bool, error) {
 	key := CityKey(t.City)
 	w := c.beginWrite(key)
 	stored, created, err := c.store.Put(ctx, t)
-	c.written(key, w, cacheEntry{team: stored, found: true}, err == nil)
+	c.written(key, w, teamState{team: stored, found: true}, err == nil, err == nil)
 	return stored, created, err
 }
 
@@ -447,7 +561,7 @@ func (c *Cache) Delete(ctx context.Context, city string) (Team, error) {
 	key := CityKey(city)
 	w := c.beginWrite(key)
 	t, err := c.store.Delete(ctx, city)
-	c.written(key, w, cacheEntry{}, err == nil || errors.Is(err, ErrNotFound))
+	c.written(key, w, teamState{}, err == nil || errors.Is(err, ErrNotFound), err == nil)
 	return t, err
 }
 
@@ -504,6 +618,7 @@ func (c *Cache) report(closing bool) {
 		slog.Uint64("misses", st.Misses), slog.Uint64("joined", st.Joined), slog.Uint64("down", st.Down),
 		slog.Uint64("stale", st.Stale), slog.Int("entries", st.Entries), slog.Int("bound", st.Bound),
 		slog.Uint64("evictions", st.Evictions), slog.Uint64("changes", st.Changes), slog.Uint64("resets", st.Resets),
-		slog.Uint64("confirmed", st.Confirmed), slog.Uint64("writes", st.Writes), slog.Uint64("writes_kept", st.WritesKept),
+		slog.Uint64("confirmed", st.Confirmed), slog.Uint64("own", st.Own), slog.Uint64("older", st.Older), slog.Uint64("echoes_late", st.EchoesLate),
+		slog.Uint64("writes", st.Writes), slog.Uint64("writes_kept", st.WritesKept),
 		slog.Bool("live", st.Live), slog.Bool("closing", closing))
 }

@@ -18,14 +18,17 @@ import (
 
 // testStore is a MemStore whose Gets are counted, and whose feed is either
 // the MemStore's (every write reported at once) or, when silent, one the
-// test drives by hand (writes reported only when the test says).
+// test drives by hand (writes reported only when the test says). A silent
+// feed with echoes (echoStore) gets the Local reports of the store's
+// writes; their echoes, the source's, come when the test says.
 type testStore struct {
 	*MemStore
 	feed *Feed
 	gets atomic.Int64
 	// beforeRead, when set, runs in each Get before the store is read;
-	// beforeWrite in each Put and Delete before the store is written.
-	beforeRead, beforeWrite func(city string)
+	// beforeWrite in each Put and Delete before the store is written, and
+	// afterWrite after it is written, before the write is reported.
+	beforeRead, beforeWrite, afterWrite func(city string)
 }
 
 func newTestStore(silent bool) *testStore {
@@ -45,18 +48,40 @@ func (s *testStore) Get(ctx context.Context, city string) (Team, error) {
 	return s.MemStore.Get(ctx, city)
 }
 
+// echoStore is a testStore whose silent feed has echoes.
+func echoStore() *testStore {
+	s := newTestStore(true)
+	s.feed = NewEchoFeed(true)
+	return s
+}
+
 func (s *testStore) Put(ctx context.Context, t Team) (Team, bool, error) {
 	if s.beforeWrite != nil {
 		s.beforeWrite(t.City)
 	}
-	return s.MemStore.Put(ctx, t)
+	stored, created, err := s.MemStore.Put(ctx, t)
+	s.wrote(CityKey(t.City), stored, true, err == nil)
+	return stored, created, err
 }
 
 func (s *testStore) Delete(ctx context.Context, city string) (Team, error) {
 	if s.beforeWrite != nil {
 		s.beforeWrite(city)
 	}
-	return s.MemStore.Delete(ctx, city)
+	t, err := s.MemStore.Delete(ctx, city)
+	s.wrote(CityKey(city), Team{}, false, err == nil)
+	return t, err
+}
+
+// wrote runs afterWrite, and reports a write that happened (ok) as it
+// committed on a feed with echoes (Local), as sqlstore does.
+func (s *testStore) wrote(key string, t Team, found, ok bool) {
+	if s.afterWrite != nil {
+		s.afterWrite(key)
+	}
+	if ok && s.feed.Echoes() {
+		s.feed.ReportLocal(Wrote(key, t, found))
+	}
 }
 
 func (s *testStore) Feed() *Feed { return s.feed }
@@ -81,7 +106,12 @@ type harness struct {
 }
 
 func newHarness(t *testing.T, silent bool, bound int) *harness {
-	h := &harness{t: t, store: newTestStore(silent), applied: make(chan Change, 64),
+	return newHarnessOn(t, newTestStore(silent), bound, nil)
+}
+
+// newHarnessOn is a harness on store; now, when set, is the cache's clock.
+func newHarnessOn(t *testing.T, store *testStore, bound int, now func() int64) *harness {
+	h := &harness{t: t, store: store, applied: make(chan Change, 64),
 		stopped: make(chan struct{}), resume: make(chan struct{})}
 	h.stopKey.Store("")
 	hooks := &cacheHooks{
@@ -92,6 +122,7 @@ func newHarness(t *testing.T, silent bool, bound int) *harness {
 			}
 		},
 		applied: func(ch Change) { h.applied <- ch },
+		now:     now,
 	}
 	h.cache = newCache(h.store, bound, slog.New(slog.NewTextHandler(io.Discard, nil)), hooks)
 	t.Cleanup(func() { _ = h.cache.Close() })
