@@ -44,12 +44,12 @@ func (m *metrics) cacheInstruments(meter metric.Meter) error {
 		return err
 	}
 	drops, err := meter.Int64ObservableCounter("switchyard.teams.cache.invalidations",
-		metric.WithDescription("What the cache dropped, by cause: change (one team, from the feed), reset (everything, from the feed), write (one team, written by this process, its new state not kept), echo_late (one team this process wrote, whose echo from the feed's source did not come within the feed's bound)."))
+		metric.WithDescription("What the cache dropped, by cause: change (one team, from the feed), reset (everything, from the feed), write (one team, written by this process, its new state not kept), echo_late (one team this process wrote, whose echo from the feed's source did not come within the feed's bound), hold_late (one team held for this process's write of it, which did not end within the hold)."))
 	if err != nil {
 		return err
 	}
 	kept, err := meter.Int64ObservableCounter("switchyard.teams.cache.kept",
-		metric.WithDescription("What the cache kept without reading the store, by cause: confirmed (a change from the feed whose state was the one kept: a write's echo), write (the state this process's write left), older (a change from the feed's source that committed before this process's write of the team: it came before that write's echo)."))
+		metric.WithDescription("What the cache kept without reading the store, by cause: confirmed (a change from the feed whose state was the one kept: a write's echo), write (the state this process's write left), older (a change from the feed's source that committed before this process's write of the team: it came before that write's echo), held (a change taken while this process wrote the team: the write replaces the entry as it ends)."))
 	if err != nil {
 		return err
 	}
@@ -69,8 +69,8 @@ func (m *metrics) cacheInstruments(meter metric.Meter) error {
 		return err
 	}
 	results := []string{"hit", "hit_not_found", "miss", "joined", "down"}
-	causes := []string{"change", "reset", "write", "echo_late"}
-	keptCauses := []string{"confirmed", "write", "older"}
+	causes := []string{"change", "reset", "write", "echo_late", "hold_late"}
+	keptCauses := []string{"confirmed", "write", "older", "held"}
 	_, err = meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		m.poolsMu.Lock()
 		caches := m.caches
@@ -82,10 +82,10 @@ func (m *metrics) cacheInstruments(meter metric.Meter) error {
 			}
 			// The store's reports of this process's writes (Own) change
 			// nothing: the writes applied themselves.
-			for i, n := range []uint64{st.Changes - st.Resets - st.Confirmed - st.Own - st.Older, st.Resets, st.Writes - st.WritesKept, st.EchoesLate} {
+			for i, n := range []uint64{st.Changes - st.Resets - st.Confirmed - st.Own - st.Older - st.Held, st.Resets, st.Writes - st.WritesKept, st.EchoesLate, st.HoldsLate} {
 				o.ObserveInt64(drops, int64(n), metric.WithAttributes(attribute.String("cause", causes[i])))
 			}
-			for i, n := range []uint64{st.Confirmed, st.WritesKept, st.Older} {
+			for i, n := range []uint64{st.Confirmed, st.WritesKept, st.Older, st.Held} {
 				o.ObserveInt64(kept, int64(n), metric.WithAttributes(attribute.String("cause", keptCauses[i])))
 			}
 			o.ObserveInt64(stale, int64(st.Stale))

@@ -15,6 +15,16 @@ import (
 // bounds the cache to about 5 MiB whatever the store holds.
 const DefaultCacheEntries = 4096
 
+// WriteHold is how long an entry outlives a Change of its key taken while
+// this process writes that key: the write drops or replaces the entry as
+// it ends, before it is acknowledged, and until then a Get overlaps the
+// write and may be answered with the state before it. Most such Changes
+// are the write's own echo, which can reach the feed before the store
+// returns. A write not ended within WriteHold voids the entry at its next
+// Get. (The sources deliver within 3 intervals, at most 750 ms, so a
+// Change held is still served within FeedBound of its write.)
+const WriteHold = 100 * time.Millisecond
+
 // CacheReportEvery is how often a Cache logs its counters while it serves
 // reads (and once more when it closes).
 const CacheReportEvery = time.Minute
@@ -33,6 +43,8 @@ const CacheReportEvery = time.Minute
 //     the key's other Changes committed before the write and are passed
 //     over too. An echo not come within FeedBound of the write's start
 //     voids the entry at its next Get;
+//   - a Change of a key this process is writing leaves its entry for at
+//     most WriteHold: the write drops or replaces the entry as it ends;
 //   - while the last Change taken had Live false, every Get reads the
 //     store and nothing is kept;
 //   - a Get that misses reads the store and keeps the answer — a team, or
@@ -103,6 +115,9 @@ type cacheEntry struct {
 	// until then the key's other Changes committed before that write. Zero
 	// once the echo came, and for entries of reads.
 	echoDue int64
+	// holdDue, when not zero, is when a Change taken while this process
+	// wrote the key voids the entry, should the write not have ended.
+	holdDue int64
 }
 
 // seen is what a read or write of a key in progress learned of the key
@@ -241,6 +256,10 @@ type CacheStats struct {
 	// EchoesLate counts entries a write kept that a Get found with the
 	// write's echo not come within FeedBound: the Get read the store.
 	EchoesLate uint64
+	// Held counts Changes that left an entry in place, for at most
+	// WriteHold, because this process was writing their key; HoldsLate
+	// the entries a Get then found with the write not ended in time.
+	Held, HoldsLate uint64
 	// Evictions counts entries dropped to stay within Bound.
 	Evictions uint64
 	// Changes counts Changes taken from the feed (Resets of them with
@@ -370,6 +389,12 @@ func (c *Cache) takeLocked(ch Change) {
 			}
 		case e.echoDue != 0 && c.now() < e.echoDue:
 			c.stats.Older++
+		case len(c.writing[ch.Key]) > 0:
+			c.stats.Held++
+			if e.holdDue == 0 {
+				e.holdDue = c.now() + int64(WriteHold)
+				c.entries[ch.Key] = e
+			}
 		default:
 			delete(c.entries, ch.Key)
 		}
@@ -405,7 +430,7 @@ func (c *Cache) Get(ctx context.Context, city string) (Team, error) {
 	var buf [64]byte
 	kb := appendCityKey(buf[:0], city)
 	c.mu.Lock()
-	if e, ok := c.entries[string(kb)]; ok && (e.echoDue == 0 || c.inTime(string(kb), e)) {
+	if e, ok := c.entries[string(kb)]; ok && (e.echoDue == 0 && e.holdDue == 0 || c.inTime(string(kb), e)) {
 		c.stats.Hits++
 		if !e.found {
 			c.stats.HitsNotFound++
@@ -451,13 +476,18 @@ func (c *Cache) Get(ctx context.Context, city string) (Team, error) {
 	return f.team, f.err
 }
 
-// inTime tells whether the echo e waits for is not overdue yet, and drops
-// e when it is; c.mu is held.
+// inTime tells whether neither the echo e waits for nor the write that
+// holds it is overdue yet, and drops e when one is; c.mu is held.
 func (c *Cache) inTime(key string, e cacheEntry) bool {
-	if c.now() < e.echoDue {
+	now := c.now()
+	switch {
+	case e.echoDue != 0 && now >= e.echoDue:
+		c.stats.EchoesLate++
+	case e.holdDue != 0 && now >= e.holdDue:
+		c.stats.HoldsLate++
+	default:
 		return true
 	}
-	c.stats.EchoesLate++
 	delete(c.entries, key)
 	return false
 }
@@ -619,6 +649,7 @@ func (c *Cache) report(closing bool) {
 		slog.Uint64("stale", st.Stale), slog.Int("entries", st.Entries), slog.Int("bound", st.Bound),
 		slog.Uint64("evictions", st.Evictions), slog.Uint64("changes", st.Changes), slog.Uint64("resets", st.Resets),
 		slog.Uint64("confirmed", st.Confirmed), slog.Uint64("own", st.Own), slog.Uint64("older", st.Older), slog.Uint64("echoes_late", st.EchoesLate),
+		slog.Uint64("held", st.Held), slog.Uint64("holds_late", st.HoldsLate),
 		slog.Uint64("writes", st.Writes), slog.Uint64("writes_kept", st.WritesKept),
 		slog.Bool("live", st.Live), slog.Bool("closing", closing))
 }

@@ -209,3 +209,41 @@ func TestCacheDeleteOfNothingAwaitsNoEcho(t *testing.T) {
 		t.Errorf("Stats = %+v; want nothing passed over", st)
 	}
 }
+
+// A Change of a key this process is writing — most often the write's own
+// echo, which can reach the feed before the store returns — leaves the
+// entry for at most WriteHold: a Get then overlaps the write and is
+// answered with the state before it, and the write replaces the entry as
+// it ends. Past the hold, a Get reads the store.
+func TestCacheChangeDuringOwnWrite(t *testing.T) {
+	t.Parallel()
+	for _, echoes := range []bool{false, true} {
+		t.Run(map[bool]string{false: "plain feed", true: "feed with echoes"}[echoes], func(t *testing.T) {
+			t.Parallel()
+			store := newTestStore(true)
+			if echoes {
+				store = echoStore()
+			}
+			var clock atomic.Int64
+			h := newHarnessOn(t, store, 16, clock.Load)
+			h.want("Chicago", "Jackals", true)
+			bears := Wrote("chicago", Team{City: "Chicago", Nickname: "Bears"}, true)
+			h.store.afterWrite = func(string) {
+				h.store.feed.Report(bears)
+				h.taken(live(bears))
+				h.want("Chicago", "Jackals", false)
+				clock.Add(int64(WriteHold) - 1)
+				h.want("Chicago", "Jackals", false)
+				clock.Add(1)
+				h.want("Chicago", "Bears", true)
+			}
+			if _, _, err := h.cache.Put(context.Background(), bears.Team); err != nil {
+				t.Fatal(err)
+			}
+			h.want("Chicago", "Bears", false)
+			if st := h.cache.Stats(); st.Held != 1 || st.HoldsLate != 1 || st.WritesKept != 1 {
+				t.Errorf("Stats = %+v; want 1 change held, 1 hold late, the write kept", st)
+			}
+		})
+	}
+}

@@ -74,9 +74,9 @@ func (c *cacheLine) stats() cacheStats {
 
 // row is the line of the report's cache table.
 func (st cacheStats) row(label string) string {
-	return fmt.Sprintf("| %s | %.2f%% | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f |\n", label, 100*st["hit_ratio"],
+	return fmt.Sprintf("| %s | %.2f%% | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f |\n", label, 100*st["hit_ratio"],
 		st["hits"], st["hits_not_found"], st["misses"], st["joined"], st["down"], st["stale"], st["changes"]-st["resets"], st["confirmed"],
-		st["own"], st["older"], st["writes"], st["writes_kept"], st["echoes_late"], st["evictions"])
+		st["own"], st["older"], st["held"], st["writes"], st["writes_kept"], st["echoes_late"], st["holds_late"], st["evictions"])
 }
 
 // reads are the Gets the cache answered.

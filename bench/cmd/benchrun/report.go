@@ -101,8 +101,8 @@ func report(c config, layouts []layout, skipped []string, rows []workload, m *me
 		b.WriteString("\n")
 		if anyReads(caches[l.cores]) {
 			b.WriteString("Team cache of each Switchyard server, over all its runs at this core count (the GetTeam rows' reads and their writer's PutTeam; its closing `team cache` log line):\n\n")
-			b.WriteString("| server | hit ratio | hits | of them not found | misses | joined a miss | read while feed down | stale fills dropped | keys changed (feed) | of them confirming what was kept | the store's own reports, passed over | older than a kept write, passed over | own writes | of them kept | kept writes whose echo came late | evictions |\n")
-			b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+			b.WriteString("| server | hit ratio | hits | of them not found | misses | joined a miss | read while feed down | stale fills dropped | keys changed (feed) | of them confirming what was kept | the store's own reports, passed over | older than a kept write, passed over | taken while this process wrote the key, held | own writes | of them kept | kept writes whose echo came late | holds past their bound | evictions |\n")
+			b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 			var names []string
 			for name, st := range caches[l.cores] {
 				if st.reads() > 0 { // servers of the route rows make no GetTeam
