@@ -18,6 +18,17 @@ func local(ch Change) Change {
 	return ch
 }
 
+// otherWrite is another process's write of ch's team: the store holds it,
+// and the source reports it, as the cache has now taken.
+func (h *harness) otherWrite(ch Change) {
+	h.t.Helper()
+	if _, _, err := h.store.MemStore.Put(context.Background(), ch.Team); err != nil {
+		h.t.Fatal(err)
+	}
+	h.store.feed.Report(ch)
+	h.taken(live(ch))
+}
+
 // The echo of this process's older write, arriving after a newer write
 // was kept, committed before that write: it leaves the newer state kept.
 // The newer write's echo confirms it, and from there a change of another
@@ -155,12 +166,7 @@ func TestCacheEchoOverdue(t *testing.T) {
 	}
 	h.want("Chicago", "Cubs", false)
 	clock.Store(2 * int64(FeedBound))
-	fire := Wrote("chicago", Team{City: "Chicago", Nickname: "Fire"}, true)
-	if _, _, err := h.store.MemStore.Put(ctx, fire.Team); err != nil {
-		t.Fatal(err)
-	}
-	h.store.feed.Report(fire)
-	h.taken(live(fire))
+	h.otherWrite(Wrote("chicago", Team{City: "Chicago", Nickname: "Fire"}, true))
 	h.want("Chicago", "Fire", true)
 	if st := h.cache.Stats(); st.Older != 1 {
 		t.Errorf("Stats = %+v; a change after the echo was due was passed over", st)
@@ -198,12 +204,7 @@ func TestCacheDeleteOfNothingAwaitsNoEcho(t *testing.T) {
 		t.Fatalf("Delete(Atlantis) = %v", err)
 	}
 	h.want("Atlantis", "", false)
-	created := Wrote("atlantis", Team{City: "Atlantis", Nickname: "Tridents"}, true)
-	if _, _, err := h.store.MemStore.Put(ctx, created.Team); err != nil {
-		t.Fatal(err)
-	}
-	h.store.feed.Report(created)
-	h.taken(live(created))
+	h.otherWrite(Wrote("atlantis", Team{City: "Atlantis", Nickname: "Tridents"}, true))
 	h.want("Atlantis", "Tridents", true)
 	if st := h.cache.Stats(); st.Older != 0 || st.Own != 0 {
 		t.Errorf("Stats = %+v; want nothing passed over", st)
