@@ -37,6 +37,10 @@ type Server struct {
 	n  int
 }
 
+// Pid is the postmaster's process id: the processes serving the
+// server's sessions are its children.
+func (s *Server) Pid() int { return s.cmd.Process.Pid }
+
 // BinDir finds the PostgreSQL server binaries (initdb, postgres):
 // $PG_BIN_DIR, then the newest /usr/lib/postgresql/*/bin, then $PATH.
 func BinDir() (string, error) {

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -72,6 +73,8 @@ func TestPlan(t *testing.T) {
 
 // benchrun -pin runs a program on exactly the CPUs given (what taskset
 // would do), and the program's children inherit them.
+func syscallKill(pid int) error { return syscall.Kill(pid, syscall.SIGKILL) }
+
 func TestPin(t *testing.T) {
 	cpus := allowedCPUs()
 	last := cpus[len(cpus)-1]
@@ -86,6 +89,60 @@ func TestPin(t *testing.T) {
 	want := fmt.Sprintf("Cpus_allowed_list:\t%d\nGOMAXPROCS=1\n", last)
 	if string(out) != want {
 		t.Errorf("pinned child printed %q, want %q", out, want)
+	}
+}
+
+// pinTree pins a running process and the children it has, and those it
+// forks later inherit the pin (as PostgreSQL's sessions do).
+func TestPinTree(t *testing.T) {
+	cpus := allowedCPUs()
+	last := cpus[len(cpus)-1]
+	// A parent with one child now; it forks a second once told to (a line
+	// on its stdin: read is the shell's own, and forks nothing).
+	cmd := exec.Command("/bin/sh", "-c", `sleep 30 & read -r line; sleep 30 & wait`)
+	tell, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for _, c := range childrenOf(cmd.Process.Pid) {
+			_ = syscallKill(c)
+		}
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	children := func(n int) []int {
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			if c := childrenOf(cmd.Process.Pid); len(c) >= n || time.Now().After(deadline) {
+				return c
+			}
+		}
+	}
+	if c := children(1); len(c) != 1 {
+		t.Fatalf("the shell has children %v, want 1", c)
+	}
+	if err := pinTree(cmd.Process.Pid, []int{last}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tell.Write([]byte("fork\n")); err != nil {
+		t.Fatal(err)
+	}
+	all := append([]int{cmd.Process.Pid}, children(2)...)
+	if len(all) != 3 {
+		t.Fatalf("processes %v, want the shell and 2 children", all)
+	}
+	want := fmt.Sprintf("Cpus_allowed_list:\t%d\n", last)
+	for _, p := range all {
+		status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(status), want) {
+			t.Errorf("process %d: %q not in its status", p, want)
+		}
 	}
 }
 

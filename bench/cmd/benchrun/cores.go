@@ -150,3 +150,42 @@ func execPinned(args []string) error {
 	}
 	return syscall.Exec(args[2], args[2:], os.Environ())
 }
+
+// pinTree sets the CPU affinity of process pid and of its children, which
+// keep it, as the children it forks later inherit it (PostgreSQL's
+// postmaster forks a process per session). The processes are taken to
+// be single-threaded, as PostgreSQL's are.
+func pinTree(pid int, cpus []int) error {
+	var set unix.CPUSet
+	for _, c := range cpus {
+		set.Set(c)
+	}
+	for _, p := range append([]int{pid}, childrenOf(pid)...) {
+		if err := unix.SchedSetaffinity(p, &set); err != nil && err != unix.ESRCH {
+			return fmt.Errorf("pin process %d to CPUs %s: %w", p, cpuList(cpus), err)
+		}
+	}
+	return nil
+}
+
+// childrenOf lists the processes whose parent is pid.
+func childrenOf(pid int) []int {
+	entries, _ := os.ReadDir("/proc")
+	var out []int
+	for _, e := range entries {
+		child, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// After "(comm)": state, then the parent's pid.
+		fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+		if len(fields) > 1 && fields[1] == strconv.Itoa(pid) {
+			out = append(out, child)
+		}
+	}
+	return out
+}

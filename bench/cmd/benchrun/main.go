@@ -143,6 +143,14 @@ func run(c config) error {
 		if sib := sharedSiblings(l); len(sib) > 0 {
 			fmt.Printf("note: server CPUs share hyperthread siblings with the load generator (%s)\n", strings.Join(sib, " "))
 		}
+		if f.pgPid != 0 {
+			// The database is no part of the server under test: it
+			// works beside the load generator, off the server's cores.
+			if err := pinTree(f.pgPid, l.client); err != nil {
+				return err
+			}
+			fmt.Printf("PostgreSQL on CPUs %s, with the load generator\n", cpuList(l.client))
+		}
 		servers, err := startAll(c.bin, l, here, f)
 		if err != nil {
 			return err
@@ -288,8 +296,9 @@ func withPostgres(c config, rows []workload, layouts []layout, f *files) ([]work
 			return nil, fmt.Errorf("PostgreSQL: %w", err)
 		}
 	}
-	fmt.Printf("PostgreSQL from %s in %s (unpinned)\n", bin, pg.Dir())
+	fmt.Printf("PostgreSQL from %s in %s\n", bin, pg.Dir())
 	f.dsn = func(db string) string { return dsns[db] }
+	f.pgPid = pg.Pid()
 	f.stopPG = pg.Stop
 	return rows, nil
 }

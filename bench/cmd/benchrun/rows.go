@@ -98,6 +98,7 @@ type files struct {
 	dir, token, cert, key string
 	dsn                   func(db string) string // nil without PostgreSQL
 	stopPG                func()
+	pgPid                 int // the private PostgreSQL's postmaster; 0 without
 }
 
 var serverKinds = map[string]serverKind{
