@@ -10,6 +10,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/switchyard/switchyard/bench/internal/proc"
 )
 
 // layout is where one core count runs: the servers on the first cores,
@@ -173,17 +175,7 @@ func childrenOf(pid int) []int {
 	entries, _ := os.ReadDir("/proc")
 	var out []int
 	for _, e := range entries {
-		child, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		// After "(comm)": state, then the parent's pid.
-		fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
-		if len(fields) > 1 && fields[1] == strconv.Itoa(pid) {
+		if child, err := strconv.Atoi(e.Name()); err == nil && proc.Parent(child) == pid {
 			out = append(out, child)
 		}
 	}

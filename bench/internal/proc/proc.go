@@ -14,17 +14,39 @@ import (
 // clockTicks is USER_HZ, 100 on every Linux the benchmarks run on.
 const clockTicks = 100
 
-// CPUTime is the user+system time pid has used, 0 if it cannot be read.
-func CPUTime(pid int) time.Duration {
+// stat is pid's /proc/PID/stat fields after the command name (which may
+// hold spaces), from its state on; nil if they cannot be read.
+func stat(pid int) []string {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
+		return nil
+	}
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 13 {
+		return nil
+	}
+	return f
+}
+
+// CPUTime is the user+system time pid has used, 0 if it cannot be read.
+func CPUTime(pid int) time.Duration {
+	f := stat(pid)
+	if f == nil {
 		return 0
 	}
-	// Fields after the command name (which may hold spaces) start at ")".
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
 	u, _ := strconv.ParseInt(f[11], 10, 64)
 	s, _ := strconv.ParseInt(f[12], 10, 64)
 	return time.Duration(u+s) * time.Second / clockTicks
+}
+
+// Parent is pid's parent's process id, 0 if it cannot be read.
+func Parent(pid int) int {
+	f := stat(pid)
+	if f == nil {
+		return 0
+	}
+	ppid, _ := strconv.Atoi(f[1])
+	return ppid
 }
 
 // Memory is pid's VmRSS and VmHWM (resident now, and at its peak) in

@@ -8,8 +8,8 @@ import (
 	"github.com/switchyard/switchyard/bench/internal/proc"
 )
 
-// This process's own figures: CPU time grows with work, and its memory
-// is resident and no larger than its peak.
+// This process's own figures: CPU time grows with work, its memory is
+// resident and no larger than its peak, and its parent is its parent.
 func TestOwnProcess(t *testing.T) {
 	pid := os.Getpid()
 	before := proc.CPUTime(pid)
@@ -24,5 +24,11 @@ func TestOwnProcess(t *testing.T) {
 	}
 	if cpu := proc.CPUTime(-1); cpu != 0 {
 		t.Errorf("CPU time of no process = %v, want 0", cpu)
+	}
+	if p := proc.Parent(pid); p != os.Getppid() {
+		t.Errorf("Parent = %d, want %d", p, os.Getppid())
+	}
+	if p := proc.Parent(-1); p != 0 {
+		t.Errorf("Parent of no process = %d, want 0", p)
 	}
 }
