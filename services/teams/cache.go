@@ -210,12 +210,11 @@ func (w *cacheWrite) keeps(e teamState, echoes bool) (keep, awaitEcho bool) {
 		}
 		rest = rest[i+1:]
 	}
+	var after seen
 	for _, ch := range rest {
-		if !ch.Known || stateOf(ch) != e {
-			return false, false
-		}
+		after.take(ch)
 	}
-	return true, false
+	return after.allows(e), false
 }
 
 // cacheHooks let a test stop a Get between its steps.
