@@ -211,6 +211,7 @@ func TestMulticoreScriptAtOneCore(t *testing.T) {
 		"RSS under load",
 		"PutTeam at 1.0% of the read rate",
 		"Team cache of each Switchyard server",
+		"Each run began once the other servers, on the same CPUs, had used under 5% of them",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q", want)

@@ -238,7 +238,7 @@ func rounds(c config, l layout, rows []workload, servers map[string]*server, p r
 				done[key] = true
 				*seed++
 				p.seed = *seed
-				res, err := load(c.bin, l, servers[name], w, p, f)
+				res, err := quietRun(servers, name, l.cores, func() (result, error) { return load(c.bin, l, servers[name], w, p, f) })
 				if err != nil {
 					return fmt.Errorf("%d core(s), round %d, %s on %s: %w", l.cores, r+1, w.name, name, err)
 				}
@@ -247,6 +247,9 @@ func rounds(c config, l layout, rows []workload, servers map[string]*server, p r
 					w.name, serverKinds[name].label, res.callsPerSec(), res.msgsPerSec(), w.unit, res.P99, res.cpuUS, res.ClientCPU, res.rssMiB)
 				if res.Writer != nil {
 					line += fmt.Sprintf("  writes %.0f/s (seen by %d reads)", res.writesPerSec(), res.WritesSeen)
+				}
+				if res.others > othersQuiet {
+					line += fmt.Sprintf("  disturbed: other servers used %.0f%% of the server CPUs in each of %d runs", 100*res.others, res.tries)
 				}
 				if res.Refused > 0 {
 					line += fmt.Sprintf("  refused streams %d (made again)", res.Refused)

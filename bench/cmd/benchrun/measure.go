@@ -41,6 +41,8 @@ type result struct {
 	cpuUS  float64 // server CPU per call, µs: every read and write, warm-up included
 	rssMiB float64 // the server's largest RSS sampled while the load ran
 	load1  float64 // the machine's 1-minute load average as the run began
+	others float64 // the share of the server CPUs the other servers used meanwhile
+	tries  int     // runs made for this one (quietRun)
 }
 
 func (r result) callsPerSec() float64 { return float64(r.Calls) / r.Seconds }
@@ -175,4 +177,25 @@ func (m *measurements) get(cores int, key, server string) []result {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.m[cores][key][server]
+}
+
+// disturbed counts the runs kept, the runs made again (quietRun), and the
+// runs kept although the other servers were busy during every try.
+func (m *measurements) disturbed() (kept, again, busy int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, keys := range m.m {
+		for _, servers := range keys {
+			for _, rs := range servers {
+				for _, r := range rs {
+					kept++
+					again += max(r.tries-1, 0)
+					if r.others > othersQuiet {
+						busy++
+					}
+				}
+			}
+		}
+	}
+	return kept, again, busy
 }

@@ -144,6 +144,9 @@ func report(c config, layouts []layout, skipped []string, rows []workload, m *me
 	}
 	fmt.Fprintf(&b, "\nMedians of %d interleaved rounds, %s measured after %s warm-up per run; GetTeam rows: %.0f%% unknown cities, PutTeam at %.1f%% of the read rate from a writer process. 1-minute load average as runs began: %.2f–%.2f.\n",
 		c.rounds, c.dur, c.warm, 100*c.unknown, 100*c.writeShare, max(loadMin, 0), loadMax)
+	kept, again, busy := m.disturbed()
+	fmt.Fprintf(&b, "Each run began once the other servers, on the same CPUs, had used under %.0f%% of them for %s. Runs made again because the other servers used more during them: %d (%d runs kept); runs kept although they did in all %d tries: %d.\n",
+		100*othersQuiet, quietWindow, again, kept, runTries, busy)
 	return b.String()
 }
 
