@@ -9,14 +9,17 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/switchyard/switchyard/internal/pgtest"
+	"golang.org/x/sys/unix"
 )
 
 // The test binary is benchrun's own pinning wrapper too, as benchrun is.
@@ -366,5 +369,58 @@ func TestOwnCopy(t *testing.T) {
 	}
 	if _, err := os.Stat(other); err != nil {
 		t.Errorf("the other server's copy: %v; want it kept", err)
+	}
+}
+
+// pinSelf pins every thread benchrun has, and the threads it makes
+// afterwards inherit the pin.
+func TestPinSelf(t *testing.T) {
+	cpus := allowedCPUs()
+	t.Cleanup(func() {
+		if err := pinSelf(cpus); err != nil {
+			t.Error(err)
+		}
+	})
+	last := cpus[len(cpus)-1]
+	if err := pinSelf([]int{last}); err != nil {
+		t.Fatal(err)
+	}
+	// Threads made after the pin: each goroutine locked to a thread of its
+	// own while the others wait, so the runtime has to start new ones.
+	var wg sync.WaitGroup
+	release := make(chan struct{})
+	got := make(chan string, 8)
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			var set unix.CPUSet
+			_ = unix.SchedGetaffinity(0, &set)
+			got <- fmt.Sprintf("thread %d: %d CPU(s), CPU %d set %v", unix.Gettid(), set.Count(), last, set.IsSet(last))
+			<-release
+		}()
+	}
+	want := fmt.Sprintf("1 CPU(s), CPU %d set true", last)
+	for range 8 {
+		if s := <-got; !strings.HasSuffix(s, want) {
+			t.Errorf("%s, want %s", s, want)
+		}
+	}
+	close(release)
+	wg.Wait()
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, task := range tasks {
+		status, err := os.ReadFile("/proc/self/task/" + task.Name() + "/status")
+		if err != nil {
+			continue // the thread ended
+		}
+		if line := fmt.Sprintf("Cpus_allowed_list:\t%d\n", last); !strings.Contains(string(status), line) {
+			t.Errorf("thread %s is not pinned to CPU %d", task.Name(), last)
+		}
 	}
 }

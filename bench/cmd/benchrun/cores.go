@@ -170,6 +170,43 @@ func pinTree(pid int, cpus []int) error {
 	return nil
 }
 
+// pinSelf pins every thread of this process to cpus, and threads made
+// later inherit it from the thread that makes them: benchrun's own work
+// (reading the Switchyard servers' log lines, sampling RSS, watching the
+// other servers) then stays off the servers' CPUs. It runs over the
+// threads until a pass finds every one pinned, as one may start meanwhile.
+func pinSelf(cpus []int) error {
+	var set unix.CPUSet
+	for _, c := range cpus {
+		set.Set(c)
+	}
+	for pass := 0; pass < 10; pass++ {
+		tasks, err := os.ReadDir("/proc/self/task")
+		if err != nil {
+			return err
+		}
+		changed := false
+		for _, t := range tasks {
+			tid, err := strconv.Atoi(t.Name())
+			if err != nil {
+				continue
+			}
+			var cur unix.CPUSet
+			if err := unix.SchedGetaffinity(tid, &cur); err == nil && cur == set {
+				continue
+			}
+			if err := unix.SchedSetaffinity(tid, &set); err != nil && err != unix.ESRCH {
+				return fmt.Errorf("pin thread %d to CPUs %s: %w", tid, cpuList(cpus), err)
+			}
+			changed = true
+		}
+		if !changed {
+			return nil
+		}
+	}
+	return fmt.Errorf("pin benchrun to CPUs %s: its threads kept changing", cpuList(cpus))
+}
+
 // childrenOf lists the processes whose parent is pid.
 func childrenOf(pid int) []int {
 	entries, _ := os.ReadDir("/proc")
