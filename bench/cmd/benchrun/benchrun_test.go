@@ -224,6 +224,11 @@ func TestMulticoreScriptAtOneCore(t *testing.T) {
 		if !strings.Contains(out, "| getteam-postgres | grpc-go map | 1 |") {
 			t.Error("PostgreSQL is installed and the PostgreSQL row is missing")
 		}
+		// Its peer ran beside it in each of the 2 rounds, not only in
+		// the GetTeam row's place.
+		if n := len(regexp.MustCompile(`(?m)^getteam-postgres +grpc-go map +[0-9]+ calls/s`).FindAllString(out, -1)); n != 2 {
+			t.Errorf("the PostgreSQL row's peer ran %d times as that row, want once a round (2)", n)
+		}
 	} else if !strings.Contains(out, "skipping the PostgreSQL rows") {
 		t.Error("without PostgreSQL the output does not say the row was skipped")
 	}
@@ -297,6 +302,25 @@ func TestRoundByRound(t *testing.T) {
 	}
 	if got := roundByRound(workload{}, a, p[:1]); got != "" {
 		t.Errorf("unpaired rounds: %q, want none", got)
+	}
+}
+
+// A row with a peer run of its own keeps that run apart from the runs
+// other rows share, and shares its Switchyard server's runs by load.
+func TestRunKeyOwnPeer(t *testing.T) {
+	rows := map[string]workload{}
+	for _, w := range table {
+		rows[w.name] = w
+	}
+	pg, team := rows["getteam-postgres"], rows["getteam"]
+	if !pg.ownPeer || pg.peer != team.peer || pg.loadKey() != team.loadKey() {
+		t.Fatalf("want the PostgreSQL row to make the GetTeam row's load on the same peer, in a run of its own: %+v", pg)
+	}
+	if pg.runKey(pg.peer) == team.runKey(team.peer) {
+		t.Errorf("the PostgreSQL row's peer runs share the key %q with the GetTeam row's", pg.runKey(pg.peer))
+	}
+	if pg.runKey(pg.sy) != pg.loadKey() || team.runKey(team.peer) != team.loadKey() {
+		t.Errorf("runs other than the own peer's are keyed by load: %q, %q", pg.runKey(pg.sy), team.runKey(team.peer))
 	}
 }
 

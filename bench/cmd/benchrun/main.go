@@ -82,6 +82,16 @@ func (w workload) loadKey() string {
 	return fmt.Sprintf("%s c%d n%d mix=%v protocol=%s", w.load, w.conc, w.per, w.mix, w.proto)
 }
 
+// runKey names the runs of server that w's figures come from: its load,
+// shared with the rows that make the same load on the same server in a
+// round, except the peer's runs of a row with a peer run of its own.
+func (w workload) runKey(server string) string {
+	if w.ownPeer && server == w.peer {
+		return w.loadKey() + " for " + w.name
+	}
+	return w.loadKey()
+}
+
 func run(c config) error {
 	if c.postgres != "auto" && c.postgres != "on" && c.postgres != "off" {
 		return fmt.Errorf(`-postgres %q: want auto, on or off`, c.postgres)
@@ -238,7 +248,7 @@ func rounds(c config, l layout, rows []workload, servers map[string]*server, p r
 				order = []string{w.peer, w.sy}
 			}
 			for _, name := range order {
-				key := name + " " + w.loadKey()
+				key := name + " " + w.runKey(name)
 				if done[key] {
 					continue
 				}
@@ -249,7 +259,7 @@ func rounds(c config, l layout, rows []workload, servers map[string]*server, p r
 				if err != nil {
 					return fmt.Errorf("%d core(s), round %d, %s on %s: %w", l.cores, r+1, w.name, name, err)
 				}
-				m.add(l.cores, w.loadKey(), name, res)
+				m.add(l.cores, w.runKey(name), name, res)
 				line := fmt.Sprintf("%-20s %-22s %9.0f calls/s %10.0f %s/s p99 %6.2f ms  cpu %6.1f µs/call  loadgen %5.1f µs/call  rss %5.1f MiB",
 					w.name, serverKinds[name].label, res.callsPerSec(), res.msgsPerSec(), w.unit, res.P99, res.cpuUS, res.ClientCPU, res.rssMiB)
 				if res.Writer != nil {

@@ -69,7 +69,7 @@ func report(c config, layouts []layout, skipped []string, rows []workload, m *me
 		for _, w := range here {
 			sums := map[string]summary{}
 			for _, name := range []string{w.sy, w.peer} {
-				s := summarize(m.get(l.cores, w.loadKey(), name))
+				s := summarize(m.get(l.cores, w.runKey(name), name))
 				sums[name] = s
 				if s.n > 0 {
 					if loadMin < 0 || s.load1Min < loadMin {
@@ -85,7 +85,7 @@ func report(c config, layouts []layout, skipped []string, rows []workload, m *me
 					w.name, l.cores, w.conc, serverKinds[name].label, s.calls, s.msgs, w.unit, s.p50, s.p99, s.cpu, s.clientCPU, s.rss, writes)
 			}
 			ratios = append(ratios, ratioLine(w, l.cores, sums[w.sy], sums[w.peer])+
-				roundByRound(w, m.get(l.cores, w.loadKey(), w.sy), m.get(l.cores, w.loadKey(), w.peer)))
+				roundByRound(w, m.get(l.cores, w.runKey(w.sy), w.sy), m.get(l.cores, w.runKey(w.peer), w.peer)))
 		}
 		fmt.Fprintf(&b, "\n```\n%s\n```\n\n", strings.Join(ratios, "\n"))
 		b.WriteString("| server | RSS after the runs MiB | peak RSS MiB |\n|---|---:|---:|\n")
@@ -126,8 +126,8 @@ func report(c config, layouts []layout, skipped []string, rows []workload, m *me
 			if w.maxCores > 0 && l.cores > w.maxCores {
 				continue
 			}
-			a := summarize(m.get(l.cores, w.loadKey(), w.sy))
-			p := summarize(m.get(l.cores, w.loadKey(), w.peer))
+			a := summarize(m.get(l.cores, w.runKey(w.sy), w.sy))
+			p := summarize(m.get(l.cores, w.runKey(w.peer), w.peer))
 			target := "–"
 			if t := w.targetAt(l.cores); t > 0 && !w.extra {
 				target = fmt.Sprintf("≥ %.1fx", t)
