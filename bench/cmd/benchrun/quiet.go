@@ -89,7 +89,6 @@ func quietRun(servers map[string]*server, name string, cores int, run func() (re
 			return res, err
 		}
 		res.others = share(cpuOf(pids)-c0, time.Since(t0), cores)
-		res.tries = try
 		if try == 1 || res.others < best.others {
 			best = res
 		}
