@@ -126,6 +126,15 @@ func expandList(s string) []int {
 	return out
 }
 
+// cpuSet is the affinity mask of cpus.
+func cpuSet(cpus []int) unix.CPUSet {
+	var set unix.CPUSet
+	for _, c := range cpus {
+		set.Set(c)
+	}
+	return set
+}
+
 // pinFlag is the argument by which benchrun re-executes itself to pin a
 // program: "benchrun -pin 0,1 -- PROGRAM ARGS..." sets its own CPU
 // affinity and then becomes PROGRAM, which inherits it. This is taskset's
@@ -137,10 +146,7 @@ func execPinned(args []string) error {
 	if len(args) < 3 || args[1] != "--" {
 		return fmt.Errorf("usage: benchrun %s CPULIST -- PROGRAM [ARGS...]", pinFlag)
 	}
-	var set unix.CPUSet
-	for _, c := range expandList(args[0]) {
-		set.Set(c)
-	}
+	set := cpuSet(expandList(args[0]))
 	if set.Count() == 0 {
 		return fmt.Errorf("%s %q: no CPU", pinFlag, args[0])
 	}
@@ -158,10 +164,7 @@ func execPinned(args []string) error {
 // postmaster forks a process per session). The processes are taken to
 // be single-threaded, as PostgreSQL's are.
 func pinTree(pid int, cpus []int) error {
-	var set unix.CPUSet
-	for _, c := range cpus {
-		set.Set(c)
-	}
+	set := cpuSet(cpus)
 	for _, p := range append([]int{pid}, childrenOf(pid)...) {
 		if err := unix.SchedSetaffinity(p, &set); err != nil && err != unix.ESRCH {
 			return fmt.Errorf("pin process %d to CPUs %s: %w", p, cpuList(cpus), err)
@@ -176,10 +179,7 @@ func pinTree(pid int, cpus []int) error {
 // other servers) then stays off the servers' CPUs. It runs over the
 // threads until a pass finds every one pinned, as one may start meanwhile.
 func pinSelf(cpus []int) error {
-	var set unix.CPUSet
-	for _, c := range cpus {
-		set.Set(c)
-	}
+	set := cpuSet(cpus)
 	for pass := 0; pass < 10; pass++ {
 		tasks, err := os.ReadDir("/proc/self/task")
 		if err != nil {
