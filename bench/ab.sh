@@ -10,7 +10,12 @@
 # arguments are environment settings for the server (GOGC=400 ...). TLS=1
 # serves over TLS (the write path differs there) with a certificate made
 # for the run by openssl. PROTO=grpcweb or PROTO=connect makes the unary
-# workloads' calls in that protocol (the writer stays on gRPC).
+# workloads' calls in that protocol (the writer stays on gRPC). CONNS=N
+# spreads the calls over N connections (C in flight on each), as benchrun
+# does at N server cores; with GOMAXPROCS=N among the extra arguments it
+# approximates an N-core run's memory on one server CPU (BENCHMARKS.md,
+# "Memory with more cores": the OS then runs N threads on one CPU, which
+# inflates it). The RSS printed is followed by its anonymous part.
 set -euo pipefail
 W=$1 C=$2 B=$3
 shift 3
@@ -42,7 +47,8 @@ if [[ $W == *getteam && ${MIX:-1} == 1 ]]; then
 	mix=(-unknown 0.1 -write-share 0.01 -admin-token-file "$tmp/token")
 fi
 t0=$(awk '{print $14+$15}' /proc/$SP/stat)
-R=$(taskset -c 1 "$LG" -addr 127.0.0.1:$P -workload "$W" -c "$C" -n 100 -seed $RANDOM -warmup 300ms -d "${D:-3s}" -protocol "${PROTO:-grpc}" "${mix[@]}" "${lgtls[@]}")
+R=$(taskset -c 1 "$LG" -addr 127.0.0.1:$P -workload "$W" -conns "${CONNS:-1}" -c "$C" -n 100 -seed $RANDOM -warmup 300ms -d "${D:-3s}" -protocol "${PROTO:-grpc}" "${mix[@]}" "${lgtls[@]}")
 t1=$(awk '{print $14+$15}' /proc/$SP/stat)
 rss=$(awk '/VmRSS/{print $2}' /proc/$SP/status)
-echo "$R" | python3 -c "import json,sys; r=json.load(sys.stdin); w=r.get('writer') or {}; print('%-12s %-30s %8.0f calls/s %9.0f msgs/s p99 %6.2f ms cpu %6.1f us/call rss %5.1f MiB errors %d' % (r['workload'], '$B $*'[-30:], r['calls']/r['seconds'], r['msgs']/r['seconds'], r['p99_ms'], ($t1-$t0)*1e4/(r['calls_all']+w.get('writes_all',0)), $rss/1024, r['errors']))"
+anon=$(awk '/RssAnon/{print $2}' /proc/$SP/status)
+echo "$R" | python3 -c "import json,sys; r=json.load(sys.stdin); w=r.get('writer') or {}; print('%-12s %-30s %8.0f calls/s %9.0f msgs/s p99 %6.2f ms cpu %6.1f us/call rss %5.1f MiB (anon %4.1f) errors %d' % (r['workload'], '$B $*'[-30:], r['calls']/r['seconds'], r['msgs']/r['seconds'], r['p99_ms'], ($t1-$t0)*1e4/(r['calls_all']+w.get('writes_all',0)), $rss/1024, $anon/1024, r['errors']))"
