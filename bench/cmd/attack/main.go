@@ -223,7 +223,8 @@ loop:
 	tick.Stop()
 	wg.Wait()
 	r.cpu = proc.CPUTime(pid) - cpu0
-	r.rss, r.peak = proc.Memory(pid)
+	m := proc.Memory(pid)
+	r.rss, r.peak = m.RSS, m.Peak
 	a.stop()
 	<-done
 	r.served = int(served.Load())

@@ -232,6 +232,21 @@ func TestMulticoreScriptAtOneCore(t *testing.T) {
 	} else if !strings.Contains(out, "skipping the PostgreSQL rows") {
 		t.Error("without PostgreSQL the output does not say the row was skipped")
 	}
+	// Each row's RSS under load has its anonymous part, sampled with it:
+	// more than nothing and no more than the RSS.
+	scaled := regexp.MustCompile(`(?m)^\| ([a-z-]+) \|.*\| ([0-9.]+) / ([0-9.]+) \(([0-9.]+) / ([0-9.]+)\) \|$`).FindAllStringSubmatch(out, -1)
+	if len(scaled) == 0 {
+		t.Error("the scaling table has no row with RSS and its anonymous part")
+	}
+	for _, m := range scaled {
+		v := make([]float64, 4)
+		for i := range v {
+			v[i], _ = strconv.ParseFloat(m[i+2], 64)
+		}
+		if v[2] <= 0 || v[2] > v[0] || v[3] <= 0 || v[3] > v[1] {
+			t.Errorf("%s: RSS %.1f / %.1f MiB, anonymous %.1f / %.1f", m[1], v[0], v[1], v[2], v[3])
+		}
+	}
 	// Every mix row's reads saw the writer's writes at least once.
 	for line := range strings.Lines(out) {
 		if strings.Contains(line, "writes ") && strings.Contains(line, "(seen by 0 reads)") {

@@ -182,8 +182,8 @@ func run(c config) error {
 				err = errors.Join(err, fmt.Errorf("%s exited during the benchmark", name))
 			default:
 			}
-			cur, peak := proc.Memory(s.cmd.Process.Pid)
-			rss[l.cores][name] = [2]float64{cur, peak}
+			mem := proc.Memory(s.cmd.Process.Pid)
+			rss[l.cores][name] = [2]float64{mem.RSS, mem.Peak}
 			stop(s) // a Switchyard server logs its cache's counters as it stops
 			if s.cache != nil {
 				if st := s.cache.stats(); st != nil {
@@ -260,8 +260,8 @@ func rounds(c config, l layout, rows []workload, servers map[string]*server, p r
 					return fmt.Errorf("%d core(s), round %d, %s on %s: %w", l.cores, r+1, w.name, name, err)
 				}
 				m.add(l.cores, w.runKey(name), name, res)
-				line := fmt.Sprintf("%-20s %-22s %9.0f calls/s %10.0f %s/s p99 %6.2f ms  cpu %6.1f µs/call  loadgen %5.1f µs/call  rss %5.1f MiB",
-					w.name, serverKinds[name].label, res.callsPerSec(), res.msgsPerSec(), w.unit, res.P99, res.cpuUS, res.ClientCPU, res.rssMiB)
+				line := fmt.Sprintf("%-20s %-22s %9.0f calls/s %10.0f %s/s p99 %6.2f ms  cpu %6.1f µs/call  loadgen %5.1f µs/call  rss %5.1f MiB (anon %4.1f)",
+					w.name, serverKinds[name].label, res.callsPerSec(), res.msgsPerSec(), w.unit, res.P99, res.cpuUS, res.ClientCPU, res.rssMiB, res.anonMiB)
 				if res.Writer != nil {
 					line += fmt.Sprintf("  writes %.0f/s (seen by %d reads)", res.writesPerSec(), res.WritesSeen)
 				}

@@ -38,11 +38,12 @@ type result struct {
 		CPU       float64 `json:"cpu_us_per_write"`
 	} `json:"writer"`
 
-	cpuUS  float64 // server CPU per call, µs: every read and write, warm-up included
-	rssMiB float64 // the server's largest RSS sampled while the load ran
-	load1  float64 // the machine's 1-minute load average as the run began
-	others float64 // the share of the server CPUs the other servers used meanwhile
-	tries  int     // runs made for this one (quietRun)
+	cpuUS   float64 // server CPU per call, µs: every read and write, warm-up included
+	rssMiB  float64 // the server's largest RSS sampled while the load ran
+	anonMiB float64 // the anonymous part of that sample (heap, stacks; not the executable's pages)
+	load1   float64 // the machine's 1-minute load average as the run began
+	others  float64 // the share of the server CPUs the other servers used meanwhile
+	tries   int     // runs made for this one (quietRun)
 }
 
 func (r result) callsPerSec() float64 { return float64(r.Calls) / r.Seconds }
@@ -88,13 +89,14 @@ func load(bin string, l layout, s *server, w workload, p runParams, f files) (re
 	pid := s.cmd.Process.Pid
 	load1 := loadAverage()
 	before := proc.CPUTime(pid)
-	sampled := make(chan float64, 1)
+	sampled := make(chan proc.Mem, 1)
 	stopSampling := make(chan struct{})
 	go func() { sampled <- sampleRSS(pid, stopSampling) }()
 	runErr := cmd.Run()
 	close(stopSampling)
 	after := proc.CPUTime(pid)
-	res := result{rssMiB: <-sampled, load1: load1}
+	mem := <-sampled
+	res := result{rssMiB: mem.RSS, anonMiB: mem.Anon, load1: load1}
 	if err := json.Unmarshal(stdout.Bytes(), &res); err != nil {
 		return res, fmt.Errorf("loadgen: %v: %s%s", runErr, stderr.String(), stdout.String())
 	}
@@ -117,15 +119,16 @@ func load(bin string, l layout, s *server, w workload, p runParams, f files) (re
 	return res, nil
 }
 
-// sampleRSS reads pid's RSS every 50 ms until stop and returns the
-// largest, in MiB: memory under load, not after it.
-func sampleRSS(pid int, stop <-chan struct{}) float64 {
+// sampleRSS reads pid's memory every 50 ms until stop and returns the
+// sample with the largest RSS: memory under load, not after it.
+func sampleRSS(pid int, stop <-chan struct{}) proc.Mem {
 	t := time.NewTicker(50 * time.Millisecond)
 	defer t.Stop()
-	var peak float64
+	var peak proc.Mem
 	for {
-		cur, _ := proc.Memory(pid)
-		peak = max(peak, cur)
+		if cur := proc.Memory(pid); cur.RSS > peak.RSS {
+			peak = cur
+		}
 		select {
 		case <-stop:
 			return peak

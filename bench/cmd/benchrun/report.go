@@ -9,6 +9,7 @@ import (
 // summary is the medians of one row's runs on one server.
 type summary struct {
 	calls, msgs, p50, p99, cpu, clientCPU, rss float64
+	anon                                       float64 // of rss, anonymous
 	writes, writeShare                         float64 // PutTeam/s, and per read
 	seen                                       float64 // reads that saw a write, per run
 	load1Min, load1Max                         float64
@@ -27,6 +28,7 @@ func summarize(rs []result) summary {
 	s.cpu = median(rs, func(r result) float64 { return r.cpuUS })
 	s.clientCPU = median(rs, func(r result) float64 { return r.ClientCPU })
 	s.rss = median(rs, func(r result) float64 { return r.rssMiB })
+	s.anon = median(rs, func(r result) float64 { return r.anonMiB })
 	s.writes = median(rs, result.writesPerSec)
 	s.writeShare = median(rs, func(r result) float64 {
 		if r.callsPerSec() == 0 {
@@ -63,7 +65,7 @@ func report(c config, layouts []layout, skipped []string, rows []workload, m *me
 		}
 		fmt.Fprintf(&b, "### %d server core(s)\n\nServers on CPUs %s (GOMAXPROCS=%d), load generator on CPUs %s, %d connection(s) per run.\n\n",
 			l.cores, cpuList(l.server), l.cores, cpuList(l.client), l.cores)
-		b.WriteString("| row | server | calls/s | msgs/s | p50 ms | p99 ms | server CPU µs/call | loadgen CPU µs/call | RSS under load MiB | PutTeam/s (share) |\n")
+		b.WriteString("| row | server | calls/s | msgs/s | p50 ms | p99 ms | server CPU µs/call | loadgen CPU µs/call | RSS under load MiB (anonymous) | PutTeam/s (share) |\n")
 		b.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 		var ratios []string
 		for _, w := range here {
@@ -81,8 +83,8 @@ func report(c config, layouts []layout, skipped []string, rows []workload, m *me
 				if w.mix {
 					writes = fmt.Sprintf("%.0f (%.2f%%)", s.writes, 100*s.writeShare)
 				}
-				fmt.Fprintf(&b, "| %s (%d×%d) | %s | %.0f | %.0f %s | %.2f | %.2f | %.1f | %.1f | %.1f | %s |\n",
-					w.name, l.cores, w.conc, serverKinds[name].label, s.calls, s.msgs, w.unit, s.p50, s.p99, s.cpu, s.clientCPU, s.rss, writes)
+				fmt.Fprintf(&b, "| %s (%d×%d) | %s | %.0f | %.0f %s | %.2f | %.2f | %.1f | %.1f | %.1f (%.1f) | %s |\n",
+					w.name, l.cores, w.conc, serverKinds[name].label, s.calls, s.msgs, w.unit, s.p50, s.p99, s.cpu, s.clientCPU, s.rss, s.anon, writes)
 			}
 			ratios = append(ratios, ratioLine(w, l.cores, sums[w.sy], sums[w.peer])+
 				roundByRound(w, m.get(l.cores, w.runKey(w.sy), w.sy), m.get(l.cores, w.runKey(w.peer), w.peer)))
@@ -118,8 +120,8 @@ func report(c config, layouts []layout, skipped []string, rows []workload, m *me
 	}
 
 	b.WriteString("### Scaling\n\n")
-	b.WriteString("Throughput (calls/s; messages/s for streams) and server CPU per call, Switchyard against the row's peer, per server core count.\n\n")
-	b.WriteString("| row | peer | server cores | switchyard | peer | ratio | target | CPU µs/call switchyard / peer | RSS under load MiB switchyard / peer |\n")
+	b.WriteString("Throughput (calls/s; messages/s for streams), server CPU per call and RSS under load, Switchyard against the row's peer, per server core count; in brackets the part of the RSS that is anonymous memory (heap, stacks, the runtime's), the rest being pages of files, the executable's.\n\n")
+	b.WriteString("| row | peer | server cores | switchyard | peer | ratio | target | CPU µs/call switchyard / peer | RSS under load MiB switchyard / peer (anonymous) |\n")
 	b.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, w := range rows {
 		for _, l := range layouts {
@@ -132,8 +134,8 @@ func report(c config, layouts []layout, skipped []string, rows []workload, m *me
 			if t := w.targetAt(l.cores); t > 0 && !w.extra {
 				target = fmt.Sprintf("≥ %.1fx", t)
 			}
-			fmt.Fprintf(&b, "| %s | %s | %d | %.0f | %.0f | %.2fx | %s | %.1f / %.1f | %.1f / %.1f |\n",
-				w.name, serverKinds[w.peer].label, l.cores, w.rate(a), w.rate(p), ratio(w.rate(a), w.rate(p)), target, a.cpu, p.cpu, a.rss, p.rss)
+			fmt.Fprintf(&b, "| %s | %s | %d | %.0f | %.0f | %.2fx | %s | %.1f / %.1f | %.1f / %.1f (%.1f / %.1f) |\n",
+				w.name, serverKinds[w.peer].label, l.cores, w.rate(a), w.rate(p), ratio(w.rate(a), w.rate(p)), target, a.cpu, p.cpu, a.rss, p.rss, a.anon, p.anon)
 		}
 	}
 	if len(skipped) > 0 {

@@ -49,22 +49,30 @@ func Parent(pid int) int {
 	return ppid
 }
 
-// Memory is pid's VmRSS and VmHWM (resident now, and at its peak) in
-// MiB, zeros if they cannot be read.
-func Memory(pid int) (rss, peak float64) {
+// Mem is a process's resident memory, in MiB: now, the part of it that
+// is anonymous (heap, stacks, the runtime's own: not pages of files such
+// as the executable's), and at its peak.
+type Mem struct{ RSS, Anon, Peak float64 }
+
+// Memory reads pid's VmRSS, RssAnon and VmHWM; zeros if they cannot be
+// read.
+func Memory(pid int) Mem {
+	var m Mem
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return 0, 0
+		return m
 	}
 	for line := range strings.Lines(string(b)) {
 		k, v, _ := strings.Cut(line, ":")
 		kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
 		switch k {
 		case "VmRSS":
-			rss = kb / 1024
+			m.RSS = kb / 1024
+		case "RssAnon":
+			m.Anon = kb / 1024
 		case "VmHWM":
-			peak = kb / 1024
+			m.Peak = kb / 1024
 		}
 	}
-	return rss, peak
+	return m
 }

@@ -9,7 +9,7 @@ import (
 )
 
 // This process's own figures: CPU time grows with work, its memory is
-// resident and no larger than its peak, and its parent is its parent.
+// resident, partly anonymous and no larger than its peak, and its parent is its parent.
 func TestOwnProcess(t *testing.T) {
 	pid := os.Getpid()
 	before := proc.CPUTime(pid)
@@ -18,9 +18,11 @@ func TestOwnProcess(t *testing.T) {
 	if after := proc.CPUTime(pid); after <= before {
 		t.Errorf("CPU time %v after 50 ms of work, %v before", after, before)
 	}
-	rss, peak := proc.Memory(pid)
-	if rss <= 0 || peak < rss {
-		t.Errorf("RSS %.1f MiB, peak %.1f MiB", rss, peak)
+	if m := proc.Memory(pid); m.RSS <= 0 || m.Peak < m.RSS || m.Anon <= 0 || m.Anon > m.RSS {
+		t.Errorf("RSS %.1f MiB, of it anonymous %.1f, peak %.1f", m.RSS, m.Anon, m.Peak)
+	}
+	if m := proc.Memory(-1); m != (proc.Mem{}) {
+		t.Errorf("memory of no process = %+v, want zeros", m)
 	}
 	if cpu := proc.CPUTime(-1); cpu != 0 {
 		t.Errorf("CPU time of no process = %v, want 0", cpu)
