@@ -16,6 +16,11 @@
 # approximates an N-core run's memory on one server CPU (BENCHMARKS.md,
 # "Memory with more cores": the OS then runs N threads on one CPU, which
 # inflates it). The RSS printed is followed by its anonymous part.
+# SCPU and LCPU are the server's and the load generator's CPUs (0 and 1;
+# SCPU=0,1 LCPU=0,1 gives both all of this machine's two). COPY=1 runs
+# the server from a copy of B dropped from the page cache, as benchrun
+# runs its servers (a binary just built or run sits in the page cache in
+# large folios, and the pages mapped around each fault come with them).
 set -euo pipefail
 W=$1 C=$2 B=$3
 shift 3
@@ -33,8 +38,14 @@ if [[ ${TLS:-0} == 1 ]]; then
 	tls=(-tls-cert "$tmp/cert.pem" -tls-key "$tmp/key.pem")
 	lgtls=(-tls -cacert "$tmp/cert.pem")
 fi
+if [[ ${COPY:-0} == 1 ]]; then
+	cp "$B" "$tmp/$(basename "$B")"
+	B=$tmp/$(basename "$B")
+	sync "$B"
+	python3 -c 'import os, sys; fd = os.open(sys.argv[1], os.O_RDONLY); os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)' "$B"
+fi
 # shellcheck disable=SC2086 # ARGS are words
-env "$@" taskset -c 0 "$B" -addr 127.0.0.1:$P "${data[@]}" "${tls[@]}" -admin-token-file "$tmp/token" ${ARGS:-} >/dev/null 2>&1 &
+env "$@" taskset -c "${SCPU:-0}" "$B" -addr 127.0.0.1:$P "${data[@]}" "${tls[@]}" -admin-token-file "$tmp/token" ${ARGS:-} >/dev/null 2>&1 &
 SP=$!
 trap 'kill $SP 2>/dev/null || true; wait $SP 2>/dev/null || true; rm -rf "$tmp"' EXIT
 for _ in $(seq 100); do
@@ -47,7 +58,7 @@ if [[ $W == *getteam && ${MIX:-1} == 1 ]]; then
 	mix=(-unknown 0.1 -write-share 0.01 -admin-token-file "$tmp/token")
 fi
 t0=$(awk '{print $14+$15}' /proc/$SP/stat)
-R=$(taskset -c 1 "$LG" -addr 127.0.0.1:$P -workload "$W" -conns "${CONNS:-1}" -c "$C" -n 100 -seed $RANDOM -warmup 300ms -d "${D:-3s}" -protocol "${PROTO:-grpc}" "${mix[@]}" "${lgtls[@]}")
+R=$(taskset -c "${LCPU:-1}" "$LG" -addr 127.0.0.1:$P -workload "$W" -conns "${CONNS:-1}" -c "$C" -n 100 -seed $RANDOM -warmup 300ms -d "${D:-3s}" -protocol "${PROTO:-grpc}" "${mix[@]}" "${lgtls[@]}")
 t1=$(awk '{print $14+$15}' /proc/$SP/stat)
 rss=$(awk '/VmRSS/{print $2}' /proc/$SP/status)
 anon=$(awk '/RssAnon/{print $2}' /proc/$SP/status)
