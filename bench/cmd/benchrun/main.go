@@ -137,7 +137,7 @@ func run(c config) error {
 	}
 
 	var m measurements
-	rss := map[int]map[string][2]float64{}    // cores → server → after-load RSS, peak
+	rss := map[int]map[string]proc.Mem{}      // cores → server → memory after the runs
 	caches := map[int]map[string]cacheStats{} // cores → Switchyard server → its team cache's counters
 	seed := 1
 	for _, l := range layouts {
@@ -174,7 +174,7 @@ func run(c config) error {
 		}
 		p := runParams{unknown: c.unknown, writeShare: c.writeShare, warm: c.warm, dur: c.dur}
 		err = rounds(c, l, here, servers, p, f, &seed, &m)
-		rss[l.cores] = map[string][2]float64{}
+		rss[l.cores] = map[string]proc.Mem{}
 		caches[l.cores] = map[string]cacheStats{}
 		for name, s := range servers {
 			select {
@@ -182,8 +182,7 @@ func run(c config) error {
 				err = errors.Join(err, fmt.Errorf("%s exited during the benchmark", name))
 			default:
 			}
-			mem := proc.Memory(s.cmd.Process.Pid)
-			rss[l.cores][name] = [2]float64{mem.RSS, mem.Peak}
+			rss[l.cores][name] = proc.Memory(s.cmd.Process.Pid)
 			stop(s) // a Switchyard server logs its cache's counters as it stops
 			if s.cache != nil {
 				if st := s.cache.stats(); st != nil {

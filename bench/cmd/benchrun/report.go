@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/switchyard/switchyard/bench/internal/proc"
 )
 
 // summary is the medians of one row's runs on one server.
@@ -55,7 +57,7 @@ func (w workload) rate(s summary) float64 {
 
 // report renders every core count's table, ratio lines and RSS, then the
 // scaling table, as Markdown.
-func report(c config, layouts []layout, skipped []string, rows []workload, m *measurements, rss map[int]map[string][2]float64, caches map[int]map[string]cacheStats) string {
+func report(c config, layouts []layout, skipped []string, rows []workload, m *measurements, rss map[int]map[string]proc.Mem, caches map[int]map[string]cacheStats) string {
 	var b strings.Builder
 	loadMin, loadMax := -1.0, 0.0
 	for _, l := range layouts {
@@ -98,7 +100,7 @@ func report(c config, layouts []layout, skipped []string, rows []workload, m *me
 		slices.Sort(names)
 		for _, name := range names {
 			v := rss[l.cores][name]
-			fmt.Fprintf(&b, "| %s | %.1f | %.1f |\n", serverKinds[name].label, v[0], v[1])
+			fmt.Fprintf(&b, "| %s | %.1f | %.1f |\n", serverKinds[name].label, v.RSS, v.Peak)
 		}
 		b.WriteString("\n")
 		if anyReads(caches[l.cores]) {
