@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/internal/outcome"
+	"github.com/switchyard/switchyard/internal/waits"
 )
 
 // streamCtx is a stream's context, part of the stream's allocation. It is
@@ -23,6 +24,7 @@ import (
 type streamCtx struct {
 	base context.Context // the connection's, for its values only (Value)
 	rec  *outcome.Record // the call's record, if observed (outcome.FromContext)
+	st   *stream         // whose context it is: its waits.Waiter
 
 	mu       sync.Mutex
 	done     chan struct{} // made on demand
@@ -85,6 +87,9 @@ func (c *streamCtx) Value(key any) any {
 	}
 	if key == outcome.ContextKey && c.rec != nil {
 		return c.rec
+	}
+	if key == waits.ContextKey {
+		return c.st
 	}
 	return c.base.Value(key)
 }

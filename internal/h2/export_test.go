@@ -24,3 +24,18 @@ const (
 	InlineValues = inlineValues
 	InlineBody   = inlineBody
 )
+
+// WorkerLimit is how many handlers the worker pool counts before it wakes
+// no more workers; WorkersRescued is how many times it stopped counting
+// handlers that did not return (workerPool).
+func (s *Server) WorkerLimit() int {
+	s.workers.mu.Lock()
+	defer s.workers.mu.Unlock()
+	return s.workers.limit
+}
+
+func (s *Server) WorkersRescued() uint64 {
+	s.workers.mu.Lock()
+	defer s.workers.mu.Unlock()
+	return s.workers.rescued
+}

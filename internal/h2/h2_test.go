@@ -29,6 +29,7 @@ import (
 
 	"github.com/switchyard/switchyard/internal/h2"
 	"github.com/switchyard/switchyard/internal/testserver"
+	"github.com/switchyard/switchyard/internal/waits"
 )
 
 // These tests serve a small handler written here (not Switchyard's
@@ -1572,6 +1573,197 @@ func TestBlockedHandlersLeaveTheQueue(t *testing.T) {
 	}
 	close(release)
 	c.awaitEnds(n)
+	if srv.h2.WorkersRescued() == 0 {
+		t.Errorf("%d handlers blocked on the server's side started with a limit of %d counted handlers, but the pool never stopped counting them", n, srv.h2.WorkerLimit())
+	}
+}
+
+// A handler that says it is about to wait on the server's side
+// (waits.Begin, as the team store does before a commit) counts no more:
+// a burst of them, beyond the limit, each starts without a rescue.
+func TestHandlersThatSayTheyWaitDoNotCount(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	release := make(chan struct{})
+	started := make(chan struct{}, 64)
+	mux := http.NewServeMux()
+	mux.HandleFunc("/commit", func(w http.ResponseWriter, r *http.Request) {
+		// Beneath the contexts a handler derives, as connect's is.
+		ctx, cancel := context.WithTimeout(context.WithValue(r.Context(), struct{ k int }{1}, 1), time.Minute)
+		defer cancel()
+		started <- struct{}{}
+		waits.Begin(ctx)
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+	})
+	srv := startServer(t, mux, h2.Config{}, serverOpts{})
+	c := dialRaw(t, srv.addr)
+	n := min(5*srv.h2.WorkerLimit(), 60)
+	paths := make([]string, n)
+	for i := range paths {
+		paths[i] = "/commit"
+	}
+	c.burst(paths...)
+	for i := range n {
+		select {
+		case <-started:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%d of %d handlers started", i, n)
+		}
+	}
+	if r := srv.h2.WorkersRescued(); r != 0 {
+		t.Errorf("%d handlers that said they wait took %d rescues, want none (a limit of %d)", n, r, srv.h2.WorkerLimit())
+	}
+	close(release)
+	c.awaitEnds(n)
+}
+
+// Handlers that yield without waiting (as a handler does when its lock is
+// contended or the connection's writer takes its response) each let the
+// next worker start: without a bound that chain ran a worker, and its
+// grown stack, per stream in flight. The pool runs at most its limit of
+// them at once, and more only after a rescue (each rescue lets up to the
+// limit more start).
+func TestYieldingHandlersAreBounded(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	var inflight, most atomic.Int32
+	mux := http.NewServeMux()
+	mux.HandleFunc("/yield", func(w http.ResponseWriter, r *http.Request) {
+		n := inflight.Add(1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+		for range 20 {
+			runtime.Gosched()
+		}
+		inflight.Add(-1)
+	})
+	srv := startServer(t, mux, h2.Config{}, serverOpts{})
+	limit := srv.h2.WorkerLimit()
+	c := dialRaw(t, srv.addr)
+	const n = 90
+	paths := make([]string, n)
+	for i := range paths {
+		paths[i] = "/yield"
+	}
+	c.burst(paths...)
+	c.awaitEnds(n)
+	rescued := srv.h2.WorkersRescued()
+	if got, bound := int(most.Load()), limit*(1+int(rescued)); got > bound {
+		t.Fatalf("%d handlers ran at once, want at most %d (a limit of %d, %d rescues)", got, bound, limit, rescued)
+	}
+	if limit >= n {
+		t.Fatalf("the pool's limit %d does not bound a burst of %d", limit, n)
+	}
+}
+
+// A handler waiting for its client does not count against the limit:
+// streams whose handlers wait for the request body's next bytes, or for
+// send window, each get a worker at once, without a rescue.
+func TestHandlersWaitingForTheClientDoNotCount(t *testing.T) {
+	for _, wait := range []string{"body", "window"} {
+		t.Run(wait, func(t *testing.T) {
+			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+			started := make(chan struct{}, 64)
+			mux := http.NewServeMux()
+			mux.HandleFunc("/wait", func(w http.ResponseWriter, r *http.Request) {
+				started <- struct{}{}
+				if wait == "body" {
+					_, _ = io.Copy(io.Discard, r.Body)
+					return
+				}
+				_, _ = w.Write(make([]byte, 100))
+			})
+			srv := startServer(t, mux, h2.Config{}, serverOpts{})
+			// With "window" the client opens no send window: each
+			// handler's write waits for it.
+			c := dialRaw(t, srv.addr, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0})
+			n := 5 * srv.h2.WorkerLimit()
+			if n > 60 {
+				n = 60
+			}
+			for i := range n {
+				c.request(uint32(2*i+1), "POST", "/wait", wait != "body")
+			}
+			for i := range n {
+				select {
+				case <-started:
+				case <-time.After(10 * time.Second):
+					t.Fatalf("%d of %d handlers started", i, n)
+				}
+			}
+			// More handlers started than the limit counts: those waiting
+			// were released from the count, not rescued.
+			if r := srv.h2.WorkersRescued(); r != 0 {
+				t.Errorf("%d handlers waiting for their client took %d rescues, want none (a limit of %d)", n, r, srv.h2.WorkerLimit())
+			}
+			for i := range n {
+				if wait == "body" {
+					if err := c.Fr.WriteData(uint32(2*i+1), true, nil); err != nil {
+						t.Fatal(err)
+					}
+				} else if err := c.Fr.WriteWindowUpdate(uint32(2*i+1), 100); err != nil {
+					t.Fatal(err)
+				}
+			}
+			c.awaitEnds(n)
+		})
+	}
+}
+
+// Nor does a handler waiting because its client reads nothing: with the
+// connection's pending output full, each handler's write waits for room,
+// and every stream still gets a worker without a rescue.
+func TestHandlersWaitingForANonReadingClientDoNotCount(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	started := make(chan struct{}, 64)
+	mux := http.NewServeMux()
+	mux.HandleFunc("/big", func(w http.ResponseWriter, r *http.Request) {
+		started <- struct{}{}
+		_, _ = w.Write(make([]byte, 64<<10))
+	})
+	srv := startServer(t, mux, h2.Config{}, serverOpts{})
+	nc, err := dialSmallReadBuffer(srv.addr, 4<<10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	fr := http2.NewFramer(nc, nc)
+	if _, err := io.WriteString(nc, http2.ClientPreface); err != nil {
+		t.Fatal(err)
+	}
+	// Windows wide enough that only the unread bytes hold the handlers.
+	if err := fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1 << 20}); err != nil {
+		t.Fatal(err)
+	}
+	if err := fr.WriteSettingsAck(); err != nil {
+		t.Fatal(err)
+	}
+	if err := fr.WriteWindowUpdate(0, 64<<20); err != nil {
+		t.Fatal(err)
+	}
+	var hbuf bytes.Buffer
+	enc := hpack.NewEncoder(&hbuf)
+	n := min(5*srv.h2.WorkerLimit(), 60) // 40 x 64 KiB: several times the pending output's bound
+	for i := range n {
+		hbuf.Reset()
+		for _, kv := range [][2]string{{":method", "GET"}, {":scheme", "http"}, {":authority", "h2test"}, {":path", "/big"}} {
+			_ = enc.WriteField(hpack.HeaderField{Name: kv[0], Value: kv[1]})
+		}
+		if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: uint32(2*i + 1), BlockFragment: hbuf.Bytes(), EndHeaders: true, EndStream: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range n {
+		select {
+		case <-started:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%d of %d handlers started", i, n)
+		}
+	}
+	if r := srv.h2.WorkersRescued(); r != 0 {
+		t.Errorf("%d handlers waiting for a client that reads nothing took %d rescues, want none (a limit of %d)", n, r, srv.h2.WorkerLimit())
+	}
 }
 
 // rawConn is a client connection that writes frames with http2.Framer.

@@ -21,6 +21,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"runtime"
 	"sync"
 	"time"
 
@@ -168,6 +169,15 @@ func (s *Server) Listener(ln net.Listener) net.Listener {
 // before it exits.
 const workerIdle = time.Second
 
+// workersPerProc bounds the handlers the pool runs at once, per P
+// (GOMAXPROCS), that it has no reason to think are waiting; rescueAfter is
+// how long streams may wait with none of those handlers returning before
+// the pool stops counting them (workerPool).
+const (
+	workersPerProc = 8
+	rescueAfter    = time.Millisecond
+)
+
 // workerPool runs handlers on goroutines that outlive a request, so that
 // the stack the handler chain grew is reused: a fresh goroutine per
 // request copies its stack two or three times as it deepens
@@ -176,19 +186,40 @@ const workerIdle = time.Second
 // Streams wait in one queue, oldest first, and a worker that finishes a
 // handler takes the next stream itself instead of parking, so a burst of
 // requests runs back to back on the workers already running, in arrival
-// order, rather than waking a goroutine for each. Every stream still gets
-// a worker however long the handlers before it run or block: while
-// streams wait, one worker is always on its way to them (waking), and a
-// worker that takes a stream with more waiting wakes the next before it
-// runs the handler.
+// order, rather than waking a goroutine for each. A worker that takes a
+// stream with more waiting wakes the next before it runs the handler, so
+// that a handler that blocks does not hold up the streams behind it.
 //
-// The few workers a burst needs stay busy and keep their grown stacks.
-// The garbage collector halves the stack of a goroutine parked at the
-// top of it; with a worker per stream in flight, the next request grew
-// every one of them again, deep in the handler chain (64 stack copies per
-// GC cycle at ~17 µs each, 4-6% of a unary call's CPU, all at once after
-// each cycle). Idle workers wait on a channel of their own, the most
-// recently used first; a reaper ends those idle for workerIdle.
+// That chain of wake-ups is bounded. With more than one P the woken worker
+// runs at once on another P and wakes the next, and a handler that yields
+// (a contended lock, its response handed to the connection's writer) lets
+// one more start: the chain made a worker per stream in flight, each with
+// its grown stack (105-159 goroutines for 2 x 64 streams at two cores, 36
+// at one; BENCHMARKS.md, "Memory with more cores"). So the pool counts the
+// handlers it runs and wakes no worker beyond workersPerProc per P; a
+// worker that returns takes the next stream. A handler that waits leaves
+// the count (release), so that the streams behind it do not wait for it:
+//   - one that waits for its client (the request body's next bytes, send
+//     window, a connection whose peer reads nothing): a stream's life is
+//     the client's to decide, so streaming calls each get a worker at
+//     once, as before;
+//   - one that says it is about to wait on the server's side (waits.Begin:
+//     the team store before a write's commit, and before every statement
+//     on PostgreSQL).
+//
+// A handler that waits without saying so (a lock, a read of its own) keeps
+// counting. If streams wait and none is taken for rescueAfter, every
+// counted handler is waiting: the pool stops counting them all (a new
+// generation) and wakes workers again, so no stream waits long on
+// handlers that do not return.
+//
+// Workers stay busy and keep their grown stacks. The garbage collector
+// halves the stack of a goroutine parked at the top of it; with a worker
+// per stream in flight, the next request grew every one of them again,
+// deep in the handler chain (64 stack copies per GC cycle at ~17 us each,
+// 4-6% of a unary call's CPU, all at once after each cycle). Idle workers
+// wait on a channel of their own, the most recently used first; a reaper
+// ends those idle for workerIdle.
 type workerPool struct {
 	mu      sync.Mutex
 	queue   []*stream // waiting streams, from queue[head]
@@ -196,6 +227,15 @@ type workerPool struct {
 	waking  bool      // a woken or new worker has yet to look at queue
 	idle    []*worker // the most recently idle last
 	reaping bool      // a reaper is scheduled
+
+	running  int    // counted handlers of generation gen
+	limit    int    // workersPerProc x GOMAXPROCS
+	gen      uint32 // counted handlers of older generations count no more
+	taken    uint64 // streams taken from the queue
+	rescue   *time.Timer
+	mark     uint64 // taken when rescue was set
+	rescuing bool   // rescue is set: streams wait, the count stops a wake
+	rescued  uint64 // times the pool stopped counting (tests)
 }
 
 type worker struct {
@@ -203,7 +243,8 @@ type worker struct {
 	idleSince time.Time
 }
 
-// start queues st for a worker and makes sure one is on its way.
+// start queues st for a worker and makes sure one is on its way, or that
+// the running handlers are counted to their limit and the rescue is set.
 func (p *workerPool) start(st *stream) {
 	p.mu.Lock()
 	if p.head > 0 && len(p.queue) == cap(p.queue) {
@@ -212,11 +253,27 @@ func (p *workerPool) start(st *stream) {
 		p.queue, p.head = p.queue[:n], 0
 	}
 	p.queue = append(p.queue, st)
-	if p.waking {
+	p.wakeOrWaitLocked()
+}
+
+// wakeOrWaitLocked is called with streams queued and p.mu held; it
+// unlocks. It wakes a worker unless one is on its way or the counted
+// handlers are at their limit; then a worker that returns takes the
+// streams, or the rescue releases the count.
+func (p *workerPool) wakeOrWaitLocked() {
+	switch {
+	case p.waking:
 		p.mu.Unlock()
-		return
+	case p.running < p.limit:
+		p.wakeLocked()
+	default:
+		if !p.rescuing {
+			p.rescuing = true
+			p.mark = p.taken
+			p.rescue.Reset(rescueAfter)
+		}
+		p.mu.Unlock()
 	}
-	p.wakeLocked()
 }
 
 // wakeLocked wakes the most recently idle worker, or starts one, to take
@@ -234,6 +291,59 @@ func (p *workerPool) wakeLocked() {
 	p.mu.Unlock()
 	go p.run(&worker{wake: make(chan bool, 1)})
 }
+
+// init readies the pool for its first stream.
+func (p *workerPool) init() {
+	p.limit = workersPerProc * runtime.GOMAXPROCS(0)
+	p.rescue = time.AfterFunc(time.Hour, p.rescueTick)
+	p.rescue.Stop()
+}
+
+// rescueTick runs rescueAfter after a wake was held back by the count.
+// If streams still wait and none was taken since, every counted handler is
+// waiting on something: they count no more, and workers are woken again.
+func (p *workerPool) rescueTick() {
+	p.mu.Lock()
+	if p.head == len(p.queue) || p.waking {
+		p.rescuing = false
+		p.mu.Unlock()
+		return
+	}
+	if p.taken != p.mark {
+		p.mark = p.taken
+		p.rescue.Reset(rescueAfter)
+		p.mu.Unlock()
+		return
+	}
+	p.rescuing = false
+	p.gen++
+	p.running = 0
+	p.rescued++
+	p.limit = workersPerProc * runtime.GOMAXPROCS(0) // GOMAXPROCS may have changed
+	p.wakeLocked()
+}
+
+// release stops counting st's handler, which is about to wait for its
+// client, and wakes a worker for the streams the count held back. Only
+// the first wait of a handler costs the pool's lock.
+func (p *workerPool) release(st *stream) {
+	if !st.counted.CompareAndSwap(true, false) {
+		return
+	}
+	p.mu.Lock()
+	if st.gen == p.gen {
+		p.running--
+	}
+	if p.head < len(p.queue) {
+		p.wakeOrWaitLocked()
+		return
+	}
+	p.mu.Unlock()
+}
+
+// Waiting implements waits.Waiter: st's handler is about to wait on the
+// server's side (a commit, a query across the network) and counts no more.
+func (st *stream) Waiting() { st.c.srv.workers.release(st) }
 
 // next takes the oldest queued stream, or returns nil. Called with p.mu
 // held.
@@ -271,13 +381,20 @@ func (p *workerPool) run(w *worker) {
 			p.waking = false
 			continue
 		}
-		if p.head < len(p.queue) && !p.waking {
-			p.wakeLocked() // st's handler may block: the rest need a worker
+		p.taken++
+		p.running++
+		st.gen = p.gen
+		st.counted.Store(true)
+		if p.head < len(p.queue) {
+			p.wakeOrWaitLocked() // st's handler may block: the rest need a worker
 		} else {
 			p.mu.Unlock()
 		}
 		st.c.runHandler(st)
 		p.mu.Lock()
+		if st.counted.Swap(false) && st.gen == p.gen {
+			p.running--
+		}
 	}
 }
 
@@ -308,6 +425,7 @@ func (p *workerPool) reap() {
 func Configure(hs *http.Server, conf Config) *Server {
 	conf.applyDefaults()
 	s := &Server{conf: conf, conns: map[*conn]struct{}{}}
+	s.workers.init()
 	// The limits of net/http's own HTTP/2 server: it is what StdHTTP2
 	// serves with, and with internal/h2 it is never used.
 	hs.HTTP2 = &http.HTTP2Config{

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/http2"
@@ -47,6 +48,11 @@ type stream struct {
 	bodyErr        error // io.EOF at the end of the body
 	trailer        http.Header
 	resetErr       error // why, for the handler's writes
+
+	// Not guarded by c.mu: whether its handler counts against the worker
+	// pool's limit, and the pool's generation when it started (p.mu).
+	counted atomic.Bool
+	gen     uint32
 
 	// The call's outcome record (outcome.go), when the server has an
 	// Observer: filled by the serve goroutine (request side, under c.mu)
@@ -156,6 +162,13 @@ func (b *requestBody) Read(p []byte) (int, error) {
 			c.mu.Unlock()
 			c.writeWindowUpdates(connInc, st.id, streamInc)
 			connInc, streamInc = 0, 0
+			c.mu.Lock()
+			continue
+		}
+		if st.counted.Load() {
+			// Waiting for the client: the handler counts no more.
+			c.mu.Unlock()
+			c.srv.workers.release(st)
 			c.mu.Lock()
 			continue
 		}
@@ -295,6 +308,7 @@ func (c *conn) newRequest(f *headerBlock) (*http.Request, *stream, error) {
 	st.rb.st = st
 	st.rw.st = st
 	st.ctx.base = c.baseCtx
+	st.ctx.st = st
 	st.ctx.dl = &c.deadlines
 
 	if err := setRequestURL(&st.url, path); err != nil {

@@ -132,10 +132,17 @@ func (c *conn) flushLocked() {
 	}
 }
 
-// waitRoomLocked holds a handler back while the peer is connMaxPending
+// waitRoomLocked holds st's handler back while the peer is connMaxPending
 // behind. Called with wmu, which it releases while it waits.
-func (c *conn) waitRoomLocked() {
+func (c *conn) waitRoomLocked(st *stream) {
 	for len(c.out) >= connMaxPending && !c.wbroken && c.closing == open {
+		if st.counted.Load() {
+			// Waiting for the client: the handler counts no more.
+			c.wmu.Unlock()
+			c.srv.workers.release(st)
+			c.wmu.Lock()
+			continue
+		}
 		c.room.Wait()
 	}
 }

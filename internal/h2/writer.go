@@ -235,7 +235,7 @@ func (w *responseWriter) send(end bool) error {
 	trailers := end && w.hasTrailers()
 	for {
 		c.wmu.Lock()
-		c.waitRoomLocked()
+		c.waitRoomLocked(st)
 		c.mu.Lock()
 		if st.reset || c.wbroken || c.closed {
 			err := st.resetErr

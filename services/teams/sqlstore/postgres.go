@@ -18,6 +18,7 @@ const migrationLockID int64 = 0x7377697463687961
 var postgres = dialect{
 	name:           "postgres",
 	numbered:       true,
+	remote:         true,
 	lockMigrations: fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", migrationLockID),
 	ddl:            func(m migration) []string { return m.postgres },
 	columnCount: `SELECT count(*) FROM information_schema.columns

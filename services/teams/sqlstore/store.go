@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/switchyard/switchyard/internal/waits"
 	"github.com/switchyard/switchyard/services/teams"
 )
 
@@ -83,6 +84,9 @@ type dialect struct {
 	// columnCount counts the columns named by its two arguments (table,
 	// column): 1 when the column exists.
 	columnCount string
+	// remote: every statement is a round trip across the network, a read
+	// as much as a write (waits.Begin).
+	remote bool
 }
 
 // q rewrites a query written with "?" placeholders for the dialect.
@@ -105,6 +109,9 @@ func (d dialect) q(query string) string {
 
 // Get implements teams.Store.
 func (s *Store) Get(ctx context.Context, city string) (teams.Team, error) {
+	if s.dialect.remote {
+		waits.Begin(ctx)
+	}
 	var t teams.Team
 	err := s.get.QueryRowContext(ctx, teams.CityKey(city)).Scan(&t.City, &t.Nickname)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -121,6 +128,9 @@ func (s *Store) List(ctx context.Context, opts teams.ListOptions) ([]teams.Team,
 		WHERE city_key > ? AND substr(city_key, 1, length(CAST(? AS TEXT))) = CAST(? AS TEXT)
 		ORDER BY city_key`
 	args := []any{opts.After, prefix, prefix}
+	if s.dialect.remote {
+		waits.Begin(ctx)
+	}
 	if opts.Limit > 0 {
 		query += ` LIMIT ?`
 		args = append(args, opts.Limit+1) // one more tells whether more follow
@@ -159,6 +169,7 @@ func (s *Store) Put(ctx context.Context, t teams.Team) (teams.Team, bool, error)
 	if s.group != nil {
 		put = s.group.put
 	}
+	waits.Begin(ctx) // for its commit's fsync, or the network
 	stored, rev, err := put(ctx, teams.CityKey(t.City), t.City, t.Nickname)
 	if err != nil {
 		return teams.Team{}, false, ctxErr(ctx, err)
@@ -180,6 +191,7 @@ func scanUpsert(row *sql.Row) (t teams.Team, rev int64, err error) {
 
 // Delete implements teams.Store.
 func (s *Store) Delete(ctx context.Context, city string) (teams.Team, error) {
+	waits.Begin(ctx) // for its commit's fsync, or the network
 	var t teams.Team
 	err := s.del.QueryRowContext(ctx, teams.CityKey(city)).Scan(&t.City, &t.Nickname)
 	if errors.Is(err, sql.ErrNoRows) {
