@@ -100,12 +100,8 @@ func (c *conn) waitSendWindow(st *stream) {
 		if stalled {
 			break
 		}
-		if st.counted.Load() {
-			// Waiting for the client: the handler counts no more.
-			c.mu.Unlock()
-			c.srv.workers.release(st)
-			c.mu.Lock()
-			continue
+		if st.releaseUnlocked(&c.mu) {
+			continue // waiting for the client: the handler counts no more
 		}
 		if timer == nil && c.conf.SendWindowTimeout > 0 {
 			timer = time.AfterFunc(c.conf.SendWindowTimeout, func() {

@@ -341,6 +341,20 @@ func (p *workerPool) release(st *stream) {
 	p.mu.Unlock()
 }
 
+// releaseUnlocked is for a handler about to wait for its client, with mu
+// (the connection's lock it waits under) held: if the handler still
+// counts, it releases it from the count with mu unlocked and reports
+// true, and the caller looks again at what it was waiting for.
+func (st *stream) releaseUnlocked(mu sync.Locker) bool {
+	if !st.counted.Load() {
+		return false
+	}
+	mu.Unlock()
+	st.c.srv.workers.release(st)
+	mu.Lock()
+	return true
+}
+
 // Waiting implements waits.Waiter: st's handler is about to wait on the
 // server's side (a commit, a query across the network) and counts no more.
 func (st *stream) Waiting() { st.c.srv.workers.release(st) }

@@ -165,12 +165,8 @@ func (b *requestBody) Read(p []byte) (int, error) {
 			c.mu.Lock()
 			continue
 		}
-		if st.counted.Load() {
-			// Waiting for the client: the handler counts no more.
-			c.mu.Unlock()
-			c.srv.workers.release(st)
-			c.mu.Lock()
-			continue
+		if st.releaseUnlocked(&c.mu) {
+			continue // waiting for the client: the handler counts no more
 		}
 		st.bodyWaiting = true
 		c.cond.Wait()

@@ -136,12 +136,8 @@ func (c *conn) flushLocked() {
 // behind. Called with wmu, which it releases while it waits.
 func (c *conn) waitRoomLocked(st *stream) {
 	for len(c.out) >= connMaxPending && !c.wbroken && c.closing == open {
-		if st.counted.Load() {
-			// Waiting for the client: the handler counts no more.
-			c.wmu.Unlock()
-			c.srv.workers.release(st)
-			c.wmu.Lock()
-			continue
+		if st.releaseUnlocked(&c.wmu) {
+			continue // waiting for the client: the handler counts no more
 		}
 		c.room.Wait()
 	}
