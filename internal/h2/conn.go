@@ -142,7 +142,7 @@ func newConn(s *Server, hs *http.Server, nc net.Conn, h http.Handler, ctx contex
 	}
 	c.cond.L = &c.mu
 	c.initWire()
-	c.fr = http2.NewFramer(outWriter{c}, c.br)
+	c.fr = http2.NewFramer(outWriter{c}, connReader{c})
 	c.hdec = hpack.NewDecoder(4096, c.hb.emit)
 	c.hb.dec = c.hdec
 	c.hdec.SetMaxStringLength(int(s.conf.MaxHeaderListSize))
@@ -189,6 +189,9 @@ func (c *conn) serve(readPreface bool) {
 	sawSettings := false
 	for {
 		if c.br.Buffered() == 0 {
+			if sawSettings {
+				c.growReader()
+			}
 			c.sendLateResets(false) // what the client sent before is read
 		}
 		f, err := c.fr.ReadFrame()

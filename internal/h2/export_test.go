@@ -25,6 +25,13 @@ const (
 	InlineBody   = inlineBody
 )
 
+// ConnReadBuffer and ConnFirstReadBuffer are a connection's read buffers,
+// after and before its client's SETTINGS.
+const (
+	ConnReadBuffer      = connReadBuffer
+	ConnFirstReadBuffer = connFirstReadBuffer
+)
+
 // WorkerLimit is how many handlers the worker pool counts before it wakes
 // no more workers; WorkersRescued is how many times it stopped counting
 // handlers that did not return (workerPool).

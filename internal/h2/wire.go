@@ -29,6 +29,12 @@ const (
 	// connReadBuffer lets one read system call bring in many small
 	// frames; unbuffered, the Framer makes two reads per frame.
 	connReadBuffer = 16 << 10
+	// connFirstReadBuffer reads a connection until its client's SETTINGS
+	// (and what came with them) are read: a connection that sends the
+	// preface and nothing more holds this much, not connReadBuffer
+	// (connections that never send SETTINGS were the one attack class
+	// where internal/h2 ended above net/http's RSS, BENCHMARKS.md).
+	connFirstReadBuffer = 512
 	// connMaxPending bounds the frames a connection holds for the socket:
 	// handlers wait beyond it, so a slow peer pushes back.
 	connMaxPending = 256 << 10
@@ -100,12 +106,27 @@ const (
 // initWire sets up the connection's buffers and starts its writer.
 func (c *conn) initWire() {
 	limitUnsent(c.nc, connMaxUnsent)
-	c.br = bufio.NewReaderSize(c.nc, connReadBuffer)
+	c.br = bufio.NewReaderSize(c.nc, connFirstReadBuffer)
 	c.room.L = &c.wmu
 	c.dataAt = -1
 	c.wake = make(chan struct{}, 1)
 	c.writerDone = make(chan struct{})
 	go c.writeLoop()
+}
+
+// connReader is the Framer's source: the connection's reader of the
+// moment (c.br grows once, growReader).
+type connReader struct{ c *conn }
+
+func (r connReader) Read(p []byte) (int, error) { return r.c.br.Read(p) }
+
+// growReader gives the connection its full read buffer, once the client's
+// SETTINGS are read and the first buffer holds nothing more. The serve
+// goroutine only.
+func (c *conn) growReader() {
+	if c.br.Size() < connReadBuffer && c.br.Buffered() == 0 {
+		c.br = bufio.NewReaderSize(c.nc, connReadBuffer)
+	}
 }
 
 // outWriter is the Framer's destination: frames go to the pending buffer.
