@@ -313,6 +313,22 @@ func TestReadBufferGrowsOnlyAfterSettings(t *testing.T) {
 	}
 }
 
+// dialNonReading opens a cleartext connection whose socket holds 4 KiB of
+// what the server sends, and writes the client preface: a peer that reads
+// nothing. It is closed when the test ends.
+func dialNonReading(t *testing.T, addr string) (net.Conn, *http2.Framer) {
+	t.Helper()
+	nc, err := dialSmallReadBuffer(addr, 4<<10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	if _, err := io.WriteString(nc, http2.ClientPreface); err != nil {
+		t.Fatal(err)
+	}
+	return nc, http2.NewFramer(nc, nc)
+}
+
 // heapAndStacks is the process's live heap and goroutine stacks.
 func heapAndStacks() int64 {
 	runtime.GC()
@@ -333,15 +349,7 @@ func heapAndStacks() int64 {
 // comparison is `make attack`'s ping-flood-nonreading.
 func TestControlFramesBoundedForNonReadingPeer(t *testing.T) {
 	srv := startServer(t, okHandler, h2.Config{WriteTimeout: 5 * time.Minute}, serverOpts{})
-	nc, err := dialSmallReadBuffer(srv.addr, 4<<10)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	fr := http2.NewFramer(nc, nc)
-	if _, err := io.WriteString(nc, http2.ClientPreface); err != nil {
-		t.Fatal(err)
-	}
+	nc, fr := dialNonReading(t, srv.addr)
 	if err := fr.WriteSettings(); err != nil {
 		t.Fatal(err)
 	}

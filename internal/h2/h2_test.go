@@ -1564,13 +1564,7 @@ func TestBlockedHandlersLeaveTheQueue(t *testing.T) {
 		paths[i] = "/hold"
 	}
 	c.burst(paths...)
-	for i := range n {
-		select {
-		case <-started:
-		case <-time.After(10 * time.Second):
-			t.Fatalf("%d of %d blocking handlers started; the other streams found no worker", i, n)
-		}
-	}
+	awaitStarted(t, started, n)
 	close(release)
 	c.awaitEnds(n)
 	if srv.h2.WorkersRescued() == 0 {
@@ -1605,16 +1599,8 @@ func TestHandlersThatSayTheyWaitDoNotCount(t *testing.T) {
 		paths[i] = "/commit"
 	}
 	c.burst(paths...)
-	for i := range n {
-		select {
-		case <-started:
-		case <-time.After(10 * time.Second):
-			t.Fatalf("%d of %d handlers started", i, n)
-		}
-	}
-	if r := srv.h2.WorkersRescued(); r != 0 {
-		t.Errorf("%d handlers that said they wait took %d rescues, want none (a limit of %d)", n, r, srv.h2.WorkerLimit())
-	}
+	awaitStarted(t, started, n)
+	wantNoRescue(t, srv, n, "that said they wait")
 	close(release)
 	c.awaitEnds(n)
 }
@@ -1678,25 +1664,12 @@ func TestHandlersWaitingForTheClientDoNotCount(t *testing.T) {
 			// With "window" the client opens no send window: each
 			// handler's write waits for it.
 			c := dialRaw(t, srv.addr, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0})
-			n := 5 * srv.h2.WorkerLimit()
-			if n > 60 {
-				n = 60
-			}
+			n := min(5*srv.h2.WorkerLimit(), 60)
 			for i := range n {
 				c.request(uint32(2*i+1), "POST", "/wait", wait != "body")
 			}
-			for i := range n {
-				select {
-				case <-started:
-				case <-time.After(10 * time.Second):
-					t.Fatalf("%d of %d handlers started", i, n)
-				}
-			}
-			// More handlers started than the limit counts: those waiting
-			// were released from the count, not rescued.
-			if r := srv.h2.WorkersRescued(); r != 0 {
-				t.Errorf("%d handlers waiting for their client took %d rescues, want none (a limit of %d)", n, r, srv.h2.WorkerLimit())
-			}
+			awaitStarted(t, started, n)
+			wantNoRescue(t, srv, n, "waiting for their client")
 			for i := range n {
 				if wait == "body" {
 					if err := c.Fr.WriteData(uint32(2*i+1), true, nil); err != nil {
@@ -1723,15 +1696,7 @@ func TestHandlersWaitingForANonReadingClientDoNotCount(t *testing.T) {
 		_, _ = w.Write(make([]byte, 64<<10))
 	})
 	srv := startServer(t, mux, h2.Config{}, serverOpts{})
-	nc, err := dialSmallReadBuffer(srv.addr, 4<<10)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	fr := http2.NewFramer(nc, nc)
-	if _, err := io.WriteString(nc, http2.ClientPreface); err != nil {
-		t.Fatal(err)
-	}
+	_, fr := dialNonReading(t, srv.addr)
 	// Windows wide enough that only the unread bytes hold the handlers.
 	if err := fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1 << 20}); err != nil {
 		t.Fatal(err)
@@ -1754,15 +1719,28 @@ func TestHandlersWaitingForANonReadingClientDoNotCount(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	awaitStarted(t, started, n)
+	wantNoRescue(t, srv, n, "waiting for a client that reads nothing")
+}
+
+// awaitStarted waits for n handlers to say they started.
+func awaitStarted(t *testing.T, started <-chan struct{}, n int) {
+	t.Helper()
 	for i := range n {
 		select {
 		case <-started:
 		case <-time.After(10 * time.Second):
-			t.Fatalf("%d of %d handlers started", i, n)
+			t.Fatalf("%d of %d handlers started; the other streams found no worker", i, n)
 		}
 	}
+}
+
+// wantNoRescue: more handlers started than the pool's limit counts, so
+// those waiting left the count; none needed the rescue.
+func wantNoRescue(t *testing.T, srv *testServer, n int, which string) {
+	t.Helper()
 	if r := srv.h2.WorkersRescued(); r != 0 {
-		t.Errorf("%d handlers waiting for a client that reads nothing took %d rescues, want none (a limit of %d)", n, r, srv.h2.WorkerLimit())
+		t.Errorf("%d handlers %s took %d rescues, want none (a limit of %d)", n, which, r, srv.h2.WorkerLimit())
 	}
 }
 

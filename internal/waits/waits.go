@@ -21,6 +21,12 @@ type Waiter interface {
 	Waiting()
 }
 
+// WaiterFunc is a function as a Waiter.
+type WaiterFunc func()
+
+// Waiting calls f.
+func (f WaiterFunc) Waiting() { f() }
+
 type contextKey struct{}
 
 // ContextKey is the key under which a server puts a request's Waiter.

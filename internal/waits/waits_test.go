@@ -9,21 +9,17 @@ import (
 	"github.com/switchyard/switchyard/internal/waits"
 )
 
-type counter struct{ n atomic.Int32 }
-
-func (c *counter) Waiting() { c.n.Add(1) }
-
 // Begin reaches the Waiter beneath the contexts a handler derives (values,
 // deadlines), and does nothing where no server put one.
 func TestBeginFindsTheServersWaiter(t *testing.T) {
-	var c counter
-	ctx := context.WithValue(t.Context(), waits.ContextKey, &c)
+	var n atomic.Int32
+	ctx := context.WithValue(t.Context(), waits.ContextKey, waits.WaiterFunc(func() { n.Add(1) }))
 	ctx = context.WithValue(ctx, struct{ k int }{1}, "connect's call information")
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	waits.Begin(ctx)
 	waits.Begin(ctx)
-	if got := c.n.Load(); got != 2 {
+	if got := n.Load(); got != 2 {
 		t.Fatalf("the Waiter heard %d calls of Begin, want 2", got)
 	}
 	waits.Begin(t.Context()) // no Waiter: nothing happens, nothing panics

@@ -11,10 +11,6 @@ import (
 	"github.com/switchyard/switchyard/services/teams/sqlstore"
 )
 
-type waitCounter struct{ n atomic.Int32 }
-
-func (c *waitCounter) Waiting() { c.n.Add(1) }
-
 // The store tells the server of a call (waits.Begin) before it waits on
 // something other than the CPU: a write for its commit, on both
 // databases; a read only on PostgreSQL, where every statement crosses the
@@ -34,11 +30,11 @@ func TestStoreSaysWhenItWaits(t *testing.T) {
 			defer func() { _ = s.Close() }()
 			op := func(name string, wantWait bool, f func(ctx context.Context) error) {
 				t.Helper()
-				var c waitCounter
-				if err := f(context.WithValue(t.Context(), waits.ContextKey, &c)); err != nil {
+				var n atomic.Int32
+				if err := f(context.WithValue(t.Context(), waits.ContextKey, waits.WaiterFunc(func() { n.Add(1) }))); err != nil {
 					t.Fatalf("%s: %v", name, err)
 				}
-				if got := c.n.Load() > 0; got != wantWait {
+				if got := n.Load() > 0; got != wantWait {
 					t.Errorf("%s: told the server it waits: %v, want %v", name, got, wantWait)
 				}
 			}
