@@ -292,9 +292,13 @@ func (p *workerPool) wakeLocked() {
 	go p.run(&worker{wake: make(chan bool, 1)})
 }
 
+// workerLimit is how many handlers the pool counts before it wakes no
+// more workers.
+func workerLimit() int { return workersPerProc * runtime.GOMAXPROCS(0) }
+
 // init readies the pool for its first stream.
 func (p *workerPool) init() {
-	p.limit = workersPerProc * runtime.GOMAXPROCS(0)
+	p.limit = workerLimit()
 	p.rescue = time.AfterFunc(time.Hour, p.rescueTick)
 	p.rescue.Stop()
 }
@@ -319,7 +323,7 @@ func (p *workerPool) rescueTick() {
 	p.gen++
 	p.running = 0
 	p.rescued++
-	p.limit = workersPerProc * runtime.GOMAXPROCS(0) // GOMAXPROCS may have changed
+	p.limit = workerLimit() // GOMAXPROCS may have changed
 	p.wakeLocked()
 }
 

@@ -107,11 +107,17 @@ func (d dialect) q(query string) string {
 	return b.String()
 }
 
-// Get implements teams.Store.
-func (s *Store) Get(ctx context.Context, city string) (teams.Team, error) {
+// readWaits tells the server of ctx's call that a read is about to wait,
+// where it crosses the network (waits.Begin); on SQLite it does not.
+func (s *Store) readWaits(ctx context.Context) {
 	if s.dialect.remote {
 		waits.Begin(ctx)
 	}
+}
+
+// Get implements teams.Store.
+func (s *Store) Get(ctx context.Context, city string) (teams.Team, error) {
+	s.readWaits(ctx)
 	var t teams.Team
 	err := s.get.QueryRowContext(ctx, teams.CityKey(city)).Scan(&t.City, &t.Nickname)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -128,9 +134,7 @@ func (s *Store) List(ctx context.Context, opts teams.ListOptions) ([]teams.Team,
 		WHERE city_key > ? AND substr(city_key, 1, length(CAST(? AS TEXT))) = CAST(? AS TEXT)
 		ORDER BY city_key`
 	args := []any{opts.After, prefix, prefix}
-	if s.dialect.remote {
-		waits.Begin(ctx)
-	}
+	s.readWaits(ctx)
 	if opts.Limit > 0 {
 		query += ` LIMIT ?`
 		args = append(args, opts.Limit+1) // one more tells whether more follow
