@@ -17,6 +17,7 @@ import (
 	"reflect"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -1559,11 +1560,7 @@ func TestBlockedHandlersLeaveTheQueue(t *testing.T) {
 	srv := startServer(t, mux, h2.Config{}, serverOpts{})
 	c := dialRaw(t, srv.addr)
 	const n = 40
-	paths := make([]string, n)
-	for i := range paths {
-		paths[i] = "/hold"
-	}
-	c.burst(paths...)
+	c.burst(slices.Repeat([]string{"/hold"}, n)...)
 	awaitStarted(t, started, n)
 	close(release)
 	c.awaitEnds(n)
@@ -1594,11 +1591,7 @@ func TestHandlersThatSayTheyWaitDoNotCount(t *testing.T) {
 	srv := startServer(t, mux, h2.Config{}, serverOpts{})
 	c := dialRaw(t, srv.addr)
 	n := min(5*srv.h2.WorkerLimit(), 60)
-	paths := make([]string, n)
-	for i := range paths {
-		paths[i] = "/commit"
-	}
-	c.burst(paths...)
+	c.burst(slices.Repeat([]string{"/commit"}, n)...)
 	awaitStarted(t, started, n)
 	wantNoRescue(t, srv, n, "that said they wait")
 	close(release)
@@ -1628,11 +1621,7 @@ func TestYieldingHandlersAreBounded(t *testing.T) {
 	limit := srv.h2.WorkerLimit()
 	c := dialRaw(t, srv.addr)
 	const n = 90
-	paths := make([]string, n)
-	for i := range paths {
-		paths[i] = "/yield"
-	}
-	c.burst(paths...)
+	c.burst(slices.Repeat([]string{"/yield"}, n)...)
 	c.awaitEnds(n)
 	rescued := srv.h2.WorkersRescued()
 	if got, bound := int(most.Load()), limit*(1+int(rescued)); got > bound {
