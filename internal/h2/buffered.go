@@ -18,8 +18,9 @@ import (
 // under load these become one system call per batch, with no timer and no
 // added latency when the connection is idle. Wrap the TCP listener,
 // beneath any TLS listener. A connection handed to internal/h2, which
-// buffers and coalesces by itself (wire.go), is taken over: its writes go
-// straight to the socket from then on (takeOver).
+// buffers and coalesces by itself (wire.go), is taken over: its writes,
+// and its reads once the buffer is empty, go straight to the socket from
+// then on (takeOver).
 func BufferedListener(ln net.Listener) net.Listener {
 	return bufferedListener{ln}
 }
@@ -37,12 +38,26 @@ func (l bufferedListener) Accept() (net.Conn, error) {
 
 type bufferedConn struct {
 	net.Conn
-	r      *bufio.Reader
+	r      *bufio.Reader // nil once taken over and emptied (Read)
 	w      *coalesce.Writer
 	direct atomic.Bool // taken over: writes, deadlines and close go straight to the socket
 }
 
-func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+// Read reads through the buffer until the connection is taken over and the
+// buffer holds nothing more; then the buffer is let go and reads go
+// straight to the socket. internal/h2 reads through a buffer of its own
+// (wire.go), and this one, kept for the connection's life, cost every
+// connection it serves 16 KiB more than net/http's server holds. Only the
+// connection's reader calls Read, one call at a time (as bufio requires).
+func (c *bufferedConn) Read(p []byte) (int, error) {
+	if c.r != nil && c.direct.Load() && c.r.Buffered() == 0 {
+		c.r = nil
+	}
+	if c.r == nil {
+		return c.Conn.Read(p)
+	}
+	return c.r.Read(p)
+}
 
 func (c *bufferedConn) Write(p []byte) (int, error) {
 	if c.direct.Load() {
@@ -53,9 +68,10 @@ func (c *bufferedConn) Write(p []byte) (int, error) {
 
 // takeOver ends the coalescing: what is pending is written, the writer
 // goroutine ends, and later writes, write deadlines and the close go
-// straight to the socket. Reads keep the buffer, which may hold bytes
-// already read (and passes large reads through). internal/h2 calls it when
-// net/http hands it the connection, before it writes anything.
+// straight to the socket. Reads keep the buffer while it holds bytes
+// already read (net/http may have read past what it needed), then go
+// straight to the socket too (Read). internal/h2 calls it when net/http
+// hands it the connection, before it writes or reads anything.
 func (c *bufferedConn) takeOver() {
 	if c.direct.Load() {
 		return

@@ -2,6 +2,7 @@ package h2_test
 
 import (
 	"bytes"
+	"io"
 	"net"
 	"testing"
 	"time"
@@ -61,5 +62,69 @@ func TestBufferedConnDeadlineKeepsPendingBytes(t *testing.T) {
 	}
 	if b := <-got; !bytes.Equal(b, want) {
 		t.Fatalf("peer read %d bytes of %d", len(b), len(want))
+	}
+}
+
+// A connection internal/h2 takes over reads through the listener's buffer
+// only while it holds bytes read before (net/http may read past what it
+// needs): those come first and whole, then the buffer is let go and reads
+// go to the socket. internal/h2 reads through a buffer of its own; the
+// listener's, kept for the connection's life, cost 16 KiB a connection
+// (TestIdleConnectionCostsNoMoreThanNetHTTP). A connection not taken over
+// (net/http's HTTP/1.1 server) keeps its buffer.
+func TestTakenOverConnLetsGoOfItsReadBuffer(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bln := h2.BufferedListener(ln)
+	defer bln.Close()
+	accept := func() (client, server net.Conn) {
+		client, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { client.Close() })
+		server, err = bln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { server.Close() })
+		_ = server.SetReadDeadline(time.Now().Add(5 * time.Second))
+		return client, server
+	}
+	read := func(c net.Conn, n int) string {
+		t.Helper()
+		b := make([]byte, n)
+		if _, err := io.ReadFull(c, b); err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	for _, takeOver := range []bool{true, false} {
+		client, server := accept()
+		if _, err := io.WriteString(client, "first-and-rest"); err != nil {
+			t.Fatal(err)
+		}
+		// One small read: the buffer takes in all that has arrived.
+		if got := read(server, 5); got != "first" {
+			t.Fatalf("read %q, want %q", got, "first")
+		}
+		if takeOver {
+			h2.TakeOver(server)
+		}
+		if got := read(server, 9); got != "-and-rest" {
+			t.Fatalf("taken over %v: read %q after the first bytes, want %q", takeOver, got, "-and-rest")
+		}
+		if _, err := io.WriteString(client, "later"); err != nil {
+			t.Fatal(err)
+		}
+		if got := read(server, 5); got != "later" {
+			t.Fatalf("taken over %v: read %q, want %q", takeOver, got, "later")
+		}
+		if h2.ReadsThroughBuffer(server) == takeOver {
+			t.Errorf("taken over %v: reads through the buffer %v once it is empty, want %v", takeOver, !takeOver, !takeOver)
+		}
 	}
 }

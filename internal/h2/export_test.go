@@ -1,5 +1,7 @@
 package h2
 
+import "net"
+
 // WindowWakeups is how many times SETTINGS frames woke the handlers
 // waiting for send window, over the server's open connections.
 func (s *Server) WindowWakeups() uint64 {
@@ -46,3 +48,10 @@ func (s *Server) WorkersRescued() uint64 {
 	defer s.workers.mu.Unlock()
 	return s.workers.rescued
 }
+
+// TakeOver takes over c, a BufferedListener's connection, as internal/h2
+// does when net/http hands it one; ReadsThroughBuffer reports whether c
+// still reads through its buffer.
+func TakeOver(c net.Conn) { takeOverBuffered(c) }
+
+func ReadsThroughBuffer(c net.Conn) bool { return c.(*bufferedConn).r != nil }

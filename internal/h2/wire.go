@@ -12,7 +12,9 @@ import (
 // them, write deadlines and close — lives here, with one lifecycle per
 // connection. The connection owns the socket it is handed (TCP, or TLS
 // over TCP): it takes over the listener's buffered connection beneath
-// (takeOverBuffered), whose writes then go straight to the socket.
+// (takeOverBuffered), whose writes then go straight to the socket, and
+// whose reads do too once its buffer is empty: a connection's bytes are
+// buffered here, once.
 //
 // Writes: frames are encoded, under wmu, straight into the connection's
 // pending buffer (out), and one writer goroutine hands what has
