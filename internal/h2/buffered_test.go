@@ -16,21 +16,7 @@ import (
 // closing a TLS connection does (close alert, then a deadline of now).
 func TestBufferedConnDeadlineKeepsPendingBytes(t *testing.T) {
 	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	bln := h2.BufferedListener(ln)
-	defer bln.Close()
-	client, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	sc, err := bln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
+	client, sc := bufferedPair(t)
 	// More than the kernel's socket buffers hold, read slowly, so that
 	// bytes are pending in the connection when the deadline is set.
 	want := bytes.Repeat([]byte("0123456789abcdef"), 1<<20) // 16 MiB
@@ -74,26 +60,6 @@ func TestBufferedConnDeadlineKeepsPendingBytes(t *testing.T) {
 // (net/http's HTTP/1.1 server) keeps its buffer.
 func TestTakenOverConnLetsGoOfItsReadBuffer(t *testing.T) {
 	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	bln := h2.BufferedListener(ln)
-	defer bln.Close()
-	accept := func() (client, server net.Conn) {
-		client, err := net.Dial("tcp", ln.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { client.Close() })
-		server, err = bln.Accept()
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { server.Close() })
-		_ = server.SetReadDeadline(time.Now().Add(5 * time.Second))
-		return client, server
-	}
 	read := func(c net.Conn, n int) string {
 		t.Helper()
 		b := make([]byte, n)
@@ -103,7 +69,8 @@ func TestTakenOverConnLetsGoOfItsReadBuffer(t *testing.T) {
 		return string(b)
 	}
 	for _, takeOver := range []bool{true, false} {
-		client, server := accept()
+		client, server := bufferedPair(t)
+		_ = server.SetReadDeadline(time.Now().Add(5 * time.Second))
 		if _, err := io.WriteString(client, "first-and-rest"); err != nil {
 			t.Fatal(err)
 		}
@@ -127,4 +94,27 @@ func TestTakenOverConnLetsGoOfItsReadBuffer(t *testing.T) {
 			t.Errorf("taken over %v: reads through the buffer %v once it is empty, want %v", takeOver, !takeOver, !takeOver)
 		}
 	}
+}
+
+// bufferedPair connects a client to a BufferedListener's connection; both
+// are closed when the test ends.
+func bufferedPair(t *testing.T) (client, server net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bln := h2.BufferedListener(ln)
+	t.Cleanup(func() { bln.Close() })
+	client, err = net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	server, err = bln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { server.Close() })
+	return client, server
 }
