@@ -1,6 +1,10 @@
 package sqlstore
 
-import "context"
+import (
+	"context"
+	"database/sql"
+	"time"
+)
 
 // LockForTest holds the database's write lock, as another process writing
 // would, until the returned function is called.
@@ -21,3 +25,19 @@ func (s *Store) LockForTest(ctx context.Context) (func(), error) {
 func (s *Store) GroupStats() (writes, commits, queued int64) {
 	return s.group.writes.Load(), s.group.commits.Load(), s.group.queued.Load()
 }
+
+// WithReadLooks sets how often SQLite's read pool looks for reads that
+// waited for a connection; 0 for never (the test looks with LookAtReads).
+func WithReadLooks(d time.Duration) Option {
+	return func(o *options) { o.readLookEvery = d }
+}
+
+// LookAtReads looks once, as the read pool's own looks do, and reports
+// whether its limit can grow further.
+func (s *Store) LookAtReads() bool { return s.reads.look() }
+
+// ReadPool is the pool of the store's reads.
+func (s *Store) ReadPool() *sql.DB { return s.read }
+
+// ReadConns are the read pool's first limit and the most it grows to.
+func ReadConns() (first, most int) { return min(readConnsFirst, readConnsMost()), readConnsMost() }

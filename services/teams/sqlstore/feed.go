@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/switchyard/switchyard/services/teams"
@@ -27,10 +28,13 @@ type Option func(*options)
 type options struct {
 	logger       *slog.Logger
 	feedInterval time.Duration
+	// readLookEvery is how often SQLite's read pool looks for reads that
+	// waited (readlimit.go); 0 for no looks (tests look themselves).
+	readLookEvery time.Duration
 }
 
 func newOptions(opts []Option) options {
-	o := options{logger: slog.Default(), feedInterval: DefaultFeedInterval}
+	o := options{logger: slog.Default(), feedInterval: DefaultFeedInterval, readLookEvery: readLookEvery}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -70,15 +74,26 @@ var _ teams.Watchable = (*Store)(nil)
 // the source first reports it live.
 func (s *Store) startFeed(source func(ctx context.Context)) {
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
+	stop := goUntilStopped(func(<-chan struct{}) { source(ctx) })
 	s.stopFeed = func() {
 		cancel()
-		<-done
+		stop()
 	}
+}
+
+// goUntilStopped runs f on a goroutine of its own; the function it returns
+// closes f's stop channel and waits for f to return, once however often
+// it is called (a store may be closed twice).
+func goUntilStopped(f func(stop <-chan struct{})) func() {
+	stop, done := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(done)
-		source(ctx)
+		f(stop)
 	}()
+	return sync.OnceFunc(func() {
+		close(stop)
+		<-done
+	})
 }
 
 // feedLog writes a feed's state changes as they happen and its counters

@@ -41,6 +41,8 @@ var sqlite = dialect{
 // committing goroutine instead of stalling the Go scheduler's P.
 //
 // Its change feed polls the file every WithFeedInterval (feed_sqlite.go).
+// Reads share a pool of connections that grows while reads wait for one
+// (readlimit.go).
 func OpenSQLite(ctx context.Context, dir string, opts ...Option) (*Store, error) {
 	if dir == "" {
 		return nil, errors.New("sqlite: no data directory given")
@@ -88,13 +90,17 @@ func OpenSQLite(ctx context.Context, dir string, opts ...Option) (*Store, error)
 		_ = write.Close()
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}
-	read.SetMaxOpenConns(max(4, runtime.GOMAXPROCS(0)))
-	read.SetMaxIdleConns(max(4, runtime.GOMAXPROCS(0)))
+	o := newOptions(opts)
+	reads := newReadLimit(read, o.logger)
 	st, err := prepare(ctx, &Store{read: read, write: write, dialect: sqlite, vfs: vfs})
 	if err != nil {
 		return nil, fmt.Errorf("sqlite %s: %w", path, err)
 	}
+	st.reads = reads
 	st.group = newGroupCommit(st)
+	if o.readLookEvery > 0 {
+		st.stopReads = goUntilStopped(func(stop <-chan struct{}) { reads.run(stop, o.readLookEvery) })
+	}
 	// The feed's own connection: data_version is per connection.
 	poll, err := sql.Open("sqlite", dsn(url.Values{"_query_only": {"1"}}))
 	if err != nil {
@@ -102,7 +108,6 @@ func OpenSQLite(ctx context.Context, dir string, opts ...Option) (*Store, error)
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}
 	poll.SetMaxOpenConns(1)
-	o := newOptions(opts)
 	f := &sqliteFeed{db: poll, interval: o.feedInterval, log: newFeedLog(o.logger, st.feed, "sqlite data_version")}
 	st.startFeed(f.run)
 	return st, nil

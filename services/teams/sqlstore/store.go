@@ -40,6 +40,10 @@ type Store struct {
 	// feed reports changes (feed.go); stopFeed ends its source.
 	feed     *teams.Feed
 	stopFeed func()
+	// reads, on SQLite, grows the read pool while reads wait for a
+	// connection (readlimit.go); stopReads ends its looks.
+	reads     *readLimit
+	stopReads func()
 }
 
 // prepare readies s's prepared statements and its (down) feed; on failure
@@ -212,6 +216,9 @@ func (s *Store) Delete(ctx context.Context, city string) (teams.Team, error) {
 func (s *Store) Close() error {
 	if s.stopFeed != nil {
 		s.stopFeed()
+	}
+	if s.stopReads != nil {
+		s.stopReads()
 	}
 	if s.feed != nil {
 		s.feed.Close()
