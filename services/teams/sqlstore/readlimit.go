@@ -17,11 +17,11 @@ import (
 // With the team cache in front, GetTeam reads the store only on a miss,
 // and misses of one team share one read: a limit of max(4, GOMAXPROCS)
 // from the start was opened in full by the first burst of misses as the
-// server started, and then sat idle. Reads that
-// keep the pool busy (the cache off, a working set larger than the cache,
-// ListTeams from many clients) wait at every look and get their
-// connections within readWaitLooks x readLookEvery; a burst that clears
-// between two looks does not.
+// server started, and then sat idle. Reads that keep the pool busy (the
+// cache off, a working set larger than the cache, ListTeams from many
+// clients) have waited at every look, and the limit doubles every
+// readWaitLooks x readLookEvery (300 ms: 2, 4, 8, 16 connections within
+// 0.9 s); a burst that clears between two looks leaves it.
 const (
 	readConnsFirst = 2
 	readWaitLooks  = 3
