@@ -40,4 +40,4 @@ func (s *Store) LookAtReads() bool { return s.reads.look() }
 func (s *Store) ReadPool() *sql.DB { return s.read }
 
 // ReadConns are the read pool's first limit and the most it grows to.
-func ReadConns() (first, most int) { return min(readConnsFirst, readConnsMost()), readConnsMost() }
+func ReadConns() (first, most int) { return readConnsFirst, readConnsMost() }

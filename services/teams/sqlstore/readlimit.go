@@ -44,7 +44,7 @@ type readLimit struct {
 
 // newReadLimit sets db's limit to its first value.
 func newReadLimit(db *sql.DB, log *slog.Logger) *readLimit {
-	r := &readLimit{db: db, log: log, limit: min(readConnsFirst, readConnsMost()), most: readConnsMost()}
+	r := &readLimit{db: db, log: log, limit: readConnsFirst, most: readConnsMost()}
 	r.set()
 	return r
 }

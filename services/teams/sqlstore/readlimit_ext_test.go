@@ -19,10 +19,7 @@ import (
 // every looks (0: only when the test calls LookAtReads).
 func openLooking(t *testing.T, looks time.Duration) *sqlstore.Store {
 	t.Helper()
-	s, err := sqlstore.OpenSQLite(t.Context(), t.TempDir(), sqlstore.WithReadLooks(looks), sqlstore.WithLogger(quietLogger(t)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openSQLite(t, t.TempDir(), sqlstore.WithReadLooks(looks), sqlstore.WithLogger(quietLogger(t)))
 	t.Cleanup(func() { _ = s.Close() })
 	return s
 }

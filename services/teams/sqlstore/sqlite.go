@@ -91,15 +91,13 @@ func OpenSQLite(ctx context.Context, dir string, opts ...Option) (*Store, error)
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}
 	o := newOptions(opts)
-	reads := newReadLimit(read, o.logger)
-	st, err := prepare(ctx, &Store{read: read, write: write, dialect: sqlite, vfs: vfs})
+	st, err := prepare(ctx, &Store{read: read, write: write, dialect: sqlite, vfs: vfs, reads: newReadLimit(read, o.logger)})
 	if err != nil {
 		return nil, fmt.Errorf("sqlite %s: %w", path, err)
 	}
-	st.reads = reads
 	st.group = newGroupCommit(st)
 	if o.readLookEvery > 0 {
-		st.stopReads = goUntilStopped(func(stop <-chan struct{}) { reads.run(stop, o.readLookEvery) })
+		st.stopReads = goUntilStopped(func(stop <-chan struct{}) { st.reads.run(stop, o.readLookEvery) })
 	}
 	// The feed's own connection: data_version is per connection.
 	poll, err := sql.Open("sqlite", dsn(url.Values{"_query_only": {"1"}}))

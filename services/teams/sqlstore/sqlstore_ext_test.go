@@ -24,9 +24,9 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func openSQLite(t *testing.T, dir string) *sqlstore.Store {
+func openSQLite(t *testing.T, dir string, opts ...sqlstore.Option) *sqlstore.Store {
 	t.Helper()
-	s, err := sqlstore.OpenSQLite(t.Context(), dir)
+	s, err := sqlstore.OpenSQLite(t.Context(), dir, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
