@@ -41,3 +41,9 @@ func (s *Store) ReadPool() *sql.DB { return s.read }
 
 // ReadConns are the read pool's first limit and the most it grows to.
 func ReadConns() (first, most int) { return readConnsFirst, readConnsMost() }
+
+// WithGroupLockTimeout sets how long PostgreSQL's grouped writes wait for
+// a row lock before they are retried each on its own.
+func WithGroupLockTimeout(d time.Duration) Option {
+	return func(o *options) { o.groupLockTimeout = d }
+}

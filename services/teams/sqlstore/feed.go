@@ -31,10 +31,13 @@ type options struct {
 	// readLookEvery is how often SQLite's read pool looks for reads that
 	// waited (readlimit.go); 0 for no looks (tests look themselves).
 	readLookEvery time.Duration
+	// groupLockTimeout is how long PostgreSQL's grouped writes wait for a
+	// row lock (pgGroupLockTimeout; tests set it longer).
+	groupLockTimeout time.Duration
 }
 
 func newOptions(opts []Option) options {
-	o := options{logger: slog.Default(), feedInterval: DefaultFeedInterval, readLookEvery: readLookEvery}
+	o := options{logger: slog.Default(), feedInterval: DefaultFeedInterval, readLookEvery: readLookEvery, groupLockTimeout: pgGroupLockTimeout}
 	for _, opt := range opts {
 		opt(&o)
 	}

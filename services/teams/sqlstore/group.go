@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"runtime"
+	"sync"
 	"sync/atomic"
 
 	"github.com/switchyard/switchyard/services/teams"
@@ -17,22 +18,40 @@ const maxGroup = 64
 var errClosed = errors.New("sqlite: the team store is closed")
 
 // groupCommit runs the Puts that arrive together in one transaction, so
-// that they share one commit and with it one fsync (SQLite's
-// synchronous=FULL syncs the WAL at every commit). An fsync blocks the
+// that they share one commit and with it one fsync. On SQLite
+// (synchronous=FULL syncs the WAL at every commit) an fsync blocks the
 // thread that holds a Go P until the runtime's monitor notices, which on
 // one core stalls every other call for the fsync's duration; fewer
-// commits mean fewer stalls, and more writes a second.
+// commits mean fewer stalls, and more writes a second. On PostgreSQL each
+// write was a transaction of its own, with a WAL flush each (one fsync
+// per write under the GetTeam mix, pg_stat_wal): grouped, the database
+// does a quarter of the flushes and about half the work per write
+// (BENCHMARKS.md, "Group commit on PostgreSQL").
 //
 // What a caller sees does not change: Put returns once its write is
 // durable, with the row the write produced, or with an error and the
-// write not made. A write on its own runs exactly as before, under its
-// caller's context. When a shared transaction fails, every write in it is
+// write not made. When a shared commit fails, every write in it is
 // retried on its own, so one failing write never fails another.
+//
+// On SQLite a write on its own runs as before, under its caller's
+// context, and so do the retries: the database has one writer anyway.
+// On PostgreSQL (remote) writes to different rows never waited for each
+// other, and a write waiting for a row another session holds must not
+// hold up the writes queued behind it. So every commit there is shared
+// (a write on its own too), on a connection whose statements wait at most
+// pgGroupLockTimeout for a row lock, and the retries of a failed one run
+// each on its own goroutine, through the pool, as every write did before.
 type groupCommit struct {
-	db   *sql.DB
-	stmt *sql.Stmt // the Put statement, prepared on db
+	// shared makes the writes of live in one commit and reports each
+	// write's result, or an error and none of them made.
+	shared func(ctx context.Context, live []*putReq) ([]putResult, error)
 	// alone makes one write on its own, under its caller's context.
 	alone func(ctx context.Context, key, city, nickname string) (teams.Team, int64, error)
+	// remote: PostgreSQL's rules above.
+	remote bool
+	// closeShared releases what shared keeps (a connection); may be nil.
+	closeShared func()
+	retries     sync.WaitGroup // retries running on their own goroutines
 
 	reqs chan *putReq    // unbuffered: a send succeeds only while run runs
 	ctx  context.Context // done once close is called: run takes no more writes
@@ -55,8 +74,16 @@ type putResult struct {
 	err  error
 }
 
+// newGroupCommit groups s's writes: SQLite's share a transaction on s's
+// write pool.
 func newGroupCommit(s *Store) *groupCommit {
-	g := &groupCommit{db: s.write, stmt: s.put, alone: s.upsert, reqs: make(chan *putReq), done: make(chan struct{})}
+	return startGroupCommit(&groupCommit{shared: sqlTogether(s.write, s.put), alone: s.upsert})
+}
+
+// startGroupCommit starts g's writer goroutine; g has its way of
+// committing set.
+func startGroupCommit(g *groupCommit) *groupCommit {
+	g.reqs, g.done = make(chan *putReq), make(chan struct{})
 	g.ctx, g.end = context.WithCancel(context.Background())
 	go g.run()
 	return g
@@ -114,7 +141,8 @@ func (g *groupCommit) run() {
 	}
 }
 
-// commit makes batch's writes, together when there are several.
+// commit makes batch's writes, together when there are several (and on
+// PostgreSQL always).
 func (g *groupCommit) commit(batch []*putReq) {
 	live := batch[:0:0]
 	for _, r := range batch {
@@ -125,10 +153,10 @@ func (g *groupCommit) commit(batch []*putReq) {
 		live = append(live, r)
 	}
 	g.writes.Add(int64(len(live)))
-	switch len(live) {
-	case 0:
+	switch {
+	case len(live) == 0:
 		return
-	case 1:
+	case len(live) == 1 && !g.remote:
 		g.commits.Add(1)
 		live[0].res <- g.single(live[0])
 		return
@@ -143,7 +171,15 @@ func (g *groupCommit) commit(batch []*putReq) {
 	}
 	for _, r := range live {
 		g.commits.Add(1)
-		r.res <- g.single(r)
+		if !g.remote {
+			r.res <- g.single(r)
+			continue
+		}
+		g.retries.Add(1)
+		go func() {
+			defer g.retries.Done()
+			r.res <- g.single(r)
+		}()
 	}
 }
 
@@ -157,9 +193,9 @@ func (g *groupCommit) single(r *putReq) putResult {
 	return res
 }
 
-// together makes every write of live in one transaction, which lasts as
-// long as one of their callers still waits (or until the store closes).
-func (g *groupCommit) together(live []*putReq) (results []putResult, err error) {
+// together makes every write of live in one commit, which lasts as long
+// as one of their callers still waits (or until the store closes).
+func (g *groupCommit) together(live []*putReq) ([]putResult, error) {
 	ctx, cancel := context.WithCancel(g.ctx)
 	defer cancel()
 	var waiting atomic.Int64
@@ -172,24 +208,32 @@ func (g *groupCommit) together(live []*putReq) (results []putResult, err error) 
 		})
 		defer stop()
 	}
-	tx, err := g.db.BeginTx(ctx, nil)
-	if err != nil {
-		return nil, err
-	}
-	defer func() {
+	return g.shared(ctx, live)
+}
+
+// sqlTogether makes a group's writes in one transaction on db, with stmt
+// (the Put statement, prepared on db).
+func sqlTogether(db *sql.DB, stmt *sql.Stmt) func(ctx context.Context, live []*putReq) ([]putResult, error) {
+	return func(ctx context.Context, live []*putReq) (results []putResult, err error) {
+		tx, err := db.BeginTx(ctx, nil)
 		if err != nil {
-			_ = tx.Rollback()
-		}
-	}()
-	stmt := tx.StmtContext(ctx, g.stmt)
-	results = make([]putResult, len(live))
-	for i, r := range live {
-		res := &results[i]
-		if res.team, res.rev, err = scanUpsert(stmt.QueryRowContext(ctx, r.key, r.city, r.nickname)); err != nil {
 			return nil, err
 		}
+		defer func() {
+			if err != nil {
+				_ = tx.Rollback()
+			}
+		}()
+		st := tx.StmtContext(ctx, stmt)
+		results = make([]putResult, len(live))
+		for i, r := range live {
+			res := &results[i]
+			if res.team, res.rev, err = scanUpsert(st.QueryRowContext(ctx, r.key, r.city, r.nickname)); err != nil {
+				return nil, err
+			}
+		}
+		return results, tx.Commit()
 	}
-	return results, tx.Commit()
 }
 
 // close stops taking writes, interrupts a shared transaction being
@@ -198,4 +242,8 @@ func (g *groupCommit) together(live []*putReq) (results []putResult, err error) 
 func (g *groupCommit) close() {
 	g.end()
 	<-g.done
+	g.retries.Wait()
+	if g.closeShared != nil {
+		g.closeShared()
+	}
 }

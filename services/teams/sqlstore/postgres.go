@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -29,7 +31,8 @@ var postgres = dialect{
 // connection string or URL), migrates it and seeds a new one with the
 // tutorial's teams. Several replicas may share the database.
 //
-// Its change feed keeps one more connection, listening (feed_postgres.go).
+// Its change feed keeps one more connection, listening (feed_postgres.go),
+// and its writes one more, committing them in groups (pgGroup).
 func OpenPostgres(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 	cfg, err := pgConfig(dsn)
 	if err != nil {
@@ -52,6 +55,7 @@ func OpenPostgres(ctx context.Context, dsn string, opts ...Option) (*Store, erro
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
 	o := newOptions(opts)
+	st.group = newPGGroupCommit(st, cfg, o.groupLockTimeout)
 	f := newPGFeed(cfg, o.feedInterval, newFeedLog(o.logger, st.feed, "postgres listen/notify"))
 	st.startFeed(f.run)
 	return st, nil
@@ -84,4 +88,82 @@ func pgConfig(dsn string) (*pgx.ConnConfig, error) {
 		cfg.DescriptionCacheCapacity = pgStatementCache
 	}
 	return cfg, nil
+}
+
+// pgGroupLockTimeout is how long a group's statements wait for a row
+// lock (lock_timeout) before the group gives up and retries its writes
+// each on its own: a row held by another session (a replica's
+// transaction, an operator's) holds up the writes queued behind it for
+// at most this long.
+const pgGroupLockTimeout = 250 * time.Millisecond
+
+// pgGroup commits a group's writes in one round trip: its upserts in one
+// batch, which PostgreSQL runs as one implicit transaction, on a
+// connection of its own whose statements wait at most lockTimeout for a
+// row. The rows are written in key order, so two replicas' groups that
+// share rows take their locks in the same order and never deadlock.
+type pgGroup struct {
+	config *pgx.ConnConfig
+	sql    string
+	conn   *pgx.Conn // connected at the first group, again after one is lost
+}
+
+// newPGGroupCommit groups st's writes on PostgreSQL (groupCommit).
+func newPGGroupCommit(st *Store, store *pgx.ConnConfig, lockTimeout time.Duration) *groupCommit {
+	cfg := store.Copy()
+	cfg.RuntimeParams["application_name"] = GroupApplicationName
+	cfg.RuntimeParams["lock_timeout"] = strconv.FormatInt(lockTimeout.Milliseconds(), 10)
+	p := &pgGroup{config: cfg, sql: postgres.q(putSQL)}
+	return startGroupCommit(&groupCommit{shared: p.commit, alone: st.upsert, remote: true, closeShared: p.close})
+}
+
+// GroupApplicationName names the connection that commits the store's
+// grouped writes in pg_stat_activity.
+const GroupApplicationName = "switchyard team writes"
+
+func (p *pgGroup) commit(ctx context.Context, live []*putReq) ([]putResult, error) {
+	if p.conn == nil {
+		c, err := pgx.ConnectConfig(ctx, p.config)
+		if err != nil {
+			return nil, err
+		}
+		p.conn = c
+	}
+	order := make([]int, len(live))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return strings.Compare(live[a].key, live[b].key) })
+	var b pgx.Batch
+	for _, i := range order {
+		b.Queue(p.sql, live[i].key, live[i].city, live[i].nickname)
+	}
+	results := make([]putResult, len(live))
+	br := p.conn.SendBatch(ctx, &b)
+	var err error
+	for _, i := range order {
+		res := &results[i]
+		if err = br.QueryRow().Scan(&res.team.City, &res.team.Nickname, &res.rev); err != nil {
+			break
+		}
+	}
+	// The transaction commits at the batch's end: nothing is made until
+	// Close has read that it did.
+	err = errors.Join(err, br.Close())
+	if p.conn.IsClosed() {
+		p.conn = nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return results, nil
+}
+
+func (p *pgGroup) close() {
+	if p.conn != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = p.conn.Close(ctx)
+		p.conn = nil
+	}
 }

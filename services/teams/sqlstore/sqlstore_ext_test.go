@@ -33,9 +33,9 @@ func openSQLite(t *testing.T, dir string, opts ...sqlstore.Option) *sqlstore.Sto
 	return s
 }
 
-func openPostgres(t *testing.T, dsn string) *sqlstore.Store {
+func openPostgres(t *testing.T, dsn string, opts ...sqlstore.Option) *sqlstore.Store {
 	t.Helper()
-	s, err := sqlstore.OpenPostgres(t.Context(), dsn)
+	s, err := sqlstore.OpenPostgres(t.Context(), dsn, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -56,12 +56,7 @@ func prepare(ctx context.Context, s *Store) (*Store, error) {
 		sql  string
 	}{
 		{&s.get, s.read, `SELECT city, nickname FROM teams WHERE city_key = ?`},
-		// One statement creates or updates the row, so a write is atomic
-		// without a transaction; rev starts at 1 on insert and grows on
-		// every update, which tells the two apart.
-		{&s.put, s.write, `INSERT INTO teams (city_key, city, nickname, rev) VALUES (?, ?, ?, 1)
-			ON CONFLICT (city_key) DO UPDATE SET nickname = excluded.nickname, rev = teams.rev + 1
-			RETURNING city, nickname, rev`},
+		{&s.put, s.write, putSQL},
 		{&s.del, s.write, `DELETE FROM teams WHERE city_key = ? RETURNING city, nickname`},
 	} {
 		var err error
@@ -72,6 +67,13 @@ func prepare(ctx context.Context, s *Store) (*Store, error) {
 	}
 	return s, nil
 }
+
+// putSQL creates or updates a team's row in one statement, so a write is
+// atomic without a transaction; rev starts at 1 on insert and grows on
+// every update, which tells the two apart.
+const putSQL = `INSERT INTO teams (city_key, city, nickname, rev) VALUES (?, ?, ?, 1)
+	ON CONFLICT (city_key) DO UPDATE SET nickname = excluded.nickname, rev = teams.rev + 1
+	RETURNING city, nickname, rev`
 
 var _ teams.Store = (*Store)(nil)
 

@@ -1,0 +1,192 @@
+package sqlstore_test
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver
+
+	"github.com/switchyard/switchyard/internal/pgtest"
+	"github.com/switchyard/switchyard/services/teams"
+	"github.com/switchyard/switchyard/services/teams/sqlstore"
+)
+
+// holdRow has another session of dsn lock city's row (it must exist), as
+// a replica's or an operator's open transaction would, until the returned
+// function is called.
+func holdRow(t *testing.T, dsn, city string) (release func()) {
+	t.Helper()
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx, err := db.BeginTx(t.Context(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var key string
+	if err := tx.QueryRowContext(t.Context(), `SELECT city_key FROM teams WHERE city_key = $1 FOR UPDATE`, teams.CityKey(city)).Scan(&key); err != nil {
+		t.Fatalf("lock %s: %v", city, err)
+	}
+	done := false
+	release = func() {
+		if !done {
+			done = true
+			_ = tx.Rollback()
+			_ = db.Close()
+		}
+	}
+	t.Cleanup(release)
+	return release
+}
+
+// xmins counts the transactions that last wrote the rows of cities.
+func xmins(t *testing.T, dsn string, cities []string) int {
+	t.Helper()
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	keys := make([]string, len(cities))
+	for i, c := range cities {
+		keys[i] = teams.CityKey(c)
+	}
+	var n int
+	if err := db.QueryRowContext(t.Context(), `SELECT count(DISTINCT xmin::text) FROM teams WHERE city_key = ANY($1)`, keys).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// blockedPostgresStore opens a store on a new database whose grouped
+// writes wait up to lockTimeout for a row, runs setup on the database,
+// and has a write of "First" wait for another session's lock on its row;
+// writes queue behind it.
+func blockedPostgresStore(t *testing.T, lockTimeout time.Duration, setup func(db *sql.DB)) (s *sqlstore.Store, dsn string, release func(), first <-chan error) {
+	t.Helper()
+	dsn = pgtest.Database(t)
+	s = openPostgres(t, dsn, sqlstore.WithGroupLockTimeout(lockTimeout))
+	t.Cleanup(func() { _ = s.Close() })
+	if _, _, err := s.Put(t.Context(), teams.Team{City: "First", Nickname: "Ones"}); err != nil {
+		t.Fatal(err)
+	}
+	if setup != nil {
+		db, err := sql.Open("pgx", dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		setup(db)
+		_ = db.Close()
+	}
+	release = holdRow(t, dsn, "First")
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := s.Put(t.Context(), teams.Team{City: "First", Nickname: "Twos"})
+		done <- err
+	}()
+	until(t, "the second write of First to be taken", func() bool { w, _, q := s.GroupStats(); return w == 2 && q == 0 })
+	return s, dsn, release, done
+}
+
+func TestPostgresWritesArrivingTogetherShareACommit(t *testing.T) {
+	t.Parallel()
+	s, dsn, release, first := blockedPostgresStore(t, time.Minute, nil)
+	var cities []string
+	for i := range 20 {
+		cities = append(cities, fmt.Sprintf("Group %d", i))
+	}
+	wait := putAll(t, s, cities...)
+	release()
+	if err := <-first; err != nil {
+		t.Fatalf("the write of First that waited for its row: %v", err)
+	}
+	for c, err := range wait() {
+		if err != nil {
+			t.Errorf("Put %s: %v", c, err)
+		}
+	}
+	// Two commits for First; the 20 that queued while the second waited
+	// share one (three would still be grouping).
+	if writes, commits, _ := s.GroupStats(); writes != 22 || commits > 5 {
+		t.Errorf("%d writes in %d commits, want 22 in at most 5", writes, commits)
+	}
+	if n := xmins(t, dsn, cities); n > 3 {
+		t.Errorf("the 20 grouped rows were written by %d transactions, want at most 3", n)
+	}
+	for _, c := range cities {
+		if got, err := s.Get(t.Context(), c); err != nil || got.Nickname != "Nick "+c {
+			t.Errorf("Get %s after a grouped Put = %+v, %v", c, got, err)
+		}
+	}
+	if got, err := s.Get(t.Context(), "First"); err != nil || got.Nickname != "Twos" {
+		t.Errorf("Get First = %+v, %v, want the write that waited for its row", got, err)
+	}
+}
+
+// A write that waits for a row another session holds gives up its group
+// after the lock timeout and waits on its own: the writes behind it are
+// made while the row is still held.
+func TestPostgresWriteWaitingForARowHoldsUpNoOther(t *testing.T) {
+	t.Parallel()
+	s, _, release, first := blockedPostgresStore(t, 100*time.Millisecond, nil)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	for _, c := range []string{"Free", "Also Free"} {
+		if _, _, err := s.Put(ctx, teams.Team{City: c, Nickname: "Nick " + c}); err != nil {
+			t.Fatalf("Put %s while First's row is held: %v", c, err)
+		}
+	}
+	select {
+	case err := <-first:
+		t.Fatalf("the write of First ended (%v) while another session held its row", err)
+	default:
+	}
+	release()
+	if err := <-first; err != nil {
+		t.Fatalf("the write of First, once its row was free: %v", err)
+	}
+	if got, err := s.Get(t.Context(), "First"); err != nil || got.Nickname != "Twos" {
+		t.Errorf("Get First = %+v, %v, want the write that waited", got, err)
+	}
+}
+
+// A write that fails in a group fails alone: the others are made.
+func TestPostgresFailedWriteDoesNotFailItsGroup(t *testing.T) {
+	t.Parallel()
+	// A trigger refuses one city, as a constraint would refuse a real
+	// write.
+	s, _, release, first := blockedPostgresStore(t, time.Minute, func(db *sql.DB) {
+		for _, q := range []string{
+			`CREATE FUNCTION refuse_nowhere() RETURNS trigger LANGUAGE plpgsql AS $$
+				BEGIN RAISE EXCEPTION 'no team plays in Nowhere'; END $$`,
+			`CREATE TRIGGER refuse_nowhere BEFORE INSERT ON teams FOR EACH ROW
+				WHEN (NEW.city = 'Nowhere') EXECUTE FUNCTION refuse_nowhere()`,
+		} {
+			if _, err := db.ExecContext(t.Context(), q); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+	wait := putAll(t, s, "Apple", "Nowhere", "Banana")
+	release()
+	if err := <-first; err != nil {
+		t.Fatalf("first Put: %v", err)
+	}
+	got := wait()
+	if err := got["Nowhere"]; err == nil || !strings.Contains(err.Error(), "no team plays in Nowhere") {
+		t.Errorf("refused Put = %v, want the trigger's error", err)
+	}
+	for _, c := range []string{"Apple", "Banana"} {
+		if got[c] != nil {
+			t.Errorf("Put %s beside a refused write: %v", c, got[c])
+		}
+		if team, err := s.Get(t.Context(), c); err != nil || team.Nickname != "Nick "+c {
+			t.Errorf("Get %s = %+v, %v", c, team, err)
+		}
+	}
+}
