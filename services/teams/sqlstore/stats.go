@@ -17,10 +17,8 @@ func (s *Store) PoolStats() map[string]sql.DBStats {
 }
 
 // CommitStats reports the Puts the store's writer committed and the
-// commits they took: on SQLite, writes that arrive together share one
-// (group.go). PostgreSQL's store commits each write by itself and reports
-// none (ok false). The metrics read it at each scrape
-// (telemetry.CommitStatser).
+// commits they took: writes that arrive together share one (group.go).
+// The metrics read it at each scrape (telemetry.CommitStatser).
 func (s *Store) CommitStats() (writes, commits int64, ok bool) {
 	if s.group == nil {
 		return 0, 0, false
