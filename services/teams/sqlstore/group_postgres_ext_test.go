@@ -160,7 +160,7 @@ func TestPostgresFailedWriteDoesNotFailItsGroup(t *testing.T) {
 	t.Parallel()
 	// A trigger refuses one city, as a constraint would refuse a real
 	// write.
-	s, _, release, first := blockedPostgresStore(t, time.Minute, func(db *sql.DB) {
+	s, dsn, release, first := blockedPostgresStore(t, time.Minute, func(db *sql.DB) {
 		for _, q := range []string{
 			`CREATE FUNCTION refuse_nowhere() RETURNS trigger LANGUAGE plpgsql AS $$
 				BEGIN RAISE EXCEPTION 'no team plays in Nowhere'; END $$`,
@@ -189,4 +189,29 @@ func TestPostgresFailedWriteDoesNotFailItsGroup(t *testing.T) {
 			t.Errorf("Get %s = %+v, %v", c, team, err)
 		}
 	}
+	// The refused group made nothing: each write was made once, by its
+	// retry (a group that had kept Apple and Banana, written before
+	// Nowhere in key order, would leave them at rev 2).
+	if revs := revisions(t, dsn, "Apple", "Banana"); revs != 2 {
+		t.Errorf("Apple and Banana revisions add up to %d, want 1 each", revs)
+	}
+}
+
+// revisions adds up the rev of cities' rows.
+func revisions(t *testing.T, dsn string, cities ...string) int64 {
+	t.Helper()
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	keys := make([]string, len(cities))
+	for i, c := range cities {
+		keys[i] = teams.CityKey(c)
+	}
+	var n int64
+	if err := db.QueryRowContext(t.Context(), `SELECT coalesce(sum(rev), 0) FROM teams WHERE city_key = ANY($1)`, keys).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
