@@ -136,8 +136,21 @@ func TestSQLiteFailedWriteDoesNotFailItsGroup(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+	refusedGroup(t, s, unlock, first)
+	// The group's transaction was rolled back and each write retried on
+	// its own: 1 + 3 commits.
+	if writes, commits, _ := s.GroupStats(); writes != 4 || commits != 4 {
+		t.Errorf("%d writes in %d commits, want 4 in 4", writes, commits)
+	}
+}
+
+// refusedGroup queues writes of Apple, Nowhere (which a trigger of the
+// database refuses) and Banana behind first, a write that waits until
+// unblock is called, and checks that only Nowhere's fails.
+func refusedGroup(t *testing.T, s *sqlstore.Store, unblock func(), first <-chan error) {
+	t.Helper()
 	wait := putAll(t, s, "Apple", "Nowhere", "Banana")
-	unlock()
+	unblock()
 	if err := <-first; err != nil {
 		t.Fatalf("first Put: %v", err)
 	}
@@ -155,11 +168,6 @@ func TestSQLiteFailedWriteDoesNotFailItsGroup(t *testing.T) {
 	}
 	if _, err := s.Get(t.Context(), "Nowhere"); !errors.Is(err, teams.ErrNotFound) {
 		t.Errorf("Get of the refused city = %v, want not found", err)
-	}
-	// The group's transaction was rolled back and each write retried on
-	// its own: 1 + 3 commits.
-	if writes, commits, _ := s.GroupStats(); writes != 4 || commits != 4 {
-		t.Errorf("%d writes in %d commits, want 4 in 4", writes, commits)
 	}
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"strings"
 	"testing"
 	"time"
 
@@ -44,8 +43,9 @@ func holdRow(t *testing.T, dsn, city string) (release func()) {
 	return release
 }
 
-// xmins counts the transactions that last wrote the rows of cities.
-func xmins(t *testing.T, dsn string, cities []string) int {
+// overCities runs query, an aggregate over the rows whose city_key is in
+// $1, for cities' keys.
+func overCities(t *testing.T, dsn, query string, cities ...string) int64 {
 	t.Helper()
 	db, err := sql.Open("pgx", dsn)
 	if err != nil {
@@ -56,8 +56,8 @@ func xmins(t *testing.T, dsn string, cities []string) int {
 	for i, c := range cities {
 		keys[i] = teams.CityKey(c)
 	}
-	var n int
-	if err := db.QueryRowContext(t.Context(), `SELECT count(DISTINCT xmin::text) FROM teams WHERE city_key = ANY($1)`, keys).Scan(&n); err != nil {
+	var n int64
+	if err := db.QueryRowContext(t.Context(), query, keys).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	return n
@@ -115,7 +115,8 @@ func TestPostgresWritesArrivingTogetherShareACommit(t *testing.T) {
 	if writes, commits, _ := s.GroupStats(); writes != 22 || commits > 5 {
 		t.Errorf("%d writes in %d commits, want 22 in at most 5", writes, commits)
 	}
-	if n := xmins(t, dsn, cities); n > 3 {
+	// The transactions that last wrote each row.
+	if n := overCities(t, dsn, `SELECT count(DISTINCT xmin::text) FROM teams WHERE city_key = ANY($1)`, cities...); n > 3 {
 		t.Errorf("the 20 grouped rows were written by %d transactions, want at most 3", n)
 	}
 	for _, c := range cities {
@@ -172,46 +173,11 @@ func TestPostgresFailedWriteDoesNotFailItsGroup(t *testing.T) {
 			}
 		}
 	})
-	wait := putAll(t, s, "Apple", "Nowhere", "Banana")
-	release()
-	if err := <-first; err != nil {
-		t.Fatalf("first Put: %v", err)
-	}
-	got := wait()
-	if err := got["Nowhere"]; err == nil || !strings.Contains(err.Error(), "no team plays in Nowhere") {
-		t.Errorf("refused Put = %v, want the trigger's error", err)
-	}
-	for _, c := range []string{"Apple", "Banana"} {
-		if got[c] != nil {
-			t.Errorf("Put %s beside a refused write: %v", c, got[c])
-		}
-		if team, err := s.Get(t.Context(), c); err != nil || team.Nickname != "Nick "+c {
-			t.Errorf("Get %s = %+v, %v", c, team, err)
-		}
-	}
+	refusedGroup(t, s, release, first)
 	// The refused group made nothing: each write was made once, by its
 	// retry (a group that had kept Apple and Banana, written before
 	// Nowhere in key order, would leave them at rev 2).
-	if revs := revisions(t, dsn, "Apple", "Banana"); revs != 2 {
+	if revs := overCities(t, dsn, `SELECT coalesce(sum(rev), 0) FROM teams WHERE city_key = ANY($1)`, "Apple", "Banana"); revs != 2 {
 		t.Errorf("Apple and Banana revisions add up to %d, want 1 each", revs)
 	}
-}
-
-// revisions adds up the rev of cities' rows.
-func revisions(t *testing.T, dsn string, cities ...string) int64 {
-	t.Helper()
-	db, err := sql.Open("pgx", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	keys := make([]string, len(cities))
-	for i, c := range cities {
-		keys[i] = teams.CityKey(c)
-	}
-	var n int64
-	if err := db.QueryRowContext(t.Context(), `SELECT coalesce(sum(rev), 0) FROM teams WHERE city_key = ANY($1)`, keys).Scan(&n); err != nil {
-		t.Fatal(err)
-	}
-	return n
 }
