@@ -181,3 +181,49 @@ func TestPostgresFailedWriteDoesNotFailItsGroup(t *testing.T) {
 		t.Errorf("Apple and Banana revisions add up to %d, want 1 each", revs)
 	}
 }
+
+// The group's connection, lost (the database restarted it, a network
+// dropped it), costs no write: the group that finds it gone is retried
+// through the pool, and the next group connects again.
+func TestPostgresGroupConnectionLostIsReplaced(t *testing.T) {
+	t.Parallel()
+	dsn := pgtest.Database(t)
+	s := openPostgres(t, dsn)
+	t.Cleanup(func() { _ = s.Close() })
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	groupConns := func() (n int) {
+		if err := db.QueryRowContext(t.Context(), `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND application_name = $1`, sqlstore.GroupApplicationName).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	put := func(city string) {
+		t.Helper()
+		if _, _, err := s.Put(t.Context(), teams.Team{City: city, Nickname: "Nick " + city}); err != nil {
+			t.Fatalf("Put %s: %v", city, err)
+		}
+		if got, err := s.Get(t.Context(), city); err != nil || got.Nickname != "Nick "+city {
+			t.Fatalf("Get %s = %+v, %v", city, got, err)
+		}
+	}
+	put("Before")
+	if n := groupConns(); n != 1 {
+		t.Fatalf("%d group connections after a write, want 1", n)
+	}
+	var killed int
+	if err := db.QueryRowContext(t.Context(), `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+		WHERE datname = current_database() AND application_name = $1`, sqlstore.GroupApplicationName).Scan(&killed); err != nil || killed != 1 {
+		t.Fatalf("terminated %d group connections (%v), want 1", killed, err)
+	}
+	until(t, "the group's connection to end", func() bool { return groupConns() == 0 })
+	put("During") // its group finds the connection gone
+	put("After")  // its group connects again
+	if n := groupConns(); n != 1 {
+		t.Errorf("%d group connections after the lost one, want 1 again", n)
+	}
+}
