@@ -73,8 +73,8 @@ type PoolStatser interface {
 }
 
 // CommitStatser is a store that groups writes into commits (the SQLite
-// and PostgreSQL stores): it reports the writes it committed and the commits they took,
-// or ok false when it does not group them.
+// and PostgreSQL stores): it reports the writes it committed and the
+// commits they took, or ok false when it does not group them.
 type CommitStatser interface {
 	CommitStats() (writes, commits int64, ok bool)
 }

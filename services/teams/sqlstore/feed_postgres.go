@@ -60,13 +60,9 @@ type pgFeed struct {
 }
 
 // newPGFeed listens with a connection of its own, configured as the
-// store's (a copy of store).
+// store's (ownConnConfig).
 func newPGFeed(store *pgx.ConnConfig, interval time.Duration, log *feedLog) *pgFeed {
-	cfg := store.Copy()
-	cfg.RuntimeParams["application_name"] = FeedApplicationName
-	if cfg.ConnectTimeout == 0 || cfg.ConnectTimeout > 5*time.Second {
-		cfg.ConnectTimeout = 5 * time.Second
-	}
+	cfg := ownConnConfig(store, FeedApplicationName)
 	id := make([]byte, 8)
 	_, _ = rand.Read(id)
 	return &pgFeed{config: cfg, interval: interval, log: log, heartbeat: "switchyard_feed_" + hex.EncodeToString(id)}

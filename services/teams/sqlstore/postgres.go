@@ -110,11 +110,23 @@ type pgGroup struct {
 
 // newPGGroupCommit groups st's writes on PostgreSQL (groupCommit).
 func newPGGroupCommit(st *Store, store *pgx.ConnConfig, lockTimeout time.Duration) *groupCommit {
-	cfg := store.Copy()
-	cfg.RuntimeParams["application_name"] = GroupApplicationName
+	cfg := ownConnConfig(store, GroupApplicationName)
 	cfg.RuntimeParams["lock_timeout"] = strconv.FormatInt(lockTimeout.Milliseconds(), 10)
-	p := &pgGroup{config: cfg, sql: postgres.q(putSQL)}
-	return startGroupCommit(&groupCommit{shared: p.commit, alone: st.upsert, remote: true, closeShared: p.close})
+	p := &pgGroup{config: cfg, sql: st.dialect.q(putSQL)}
+	return startGroupCommit(&groupCommit{shared: p.commit, alone: st.upsert, remote: st.dialect.remote, closeShared: p.close})
+}
+
+// ownConnConfig configures a connection the store keeps for one task (the
+// feed's listener, the grouped writes) as the store's, named app in
+// pg_stat_activity; a connect waits at most 5 s, so a database that does
+// not answer holds the task up no longer.
+func ownConnConfig(store *pgx.ConnConfig, app string) *pgx.ConnConfig {
+	cfg := store.Copy()
+	cfg.RuntimeParams["application_name"] = app
+	if cfg.ConnectTimeout == 0 || cfg.ConnectTimeout > 5*time.Second {
+		cfg.ConnectTimeout = 5 * time.Second
+	}
+	return cfg
 }
 
 // GroupApplicationName names the connection that commits the store's
