@@ -10,8 +10,10 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/signal"
 	"runtime"
 	"runtime/pprof"
+	"syscall"
 	"time"
 
 	"github.com/switchyard/switchyard/internal/coalesce"
@@ -28,6 +30,8 @@ func main() {
 	memOut := flag.String("memprofile", "", "also write an allocation profile of the same span (sampled every 512 bytes) here")
 	mutexOut := flag.String("mutexprofile", "", "also write a mutex contention profile of the same span (every event) here")
 	blockOut := flag.String("blockprofile", "", "also write a blocking profile of the same span (every event) here")
+	metricsOut := flag.String("metrics", "", "also write what runtime/metrics say of the same span (scheduling latencies, mutex wait, GC) here")
+	wait := flag.Bool("wait", false, "once the profiles are written, keep serving until SIGINT or SIGTERM (so that a load generator running past the span does not lose its connections)")
 	flag.Parse()
 	logOut := coalesce.NewWriter(os.Stderr, 1<<20)
 	logger := slog.New(telemetry.NewTextHandler(logOut, slog.LevelInfo)) // as cmd/switchyard logs
@@ -57,10 +61,25 @@ func main() {
 	if *blockOut != "" {
 		runtime.SetBlockProfileRate(1)
 	}
+	m0 := readMetrics()
 	_ = pprof.StartCPUProfile(f)
 	time.Sleep(*seconds)
 	pprof.StopCPUProfile()
+	m1 := readMetrics()
 	_ = f.Close()
+	if *metricsOut != "" {
+		mf, err := os.Create(*metricsOut)
+		if err == nil {
+			err = writeMetrics(mf, m0, m1, seconds.Seconds())
+			if cerr := mf.Close(); err == nil {
+				err = cerr
+			}
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+	}
 	for name, out := range map[string]string{"mutex": *mutexOut, "block": *blockOut} {
 		if out == "" {
 			continue
@@ -81,5 +100,11 @@ func main() {
 		}
 		_ = pprof.Lookup("allocs").WriteTo(mf, 0)
 		_ = mf.Close()
+	}
+	if *wait {
+		fmt.Fprintln(os.Stderr, "syprof: profiles written; serving until SIGINT or SIGTERM")
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+		<-sig
 	}
 }
