@@ -232,13 +232,13 @@ bench: ## Switchyard vs grpc-go peers, every row at 1 server core, ~11 min (not 
 	$(TMP)/bench/benchrun -bin $(TMP)/bench $(BENCHARGS)
 
 .PHONY: bench-bundle
-bench-bundle: ## Static benchmark binaries and multicore.sh in .tmp/bench-bundle (and .tar.gz), for a many-core machine with nothing installed
+bench-bundle: ## Static benchmark binaries, multicore.sh and device.sh in .tmp/bench-bundle (and .tar.gz), for a many-core machine with nothing installed
 	bench/bundle.sh $(TMP)/bench-bundle
 	tar -czf $(TMP)/bench-bundle.tar.gz -C $(TMP) bench-bundle
-	@echo "copy $(TMP)/bench-bundle.tar.gz to the machine, unpack it and run bench-bundle/multicore.sh"
+	@echo "copy $(TMP)/bench-bundle.tar.gz to the machine, unpack it and run bench-bundle/multicore.sh (about 30 minutes), or bench-bundle/device.sh on a machine lent for minutes (BENCHMARKS.md)"
 
 .PHONY: bench-test
-bench-test: ## Tests of the benchmark's tools: load generator, peers, benchrun, multicore.sh at 1 server core
+bench-test: ## Tests of the benchmark's tools: load generator, peers, benchrun, syprof, multicore.sh and device.sh at 1 server core
 	cd bench && go test -race -count=1 ./...
 
 test: bench-test

@@ -29,7 +29,36 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "benchrun:", err)
 		os.Exit(1)
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if bundleDir != "" {
+		_ = os.RemoveAll(bundleDir)
+	}
+	os.Exit(code)
+}
+
+var (
+	bundleOnce sync.Once
+	bundleDir  string
+	bundleErr  error
+)
+
+// buildBundle makes the bundle `make bench-bundle` packs (bundle.sh), once
+// for the tests that run its scripts; TestMain removes it.
+func buildBundle(t *testing.T) string {
+	t.Helper()
+	bundleOnce.Do(func() {
+		if bundleDir, bundleErr = os.MkdirTemp("", "switchyard-bundle-"); bundleErr != nil {
+			return
+		}
+		out, err := exec.Command("bash", "../../bundle.sh", bundleDir).CombinedOutput()
+		if err != nil {
+			bundleErr = fmt.Errorf("bundle.sh: %v\n%s", err, out)
+		}
+	})
+	if bundleErr != nil {
+		t.Fatal(bundleErr)
+	}
+	return bundleDir
 }
 
 // Core counts that leave the load generator fewer than half as many
@@ -156,12 +185,8 @@ func TestPinTree(t *testing.T) {
 // directory behind. (PostgreSQL must be there under CI, as for every
 // store test.)
 func TestMulticoreScriptAtOneCore(t *testing.T) {
-	bundle := t.TempDir()
-	build := exec.Command("bash", "../../bundle.sh", bundle)
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("bundle.sh: %v\n%s", err, out)
-	}
-	for _, name := range []string{"switchyard", "benchrun", "loadgen", "grpcteams", "grpcref", "routeguide-example"} {
+	bundle := buildBundle(t)
+	for _, name := range []string{"switchyard", "benchrun", "loadgen", "grpcteams", "grpcref", "routeguide-example", "syprof"} {
 		f, err := elf.Open(filepath.Join(bundle, name))
 		if err != nil {
 			t.Fatal(err)
