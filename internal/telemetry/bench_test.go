@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard/switchyard/internal/coalesce"
 	"github.com/switchyard/switchyard/internal/outcome"
 )
 
@@ -48,4 +49,36 @@ func BenchmarkCallEnded(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkCallLineParallel is the log line's cost when every P writes
+// call lines at once, as cmd/switchyard writes them: through a TextHandler
+// on a coalesce.Writer (here to io.Discard). What it measures is the
+// shared part of each line: the locks every call takes on its way out.
+// Run it with -cpu 1,2,4...
+func BenchmarkCallLineParallel(b *testing.B) {
+	out := coalesce.NewWriter(io.Discard, 1<<20)
+	defer out.Close(time.Second)
+	tel, err := New(Options{Logger: slog.New(NewTextHandler(out, slog.LevelInfo))})
+	if err != nil {
+		b.Fatal(err)
+	}
+	tel.ServeProcedures([]string{"/teams.v1.TeamsService/GetTeam"})
+	req := httptest.NewRequest(http.MethodPost, "/teams.v1.TeamsService/GetTeam", nil)
+	req.Header.Set("Content-Type", "application/grpc")
+	req.Header.Set("User-Agent", "grpc-go/1.85.0")
+	req.RemoteAddr = "127.0.0.1:50000"
+	trailer := http.Header{"Grpc-Status": {"0"}}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		var r outcome.Record
+		for pb.Next() {
+			r.Reset()
+			r.Begin(req, time.Now())
+			tel.CallStarted(&r)
+			r.Handled = true
+			r.Finish(time.Now(), 200, trailer, outcome.EndSent, outcome.CodeOK)
+			tel.CallEnded(&r)
+		}
+	})
 }

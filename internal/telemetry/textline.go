@@ -10,6 +10,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/switchyard/switchyard/internal/coalesce"
 	"github.com/switchyard/switchyard/internal/outcome"
 )
 
@@ -19,15 +20,21 @@ import (
 // 15 µs GetTeam call. Every other line goes through slog.
 type TextHandler struct {
 	slog.Handler // *slog.TextHandler on w
-	w            *lineWriter
+	w            io.Writer
 	stamp        lastStamp
 }
 
 // NewTextHandler is slog.NewTextHandler(w, &slog.HandlerOptions{Level:
-// level}), with the call lines written directly.
+// level}), with the call lines written directly. Each line is one Write;
+// lines from many goroutines are kept whole by a lock around w, except
+// on a *coalesce.Writer (what cmd/switchyard logs through), whose every
+// Write is whole already: a second lock there would be one more that
+// every call takes on every core.
 func NewTextHandler(w io.Writer, level slog.Leveler) *TextHandler {
-	lw := &lineWriter{w: w}
-	return &TextHandler{Handler: slog.NewTextHandler(lw, &slog.HandlerOptions{Level: level}), w: lw}
+	if _, whole := w.(*coalesce.Writer); !whole {
+		w = &lineWriter{w: w}
+	}
+	return &TextHandler{Handler: slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}), w: w}
 }
 
 // lineWriter serializes the whole lines of slog and of the call lines.
