@@ -36,19 +36,18 @@ D=${D:-1.5}
 PROFILE_S=${PROFILE_S:-3}
 PROFILES=${PROFILES:-getfeature getteam}
 mkdir -p "$OUT"
-exec > >(tee "$OUT/log.txt") 2>&1
 start=$SECONDS
-work=$(mktemp -d "${TMPDIR:-/tmp}/switchyard-device-XXXXXX")
-pids=()
+work= pids=()
+
+# cleanup stops what main started and removes its work directory.
 cleanup() {
 	local p
 	for p in "${pids[@]}"; do
 		kill "$p" 2>/dev/null
-		wait "$p" 2>/dev/null # not a bare wait: that waits for tee, too
+		wait "$p" 2>/dev/null
 	done
-	rm -rf "$work"
+	[ -n "$work" ] && rm -rf "$work"
 }
-trap cleanup EXIT
 
 # fits NAME SECONDS: whether a step of about SECONDS fits what is left.
 fits() {
@@ -137,7 +136,8 @@ profile() {
 		sleep 0.05
 	done
 	if [ -z "$addr" ]; then
-		echo "profile $w $mode: syprof did not start"
+		echo "profile $w $mode: syprof did not start:"
+		tail -5 "$work/syprof.log"
 		kill "$sp" 2>/dev/null
 		return
 	fi
@@ -152,7 +152,7 @@ profile() {
 }
 
 profiles() {
-	local total n c w mode
+	local total n w mode
 	total=$(cpus | wc -l)
 	for n in $COUNTS; do
 		[ $((n + (n + 1) / 2)) -le "$total" ] && break
@@ -171,6 +171,8 @@ profiles() {
 }
 
 main() {
+	trap cleanup EXIT
+	work=$(mktemp -d "${TMPDIR:-/tmp}/switchyard-device-XXXXXX") || exit
 	echo "== device.sh: budget $BUDGET s; counts $COUNTS; rows $ROWS; $ROUNDS rounds of ${WARMUP} s + ${D} s; profiles ${PROFILE_S} s of $PROFILES"
 	sync ./switchyard ./grpcteams ./grpcref ./routeguide-example ./loadgen ./benchrun ./syprof 2>/dev/null || sync
 	machine >"$work/machine.txt"
@@ -180,4 +182,6 @@ main() {
 	profiles
 	echo "== device.sh done in $((SECONDS - start)) s of $BUDGET; results in $OUT"
 }
-main "$@"
+# A pipeline, not a redirection to a process substitution: the script ends
+# only once tee has written the log's last line to $OUT.
+main "$@" 2>&1 | tee "$OUT/log.txt"
