@@ -155,7 +155,7 @@ func (p *pgGroup) commit(ctx context.Context, live []*putReq) ([]putResult, erro
 	var err error
 	for _, i := range order {
 		res := &results[i]
-		if err = br.QueryRow().Scan(&res.team.City, &res.team.Nickname, &res.rev); err != nil {
+		if res.team, res.rev, err = scanUpsert(br.QueryRow()); err != nil {
 			break
 		}
 	}

@@ -194,7 +194,9 @@ func (s *Store) upsert(ctx context.Context, key, city, nickname string) (t teams
 	return scanUpsert(s.put.QueryRowContext(ctx, key, city, nickname))
 }
 
-func scanUpsert(row *sql.Row) (t teams.Team, rev int64, err error) {
+// scanUpsert reads the row putSQL returns, from database/sql or (a group
+// on PostgreSQL, pgGroup) from pgx.
+func scanUpsert(row interface{ Scan(dest ...any) error }) (t teams.Team, rev int64, err error) {
 	err = row.Scan(&t.City, &t.Nickname, &rev)
 	return t, rev, err
 }
