@@ -59,24 +59,19 @@ fits() {
 	return 1
 }
 
-# cpus: the CPUs this process may use, one per line (benchrun's order).
-cpus() {
-	awk '/^Cpus_allowed_list/ { n = split($2, r, ","); for (i = 1; i <= n; i++) { m = split(r[i], ab, "-"); hi = m == 2 ? ab[2] : ab[1]; for (c = ab[1]; c <= hi; c++) print c } }' /proc/self/status
-}
-
 # cputicks PID: the process's user + system time in clock ticks.
 cputicks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 
 machine() {
 	echo "== machine"
 	echo "kernel: $(uname -srm) ($(uname -v))"
-	echo "CPUs allowed: $(cpus | wc -l) ($(grep -m1 Cpus_allowed_list /proc/self/status | cut -f2)); model: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
+	echo "CPUs allowed: $(nproc) ($(grep -m1 Cpus_allowed_list /proc/self/status | cut -f2)); model: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
 	echo "CPU 0's hyperthread siblings: $(cat /sys/devices/system/cpu/cpu0/topology/thread_siblings_list 2>/dev/null || echo unknown)"
 	echo "load average: $(cut -d' ' -f1-3 /proc/loadavg); memory: $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)"
 	# Two spinners pinned to the first CPU for 2 s: with pinning they
 	# share it (about 2 CPU-seconds together), without it each has its own.
 	local first hz a b t0 t1
-	first=$(cpus | head -1)
+	read -r _ first _ < <(./benchrun -layout -cores 1)
 	hz=$(getconf CLK_TCK 2>/dev/null || echo 100)
 	./benchrun -pin "$first" -- /bin/sh -c 'while :; do :; done' &
 	a=$!
@@ -113,14 +108,12 @@ rows() {
 	done
 }
 
-# profile WORKLOAD MODE N: syprof on the first N CPUs, the load generator on
-# the others, N connections of 64 calls in flight.
+# profile WORKLOAD MODE N SERVER_CPUS LOAD_CPUS: syprof on the server CPUs
+# with GOMAXPROCS=N, the load generator on the others, N connections of
+# 64 calls in flight.
 profile() {
-	local w=$1 mode=$2 n=$3 all server client flags out=$work/profiles
+	local w=$1 mode=$2 n=$3 server=$4 client=$5 flags out=$work/profiles
 	mkdir -p "$out"
-	all=$(cpus)
-	server=$(echo "$all" | head -n "$n" | paste -sd, -)
-	client=$(echo "$all" | tail -n +"$((n + 1))" | paste -sd, -)
 	case $mode in
 	cpu) flags=(-cpuprofile "$out/cpu-$w-$n.pprof" -metrics "$out/metrics-$w-$n.txt") ;;
 	lock) flags=(-cpuprofile "$work/discard.pprof" -mutexprofile "$out/mutex-$w-$n.pprof" -blockprofile "$out/block-$w-$n.pprof") ;;
@@ -151,21 +144,20 @@ profile() {
 	tar -czf "$OUT/profiles.tar.gz.new" -C "$work" profiles && mv "$OUT/profiles.tar.gz.new" "$OUT/profiles.tar.gz"
 }
 
+# profiles runs profile at the largest count of COUNTS that fits, pinned as
+# benchrun pins (benchrun -layout).
 profiles() {
-	local total n w mode
-	total=$(cpus | wc -l)
-	for n in $COUNTS; do
-		[ $((n + (n + 1) / 2)) -le "$total" ] && break
-		n=
-	done
-	if [ -z "$n" ]; then
-		echo "== profiles: skipped, no core count of $COUNTS fits $total CPUs"
+	local layout n server client w mode
+	# shellcheck disable=SC2086 # COUNTS are words
+	if ! layout=$(./benchrun -layout -cores "$(echo $COUNTS | tr ' ' ,)"); then
+		echo "== profiles: skipped (above: why)"
 		return
 	fi
+	read -r n server client <<<"$layout"
 	for w in $PROFILES; do
 		for mode in cpu lock; do
 			fits "profile $w $mode at $n server core(s)" "$(awk -v p="$PROFILE_S" 'BEGIN { print p + 3 }')" || continue
-			profile "$w" "$mode" "$n"
+			profile "$w" "$mode" "$n" "$server" "$client"
 		done
 	done
 }

@@ -61,6 +61,30 @@ func buildBundle(t *testing.T) string {
 	return bundleDir
 }
 
+// -layout names the first count that fits, with plan's CPUs, and fails
+// naming why when none does.
+func TestFirstLayout(t *testing.T) {
+	sixteen := make([]int, 16)
+	for i := range sixteen {
+		sixteen[i] = i
+	}
+	for _, c := range []struct {
+		cpus, counts []int
+		want         string
+	}{
+		{sixteen, []int{8, 4, 2, 1}, "8 0,1,2,3,4,5,6,7 8,9,10,11,12,13,14,15"},
+		{sixteen, []int{16, 4}, "4 0,1,2,3 4,5,6,7,8,9,10,11,12,13,14,15"},
+		{[]int{2, 5}, []int{8, 4, 2, 1}, "1 2 5"},
+	} {
+		if got, err := firstLayout(c.cpus, c.counts); err != nil || got != c.want {
+			t.Errorf("firstLayout(%v, %v) = %q, %v, want %q", c.cpus, c.counts, got, err, c.want)
+		}
+	}
+	if got, err := firstLayout([]int{0, 1}, []int{8, 2}); err == nil || !strings.Contains(err.Error(), "8 server core(s): skipped") {
+		t.Errorf("no count fits: %q, %v", got, err)
+	}
+}
+
 // Core counts that leave the load generator fewer than half as many
 // cores (and at least one) are skipped with the reason; the others get
 // the first CPUs for the servers and the rest for the load generator.

@@ -45,6 +45,17 @@ func plan(cpus []int, counts []int) (fit []layout, skipped []string) {
 	return fit, skipped
 }
 
+// firstLayout is where the first of counts that fits cpus would run, as
+// benchrun -layout prints it: "N SERVER_CPUS LOAD_CPUS".
+func firstLayout(cpus []int, counts []int) (string, error) {
+	fit, skipped := plan(cpus, counts)
+	if len(fit) == 0 {
+		return "", fmt.Errorf("no requested core count fits this machine: %s", strings.Join(skipped, "; "))
+	}
+	l := fit[0]
+	return fmt.Sprintf("%d %s %s", l.cores, cpuList(l.server), cpuList(l.client)), nil
+}
+
 // allowedCPUs lists the CPUs this process may run on, in order.
 func allowedCPUs() []int {
 	var set unix.CPUSet

@@ -57,10 +57,18 @@ func main() {
 	flag.Float64Var(&c.unknown, "unknown", 0.1, "GetTeam rows: share of calls for a city without a team")
 	flag.Float64Var(&c.writeShare, "write-share", 0.01, "GetTeam rows: PutTeam calls per read, from a writer process")
 	flag.StringVar(&c.postgres, "postgres", "auto", `PostgreSQL rows: "auto" (run them when initdb is found), "on" (fail without it) or "off"`)
+	layoutOnly := flag.Bool("layout", false, `run nothing: print where the first count of -cores this machine gives would run, as "N SERVER_CPUS LOAD_CPUS" (CPU lists comma-separated), for scripts that start their own processes (device.sh)`)
 	flag.Parse()
 	var err error
 	if c.cores, err = parseCounts(cores); err == nil {
-		err = run(c)
+		if *layoutOnly {
+			var line string
+			if line, err = firstLayout(allowedCPUs(), c.cores); err == nil {
+				fmt.Println(line)
+			}
+		} else {
+			err = run(c)
+		}
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "benchrun:", err)
