@@ -92,24 +92,30 @@ breaking: ## buf breaking against the previous commit (skipped on the first one)
 		echo "buf breaking: no previous commit to compare with"; \
 	fi
 
+# test_summary counts a `go test -v` log's passes, failures and skips and,
+# when anything failed, prints what each failing test wrote (the summary
+# lines alone do not say why) and fails.
+define test_summary
+pass=$$(grep -c -- '--- PASS' $(1) || true); fail=$$(grep -c -- '--- FAIL' $(1) || true); \
+skip=$$(grep -c -- '--- SKIP' $(1) || true); \
+echo "$(2): $$pass passed, $$fail failed, $$skip skipped"; \
+if grep -qE '^(FAIL|panic:)' $(1); then \
+	echo "== what the failing tests wrote ($(1))"; awk -f tools/failed-tests.awk $(1); exit 1; \
+fi
+endef
+
 .PHONY: unit
 unit: ## go test -race ./... with a pass/fail/skip count
 	@mkdir -p $(TMP)
 	go test -race -count=1 -v ./... 2>&1 | tee $(TMP)/test.log | grep -E '^(--- |ok|FAIL|panic)' || true
-	@pass=$$(grep -c -- '--- PASS' $(TMP)/test.log || true); fail=$$(grep -c -- '--- FAIL' $(TMP)/test.log || true); \
-	skip=$$(grep -c -- '--- SKIP' $(TMP)/test.log || true); \
-	echo "tests: $$pass passed, $$fail failed, $$skip skipped"; \
-	! grep -qE '^(FAIL|panic:)' $(TMP)/test.log
+	@$(call test_summary,$(TMP)/test.log,tests)
 
 .PHONY: e2e
 e2e: ## End-to-end suite: the real switchyard process called by grpcurl, buf curl, curl, grpc-go, the demo clients, examples/sdk and the README's commands
 	@mkdir -p $(TMP)
 	go vet -tags e2e ./e2e/
 	go test -tags e2e -count=1 -v ./e2e/ 2>&1 | tee $(TMP)/e2e.log | grep -E '^ *(--- |ok|FAIL|panic)' || true
-	@pass=$$(grep -c -- '--- PASS' $(TMP)/e2e.log || true); fail=$$(grep -c -- '--- FAIL' $(TMP)/e2e.log || true); \
-	skip=$$(grep -c -- '--- SKIP' $(TMP)/e2e.log || true); \
-	echo "e2e cases (tests and subtests): $$pass passed, $$fail failed, $$skip skipped"; \
-	! grep -qE '^(FAIL|panic:)' $(TMP)/e2e.log
+	@$(call test_summary,$(TMP)/e2e.log,e2e cases (tests and subtests))
 
 .PHONY: test
 test: lint checkgenerate breaking unit e2e test-scale deploy-check fuzz soak-short ## Every check and test (what CI runs)
@@ -118,10 +124,7 @@ test: lint checkgenerate breaking unit e2e test-scale deploy-check fuzz soak-sho
 test-scale: ## Scale-out on loopback: PostgreSQL, two replicas behind nginx; two processes on one SQLite directory; rolling upgrades (needs the git history)
 	@mkdir -p $(TMP)
 	go test -tags scale -count=1 -v ./e2e/scale/ 2>&1 | tee $(TMP)/scale.log | grep -E '^ *(--- |ok|FAIL|panic)' || true
-	@pass=$$(grep -c -- '--- PASS' $(TMP)/scale.log || true); fail=$$(grep -c -- '--- FAIL' $(TMP)/scale.log || true); \
-	skip=$$(grep -c -- '--- SKIP' $(TMP)/scale.log || true); \
-	echo "scale cases (tests and subtests): $$pass passed, $$fail failed, $$skip skipped"; \
-	! grep -qE '^(FAIL|panic:)' $(TMP)/scale.log
+	@$(call test_summary,$(TMP)/scale.log,scale cases (tests and subtests))
 
 .PHONY: deploy-check
 deploy-check: ## Check deploy/ with real parsers: Kubernetes types, compose-go, the Dockerfile parser, systemd-analyze, nginx -t
