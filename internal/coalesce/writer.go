@@ -191,8 +191,12 @@ func (c *Writer) writeLocked() {
 		c.mu.Lock()
 	}
 	c.writing = false
-	if cap(c.spare) > 4*c.maxPending {
-		c.spare = nil // a burst grew it; let it go
+	if cap(c.spare) > c.maxPending/4 {
+		// A backlog grew it: let it go, so that a writer whose
+		// destination once fell behind does not keep two buffers of
+		// up to maxPending each for its life (a connection beneath
+		// net/http's server, BufferedListener, kept about half a MiB).
+		c.spare = nil
 	}
 	c.cond.Broadcast()
 	if err != nil {

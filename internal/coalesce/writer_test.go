@@ -181,3 +181,39 @@ func TestWriterRunsActionsBetweenWrites(t *testing.T) {
 		t.Error("AfterPending with nothing pending did not run at once")
 	}
 }
+
+// A backlog (writes piling up while the destination is slow) grows the
+// pending buffer towards maxPending; once it is written, the writer keeps
+// no buffer larger than a quarter of maxPending. Before, both buffers
+// kept what a backlog grew them to for the writer's life: beneath
+// net/http's server (internal/h2's BufferedListener) about half a MiB a
+// connection that had once fallen behind.
+func TestWriterLetsGoOfABacklog(t *testing.T) {
+	t.Parallel()
+	const maxPending = 64 << 10
+	sw := &slowWriter{gate: make(chan struct{})}
+	cw := coalesce.NewWriter(sw, maxPending)
+	defer cw.Close(time.Second)
+	line := bytes.Repeat([]byte("x"), 1000)
+	const lines = 60 // under maxPending: no write waits
+	for range lines {
+		if _, err := cw.Write(line); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The writer goroutine waits at the gate inside its first write;
+	// the rest of the lines are its backlog.
+	if got := cw.Retained(); got < lines*len(line)/2 {
+		t.Fatalf("%d bytes written behind a stuck destination, the writer's buffers hold %d: no backlog to let go of", lines*len(line), got)
+	}
+	close(sw.gate)
+	if err := cw.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if got, bound := cw.Retained(), 2*(maxPending/4); got > bound {
+		t.Errorf("after the backlog was written the writer keeps %d bytes of buffers, want at most %d", got, bound)
+	}
+	if got := sw.buf.Len(); got != lines*len(line) {
+		t.Errorf("the destination got %d bytes, want %d", got, lines*len(line))
+	}
+}

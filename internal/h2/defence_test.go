@@ -301,6 +301,60 @@ func TestIdleConnectionCostsNoMoreThanNetHTTP(t *testing.T) {
 	}
 }
 
+// A connection whose peer once read too slowly for the server's writes,
+// so that its frames piled up towards connMaxPending, lets go of that
+// backlog's buffers once it is drained: idle, it holds no more than
+// 2 x connKeepBuffer (the two buffers that take turns) more than a
+// connection that only ever had small responses. Before, both buffers
+// kept what the backlog grew them to, for the connection's life: about
+// 540 KiB more a connection, on internal/h2 and, through the listener's
+// coalescing writer beneath it, on net/http's server.
+func TestDrainedBacklogLeavesNoBuffers(t *testing.T) {
+	const n = 20
+	chunk := pattern(64 << 10)
+	mux := http.NewServeMux()
+	mux.HandleFunc("/small", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") })
+	mux.HandleFunc("/large", func(w http.ResponseWriter, _ *http.Request) {
+		for range 16 { // 1 MiB, flushed as it goes
+			_, _ = w.Write(chunk)
+			w.(http.Flusher).Flush()
+		}
+	})
+	bothServers(t, func(t *testing.T, std bool) {
+		srv := startServer(t, mux, h2.Config{StdHTTP2: std, MaxConnections: 4 * n}, serverOpts{})
+		// Four responses of 1 MiB at once, to a client that reads
+		// nothing for 100 ms: 16 x connMaxPending, far more than the
+		// sockets hold, so the frames pile up in the server. Then read
+		// to the end.
+		serve := func(path string, wait time.Duration) {
+			c := dialRaw(t, srv.addr, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1 << 30})
+			if err := c.Fr.WriteWindowUpdate(0, 1<<30); err != nil {
+				t.Fatal(err)
+			}
+			c.burst(path, path, path, path)
+			time.Sleep(wait)
+			c.awaitEnds(4)
+		}
+		measure := func(path string, wait time.Duration) int64 {
+			before := heapAndStacks()
+			for range n {
+				serve(path, wait)
+			}
+			return (heapAndStacks() - before) / n
+		}
+		serve("/small", 0) // what the first connections allocate once
+		small := measure("/small", 0)
+		large := measure("/large", 100*time.Millisecond)
+		t.Logf("an idle connection holds %d KiB after small responses, %d KiB after a drained backlog", small>>10, large>>10)
+		if large <= 0 {
+			t.Fatalf("idle connections cost %d bytes each after a backlog: the measure read nothing", large)
+		}
+		if bound := int64(2 * h2.ConnKeepBuffer); large-small > bound {
+			t.Errorf("after a drained backlog an idle connection holds %d KiB more than after small responses, want at most %d KiB (2 x ConnKeepBuffer)", (large-small)>>10, bound>>10)
+		}
+	})
+}
+
 // openConns opens n cleartext connections to addr that send the preface
 // and, with settings, their SETTINGS and a PING, whose answer it awaits;
 // without, it awaits the server's SETTINGS. It reports what they added to

@@ -34,6 +34,10 @@ const (
 	ConnFirstReadBuffer = connFirstReadBuffer
 )
 
+// ConnKeepBuffer is the most of a written batch's buffer a connection
+// keeps.
+const ConnKeepBuffer = connKeepBuffer
+
 // WorkerLimit is how many handlers the worker pool counts before it wakes
 // no more workers; WorkersRescued is how many times it stopped counting
 // handlers that did not return (workerPool).

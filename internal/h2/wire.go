@@ -40,6 +40,15 @@ const (
 	// connMaxPending bounds the frames a connection holds for the socket:
 	// handlers wait beyond it, so a slow peer pushes back.
 	connMaxPending = 256 << 10
+	// connKeepBuffer is the most of a written batch's buffer a connection
+	// keeps for the next batch. A peer that reads slowly lets the pending
+	// frames grow towards connMaxPending, and the two buffers that take
+	// turns (out and spare) grew with them, to about half a MiB a
+	// connection, for the connection's life: a connection that once backed
+	// up and then idled kept it all. A batch of a peer that keeps up stays
+	// under it (coalesceBatch, writeThroughBytes), so the buffers of a
+	// connection at work are reused as before.
+	connKeepBuffer = connMaxPending / 4
 	// coalesceBatch: below it, the writer goroutine yields once before
 	// writing, so the handlers that are ready to run add to the batch.
 	coalesceBatch = 32 << 10
@@ -206,8 +215,8 @@ func (c *conn) writeOutLocked() {
 	c.wmu.Lock()
 	c.writing = false
 	c.control = 0
-	if cap(c.spare) > 4*connMaxPending {
-		c.spare = nil // a burst grew it; let it go
+	if cap(c.spare) > connKeepBuffer {
+		c.spare = nil // a backlog grew it; let it go (connKeepBuffer)
 	}
 	if err != nil {
 		// Nothing more can reach the peer: the writer closes the socket.
