@@ -300,6 +300,10 @@ func keyValues(attrs []attribute.KeyValue) []*commonpb.KeyValue {
 	return out
 }
 
+// anyValue maps each kind of attribute value onto OTLP's AnyValue: bytes
+// as bytes_value, maps as kvlist_value, slices as array_value (element by
+// element), and an empty value as an AnyValue with none set, which OTLP
+// reads as empty. None of them is flattened into a string.
 func anyValue(v attribute.Value) *commonpb.AnyValue {
 	switch v.Type() {
 	case attribute.BOOL:
@@ -310,27 +314,38 @@ func anyValue(v attribute.Value) *commonpb.AnyValue {
 		return &commonpb.AnyValue{Value: &commonpb.AnyValue_DoubleValue{DoubleValue: v.AsFloat64()}}
 	case attribute.STRING:
 		return &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: v.AsString()}}
-	case attribute.BOOLSLICE, attribute.INT64SLICE, attribute.FLOAT64SLICE, attribute.STRINGSLICE:
-		var values []*commonpb.AnyValue
-		switch v.Type() {
-		case attribute.BOOLSLICE:
-			for _, b := range v.AsBoolSlice() {
-				values = append(values, anyValue(attribute.BoolValue(b)))
-			}
-		case attribute.INT64SLICE:
-			for _, n := range v.AsInt64Slice() {
-				values = append(values, anyValue(attribute.Int64Value(n)))
-			}
-		case attribute.FLOAT64SLICE:
-			for _, f := range v.AsFloat64Slice() {
-				values = append(values, anyValue(attribute.Float64Value(f)))
-			}
-		default:
-			for _, s := range v.AsStringSlice() {
-				values = append(values, anyValue(attribute.StringValue(s)))
-			}
-		}
-		return &commonpb.AnyValue{Value: &commonpb.AnyValue_ArrayValue{ArrayValue: &commonpb.ArrayValue{Values: values}}}
+	case attribute.BYTESLICE:
+		return &commonpb.AnyValue{Value: &commonpb.AnyValue_BytesValue{BytesValue: v.AsByteSlice()}}
+	case attribute.MAP:
+		return &commonpb.AnyValue{Value: &commonpb.AnyValue_KvlistValue{KvlistValue: &commonpb.KeyValueList{Values: keyValues(v.AsMap())}}}
+	case attribute.EMPTY:
+		return &commonpb.AnyValue{}
 	}
-	return &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: v.Emit()}}
+	var values []*commonpb.AnyValue
+	switch v.Type() {
+	case attribute.BOOLSLICE:
+		for _, b := range v.AsBoolSlice() {
+			values = append(values, anyValue(attribute.BoolValue(b)))
+		}
+	case attribute.INT64SLICE:
+		for _, n := range v.AsInt64Slice() {
+			values = append(values, anyValue(attribute.Int64Value(n)))
+		}
+	case attribute.FLOAT64SLICE:
+		for _, f := range v.AsFloat64Slice() {
+			values = append(values, anyValue(attribute.Float64Value(f)))
+		}
+	case attribute.STRINGSLICE:
+		for _, s := range v.AsStringSlice() {
+			values = append(values, anyValue(attribute.StringValue(s)))
+		}
+	case attribute.SLICE:
+		for _, e := range v.AsSlice() {
+			values = append(values, anyValue(e))
+		}
+	default:
+		// A kind newer than this code: its string form rather than nothing.
+		return &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: v.String()}}
+	}
+	return &commonpb.AnyValue{Value: &commonpb.AnyValue_ArrayValue{ArrayValue: &commonpb.ArrayValue{Values: values}}}
 }

@@ -12,8 +12,12 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
+	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
+	"google.golang.org/protobuf/proto"
 )
 
 // flakyCollector answers the exports it receives with the statuses of
@@ -136,4 +140,79 @@ func TestOTLPExportRetriesWithinTimeout(t *testing.T) {
 			t.Errorf("export: %v after %v and %d connections; want a failure after more than one try, within the 600 ms timeout", err, took, accepted.Load())
 		}
 	})
+}
+
+// Every kind of attribute value reaches the collector as the AnyValue
+// OTLP has for it, nested values included: bytes stay bytes, a map is a
+// kvlist, an empty value sets nothing; none is flattened into a string.
+func TestOTLPExportEveryAttributeKind(t *testing.T) {
+	t.Parallel()
+	str := func(s string) *commonpb.AnyValue {
+		return &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: s}}
+	}
+	integer := func(n int64) *commonpb.AnyValue {
+		return &commonpb.AnyValue{Value: &commonpb.AnyValue_IntValue{IntValue: n}}
+	}
+	array := func(vs ...*commonpb.AnyValue) *commonpb.AnyValue {
+		return &commonpb.AnyValue{Value: &commonpb.AnyValue_ArrayValue{ArrayValue: &commonpb.ArrayValue{Values: vs}}}
+	}
+	cases := []struct {
+		attr attribute.KeyValue
+		want *commonpb.AnyValue
+	}{
+		{attribute.Bool("bool", true), &commonpb.AnyValue{Value: &commonpb.AnyValue_BoolValue{BoolValue: true}}},
+		{attribute.Int64("int", -7), integer(-7)},
+		{attribute.Float64("float", 2.5), &commonpb.AnyValue{Value: &commonpb.AnyValue_DoubleValue{DoubleValue: 2.5}}},
+		{attribute.String("string", "Chicago"), str("Chicago")},
+		{attribute.BoolSlice("bools", []bool{true, false}), array(
+			&commonpb.AnyValue{Value: &commonpb.AnyValue_BoolValue{BoolValue: true}},
+			&commonpb.AnyValue{Value: &commonpb.AnyValue_BoolValue{BoolValue: false}})},
+		{attribute.Int64Slice("ints", []int64{1, 2}), array(integer(1), integer(2))},
+		{attribute.Float64Slice("floats", []float64{0.5}), array(&commonpb.AnyValue{Value: &commonpb.AnyValue_DoubleValue{DoubleValue: 0.5}})},
+		{attribute.StringSlice("strings", []string{"a", "b"}), array(str("a"), str("b"))},
+		{attribute.StringSlice("no strings", nil), array()},
+		{attribute.ByteSlice("bytes", []byte{0, 0xff}), &commonpb.AnyValue{Value: &commonpb.AnyValue_BytesValue{BytesValue: []byte{0, 0xff}}}},
+		{attribute.Slice("values", attribute.StringValue("x"), attribute.Int64SliceValue([]int64{3})), array(str("x"), array(integer(3)))},
+		{attribute.Map("map", attribute.String("city", "Chicago"), attribute.Int("members", 2)),
+			&commonpb.AnyValue{Value: &commonpb.AnyValue_KvlistValue{KvlistValue: &commonpb.KeyValueList{Values: []*commonpb.KeyValue{
+				{Key: "city", Value: str("Chicago")}, {Key: "members", Value: integer(2)}}}}}},
+		{attribute.KeyValue{Key: "empty"}, &commonpb.AnyValue{}},
+	}
+	var attrs []attribute.KeyValue
+	for _, c := range cases {
+		attrs = append(attrs, c.attr)
+	}
+	c := &flakyCollector{}
+	srv := httptest.NewServer(c)
+	defer srv.Close()
+	e, err := newOTLPExporter(func(name string) string {
+		return map[string]string{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": srv.URL + "/v1/traces"}[name]
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	span := tracetest.SpanStub{Name: "GetTeam", Attributes: attrs}.Snapshot()
+	if err := e.ExportSpans(context.Background(), []sdktrace.ReadOnlySpan{span}); err != nil {
+		t.Fatal(err)
+	}
+	bodies := c.received()
+	if len(bodies) != 1 {
+		t.Fatalf("%d exports arrived, want 1", len(bodies))
+	}
+	var got tracepb.TracesData
+	if err := proto.Unmarshal(bodies[0], &got); err != nil {
+		t.Fatalf("the export does not decode as OTLP: %v", err)
+	}
+	if n := len(got.GetResourceSpans()); n != 1 || len(got.ResourceSpans[0].GetScopeSpans()) != 1 || len(got.ResourceSpans[0].ScopeSpans[0].GetSpans()) != 1 {
+		t.Fatalf("the export holds not one span: %v", &got)
+	}
+	sent := got.ResourceSpans[0].ScopeSpans[0].Spans[0].GetAttributes()
+	if len(sent) != len(cases) {
+		t.Fatalf("%d attributes arrived, want %d: %v", len(sent), len(cases), sent)
+	}
+	for i, c := range cases {
+		if sent[i].GetKey() != string(c.attr.Key) || !proto.Equal(sent[i].GetValue(), c.want) {
+			t.Errorf("attribute %d arrived as %v = %v, want %s = %v", i, sent[i].GetKey(), sent[i].GetValue(), c.attr.Key, c.want)
+		}
+	}
 }
