@@ -18,7 +18,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -173,7 +172,6 @@ type Proxy struct {
 
 	cmd  *exec.Cmd
 	done chan struct{}
-	mu   sync.Mutex
 	out  bytes.Buffer
 }
 
