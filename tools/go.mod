@@ -2,6 +2,8 @@ module github.com/switchyard/switchyard/tools
 
 go 1.26.8
 
+toolchain go1.27.3
+
 tool (
 	connectrpc.com/connect/cmd/protoc-gen-connect-go
 	github.com/fullstorydev/grpcurl/cmd/grpcurl

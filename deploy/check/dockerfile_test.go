@@ -54,6 +54,24 @@ func TestDockerfile(t *testing.T) {
 	if !static {
 		t.Error("the build stage does not set CGO_ENABLED=0")
 	}
+	// The image builds on the Go that go.mod's toolchain line pins (the one
+	// make and CI use), not on an older one with known vulnerabilities.
+	gomod, err := os.ReadFile(repo("go.mod"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var toolchain string
+	for line := range strings.Lines(string(gomod)) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "toolchain go"); ok {
+			toolchain = v
+		}
+	}
+	if toolchain == "" {
+		t.Fatal("go.mod has no toolchain line")
+	}
+	if want := "golang:" + toolchain + "-"; !strings.HasPrefix(stages[0].BaseName, want) {
+		t.Errorf("the build stage is FROM %s; want the Go go.mod pins, %s...", stages[0].BaseName, want)
+	}
 	final := stages[len(stages)-1]
 	var (
 		user        string

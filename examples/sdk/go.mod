@@ -2,6 +2,8 @@ module github.com/switchyard/switchyard/examples/sdk
 
 go 1.26.8
 
+toolchain go1.27.3
+
 require (
 	connectrpc.com/connect v1.21.1
 	github.com/switchyard/switchyard v0.0.0

@@ -2,6 +2,8 @@ module github.com/switchyard/switchyard/tools/buf
 
 go 1.26.8
 
+toolchain go1.27.3
+
 tool github.com/bufbuild/buf/cmd/buf
 
 require (

@@ -2,6 +2,8 @@ module github.com/switchyard/switchyard/tools/h2spec
 
 go 1.26.8
 
+toolchain go1.27.3
+
 tool github.com/summerwind/h2spec/cmd/h2spec
 
 require (
