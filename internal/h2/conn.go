@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"sync"
@@ -95,6 +96,7 @@ type conn struct {
 	finishing      atomic.Int32
 	sendWindow     int32                // connection send window
 	peerWindow     int32                // peer's SETTINGS_INITIAL_WINDOW_SIZE
+	waitingDelta   int32                // at least the sendDelta of every handler waiting for window (setPeerWindow)
 	peerFrameSize  uint32               // peer's SETTINGS_MAX_FRAME_SIZE
 	recvAvail      int32                // connection receive window the client may still use
 	recvUnacked    int32                // consumed receive window not yet returned
@@ -129,6 +131,7 @@ func newConn(s *Server, hs *http.Server, nc net.Conn, h http.Handler, ctx contex
 		streams:       map[uint32]*stream{},
 		sendWindow:    initialWindow,
 		peerWindow:    initialWindow,
+		waitingDelta:  math.MinInt32,
 		peerFrameSize: defaultFrameSize,
 		recvAvail:     s.conf.MaxReceiveBufferPerConnection,
 		silentSince:   time.Now(),
@@ -519,37 +522,31 @@ func (c *conn) processSettings(f *http2.SettingsFrame) error {
 		return err
 	}
 	if setWindow {
-		if err := c.setPeerWindow(window); err != nil {
-			return err
-		}
+		c.setPeerWindow(window)
 	}
 	c.writeControl(func(fr *http2.Framer) error { return fr.WriteSettingsAck() })
 	return nil
 }
 
 // setPeerWindow applies a new SETTINGS_INITIAL_WINDOW_SIZE to every open
-// stream's send window (RFC 9113 section 6.9.2). Handlers waiting for
-// window are woken only when windows grew: a peer that repeats the
-// setting, or shrinks it, costs one walk of the streams and wakes nobody.
-func (c *conn) setPeerWindow(val uint32) error {
+// stream's send window (RFC 9113 section 6.9.2) in O(1): a stream's
+// window is kept relative to it (stream.sendDelta), so no stream is
+// visited, however many are open (GO-2026-6611). A window the change
+// takes past 2^31-1 is found when its stream next uses it
+// (sendWindowLocked), as net/http's server does: a connection error
+// FLOW_CONTROL_ERROR then. The handlers waiting for window are woken only
+// when the window grew and one of them may now send: a peer that changes
+// the setting back and forth without opening any window wakes nobody.
+func (c *conn) setPeerWindow(val uint32) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	delta := int32(val) - c.peerWindow
-	if delta == 0 {
-		return nil
-	}
+	grew := int32(val) > c.peerWindow
 	c.peerWindow = int32(val)
-	for _, st := range c.streams {
-		if int64(st.sendWindow)+int64(delta) > maxWindow {
-			return http2.ConnectionError(http2.ErrCodeFlowControl)
-		}
-		st.sendWindow += delta
-	}
-	if delta > 0 {
+	if grew && c.sendWindow > 0 && int64(val)+int64(c.waitingDelta) > 0 {
+		c.waitingDelta = math.MinInt32 // the woken register again as they wait (waitSendWindow)
 		c.cond.Broadcast()
 		c.windowWakeups.Add(1)
 	}
-	return nil
 }
 
 func (c *conn) processWindowUpdate(f *http2.WindowUpdateFrame) error {
@@ -571,10 +568,14 @@ func (c *conn) processWindowUpdate(f *http2.WindowUpdateFrame) error {
 		}
 		return nil // a closed stream: allowed briefly
 	}
-	if int64(st.sendWindow)+inc > maxWindow {
+	w, ok := st.sendWindowLocked()
+	if !ok {
+		return http2.ConnectionError(http2.ErrCodeFlowControl)
+	}
+	if int64(w)+inc > maxWindow {
 		return http2.StreamError{StreamID: f.StreamID, Code: http2.ErrCodeFlowControl}
 	}
-	st.sendWindow += int32(inc)
+	st.sendDelta += int32(inc)
 	c.cond.Broadcast()
 	return nil
 }
@@ -842,11 +843,15 @@ func (c *conn) processTrailersLocked(st *stream, f *headerBlock) error {
 	if st.declaredLength >= 0 && st.received != st.declaredLength {
 		return http2.StreamError{StreamID: st.id, Code: http2.ErrCodeProtocol}
 	}
-	if st.trailer != nil {
+	if t := st.trailer; t != nil && len(f.regular()) > 0 {
+		declared := declaredTrailers(t.names)
 		for _, hf := range f.regular() {
 			key := canonicalHeader(hf.Name)
-			if _, declared := st.trailer[key]; declared {
-				st.trailer[key] = append(st.trailer[key], hf.Value)
+			if _, ok := declared[key]; ok {
+				if t.got == nil {
+					t.got = http.Header{}
+				}
+				t.got[key] = append(t.got[key], hf.Value)
 			}
 		}
 	}

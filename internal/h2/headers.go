@@ -23,6 +23,8 @@ type headerBlock struct {
 	prioDep   uint32
 	open      bool   // CONTINUATION frames to come
 	remain    uint32 // what is left of MaxHeaderListSize
+	values    int    // fields but Trailer ones, against maxFieldValues
+	declared  int    // names the Trailer fields declare, against maxFieldValues
 	wire      uint32 // what is left of the block's wire budget (headerFragment)
 	truncated bool   // over MaxHeaderListSize: fields are incomplete
 	invalid   error  // malformed (RFC 9113 section 8.2): a stream error
@@ -79,13 +81,24 @@ func (b *headerBlock) emit(hf hpack.HeaderField) {
 	if b.invalid != nil || b.truncated {
 		return
 	}
-	if size := hf.Size(); size > b.remain {
+	size, over := uint64(hf.Size()), false
+	if hf.Name == "trailer" {
+		// Each name declared becomes an entry of r.Trailer: it counts,
+		// and costs what a field of its own would (GO-2026-6603).
+		n := strings.Count(hf.Value, ",") + 1
+		b.declared += n
+		size += uint64(n-1) * uint64(hpack.HeaderField{}.Size())
+		over = b.declared > maxFieldValues
+	} else {
+		b.values++
+		over = b.values > maxFieldValues
+	}
+	if over || size > uint64(b.remain) {
 		b.truncated, b.remain = true, 0
 		b.drop()
 		return
-	} else {
-		b.remain -= size
 	}
+	b.remain -= uint32(size)
 	if !httpguts.ValidHeaderFieldValue(hf.Value) {
 		b.invalid = errFieldValue
 		b.drop()
@@ -132,6 +145,13 @@ func validFieldName(name string) bool {
 	}
 	return true
 }
+
+// maxFieldValues bounds the fields of a header block and, apart, the
+// names its Trailer fields declare (each an entry of r.Trailer): a
+// request over either is answered 431, as one over MaxHeaderListSize. It
+// is net/http's DefaultMaxHeaderValueCount, which its HTTP/2 server (Go
+// 1.27) applies so.
+const maxFieldValues = 500
 
 // headerFrameOverhead is what one HEADERS or CONTINUATION frame costs a
 // header block's wire budget beyond its fragment: its frame header.

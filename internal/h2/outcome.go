@@ -96,9 +96,9 @@ func (c *conn) waitSendWindow(st *stream) {
 	var timer *time.Timer
 	stalled := false
 	c.mu.Lock()
-	for !st.reset && !c.closed && (st.sendWindow <= 0 || c.sendWindow <= 0) {
-		if stalled {
-			break
+	for !st.reset && !c.closed {
+		if w, ok := st.sendWindowLocked(); !ok || w > 0 && c.sendWindow > 0 || stalled {
+			break // send takes the window, or finds it past 2^31-1
 		}
 		if st.releaseUnlocked(&c.mu) {
 			continue // waiting for the client: the handler counts no more
@@ -111,6 +111,7 @@ func (c *conn) waitSendWindow(st *stream) {
 				c.mu.Unlock()
 			})
 		}
+		c.waitingDelta = max(c.waitingDelta, st.sendDelta) // setPeerWindow
 		c.cond.Wait()
 	}
 	stalled = stalled && !st.reset && !c.closed

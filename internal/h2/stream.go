@@ -7,6 +7,7 @@ import (
 	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -32,7 +33,7 @@ type stream struct {
 	// Guarded by c.mu. (The small fields are grouped, here and below: the
 	// stream is one allocation per request, and its size class is bytes
 	// every call allocates.)
-	sendWindow     int32
+	sendDelta      int32 // send window less conn.peerWindow (sendWindowLocked)
 	recvAvail      int32 // stream receive window the client may still use
 	recvUnacked    int32
 	rtaken         int32  // the size of rbuf when taken: consumed, window not yet returned
@@ -46,7 +47,7 @@ type stream struct {
 	body           []byte // arrived, not yet taken by the handler
 	bodyOff        int
 	bodyErr        error // io.EOF at the end of the body
-	trailer        http.Header
+	trailer        *requestTrailers
 	resetErr       error // why, for the handler's writes
 
 	// Not guarded by c.mu: whether its handler counts against the worker
@@ -66,9 +67,9 @@ type stream struct {
 	rbuf []byte
 	roff int
 
-	// reqTrailer is the handler's r.Trailer: Read copies trailer (the
-	// declared request trailers, and their values as they arrive) into it
-	// at EOF. The handler's goroutine only.
+	// reqTrailer is the handler's r.Trailer, its declared names with nil
+	// values: Read copies trailer.got into it at EOF. The handler's
+	// goroutine only.
 	reqTrailer http.Header
 
 	// In the stream's one allocation too (newRequest): the request as the
@@ -116,6 +117,19 @@ func (st *stream) dropBodyLocked() (connInc uint32) {
 	st.body = nil
 	st.bodyOff = 0
 	return connInc
+}
+
+// sendWindowLocked is the stream's send window: the peer's
+// SETTINGS_INITIAL_WINDOW_SIZE plus sendDelta, its WINDOW_UPDATE
+// increments less the bytes sent. It reports false when a change of the
+// setting took the window past 2^31-1, a connection error
+// FLOW_CONTROL_ERROR (RFC 9113 section 6.9.2). Called with c.mu.
+func (st *stream) sendWindowLocked() (int32, bool) {
+	w := int64(st.c.peerWindow) + int64(st.sendDelta)
+	if w > maxWindow {
+		return 0, false
+	}
+	return int32(w), true
 }
 
 // consumeLocked returns n bytes of stream receive window and reports the
@@ -182,7 +196,7 @@ func (b *requestBody) Read(p []byte) (int, error) {
 		if err == io.EOF && st.reqTrailer != nil {
 			// The serve goroutine wrote st.trailer before the EOF that
 			// c.mu handed over, and writes it no more.
-			maps.Copy(st.reqTrailer, st.trailer)
+			maps.Copy(st.reqTrailer, st.trailer.got)
 			st.reqTrailer = nil
 		}
 		return 0, err
@@ -298,9 +312,6 @@ func (c *conn) newRequest(f *headerBlock) (*http.Request, *stream, error) {
 
 	st.declaredLength = declared
 	st.body = st.inlineBody[:0]
-	c.mu.Lock()
-	st.sendWindow = c.peerWindow
-	c.mu.Unlock()
 	st.rb.st = st
 	st.rw.st = st
 	st.ctx.base = c.baseCtx
@@ -327,8 +338,12 @@ func (c *conn) newRequest(f *headerBlock) (*http.Request, *stream, error) {
 		req.ContentLength = declared
 	}
 	if names := header["Trailer"]; len(names) > 0 {
-		st.trailer = declaredTrailers(names)
-		st.reqTrailer = maps.Clone(st.trailer)
+		// One map of the declared names, the handler's: the serve
+		// goroutine keeps the header's values and makes its own when the
+		// trailers arrive (processTrailersLocked). A declared name costs
+		// a map entry for as long as the stream lasts (GO-2026-6603).
+		st.reqTrailer = declaredTrailers(names)
+		st.trailer = &requestTrailers{names: slices.Clone(names)}
 		req.Trailer = st.reqTrailer
 	}
 	return req, st, nil
@@ -347,6 +362,14 @@ func setRequestURL(u *url.URL, path string) error {
 	}
 	*u = *parsed
 	return nil
+}
+
+// requestTrailers is what the serve goroutine keeps of the trailers a
+// request declares: its Trailer header's values (the handler may change
+// the header map), and the declared fields of the trailer block.
+type requestTrailers struct {
+	names []string
+	got   http.Header
 }
 
 // declaredTrailers is the Trailer map for the names of a request's Trailer

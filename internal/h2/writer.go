@@ -7,6 +7,8 @@ import (
 	"sync"
 
 	"golang.org/x/net/http2"
+
+	"github.com/switchyard/switchyard/internal/outcome"
 )
 
 // bufferedBody is how much of a response the writer holds before it sends
@@ -248,8 +250,16 @@ func (w *responseWriter) send(end bool) error {
 			w.ended = true
 			return err
 		}
-		n := min(len(data), int(max(0, min(st.sendWindow, c.sendWindow))))
-		st.sendWindow -= int32(n)
+		win, ok := st.sendWindowLocked()
+		if !ok {
+			c.mu.Unlock()
+			c.wmu.Unlock()
+			c.goAway(http2.ErrCodeFlowControl, true, outcome.GoAwayError)
+			w.err, w.ended = errConnClosed, true
+			return errConnClosed
+		}
+		n := min(len(data), int(max(0, min(win, c.sendWindow))))
+		st.sendDelta -= int32(n)
 		c.sendWindow -= int32(n)
 		frameSize := int(c.peerFrameSize)
 		c.mu.Unlock()
@@ -278,6 +288,12 @@ func (w *responseWriter) send(end bool) error {
 		if last && !w.ended {
 			if trailers {
 				w.encodeTrailersLocked()
+			}
+			// A trailer block without fields (every value one HTTP
+			// forbids) is not sent: it could not carry a pending table
+			// size update, which RFC 7541 section 4.2 requires in the
+			// first block after the change.
+			if trailers && c.enc.buf.Len() > 0 {
 				c.writeHeaderBlockLocked(st.id, true)
 			} else {
 				c.writeDataLocked(st.id, true, nil, frameSize)
