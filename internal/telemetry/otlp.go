@@ -320,32 +320,27 @@ func anyValue(v attribute.Value) *commonpb.AnyValue {
 		return &commonpb.AnyValue{Value: &commonpb.AnyValue_KvlistValue{KvlistValue: &commonpb.KeyValueList{Values: keyValues(v.AsMap())}}}
 	case attribute.EMPTY:
 		return &commonpb.AnyValue{}
-	}
-	var values []*commonpb.AnyValue
-	switch v.Type() {
 	case attribute.BOOLSLICE:
-		for _, b := range v.AsBoolSlice() {
-			values = append(values, anyValue(attribute.BoolValue(b)))
-		}
+		return arrayValue(v.AsBoolSlice(), attribute.BoolValue)
 	case attribute.INT64SLICE:
-		for _, n := range v.AsInt64Slice() {
-			values = append(values, anyValue(attribute.Int64Value(n)))
-		}
+		return arrayValue(v.AsInt64Slice(), attribute.Int64Value)
 	case attribute.FLOAT64SLICE:
-		for _, f := range v.AsFloat64Slice() {
-			values = append(values, anyValue(attribute.Float64Value(f)))
-		}
+		return arrayValue(v.AsFloat64Slice(), attribute.Float64Value)
 	case attribute.STRINGSLICE:
-		for _, s := range v.AsStringSlice() {
-			values = append(values, anyValue(attribute.StringValue(s)))
-		}
+		return arrayValue(v.AsStringSlice(), attribute.StringValue)
 	case attribute.SLICE:
-		for _, e := range v.AsSlice() {
-			values = append(values, anyValue(e))
-		}
-	default:
-		// A kind newer than this code: its string form rather than nothing.
-		return &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: v.String()}}
+		return arrayValue(v.AsSlice(), func(e attribute.Value) attribute.Value { return e })
+	}
+	// A kind newer than this code: its string form rather than nothing.
+	return &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: v.String()}}
+}
+
+// arrayValue is OTLP's array_value of a slice attribute's elements, each
+// made a Value by value.
+func arrayValue[T any](elems []T, value func(T) attribute.Value) *commonpb.AnyValue {
+	var values []*commonpb.AnyValue
+	for _, e := range elems {
+		values = append(values, anyValue(value(e)))
 	}
 	return &commonpb.AnyValue{Value: &commonpb.AnyValue_ArrayValue{ArrayValue: &commonpb.ArrayValue{Values: values}}}
 }
