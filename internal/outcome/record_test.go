@@ -182,6 +182,9 @@ func TestRecordProtocols(t *testing.T) {
 		"application/grpc-web": ProtocolGRPCWeb, "application/grpc-web-text+proto": ProtocolGRPCWeb,
 		"application/connect+proto": ProtocolConnect, "application/json": ProtocolConnect, "application/proto": ProtocolConnect,
 		"": ProtocolHTTP, "text/plain": ProtocolHTTP, "application/xml": ProtocolHTTP,
+		// connect-go compares content types in lower case.
+		"Application/gRPC": ProtocolGRPC, "application/GRPC-WEB": ProtocolGRPCWeb, "application/JSON": ProtocolConnect,
+		"APPLICATION/CONNECT+PROTO": ProtocolConnect, "Text/Plain": ProtocolHTTP,
 	} {
 		req := httptest.NewRequest(http.MethodPost, "/x.Y/Z", nil)
 		req.Header.Set("Content-Type", ct)
@@ -189,6 +192,31 @@ func TestRecordProtocols(t *testing.T) {
 		r.Begin(req, time.Now())
 		if r.Protocol != want {
 			t.Errorf("%q: %v, want %v", ct, r.Protocol, want)
+		}
+	}
+	// connect-go serves a GET as a Connect unary call, chosen by the
+	// encoding its query names, whatever the request's Content-Type.
+	for _, tc := range []struct {
+		query, contentType string
+		want               Protocol
+	}{
+		{"encoding=proto&base64=1&message=CgdDaGljYWdv", "", ProtocolConnect},
+		{"encoding=json&message=%7B%7D", "application/json", ProtocolConnect},
+		{"encoding=proto&message=", "application/grpc", ProtocolConnect},
+		{"enc%6Fding=proto&mess%61ge=", "", ProtocolConnect},
+		{"message=%7B%7D", "", ProtocolHTTP}, // no encoding: connect-go answers 415
+		{"", "application/grpc", ProtocolHTTP},
+		{"", "application/json", ProtocolHTTP},
+		{"page=2", "", ProtocolHTTP},
+	} {
+		req := httptest.NewRequest(http.MethodGet, "/x.Y/Z?"+tc.query, nil)
+		if tc.contentType != "" {
+			req.Header.Set("Content-Type", tc.contentType)
+		}
+		var r Record
+		r.Begin(req, time.Now())
+		if r.Protocol != tc.want || (tc.want == ProtocolConnect) != (r.wire == wireUnary) {
+			t.Errorf("GET ?%s (%q): %v, want %v", tc.query, tc.contentType, r.Protocol, tc.want)
 		}
 	}
 }

@@ -8,18 +8,27 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 )
 
 // classify tells a request's protocol, and how its bodies are framed, from
-// its method, content type and query, as connect-go's handler does.
+// its method, content type and query, as connect-go's handler does: a GET
+// is a Connect unary call when its query names an encoding, whatever its
+// Content-Type says (connect-go serves GET only so), and any other
+// method's content type is compared as connect-go canonicalizes it, in
+// lower case.
 func classify(method, contentType, rawQuery string) (Protocol, wireKind, bool) {
+	if method == http.MethodGet {
+		if query, _ := url.ParseQuery(rawQuery); query.Get("encoding") != "" {
+			return ProtocolConnect, wireUnary, false
+		}
+		return ProtocolHTTP, wirePlain, false
+	}
+	contentType = lowerASCII(contentType)
 	const app = "application/"
 	if !strings.HasPrefix(contentType, app) {
-		if method == http.MethodGet && strings.Contains(rawQuery, "message=") {
-			return ProtocolConnect, wireUnary, false // Connect unary over GET
-		}
 		return ProtocolHTTP, wirePlain, false
 	}
 	sub := contentType[len(app):]
@@ -36,6 +45,17 @@ func classify(method, contentType, rawQuery string) (Protocol, wireKind, bool) {
 		return ProtocolConnect, wireUnary, false
 	}
 	return ProtocolHTTP, wirePlain, false
+}
+
+// lowerASCII is s in lower case, s itself (no copy) when it has no upper
+// case letter, as clients nearly always send their content type.
+func lowerASCII(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; 'A' <= c && c <= 'Z' {
+			return strings.ToLower(s)
+		}
+	}
+	return s
 }
 
 // Envelope flags (gRPC's length-prefixed message, shared by gRPC-Web and

@@ -3,6 +3,7 @@ package telemetry_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"sort"
 	"strings"
 	"sync"
@@ -232,6 +234,36 @@ func (m *mix) rejectedGRPC(hc *http.Client) {
 		series{getTeam, "grpc", "invalid_argument", "sent"})
 }
 
+// spelledOtherwise are calls connect-go serves although their content
+// type is not spelled as clients usually spell it: in upper case (connect-go
+// compares it in lower case), or a GET that carries a Content-Type (connect-go
+// chooses a GET's protocol by its query alone). Each is counted under the
+// protocol that served it and the code its answer carried.
+func (m *mix) spelledOtherwise(hc *http.Client, http2 bool) {
+	const getTeam = teamsv1connect.TeamsServiceGetTeamProcedure
+	atlantis, err := proto.Marshal(&teamsv1.GetTeamRequest{City: "Atlantis"})
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	chicago, err := proto.Marshal(&teamsv1.GetTeamRequest{City: "Chicago"})
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	if http2 {
+		m.raw(hc, "POST", getTeam, "Application/gRPC", http.Header{"Te": {"trailers"}}, envelope(atlantis),
+			series{getTeam, "grpc", "not_found", "sent"})
+	}
+	m.raw(hc, "POST", getTeam, "application/GRPC-WEB", nil, envelope(atlantis), series{getTeam, "grpcweb", "not_found", "sent"})
+	m.raw(hc, "POST", getTeam, "application/JSON", nil, []byte(`{"city":"Atlantis"}`), series{getTeam, "connect", "not_found", "sent"})
+	get := func(query, contentType string, want series) {
+		m.raw(hc, "GET", getTeam+"?"+query, contentType, nil, nil, want)
+	}
+	get("encoding=json&message="+url.QueryEscape(`{"city":"Atlantis"}`), "application/json", series{getTeam, "connect", "not_found", "sent"})
+	get("encoding=json&message=%7B%7D", "application/json", series{getTeam, "connect", "invalid_argument", "sent"})
+	get("encoding=proto&base64=1&message="+base64.RawURLEncoding.EncodeToString(chicago), "application/grpc", series{getTeam, "connect", "ok", "sent"})
+	get("encoding=proto&base64=1&mess%61ge="+base64.RawURLEncoding.EncodeToString(atlantis), "", series{getTeam, "connect", "not_found", "sent"})
+}
+
 // stalledStream opens a ListFeatures stream over gRPC whose client never
 // opens a flow-control window: internal/h2 resets it (CANCEL) after its
 // send-window timeout; with net/http's server, which has no such bound,
@@ -362,6 +394,8 @@ func TestMetricsCountAKnownMix(t *testing.T) {
 			m.rejected(srv.HTTPClient)
 			m.rejected(http1)
 			m.rejectedGRPC(srv.HTTPClient)
+			m.spelledOtherwise(srv.HTTPClient, true)
+			m.spelledOtherwise(http1, false)
 			m.healthAndReflection(srv.HTTPClient)
 			m.stalledStream(stdHTTP2)
 
