@@ -35,7 +35,10 @@
 // reach the handler are ever answered here. What the handler sees and
 // what the client receives are connect-go's (the same response headers,
 // body and trailers, error details included), which the package's tests
-// check by sending the same requests to both.
+// check by sending the same requests to both. One difference is in the
+// encoding only: a gRPC-Web text answer carries the same frames in one
+// padded run of base64, where connect-go's flush between the message and
+// the trailer frame makes internal/grpcwebtext close a run after each.
 //
 // The handler gets its request as connect.NewRequest builds it: Msg and
 // Header() (every request header, Host included, as connect-go passes
