@@ -84,7 +84,7 @@ func (b *blockEncoder) header(status, length string, h http.Header) {
 		if strings.HasPrefix(k, http.TrailerPrefix) {
 			continue
 		}
-		if name := lowerHeader(k); !connectionSpecific(name) {
+		if name, ok := wireName(k); ok && !connectionSpecific(name) {
 			b.fields(name, vv)
 		}
 	}
@@ -104,11 +104,15 @@ func (b *blockEncoder) trailers(declared []string, h http.Header) {
 	}
 	b.buf.Reset()
 	for _, k := range declared {
-		b.fields(lowerHeader(k), h[k])
+		if name, ok := trailerName(k); ok {
+			b.fields(name, h[k])
+		}
 	}
 	for k, vv := range h {
 		if name, ok := strings.CutPrefix(k, http.TrailerPrefix); ok {
-			b.fields(lowerHeader(name), vv)
+			if name, ok := trailerName(name); ok {
+				b.fields(name, vv)
+			}
 		}
 	}
 	if memo {
@@ -116,6 +120,17 @@ func (b *blockEncoder) trailers(declared []string, h http.Header) {
 	} else {
 		b.settle()
 	}
+}
+
+// trailerName is wireName for a trailer field; ok is false as well for
+// the fields HTTP forbids in trailers (RFC 9110 section 6.5.1: framing,
+// routing, authentication, Content-Type and the like; httpguts keeps the
+// list), which net/http's server leaves out too.
+func trailerName(canonical string) (string, bool) {
+	if !httpguts.ValidTrailerHeader(canonical) {
+		return "", false
+	}
+	return wireName(canonical)
 }
 
 // fields encodes a field's values, leaving out values HTTP forbids (as

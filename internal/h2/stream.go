@@ -446,11 +446,24 @@ func canonicalHeader(lower string) string {
 	return http.CanonicalHeaderKey(lower)
 }
 
-func lowerHeader(canonical string) string {
+// wireName is a response field's name as HTTP/2 carries it, in lower
+// case. ok is false for a name that is no token (RFC 9110 §5.1: a space, a
+// colon, a byte beyond ASCII, or nothing), which no peer accepts: the
+// encoder leaves such a field out, as net/http's server does, rather than
+// send a block that fails the whole response.
+func wireName(canonical string) (name string, ok bool) {
 	if v, ok := commonLower[canonical]; ok {
-		return v
+		return v, true
 	}
-	return strings.ToLower(canonical)
+	if canonical == "" {
+		return "", false
+	}
+	for i := 0; i < len(canonical); i++ {
+		if !httpguts.IsTokenRune(rune(canonical[i])) {
+			return "", false
+		}
+	}
+	return strings.ToLower(canonical), true
 }
 
 var statusStrings [600]string
