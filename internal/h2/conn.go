@@ -431,7 +431,9 @@ func (c *conn) tick() {
 		c.noteTimeout(dead)
 		c.closeSocket()
 	case idle:
-		c.goAway(http2.ErrCodeNo, true, outcome.GoAwayIdle)
+		// Not closeNow: a stream accepted since the check above is
+		// answered first (goAway counts the running ones again).
+		c.goAway(http2.ErrCodeNo, false, outcome.GoAwayIdle)
 	case ping:
 		c.writeControl(func(fr *http2.Framer) error { return fr.WritePing(false, [8]byte{'s', 'w', 'i', 't', 'c', 'h'}) })
 	}
@@ -805,23 +807,32 @@ func (c *conn) processHeaders(f *headerBlock) error {
 		}
 		return http2.StreamError{StreamID: id, Code: http2.ErrCodeRefusedStream}
 	}
+	// The stream is accepted: it counts as running from here, so that a
+	// GOAWAY sent while its request is built (the drain's timer, the idle
+	// close) names it and the connection stays open until it is answered.
+	c.running++
 	c.mu.Unlock()
 
+	if testHookAccepted != nil {
+		testHookAccepted()
+	}
 	if f.truncated {
 		c.respondStatus(id, http.StatusRequestHeaderFieldsTooLarge)
+		c.unaccept()
 		return nil
 	}
 	req, st, err := c.newRequest(f)
 	if err != nil {
+		c.unaccept()
 		return err
 	}
 	c.mu.Lock()
 	if c.closed {
+		c.running--
 		c.mu.Unlock()
 		return nil
 	}
 	c.streams[id] = st
-	c.running++
 	c.started.Add(1)
 	if c.refusedDebt > 0 {
 		c.refusedDebt--
@@ -830,6 +841,22 @@ func (c *conn) processHeaders(f *headerBlock) error {
 	c.beginRecord(st, req)
 	c.srv.workers.start(st)
 	return nil
+}
+
+// testHookAccepted, when set, runs between a stream's acceptance and its
+// request's start (tests widen that window with it).
+var testHookAccepted func()
+
+// unaccept ends the count of an accepted stream that reached no handler
+// (processHeaders), closing the connection if a GOAWAY waits for it.
+func (c *conn) unaccept() {
+	c.mu.Lock()
+	c.running--
+	closeNow := c.running == 0 && c.goingAway && !c.failed && !c.closed
+	c.mu.Unlock()
+	if closeNow {
+		c.closeGracefully()
+	}
 }
 
 // processTrailersLocked takes the trailing HEADERS of a request body.

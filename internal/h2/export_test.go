@@ -59,3 +59,7 @@ func (s *Server) WorkersRescued() uint64 {
 func TakeOver(c net.Conn) { takeOverBuffered(c) }
 
 func ReadsThroughBuffer(c net.Conn) bool { return c.(*bufferedConn).r != nil }
+
+// SetAcceptedHook sets a function run between a stream's acceptance and
+// its request's start, or none (nil).
+func SetAcceptedHook(f func()) { testHookAccepted = f }

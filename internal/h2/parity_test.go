@@ -1,9 +1,14 @@
 package h2_test
 
 import (
+	"context"
 	"io"
 	"net/http"
+	"sync"
 	"testing"
+	"time"
+
+	"golang.org/x/net/http2"
 
 	"github.com/switchyard/switchyard/internal/h2"
 )
@@ -75,5 +80,51 @@ func TestInvalidResponseFieldsLeftOut(t *testing.T) {
 		if fields["content-type"] == "text/evil" {
 			t.Errorf("%s: a Content-Type trailer went out", name)
 		}
+	}
+}
+
+// A stream accepted while the final GOAWAY of a graceful shutdown goes out
+// is answered before the connection closes. internal/h2 builds a request
+// off its lock; a GOAWAY sent meanwhile (here the drain's timer, the
+// client not answering its PING) names the stream, so a client may not
+// retry it, and used to close the connection at once, its response lost.
+// net/http's server serves every frame and timer on one goroutine and has
+// no such window; the hook widens internal/h2's to the GOAWAY's time.
+func TestStreamAcceptedDuringFinalGoAwayIsAnswered(t *testing.T) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "answer") })
+	srv := startServer(t, h, h2.Config{}, serverOpts{})
+	c := dialRaw(t, srv.addr)
+	accepted, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	h2.SetAcceptedHook(func() {
+		once.Do(func() {
+			close(accepted)
+			<-release
+		})
+	})
+	defer h2.SetAcceptedHook(nil)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = srv.hs.Shutdown(ctx)
+	}()
+	if ga := c.expectGoAway(); ga.LastStreamID != 1<<31-1 {
+		t.Fatalf("first GOAWAY names stream %d, want 2^31-1", ga.LastStreamID)
+	}
+	c.request(1, "GET", "/", true)
+	select {
+	case <-accepted:
+	case <-time.After(5 * time.Second):
+		close(release)
+		t.Fatal("stream 1 was not accepted")
+	}
+	// The drain's PING goes unanswered: its timer sends the final GOAWAY.
+	ga := c.expectGoAway()
+	close(release)
+	if ga.LastStreamID != 1 || ga.ErrCode != http2.ErrCodeNo {
+		t.Errorf("final GOAWAY %v names stream %d, want NO_ERROR, 1", ga.ErrCode, ga.LastStreamID)
+	}
+	if status, body, ended := c.response(1); status != "200" || string(body) != "answer" || !ended {
+		t.Errorf("stream 1, named by the GOAWAY: %q %q ended=%v, want 200 \"answer\"", status, body, ended)
 	}
 }
