@@ -109,6 +109,7 @@ type conn struct {
 	lastStarted    uint64
 	stuckFlush     uint64 // the flush in progress at the watchdog's last look
 	stuckSince     time.Time
+	stuckAcked     uint64 // bytes the peer had acknowledged then (bytesAcked)
 	refusedDebt    int
 	pingSentAt     time.Time // zero when no ping is outstanding
 	lastFramesSeen uint64
@@ -399,11 +400,25 @@ func (c *conn) tick() {
 	// The watchdog looks at counters, so the paths it guards do not read
 	// the clock: a socket write that stays in progress, frames that stop
 	// coming, streams that stop starting.
+	// A write in progress since the last look is stuck once WriteTimeout
+	// has passed without the peer acknowledging a byte: one socket write
+	// takes a whole batch (up to connMaxPending), and a client that reads
+	// steadily but slowly takes longer to accept it than WriteTimeout, as
+	// net/http's WriteByteTimeout would not hold against it.
 	stuck := false
 	if f := c.flushes.Load(); f%2 == 1 && f == c.stuckFlush {
-		stuck = now.Sub(c.stuckSince) > c.conf.WriteTimeout
+		if now.Sub(c.stuckSince) > c.conf.WriteTimeout {
+			if acked, ok := bytesAcked(c.nc); ok && acked != c.stuckAcked {
+				c.stuckAcked, c.stuckSince = acked, now
+			} else {
+				stuck = true
+			}
+		}
 	} else {
 		c.stuckFlush, c.stuckSince = f, now
+		if f%2 == 1 {
+			c.stuckAcked, _ = bytesAcked(c.nc)
+		}
 	}
 	if n := c.framesRead.Load(); n != c.lastFramesSeen {
 		c.lastFramesSeen = n

@@ -1,14 +1,17 @@
 package h2_test
 
 import (
+	"bytes"
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"sync"
 	"testing"
 	"time"
 
 	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 
 	"github.com/switchyard/switchyard/internal/h2"
 )
@@ -127,4 +130,111 @@ func TestStreamAcceptedDuringFinalGoAwayIsAnswered(t *testing.T) {
 	if status, body, ended := c.response(1); status != "200" || string(body) != "answer" || !ended {
 		t.Errorf("stream 1, named by the GOAWAY: %q %q ended=%v, want 200 \"answer\"", status, body, ended)
 	}
+}
+
+// A client that reads steadily but slowly keeps its connection: the write
+// timeout is one on progress, as net/http's WriteByteTimeout is. The
+// client reads at most 8 KiB at a time, 12 ms apart (a few hundred KB/s),
+// through a 16 KiB receive buffer while the handler writes 1 MiB as fast
+// as the connection lets it, so that batches of the connection's largest
+// size wait for the socket: such a batch takes the client longer than the
+// 250 ms timeout to accept, and the connection was closed under a client
+// that never stopped reading.
+func TestSlowSteadyReaderKeepsItsConnection(t *testing.T) {
+	const timeout, total = 250 * time.Millisecond, 1 << 20
+	handlerDone := make(chan error, 1)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := bytes.Repeat([]byte("x"), 16<<10)
+		for range total / len(p) {
+			if _, err := w.Write(p); err != nil {
+				handlerDone <- err
+				return
+			}
+			if err := http.NewResponseController(w).Flush(); err != nil {
+				handlerDone <- err
+				return
+			}
+		}
+		handlerDone <- nil
+	})
+	servers := map[string]func() string{
+		"internal/h2": func() string {
+			return startServer(t, h, h2.Config{WriteTimeout: timeout}, serverOpts{}).addr
+		},
+		"net/http's server as -http2-server net/http runs it": func() string {
+			return startServer(t, h, h2.Config{WriteTimeout: timeout, StdHTTP2: true}, serverOpts{}).addr
+		},
+		"net/http": func() string {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			hs := &http.Server{Handler: h, Protocols: new(http.Protocols), HTTP2: &http.HTTP2Config{WriteByteTimeout: timeout}}
+			hs.Protocols.SetUnencryptedHTTP2(true)
+			go func() { _ = hs.Serve(ln) }()
+			t.Cleanup(func() { _ = hs.Close() })
+			return ln.Addr().String()
+		},
+	}
+	for name, start := range servers {
+		nc, err := dialSmallReadBuffer(start(), 16<<10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		fr := http2.NewFramer(nc, &slowReader{r: nc, chunk: 8 << 10, pause: 12 * time.Millisecond})
+		_, _ = io.WriteString(nc, http2.ClientPreface)
+		_ = fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1<<31 - 1})
+		_ = fr.WriteWindowUpdate(0, 1<<31-1-65535)
+		var hb bytes.Buffer
+		enc := hpack.NewEncoder(&hb)
+		for _, kv := range [][2]string{{":method", "GET"}, {":scheme", "http"}, {":authority", "x"}, {":path", "/"}} {
+			_ = enc.WriteField(hpack.HeaderField{Name: kv[0], Value: kv[1]})
+		}
+		_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: hb.Bytes(), EndHeaders: true, EndStream: true})
+		received, ended := 0, false
+		_ = nc.SetReadDeadline(time.Now().Add(30 * time.Second))
+		for !ended {
+			f, err := fr.ReadFrame()
+			if err != nil {
+				t.Errorf("%s: after %d bytes of the body: %v", name, received, err)
+				break
+			}
+			switch f := f.(type) {
+			case *http2.SettingsFrame:
+				if !f.IsAck() {
+					_ = fr.WriteSettingsAck()
+				}
+			case *http2.DataFrame:
+				received += len(f.Data())
+				ended = f.StreamEnded()
+			case *http2.RSTStreamFrame, *http2.GoAwayFrame:
+				t.Errorf("%s: %v after %d bytes of the body", name, f, received)
+				ended = true
+			}
+		}
+		select {
+		case err := <-handlerDone:
+			if err != nil {
+				t.Errorf("%s: the handler's write failed: %v", name, err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Errorf("%s: the handler did not return", name)
+		}
+		if received != total {
+			t.Errorf("%s: %d bytes of the body, want %d", name, received, total)
+		}
+	}
+}
+
+// slowReader reads at most chunk bytes at a time, pausing before each read.
+type slowReader struct {
+	r     io.Reader
+	chunk int
+	pause time.Duration
+}
+
+func (s *slowReader) Read(p []byte) (int, error) {
+	time.Sleep(s.pause)
+	return s.r.Read(p[:min(len(p), s.chunk)])
 }

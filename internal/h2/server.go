@@ -66,7 +66,9 @@ type Config struct {
 	SendPingTimeout time.Duration
 	PingTimeout     time.Duration
 	// WriteTimeout closes a connection whose socket write has made no
-	// progress for this long (a peer that stopped reading).
+	// progress for this long (a peer that stopped reading). On Linux,
+	// progress is any byte the peer acknowledges, as with net/http's
+	// WriteByteTimeout; elsewhere, a socket write that returns.
 	WriteTimeout time.Duration
 	// SendWindowTimeout resets (CANCEL) a stream whose client opens no
 	// flow-control window for its response this long, so a client that
