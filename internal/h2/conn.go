@@ -118,6 +118,9 @@ type conn struct {
 	ageTimer       *time.Timer // MaxConnectionAge, then its grace
 	lateResets     []uint32    // streams to reset with NO_ERROR (resetLateLocked)
 	hasLateResets  atomic.Bool
+	// readerIdle: the serve goroutine has read every byte that arrived and
+	// waits for more, so a late reset need not wait for it (sendLateResets).
+	readerIdle atomic.Bool
 }
 
 func newConn(s *Server, hs *http.Server, nc net.Conn, h http.Handler, ctx context.Context) *conn {
@@ -190,15 +193,24 @@ func (c *conn) serve(readPreface bool) {
 	c.mu.Unlock()
 	c.startAging()
 
-	sawSettings := false
+	sawSettings, idle := false, false
 	for {
 		if c.br.Buffered() == 0 {
 			if sawSettings {
 				c.growReader()
 			}
+			// Idle first, then the resets: a handler that schedules one
+			// after this look sees the reader idle and sends it itself
+			// (closeStream).
+			idle = true
+			c.readerIdle.Store(true)
 			c.sendLateResets(false) // what the client sent before is read
 		}
 		f, err := c.fr.ReadFrame()
+		if idle {
+			idle = false
+			c.readerIdle.Store(false)
+		}
 		if err != nil {
 			if errors.Is(err, http2.ErrFrameTooLarge) {
 				err = http2.ConnectionError(http2.ErrCodeFrameSize)
@@ -646,6 +658,12 @@ func (c *conn) sendLateResets(tick bool) {
 	for _, id := range ids {
 		st := c.streams[id]
 		if st == nil {
+			continue
+		}
+		if st.remoteClosed {
+			// The client ended its side meanwhile: the stream is closed,
+			// and RFC 9113 section 5.1 allows no RST_STREAM on it.
+			delete(c.streams, id)
 			continue
 		}
 		if st.declaredLength > st.received && !st.remoteClosed && !st.lateTicked && len(held) < int(c.conf.MaxConcurrentStreams) {

@@ -238,3 +238,80 @@ func (s *slowReader) Read(p []byte) (int, error) {
 	time.Sleep(s.pause)
 	return s.r.Read(p[:min(len(p), s.chunk)])
 }
+
+// A handler that answers without reading the body of a client that has
+// paused its upload: the client is told to stop (RST_STREAM NO_ERROR,
+// RFC 9113 section 8.1) at once, as net/http's server tells it, not when it
+// next sends or the watchdog next looks (7.5 s with the defaults).
+func TestEarlyResponseStopsTheUploadAtOnce(t *testing.T) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(100 * time.Millisecond) // the server has read all there is, and waits
+		w.WriteHeader(http.StatusUnauthorized)
+	})
+	for _, std := range []bool{false, true} {
+		name := map[bool]string{false: "internal/h2", true: "net/http"}[std]
+		srv := startServer(t, h, h2.Config{StdHTTP2: std}, serverOpts{})
+		c := dialRaw(t, srv.addr)
+		c.request(1, "POST", "/", false)
+		if err := c.Fr.WriteData(1, false, []byte("the first part of a body")); err != nil {
+			t.Fatal(err)
+		}
+		start, status := time.Now(), ""
+		for rst := false; !rst; {
+			f, err := c.ReadFrame(2 * time.Second)
+			if err != nil {
+				t.Fatalf("%s: no RST_STREAM within 2 s of the request (response %q): %v", name, status, err)
+			}
+			switch f := f.(type) {
+			case *http2.MetaHeadersFrame:
+				status = f.PseudoValue("status")
+			case *http2.RSTStreamFrame:
+				if f.StreamID != 1 || f.ErrCode != http2.ErrCodeNo || status != "401" {
+					t.Errorf("%s: RST_STREAM %d %v after response %q, want stream 1 NO_ERROR after 401", name, f.StreamID, f.ErrCode, status)
+				}
+				rst = true
+			}
+		}
+		t.Logf("%s: RST_STREAM after %v", name, time.Since(start).Round(time.Millisecond))
+	}
+}
+
+// A stream whose client ends its body after the response ended is closed:
+// internal/h2, which holds the reset of a body with a content-length still
+// to come (so that a length the client breaks is answered as the
+// malformed request it is), then sends no RST_STREAM on it (RFC 9113
+// section 5.1).
+func TestNoResetOnAStreamBothSidesEnded(t *testing.T) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "early") })
+	srv := startServer(t, h, h2.Config{}, serverOpts{})
+	c := dialRaw(t, srv.addr)
+	c.request(1, "POST", "/", false, "content-length", "10")
+	if err := c.Fr.WriteData(1, false, []byte("12345")); err != nil {
+		t.Fatal(err)
+	}
+	if status, body, ended := c.response(1); status != "200" || string(body) != "early" || !ended {
+		t.Fatalf("response %q %q ended=%v", status, body, ended)
+	}
+	if err := c.Fr.WriteData(1, true, []byte("67890")); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Fr.WritePing(false, [8]byte{'e', 'n', 'd', 'e', 'd'}); err != nil {
+		t.Fatal(err)
+	}
+	acked := false
+	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); {
+		f, err := c.ReadFrame(time.Until(deadline))
+		if err != nil {
+			break // nothing more came
+		}
+		switch f := f.(type) {
+		case *http2.PingFrame:
+			acked = acked || f.IsAck()
+		case *http2.RSTStreamFrame:
+			t.Errorf("RST_STREAM %v on stream %d, which both sides had ended", f.ErrCode, f.StreamID)
+		}
+	}
+	if !acked {
+		t.Error("the PING after the body was not answered")
+	}
+}

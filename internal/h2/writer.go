@@ -199,6 +199,12 @@ func (w *responseWriter) closeStream() {
 		c.writeControl(func(fr *http2.Framer) error { return fr.WriteRSTStream(st.id, code) })
 		c.noteServerReset(code)
 	}
+	if late && c.readerIdle.Load() {
+		// The serve goroutine has read what the client sent and waits:
+		// the reset goes now, as net/http's server sends it, not when the
+		// client next sends or the watchdog ticks.
+		c.sendLateResets(false)
+	}
 	if closeNow {
 		c.closeGracefully()
 	}
