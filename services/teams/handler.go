@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"connectrpc.com/connect"
 
@@ -75,7 +77,13 @@ func (h *Handler) ListTeams(ctx context.Context, req *connect.Request[teamsv1.Li
 	if err != nil {
 		return connect.NewError(connect.CodeInvalidArgument, err)
 	}
-	teams, more, err := h.store.List(ctx, ListOptions{Limit: int(size), After: after, Prefix: req.Msg.GetCityPrefix()})
+	prefix := req.Msg.GetCityPrefix()
+	if !plainText(prefix) {
+		// No city has one; PostgreSQL would refuse a NUL as an error of
+		// its own.
+		return connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("city_prefix %q contains a control character, which no city has", prefix))
+	}
+	teams, more, err := h.store.List(ctx, ListOptions{Limit: int(size), After: after, Prefix: prefix})
 	if err != nil {
 		return h.storeError(ctx, err, "")
 	}
@@ -165,8 +173,15 @@ func decodePageToken(token string) (string, error) {
 		return "", nil
 	}
 	key, err := base64.RawURLEncoding.DecodeString(token)
-	if err != nil || len(key) == 0 {
+	if err != nil || len(key) == 0 || !plainText(string(key)) {
 		return "", fmt.Errorf("page_token %q was not returned by ListTeams: pass next_page_token unchanged", token)
 	}
 	return string(key), nil
+}
+
+// plainText reports whether s is valid UTF-8 without control characters,
+// as every city (validateName), and so every city key and prefix that can
+// match one, is.
+func plainText(s string) bool {
+	return utf8.ValidString(s) && strings.IndexFunc(s, unicode.IsControl) < 0
 }

@@ -1,6 +1,7 @@
 package teams_test
 
 import (
+	"encoding/base64"
 	"slices"
 	"testing"
 
@@ -101,7 +102,13 @@ func TestListTeamsPaging(t *testing.T) {
 			t.Errorf("ListTeams(prefix s) = %q, %v; want %q", cities, stream.Err(), want)
 		}
 
-		for _, bad := range []*teamsv1.ListTeamsRequest{{PageSize: -1}, {PageToken: "not base64!"}} {
+		// Bytes no city key holds, in a token or a prefix, are the
+		// caller's mistake on every store (PostgreSQL refuses a NUL).
+		forged := func(key string) string { return base64.RawURLEncoding.EncodeToString([]byte(key)) }
+		for _, bad := range []*teamsv1.ListTeamsRequest{
+			{PageSize: -1}, {PageToken: "not base64!"},
+			{PageToken: forged("\xff")}, {PageToken: forged("chi\x00")}, {CityPrefix: "chi\x00"}, {CityPrefix: "\n"},
+		} {
 			stream, err := c.ListTeams(testserver.CallContext(t), connect.NewRequest(bad))
 			if err == nil {
 				for stream.Receive() {
