@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	sqlitelib "modernc.org/sqlite"
+
 	"github.com/switchyard/switchyard/internal/pgtest"
 	"github.com/switchyard/switchyard/services/teams"
 	"github.com/switchyard/switchyard/services/teams/sqlstore"
@@ -446,4 +448,88 @@ func TestPostgresFeedSilentListener(t *testing.T) {
 			break
 		}
 	}
+}
+
+// copyDatabase copies the SQLite database at path to other (restore:
+// from other to path) with SQLite's online backup API, as sqlite3's
+// .backup and .restore do, on a connection of its own.
+func copyDatabase(t *testing.T, path, other string, restore bool) {
+	t.Helper()
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	conn, err := db.Conn(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	err = conn.Raw(func(dc any) error {
+		c, ok := dc.(interface {
+			NewBackup(string) (*sqlitelib.Backup, error)
+			NewRestore(string) (*sqlitelib.Backup, error)
+		})
+		if !ok {
+			return fmt.Errorf("%T has no backup API", dc)
+		}
+		b, err := c.NewBackup(other)
+		if restore {
+			b, err = c.NewRestore(other)
+		}
+		if err != nil {
+			return err
+		}
+		for more := true; more; {
+			if more, err = b.Step(-1); err != nil {
+				return err
+			}
+		}
+		return b.Finish()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A database restored from a backup under running processes: its change
+// log and ids roll back, and the writes after it reuse ids a poller has
+// read. The poller finds the row it read last gone or different, and
+// reports that everything changed: the other process's cache serves the
+// restored teams and, within the feed's bound, the writes after the
+// restore. It used to look for ids above its own, find none, and miss
+// the restore and every write until the ids passed it again.
+func TestSQLiteFeedSeesARestore(t *testing.T) {
+	dir := t.TempDir()
+	backup := filepath.Join(t.TempDir(), "backup.db")
+	a, b := openSQLite(t, dir), openSQLite(t, dir)
+	c := teams.NewCache(b, 100, nil)
+	defer func() { _ = a.Close(); _ = c.Close() }()
+	waitLive(t, a.Feed())
+	waitLive(t, b.Feed())
+	ctx := t.Context()
+	copyDatabase(t, filepath.Join(dir, sqlstore.SQLiteFile), backup, false)
+	for _, nickname := range []string{"Bears", "Cubs", "Fire", "Sky", "Sox"} {
+		if _, _, err := a.Put(ctx, teams.Team{City: "Chicago", Nickname: nickname}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	agree := func(when, want string) {
+		t.Helper()
+		var cached teams.Team
+		for deadline := time.Now().Add(teams.FeedBound); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			if cached, _ = c.Get(ctx, "chicago"); cached.Nickname == want {
+				return
+			}
+		}
+		stored, _ := b.Get(ctx, "chicago")
+		t.Fatalf("%s: the cache serves %q, the store holds %q, want %q within %v", when, cached.Nickname, stored.Nickname, want, teams.FeedBound)
+	}
+	agree("after another process's writes", "Sox")
+	copyDatabase(t, filepath.Join(dir, sqlstore.SQLiteFile), backup, true)
+	agree("after the restore", "Jackals")
+	if _, _, err := a.Put(ctx, teams.Team{City: "Chicago", Nickname: "Wolves"}); err != nil {
+		t.Fatal(err)
+	}
+	agree("after a write that followed the restore", "Wolves")
 }

@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 
@@ -59,13 +60,9 @@ func (f *sqliteFeed) poll(ctx context.Context, first bool, downSince *time.Time)
 		return err
 	}
 	defer func() { _ = conn.Close() }()
-	var version, last int64
-	// data_version first: a commit between the two reads is in the log
-	// already and only makes the next poll read nothing new.
-	if err := conn.QueryRowContext(ctx, `PRAGMA data_version`).Scan(&version); err != nil {
-		return err
-	}
-	if err := conn.QueryRowContext(ctx, `SELECT COALESCE(MAX(id), 0) FROM team_changes`).Scan(&last); err != nil {
+	var version int64
+	var last logRow
+	if err := f.look(ctx, conn, &version, &last, true); err != nil {
 		return err
 	}
 	var downFor time.Duration
@@ -85,15 +82,8 @@ func (f *sqliteFeed) poll(ctx context.Context, first bool, downSince *time.Time)
 		case <-tick.C:
 		}
 		start := time.Now()
-		var v int64
-		if err := conn.QueryRowContext(ctx, `PRAGMA data_version`).Scan(&v); err != nil {
+		if err := f.look(ctx, conn, &version, &last, false); err != nil {
 			return err
-		}
-		if v != version {
-			version = v
-			if last, err = f.readLog(ctx, conn, last); err != nil {
-				return err
-			}
 		}
 		// What a change committed just after the previous poll waited.
 		f.log.lag(time.Since(prev))
@@ -101,44 +91,111 @@ func (f *sqliteFeed) poll(ctx context.Context, first bool, downSince *time.Time)
 	}
 }
 
-// readLog reports the changes logged after id last and returns the newest
-// id seen.
-func (f *sqliteFeed) readLog(ctx context.Context, conn *sql.Conn, last int64) (int64, error) {
-	rows, err := conn.QueryContext(ctx, `SELECT id, city_key, found, city, nickname FROM team_changes WHERE id > ? ORDER BY id LIMIT ?`, last, changeLogKept)
+// look reads data_version and, when it changed, the change log (first:
+// where the log ends) in one read transaction: both from one snapshot of
+// the database, so that a change of data_version with nothing new in the
+// log is a commit that logged nothing, not one that landed between the
+// two reads.
+func (f *sqliteFeed) look(ctx context.Context, conn *sql.Conn, version *int64, last *logRow, first bool) error {
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback() }() // it read only
+	var v int64
+	if err := tx.QueryRowContext(ctx, `PRAGMA data_version`).Scan(&v); err != nil {
+		return err
+	}
+	switch {
+	case first:
+		*last, err = newestLogRow(ctx, tx)
+	case v != *version:
+		*last, err = f.readLog(ctx, tx, *last)
+	}
+	if err != nil {
+		return err
+	}
+	*version = v
+	return nil
+}
+
+// logRow is a row of team_changes: the feed's place in the log is the
+// newest row it has read, which it finds again at the next poll unless
+// the log was replaced under it.
+type logRow struct {
+	id             int64
+	key            string
+	found          sql.NullBool
+	city, nickname sql.NullString
+}
+
+const logColumns = `id, city_key, found, city, nickname`
+
+func (r *logRow) scan(row interface{ Scan(...any) error }) error {
+	return row.Scan(&r.id, &r.key, &r.found, &r.city, &r.nickname)
+}
+
+// newestLogRow is the log's newest row; id 0 when the log is empty.
+func newestLogRow(ctx context.Context, tx *sql.Tx) (logRow, error) {
+	var r logRow
+	err := r.scan(tx.QueryRowContext(ctx, `SELECT `+logColumns+` FROM team_changes ORDER BY id DESC LIMIT 1`))
+	if errors.Is(err, sql.ErrNoRows) {
+		return logRow{}, nil
+	}
+	if err != nil {
+		return logRow{}, fmt.Errorf("change log: %w", err)
+	}
+	return r, nil
+}
+
+// readLog reports the changes logged after row last, in a snapshot in
+// which data_version changed, and returns the newest row seen.
+func (f *sqliteFeed) readLog(ctx context.Context, tx *sql.Tx, last logRow) (logRow, error) {
+	// From last itself: it must still be there as it was read. A log
+	// without it, or with another row in its place, is not the one this
+	// poller followed: the database was restored from a backup (its log
+	// and ids rolled back, and later writes reuse the ids) or its file
+	// replaced. So is a commit that logged nothing, as every write of a
+	// team logs: a backup restored over a log that looks as it did.
+	// Every team may have changed then.
+	rows, err := tx.QueryContext(ctx, `SELECT `+logColumns+` FROM team_changes WHERE id >= ? ORDER BY id LIMIT ?`, last.id, changeLogKept+1)
 	if err != nil {
 		return last, err
 	}
 	defer func() { _ = rows.Close() }()
 	var changes []teams.Change
-	next, gap := last, false
+	next, replaced, gap := last, last.id > 0, false
 	for rows.Next() {
-		var id int64
-		var key string
-		var found sql.NullBool
-		var city, nickname sql.NullString
-		if err := rows.Scan(&id, &key, &found, &city, &nickname); err != nil {
+		var r logRow
+		if err := r.scan(rows); err != nil {
 			return last, err
+		}
+		if r.id == last.id && last.id > 0 {
+			replaced = r != last
+			continue
 		}
 		// Ids are dense (AUTOINCREMENT, rolled back with their
 		// transaction): a gap means pruned rows this poller never read.
-		gap = gap || id != next+1
-		next = id
-		ch := teams.Change{Key: key} // logged before schema 5: no state
-		if found.Valid {
-			ch = teams.Wrote(key, teams.Team{City: city.String, Nickname: nickname.String}, found.Bool)
+		gap = gap || r.id != next.id+1
+		next = r
+		ch := teams.Change{Key: r.key} // logged before schema 5: no state
+		if r.found.Valid {
+			ch = teams.Wrote(r.key, teams.Team{City: r.city.String, Nickname: r.nickname.String}, r.found.Bool)
 		}
 		changes = append(changes, ch)
 	}
 	if err := rows.Err(); err != nil {
 		return last, err
 	}
-	if gap || len(changes) == changeLogKept {
-		// Fell behind the log: say everything, and start from its end.
-		if err := conn.QueryRowContext(ctx, `SELECT COALESCE(MAX(id), 0) FROM team_changes`).Scan(&next); err != nil {
-			return last, fmt.Errorf("change log: %w", err)
+	if replaced || gap || len(changes) == 0 || len(changes) >= changeLogKept {
+		// Fell behind the log, or it is another: say everything, and
+		// start from its end.
+		newest, err := newestLogRow(ctx, tx)
+		if err != nil {
+			return last, err
 		}
 		f.log.feed.Reset(true)
-		return next, nil
+		return newest, nil
 	}
 	for _, ch := range changes {
 		f.log.feed.Report(ch)
