@@ -66,8 +66,9 @@ const CacheReportEvery = time.Minute
 //
 // Concurrent misses of one key share one store read (the first one's),
 // so a write invalidating a hot team costs one read, not one per caller
-// in flight. A caller that joins a read started before a Change for its
-// key gets that read's answer: its call overlapped the write.
+// in flight. A caller joins only a read that no Change for its key has
+// reached yet: one that arrives after the cache took a Change reads
+// anew, and later callers share that read.
 type Cache struct {
 	store   Watchable
 	bound   int
@@ -400,9 +401,11 @@ func (c *Cache) takeLocked(ch Change) {
 	}
 	if f, ok := c.inflight[ch.Key]; ok {
 		f.seen.take(ch)
-		if f.seen.stale {
-			delete(c.inflight, ch.Key) // later misses read anew
-		}
+		// Later misses read anew: this read may have begun before the
+		// write, and a call that begins once the cache knows of a write
+		// must not be answered from before it (a deleted team). The
+		// read installs its answer still if the changes it saw allow.
+		delete(c.inflight, ch.Key)
 	}
 	for _, w := range c.writing[ch.Key] {
 		w.take(ch)

@@ -589,6 +589,49 @@ func TestCacheMissesShareARead(t *testing.T) {
 	}
 }
 
+// A Get that begins after the cache took a Change of its key does not
+// join a read that began before it: another process deletes Detroit while
+// a miss's read (which found the team) is held, and a Get begun after the
+// delete's Change reads anew and finds no team, and the held read does
+// not install its answer.
+func TestCacheNoJoinAcrossAChange(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, true, 16)
+	first := h.startStoppedGet("Detroit") // read "Wheels", held before its install
+	if _, err := h.store.MemStore.Delete(context.Background(), "Detroit"); err != nil {
+		t.Fatal(err)
+	}
+	ch := Wrote("detroit", Team{}, false)
+	h.store.feed.Report(ch)
+	h.taken(live(ch))
+	second := make(chan error, 1)
+	go func() {
+		tm, err := h.get("Detroit")
+		if err == nil {
+			err = fmt.Errorf("answered %+v", tm)
+		}
+		second <- err
+	}()
+	select {
+	case err := <-second:
+		if !errors.Is(err, ErrNotFound) {
+			t.Errorf("Get begun after the delete's Change: %v, want ErrNotFound", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("Get begun after the delete's Change waited for the read begun before it")
+	}
+	close(h.resume)
+	if tm := <-first; tm.Nickname != "Wheels" {
+		t.Errorf("the held read answered %+v, want what it read (Wheels)", tm)
+	}
+	if _, err := h.get("Detroit"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("after both: %v, want ErrNotFound (the held read installed its answer)", err)
+	}
+	if j := h.cache.Stats().Joined; j != 0 {
+		t.Errorf("%d Gets joined a read", j)
+	}
+}
+
 // waitJoined waits until a Get has joined another's read, or fails.
 func waitJoined(t *testing.T, c *Cache) {
 	t.Helper()
