@@ -158,6 +158,11 @@ func (h *Handler) storeError(ctx context.Context, err error, city string) error 
 		return connect.NewError(connect.CodeDeadlineExceeded, errors.New("the deadline passed while reading the team directory"))
 	case errors.Is(err, context.Canceled):
 		return connect.NewError(connect.CodeCanceled, errors.New("the call was canceled"))
+	case errors.Is(err, ErrUnavailable):
+		// Busy, unreachable or shutting down: worth a retry, which
+		// UNAVAILABLE tells clients and proxies.
+		h.logger.LogAttrs(ctx, slog.LevelWarn, "team store unavailable", slog.String("err", err.Error()))
+		return connect.NewError(connect.CodeUnavailable, errors.New("the team directory is unavailable for now (busy, or its database unreachable); retry shortly"))
 	}
 	h.logger.LogAttrs(ctx, slog.LevelError, "team store failed", slog.String("err", err.Error()))
 	return connect.NewError(connect.CodeInternal, errors.New("the team directory failed; the error is in the server log"))

@@ -39,6 +39,10 @@ var (
 	ErrNotFound = errors.New("no team plays in this city")
 	// ErrInvalid is returned for a malformed city or nickname.
 	ErrInvalid = errors.New("invalid team")
+	// ErrUnavailable is wrapped around a store's failure that a retry may
+	// get past: its database busy (another writer holds SQLite's lock past
+	// the wait), unreachable or shutting down, or the store closing.
+	ErrUnavailable = errors.New("the team store is unavailable for now")
 )
 
 // ListOptions select a page of ListTeams.

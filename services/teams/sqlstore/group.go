@@ -3,7 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
-	"errors"
+	"fmt"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -15,7 +15,7 @@ import (
 const maxGroup = 64
 
 // errClosed answers a write that arrives after Close.
-var errClosed = errors.New("sqlite: the team store is closed")
+var errClosed = fmt.Errorf("%w: the team store is closed", teams.ErrUnavailable)
 
 // groupCommit runs the Puts that arrive together in one transaction, so
 // that they share one commit and with it one fsync. On SQLite

@@ -12,10 +12,17 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"strconv"
 	"strings"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	sqlitelib "modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/switchyard/switchyard/internal/waits"
 	"github.com/switchyard/switchyard/services/teams"
@@ -154,7 +161,7 @@ func (s *Store) List(ctx context.Context, opts teams.ListOptions) ([]teams.Team,
 	for rows.Next() {
 		var t teams.Team
 		if err := rows.Scan(&t.City, &t.Nickname); err != nil {
-			return nil, false, err
+			return nil, false, ctxErr(ctx, err)
 		}
 		out = append(out, t)
 	}
@@ -245,12 +252,44 @@ func (s *Store) Close() error {
 
 // ctxErr makes a failure caused by the call's context recognizable as
 // such: drivers report an interrupted query in their own words (SQLite's
-// "interrupted"), which would otherwise be an internal error.
+// "interrupted"), which would otherwise be an internal error. A failure
+// a retry may get past (transient) wraps teams.ErrUnavailable.
 func ctxErr(ctx context.Context, err error) error {
-	if err == nil || ctx.Err() == nil || errors.Is(err, ctx.Err()) {
-		return err
+	switch {
+	case err == nil:
+		return nil
+	case ctx.Err() != nil:
+		if errors.Is(err, ctx.Err()) {
+			return err
+		}
+		return fmt.Errorf("%w: %v", ctx.Err(), err)
+	case transient(err) && !errors.Is(err, teams.ErrUnavailable):
+		return fmt.Errorf("%w: %w", teams.ErrUnavailable, err)
 	}
-	return fmt.Errorf("%w: %v", ctx.Err(), err)
+	return err
+}
+
+// transient reports whether err says the database is busy, cannot be
+// reached or is going away, rather than that the statement failed.
+func transient(err error) bool {
+	if errors.Is(err, teams.ErrUnavailable) || errors.Is(err, driver.ErrBadConn) || errors.Is(err, sql.ErrConnDone) {
+		return true
+	}
+	var lite *sqlitelib.Error
+	if errors.As(err, &lite) {
+		code := lite.Code() & 0xff // the primary code of an extended one
+		return code == sqlite3.SQLITE_BUSY || code == sqlite3.SQLITE_LOCKED
+	}
+	var pg *pgconn.PgError
+	if errors.As(err, &pg) {
+		// Class 08 (connection exception), the server shutting down or
+		// starting (57P01-57P03), too many connections (53300).
+		return strings.HasPrefix(pg.Code, "08") || pg.Code == "57P01" || pg.Code == "57P02" || pg.Code == "57P03" || pg.Code == "53300"
+	}
+	// The connection failed or broke: a dial refused, a socket reset, a
+	// server gone in the middle of a reply.
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, io.ErrUnexpectedEOF) || pgconn.SafeToRetry(err)
 }
 
 // SchemaVersion is the newest migration applied to the database. It is
