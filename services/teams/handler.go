@@ -83,10 +83,34 @@ func (h *Handler) ListTeams(ctx context.Context, req *connect.Request[teamsv1.Li
 		// its own.
 		return connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("city_prefix %q contains a control character, which no city has", prefix))
 	}
+	if size == 0 {
+		// Every team, read from the store a page at a time: what a call
+		// holds stays within one page however many teams there are.
+		for {
+			teams, more, err := h.store.List(ctx, ListOptions{Limit: listChunk, After: after, Prefix: prefix})
+			if err != nil {
+				return h.storeError(ctx, err, "")
+			}
+			if err := sendTeams(stream, teams, false); err != nil || !more {
+				return err
+			}
+			after = CityKey(teams[len(teams)-1].City)
+		}
+	}
 	teams, more, err := h.store.List(ctx, ListOptions{Limit: int(size), After: after, Prefix: prefix})
 	if err != nil {
 		return h.storeError(ctx, err, "")
 	}
+	return sendTeams(stream, teams, more)
+}
+
+// listChunk is how many teams a ListTeams call of every team reads from
+// the store at a time.
+const listChunk = MaxPageSize
+
+// sendTeams streams a page of teams; more puts the next page's token on
+// the last.
+func sendTeams(stream *connect.ServerStream[teamsv1.ListTeamsResponse], teams []Team, more bool) error {
 	for i, t := range teams {
 		msg := &teamsv1.ListTeamsResponse{City: t.City, Nickname: t.Nickname}
 		if more && i == len(teams)-1 {

@@ -1,8 +1,12 @@
 package teams_test
 
 import (
+	"context"
 	"encoding/base64"
+	"fmt"
 	"slices"
+	"strings"
+	"sync/atomic"
 	"testing"
 
 	"connectrpc.com/connect"
@@ -13,6 +17,7 @@ import (
 	"github.com/switchyard/switchyard/gen/teams/v1/teamsv1connect"
 	"github.com/switchyard/switchyard/internal/server"
 	"github.com/switchyard/switchyard/internal/testserver"
+	"github.com/switchyard/switchyard/services/teams"
 )
 
 // TeamsService through the whole server, in every protocol. Writes and
@@ -136,4 +141,53 @@ func TestLegacyGetTeam(t *testing.T) {
 		_, err := c.GetTeam(testserver.CallContext(t), connect.NewRequest(&legacyteams.TeamRequest{City: " "}))
 		testserver.WantCode(t, err, connect.CodeInvalidArgument)
 	})
+}
+
+// listLimits is a Store that notes the largest page List was asked for.
+type listLimits struct {
+	teams.Store
+	largest atomic.Int64
+	calls   atomic.Int64
+}
+
+func (s *listLimits) List(ctx context.Context, opts teams.ListOptions) ([]teams.Team, bool, error) {
+	s.calls.Add(1)
+	for {
+		old := s.largest.Load()
+		if int64(opts.Limit) <= old || s.largest.CompareAndSwap(old, int64(opts.Limit)) {
+			break
+		}
+	}
+	return s.Store.List(ctx, opts)
+}
+
+// ListTeams of every team (page_size 0) streams them all, in order, but
+// reads the store a page at a time: a call holds one page, not the whole
+// directory, however large it is.
+func TestListTeamsEveryTeamReadsByPages(t *testing.T) {
+	t.Parallel()
+	seed := slices.Clone(teams.TutorialTeams)
+	for i := range 2*teams.MaxPageSize + 500 {
+		seed = append(seed, teams.Team{City: fmt.Sprintf("Town %04d", i), Nickname: "Locals"})
+	}
+	store := &listLimits{Store: teams.NewMemStore(seed)}
+	srv := testserver.Start(t, server.Config{Teams: store})
+	c := teamsv1connect.NewTeamsServiceClient(srv.HTTPClient, srv.URL)
+	stream, err := c.ListTeams(testserver.CallContext(t), connect.NewRequest(&teamsv1.ListTeamsRequest{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cities []string
+	for stream.Receive() {
+		if stream.Msg().GetNextPageToken() != "" {
+			t.Fatalf("a listing of every team carries a page token at %q", stream.Msg().GetCity())
+		}
+		cities = append(cities, stream.Msg().GetCity())
+	}
+	if err := stream.Err(); err != nil || len(cities) != len(seed) || !slices.IsSortedFunc(cities, func(a, b string) int { return strings.Compare(teams.CityKey(a), teams.CityKey(b)) }) {
+		t.Fatalf("ListTeams = %d teams in order %v, %v; want the %d teams in key order", len(cities), slices.IsSorted(cities), err, len(seed))
+	}
+	if l, n := store.largest.Load(), store.calls.Load(); l <= 0 || l > teams.MaxPageSize || n < 3 {
+		t.Errorf("the store was read %d times, the largest page %d; want pages of at most %d", n, l, teams.MaxPageSize)
+	}
 }
