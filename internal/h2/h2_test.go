@@ -477,17 +477,20 @@ func TestTLSStateOfRequests(t *testing.T) {
 	for _, std := range []bool{false, true} {
 		var mu sync.Mutex
 		var seen []*tls.ConnectionState
+		peers := map[string]bool{}
 		h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			mu.Lock()
 			seen = append(seen, r.TLS)
+			peers[r.RemoteAddr] = true
 			mu.Unlock()
 		})
 		for _, useTLS := range []bool{true, false} {
 			mu.Lock()
 			seen = nil
+			clear(peers)
 			mu.Unlock()
 			srv := startServer(t, h, h2.Config{StdHTTP2: std}, serverOpts{tls: useTLS})
-			c, dials := srv.client(t)
+			c, _ := srv.client(t)
 			for range 3 {
 				resp, err := c.Get(srv.url + "/")
 				if err != nil {
@@ -496,9 +499,12 @@ func TestTLSStateOfRequests(t *testing.T) {
 				resp.Body.Close()
 			}
 			mu.Lock()
-			seen := seen
+			seen, n := seen, len(peers)
 			mu.Unlock()
-			if n := dials.Load(); n != 1 || len(seen) != 3 {
+			// The connections the requests came on, as the server saw
+			// them: Go's client now and then dials a spare connection it
+			// does not use, so its dials do not count them.
+			if n != 1 || len(seen) != 3 {
 				t.Fatalf("std %v tls %v: %d requests on %d connections, want 3 on 1", std, useTLS, len(seen), n)
 			}
 			for i, st := range seen {
