@@ -936,6 +936,22 @@ func (c *conn) respondStatus(id uint32, status int) {
 	c.flushLocked()
 }
 
+// writeContinue sends st's client the 100 Continue it asked for, unless
+// the response's HEADERS went first or the stream is gone.
+func (c *conn) writeContinue(st *stream) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.mu.Lock()
+	gone := st.reset || c.closed
+	c.mu.Unlock()
+	if gone || st.finalSent || c.wbroken || c.closing != open {
+		return
+	}
+	c.enc.header(statusText(http.StatusContinue), "", nil)
+	c.writeHeaderBlockLocked(st.id, false)
+	c.flushLocked()
+}
+
 // writeHeaderBlockLocked writes the encoded block as HEADERS (and CONTINUATION) frames.
 func (c *conn) writeHeaderBlockLocked(id uint32, endStream bool) {
 	block := c.enc.buf.Bytes()

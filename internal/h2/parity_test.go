@@ -315,3 +315,53 @@ func TestNoResetOnAStreamBothSidesEnded(t *testing.T) {
 		t.Error("the PING after the body was not answered")
 	}
 }
+
+// A client that asks for 100 Continue before it sends its body gets it
+// when the handler first reads the body, as from net/http's server (a
+// client that waits for it, as curl and Go's client with
+// ExpectContinueTimeout do, otherwise stalls for its timeout); a handler
+// that answers without reading sends its final response alone. Either
+// way the handler sees no Expect header.
+func TestExpectContinue(t *testing.T) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Expect") != "" {
+			http.Error(w, "the handler saw Expect", http.StatusTeapot)
+			return
+		}
+		if r.URL.Path == "/refuse" {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		b, _ := io.ReadAll(r.Body)
+		_, _ = w.Write(bytes.ToUpper(b))
+	})
+	for _, std := range []bool{false, true} {
+		name := map[bool]string{false: "internal/h2", true: "net/http"}[std]
+		srv := startServer(t, h, h2.Config{StdHTTP2: std}, serverOpts{})
+		c := dialRaw(t, srv.addr)
+		c.request(1, "POST", "/", false, "expect", "100-continue")
+		for continued := false; !continued; {
+			f, err := c.ReadFrame(2 * time.Second)
+			if err != nil {
+				t.Fatalf("%s: no 100 Continue within 2 s: %v", name, err)
+			}
+			if mh, ok := f.(*http2.MetaHeadersFrame); ok && mh.StreamID == 1 {
+				if status := mh.PseudoValue("status"); status != "100" || mh.StreamEnded() {
+					t.Fatalf("%s: first response HEADERS %s (ended %v), want 100", name, status, mh.StreamEnded())
+				}
+				continued = true
+			}
+		}
+		if err := c.Fr.WriteData(1, true, []byte("the body")); err != nil {
+			t.Fatal(err)
+		}
+		if status, body, ended := c.response(1); status != "200" || string(body) != "THE BODY" || !ended {
+			t.Errorf("%s: after 100 Continue: %q %q ended=%v, want 200 \"THE BODY\"", name, status, body, ended)
+		}
+
+		c.request(3, "POST", "/refuse", false, "expect", "100-continue")
+		if status, body, _ := c.response(3); status != "401" {
+			t.Errorf("%s: a handler that does not read: first response %q %q, want 401 (no 100 Continue)", name, status, body)
+		}
+	}
+}

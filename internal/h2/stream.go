@@ -42,6 +42,12 @@ type stream struct {
 	bodyClosed     bool   // the handler closed the body: arriving data is dropped
 	reset          bool   // reset or connection gone: nothing more is written
 	lateTicked     bool   // its late reset waited out a watchdog tick (sendLateResets)
+	// wantContinue: the client asked for 100 Continue before its body
+	// (Expect: 100-continue); the first Read sends it. Read's only.
+	wantContinue bool
+	// finalSent: the response's HEADERS are written, so no 100 Continue
+	// may follow. Guarded by c.wmu.
+	finalSent bool
 	received       int64  // body bytes received
 	declaredLength int64  // content-length, or -1
 	body           []byte // arrived, not yet taken by the handler
@@ -153,6 +159,10 @@ type requestBody struct{ st *stream }
 
 func (b *requestBody) Read(p []byte) (int, error) {
 	st := b.st
+	if st.wantContinue {
+		st.wantContinue = false
+		st.c.writeContinue(st)
+	}
 	if st.roff < len(st.rbuf) {
 		n := copy(p, st.rbuf[st.roff:])
 		st.roff += n
@@ -336,6 +346,12 @@ func (c *conn) newRequest(f *headerBlock) (*http.Request, *stream, error) {
 	} else {
 		req.Body = &st.rb
 		req.ContentLength = declared
+		// As net/http's server: the handler sees no Expect, and its
+		// first read of the body tells the client to send it.
+		if ex := header["Expect"]; len(ex) > 0 && httpguts.HeaderValuesContainsToken(ex, "100-continue") {
+			st.wantContinue = true
+			delete(header, "Expect")
+		}
 	}
 	if names := header["Trailer"]; len(names) > 0 {
 		// One map of the declared names, the handler's: the serve

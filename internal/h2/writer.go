@@ -280,6 +280,7 @@ func (w *responseWriter) send(end bool) error {
 			w.encodeHeaderLocked(end && !trailers && len(w.trailers) == 0)
 			c.writeHeaderBlockLocked(st.id, last && len(chunk) == 0 && !trailers)
 			w.sentHeader = true
+			st.finalSent = true
 			if last && len(chunk) == 0 && !trailers {
 				w.ended = true
 			}
