@@ -184,8 +184,10 @@ func (w *responseWriter) closeStream() {
 		delete(c.streams, st.id)
 	}
 	inc := st.abortLocked(errStreamClosed)
+	held := false
 	if late {
 		c.resetLateLocked(st.id)
+		held = st.declaredLength > st.received
 	}
 	// The handler is done: the stream stops counting as running, so a
 	// graceful close may proceed, and counts as finishing until its record
@@ -199,10 +201,11 @@ func (w *responseWriter) closeStream() {
 		c.writeControl(func(fr *http2.Framer) error { return fr.WriteRSTStream(st.id, code) })
 		c.noteServerReset(code)
 	}
-	if late && c.readerIdle.Load() {
+	if late && !held && c.readerIdle.Load() {
 		// The serve goroutine has read what the client sent and waits:
 		// the reset goes now, as net/http's server sends it, not when the
-		// client next sends or the watchdog ticks.
+		// client next sends or the watchdog ticks. (One whose declared
+		// body has not all arrived is held anyway: sendLateResets.)
 		c.sendLateResets(false)
 	}
 	if closeNow {
