@@ -42,12 +42,8 @@ type stream struct {
 	bodyClosed     bool   // the handler closed the body: arriving data is dropped
 	reset          bool   // reset or connection gone: nothing more is written
 	lateTicked     bool   // its late reset waited out a watchdog tick (sendLateResets)
-	// wantContinue: the client asked for 100 Continue before its body
-	// (Expect: 100-continue); the first Read sends it. Read's only.
-	wantContinue bool
-	// finalSent: the response's HEADERS are written, so no 100 Continue
-	// may follow. Guarded by c.wmu.
-	finalSent bool
+	wantContinue   bool   // Expect: 100-continue; the first Read sends 100 Continue (Read's only, not c.mu)
+	finalSent      bool   // the response's HEADERS are out: no 100 Continue may follow (c.wmu, not c.mu)
 	received       int64  // body bytes received
 	declaredLength int64  // content-length, or -1
 	body           []byte // arrived, not yet taken by the handler
