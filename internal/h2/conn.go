@@ -413,10 +413,10 @@ func (c *conn) tick() {
 	// the clock: a socket write that stays in progress, frames that stop
 	// coming, streams that stop starting.
 	// A write in progress since the last look is stuck once WriteTimeout
-	// has passed without the peer acknowledging a byte: one socket write
-	// takes a whole batch (up to connMaxPending), and a client that reads
-	// steadily but slowly takes longer to accept it than WriteTimeout, as
-	// net/http's WriteByteTimeout would not hold against it.
+	// has passed without the peer acknowledging a byte. One socket write
+	// takes a whole batch (up to connMaxPending), which a client reading
+	// steadily but slowly may take longer than WriteTimeout to accept;
+	// net/http's WriteByteTimeout, which counts any byte, keeps it too.
 	stuck := false
 	if f := c.flushes.Load(); f%2 == 1 && f == c.stuckFlush {
 		if now.Sub(c.stuckSince) > c.conf.WriteTimeout {
@@ -666,7 +666,7 @@ func (c *conn) sendLateResets(tick bool) {
 			delete(c.streams, id)
 			continue
 		}
-		if st.declaredLength > st.received && !st.remoteClosed && !st.lateTicked && len(held) < int(c.conf.MaxConcurrentStreams) {
+		if st.declaredLength > st.received && !st.lateTicked && len(held) < int(c.conf.MaxConcurrentStreams) {
 			st.lateTicked = tick
 			held = append(held, id)
 			continue
