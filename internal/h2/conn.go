@@ -944,7 +944,7 @@ func (c *conn) writeContinue(st *stream) {
 	c.mu.Lock()
 	gone := st.reset || c.closed
 	c.mu.Unlock()
-	if gone || st.finalSent || c.wbroken || c.closing != open {
+	if gone || st.rw.sentHeader || c.wbroken || c.closing != open {
 		return
 	}
 	c.enc.header(statusText(http.StatusContinue), "", nil)

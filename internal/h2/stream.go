@@ -43,7 +43,6 @@ type stream struct {
 	reset          bool   // reset or connection gone: nothing more is written
 	lateTicked     bool   // its late reset waited out a watchdog tick (sendLateResets)
 	wantContinue   bool   // Expect: 100-continue; the first Read sends 100 Continue (Read's only, not c.mu)
-	finalSent      bool   // the response's HEADERS are out: no 100 Continue may follow (c.wmu, not c.mu)
 	received       int64  // body bytes received
 	declaredLength int64  // content-length, or -1
 	body           []byte // arrived, not yet taken by the handler

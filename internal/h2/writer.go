@@ -24,7 +24,7 @@ type responseWriter struct {
 	header      http.Header
 	status      int
 	wroteHeader bool     // the status is decided
-	sentHeader  bool     // the HEADERS frame is written
+	sentHeader  bool     // the HEADERS frame is written (set under c.wmu: writeContinue reads it)
 	ended       bool     // END_STREAM is written (or the stream is gone)
 	sent        bool     // the end of the stream was handed to the socket
 	trailers    []string // declared with the Trailer header
@@ -283,7 +283,6 @@ func (w *responseWriter) send(end bool) error {
 			w.encodeHeaderLocked(end && !trailers && len(w.trailers) == 0)
 			c.writeHeaderBlockLocked(st.id, last && len(chunk) == 0 && !trailers)
 			w.sentHeader = true
-			st.finalSent = true
 			if last && len(chunk) == 0 && !trailers {
 				w.ended = true
 			}
