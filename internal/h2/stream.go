@@ -466,13 +466,8 @@ func wireName(canonical string) (name string, ok bool) {
 	if v, ok := commonLower[canonical]; ok {
 		return v, true
 	}
-	if canonical == "" {
+	if !httpguts.ValidHeaderFieldName(canonical) {
 		return "", false
-	}
-	for i := 0; i < len(canonical); i++ {
-		if !httpguts.IsTokenRune(rune(canonical[i])) {
-			return "", false
-		}
 	}
 	return strings.ToLower(canonical), true
 }
