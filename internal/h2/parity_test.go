@@ -11,9 +11,9 @@ import (
 	"time"
 
 	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/hpack"
 
 	"github.com/switchyard/switchyard/internal/h2"
+	"github.com/switchyard/switchyard/internal/testserver"
 )
 
 // Behaviour where internal/h2 must do what net/http's HTTP/2 server does:
@@ -181,30 +181,21 @@ func TestSlowSteadyReaderKeepsItsConnection(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer nc.Close()
-		fr := http2.NewFramer(nc, &slowReader{r: nc, chunk: 8 << 10, pause: 12 * time.Millisecond})
-		_, _ = io.WriteString(nc, http2.ClientPreface)
-		_ = fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1<<31 - 1})
-		_ = fr.WriteWindowUpdate(0, 1<<31-1-65535)
-		var hb bytes.Buffer
-		enc := hpack.NewEncoder(&hb)
-		for _, kv := range [][2]string{{":method", "GET"}, {":scheme", "http"}, {":authority", "x"}, {":path", "/"}} {
-			_ = enc.WriteField(hpack.HeaderField{Name: kv[0], Value: kv[1]})
+		c := testserver.StartH2(t, &slowConn{Conn: nc, chunk: 8 << 10, pause: 12 * time.Millisecond},
+			http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1<<31 - 1})
+		if err := c.Fr.WriteWindowUpdate(0, 1<<31-1-65535); err != nil {
+			t.Fatal(err)
 		}
-		_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: hb.Bytes(), EndHeaders: true, EndStream: true})
+		c.WriteHeaders(1, true, ":method", "GET", ":scheme", "http", ":authority", "x", ":path", "/")
 		received, ended := 0, false
 		_ = nc.SetReadDeadline(time.Now().Add(30 * time.Second))
 		for !ended {
-			f, err := fr.ReadFrame()
+			f, err := c.Fr.ReadFrame()
 			if err != nil {
 				t.Errorf("%s: after %d bytes of the body: %v", name, received, err)
 				break
 			}
 			switch f := f.(type) {
-			case *http2.SettingsFrame:
-				if !f.IsAck() {
-					_ = fr.WriteSettingsAck()
-				}
 			case *http2.DataFrame:
 				received += len(f.Data())
 				ended = f.StreamEnded()
@@ -227,16 +218,16 @@ func TestSlowSteadyReaderKeepsItsConnection(t *testing.T) {
 	}
 }
 
-// slowReader reads at most chunk bytes at a time, pausing before each read.
-type slowReader struct {
-	r     io.Reader
+// slowConn reads at most chunk bytes at a time, pausing before each read.
+type slowConn struct {
+	net.Conn
 	chunk int
 	pause time.Duration
 }
 
-func (s *slowReader) Read(p []byte) (int, error) {
+func (s *slowConn) Read(p []byte) (int, error) {
 	time.Sleep(s.pause)
-	return s.r.Read(p[:min(len(p), s.chunk)])
+	return s.Conn.Read(p[:min(len(p), s.chunk)])
 }
 
 // A handler that answers without reading the body of a client that has

@@ -35,7 +35,7 @@ func DialH2(t testing.TB, addr string, settings ...http2.Setting) *H2Conn {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return startH2(t, conn, settings)
+	return StartH2(t, conn, settings...)
 }
 
 // DialH2TLS is DialH2 over TLS, trusting roots and negotiating "h2" by ALPN.
@@ -50,12 +50,13 @@ func DialH2TLS(t testing.TB, addr string, roots *x509.CertPool, settings ...http
 		conn.Close()
 		t.Fatalf("ALPN negotiated %q, want h2", p)
 	}
-	return startH2(t, conn, settings)
+	return StartH2(t, conn, settings...)
 }
 
-// startH2 sends the client preface and settings on conn and reads the
-// server's SETTINGS.
-func startH2(t testing.TB, conn net.Conn, settings []http2.Setting) *H2Conn {
+// StartH2 is DialH2 on a connection the test made itself (a socket option
+// of its own, a reader that lags): it sends the client preface and
+// settings on conn and reads the server's SETTINGS.
+func StartH2(t testing.TB, conn net.Conn, settings ...http2.Setting) *H2Conn {
 	t.Helper()
 	t.Cleanup(func() { conn.Close() })
 	c := &H2Conn{T: t, Conn: conn, Fr: http2.NewFramer(conn, conn), Settings: map[http2.SettingID]uint32{}}
