@@ -602,8 +602,20 @@ func TestDeclaredTrailersBounded(t *testing.T) {
 			<-release
 		})
 		srv := startServer(t, h, h2.Config{StdHTTP2: std}, serverOpts{})
-		defer close(release)
 		c := dialRaw(t, srv.addr)
+		// What this server held is freed before the next is measured:
+		// its connection closed and, on internal/h2, gone (a stream
+		// whose handler ends before its body is kept for a while,
+		// lateResetGrace).
+		defer func() {
+			close(release)
+			c.Conn.Close()
+			for deadline := time.Now().Add(5 * time.Second); srv.h2.OpenConns() > 0; time.Sleep(time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatalf("std=%v: the connection is still served 5 s after its client closed it", std)
+				}
+			}
+		}()
 		c.request(1, "POST", "/", false, kv...) // what the first stream allocates once
 		<-started
 		before := heapAndStacks()

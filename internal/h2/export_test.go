@@ -14,6 +14,13 @@ func (s *Server) WindowWakeups() uint64 {
 	return n
 }
 
+// OpenConns is how many connections the server serves itself.
+func (s *Server) OpenConns() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
+
 // Bounds the defence tests state.
 const (
 	MaxQueuedControlFrames = maxQueuedControlFrames
