@@ -118,9 +118,8 @@ type conn struct {
 	ageTimer       *time.Timer // MaxConnectionAge, then its grace
 	lateResets     []uint32    // streams to reset with NO_ERROR (resetLateLocked)
 	hasLateResets  atomic.Bool
-	// readerIdle: the serve goroutine has read every byte that arrived and
-	// waits for more, so a late reset need not wait for it (sendLateResets).
-	readerIdle atomic.Bool
+	lateTimer      *time.Timer // sends the late resets (armLateResets); under mu
+	lateArmed      atomic.Bool
 }
 
 func newConn(s *Server, hs *http.Server, nc net.Conn, h http.Handler, ctx context.Context) *conn {
@@ -193,24 +192,17 @@ func (c *conn) serve(readPreface bool) {
 	c.mu.Unlock()
 	c.startAging()
 
-	sawSettings, idle := false, false
+	sawSettings := false
 	for {
 		if c.br.Buffered() == 0 {
 			if sawSettings {
 				c.growReader()
 			}
-			// Idle first, then the resets: a handler that schedules one
-			// after this look sees the reader idle and sends it itself
-			// (closeStream).
-			idle = true
-			c.readerIdle.Store(true)
-			c.sendLateResets(false) // what the client sent before is read
+			// Late resets held for a body that has since ended, or come
+			// whole without END_STREAM, go now.
+			c.armLateResets()
 		}
 		f, err := c.fr.ReadFrame()
-		if idle {
-			idle = false
-			c.readerIdle.Store(false)
-		}
 		if err != nil {
 			if errors.Is(err, http2.ErrFrameTooLarge) {
 				err = http2.ConnectionError(http2.ErrCodeFrameSize)
@@ -336,6 +328,9 @@ func (c *conn) close() {
 	}
 	if c.ageTimer != nil {
 		c.ageTimer.Stop()
+	}
+	if c.lateTimer != nil {
+		c.lateTimer.Stop()
 	}
 	for _, st := range streams {
 		st.abortLocked(errConnClosed)
@@ -629,14 +624,48 @@ func (c *conn) processReset(f *http2.RSTStreamFrame) error {
 
 // resetLateLocked schedules RST_STREAM NO_ERROR for a stream whose
 // response is complete while its client is still sending. The stream
-// stays known until the reader has processed what it has read (or the
-// watchdog's next look): a frame the client sent before it saw the
-// response still meets the stream, so a flow-control error on it is
-// answered as one (RFC 9113 section 6.9.1; h2spec 6.9.1/3) rather than
-// lost behind a reset the handler's end raced ahead. Called with mu.
+// stays known for lateResetGrace (armLateResets): a frame the client sent
+// before it saw the response still meets the stream, so a flow-control
+// error on it is answered as one (RFC 9113 section 6.9.1; h2spec 6.9.1/3)
+// rather than lost behind a reset the handler's end raced ahead. Called
+// with mu.
 func (c *conn) resetLateLocked(id uint32) {
 	c.lateResets = append(c.lateResets, id)
 	c.hasLateResets.Store(true)
+}
+
+// lateResetGrace is how long after a handler ends without its client's
+// body its stream is reset with NO_ERROR (armLateResets), at most. A paused
+// upload is told to stop within it, as net/http's server tells it once the
+// response is out; and the frames a client sends right after its request
+// are read first, as under net/http's server, where dispatching the
+// handler takes a while: h2spec 6.9.1/3 opens a stream and then overflows
+// its window, one write a frame, and the overflow, met by a stream already
+// reset, would be ignored (RFC 9113 section 5.4.2).
+const lateResetGrace = 20 * time.Millisecond
+
+// armLateResets has the late resets scheduled so far sent lateResetGrace
+// from now, if it is not armed already. Called by the handler that
+// schedules one and by the serve goroutine as it waits for the client.
+func (c *conn) armLateResets() {
+	if !c.hasLateResets.Load() || c.lateArmed.Swap(true) {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return
+	}
+	if c.lateTimer == nil {
+		c.lateTimer = time.AfterFunc(lateResetGrace, c.lateResetsDue)
+	} else {
+		c.lateTimer.Reset(lateResetGrace)
+	}
+}
+
+func (c *conn) lateResetsDue() {
+	c.lateArmed.Store(false)
+	c.sendLateResets(false)
 }
 
 // sendLateResets sends the resets resetLateLocked scheduled, for the

@@ -267,6 +267,66 @@ func TestEarlyResponseStopsTheUploadAtOnce(t *testing.T) {
 	}
 }
 
+// h2spec 6.9.1/3: a client opens a stream without ending it, then sends
+// two WINDOW_UPDATEs that take the stream's window past 2^31-1, one write
+// each. The handler answers at once without reading, so the server may
+// also reset the stream with NO_ERROR once the response is out; the frames
+// the client sent just before must still be read first, or the overflow
+// meets a stream already closed and is ignored. net/http's server reads
+// them first while its handler is being dispatched (tens of
+// microseconds), and not always (this test logs how often); internal/h2
+// must answer FLOW_CONTROL_ERROR every time, also when the frames come a
+// few milliseconds after the HEADERS and the response has long been
+// written (lateResetGrace).
+func TestWindowOverflowAfterAnEarlyResponse(t *testing.T) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "early") })
+	trial := func(srv *testServer, gap time.Duration) (http2.ErrCode, bool) {
+		c := dialRaw(t, srv.addr)
+		defer c.Conn.Close()
+		c.request(1, "GET", "/", false)
+		time.Sleep(gap)
+		for range 2 {
+			if err := c.Fr.WriteWindowUpdate(1, 1<<31-1); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for {
+			f, err := c.ReadFrame(2 * time.Second)
+			if err != nil {
+				return 0, false
+			}
+			if f, ok := f.(*http2.RSTStreamFrame); ok && f.StreamID == 1 {
+				return f.ErrCode, true
+			}
+		}
+	}
+	for _, std := range []bool{false, true} {
+		name := map[bool]string{false: "internal/h2", true: "net/http"}[std]
+		srv := startServer(t, h, h2.Config{StdHTTP2: std}, serverOpts{})
+		gaps := []time.Duration{0}
+		if !std {
+			gaps = append(gaps, time.Millisecond, 5*time.Millisecond)
+		}
+		for _, gap := range gaps {
+			const trials = 20
+			right := 0
+			for range trials {
+				code, ok := trial(srv, gap)
+				switch {
+				case ok && code == http2.ErrCodeFlowControl:
+					right++
+				case std:
+				case !ok:
+					t.Errorf("%s, WINDOW_UPDATEs %v after the HEADERS: no RST_STREAM on stream 1", name, gap)
+				default:
+					t.Errorf("%s, WINDOW_UPDATEs %v after the HEADERS: RST_STREAM %v on stream 1, want FLOW_CONTROL_ERROR", name, gap, code)
+				}
+			}
+			t.Logf("%s, WINDOW_UPDATEs %v after the HEADERS: FLOW_CONTROL_ERROR in %d of %d", name, gap, right, trials)
+		}
+	}
+}
+
 // A stream whose client ends its body after the response ended is closed:
 // internal/h2, which holds the reset of a body with a content-length still
 // to come (so that a length the client breaks is answered as the

@@ -177,7 +177,7 @@ func (w *responseWriter) closeStream() {
 		case !w.ended:
 			rst, code = true, http2.ErrCodeInternal
 		case !st.remoteClosed:
-			late = true // NO_ERROR, once what the client sent is read (resetLateLocked)
+			late = true // NO_ERROR, lateResetGrace from now (resetLateLocked)
 		}
 	}
 	if c.streams[st.id] == st && !late {
@@ -201,12 +201,10 @@ func (w *responseWriter) closeStream() {
 		c.writeControl(func(fr *http2.Framer) error { return fr.WriteRSTStream(st.id, code) })
 		c.noteServerReset(code)
 	}
-	if late && !held && c.readerIdle.Load() {
-		// The serve goroutine has read what the client sent and waits:
-		// the reset goes now, as net/http's server sends it, not when the
-		// client next sends or the watchdog ticks. (One whose declared
-		// body has not all arrived is held anyway: sendLateResets.)
-		c.sendLateResets(false)
+	if late && !held {
+		// (One whose declared body has not all arrived is held anyway:
+		// sendLateResets.)
+		c.armLateResets()
 	}
 	if closeNow {
 		c.closeGracefully()
