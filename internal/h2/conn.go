@@ -199,7 +199,7 @@ func (c *conn) serve(readPreface bool) {
 				c.growReader()
 			}
 			// Late resets held for a body that has since ended, or come
-			// whole without END_STREAM, go now.
+			// whole without END_STREAM, go lateResetGrace from now.
 			c.armLateResets()
 		}
 		f, err := c.fr.ReadFrame()
@@ -663,6 +663,9 @@ func (c *conn) armLateResets() {
 	}
 }
 
+// lateResetsDue is the timer's: it sends every late reset not held,
+// whether or not the reader is busy, so that a client whose frames keep
+// the reader busy cannot keep ended streams known.
 func (c *conn) lateResetsDue() {
 	c.lateArmed.Store(false)
 	c.sendLateResets(false)
