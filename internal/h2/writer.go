@@ -184,10 +184,8 @@ func (w *responseWriter) closeStream() {
 		delete(c.streams, st.id)
 	}
 	inc := st.abortLocked(errStreamClosed)
-	held := false
 	if late {
 		c.resetLateLocked(st.id)
-		held = st.declaredLength > st.received
 	}
 	// The handler is done: the stream stops counting as running, so a
 	// graceful close may proceed, and counts as finishing until its record
@@ -201,9 +199,7 @@ func (w *responseWriter) closeStream() {
 		c.writeControl(func(fr *http2.Framer) error { return fr.WriteRSTStream(st.id, code) })
 		c.noteServerReset(code)
 	}
-	if late && !held {
-		// (One whose declared body has not all arrived is held anyway:
-		// sendLateResets.)
+	if late {
 		c.armLateResets()
 	}
 	if closeNow {
