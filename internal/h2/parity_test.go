@@ -42,8 +42,7 @@ func TestInvalidResponseFieldsLeftOut(t *testing.T) {
 		w.Header()[http.TrailerPrefix+"Also Bad"] = []string{"v"}
 		w.Header()[http.TrailerPrefix+"X-Late"] = []string{"late"}
 	})
-	for _, std := range []bool{false, true} {
-		name := map[bool]string{false: "internal/h2", true: "net/http"}[std]
+	bothServers(t, func(t *testing.T, std bool) {
 		srv := startServer(t, h, h2.Config{StdHTTP2: std}, serverOpts{})
 
 		// Through Go's client, which refuses a response with a
@@ -51,15 +50,15 @@ func TestInvalidResponseFieldsLeftOut(t *testing.T) {
 		hc, _ := srv.client(t)
 		res, err := hc.Get(srv.url + "/")
 		if err != nil {
-			t.Fatalf("%s: %v", name, err)
+			t.Fatal(err)
 		}
 		body, err := io.ReadAll(res.Body)
 		res.Body.Close()
 		if err != nil || string(body) != "hello" || res.Header.Get("X-Ok") != "fine" {
-			t.Errorf("%s: %d %q %v (%v), want 200 \"hello\" with X-Ok", name, res.StatusCode, body, res.Header, err)
+			t.Errorf("%d %q %v (%v), want 200 \"hello\" with X-Ok", res.StatusCode, body, res.Header, err)
 		}
 		if got := res.Trailer.Get("X-Trailer") + res.Trailer.Get("X-Late"); got != "tlate" {
-			t.Errorf("%s: trailers %v, want X-Trailer and X-Late", name, res.Trailer)
+			t.Errorf("trailers %v, want X-Trailer and X-Late", res.Trailer)
 		}
 
 		// On the wire: which fields went out, header block and trailers.
@@ -67,23 +66,23 @@ func TestInvalidResponseFieldsLeftOut(t *testing.T) {
 		c.request(1, "GET", "/", true)
 		status, fields, body, ended := c.responseWithHeader(1)
 		if status != "200" || string(body) != "hello" || !ended {
-			t.Fatalf("%s: %s %q ended=%v", name, status, body, ended)
+			t.Fatalf("%s %q ended=%v", status, body, ended)
 		}
 		for f := range fields {
 			switch f {
 			case "x-ok", "x-trailer", "x-late", "content-type", "date", "trailer":
 			case "content-length": // the server's own, for the whole body
 				if fields[f] != "5" {
-					t.Errorf("%s: content-length %q, want the body's 5", name, fields[f])
+					t.Errorf("content-length %q, want the body's 5", fields[f])
 				}
 			default:
-				t.Errorf("%s: field %q (%q) went out", name, f, fields[f])
+				t.Errorf("field %q (%q) went out", f, fields[f])
 			}
 		}
 		if fields["content-type"] == "text/evil" {
-			t.Errorf("%s: a Content-Type trailer went out", name)
+			t.Error("a Content-Type trailer went out")
 		}
-	}
+	})
 }
 
 // A stream accepted while the final GOAWAY of a graceful shutdown goes out
@@ -239,8 +238,7 @@ func TestEarlyResponseStopsTheUploadAtOnce(t *testing.T) {
 		time.Sleep(100 * time.Millisecond) // the server has read all there is, and waits
 		w.WriteHeader(http.StatusUnauthorized)
 	})
-	for _, std := range []bool{false, true} {
-		name := map[bool]string{false: "internal/h2", true: "net/http"}[std]
+	bothServers(t, func(t *testing.T, std bool) {
 		srv := startServer(t, h, h2.Config{StdHTTP2: std}, serverOpts{})
 		c := dialRaw(t, srv.addr)
 		c.request(1, "POST", "/", false)
@@ -251,20 +249,20 @@ func TestEarlyResponseStopsTheUploadAtOnce(t *testing.T) {
 		for rst := false; !rst; {
 			f, err := c.ReadFrame(2 * time.Second)
 			if err != nil {
-				t.Fatalf("%s: no RST_STREAM within 2 s of the request (response %q): %v", name, status, err)
+				t.Fatalf("no RST_STREAM within 2 s of the request (response %q): %v", status, err)
 			}
 			switch f := f.(type) {
 			case *http2.MetaHeadersFrame:
 				status = f.PseudoValue("status")
 			case *http2.RSTStreamFrame:
 				if f.StreamID != 1 || f.ErrCode != http2.ErrCodeNo || status != "401" {
-					t.Errorf("%s: RST_STREAM %d %v after response %q, want stream 1 NO_ERROR after 401", name, f.StreamID, f.ErrCode, status)
+					t.Errorf("RST_STREAM %d %v after response %q, want stream 1 NO_ERROR after 401", f.StreamID, f.ErrCode, status)
 				}
 				rst = true
 			}
 		}
-		t.Logf("%s: RST_STREAM after %v", name, time.Since(start).Round(time.Millisecond))
-	}
+		t.Logf("RST_STREAM after %v", time.Since(start).Round(time.Millisecond))
+	})
 }
 
 // h2spec 6.9.1/3: a client opens a stream without ending it, then sends
@@ -280,7 +278,7 @@ func TestEarlyResponseStopsTheUploadAtOnce(t *testing.T) {
 // written (lateResetGrace).
 func TestWindowOverflowAfterAnEarlyResponse(t *testing.T) {
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "early") })
-	trial := func(srv *testServer, gap time.Duration) (http2.ErrCode, bool) {
+	trial := func(t *testing.T, srv *testServer, gap time.Duration) (http2.ErrCode, bool) {
 		c := dialRaw(t, srv.addr)
 		defer c.Conn.Close()
 		c.request(1, "GET", "/", false)
@@ -300,8 +298,7 @@ func TestWindowOverflowAfterAnEarlyResponse(t *testing.T) {
 			}
 		}
 	}
-	for _, std := range []bool{false, true} {
-		name := map[bool]string{false: "internal/h2", true: "net/http"}[std]
+	bothServers(t, func(t *testing.T, std bool) {
 		srv := startServer(t, h, h2.Config{StdHTTP2: std}, serverOpts{})
 		gaps := []time.Duration{0}
 		if !std {
@@ -311,20 +308,20 @@ func TestWindowOverflowAfterAnEarlyResponse(t *testing.T) {
 			const trials = 20
 			right := 0
 			for range trials {
-				code, ok := trial(srv, gap)
+				code, ok := trial(t, srv, gap)
 				switch {
 				case ok && code == http2.ErrCodeFlowControl:
 					right++
 				case std:
 				case !ok:
-					t.Errorf("%s, WINDOW_UPDATEs %v after the HEADERS: no RST_STREAM on stream 1", name, gap)
+					t.Errorf("WINDOW_UPDATEs %v after the HEADERS: no RST_STREAM on stream 1", gap)
 				default:
-					t.Errorf("%s, WINDOW_UPDATEs %v after the HEADERS: RST_STREAM %v on stream 1, want FLOW_CONTROL_ERROR", name, gap, code)
+					t.Errorf("WINDOW_UPDATEs %v after the HEADERS: RST_STREAM %v on stream 1, want FLOW_CONTROL_ERROR", gap, code)
 				}
 			}
-			t.Logf("%s, WINDOW_UPDATEs %v after the HEADERS: FLOW_CONTROL_ERROR in %d of %d", name, gap, right, trials)
+			t.Logf("WINDOW_UPDATEs %v after the HEADERS: FLOW_CONTROL_ERROR in %d of %d", gap, right, trials)
 		}
-	}
+	})
 }
 
 // A stream whose client ends its body after the response ended is closed:
@@ -386,19 +383,18 @@ func TestExpectContinue(t *testing.T) {
 		b, _ := io.ReadAll(r.Body)
 		_, _ = w.Write(bytes.ToUpper(b))
 	})
-	for _, std := range []bool{false, true} {
-		name := map[bool]string{false: "internal/h2", true: "net/http"}[std]
+	bothServers(t, func(t *testing.T, std bool) {
 		srv := startServer(t, h, h2.Config{StdHTTP2: std}, serverOpts{})
 		c := dialRaw(t, srv.addr)
 		c.request(1, "POST", "/", false, "expect", "100-continue")
 		for continued := false; !continued; {
 			f, err := c.ReadFrame(2 * time.Second)
 			if err != nil {
-				t.Fatalf("%s: no 100 Continue within 2 s: %v", name, err)
+				t.Fatalf("no 100 Continue within 2 s: %v", err)
 			}
 			if mh, ok := f.(*http2.MetaHeadersFrame); ok && mh.StreamID == 1 {
 				if status := mh.PseudoValue("status"); status != "100" || mh.StreamEnded() {
-					t.Fatalf("%s: first response HEADERS %s (ended %v), want 100", name, status, mh.StreamEnded())
+					t.Fatalf("first response HEADERS %s (ended %v), want 100", status, mh.StreamEnded())
 				}
 				continued = true
 			}
@@ -407,12 +403,12 @@ func TestExpectContinue(t *testing.T) {
 			t.Fatal(err)
 		}
 		if status, body, ended := c.response(1); status != "200" || string(body) != "THE BODY" || !ended {
-			t.Errorf("%s: after 100 Continue: %q %q ended=%v, want 200 \"THE BODY\"", name, status, body, ended)
+			t.Errorf("after 100 Continue: %q %q ended=%v, want 200 \"THE BODY\"", status, body, ended)
 		}
 
 		c.request(3, "POST", "/refuse", false, "expect", "100-continue")
 		if status, body, _ := c.response(3); status != "401" {
-			t.Errorf("%s: a handler that does not read: first response %q %q, want 401 (no 100 Continue)", name, status, body)
+			t.Errorf("a handler that does not read: first response %q %q, want 401 (no 100 Continue)", status, body)
 		}
-	}
+	})
 }
