@@ -963,14 +963,19 @@ func (c *conn) respondStatus(id uint32, status int) {
 	if c.wbroken {
 		return
 	}
-	c.enc.header(statusText(status), "", nil)
+	c.enc.header(statusText(status), "", httpDate(), nil)
 	c.writeHeaderBlockLocked(id, true)
 	c.flushLocked()
 }
 
 // writeContinue sends st's client the 100 Continue it asked for, unless
 // the response's HEADERS went first or the stream is gone.
-func (c *conn) writeContinue(st *stream) {
+func (c *conn) writeContinue(st *stream) { c.writeInformational(st, http.StatusContinue, nil) }
+
+// writeInformational sends st's client an informational (1xx) response
+// with h's fields, unless the final response's HEADERS went first or the
+// stream is gone.
+func (c *conn) writeInformational(st *stream, code int, h http.Header) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	c.mu.Lock()
@@ -979,7 +984,7 @@ func (c *conn) writeContinue(st *stream) {
 	if gone || st.rw.sentHeader || c.wbroken || c.closing != open {
 		return
 	}
-	c.enc.header(statusText(http.StatusContinue), "", nil)
+	c.enc.header(statusText(code), "", "", h)
 	c.writeHeaderBlockLocked(st.id, false)
 	c.flushLocked()
 }

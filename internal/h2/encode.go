@@ -49,6 +49,7 @@ type memoBlock struct {
 	gen    uint64      // good while blockEncoder.gen is this; 0: empty
 	status string      // the :status value; "" for a trailer block
 	length string      // the content-length the server added, if any
+	date   string      // the date the server added, if any
 	fields []memoField // the whole header map it was made from
 	block  []byte
 }
@@ -73,9 +74,9 @@ func (b *blockEncoder) setLimit(v uint32) {
 
 // header encodes a response's HEADERS block: the status, h's fields but
 // its trailers (keys with http.TrailerPrefix) and the connection-specific
-// ones, and a content-length the server adds, if length is set.
-func (b *blockEncoder) header(status, length string, h http.Header) {
-	if b.recall(status, length, h) {
+// ones, and the content-length and date the server adds, if set.
+func (b *blockEncoder) header(status, length, date string, h http.Header) {
+	if b.recall(status, length, date, h) {
 		return
 	}
 	b.buf.Reset()
@@ -91,7 +92,10 @@ func (b *blockEncoder) header(status, length string, h http.Header) {
 	if length != "" {
 		b.field("content-length", length)
 	}
-	b.remember(status, length, h)
+	if date != "" {
+		b.field("date", date)
+	}
+	b.remember(status, length, date, h)
 }
 
 // trailers encodes a response's trailer block: the values in h of the
@@ -99,7 +103,7 @@ func (b *blockEncoder) header(status, length string, h http.Header) {
 // http.TrailerPrefix.
 func (b *blockEncoder) trailers(declared []string, h http.Header) {
 	memo := len(declared) == 0 // the fields are then h's alone
-	if memo && b.recall("", "", h) {
+	if memo && b.recall("", "", "", h) {
 		return
 	}
 	b.buf.Reset()
@@ -116,7 +120,7 @@ func (b *blockEncoder) trailers(declared []string, h http.Header) {
 		}
 	}
 	if memo {
-		b.remember("", "", h)
+		b.remember("", "", "", h)
 	} else {
 		b.settle()
 	}
@@ -148,14 +152,14 @@ func (b *blockEncoder) field(name, value string) {
 }
 
 // recall writes the remembered block for these fields, if there is one:
-// a response's header fields (status, the content-length the server
-// adds, and h's keys without http.TrailerPrefix) or, with status "", its
-// trailer fields (h's keys with the prefix). It reports whether it did;
-// if not, the caller encodes the fields and calls remember.
-func (b *blockEncoder) recall(status, length string, h http.Header) bool {
+// a response's header fields (status, the content-length and date the
+// server adds, and h's keys without http.TrailerPrefix) or, with status
+// "", its trailer fields (h's keys with the prefix). It reports whether
+// it did; if not, the caller encodes the fields and calls remember.
+func (b *blockEncoder) recall(status, length, date string, h http.Header) bool {
 	for i := range b.memo {
 		m := &b.memo[i]
-		if m.gen == b.gen && m.status == status && m.length == length && m.holds(h) {
+		if m.gen == b.gen && m.status == status && m.length == length && m.date == date && m.holds(h) {
 			b.buf.Reset()
 			b.buf.Write(m.block)
 			promote(b.memo[:], i)
@@ -169,7 +173,7 @@ func (b *blockEncoder) recall(status, length string, h http.Header) bool {
 // recall takes them). A block of indexes only is remembered; any other
 // may have changed the encoder's state, so every block remembered so far
 // is forgotten.
-func (b *blockEncoder) remember(status, length string, h http.Header) {
+func (b *blockEncoder) remember(status, length, date string, h http.Header) {
 	if !b.settle() {
 		return
 	}
@@ -185,7 +189,7 @@ func (b *blockEncoder) remember(status, length string, h http.Header) {
 		return
 	}
 	m := memoSlot(b.memo[:], func(m *memoBlock) bool { return m.gen != b.gen }) // empty, or of an earlier gen
-	*m = memoBlock{gen: b.gen, status: status, length: length,
+	*m = memoBlock{gen: b.gen, status: status, length: length, date: date,
 		fields: make([]memoField, 0, len(h)), block: append(m.block[:0], block...)}
 	for k, vv := range h {
 		// Copied: the map's slices belong to the handler.

@@ -40,9 +40,15 @@ func (c *client) setLimit(v uint32) {
 // reports whether the block was one remembered.
 func (c *client) header(status, length string, h http.Header) (recalled bool) {
 	c.t.Helper()
-	recalled = c.b.recall(status, length, h)
+	return c.dated(status, length, "", h)
+}
+
+// dated is header with the date field the server adds.
+func (c *client) dated(status, length, date string, h http.Header) (recalled bool) {
+	c.t.Helper()
+	recalled = c.b.recall(status, length, date, h)
 	if !recalled {
-		c.b.header(status, length, h)
+		c.b.header(status, length, date, h)
 	}
 	want := []hpack.HeaderField{{Name: ":status", Value: status}}
 	for k, vv := range h {
@@ -53,6 +59,9 @@ func (c *client) header(status, length string, h http.Header) (recalled bool) {
 	if length != "" {
 		want = append(want, hpack.HeaderField{Name: "content-length", Value: length})
 	}
+	if date != "" {
+		want = append(want, hpack.HeaderField{Name: "date", Value: date})
+	}
 	c.check(want)
 	return recalled
 }
@@ -62,7 +71,7 @@ func (c *client) header(status, length string, h http.Header) (recalled bool) {
 func (c *client) trailers(declared []string, h http.Header) (recalled bool) {
 	c.t.Helper()
 	if len(declared) == 0 {
-		recalled = c.b.recall("", "", h)
+		recalled = c.b.recall("", "", "", h)
 	}
 	if !recalled {
 		c.b.trailers(declared, h)
@@ -191,7 +200,9 @@ func TestBlockEncoderDecodes(t *testing.T) {
 				h["X-Declared"] = []string{"v"}
 				got = c.trailers([]string{"X-Declared"}, h)
 			case 1, 2, 3, 4, 5, 6, 7, 8, 9:
-				got = c.header(pick("200", "200", "404"), pick("", "", "12"), h)
+				// The server's date changes once a second.
+				date := pick("", "Mon, 07 Dec 2026 06:00:00 GMT", "Mon, 07 Dec 2026 06:00:01 GMT")
+				got = c.dated(pick("200", "200", "404"), pick("", "", "12"), date, h)
 			default:
 				got = c.trailers(nil, h)
 			}

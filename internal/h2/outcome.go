@@ -78,7 +78,7 @@ func (w *responseWriter) explainRejection() {
 	if w.status != http.StatusUnsupportedMediaType || w.sentHeader || w.written > 0 || w.err != nil {
 		return
 	}
-	if body, ok := outcome.RejectionBody(&w.st.req, w.status, w.Header()); ok {
+	if body, ok := outcome.RejectionBody(&w.st.req, w.status, w.ownFields()); ok {
 		w.declared = -1
 		_, _ = io.WriteString(w, body)
 	}

@@ -21,10 +21,12 @@ var bodyPool = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &
 // used by the handler's goroutine only, as net/http requires.
 type responseWriter struct {
 	st          *stream
-	header      http.Header
+	header      http.Header // the handler's (Header)
+	snap        *headerSnap // the copy WriteHeader took, if it took one
 	status      int
 	wroteHeader bool     // the status is decided
-	sentHeader  bool     // the HEADERS frame is written (set under c.wmu: writeContinue reads it)
+	fixed       bool     // the header fields are fixed: WriteHeader was called (see fields)
+	sentHeader  bool     // the HEADERS frame is written (set under c.wmu: writeInformational reads it)
 	ended       bool     // END_STREAM is written (or the stream is gone)
 	sent        bool     // the end of the stream was handed to the socket
 	trailers    []string // declared with the Trailer header
@@ -46,6 +48,10 @@ func (w *responseWriter) Header() http.Header {
 	return w.header
 }
 
+// WriteHeader decides the response's status and fixes its header fields
+// (http.ResponseWriter: what the handler changes in the map afterwards
+// goes out only as trailers). An informational status (1xx) goes out at
+// once instead (informational).
 func (w *responseWriter) WriteHeader(code int) {
 	if w.wroteHeader || w.ended {
 		return
@@ -54,8 +60,17 @@ func (w *responseWriter) WriteHeader(code int) {
 		panic("h2: invalid WriteHeader code " + strconv.Itoa(code))
 	}
 	if code < 200 {
-		return // informational responses are not sent
+		w.informational(code)
+		return
 	}
+	w.decide(code)
+	w.snapshot()
+}
+
+// decide decides the status, leaving the fields to the caller: WriteHeader
+// fixes them, and the server's own calls, which send the header block
+// before the handler can run again, need not (fields).
+func (w *responseWriter) decide(code int) {
 	w.wroteHeader = true
 	w.status = code
 	if w.st.observed {
@@ -98,7 +113,7 @@ func (w *responseWriter) write(n int, p []byte, s string) (int, error) {
 		return 0, errStreamClosed
 	}
 	if !w.wroteHeader {
-		w.WriteHeader(http.StatusOK)
+		w.WriteHeader(http.StatusOK) // the handler runs again before the header block goes out
 	}
 	if w.isHead() && w.statusHasBody() {
 		w.written += int64(n)
@@ -143,7 +158,7 @@ func (w *responseWriter) FlushError() error {
 		return errStreamClosed
 	}
 	if !w.wroteHeader {
-		w.WriteHeader(http.StatusOK)
+		w.decide(http.StatusOK) // the header block goes out now
 	}
 	return w.send(false)
 }
@@ -152,7 +167,7 @@ func (w *responseWriter) FlushError() error {
 func (w *responseWriter) finish() {
 	if !w.ended && w.err == nil {
 		if !w.wroteHeader {
-			w.WriteHeader(http.StatusOK)
+			w.decide(http.StatusOK) // the handler has returned
 		}
 		w.explainRejection()
 		_ = w.send(true)
@@ -212,6 +227,10 @@ func (w *responseWriter) closeStream() {
 			headerPool.Put(w.header)
 		}
 		w.header = nil
+	}
+	if w.snap != nil {
+		w.snap.release()
+		w.snap = nil
 	}
 	if w.buf != nil {
 		if cap(*w.buf) <= 64<<10 {
@@ -326,11 +345,11 @@ func (w *responseWriter) send(end bool) error {
 // then sent. Called with c.wmu.
 func (w *responseWriter) encodeHeaderLocked(complete bool) {
 	c := w.st.c
-	h := w.header
+	h := w.fields()
 	if w.bodyAllowed() && w.buf != nil && len(*w.buf) > 0 {
 		if _, ok := h["Content-Type"]; !ok && h.Get("Content-Encoding") == "" {
-			w.Header().Set("Content-Type", http.DetectContentType(*w.buf))
-			h = w.header
+			h = w.ownFields()
+			h.Set("Content-Type", http.DetectContentType(*w.buf))
 		}
 	}
 	status := statusText(w.status)
@@ -343,13 +362,17 @@ func (w *responseWriter) encodeHeaderLocked(complete bool) {
 			length = strconv.FormatInt(w.written, 10)
 		}
 	}
-	c.enc.header(status, length, h)
+	var date string
+	if _, ok := h["Date"]; !ok {
+		date = httpDate()
+	}
+	c.enc.header(status, length, date, h)
 }
 
 // declareTrailers notes the names of the Trailer header, before the
 // headers are sent: their values, set later, go out as trailers.
 func (w *responseWriter) declareTrailers() {
-	for name := range trailerNames(w.header["Trailer"]) {
+	for name := range trailerNames(w.fields()["Trailer"]) {
 		w.trailers = append(w.trailers, name)
 	}
 }

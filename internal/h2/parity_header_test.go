@@ -1,0 +1,266 @@
+package h2_test
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptrace"
+	"net/textproto"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/net/http2"
+
+	"github.com/switchyard/switchyard/internal/h2"
+)
+
+// What a response's header blocks carry, where internal/h2 must do what
+// net/http's HTTP/2 server does: the fields as WriteHeader found them,
+// informational (1xx) responses, and the Date field.
+
+// headerBlock is one HEADERS block of a response as it came on the wire:
+// an informational response, the final one, or trailers.
+type headerBlock struct {
+	status string              // "" for trailers
+	fields map[string][]string // by the name as sent (lower case)
+	ended  bool
+}
+
+// blocks reads stream id's frames until the stream ends: its header
+// blocks in order, and its body.
+func (c *rawConn) blocks(id uint32) (blocks []headerBlock, body []byte) {
+	c.T.Helper()
+	for {
+		f, err := c.ReadFrame(5 * time.Second)
+		if err != nil {
+			c.T.Fatalf("reading stream %d's response: %v", id, err)
+		}
+		if f.Header().StreamID != id {
+			continue
+		}
+		switch f := f.(type) {
+		case *http2.MetaHeadersFrame:
+			b := headerBlock{fields: map[string][]string{}, ended: f.StreamEnded()}
+			for _, hf := range f.Fields {
+				if hf.Name == ":status" {
+					b.status = hf.Value
+				} else {
+					b.fields[hf.Name] = append(b.fields[hf.Name], hf.Value)
+				}
+			}
+			blocks = append(blocks, b)
+			if b.ended {
+				return blocks, body
+			}
+		case *http2.DataFrame:
+			body = append(body, f.Data()...)
+			if f.StreamEnded() {
+				return blocks, body
+			}
+		case *http2.RSTStreamFrame:
+			c.T.Fatalf("stream %d reset: %v", id, f.ErrCode)
+		}
+	}
+}
+
+// The response's header fields are those the handler set before
+// WriteHeader: what it sets, deletes or changes in the map afterwards
+// does not go out with them, the names declared in Trailer included
+// (http.ResponseWriter's contract). Only the values of the declared names
+// and keys with http.TrailerPrefix go out later, as trailers. The
+// Content-Type the server sniffs goes on the wire, not into the
+// handler's map.
+func TestHeaderFixedAtWriteHeader(t *testing.T) {
+	sniffed := make(chan string, 1)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hd := w.Header()
+		hd.Set("X-Kept", "before")
+		hd.Set("X-Mutated", "a")
+		hd.Set("X-Deleted", "yes")
+		hd.Set("Trailer", "X-Declared")
+		w.WriteHeader(http.StatusAccepted)
+		hd.Set("X-Added", "after")
+		hd.Del("X-Deleted")
+		hd["X-Mutated"][0] = "b"
+		hd.Set("X-Kept", "changed")
+		hd.Set("Trailer", "X-Declared-Late")
+		_, _ = io.WriteString(w, "hello")
+		if r.URL.Path == "/flush" { // the header block goes out before the handler returns
+			http.NewResponseController(w).Flush()
+			sniffed <- hd.Get("Content-Type")
+		}
+		hd.Set("X-Declared", "t")
+		hd.Set("X-Declared-Late", "l")
+		hd.Set(http.TrailerPrefix+"X-Prefixed", "p")
+	})
+	bothServers(t, func(t *testing.T, std bool) {
+		srv := startServer(t, h, h2.Config{StdHTTP2: std}, serverOpts{})
+		c := dialRaw(t, srv.addr)
+		for i, path := range []string{"/", "/flush"} {
+			id := uint32(2*i + 1)
+			c.request(id, "GET", path, true)
+			blocks, body := c.blocks(id)
+			if len(blocks) != 2 || string(body) != "hello" {
+				t.Fatalf("%s: %d header blocks, body %q; want the header, \"hello\", trailers", path, len(blocks), body)
+			}
+			hdr, tr := blocks[0], blocks[1]
+			want := map[string]string{"x-kept": "before", "x-mutated": "a", "x-deleted": "yes",
+				"trailer": "X-Declared", "content-type": "text/plain; charset=utf-8"}
+			if hdr.status != "202" {
+				t.Errorf("%s: status %s, want 202", path, hdr.status)
+			}
+			for name, v := range want {
+				if got := hdr.fields[name]; !slices.Equal(got, []string{v}) {
+					t.Errorf("%s: header %s %q, want %q", path, name, got, v)
+				}
+			}
+			if got, ok := hdr.fields["x-added"]; ok {
+				t.Errorf("%s: x-added %q went out, set after WriteHeader", path, got)
+			}
+			wantTr := map[string][]string{"x-declared": {"t"}, "x-prefixed": {"p"}}
+			if len(tr.fields) != len(wantTr) || tr.status != "" || !tr.ended {
+				t.Errorf("%s: trailers %v (status %q, ended %v), want %v", path, tr.fields, tr.status, tr.ended, wantTr)
+			}
+			for name, v := range wantTr {
+				if got := tr.fields[name]; !slices.Equal(got, v) {
+					t.Errorf("%s: trailer %s %q, want %q", path, name, got, v)
+				}
+			}
+		}
+		if got := <-sniffed; got != "" {
+			t.Errorf("the sniffed Content-Type %q went into the handler's map", got)
+		}
+	})
+}
+
+// An informational status (1xx) goes out at WriteHeader, with the fields
+// set so far but Content-Length, and leaves the final response to come:
+// a 103 Early Hints lets a client fetch what the page will need while
+// the server still works on it (RFC 8297). A status sent at last is
+// final; WriteHeader does nothing after it.
+func TestInformationalResponses(t *testing.T) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hd := w.Header()
+		hd.Set("Link", "</style.css>; rel=preload")
+		hd.Set("Content-Length", "5")
+		w.WriteHeader(http.StatusEarlyHints)
+		hd.Add("Link", "</app.js>; rel=preload")
+		w.WriteHeader(http.StatusEarlyHints)
+		w.WriteHeader(http.StatusCreated)
+		w.WriteHeader(http.StatusEarlyHints) // after the final status: nothing
+		_, _ = io.WriteString(w, "hello")
+	})
+	bothServers(t, func(t *testing.T, std bool) {
+		srv := startServer(t, h, h2.Config{StdHTTP2: std}, serverOpts{})
+		c := dialRaw(t, srv.addr)
+		c.request(1, "GET", "/", true)
+		blocks, body := c.blocks(1)
+		var statuses []string
+		for _, b := range blocks {
+			statuses = append(statuses, b.status)
+		}
+		if !slices.Equal(statuses, []string{"103", "103", "201"}) || string(body) != "hello" {
+			t.Fatalf("statuses %v, body %q; want 103, 103, 201 and \"hello\"", statuses, body)
+		}
+		for i, links := range [][]string{{"</style.css>; rel=preload"}, {"</style.css>; rel=preload", "</app.js>; rel=preload"}} {
+			b := blocks[i]
+			if b.ended || !slices.Equal(b.fields["link"], links) || len(b.fields) != 1 {
+				t.Errorf("103 number %d: %v (ended %v), want link %q alone", i+1, b.fields, b.ended, links)
+			}
+		}
+		if final := blocks[2]; !slices.Equal(final.fields["content-length"], []string{"5"}) || len(final.fields["link"]) != 2 {
+			t.Errorf("final response's fields %v, want content-length 5 and both links", final.fields)
+		}
+
+		// Go's client hands the hints to its trace and the final
+		// response to the caller.
+		hc, _ := srv.client(t)
+		var hints []string
+		req, _ := http.NewRequest("GET", srv.url+"/", nil)
+		req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+			Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
+				hints = append(hints, http.StatusText(code)+": "+strings.Join(h["Link"], ", "))
+				return nil
+			},
+		}))
+		res, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != http.StatusCreated || string(b) != "hello" || len(hints) != 2 {
+			t.Errorf("Go's client: %d %q after hints %q, want 201 \"hello\" after two", res.StatusCode, b, hints)
+		}
+	})
+}
+
+// Every final response carries Date (RFC 9110 section 6.6.1: an origin
+// server with a clock must send it with its 2xx, 3xx and 4xx), unless the
+// handler set its own, which goes out as it is.
+func TestDateField(t *testing.T) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/own" {
+			w.Header().Set("Date", "Tue, 01 Dec 2026 10:00:00 GMT")
+		}
+		if r.URL.Path == "/missing" {
+			http.NotFound(w, r)
+			return
+		}
+		_, _ = io.WriteString(w, "ok")
+	})
+	bothServers(t, func(t *testing.T, std bool) {
+		srv := startServer(t, h, h2.Config{StdHTTP2: std}, serverOpts{})
+		c := dialRaw(t, srv.addr)
+		for i, path := range []string{"/", "/missing", "/", "/own"} {
+			id := uint32(2*i + 1)
+			before := time.Now().Truncate(time.Second)
+			c.request(id, "GET", path, true)
+			blocks, _ := c.blocks(id)
+			after := time.Now()
+			dates := blocks[0].fields["date"]
+			if len(dates) != 1 {
+				t.Errorf("%s: date %q, want one", path, dates)
+				continue
+			}
+			if path == "/own" {
+				if dates[0] != "Tue, 01 Dec 2026 10:00:00 GMT" {
+					t.Errorf("the handler's own Date went out as %q", dates[0])
+				}
+				continue
+			}
+			d, err := http.ParseTime(dates[0])
+			if err != nil || !strings.HasSuffix(dates[0], " GMT") || d.Before(before) || d.After(after) {
+				t.Errorf("%s: date %q (%v), want the time of the response in http.TimeFormat", path, dates[0], err)
+			}
+		}
+	})
+}
+
+// 101 Switching Protocols is not sent: HTTP/2 has no protocol switch (RFC
+// 9113 section 8.6). net/http's server sends it as any 1xx, which a
+// client may take for a malformed response; what it sends is logged.
+func TestNoSwitchingProtocols(t *testing.T) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusSwitchingProtocols)
+		_, _ = io.WriteString(w, "ok")
+	})
+	bothServers(t, func(t *testing.T, std bool) {
+		srv := startServer(t, h, h2.Config{StdHTTP2: std}, serverOpts{})
+		c := dialRaw(t, srv.addr)
+		c.request(1, "GET", "/", true)
+		blocks, body := c.blocks(1)
+		var statuses []string
+		for _, b := range blocks {
+			statuses = append(statuses, b.status)
+		}
+		if std {
+			t.Logf("net/http's server sent statuses %v", statuses)
+			return
+		}
+		if !slices.Equal(statuses, []string{"200"}) || string(body) != "ok" {
+			t.Errorf("statuses %v, body %q; want 200 alone and \"ok\"", statuses, body)
+		}
+	})
+}
