@@ -264,3 +264,45 @@ func TestNoSwitchingProtocols(t *testing.T) {
 		}
 	})
 }
+
+// A Content-Length the handler sets goes out only if it is a length: one
+// that does not parse is left out (and the server's own count goes out
+// for a response it holds whole), and of several values only the first,
+// which is the one the body is held to. Sent as set, either made every
+// client drop the response as malformed (RFC 9113 section 8.1.1).
+func TestHandlerContentLengthChecked(t *testing.T) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/word":
+			w.Header().Set("Content-Length", "five")
+		case "/negative":
+			w.Header().Set("Content-Length", "-5")
+		case "/two":
+			w.Header()["Content-Length"] = []string{"5", "7"}
+		}
+		_, _ = io.WriteString(w, "hello")
+	})
+	bothServers(t, func(t *testing.T, std bool) {
+		srv := startServer(t, h, h2.Config{StdHTTP2: std}, serverOpts{})
+		c := dialRaw(t, srv.addr)
+		hc, _ := srv.client(t)
+		for i, path := range []string{"/word", "/negative", "/two"} {
+			id := uint32(2*i + 1)
+			c.request(id, "GET", path, true)
+			blocks, body := c.blocks(id)
+			if got := blocks[0].fields["content-length"]; !slices.Equal(got, []string{"5"}) || string(body) != "hello" {
+				t.Errorf("%s: content-length %q, body %q; want 5 and \"hello\"", path, got, body)
+			}
+			res, err := hc.Get(srv.url + path)
+			if err != nil {
+				t.Errorf("%s: Go's client: %v", path, err)
+				continue
+			}
+			b, err := io.ReadAll(res.Body)
+			res.Body.Close()
+			if err != nil || string(b) != "hello" {
+				t.Errorf("%s: Go's client read %q (%v)", path, b, err)
+			}
+		}
+	})
+}

@@ -79,9 +79,9 @@ func (w *responseWriter) decide(code int) {
 	w.declared = -1
 	// The canonical key, as Get would look it up, without canonicalizing
 	// it on every response.
-	if cl := w.header["Content-Length"]; len(cl) > 0 && cl[0] != "" {
-		if v, err := strconv.ParseInt(cl[0], 10, 64); err == nil && v >= 0 {
-			w.declared = v
+	if cl := w.header["Content-Length"]; len(cl) > 0 {
+		if v, err := strconv.ParseUint(cl[0], 10, 63); err == nil {
+			w.declared = int64(v)
 		}
 	}
 }
@@ -346,6 +346,16 @@ func (w *responseWriter) send(end bool) error {
 func (w *responseWriter) encodeHeaderLocked(complete bool) {
 	c := w.st.c
 	h := w.fields()
+	if cl, ok := h["Content-Length"]; ok && (len(cl) != 1 || w.declared < 0) {
+		// As net/http: the first value if it is a length (the one the
+		// body is held to), else none and the server's own count.
+		h = w.ownFields()
+		if w.declared >= 0 {
+			h["Content-Length"] = cl[:1]
+		} else {
+			delete(h, "Content-Length")
+		}
+	}
 	if w.bodyAllowed() && w.buf != nil && len(*w.buf) > 0 {
 		if _, ok := h["Content-Type"]; !ok && h.Get("Content-Encoding") == "" {
 			h = w.ownFields()
