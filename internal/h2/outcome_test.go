@@ -247,7 +247,11 @@ func TestTransportEventsObserved(t *testing.T) {
 // Each final GOAWAY reaches the Observer with the reason it was sent for,
 // so that an operator can tell rebalancing from idling from errors.
 func TestGoAwayReasonsObserved(t *testing.T) {
-	handler := http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/close" {
+			w.Header().Set("Connection", "close")
+		}
+	})
 	for _, tc := range []struct {
 		name   string
 		conf   h2.Config
@@ -261,6 +265,8 @@ func TestGoAwayReasonsObserved(t *testing.T) {
 			code: http2.ErrCodeNo, reason: outcome.GoAwayClient},
 		{name: "connection error", poke: func(c *rawConn) { _ = c.Fr.WriteRawFrame(http2.FramePing, 0, 1, make([]byte, 8)) },
 			code: http2.ErrCodeProtocol, reason: outcome.GoAwayError},
+		{name: "handler close", poke: func(c *rawConn) { c.request(1, "GET", "/close", true) },
+			code: http2.ErrCodeNo, reason: outcome.GoAwayHandler},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			obs := newRecorder()

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 
 	"github.com/switchyard/switchyard/internal/h2"
 )
@@ -303,6 +304,63 @@ func TestHandlerContentLengthChecked(t *testing.T) {
 			if err != nil || string(b) != "hello" {
 				t.Errorf("%s: Go's client read %q (%v)", path, b, err)
 			}
+		}
+	})
+}
+
+// A handler that sets "Connection: close" asks for its connection to end
+// (as over HTTP/1.1): its response goes out whole, without the field,
+// and the server then closes the connection gracefully, GOAWAY first.
+func TestConnectionCloseEndsTheConnection(t *testing.T) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/close" {
+			w.Header().Set("Connection", "close")
+		}
+		_, _ = io.WriteString(w, "bye")
+	})
+	bothServers(t, func(t *testing.T, std bool) {
+		srv := startServer(t, h, h2.Config{StdHTTP2: std}, serverOpts{})
+		c := dialRaw(t, srv.addr)
+		c.request(1, "GET", "/", true)
+		if blocks, body := c.blocks(1); string(body) != "bye" || blocks[0].status != "200" {
+			t.Fatalf("first response %q", body)
+		}
+		// The GOAWAY may come before the response's end: the frames in
+		// order, until it has come and the stream has ended.
+		c.request(3, "GET", "/close", true)
+		var (
+			ga     *http2.GoAwayFrame
+			ended  bool
+			body   []byte
+			fields []hpack.HeaderField
+		)
+		for ga == nil || !ended {
+			f, err := c.ReadFrame(5 * time.Second)
+			if err != nil {
+				t.Fatalf("after Connection: close: %v before the GOAWAY (%v) and the stream's end (%v)", err, ga, ended)
+			}
+			switch f := f.(type) {
+			case *http2.GoAwayFrame:
+				ga = f
+			case *http2.MetaHeadersFrame:
+				fields, ended = f.Fields, f.StreamEnded()
+			case *http2.DataFrame:
+				body, ended = append(body, f.Data()...), f.StreamEnded()
+			}
+		}
+		if ga.ErrCode != http2.ErrCodeNo || ga.LastStreamID < 3 {
+			t.Errorf("GOAWAY %v (last stream %d), want NO_ERROR with stream 3 served", ga.ErrCode, ga.LastStreamID)
+		}
+		for _, f := range fields {
+			if f.Name == "connection" {
+				t.Errorf("the response carried connection: %s", f.Value)
+			}
+		}
+		if string(body) != "bye" {
+			t.Errorf("response %q, want \"bye\"", body)
+		}
+		if !c.Closed(5 * time.Second) {
+			t.Error("the connection stayed open 5 s after the GOAWAY")
 		}
 	})
 }

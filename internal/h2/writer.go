@@ -255,6 +255,11 @@ func (w *responseWriter) send(end bool) error {
 	}
 	if !w.sentHeader {
 		w.declareTrailers()
+		if v := w.fields()["Connection"]; len(v) > 0 && v[0] == "close" {
+			// As over HTTP/1.1 (and net/http's server): the handler
+			// asks for the connection to end once what runs on it has.
+			c.shutdown(outcome.GoAwayHandler)
+		}
 	}
 	trailers := end && w.hasTrailers()
 	for {

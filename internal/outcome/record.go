@@ -301,14 +301,17 @@ const (
 	GoAwayClient
 	// GoAwayError: a connection error; the GOAWAY's code says which.
 	GoAwayError
+	// GoAwayHandler: a handler asked for the connection's end
+	// (Connection: close in its response).
+	GoAwayHandler
 	// NumGoAwayReasons counts the reasons, for tables indexed by them.
 	NumGoAwayReasons
 )
 
-var goAwayReasons = [NumGoAwayReasons]string{"shutdown", "max_age", "idle", "client_goaway", "connection_error"}
+var goAwayReasons = [NumGoAwayReasons]string{"shutdown", "max_age", "idle", "client_goaway", "connection_error", "handler_close"}
 
 // String is the reason as a metric label: "shutdown", "max_age", "idle",
-// "client_goaway" or "connection_error".
+// "client_goaway", "connection_error" or "handler_close".
 func (r GoAwayReason) String() string {
 	if r < NumGoAwayReasons {
 		return goAwayReasons[r]

@@ -180,7 +180,7 @@ func (m *metrics) transportInstruments(meter metric.Meter) error {
 		return err
 	}
 	goAways, err := meter.Int64ObservableCounter("switchyard.http2.goaways.sent",
-		metric.WithDescription("Final HTTP/2 GOAWAY frames sent, by reason (shutdown, max_age, idle, client_goaway, connection_error) and error code."))
+		metric.WithDescription("Final HTTP/2 GOAWAY frames sent, by reason (shutdown, max_age, idle, client_goaway, connection_error, handler_close) and error code."))
 	if err != nil {
 		return err
 	}
