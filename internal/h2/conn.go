@@ -973,9 +973,9 @@ func (c *conn) respondStatus(id uint32, status int) {
 func (c *conn) writeContinue(st *stream) { c.writeInformational(st, http.StatusContinue, nil) }
 
 // writeInformational sends st's client an informational (1xx) response
-// with h's fields, unless the final response's HEADERS went first or the
+// with the fields fs, unless the final response's HEADERS went first or the
 // stream is gone.
-func (c *conn) writeInformational(st *stream, code int, h http.Header) {
+func (c *conn) writeInformational(st *stream, code int, fs []memoField) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	c.mu.Lock()
@@ -984,7 +984,7 @@ func (c *conn) writeInformational(st *stream, code int, h http.Header) {
 	if gone || st.rw.sentHeader || c.wbroken || c.closing != open {
 		return
 	}
-	c.enc.header(statusText(code), "", "", h)
+	c.enc.header(statusText(code), "", "", fs)
 	c.writeHeaderBlockLocked(st.id, false)
 	c.flushLocked()
 }

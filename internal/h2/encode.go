@@ -3,6 +3,7 @@ package h2
 import (
 	"bytes"
 	"net/http"
+	"slices"
 	"strings"
 
 	"golang.org/x/net/http/httpguts"
@@ -50,10 +51,12 @@ type memoBlock struct {
 	status string      // the :status value; "" for a trailer block
 	length string      // the content-length the server added, if any
 	date   string      // the date the server added, if any
-	fields []memoField // the whole header map it was made from
+	fields []memoField // its key: the response's fields, or for trailers the whole header map
 	block  []byte
 }
 
+// memoField is a header field's key, canonical as a handler sets it, and
+// values: a remembered block's key, and a headerSnap's.
 type memoField struct {
 	key    string
 	values []string
@@ -72,21 +75,18 @@ func (b *blockEncoder) setLimit(v uint32) {
 	b.gen++
 }
 
-// header encodes a response's HEADERS block: the status, h's fields but
-// its trailers (keys with http.TrailerPrefix) and the connection-specific
-// ones, and the content-length and date the server adds, if set.
-func (b *blockEncoder) header(status, length, date string, h http.Header) {
-	if b.recall(status, length, date, h) {
+// header encodes a response's HEADERS block: the status, the fields fs
+// but the connection-specific ones, and the content-length and date the
+// server adds, if set. fs holds no trailers (headerSnap leaves them out).
+func (b *blockEncoder) header(status, length, date string, fs []memoField) {
+	if b.recall(status, length, date, fs) {
 		return
 	}
 	b.buf.Reset()
 	b.field(":status", status)
-	for k, vv := range h {
-		if strings.HasPrefix(k, http.TrailerPrefix) {
-			continue
-		}
-		if name, ok := wireName(k); ok && !connectionSpecific(name) {
-			b.fields(name, vv)
+	for _, f := range fs {
+		if name, ok := wireName(f.key); ok && !connectionSpecific(name) {
+			b.fields(name, f.values)
 		}
 	}
 	if length != "" {
@@ -95,7 +95,7 @@ func (b *blockEncoder) header(status, length, date string, h http.Header) {
 	if date != "" {
 		b.field("date", date)
 	}
-	b.remember(status, length, date, h)
+	b.remember(status, length, date, fs)
 }
 
 // trailers encodes a response's trailer block: the values in h of the
@@ -103,7 +103,7 @@ func (b *blockEncoder) header(status, length, date string, h http.Header) {
 // http.TrailerPrefix.
 func (b *blockEncoder) trailers(declared []string, h http.Header) {
 	memo := len(declared) == 0 // the fields are then h's alone
-	if memo && b.recall("", "", "", h) {
+	if memo && b.recallWith(func(m *memoBlock) bool { return m.status == "" && m.holds(h) }) {
 		return
 	}
 	b.buf.Reset()
@@ -120,7 +120,7 @@ func (b *blockEncoder) trailers(declared []string, h http.Header) {
 		}
 	}
 	if memo {
-		b.remember("", "", "", h)
+		b.rememberTrailers(h)
 	} else {
 		b.settle()
 	}
@@ -151,15 +151,23 @@ func (b *blockEncoder) field(name, value string) {
 	_ = b.enc.WriteField(hpack.HeaderField{Name: name, Value: value})
 }
 
-// recall writes the remembered block for these fields, if there is one:
-// a response's header fields (status, the content-length and date the
-// server adds, and h's keys without http.TrailerPrefix) or, with status
-// "", its trailer fields (h's keys with the prefix). It reports whether
-// it did; if not, the caller encodes the fields and calls remember.
-func (b *blockEncoder) recall(status, length, date string, h http.Header) bool {
+// recall writes the remembered block for a response's header fields
+// (status, the content-length and date the server adds, and fs), if
+// there is one. It reports whether it did; if not, the caller encodes the
+// fields and calls remember.
+func (b *blockEncoder) recall(status, length, date string, fs []memoField) bool {
+	return b.recallWith(func(m *memoBlock) bool {
+		return m.status == status && m.length == length && m.date == date && m.holdsList(fs)
+	})
+}
+
+// recallWith writes the first remembered block of this gen that match
+// says is the one, if there is one (recall; a trailer block's, with
+// status "", is keyed by the whole header map).
+func (b *blockEncoder) recallWith(match func(m *memoBlock) bool) bool {
 	for i := range b.memo {
 		m := &b.memo[i]
-		if m.gen == b.gen && m.status == status && m.length == length && m.date == date && m.holds(h) {
+		if m.gen == b.gen && match(m) {
 			b.buf.Reset()
 			b.buf.Write(m.block)
 			promote(b.memo[:], i)
@@ -173,28 +181,56 @@ func (b *blockEncoder) recall(status, length, date string, h http.Header) bool {
 // recall takes them). A block of indexes only is remembered; any other
 // may have changed the encoder's state, so every block remembered so far
 // is forgotten.
-func (b *blockEncoder) remember(status, length, date string, h http.Header) {
-	if !b.settle() {
-		return
+func (b *blockEncoder) remember(status, length, date string, fs []memoField) {
+	size := 0
+	for _, f := range fs {
+		size += f.size()
 	}
-	block := b.buf.Bytes()
-	size := len(block)
-	for k, vv := range h {
-		size += len(k)
-		for _, v := range vv {
-			size += len(v)
+	if m := b.slotFor(size); m != nil {
+		m.status, m.length, m.date = status, length, date
+		m.fields = make([]memoField, 0, len(fs))
+		for _, f := range fs {
+			// Copied: the values may be the handler's.
+			m.fields = append(m.fields, memoField{key: f.key, values: slices.Clone(f.values)})
 		}
 	}
-	if size > memoMaxBytes {
-		return
+}
+
+// rememberTrailers is remember for a trailer block keyed by the whole
+// header map h.
+func (b *blockEncoder) rememberTrailers(h http.Header) {
+	size := 0
+	for k, vv := range h {
+		size += memoField{key: k, values: vv}.size()
+	}
+	if m := b.slotFor(size); m != nil {
+		m.status, m.length, m.date = "", "", ""
+		m.fields = make([]memoField, 0, len(h))
+		for k, vv := range h {
+			m.fields = append(m.fields, memoField{key: k, values: slices.Clone(vv)})
+		}
+	}
+}
+
+// slotFor returns the place for the block just encoded, its key's fields
+// keySize bytes, with the block in it; nil if the block is not to be
+// remembered.
+func (b *blockEncoder) slotFor(keySize int) *memoBlock {
+	if !b.settle() || b.buf.Len()+keySize > memoMaxBytes {
+		return nil
 	}
 	m := memoSlot(b.memo[:], func(m *memoBlock) bool { return m.gen != b.gen }) // empty, or of an earlier gen
-	*m = memoBlock{gen: b.gen, status: status, length: length, date: date,
-		fields: make([]memoField, 0, len(h)), block: append(m.block[:0], block...)}
-	for k, vv := range h {
-		// Copied: the map's slices belong to the handler.
-		m.fields = append(m.fields, memoField{key: k, values: append([]string(nil), vv...)})
+	m.gen, m.block = b.gen, append(m.block[:0], b.buf.Bytes()...)
+	return m
+}
+
+// size is the bytes of f's name and values.
+func (f memoField) size() int {
+	n := len(f.key)
+	for _, v := range f.values {
+		n += len(v)
 	}
+	return n
 }
 
 // settle ends a block that is not to be remembered. It reports whether
@@ -205,6 +241,36 @@ func (b *blockEncoder) settle() bool {
 	}
 	b.gen++
 	return false
+}
+
+// holdsList reports whether fs are the fields m was made from, in any
+// order: the same keys (each once) with the same values.
+func (m *memoBlock) holdsList(fs []memoField) bool {
+	if len(fs) != len(m.fields) {
+		return false
+	}
+	for i := range fs {
+		f, g := &fs[i], &m.fields[i]
+		if g.key != f.key {
+			if g = m.field(f.key); g == nil {
+				return false
+			}
+		}
+		if !slices.Equal(g.values, f.values) {
+			return false
+		}
+	}
+	return true
+}
+
+// field is m's field of this key, or nil.
+func (m *memoBlock) field(key string) *memoField {
+	for i := range m.fields {
+		if m.fields[i].key == key {
+			return &m.fields[i]
+		}
+	}
+	return nil
 }
 
 // holds reports whether h is the header map m was made from: the same

@@ -46,9 +46,11 @@ func (c *client) header(status, length string, h http.Header) (recalled bool) {
 // dated is header with the date field the server adds.
 func (c *client) dated(status, length, date string, h http.Header) (recalled bool) {
 	c.t.Helper()
-	recalled = c.b.recall(status, length, date, h)
+	fs := takeSnap(h) // as the writer hands the fields over
+	defer fs.release()
+	recalled = c.b.recall(status, length, date, fs.fields)
 	if !recalled {
-		c.b.header(status, length, date, h)
+		c.b.header(status, length, date, fs.fields)
 	}
 	want := []hpack.HeaderField{{Name: ":status", Value: status}}
 	for k, vv := range h {
@@ -71,7 +73,7 @@ func (c *client) dated(status, length, date string, h http.Header) (recalled boo
 func (c *client) trailers(declared []string, h http.Header) (recalled bool) {
 	c.t.Helper()
 	if len(declared) == 0 {
-		recalled = c.b.recall("", "", "", h)
+		recalled = c.b.recallWith(func(m *memoBlock) bool { return m.status == "" && m.holds(h) })
 	}
 	if !recalled {
 		c.b.trailers(declared, h)

@@ -78,7 +78,16 @@ func (w *responseWriter) explainRejection() {
 	if w.status != http.StatusUnsupportedMediaType || w.sentHeader || w.written > 0 || w.err != nil {
 		return
 	}
-	if body, ok := outcome.RejectionBody(&w.st.req, w.status, w.ownFields()); ok {
+	h := w.fields()
+	fields := make(http.Header, len(h.fields))
+	for _, f := range h.fields {
+		fields[f.key] = f.values
+	}
+	if body, ok := outcome.RejectionBody(&w.st.req, w.status, fields); ok {
+		h.fields = h.fields[:0]
+		for k, vv := range fields {
+			h.set(k, vv)
+		}
 		w.declared = -1
 		_, _ = io.WriteString(w, body)
 	}

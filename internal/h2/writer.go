@@ -22,10 +22,9 @@ var bodyPool = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &
 type responseWriter struct {
 	st          *stream
 	header      http.Header // the handler's (Header)
-	snap        *headerSnap // the copy WriteHeader took, if it took one
+	snap        *headerSnap // the header fields, once fixed (fields)
 	status      int
 	wroteHeader bool     // the status is decided
-	fixed       bool     // the header fields are fixed: WriteHeader was called (see fields)
 	sentHeader  bool     // the HEADERS frame is written (set under c.wmu: writeInformational reads it)
 	ended       bool     // END_STREAM is written (or the stream is gone)
 	sent        bool     // the end of the stream was handed to the socket
@@ -64,12 +63,12 @@ func (w *responseWriter) WriteHeader(code int) {
 		return
 	}
 	w.decide(code)
-	w.snapshot()
+	w.fields()
 }
 
 // decide decides the status, leaving the fields to the caller: WriteHeader
 // fixes them, and the server's own calls, which send the header block
-// before the handler can run again, need not (fields).
+// before the handler can run again, leave them to the send (fields).
 func (w *responseWriter) decide(code int) {
 	w.wroteHeader = true
 	w.status = code
@@ -255,7 +254,7 @@ func (w *responseWriter) send(end bool) error {
 	}
 	if !w.sentHeader {
 		w.declareTrailers()
-		if v := w.fields()["Connection"]; len(v) > 0 && v[0] == "close" {
+		if w.fields().first("Connection") == "close" {
 			// As over HTTP/1.1 (and net/http's server): the handler
 			// asks for the connection to end once what runs on it has.
 			c.shutdown(outcome.GoAwayHandler)
@@ -351,25 +350,23 @@ func (w *responseWriter) send(end bool) error {
 func (w *responseWriter) encodeHeaderLocked(complete bool) {
 	c := w.st.c
 	h := w.fields()
-	if cl, ok := h["Content-Length"]; ok && (len(cl) != 1 || w.declared < 0) {
+	if cl, ok := h.get("Content-Length"); ok && (len(cl) != 1 || w.declared < 0) {
 		// As net/http: the first value if it is a length (the one the
 		// body is held to), else none and the server's own count.
-		h = w.ownFields()
 		if w.declared >= 0 {
-			h["Content-Length"] = cl[:1]
+			h.set("Content-Length", cl[:1])
 		} else {
-			delete(h, "Content-Length")
+			h.del("Content-Length")
 		}
 	}
 	if w.bodyAllowed() && w.buf != nil && len(*w.buf) > 0 {
-		if _, ok := h["Content-Type"]; !ok && h.Get("Content-Encoding") == "" {
-			h = w.ownFields()
-			h.Set("Content-Type", http.DetectContentType(*w.buf))
+		if _, ok := h.get("Content-Type"); !ok && h.first("Content-Encoding") == "" {
+			h.set("Content-Type", []string{http.DetectContentType(*w.buf)})
 		}
 	}
 	status := statusText(w.status)
 	var length string
-	if _, ok := h["Content-Length"]; !ok && complete {
+	if _, ok := h.get("Content-Length"); !ok && complete {
 		switch {
 		case w.bodyAllowed() && w.buf != nil:
 			length = strconv.Itoa(len(*w.buf))
@@ -378,16 +375,17 @@ func (w *responseWriter) encodeHeaderLocked(complete bool) {
 		}
 	}
 	var date string
-	if _, ok := h["Date"]; !ok {
+	if _, ok := h.get("Date"); !ok {
 		date = httpDate()
 	}
-	c.enc.header(status, length, date, h)
+	c.enc.header(status, length, date, h.fields)
 }
 
 // declareTrailers notes the names of the Trailer header, before the
 // headers are sent: their values, set later, go out as trailers.
 func (w *responseWriter) declareTrailers() {
-	for name := range trailerNames(w.fields()["Trailer"]) {
+	vv, _ := w.fields().get("Trailer")
+	for name := range trailerNames(vv) {
 		w.trailers = append(w.trailers, name)
 	}
 }
