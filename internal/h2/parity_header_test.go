@@ -65,6 +65,24 @@ func (c *rawConn) blocks(id uint32) (blocks []headerBlock, body []byte) {
 	}
 }
 
+// getRoot makes one GET / on a connection of its own and reads its
+// header blocks and body.
+func getRoot(t *testing.T, addr string) ([]headerBlock, []byte) {
+	t.Helper()
+	c := dialRaw(t, addr)
+	c.request(1, "GET", "/", true)
+	return c.blocks(1)
+}
+
+// statusesOf is the :status of each block, in order ("" for trailers).
+func statusesOf(blocks []headerBlock) []string {
+	var statuses []string
+	for _, b := range blocks {
+		statuses = append(statuses, b.status)
+	}
+	return statuses
+}
+
 // The response's header fields are those the handler set before
 // WriteHeader: what it sets, deletes or changes in the map afterwards
 // does not go out with them, the names declared in Trailer included
@@ -154,13 +172,8 @@ func TestInformationalResponses(t *testing.T) {
 	})
 	bothServers(t, func(t *testing.T, std bool) {
 		srv := startServer(t, h, h2.Config{StdHTTP2: std}, serverOpts{})
-		c := dialRaw(t, srv.addr)
-		c.request(1, "GET", "/", true)
-		blocks, body := c.blocks(1)
-		var statuses []string
-		for _, b := range blocks {
-			statuses = append(statuses, b.status)
-		}
+		blocks, body := getRoot(t, srv.addr)
+		statuses := statusesOf(blocks)
 		if !slices.Equal(statuses, []string{"103", "103", "201"}) || string(body) != "hello" {
 			t.Fatalf("statuses %v, body %q; want 103, 103, 201 and \"hello\"", statuses, body)
 		}
@@ -251,13 +264,8 @@ func TestNoSwitchingProtocols(t *testing.T) {
 	})
 	bothServers(t, func(t *testing.T, std bool) {
 		srv := startServer(t, h, h2.Config{StdHTTP2: std}, serverOpts{})
-		c := dialRaw(t, srv.addr)
-		c.request(1, "GET", "/", true)
-		blocks, body := c.blocks(1)
-		var statuses []string
-		for _, b := range blocks {
-			statuses = append(statuses, b.status)
-		}
+		blocks, body := getRoot(t, srv.addr)
+		statuses := statusesOf(blocks)
 		if std {
 			t.Logf("net/http's server sent statuses %v", statuses)
 			return
@@ -305,6 +313,52 @@ func TestHandlerContentLengthChecked(t *testing.T) {
 			res.Body.Close()
 			if err != nil || string(b) != "hello" {
 				t.Errorf("%s: Go's client read %q (%v)", path, b, err)
+			}
+		}
+	})
+}
+
+// Where the handler did not call WriteHeader, the fields are those it had
+// set when the server sent them: at its Flush or its return. A field it
+// set to nil (Date, Content-Length) keeps the server from adding its
+// own, as http.ResponseWriter documents.
+func TestFieldsWithoutWriteHeader(t *testing.T) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hd := w.Header()
+		hd.Set("X-Before", "b")
+		switch r.URL.Path {
+		case "/flush":
+			http.NewResponseController(w).Flush()
+			hd.Set("X-After", "a")
+			_, _ = io.WriteString(w, "hello")
+		case "/nil":
+			hd["Date"] = nil
+			hd["Content-Length"] = nil
+			_, _ = io.WriteString(w, "hello")
+		}
+	})
+	bothServers(t, func(t *testing.T, std bool) {
+		srv := startServer(t, h, h2.Config{StdHTTP2: std}, serverOpts{})
+		c := dialRaw(t, srv.addr)
+		for i, tc := range []struct {
+			path, body string
+			absent     []string
+		}{
+			{"/flush", "hello", []string{"x-after"}},
+			{"/return", "", nil},
+			{"/nil", "hello", []string{"date", "content-length"}},
+		} {
+			id := uint32(2*i + 1)
+			c.request(id, "GET", tc.path, true)
+			blocks, body := c.blocks(id)
+			hdr := blocks[0]
+			if hdr.status != "200" || string(body) != tc.body || !slices.Equal(hdr.fields["x-before"], []string{"b"}) {
+				t.Errorf("%s: %s %v %q, want 200 with x-before and %q", tc.path, hdr.status, hdr.fields, body, tc.body)
+			}
+			for _, name := range tc.absent {
+				if v, ok := hdr.fields[name]; ok {
+					t.Errorf("%s: %s %q went out", tc.path, name, v)
+				}
 			}
 		}
 	})

@@ -25,6 +25,12 @@ func TestHeaderSnap(t *testing.T) {
 	if _, ok := s.get("C"); ok || len(s.fields) != 2 {
 		t.Errorf("fields %v, want A and B alone (no trailer, nothing added later)", s.fields)
 	}
+	// Values share one slice: appending to one must not reach another.
+	a, _ := s.get("A")
+	_ = append(a, "spill")
+	if vv, _ := s.get("B"); !slices.Equal(vv, []string{"2", "3"}) {
+		t.Errorf("B %q after an append to A's values, want [2 3]", vv)
+	}
 	s.set("B", []string{"5"})
 	s.del("A")
 	if vv, _ := s.get("B"); len(s.fields) != 1 || s.first("B") != "5" || len(vv) != 1 {
@@ -45,6 +51,8 @@ func TestHeaderSnap(t *testing.T) {
 
 // The Date value is this second's (or, in the moments before the timer
 // runs, the one before), and the clock stops when nothing asks for it.
+// The clock is the process's: a server left running by another test and
+// still answering would keep it going, and this test would fail.
 func TestDateClock(t *testing.T) {
 	before := time.Now().Truncate(time.Second).Add(-time.Second)
 	d, err := http.ParseTime(httpDate())

@@ -350,9 +350,10 @@ func (w *responseWriter) send(end bool) error {
 func (w *responseWriter) encodeHeaderLocked(complete bool) {
 	c := w.st.c
 	h := w.fields()
-	if cl, ok := h.get("Content-Length"); ok && (len(cl) != 1 || w.declared < 0) {
+	if cl, _ := h.get("Content-Length"); len(cl) > 0 && (len(cl) != 1 || w.declared < 0) {
 		// As net/http: the first value if it is a length (the one the
-		// body is held to), else none and the server's own count.
+		// body is held to), else none and the server's own count. A key
+		// without values stays: it keeps the server from adding one.
 		if w.declared >= 0 {
 			h.set("Content-Length", cl[:1])
 		} else {
