@@ -344,9 +344,10 @@ func (c *conn) close() {
 }
 
 // writeControl writes connection-level frames and flushes. It never waits
-// for the socket: the goroutine that reads the peer's frames calls it, and
-// a peer that makes it queue more than maxQueuedControlFrames without
-// reading them loses its connection.
+// for the socket: the goroutine that reads the peer's frames calls it (as
+// do the connection's timers, and a handler whose response says
+// Connection: close, once), and a peer that makes it queue more than
+// maxQueuedControlFrames without reading them loses its connection.
 func (c *conn) writeControl(write func(*http2.Framer) error) {
 	c.wmu.Lock()
 	if c.wbroken || c.closing != open {
@@ -978,6 +979,7 @@ func (c *conn) writeContinue(st *stream) { c.writeInformational(st, http.StatusC
 func (c *conn) writeInformational(st *stream, code int, fs []memoField) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	c.waitRoomLocked(st) // a handler that sends hints to a peer that does not read waits, as for its body
 	c.mu.Lock()
 	gone := st.reset || c.closed
 	c.mu.Unlock()

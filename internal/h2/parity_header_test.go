@@ -1,12 +1,14 @@
 package h2_test
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptrace"
 	"net/textproto"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -251,6 +253,38 @@ func TestDateField(t *testing.T) {
 				t.Errorf("%s: date %q (%v), want the time of the response in http.TimeFormat", path, dates[0], err)
 			}
 		}
+	})
+}
+
+// A handler that sends informational responses to a client that reads
+// nothing is held back, as for its body: the hints do not pile up in the
+// server. Each hint is a new value, which HPACK cannot compress.
+func TestInformationalResponsesWaitForTheClient(t *testing.T) {
+	const hints, size = 5000, 4 << 10 // 20 MiB: more than the socket buffers hold
+	var sent atomic.Int64
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		pad := strings.Repeat("x", size)
+		for i := range hints {
+			if r.Context().Err() != nil {
+				return
+			}
+			w.Header().Set("Link", fmt.Sprintf("</%d%s>; rel=preload", i, pad))
+			w.WriteHeader(http.StatusEarlyHints)
+			sent.Add(1)
+		}
+	})
+	bothServers(t, func(t *testing.T, std bool) {
+		sent.Store(0)
+		srv := startServer(t, h, h2.Config{StdHTTP2: std}, serverOpts{})
+		c := dialRaw(t, srv.addr)
+		c.request(1, "GET", "/", true)
+		time.Sleep(2 * time.Second) // the client reads nothing meanwhile
+		if n := sent.Load(); n >= hints {
+			t.Errorf("the handler sent all %d hints (%d MiB) to a client that read none", n, hints*size>>20)
+		} else {
+			t.Logf("held back after %d hints", n)
+		}
+		c.Conn.Close()
 	})
 }
 
