@@ -1755,47 +1755,74 @@ func (c *rawConn) request(id uint32, method, path string, endStream bool, extra 
 	c.WriteHeaders(id, endStream, kv...)
 }
 
-// responseWithHeader reads stream id's response until it ends, the stream
-// is reset or nothing comes for 5 s.
-func (c *rawConn) responseWithHeader(id uint32) (status string, header map[string]string, body []byte, ended bool) {
-	c.T.Helper()
-	header = map[string]string{}
+// headerBlock is one HEADERS block of a response as it came on the wire:
+// an informational response, the final one, or trailers.
+type headerBlock struct {
+	status string              // "" for trailers
+	fields map[string][]string // by the name as sent (lower case)
+	ended  bool
+}
+
+// readResponse reads stream id's frames until the stream ends: its header
+// blocks in order and its body. It stops with an error, and what came
+// until then, when the stream is reset, the connection goes away with an
+// error, or nothing comes for 5 s.
+func (c *rawConn) readResponse(id uint32) (blocks []headerBlock, body []byte, err error) {
 	for {
 		f, err := c.ReadFrame(5 * time.Second)
 		if err != nil {
-			c.T.Errorf("reading stream %d's response: %v", id, err)
-			return
+			return blocks, body, fmt.Errorf("reading stream %d's response: %v", id, err)
 		}
 		if f.Header().StreamID != id {
 			if ga, ok := f.(*http2.GoAwayFrame); ok && ga.ErrCode != http2.ErrCodeNo {
-				c.T.Errorf("GOAWAY %v while reading stream %d", ga.ErrCode, id)
-				return
+				return blocks, body, fmt.Errorf("GOAWAY %v while reading stream %d", ga.ErrCode, id)
 			}
 			continue
 		}
 		switch f := f.(type) {
 		case *http2.MetaHeadersFrame:
+			b := headerBlock{fields: map[string][]string{}, ended: f.StreamEnded()}
 			for _, hf := range f.Fields {
 				if hf.Name == ":status" {
-					if status == "" {
-						status = hf.Value
-					}
+					b.status = hf.Value
 				} else {
-					header[hf.Name] = hf.Value
+					b.fields[hf.Name] = append(b.fields[hf.Name], hf.Value)
 				}
 			}
-			ended = f.StreamEnded()
+			blocks = append(blocks, b)
+			if b.ended {
+				return blocks, body, nil
+			}
 		case *http2.DataFrame:
 			body = append(body, f.Data()...)
-			ended = f.StreamEnded()
+			if f.StreamEnded() {
+				return blocks, body, nil
+			}
 		case *http2.RSTStreamFrame:
-			c.T.Errorf("stream %d reset: %v", id, f.ErrCode)
-			return
-		}
-		if ended {
-			return
+			return blocks, body, fmt.Errorf("stream %d reset: %v", id, f.ErrCode)
 		}
 	}
+}
+
+// responseWithHeader reads stream id's response until it ends, the stream
+// is reset or nothing comes for 5 s: the first status, the fields of all
+// its blocks (the last value of each name) and its body.
+func (c *rawConn) responseWithHeader(id uint32) (status string, header map[string]string, body []byte, ended bool) {
+	c.T.Helper()
+	blocks, body, err := c.readResponse(id)
+	header = map[string]string{}
+	for _, b := range blocks {
+		if status == "" {
+			status = b.status
+		}
+		for name, vv := range b.fields {
+			header[name] = vv[len(vv)-1]
+		}
+	}
+	if err != nil {
+		c.T.Error(err)
+	}
+	return status, header, body, err == nil
 }
 
 func (c *rawConn) response(id uint32) (status string, body []byte, ended bool) {

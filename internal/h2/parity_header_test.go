@@ -22,49 +22,14 @@ import (
 // net/http's HTTP/2 server does: the fields as WriteHeader found them,
 // informational (1xx) responses, and the Date field.
 
-// headerBlock is one HEADERS block of a response as it came on the wire:
-// an informational response, the final one, or trailers.
-type headerBlock struct {
-	status string              // "" for trailers
-	fields map[string][]string // by the name as sent (lower case)
-	ended  bool
-}
-
-// blocks reads stream id's frames until the stream ends: its header
-// blocks in order, and its body.
-func (c *rawConn) blocks(id uint32) (blocks []headerBlock, body []byte) {
+// blocks is readResponse, failing the test where it stops early.
+func (c *rawConn) blocks(id uint32) ([]headerBlock, []byte) {
 	c.T.Helper()
-	for {
-		f, err := c.ReadFrame(5 * time.Second)
-		if err != nil {
-			c.T.Fatalf("reading stream %d's response: %v", id, err)
-		}
-		if f.Header().StreamID != id {
-			continue
-		}
-		switch f := f.(type) {
-		case *http2.MetaHeadersFrame:
-			b := headerBlock{fields: map[string][]string{}, ended: f.StreamEnded()}
-			for _, hf := range f.Fields {
-				if hf.Name == ":status" {
-					b.status = hf.Value
-				} else {
-					b.fields[hf.Name] = append(b.fields[hf.Name], hf.Value)
-				}
-			}
-			blocks = append(blocks, b)
-			if b.ended {
-				return blocks, body
-			}
-		case *http2.DataFrame:
-			body = append(body, f.Data()...)
-			if f.StreamEnded() {
-				return blocks, body
-			}
-		case *http2.RSTStreamFrame:
-			c.T.Fatalf("stream %d reset: %v", id, f.ErrCode)
-		}
+	blocks, body, err := c.readResponse(id)
+	if err != nil {
+		c.T.Fatal(err)
 	}
+	return blocks, body
 }
 
 // getRoot makes one GET / on a connection of its own and reads its
