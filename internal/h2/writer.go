@@ -350,7 +350,8 @@ func (w *responseWriter) send(end bool) error {
 func (w *responseWriter) encodeHeaderLocked(complete bool) {
 	c := w.st.c
 	h := w.fields()
-	if cl, _ := h.get("Content-Length"); len(cl) > 0 && (len(cl) != 1 || w.declared < 0) {
+	cl, hasLength := h.get("Content-Length")
+	if len(cl) > 0 && (len(cl) != 1 || w.declared < 0) {
 		// As net/http: the first value if it is a length (the one the
 		// body is held to), else none and the server's own count. A key
 		// without values stays: it keeps the server from adding one.
@@ -358,6 +359,7 @@ func (w *responseWriter) encodeHeaderLocked(complete bool) {
 			h.set("Content-Length", cl[:1])
 		} else {
 			h.del("Content-Length")
+			hasLength = false
 		}
 	}
 	if w.bodyAllowed() && w.buf != nil && len(*w.buf) > 0 {
@@ -367,7 +369,7 @@ func (w *responseWriter) encodeHeaderLocked(complete bool) {
 	}
 	status := statusText(w.status)
 	var length string
-	if _, ok := h.get("Content-Length"); !ok && complete {
+	if !hasLength && complete {
 		switch {
 		case w.bodyAllowed() && w.buf != nil:
 			length = strconv.Itoa(len(*w.buf))
