@@ -260,9 +260,10 @@ func rounds(c config, l layout, rows []workload, servers map[string]*server, p r
 					continue
 				}
 				done[key] = true
-				*seed++
-				p.seed = *seed
-				res, err := quietRun(servers, name, l.cores, func() (result, error) { return load(c.bin, l, servers[name], w, p, f) })
+				res, err := quietRun(servers, name, l.cores, seed, func(seed int) (result, error) {
+					p.seed = seed
+					return load(c.bin, l, servers[name], w, p, f)
+				})
 				if err != nil {
 					return fmt.Errorf("%d core(s), round %d, %s on %s: %w", l.cores, r+1, w.name, name, err)
 				}

@@ -75,8 +75,11 @@ func others(servers map[string]*server, name string) []int {
 
 // quietRun makes run when the servers but name are quiet, and again (up
 // to runTries in all) when they used more than othersQuiet of the server
-// CPUs during it; it keeps the least disturbed run.
-func quietRun(servers map[string]*server, name string, cores int, run func() (result, error)) (result, error) {
+// CPUs during it; it keeps the least disturbed run. Each making gets the
+// next of *seed, one no earlier making had: the route_guide example keeps
+// every RouteChat note, so a run made again on its predecessor's seed
+// would get that run's notes back with its own.
+func quietRun(servers map[string]*server, name string, cores int, seed *int, run func(seed int) (result, error)) (result, error) {
 	pids := others(servers, name)
 	var best result
 	for try := 1; ; try++ {
@@ -84,7 +87,8 @@ func quietRun(servers map[string]*server, name string, cores int, run func() (re
 			fmt.Printf("  (the other servers were still busy after %s; running anyway)\n", waited.Round(time.Second))
 		}
 		t0, c0 := time.Now(), cpuOf(pids)
-		res, err := run()
+		*seed++
+		res, err := run(*seed)
 		if err != nil {
 			return res, err
 		}

@@ -48,9 +48,12 @@ func TestQuietRun(t *testing.T) {
 
 	// spinning is a run during which the others spin for the given
 	// milliseconds (0: not at all); it returns its number in Calls.
-	spinning := func(ms ...int) (func() (result, error), *int) {
+	// Every making records its seed in seen.
+	seed, seen := 0, map[int]int{}
+	spinning := func(ms ...int) (func(int) (result, error), *int) {
 		n := 0
-		return func() (result, error) {
+		return func(s int) (result, error) {
+			seen[s]++
 			if ms[n] > 0 {
 				spin(ms[n])
 			}
@@ -61,19 +64,19 @@ func TestQuietRun(t *testing.T) {
 	}
 
 	run, made := spinning(0)
-	res, err := quietRun(servers, "switchyard", 1, run)
+	res, err := quietRun(servers, "switchyard", 1, &seed, run)
 	if err != nil || *made != 1 || res.tries != 1 || res.others > othersQuiet {
 		t.Errorf("quiet others: %d runs, kept %+v, %v; want 1 run, undisturbed", *made, res, err)
 	}
 
 	run, made = spinning(600, 0)
-	res, err = quietRun(servers, "switchyard", 1, run)
+	res, err = quietRun(servers, "switchyard", 1, &seed, run)
 	if err != nil || *made != 2 || res.Calls != 2 || res.tries != 2 || res.others > othersQuiet {
 		t.Errorf("others busy in the first run: %d runs, kept %+v, %v; want the second of 2, undisturbed", *made, res, err)
 	}
 
 	run, made = spinning(900, 300, 600)
-	res, err = quietRun(servers, "switchyard", 1, run)
+	res, err = quietRun(servers, "switchyard", 1, &seed, run)
 	if err != nil || *made != runTries || res.Calls != 2 || res.tries != runTries || res.others <= othersQuiet {
 		t.Errorf("others busy in every run: %d runs, kept %+v, %v; want the second (least disturbed) of %d, counted disturbed", *made, res, err, runTries)
 	}
@@ -81,13 +84,25 @@ func TestQuietRun(t *testing.T) {
 	// The server under load may be as busy as it likes.
 	target2, spinTarget := spinner(t)
 	servers["switchyard"] = &server{cmd: target2}
-	res, err = quietRun(servers, "switchyard", 1, func() (result, error) {
+	res, err = quietRun(servers, "switchyard", 1, &seed, func(s int) (result, error) {
+		seen[s]++
 		spinTarget(500)
 		time.Sleep(800 * time.Millisecond)
 		return result{Calls: 1}, nil
 	})
 	if err != nil || res.tries != 1 || res.others > othersQuiet {
 		t.Errorf("only the server under load busy: kept %+v, %v; want 1 undisturbed run", res, err)
+	}
+
+	// A run made again must not repeat a seed: the route_guide example
+	// would answer its RouteChat notes with the earlier run's too.
+	for s, n := range seen {
+		if n != 1 {
+			t.Errorf("seed %d given to %d makings, want 1", s, n)
+		}
+	}
+	if len(seen) != 1+2+runTries+1 {
+		t.Errorf("%d distinct seeds over %d makings: %v", len(seen), 1+2+runTries+1, seen)
 	}
 }
 
