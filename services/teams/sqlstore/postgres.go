@@ -102,6 +102,11 @@ const pgGroupLockTimeout = 250 * time.Millisecond
 // connection of its own whose statements wait at most lockTimeout for a
 // row. The rows are written in key order, so two replicas' groups that
 // share rows take their locks in the same order and never deadlock.
+//
+// A batch whose answer is lost with its connection may have committed;
+// its writes are retried all the same, and then made twice
+// (docs/operations.md, "Durability"): knowing would take the
+// transaction's id before the commit, a second round trip per group.
 type pgGroup struct {
 	config *pgx.ConnConfig
 	sql    string
