@@ -21,6 +21,9 @@ import (
 //   - Hold keeps back what the server sends, on every session but those
 //     of the application named at NewProxy, and signals Held each time;
 //     released, what was kept goes on.
+//   - Sever loses one answer of the server, and the session with it;
+//     LoseRequest loses one request of a client, and the client's side of
+//     the session with it.
 type Proxy struct {
 	dsn    string
 	except []byte
@@ -30,6 +33,15 @@ type Proxy struct {
 	frozen  gate
 	holding gate
 	conns   []net.Conn
+	sever   *severing // armed by Sever, until it fires
+}
+
+// severing is what Sever armed.
+type severing struct {
+	app, marker []byte
+	freeze      bool // Sever's
+	request     bool // LoseRequest's
+	done        chan struct{}
 }
 
 // gate is a switch pipes wait on while it is on; guarded by Proxy.mu.
@@ -102,12 +114,32 @@ func NewProxy(t testing.TB, dsn, except string) *Proxy {
 			p.conns = append(p.conns, client, server)
 			p.mu.Unlock()
 			var excepted atomic.Bool
-			go p.pipe(server, client, func(b []byte) { // client → server
+			// The session's first message, which names its application.
+			var startup atomic.Pointer[[]byte]
+			go p.pipe(server, client, func(b []byte) bool { // client → server
 				if p.except != nil && bytes.Contains(b, p.except) {
 					excepted.Store(true)
 				}
+				first := startup.Load()
+				if first == nil {
+					c := bytes.Clone(b)
+					startup.Store(&c)
+					return false
+				}
+				if p.severs(*first, b, true) {
+					_ = client.Close() // the server's side stays open
+					return true
+				}
+				return false
 			}, nil)
-			go p.pipe(client, server, nil, func() bool { return !excepted.Load() }) // server → client
+			go p.pipe(client, server, func(b []byte) bool { // server → client
+				if first := startup.Load(); first != nil && p.severs(*first, b, false) {
+					_ = client.Close()
+					_ = server.Close()
+					return true
+				}
+				return false
+			}, func() bool { return !excepted.Load() })
 		}
 	}()
 	return p
@@ -135,15 +167,68 @@ func (p *Proxy) Hold(on bool) {
 	p.holding.set(on)
 }
 
+// Sever arms the proxy once: the next chunk the server sends on a session
+// of application app (its application_name) that contains marker is not
+// passed on, and that session is closed both ways, as a connection lost
+// just after the server sent it would be. With freeze, the proxy freezes
+// at that moment too (Freeze). The channel returned is closed once it
+// has happened.
+func (p *Proxy) Sever(app string, marker []byte, freeze bool) <-chan struct{} {
+	return p.arm(&severing{app: []byte(app), marker: marker, freeze: freeze})
+}
+
+// LoseRequest arms the proxy once: the next chunk a client of application
+// app sends that contains marker is not passed on, and the session is
+// closed on the client's side only. The server goes on waiting for the
+// request, as when a network loses a connection and the server has not
+// noticed. The channel returned is closed once it has happened.
+func (p *Proxy) LoseRequest(app string, marker []byte) <-chan struct{} {
+	return p.arm(&severing{app: []byte(app), marker: marker, request: true})
+}
+
+func (p *Proxy) arm(sv *severing) <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	sv.done = make(chan struct{})
+	p.sever = sv
+	return sv.done
+}
+
+// severs reports whether chunk b, sent by the client (request) or the
+// server on the session whose first message was startup, is the one
+// Sever or LoseRequest armed for, and disarms it.
+func (p *Proxy) severs(startup, b []byte, request bool) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	sv := p.sever
+	if sv == nil || sv.request != request || !bytes.Contains(startup, sv.app) || !bytes.Contains(b, sv.marker) {
+		return false
+	}
+	p.sever = nil
+	if sv.freeze {
+		p.frozen.set(true)
+	}
+	close(sv.done)
+	return true
+}
+
 // pipe copies src to dst; seen looks at each chunk first, and holdable
-// says whether Hold applies to the chunks of this direction.
-func (p *Proxy) pipe(dst, src net.Conn, seen func([]byte), holdable func() bool) {
-	defer func() { _ = dst.Close() }()
+// says whether Hold applies to the chunks of this direction. When seen
+// drops a chunk, pipe ends there and leaves both connections as seen
+// left them.
+func (p *Proxy) pipe(dst, src net.Conn, seen func([]byte) (drop bool), holdable func() bool) {
+	dropped := false
+	defer func() {
+		if !dropped {
+			_ = dst.Close()
+		}
+	}()
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := src.Read(buf)
-		if n > 0 && seen != nil {
-			seen(buf[:n])
+		if n > 0 && seen != nil && seen(buf[:n]) {
+			dropped = true
+			return
 		}
 		p.mu.Lock()
 		frozen, holding := p.frozen, p.holding
