@@ -182,6 +182,9 @@ func (h *Handler) storeError(ctx context.Context, err error, city string) error 
 		return connect.NewError(connect.CodeDeadlineExceeded, errors.New("the deadline passed while reading the team directory"))
 	case errors.Is(err, context.Canceled):
 		return connect.NewError(connect.CodeCanceled, errors.New("the call was canceled"))
+	case errors.Is(err, ErrMaybeMade):
+		h.logger.LogAttrs(ctx, slog.LevelWarn, "team store lost a commit's outcome", slog.String("err", err.Error()))
+		return connect.NewError(connect.CodeUnavailable, errors.New("the write may have been made: the team directory lost its database's answer while committing it; read the team to see, or retry (the same write again makes the same team)"))
 	case errors.Is(err, ErrUnavailable):
 		// Busy, unreachable or shutting down: worth a retry, which
 		// UNAVAILABLE tells clients and proxies.

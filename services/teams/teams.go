@@ -43,6 +43,11 @@ var (
 	// get past: its database busy (another writer holds SQLite's lock past
 	// the wait), unreachable or shutting down, or the store closing.
 	ErrUnavailable = errors.New("the team store is unavailable for now")
+	// ErrMaybeMade is wrapped, with ErrUnavailable, around a write's
+	// failure when the write may have been made all the same: the store
+	// lost its database's answer to the commit and could not learn the
+	// outcome.
+	ErrMaybeMade = errors.New("the write may have been made")
 )
 
 // ListOptions select a page of ListTeams.

@@ -31,7 +31,10 @@ var errClosed = fmt.Errorf("%w: the team store is closed", teams.ErrUnavailable)
 // What a caller sees does not change: Put returns once its write is
 // durable, with the row the write produced, or with an error and the
 // write not made. When a shared commit fails, every write in it is
-// retried on its own, so one failing write never fails another.
+// retried on its own, so one failing write never fails another. (One
+// exception, on PostgreSQL: a group whose COMMIT's answer was lost, and
+// whose outcome could not be learnt after it, answers each write with
+// an error that says so, and retries none; see pgGroup.)
 //
 // On SQLite a write on its own runs as before, under its caller's
 // context, and so do the retries: the database has one writer anyway.
@@ -194,7 +197,9 @@ func (g *groupCommit) single(r *putReq) putResult {
 }
 
 // together makes every write of live in one commit, which lasts as long
-// as one of their callers still waits (or until the store closes).
+// as one of their callers still waits (or until the store closes); on
+// PostgreSQL a group whose upserts are made sends its COMMIT regardless
+// (pgGroup).
 func (g *groupCommit) together(live []*putReq) ([]putResult, error) {
 	ctx, cancel := context.WithCancel(g.ctx)
 	defer cancel()

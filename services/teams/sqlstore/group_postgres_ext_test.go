@@ -3,11 +3,16 @@ package sqlstore_test
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
+	"connectrpc.com/connect"
 	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver
+
+	teamsv1 "github.com/switchyard/switchyard/gen/teams/v1"
 
 	"github.com/switchyard/switchyard/internal/pgtest"
 	"github.com/switchyard/switchyard/services/teams"
@@ -226,4 +231,128 @@ func TestPostgresGroupConnectionLostIsReplaced(t *testing.T) {
 	if n := groupConns(); n != 1 {
 		t.Errorf("%d group connections after the lost one, want 1 again", n)
 	}
+}
+
+// lostAnswerStore opens a store on a new database through a proxy that
+// can lose the server's answers (pgtest.Proxy.Sever); a first write has
+// connected the group's session and prepared its statements. It returns
+// the store, the database's own DSN and the proxy.
+func lostAnswerStore(t *testing.T) (*sqlstore.Store, string, *pgtest.Proxy) {
+	t.Helper()
+	dsn := pgtest.Database(t)
+	px := pgtest.NewProxy(t, dsn, "")
+	s := openPostgres(t, px.DSN())
+	t.Cleanup(func() { _ = s.Close() })
+	if _, _, err := s.Put(t.Context(), teams.Team{City: "Warm", Nickname: "Ups"}); err != nil {
+		t.Fatal(err)
+	}
+	return s, dsn, px
+}
+
+// putAnswerLost makes a Put of city while the proxy loses the group
+// session's answer that carries marker (freezing with it, if asked), and
+// checks that an answer was lost.
+func putAnswerLost(t *testing.T, s *sqlstore.Store, px *pgtest.Proxy, city, marker string, freeze bool) (teams.Team, bool, error) {
+	t.Helper()
+	severed := px.Sever(sqlstore.GroupApplicationName, []byte(marker), freeze)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	got, created, err := s.Put(ctx, teams.Team{City: city, Nickname: "Nick " + city})
+	select {
+	case <-severed:
+	default:
+		t.Fatalf("the group's session sent no answer carrying %q", marker)
+	}
+	return got, created, err
+}
+
+// writtenOnce checks that city's row was written by exactly one write.
+func writtenOnce(t *testing.T, dsn, city string) {
+	t.Helper()
+	if rev := overCities(t, dsn, `SELECT coalesce(sum(rev), 0) FROM teams WHERE city_key = ANY($1)`, city); rev != 1 {
+		t.Errorf("%s's row is at rev %d, want 1: written once", city, rev)
+	}
+}
+
+// The answer to a group's upserts lost with its connection: its COMMIT
+// was never sent, so nothing was made, and the write is retried and made
+// once. (With the upserts and the commit in one round trip, this answer
+// came after the commit, and the retry made the write a second time.)
+func TestPostgresGroupAnswerLostBeforeCommit(t *testing.T) {
+	t.Parallel()
+	s, dsn, px := lostAnswerStore(t)
+	got, created, err := putAnswerLost(t, s, px, "Early", "INSERT 0 1\x00", false)
+	if err != nil || !created || got.Nickname != "Nick Early" {
+		t.Errorf("Put with the upserts' answer lost = %+v, created %v, %v; want it created", got, created, err)
+	}
+	writtenOnce(t, dsn, "Early")
+}
+
+// The answer to a group's COMMIT lost with its connection: the group
+// learns on a new one that the transaction committed, and answers with
+// what its upserts returned; nothing is made twice.
+func TestPostgresGroupCommitAnswerLost(t *testing.T) {
+	t.Parallel()
+	s, dsn, px := lostAnswerStore(t)
+	got, created, err := putAnswerLost(t, s, px, "Late", "COMMIT\x00", false)
+	if err != nil || !created || got.Nickname != "Nick Late" {
+		t.Errorf("Put with the COMMIT's answer lost = %+v, created %v, %v; want it created", got, created, err)
+	}
+	writtenOnce(t, dsn, "Late")
+	if _, created, err := s.Put(t.Context(), teams.Team{City: "Late", Nickname: "Again"}); err != nil || created {
+		t.Errorf("the next Put of Late = created %v, %v; want an update", created, err)
+	}
+}
+
+// The answer to a group's COMMIT lost, and the database out of reach
+// while the group tries to learn the outcome: the write fails as
+// unavailable, saying it may have been made, and is not retried (it had
+// committed, so a retry would have made it twice).
+func TestPostgresGroupCommitUnsettled(t *testing.T) {
+	t.Parallel()
+	s, dsn, px := lostAnswerStore(t)
+	_, _, err := putAnswerLost(t, s, px, "Unknown", "COMMIT\x00", true)
+	if !errors.Is(err, teams.ErrUnavailable) || !errors.Is(err, teams.ErrMaybeMade) {
+		t.Errorf("Put with the COMMIT's answer lost and no way to learn the outcome = %v, want unavailable, maybe made", err)
+	}
+	px.Freeze(false)
+	writtenOnce(t, dsn, "Unknown")
+
+	// Through TeamsService: UNAVAILABLE, with a message that says so.
+	severed := px.Sever(sqlstore.GroupApplicationName, []byte("COMMIT\x00"), true)
+	h := teams.NewHandler(s, "token")
+	req := connect.NewRequest(&teamsv1.PutTeamRequest{City: "Unknown Too", Nickname: "Nick"})
+	req.Header().Set("Authorization", "Bearer token")
+	_, err = h.PutTeam(t.Context(), req)
+	<-severed
+	if connect.CodeOf(err) != connect.CodeUnavailable || !strings.Contains(err.Error(), "the write may have been made") {
+		t.Errorf("PutTeam with the outcome unknown = %v, want unavailable, saying the write may have been made", err)
+	}
+	px.Freeze(false)
+	writtenOnce(t, dsn, "Unknown Too")
+	if _, _, err := s.Put(t.Context(), teams.Team{City: "After", Nickname: "Thaw"}); err != nil {
+		t.Errorf("Put once the database is back: %v", err)
+	}
+}
+
+// The group's COMMIT lost on its way, with the client's side of the
+// connection, while the database still waits for it: the transaction is
+// in progress, so the group ends that session, learns that it did not
+// commit, and retries the write, which is made once.
+func TestPostgresGroupCommitLostOnItsWay(t *testing.T) {
+	t.Parallel()
+	s, dsn, px := lostAnswerStore(t)
+	lost := px.LoseRequest(sqlstore.GroupApplicationName, []byte("COMMIT\x00"))
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	got, created, err := s.Put(ctx, teams.Team{City: "Adrift", Nickname: "Nick Adrift"})
+	select {
+	case <-lost:
+	default:
+		t.Fatal("the group's session sent no COMMIT")
+	}
+	if err != nil || !created || got.Nickname != "Nick Adrift" {
+		t.Errorf("Put with its COMMIT lost = %+v, created %v, %v; want it created", got, created, err)
+	}
+	writtenOnce(t, dsn, "Adrift")
 }

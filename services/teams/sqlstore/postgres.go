@@ -2,8 +2,10 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
@@ -11,6 +13,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/switchyard/switchyard/services/teams"
 )
 
 // migrationLockID names the advisory lock that serializes migrations of
@@ -46,6 +50,10 @@ func OpenPostgres(ctx context.Context, dsn string, opts ...Option) (*Store, erro
 		_ = db.Close()
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
+	if err := checkPGVersion(ctx, db); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
 	if err := migrate(ctx, db, postgres); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("postgres: %w", err)
@@ -55,10 +63,35 @@ func OpenPostgres(ctx context.Context, dsn string, opts ...Option) (*Store, erro
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
 	o := newOptions(opts)
-	st.group = newPGGroupCommit(st, cfg, o.groupLockTimeout)
+	st.group = newPGGroupCommit(st, cfg, o.groupLockTimeout, o.logger)
 	f := newPGFeed(cfg, o.feedInterval, newFeedLog(o.logger, st.feed, "postgres listen/notify"))
 	st.startFeed(f.run)
 	return st, nil
+}
+
+// pgMinVersion is the oldest PostgreSQL the store runs on (as
+// server_version_num): the group commit needs pg_current_xact_id and
+// pg_xact_status, new in 13.
+const pgMinVersion = 130000
+
+// checkPGVersion refuses a server older than pgMinVersion, whose every
+// group would fail.
+func checkPGVersion(ctx context.Context, db *sql.DB) error {
+	var num int
+	var version string
+	if err := db.QueryRowContext(ctx, `SELECT current_setting('server_version_num')::int, current_setting('server_version')`).Scan(&num, &version); err != nil {
+		return fmt.Errorf("postgres: %w", err)
+	}
+	return pgVersionError(num, version)
+}
+
+// pgVersionError says why a server of version num (server_version_num;
+// version as server_version) will not do, or returns nil.
+func pgVersionError(num int, version string) error {
+	if num < pgMinVersion {
+		return fmt.Errorf("postgres: the server is PostgreSQL %s; the team store needs PostgreSQL 13 or later", version)
+	}
+	return nil
 }
 
 // pgStatementCache is the capacity of each connection's pgx statement and
@@ -97,27 +130,30 @@ func pgConfig(dsn string) (*pgx.ConnConfig, error) {
 // at most this long.
 const pgGroupLockTimeout = 250 * time.Millisecond
 
-// pgGroup commits a group's writes in one round trip: its upserts in one
-// batch, which PostgreSQL runs as one implicit transaction, on a
-// connection of its own whose statements wait at most lockTimeout for a
-// row. The rows are written in key order, so two replicas' groups that
-// share rows take their locks in the same order and never deadlock.
+// pgGroup commits a group's writes in one transaction, on a connection
+// of its own whose statements wait at most lockTimeout for a row. The
+// rows are written in key order, so two replicas' groups that share rows
+// take their locks in the same order and never deadlock.
 //
-// A batch whose answer is lost with its connection may have committed;
-// its writes are retried all the same, and then made twice
-// (docs/operations.md, "Durability"): knowing would take the
-// transaction's id before the commit, a second round trip per group.
+// A group takes two round trips: one batch opens the transaction, learns
+// its id and makes the upserts; a COMMIT follows. Knowing the id before
+// the commit is what lets a group whose COMMIT's answer was lost with
+// its connection learn the outcome on another (settle) instead of
+// retrying writes that may have been made: retried, a committed write
+// would be made twice, reporting created false for a team it created and
+// overwriting another replica's write of that team made in between.
 type pgGroup struct {
 	config *pgx.ConnConfig
 	sql    string
 	conn   *pgx.Conn // connected at the first group, again after one is lost
+	log    *slog.Logger
 }
 
 // newPGGroupCommit groups st's writes on PostgreSQL (groupCommit).
-func newPGGroupCommit(st *Store, store *pgx.ConnConfig, lockTimeout time.Duration) *groupCommit {
+func newPGGroupCommit(st *Store, store *pgx.ConnConfig, lockTimeout time.Duration, log *slog.Logger) *groupCommit {
 	cfg := ownConnConfig(store, GroupApplicationName)
 	cfg.RuntimeParams["lock_timeout"] = strconv.FormatInt(lockTimeout.Milliseconds(), 10)
-	p := &pgGroup{config: cfg, sql: st.dialect.q(putSQL)}
+	p := &pgGroup{config: cfg, sql: st.dialect.q(putSQL), log: log}
 	return startGroupCommit(&groupCommit{shared: p.commit, alone: st.upsert, remote: st.dialect.remote, closeShared: p.close})
 }
 
@@ -138,6 +174,15 @@ func ownConnConfig(store *pgx.ConnConfig, app string) *pgx.ConnConfig {
 // grouped writes in pg_stat_activity.
 const GroupApplicationName = "switchyard team writes"
 
+// errUnsettled answers the writes of a group whose COMMIT's answer was
+// lost when whether it committed could not be learnt either.
+var errUnsettled = fmt.Errorf("%w: %w: the connection to PostgreSQL was lost while it was being committed, "+
+	"and whether it was could not be learnt", teams.ErrUnavailable, teams.ErrMaybeMade)
+
+// settleWithin bounds how long a group whose COMMIT's answer was lost
+// tries to learn the outcome.
+const settleWithin = 10 * time.Second
+
 func (p *pgGroup) commit(ctx context.Context, live []*putReq) ([]putResult, error) {
 	if p.conn == nil {
 		c, err := pgx.ConnectConfig(ctx, p.config)
@@ -152,35 +197,138 @@ func (p *pgGroup) commit(ctx context.Context, live []*putReq) ([]putResult, erro
 	}
 	slices.SortStableFunc(order, func(a, b int) int { return strings.Compare(live[a].key, live[b].key) })
 	var b pgx.Batch
+	b.Queue("BEGIN")
+	b.Queue("SELECT pg_current_xact_id()::text")
 	for _, i := range order {
 		b.Queue(p.sql, live[i].key, live[i].city, live[i].nickname)
 	}
 	results := make([]putResult, len(live))
 	br := p.conn.SendBatch(ctx, &b)
-	var err error
+	_, err := br.Exec()
+	var xact string
+	if err == nil {
+		err = br.QueryRow().Scan(&xact)
+	}
 	for _, i := range order {
+		if err != nil {
+			break
+		}
 		res := &results[i]
-		if res.team, res.rev, err = scanUpsert(br.QueryRow()); err != nil {
+		res.team, res.rev, err = scanUpsert(br.QueryRow())
+	}
+	err = errors.Join(err, br.Close())
+	if err != nil {
+		// No COMMIT was sent: nothing was made.
+		if !p.conn.IsClosed() {
+			if _, rerr := p.conn.Exec(ctx, "ROLLBACK"); rerr != nil {
+				p.drop()
+			}
+		}
+		p.forget()
+		return nil, err
+	}
+	// The upserts are made: the COMMIT goes out even if every caller has
+	// gone meanwhile (or the store is closing), so that a transaction is
+	// never left open on the session.
+	pid := p.conn.PgConn().PID()
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleWithin)
+	tag, err := p.conn.Exec(cctx, "COMMIT")
+	cancel()
+	switch {
+	case err == nil && tag.String() == "COMMIT":
+		return results, nil
+	case err == nil:
+		return nil, fmt.Errorf("postgres: COMMIT answered %q", tag.String())
+	case !p.conn.IsClosed():
+		// PostgreSQL answered that the commit failed: nothing was made.
+		if p.conn.PgConn().TxStatus() != 'I' {
+			p.drop() // still in the transaction: closing the session ends it
+		}
+		return nil, err
+	}
+	p.conn = nil
+	committed, serr := p.settle(pid, xact)
+	switch {
+	case serr != nil:
+		p.log.Warn("postgres: a group's COMMIT was sent, and its answer lost with the connection; whether it committed could not be learnt",
+			"writes", len(live), "transaction", xact, "error", err, "settling", serr)
+		for i := range results {
+			results[i] = putResult{err: errUnsettled}
+		}
+		return results, nil
+	case committed:
+		p.log.Warn("postgres: a group's COMMIT was sent, and its answer lost with the connection; it committed",
+			"writes", len(live), "transaction", xact, "error", err)
+		return results, nil
+	}
+	p.log.Warn("postgres: a group's COMMIT was sent, and its answer lost with the connection; it did not commit, its writes are retried",
+		"writes", len(live), "transaction", xact, "error", err)
+	return nil, err
+}
+
+// settle learns, on a connection of its own, whether transaction xact,
+// whose COMMIT went out on the session of backend pid and whose answer
+// was lost, committed. While xact is in progress the COMMIT may still
+// arrive, so that session is ended first. The new connection becomes
+// the group's.
+func (p *pgGroup) settle(pid uint32, xact string) (committed bool, err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), settleWithin)
+	defer cancel()
+	c, err := pgx.ConnectConfig(ctx, p.config)
+	if err != nil {
+		return false, err
+	}
+	ended := false
+	for {
+		var status *string // NULL: too old to tell
+		if err = c.QueryRow(ctx, `SELECT pg_xact_status($1::text::xid8)`, xact).Scan(&status); err != nil {
+			break
+		}
+		switch {
+		case status == nil:
+			err = fmt.Errorf("pg_xact_status(%s) is null", xact)
+		case *status == "committed" || *status == "aborted":
+			p.conn = c
+			return *status == "committed", nil
+		case !ended:
+			// Only the group's own session, should the pid have gone.
+			_, err = c.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+				WHERE pid = $1 AND application_name = $2`, int64(pid), GroupApplicationName)
+			ended = true
+		default:
+			t := time.NewTimer(10 * time.Millisecond)
+			select {
+			case <-ctx.Done():
+				err = ctx.Err()
+			case <-t.C:
+			}
+			t.Stop()
+		}
+		if err != nil {
 			break
 		}
 	}
-	// The transaction commits at the batch's end: nothing is made until
-	// Close has read that it did.
-	err = errors.Join(err, br.Close())
-	if p.conn.IsClosed() {
+	_ = c.Close(context.Background())
+	return false, err
+}
+
+// forget drops the group's connection if it was lost.
+func (p *pgGroup) forget() {
+	if p.conn != nil && p.conn.IsClosed() {
 		p.conn = nil
 	}
-	if err != nil {
-		return nil, err
-	}
-	return results, nil
+}
+
+// drop closes the group's connection, whose state is in doubt.
+func (p *pgGroup) drop() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_ = p.conn.Close(ctx)
+	p.conn = nil
 }
 
 func (p *pgGroup) close() {
 	if p.conn != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		_ = p.conn.Close(ctx)
-		p.conn = nil
+		p.drop()
 	}
 }

@@ -50,3 +50,26 @@ func TestOpenPostgresBadDSN(t *testing.T) {
 		t.Fatalf("OpenPostgres with a bad port: %v, want an error saying the DSN does not parse, without the password", err)
 	}
 }
+
+// PostgreSQL 12 lacks what the group commit uses: it is refused at open,
+// saying which version it is and which is needed.
+func TestPGVersion(t *testing.T) {
+	for _, c := range []struct {
+		num     int
+		version string
+		ok      bool
+	}{
+		{120022, "12.22", false},
+		{130000, "13.0", true},
+		{150018, "15.18 (Debian 15.18-0+deb12u1)", true},
+		{180001, "18.1", true},
+	} {
+		err := pgVersionError(c.num, c.version)
+		if c.ok != (err == nil) {
+			t.Errorf("PostgreSQL %s: %v, want accepted %v", c.version, err, c.ok)
+		}
+		if err != nil && (!strings.Contains(err.Error(), c.version) || !strings.Contains(err.Error(), "13 or later")) {
+			t.Errorf("PostgreSQL %s: %q names not the version and the one needed", c.version, err)
+		}
+	}
+}
