@@ -15,7 +15,8 @@
 # does at N server cores; with GOMAXPROCS=N among the extra arguments it
 # approximates an N-core run's memory on one server CPU (BENCHMARKS.md,
 # "Memory with more cores": the OS then runs N threads on one CPU, which
-# inflates it). The RSS printed is followed by its anonymous part.
+# inflates it). The RSS printed is followed by its anonymous part; the
+# mix's PutTeam latency (the writer's) ends the line.
 # SCPU and LCPU are the server's and the load generator's CPUs (0 and 1;
 # SCPU=0,1 LCPU=0,1 gives both all of this machine's two). COPY=1 runs
 # the server from a copy of B dropped from the page cache, as benchrun
@@ -62,4 +63,4 @@ R=$(taskset -c "${LCPU:-1}" "$LG" -addr 127.0.0.1:$P -workload "$W" -conns "${CO
 t1=$(awk '{print $14+$15}' /proc/$SP/stat)
 rss=$(awk '/VmRSS/{print $2}' /proc/$SP/status)
 anon=$(awk '/RssAnon/{print $2}' /proc/$SP/status)
-echo "$R" | python3 -c "import json,sys; r=json.load(sys.stdin); w=r.get('writer') or {}; print('%-12s %-30s %8.0f calls/s %9.0f msgs/s p99 %6.2f ms cpu %6.1f us/call rss %5.1f MiB (anon %4.1f) errors %d' % (r['workload'], '$B $*'[-30:], r['calls']/r['seconds'], r['msgs']/r['seconds'], r['p99_ms'], ($t1-$t0)*1e4/(r['calls_all']+w.get('writes_all',0)), $rss/1024, $anon/1024, r['errors']))"
+echo "$R" | python3 -c "import json,sys; r=json.load(sys.stdin); w=r.get('writer') or {}; print('%-12s %-30s %8.0f calls/s %9.0f msgs/s p99 %6.2f ms cpu %6.1f us/call rss %5.1f MiB (anon %4.1f) errors %d' % (r['workload'], '$B $*'[-30:], r['calls']/r['seconds'], r['msgs']/r['seconds'], r['p99_ms'], ($t1-$t0)*1e4/(r['calls_all']+w.get('writes_all',0)), $rss/1024, $anon/1024, r['errors']) + (' puts p50 %.2f p99 %.2f ms' % (w['p50_ms'], w['p99_ms']) if w else ''))"
