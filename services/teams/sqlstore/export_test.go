@@ -47,3 +47,9 @@ func ReadConns() (first, most int) { return readConnsFirst, readConnsMost() }
 func WithGroupLockTimeout(d time.Duration) Option {
 	return func(o *options) { o.groupLockTimeout = d }
 }
+
+// WithSettleWithin sets how long a PostgreSQL group whose COMMIT's answer
+// was lost tries to learn the outcome.
+func WithSettleWithin(d time.Duration) Option {
+	return func(o *options) { o.settleWithin = d }
+}

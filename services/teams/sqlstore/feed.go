@@ -34,10 +34,14 @@ type options struct {
 	// groupLockTimeout is how long PostgreSQL's grouped writes wait for a
 	// row lock (pgGroupLockTimeout; tests set it longer).
 	groupLockTimeout time.Duration
+	// settleWithin bounds how long a PostgreSQL group whose COMMIT's
+	// answer was lost tries to learn the outcome (pgSettleWithin; tests
+	// set it shorter).
+	settleWithin time.Duration
 }
 
 func newOptions(opts []Option) options {
-	o := options{logger: slog.Default(), feedInterval: DefaultFeedInterval, readLookEvery: readLookEvery, groupLockTimeout: pgGroupLockTimeout}
+	o := options{logger: slog.Default(), feedInterval: DefaultFeedInterval, readLookEvery: readLookEvery, groupLockTimeout: pgGroupLockTimeout, settleWithin: pgSettleWithin}
 	for _, opt := range opts {
 		opt(&o)
 	}

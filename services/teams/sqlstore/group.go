@@ -242,8 +242,10 @@ func sqlTogether(db *sql.DB, stmt *sql.Stmt) func(ctx context.Context, live []*p
 }
 
 // close stops taking writes, interrupts a shared transaction being
-// committed (a write on its own runs under its caller's context and
-// finishes), and waits for run to return.
+// made (a write on its own runs under its caller's context and
+// finishes; on PostgreSQL a group whose upserts are made still sends its
+// COMMIT and, if the answer is lost, learns the outcome: up to twice
+// pgSettleWithin), and waits for run to return.
 func (g *groupCommit) close() {
 	g.end()
 	<-g.done

@@ -159,6 +159,14 @@ func TestPostgresWriteWaitingForARowHoldsUpNoOther(t *testing.T) {
 	if got, err := s.Get(t.Context(), "First"); err != nil || got.Nickname != "Twos" {
 		t.Errorf("Get First = %+v, %v, want the write that waited", got, err)
 	}
+	// The group that gave up ended its transaction: its session is idle,
+	// not inside a failed transaction that every later group would fail
+	// in (or, had it not failed, commit into).
+	var state string
+	if err := s.ReadPool().QueryRowContext(t.Context(), `SELECT state FROM pg_stat_activity
+		WHERE datname = current_database() AND application_name = $1`, sqlstore.GroupApplicationName).Scan(&state); err != nil || state != "idle" {
+		t.Errorf("the group's session is %q (%v), want idle", state, err)
+	}
 }
 
 // A write that fails in a group fails alone: the others are made.
@@ -237,11 +245,11 @@ func TestPostgresGroupConnectionLostIsReplaced(t *testing.T) {
 // can lose the server's answers (pgtest.Proxy.Sever); a first write has
 // connected the group's session and prepared its statements. It returns
 // the store, the database's own DSN and the proxy.
-func lostAnswerStore(t *testing.T) (*sqlstore.Store, string, *pgtest.Proxy) {
+func lostAnswerStore(t *testing.T, opts ...sqlstore.Option) (*sqlstore.Store, string, *pgtest.Proxy) {
 	t.Helper()
 	dsn := pgtest.Database(t)
 	px := pgtest.NewProxy(t, dsn, "")
-	s := openPostgres(t, px.DSN())
+	s := openPostgres(t, px.DSN(), opts...)
 	t.Cleanup(func() { _ = s.Close() })
 	if _, _, err := s.Put(t.Context(), teams.Team{City: "Warm", Nickname: "Ups"}); err != nil {
 		t.Fatal(err)
@@ -304,13 +312,32 @@ func TestPostgresGroupCommitAnswerLost(t *testing.T) {
 	}
 }
 
+// The answer to a group's COMMIT lost, and the database out of reach for
+// a while (as in a restart): the group asks again until it can learn the
+// outcome.
+func TestPostgresGroupCommitSettledOnceReachable(t *testing.T) {
+	t.Parallel()
+	s, dsn, px := lostAnswerStore(t)
+	severed := px.Sever(sqlstore.GroupApplicationName, []byte("COMMIT\x00"), true)
+	go func() {
+		<-severed
+		time.Sleep(time.Second)
+		px.Freeze(false)
+	}()
+	got, created, err := s.Put(t.Context(), teams.Team{City: "Patient", Nickname: "Nick Patient"})
+	if err != nil || !created || got.Nickname != "Nick Patient" {
+		t.Errorf("Put with the COMMIT's answer lost and the database back after 1 s = %+v, created %v, %v; want it created", got, created, err)
+	}
+	writtenOnce(t, dsn, "Patient")
+}
+
 // The answer to a group's COMMIT lost, and the database out of reach
 // while the group tries to learn the outcome: the write fails as
 // unavailable, saying it may have been made, and is not retried (it had
 // committed, so a retry would have made it twice).
 func TestPostgresGroupCommitUnsettled(t *testing.T) {
 	t.Parallel()
-	s, dsn, px := lostAnswerStore(t)
+	s, dsn, px := lostAnswerStore(t, sqlstore.WithSettleWithin(1500*time.Millisecond))
 	_, _, err := putAnswerLost(t, s, px, "Unknown", "COMMIT\x00", true)
 	if !errors.Is(err, teams.ErrUnavailable) || !errors.Is(err, teams.ErrMaybeMade) {
 		t.Errorf("Put with the COMMIT's answer lost and no way to learn the outcome = %v, want unavailable, maybe made", err)
@@ -323,8 +350,14 @@ func TestPostgresGroupCommitUnsettled(t *testing.T) {
 	h := teams.NewHandler(s, "token")
 	req := connect.NewRequest(&teamsv1.PutTeamRequest{City: "Unknown Too", Nickname: "Nick"})
 	req.Header().Set("Authorization", "Bearer token")
-	_, err = h.PutTeam(t.Context(), req)
-	<-severed
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	_, err = h.PutTeam(ctx, req)
+	select {
+	case <-severed:
+	default:
+		t.Fatal("the group's session sent no COMMIT answer")
+	}
 	if connect.CodeOf(err) != connect.CodeUnavailable || !strings.Contains(err.Error(), "the write may have been made") {
 		t.Errorf("PutTeam with the outcome unknown = %v, want unavailable, saying the write may have been made", err)
 	}

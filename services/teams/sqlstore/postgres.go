@@ -63,7 +63,7 @@ func OpenPostgres(ctx context.Context, dsn string, opts ...Option) (*Store, erro
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
 	o := newOptions(opts)
-	st.group = newPGGroupCommit(st, cfg, o.groupLockTimeout, o.logger)
+	st.group = newPGGroupCommit(st, cfg, o)
 	f := newPGFeed(cfg, o.feedInterval, newFeedLog(o.logger, st.feed, "postgres listen/notify"))
 	st.startFeed(f.run)
 	return st, nil
@@ -147,13 +147,15 @@ type pgGroup struct {
 	sql    string
 	conn   *pgx.Conn // connected at the first group, again after one is lost
 	log    *slog.Logger
+	// settleWithin bounds the COMMIT, and then settle.
+	settleWithin time.Duration
 }
 
 // newPGGroupCommit groups st's writes on PostgreSQL (groupCommit).
-func newPGGroupCommit(st *Store, store *pgx.ConnConfig, lockTimeout time.Duration, log *slog.Logger) *groupCommit {
+func newPGGroupCommit(st *Store, store *pgx.ConnConfig, o options) *groupCommit {
 	cfg := ownConnConfig(store, GroupApplicationName)
-	cfg.RuntimeParams["lock_timeout"] = strconv.FormatInt(lockTimeout.Milliseconds(), 10)
-	p := &pgGroup{config: cfg, sql: st.dialect.q(putSQL), log: log}
+	cfg.RuntimeParams["lock_timeout"] = strconv.FormatInt(o.groupLockTimeout.Milliseconds(), 10)
+	p := &pgGroup{config: cfg, sql: st.dialect.q(putSQL), log: o.logger, settleWithin: o.settleWithin}
 	return startGroupCommit(&groupCommit{shared: p.commit, alone: st.upsert, remote: st.dialect.remote, closeShared: p.close})
 }
 
@@ -179,9 +181,9 @@ const GroupApplicationName = "switchyard team writes"
 var errUnsettled = fmt.Errorf("%w: %w: the connection to PostgreSQL was lost while it was being committed, "+
 	"and whether it was could not be learnt", teams.ErrUnavailable, teams.ErrMaybeMade)
 
-// settleWithin bounds how long a group whose COMMIT's answer was lost
-// tries to learn the outcome.
-const settleWithin = 10 * time.Second
+// pgSettleWithin bounds how long a group's COMMIT may take, and then how
+// long a group whose COMMIT's answer was lost tries to learn the outcome.
+const pgSettleWithin = 10 * time.Second
 
 func (p *pgGroup) commit(ctx context.Context, live []*putReq) ([]putResult, error) {
 	if p.conn == nil {
@@ -231,7 +233,7 @@ func (p *pgGroup) commit(ctx context.Context, live []*putReq) ([]putResult, erro
 	// gone meanwhile (or the store is closing), so that a transaction is
 	// never left open on the session.
 	pid := p.conn.PgConn().PID()
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleWithin)
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.settleWithin)
 	tag, err := p.conn.Exec(cctx, "COMMIT")
 	cancel()
 	switch {
@@ -269,24 +271,35 @@ func (p *pgGroup) commit(ctx context.Context, live []*putReq) ([]putResult, erro
 // settle learns, on a connection of its own, whether transaction xact,
 // whose COMMIT went out on the session of backend pid and whose answer
 // was lost, committed. While xact is in progress the COMMIT may still
-// arrive, so that session is ended first. The new connection becomes
-// the group's.
+// arrive, so that session is ended first. A database that cannot be
+// reached, or fails the question, is asked again until settleWithin has
+// passed: a crash or a restart, which loses answers, also refuses
+// connections for a while. The new connection becomes the group's.
 func (p *pgGroup) settle(pid uint32, xact string) (committed bool, err error) {
-	ctx, cancel := context.WithTimeout(context.Background(), settleWithin)
+	ctx, cancel := context.WithTimeout(context.Background(), p.settleWithin)
 	defer cancel()
-	c, err := pgx.ConnectConfig(ctx, p.config)
-	if err != nil {
-		return false, err
-	}
+	var c *pgx.Conn
+	defer func() {
+		if c != nil && c != p.conn {
+			_ = c.Close(context.Background())
+		}
+	}()
 	ended := false
+	pause := 10 * time.Millisecond
 	for {
 		var status *string // NULL: too old to tell
-		if err = c.QueryRow(ctx, `SELECT pg_xact_status($1::text::xid8)`, xact).Scan(&status); err != nil {
-			break
+		err = nil
+		if c == nil || c.IsClosed() {
+			c, err = pgx.ConnectConfig(ctx, p.config)
+		}
+		if err == nil {
+			err = c.QueryRow(ctx, `SELECT pg_xact_status($1::text::xid8)`, xact).Scan(&status)
 		}
 		switch {
+		case err != nil:
+			pause = min(2*pause, time.Second) // asked again, after a pause
 		case status == nil:
-			err = fmt.Errorf("pg_xact_status(%s) is null", xact)
+			return false, fmt.Errorf("pg_xact_status(%s) is null", xact)
 		case *status == "committed" || *status == "aborted":
 			p.conn = c
 			return *status == "committed", nil
@@ -294,22 +307,20 @@ func (p *pgGroup) settle(pid uint32, xact string) (committed bool, err error) {
 			// Only the group's own session, should the pid have gone.
 			_, err = c.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
 				WHERE pid = $1 AND application_name = $2`, int64(pid), GroupApplicationName)
-			ended = true
-		default:
-			t := time.NewTimer(10 * time.Millisecond)
-			select {
-			case <-ctx.Done():
-				err = ctx.Err()
-			case <-t.C:
-			}
-			t.Stop()
+			ended = err == nil
+			continue
 		}
-		if err != nil {
-			break
+		t := time.NewTimer(pause)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			if err == nil {
+				err = fmt.Errorf("transaction %s still in progress", xact)
+			}
+			return false, fmt.Errorf("%w (%w)", ctx.Err(), err)
+		case <-t.C:
 		}
 	}
-	_ = c.Close(context.Background())
-	return false, err
 }
 
 // forget drops the group's connection if it was lost.
