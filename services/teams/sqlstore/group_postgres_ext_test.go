@@ -282,6 +282,16 @@ func writtenOnce(t *testing.T, dsn, city string) {
 	}
 }
 
+// createdOnce checks that a Put of city (with putAnswerLost's nickname)
+// answered that it created the team, and that its row was written once.
+func createdOnce(t *testing.T, dsn, city string, got teams.Team, created bool, err error) {
+	t.Helper()
+	if err != nil || !created || got.Nickname != "Nick "+city {
+		t.Errorf("Put %s = %+v, created %v, %v; want it created", city, got, created, err)
+	}
+	writtenOnce(t, dsn, city)
+}
+
 // The answer to a group's upserts lost with its connection: its COMMIT
 // was never sent, so nothing was made, and the write is retried and made
 // once. (With the upserts and the commit in one round trip, this answer
@@ -290,10 +300,7 @@ func TestPostgresGroupAnswerLostBeforeCommit(t *testing.T) {
 	t.Parallel()
 	s, dsn, px := lostAnswerStore(t)
 	got, created, err := putAnswerLost(t, s, px, "Early", "INSERT 0 1\x00", false)
-	if err != nil || !created || got.Nickname != "Nick Early" {
-		t.Errorf("Put with the upserts' answer lost = %+v, created %v, %v; want it created", got, created, err)
-	}
-	writtenOnce(t, dsn, "Early")
+	createdOnce(t, dsn, "Early", got, created, err)
 }
 
 // The answer to a group's COMMIT lost with its connection: the group
@@ -303,10 +310,7 @@ func TestPostgresGroupCommitAnswerLost(t *testing.T) {
 	t.Parallel()
 	s, dsn, px := lostAnswerStore(t)
 	got, created, err := putAnswerLost(t, s, px, "Late", "COMMIT\x00", false)
-	if err != nil || !created || got.Nickname != "Nick Late" {
-		t.Errorf("Put with the COMMIT's answer lost = %+v, created %v, %v; want it created", got, created, err)
-	}
-	writtenOnce(t, dsn, "Late")
+	createdOnce(t, dsn, "Late", got, created, err)
 	if _, created, err := s.Put(t.Context(), teams.Team{City: "Late", Nickname: "Again"}); err != nil || created {
 		t.Errorf("the next Put of Late = created %v, %v; want an update", created, err)
 	}
@@ -325,10 +329,7 @@ func TestPostgresGroupCommitSettledOnceReachable(t *testing.T) {
 		px.Freeze(false)
 	}()
 	got, created, err := s.Put(t.Context(), teams.Team{City: "Patient", Nickname: "Nick Patient"})
-	if err != nil || !created || got.Nickname != "Nick Patient" {
-		t.Errorf("Put with the COMMIT's answer lost and the database back after 1 s = %+v, created %v, %v; want it created", got, created, err)
-	}
-	writtenOnce(t, dsn, "Patient")
+	createdOnce(t, dsn, "Patient", got, created, err)
 }
 
 // The answer to a group's COMMIT lost, and the database out of reach
@@ -384,8 +385,5 @@ func TestPostgresGroupCommitLostOnItsWay(t *testing.T) {
 	default:
 		t.Fatal("the group's session sent no COMMIT")
 	}
-	if err != nil || !created || got.Nickname != "Nick Adrift" {
-		t.Errorf("Put with its COMMIT lost = %+v, created %v, %v; want it created", got, created, err)
-	}
-	writtenOnce(t, dsn, "Adrift")
+	createdOnce(t, dsn, "Adrift", got, created, err)
 }
