@@ -250,22 +250,22 @@ func (p *pgGroup) commit(ctx context.Context, live []*putReq) ([]putResult, erro
 	}
 	p.conn = nil
 	committed, serr := p.settle(pid, xact)
+	outcome, retry := "committed", false
 	switch {
 	case serr != nil:
-		p.log.Warn("postgres: a group's COMMIT was sent, and its answer lost with the connection; whether it committed could not be learnt",
-			"writes", len(live), "transaction", xact, "error", err, "settling", serr)
+		outcome = "unknown: the writes fail, saying they may have been made"
 		for i := range results {
 			results[i] = putResult{err: errUnsettled}
 		}
-		return results, nil
-	case committed:
-		p.log.Warn("postgres: a group's COMMIT was sent, and its answer lost with the connection; it committed",
-			"writes", len(live), "transaction", xact, "error", err)
-		return results, nil
+	case !committed:
+		outcome, retry = "not committed: the writes are retried", true
 	}
-	p.log.Warn("postgres: a group's COMMIT was sent, and its answer lost with the connection; it did not commit, its writes are retried",
-		"writes", len(live), "transaction", xact, "error", err)
-	return nil, err
+	p.log.Warn("postgres: a group's COMMIT was sent, and its answer lost with the connection",
+		"outcome", outcome, "writes", len(live), "transaction", xact, "error", err, "settling", serr)
+	if retry {
+		return nil, err
+	}
+	return results, nil
 }
 
 // settle learns, on a connection of its own, whether transaction xact,
@@ -297,7 +297,6 @@ func (p *pgGroup) settle(pid uint32, xact string) (committed bool, err error) {
 		}
 		switch {
 		case err != nil:
-			pause = min(2*pause, time.Second) // asked again, after a pause
 		case status == nil:
 			return false, fmt.Errorf("pg_xact_status(%s) is null", xact)
 		case *status == "committed" || *status == "aborted":
@@ -307,8 +306,12 @@ func (p *pgGroup) settle(pid uint32, xact string) (committed bool, err error) {
 			// Only the group's own session, should the pid have gone.
 			_, err = c.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
 				WHERE pid = $1 AND application_name = $2`, int64(pid), GroupApplicationName)
-			ended = err == nil
-			continue
+			if ended = err == nil; ended {
+				continue // ask again at once
+			}
+		}
+		if err != nil {
+			pause = min(2*pause, time.Second) // asked again, after a growing pause
 		}
 		t := time.NewTimer(pause)
 		select {
