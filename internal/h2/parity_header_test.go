@@ -419,3 +419,67 @@ func TestConnectionCloseEndsTheConnection(t *testing.T) {
 		}
 	})
 }
+
+// The Content-Type and Content-Length the server adds: a HEAD response
+// gets the type sniffed from the body its handler wrote (which is not
+// sent) and that body's length; a complete response without trailers
+// gets its length, 0 when it has no body, except where its status allows
+// none (204, 304). A type or length the handler set is left alone.
+// net/http's server gives a HEAD response no length where the body
+// outgrew its 4 KiB buffer before the handler returned; internal/h2
+// counts the whole body.
+func TestAddedTypeAndLength(t *testing.T) {
+	const page = "<html><body>a page</body></html>"
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/page":
+			_, _ = io.WriteString(w, page)
+		case "/typed":
+			w.Header().Set("Content-Type", "application/x-mine")
+			_, _ = io.WriteString(w, page)
+		case "/long":
+			_, _ = io.WriteString(w, page)
+			_, _ = w.Write(make([]byte, 40<<10)) // past what the writer holds
+		case "/empty":
+		case "/no-content":
+			w.WriteHeader(http.StatusNoContent)
+		case "/not-modified":
+			w.WriteHeader(http.StatusNotModified)
+		}
+	})
+	type want struct {
+		ctype, length string // "" for none
+		body          int
+	}
+	cases := []struct {
+		method, path string
+		want         want
+	}{
+		{"GET", "/page", want{"text/html; charset=utf-8", "32", 32}},
+		{"HEAD", "/page", want{"text/html; charset=utf-8", "32", 0}},
+		{"HEAD", "/typed", want{"application/x-mine", "32", 0}},
+		{"HEAD", "/long", want{"text/html; charset=utf-8", "40992", 0}},
+		{"GET", "/empty", want{"", "0", 0}},
+		{"HEAD", "/empty", want{"", "", 0}},
+		{"GET", "/no-content", want{"", "", 0}},
+		{"GET", "/not-modified", want{"", "", 0}},
+	}
+	bothServers(t, func(t *testing.T, std bool) {
+		srv := startServer(t, h, h2.Config{StdHTTP2: std}, serverOpts{})
+		c := dialRaw(t, srv.addr)
+		for i, tc := range cases {
+			id := uint32(2*i + 1)
+			c.request(id, tc.method, tc.path, true)
+			blocks, body := c.blocks(id)
+			hdr := blocks[0].fields
+			got := want{strings.Join(hdr["content-type"], ","), strings.Join(hdr["content-length"], ","), len(body)}
+			if std && tc.path == "/long" {
+				tc.want.length = ""
+			}
+			if got != tc.want {
+				t.Errorf("%s %s: content-type %q, content-length %q, %d body bytes; want %q, %q, %d",
+					tc.method, tc.path, got.ctype, got.length, got.body, tc.want.ctype, tc.want.length, tc.want.body)
+			}
+		}
+	})
+}

@@ -93,7 +93,7 @@ func (w *responseWriter) statusHasBody() bool {
 func (w *responseWriter) bodyAllowed() bool { return !w.isHead() && w.statusHasBody() }
 
 // isHead: a HEAD response's body is counted (for its Content-Length) and
-// dropped, as net/http does.
+// dropped, its start kept for the sniffed Content-Type, as net/http does.
 func (w *responseWriter) isHead() bool { return w.st.req.Method == http.MethodHead }
 
 func (w *responseWriter) Write(p []byte) (int, error) {
@@ -116,6 +116,7 @@ func (w *responseWriter) write(n int, p []byte, s string) (int, error) {
 	}
 	if w.isHead() && w.statusHasBody() {
 		w.written += int64(n)
+		w.keepForSniff(p, s)
 		return n, nil
 	}
 	if !w.bodyAllowed() {
@@ -146,6 +147,30 @@ func (w *responseWriter) write(n int, p []byte, s string) (int, error) {
 		}
 	}
 	return n, tooLong
+}
+
+// sniffLen is how much of a body http.DetectContentType reads.
+const sniffLen = 512
+
+// keepForSniff keeps the start of a HEAD response's body, which is not
+// sent, until the header block goes out: its Content-Type is sniffed from
+// it, as net/http does.
+func (w *responseWriter) keepForSniff(p []byte, s string) {
+	if w.sentHeader {
+		return
+	}
+	if w.buf == nil {
+		w.buf = bodyPool.Get().(*[]byte)
+	}
+	room := sniffLen - len(*w.buf)
+	if room <= 0 {
+		return
+	}
+	if p != nil {
+		*w.buf = append(*w.buf, p[:min(room, len(p))]...)
+	} else {
+		*w.buf = append(*w.buf, s[:min(room, len(s))]...)
+	}
 }
 
 // Flush sends the headers and the body written so far.
@@ -249,7 +274,7 @@ func (w *responseWriter) send(end bool) error {
 	st := w.st
 	c := st.c
 	var data []byte
-	if w.buf != nil {
+	if w.buf != nil && w.bodyAllowed() { // a HEAD response's is kept for sniffing only
 		data = *w.buf
 	}
 	if !w.sentHeader {
@@ -362,7 +387,7 @@ func (w *responseWriter) encodeHeaderLocked(complete bool) {
 			hasLength = false
 		}
 	}
-	if w.bodyAllowed() && w.buf != nil && len(*w.buf) > 0 {
+	if w.statusHasBody() && w.buf != nil && len(*w.buf) > 0 {
 		if _, ok := h.get("Content-Type"); !ok && h.first("Content-Encoding") == "" {
 			h.set("Content-Type", []string{http.DetectContentType(*w.buf)})
 		}
@@ -373,6 +398,8 @@ func (w *responseWriter) encodeHeaderLocked(complete bool) {
 		switch {
 		case w.bodyAllowed() && w.buf != nil:
 			length = strconv.Itoa(len(*w.buf))
+		case w.bodyAllowed():
+			length = "0"
 		case w.isHead() && w.written > 0:
 			length = strconv.FormatInt(w.written, 10)
 		}
