@@ -73,8 +73,9 @@ type PoolStatser interface {
 }
 
 // CommitStatser is a store that groups writes into commits (the SQLite
-// and PostgreSQL stores): it reports the writes it committed and the
-// commits they took, or ok false when it does not group them.
+// and PostgreSQL stores): it reports the writes its writer took and the
+// transactions it began for them, whatever their outcome, or ok false
+// when it does not group them.
 type CommitStatser interface {
 	CommitStats() (writes, commits int64, ok bool)
 }
@@ -256,12 +257,12 @@ func (m *metrics) poolInstruments(meter metric.Meter) error {
 		return err
 	}
 	writes, err := meter.Int64ObservableCounter("switchyard.teams.store.writes",
-		metric.WithDescription("Team writes (PutTeam) the SQLite store committed, alone or in a group."))
+		metric.WithDescription("Team writes (PutTeam) the store's writer took, alone or in a group, whatever their outcome."))
 	if err != nil {
 		return err
 	}
 	commits, err := meter.Int64ObservableCounter("switchyard.teams.store.commits",
-		metric.WithDescription("Commits the SQLite store made for those writes: writes that arrive together share one commit and its fsync."))
+		metric.WithDescription("Transactions the store's writer began for those writes, whatever their outcome: writes that arrive together share one (and, on SQLite, its fsync); when a group's transaction fails, its writes are retried one at a time, and those count instead."))
 	if err != nil {
 		return err
 	}

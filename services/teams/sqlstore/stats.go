@@ -16,8 +16,11 @@ func (s *Store) PoolStats() map[string]sql.DBStats {
 	return map[string]sql.DBStats{"read": s.read.Stats(), "write": s.write.Stats()}
 }
 
-// CommitStats reports the Puts the store's writer committed and the
-// commits they took: writes that arrive together share one (group.go).
+// CommitStats reports the Puts the store's writer took and the
+// transactions it began for them, whatever their outcome (a refused write
+// counts, and a group whose COMMIT's answer was lost): writes that arrive
+// together share one; when a group's transaction fails, its writes are
+// retried one at a time, and those count instead (group.go).
 // The metrics read it at each scrape (telemetry.CommitStatser).
 func (s *Store) CommitStats() (writes, commits int64, ok bool) {
 	if s.group == nil {
