@@ -424,7 +424,8 @@ func TestConnectionCloseEndsTheConnection(t *testing.T) {
 // gets the type sniffed from the body its handler wrote (which is not
 // sent) and that body's length; a complete response without trailers
 // gets its length, 0 when it has no body, except where its status allows
-// none (204, 304). A type or length the handler set is left alone.
+// none (204, 304). A type or length the handler set is left alone, and
+// a handler that changes its request's method changes nothing.
 // net/http's server gives a HEAD response no length where the body
 // outgrew its 4 KiB buffer before the handler returned; internal/h2
 // counts the whole body.
@@ -440,6 +441,14 @@ func TestAddedTypeAndLength(t *testing.T) {
 		case "/long":
 			_, _ = io.WriteString(w, page)
 			_, _ = w.Write(make([]byte, 40<<10)) // past what the writer holds
+		case "/method-changed-before", "/method-changed-after":
+			// The response is to the method the request came with.
+			other := map[string]string{"GET": "HEAD", "HEAD": "GET"}[r.Method]
+			if r.URL.Path == "/method-changed-before" {
+				r.Method = other
+			}
+			_, _ = io.WriteString(w, page)
+			r.Method = other
 		case "/empty":
 		case "/no-content":
 			w.WriteHeader(http.StatusNoContent)
@@ -459,6 +468,10 @@ func TestAddedTypeAndLength(t *testing.T) {
 		{"HEAD", "/page", want{"text/html; charset=utf-8", "32", 0}},
 		{"HEAD", "/typed", want{"application/x-mine", "32", 0}},
 		{"HEAD", "/long", want{"text/html; charset=utf-8", "40992", 0}},
+		{"GET", "/method-changed-before", want{"text/html; charset=utf-8", "32", 32}},
+		{"HEAD", "/method-changed-before", want{"text/html; charset=utf-8", "32", 0}},
+		{"GET", "/method-changed-after", want{"text/html; charset=utf-8", "32", 32}},
+		{"HEAD", "/method-changed-after", want{"text/html; charset=utf-8", "32", 0}},
 		{"GET", "/empty", want{"", "0", 0}},
 		{"HEAD", "/empty", want{"", "", 0}},
 		{"GET", "/no-content", want{"", "", 0}},

@@ -319,6 +319,7 @@ func (c *conn) newRequest(f *headerBlock) (*http.Request, *stream, error) {
 	st.body = st.inlineBody[:0]
 	st.rb.st = st
 	st.rw.st = st
+	st.rw.head = method == http.MethodHead
 	st.ctx.base = c.baseCtx
 	st.ctx.st = st
 	st.ctx.dl = &c.deadlines

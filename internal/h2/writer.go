@@ -28,6 +28,7 @@ type responseWriter struct {
 	sentHeader  bool     // the HEADERS frame is written (set under c.wmu: writeInformational reads it)
 	ended       bool     // END_STREAM is written (or the stream is gone)
 	sent        bool     // the end of the stream was handed to the socket
+	head        bool     // the request's method was HEAD (isHead)
 	trailers    []string // declared with the Trailer header
 	buf         *[]byte  // body not yet sent
 	err         error    // the stream's end, once writes fail
@@ -94,7 +95,9 @@ func (w *responseWriter) bodyAllowed() bool { return !w.isHead() && w.statusHasB
 
 // isHead: a HEAD response's body is counted (for its Content-Length) and
 // dropped, its start kept for the sniffed Content-Type, as net/http does.
-func (w *responseWriter) isHead() bool { return w.st.req.Method == http.MethodHead }
+// It is the method the request came with: the handler may change its
+// *http.Request, not what the response is.
+func (w *responseWriter) isHead() bool { return w.head }
 
 func (w *responseWriter) Write(p []byte) (int, error) {
 	return w.write(len(p), p, "")
