@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -24,6 +25,16 @@ import (
 // subscribers are told everything may have changed — from the moment the
 // connection is lost until it listens again, and no catch-up query is
 // needed.
+//
+// A restore (pg_restore --clean, or any DROP and CREATE of the table)
+// makes a new teams table and fills it before its triggers exist, so no
+// notification says what it changed; an operator can also disable the
+// triggers. The listener therefore follows one table: with each
+// heartbeat it also looks at which table "teams" names and whether both
+// triggers are there and enabled. A table gone, replaced or without its
+// triggers takes the feed down, so the subscribers are told everything
+// may have changed and reads go to the store; it comes back once the
+// table it finds has its triggers again.
 //
 // A connection can also die silently (a network partition leaves the
 // socket open). The listener therefore sends itself a heartbeat every
@@ -105,6 +116,12 @@ func (f *pgFeed) listen(ctx context.Context, first bool, downSince *time.Time) (
 	if err := exec(ctx, conn, "LISTEN "+TeamStatesChannel+"; LISTEN "+f.heartbeat, max(2*f.interval, time.Second)); err != nil {
 		return false, err
 	}
+	// The table followed is the one found after LISTEN: a change to it
+	// from then on is notified, or seen by a heartbeat.
+	var followed uint32
+	if err := f.lookAtTable(ctx, conn, "", 0, &followed); err != nil {
+		return false, err
+	}
 	var downFor time.Duration
 	if !first {
 		downFor = max(time.Since(*downSince), time.Nanosecond)
@@ -122,8 +139,8 @@ func (f *pgFeed) listen(ctx context.Context, first bool, downSince *time.Time) (
 		if sentAt.IsZero() && !now.Before(nextBeat) {
 			seq++
 			sentAt, nextBeat = now, now.Add(f.interval)
-			if err := exec(ctx, conn, fmt.Sprintf("SELECT pg_notify('%s', '%d')", f.heartbeat, seq), 2*f.interval); err != nil {
-				return true, fmt.Errorf("heartbeat: %w", err)
+			if err := f.lookAtTable(ctx, conn, strconv.Itoa(seq), followed, &followed); err != nil {
+				return true, err
 			}
 		}
 		wake := nextBeat
@@ -159,6 +176,54 @@ func (f *pgFeed) listen(ctx context.Context, first bool, downSince *time.Time) (
 			}
 		}
 	}
+}
+
+// watchSQL finds the table "teams" names in the listener's search_path,
+// NULL if none, and counts its change triggers that fire (enabled: 'O'
+// or 'A'; 'R' fires only in replication sessions, 'D' never). Neither
+// waits for a lock a restore holds: both read the catalogs.
+const watchSQL = `SELECT to_regclass('teams')::oid, (SELECT count(*) FROM pg_trigger
+	WHERE tgrelid = to_regclass('teams') AND tgname IN ('teams_notify', 'teams_notify_truncate')
+	AND tgenabled IN ('O', 'A'))`
+
+// lookAtTable checks the teams table the listener follows and, with
+// beat, sends heartbeat beat in the same round trip. followed is the
+// table's oid, 0 if none is followed yet; the table found is stored in
+// found. It fails when the table is gone, replaced, or missing a
+// trigger.
+func (f *pgFeed) lookAtTable(ctx context.Context, conn *pgx.Conn, beat string, followed uint32, found *uint32) error {
+	limit := 2 * f.interval // a heartbeat's: the bound on noticing a silent connection
+	if beat == "" {
+		limit = max(limit, time.Second) // as LISTEN's, just before
+	}
+	c, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	var (
+		oid      *uint32
+		triggers int64
+		err      error
+	)
+	if beat == "" {
+		err = conn.QueryRow(c, watchSQL).Scan(&oid, &triggers)
+	} else {
+		err = conn.QueryRow(c, `SELECT pg_notify($1, $2), w.* FROM (`+watchSQL+`) w`, f.heartbeat, beat).Scan(nil, &oid, &triggers)
+		if err != nil {
+			err = fmt.Errorf("heartbeat: %w", err)
+		}
+	}
+	switch {
+	case err != nil:
+		return err
+	case oid == nil:
+		return errors.New(`no table "teams" (a restore under way?): its changes cannot be followed`)
+	case followed != 0 && *oid != followed:
+		return errors.New(`the table "teams" was dropped and made again (a restore?): every team may have changed`)
+	case triggers != 2:
+		return errors.New(`the table "teams" lacks its change triggers teams_notify and teams_notify_truncate, or has them disabled ` +
+			`(a restore under way?): its changes would not be notified`)
+	}
+	*found = *oid
+	return nil
 }
 
 // stateNotification is the payload of TeamStatesChannel (migration 5).
