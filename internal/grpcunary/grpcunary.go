@@ -677,7 +677,7 @@ func writeError(out http.Header, prefix string, err error) {
 		addTrailers(out, prefix, ce.Meta())
 	}
 	out.Add(prefix+"Grpc-Status", strconv.Itoa(int(ce.Code())))
-	out.Add(prefix+"Grpc-Message", percentEncode(ce.Message()))
+	out.Add(prefix+"Grpc-Message", PercentEncode(ce.Message()))
 	if details := ce.Details(); len(details) > 0 {
 		out.Add(prefix+"Grpc-Status-Details-Bin", connect.EncodeBinaryHeader(statusBytes(ce, details)))
 	}
@@ -747,9 +747,9 @@ func statusBytes(ce *connect.Error, details []*connect.ErrorDetail) []byte {
 	return b
 }
 
-// percentEncode escapes a grpc-message as the gRPC HTTP/2 spec asks:
+// PercentEncode escapes a grpc-message as the gRPC HTTP/2 spec asks:
 // bytes outside printable ASCII, and '%'.
-func percentEncode(msg string) string {
+func PercentEncode(msg string) string {
 	escape := func(c byte) bool { return c < ' ' || c > '~' || c == '%' }
 	n := 0
 	for i := range len(msg) {

@@ -354,3 +354,12 @@ func decodeGRPCMessage(s string) string {
 	}
 	return b.String()
 }
+
+// ProtocolOf is the RPC protocol req is made in, as its record classifies
+// it by its method, content type and query (ProtocolHTTP: none), and
+// whether its messages travel in envelopes (gRPC, gRPC-Web, Connect
+// streaming) rather than as a Connect unary body.
+func ProtocolOf(req *http.Request) (p Protocol, enveloped bool) {
+	p, wire, _ := classify(req.Method, req.Header.Get("Content-Type"), req.URL.RawQuery)
+	return p, wire == wireEnvelopes
+}

@@ -56,8 +56,9 @@ type rawCase struct {
 	// the protocol's prefix, e.g. "application/grpc").
 	contentType string
 	want        connect.Code
-	wantHTTP    int // checked when non-zero
-	wantMsgs    int // response messages on success
+	wantHTTP    int    // checked when non-zero
+	wantMsg     string // in the error's message, when set
+	wantMsgs    int    // response messages on success
 }
 
 func marshal(t *testing.T, m proto.Message) []byte {
@@ -100,10 +101,19 @@ func badInputCases(t *testing.T) []rawCase {
 		{name: "text/plain content type", procedure: greeterv1connect.GreeterServiceSayHelloProcedure,
 			proto: marshal(t, &greeterv1.SayHelloRequest{Name: "x"}), contentType: "text/plain",
 			want: connect.CodeUnknown, wantHTTP: http.StatusUnsupportedMediaType},
+		// As grpc-go answers: a message naming what is served.
 		{name: "unknown procedure", procedure: "/teams.v1.TeamsService/NoSuchMethod",
-			proto: []byte{}, json: []byte(`{}`), want: connect.CodeUnimplemented, wantHTTP: http.StatusNotFound},
+			proto: []byte{}, json: []byte(`{}`), want: connect.CodeUnimplemented,
+			wantMsg: "unknown method NoSuchMethod for service teams.v1.TeamsService; it has DeleteTeam, GetTeam, ListTeams, PutTeam"},
+		{name: "unknown procedure in a stream", procedure: "/teams.v1.TeamsService/NoSuchMethod", streaming: true,
+			proto: []byte{}, json: []byte(`{}`), want: connect.CodeUnimplemented,
+			wantMsg: "unknown method NoSuchMethod for service teams.v1.TeamsService; it has DeleteTeam, GetTeam, ListTeams, PutTeam"},
 		{name: "unknown service", procedure: "/nosuch.v1.Service/Method",
-			proto: []byte{}, json: []byte(`{}`), want: connect.CodeUnimplemented, wantHTTP: http.StatusNotFound},
+			proto: []byte{}, json: []byte(`{}`), want: connect.CodeUnimplemented,
+			wantMsg: "unknown service nosuch.v1.Service; this server serves KeywordService, Summator, Teams, greeter.v1.GreeterService, "},
+		{name: "unknown service in a stream", procedure: "/nosuch.v1.Service/Method", streaming: true,
+			proto: []byte{}, json: []byte(`{}`), want: connect.CodeUnimplemented,
+			wantMsg: "unknown service nosuch.v1.Service; this server serves KeywordService, Summator, Teams, greeter.v1.GreeterService, "},
 		{name: "oversized message", procedure: keywordsv1connect.KeywordsServiceGetKeywordsProcedure,
 			proto: marshal(t, &keywordsv1.GetKeywordsRequest{Text: oversized}), want: connect.CodeResourceExhausted},
 		{name: "oversized message in a stream", procedure: routeguidev1connect.RouteGuideServiceRecordRouteProcedure, streaming: true,
@@ -169,6 +179,9 @@ func runBadInput(t *testing.T, srv *testserver.Server) {
 					}
 					if tc.wantHTTP != 0 && got.status != tc.wantHTTP {
 						t.Errorf("HTTP status %d, want %d", got.status, tc.wantHTTP)
+					}
+					if !strings.Contains(got.msg, tc.wantMsg) {
+						t.Errorf("message %q, want it to contain %q", got.msg, tc.wantMsg)
 					}
 					if tc.want == codeOK && got.messages != tc.wantMsgs {
 						t.Errorf("%d response messages, want %d", got.messages, tc.wantMsgs)

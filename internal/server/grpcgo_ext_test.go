@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"slices"
+	"strings"
 	"testing"
 
 	"connectrpc.com/grpchealth"
@@ -73,6 +74,34 @@ func TestGRPCGoUnary(t *testing.T) {
 		}
 		if tt.check != nil && !tt.check(tt.res) {
 			t.Errorf("%s(%v) = %v", tt.method, tt.req, tt.res)
+		}
+	}
+}
+
+// An unknown method or service gets grpc-go's own answer: UNIMPLEMENTED
+// with a message naming the method and service, not an HTTP 404 that
+// grpc-go reports as a transport error. Over internal/h2 and net/http's
+// HTTP/2 server alike.
+func TestGRPCGoUnknownProcedure(t *testing.T) {
+	t.Parallel()
+	for _, std := range []bool{false, true} {
+		conn := dialGRPC(t, testserver.StartWith(t, server.Config{}, testserver.Options{HTTP: server.HTTPConfig{StdHTTP2: std}}))
+		for method, want := range map[string]string{
+			"/teams.v1.TeamsService/GetTeams": "unknown method GetTeams for service teams.v1.TeamsService; it has DeleteTeam, GetTeam, ListTeams, PutTeam",
+			"/Teams/PutTeam":                  "unknown method PutTeam for service Teams; it has GetTeam",
+			"/no.such.Service/Method":         "unknown service no.such.Service; this server serves ",
+		} {
+			err := conn.Invoke(ctx(t), method, &teamsv1.GetTeamRequest{City: "Chicago"}, &teamsv1.GetTeamResponse{})
+			if st := status.Convert(err); st.Code() != codes.Unimplemented || !strings.HasPrefix(st.Message(), want) {
+				t.Errorf("net/http %v: %s: %v, want UNIMPLEMENTED %q", std, method, err, want)
+			}
+		}
+		stream, err := conn.NewStream(ctx(t), &grpc.StreamDesc{ServerStreams: true, ClientStreams: true}, "/routeguide.v1.RouteGuideService/RouteChatter")
+		if err == nil {
+			err = stream.RecvMsg(&routeguidev1.RouteChatResponse{})
+		}
+		if st := status.Convert(err); st.Code() != codes.Unimplemented || !strings.HasPrefix(st.Message(), "unknown method RouteChatter for service routeguide.v1.RouteGuideService; it has GetFeature, ListFeatures, RecordRoute, RouteChat") {
+			t.Errorf("net/http %v: a stream of an unknown method: %v", std, err)
 		}
 	}
 }

@@ -1,0 +1,88 @@
+package server
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/switchyard/switchyard/internal/grpcunary"
+	"github.com/switchyard/switchyard/internal/outcome"
+)
+
+// methodsOf groups procs' method names by service path ("/pkg.Service/").
+func methodsOf(procs []Procedure) map[string]map[string]bool {
+	out := map[string]map[string]bool{}
+	for _, p := range procs {
+		i := strings.LastIndexByte(p.Path, '/')
+		service := p.Path[:i+1]
+		if out[service] == nil {
+			out[service] = map[string]bool{}
+		}
+		out[service][p.Path[i+1:]] = true
+	}
+	return out
+}
+
+// unknownProcedure answers a call of a method the server does not serve
+// (service is "/pkg.Service/"; known says the service is served) in the
+// protocol the call was made in: code unimplemented, with a message that
+// names what is served, as grpc-go's "unknown service" and "unknown
+// method". connect-go's handlers and the ServeMux would answer a bare
+// HTTP 404, which gRPC clients report as an HTTP error ("unexpected HTTP
+// status code received from server: 404"). It answers nothing, and
+// reports false, for a request in no RPC protocol (a browser's GET gets
+// the ServeMux's 404 page).
+func (s *Server) unknownProcedure(w http.ResponseWriter, r *http.Request, service, method string, known bool) bool {
+	protocol, enveloped := outcome.ProtocolOf(r)
+	if protocol == outcome.ProtocolHTTP {
+		return false
+	}
+	name := strings.Trim(service, "/")
+	var msg strings.Builder
+	if known {
+		methods := make([]string, 0, len(s.methods[service]))
+		for m := range s.methods[service] {
+			methods = append(methods, m)
+		}
+		slices.Sort(methods)
+		msg.WriteString("unknown method " + method + " for service " + name + "; it has " + strings.Join(methods, ", "))
+	} else {
+		services := slices.Sorted(slices.Values(s.Services))
+		msg.WriteString("unknown service " + name + "; this server serves " + strings.Join(services, ", "))
+	}
+	text := strings.ToValidUTF8(msg.String(), "?")
+	h := w.Header()
+	switch {
+	case protocol == outcome.ProtocolGRPC || protocol == outcome.ProtocolGRPCWeb:
+		// Trailers-only: the status in the header block, no body.
+		h.Set("Content-Type", r.Header.Get("Content-Type"))
+		h.Set("Grpc-Status", "12")
+		h.Set("Grpc-Message", grpcunary.PercentEncode(text))
+		w.WriteHeader(http.StatusOK)
+	case enveloped:
+		// Connect streaming: the error in the end-of-stream message.
+		end, _ := json.Marshal(map[string]connectError{"error": {Code: "unimplemented", Message: text}})
+		frame := binary.BigEndian.AppendUint32([]byte{connectEndStream}, uint32(len(end)))
+		h.Set("Content-Type", r.Header.Get("Content-Type"))
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write(append(frame, end...))
+	default:
+		// Connect unary: the error as JSON, with HTTP 404.
+		body, _ := json.Marshal(connectError{Code: "unimplemented", Message: text})
+		h.Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusNotFound)
+		_, _ = w.Write(body)
+	}
+	return true
+}
+
+// connectError is a Connect error's JSON.
+type connectError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// connectEndStream flags Connect's end-of-stream message.
+const connectEndStream = 0x02
