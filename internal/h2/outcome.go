@@ -72,10 +72,11 @@ func (w *responseWriter) endRecord(wasReset bool, why error, rst bool) {
 	rec.Span = nil
 }
 
-// explainRejection gives a bare rejection (connect's empty 415) a body a
-// person can read, before the response is sent (outcome.RejectionBody).
+// explainRejection gives a bare rejection (connect's empty 415 or 405) a
+// body a person can read, before the response is sent
+// (outcome.RejectionBody).
 func (w *responseWriter) explainRejection() {
-	if w.status != http.StatusUnsupportedMediaType || w.sentHeader || w.written > 0 || w.err != nil {
+	if !outcome.Explained(w.status) || w.sentHeader || w.written > 0 || w.err != nil {
 		return
 	}
 	h := w.fields()

@@ -79,7 +79,7 @@ func (w *observedWriter) WriteHeader(code int) {
 	w.wroteHeader = true
 	w.status = code
 	w.rec.WroteHeader(code)
-	if code == http.StatusUnsupportedMediaType {
+	if Explained(code) {
 		// Held back: finish explains it if no body follows (RejectionBody).
 		w.held = true
 		return

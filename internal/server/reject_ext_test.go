@@ -56,3 +56,52 @@ func TestUnsupportedMediaTypeExplained(t *testing.T) {
 		}
 	}
 }
+
+// A GET (or another method) that connect-go refuses with a bare 405 or
+// 415 gets a body that says why and what to send instead, over
+// internal/h2, net/http's HTTP/2 server and HTTP/1.1 alike.
+func TestRefusedMethodsExplained(t *testing.T) {
+	const keywords = "/keywords.v1.KeywordsService/GetKeywords"
+	cases := []struct {
+		method, target string
+		status         int
+		want           string
+	}{
+		{"GET", "/teams.v1.TeamsService/PutTeam?encoding=json&message=%7B%7D", http.StatusMethodNotAllowed,
+			"this procedure does not answer GET: only unary procedures marked read-only (idempotency_level NO_SIDE_EFFECTS) do; call it with POST\n"},
+		{"GET", "/teams.v1.TeamsService/ListTeams?encoding=json&message=%7B%7D", http.StatusMethodNotAllowed,
+			"this procedure does not answer GET: only unary procedures"},
+		{"PUT", "/teams.v1.TeamsService/GetTeam", http.StatusMethodNotAllowed, "this procedure does not answer PUT; call it with POST\n"},
+		{"GET", keywords + "?message=%7B%7D", http.StatusUnsupportedMediaType,
+			"a GET request to a procedure names its codec and carries its message in the query (?encoding=json&message=<the request as JSON>, or encoding=proto&base64=1&message=<base64 of the binary request>)\n"},
+		{"GET", keywords + "?encoding=xml&message=%7B%7D", http.StatusUnsupportedMediaType, "a GET request's encoding is json or proto, not xml ("},
+	}
+	for _, stdHTTP2 := range []bool{false, true} {
+		srv := testserver.StartWith(t, server.Config{}, testserver.Options{HTTP: server.HTTPConfig{StdHTTP2: stdHTTP2}})
+		http1 := &http.Client{Transport: &http.Transport{}}
+		defer http1.CloseIdleConnections()
+		for name, client := range map[string]*http.Client{"h2c": srv.HTTPClient, "http/1.1": http1} {
+			if stdHTTP2 {
+				name += " (net/http HTTP/2 server)"
+			}
+			for _, tc := range cases {
+				req, err := http.NewRequest(tc.method, srv.URL+tc.target, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				res, err := client.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				body, _ := io.ReadAll(res.Body)
+				res.Body.Close()
+				if res.StatusCode != tc.status || !strings.HasPrefix(string(body), tc.want) {
+					t.Errorf("%s: %s %s: HTTP %d %q, want %d %q", name, tc.method, tc.target, res.StatusCode, body, tc.status, tc.want)
+				}
+				if ct := res.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/plain") {
+					t.Errorf("%s: %s %s: Content-Type %q of the explanation", name, tc.method, tc.target, ct)
+				}
+			}
+		}
+	}
+}
