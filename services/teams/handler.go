@@ -160,8 +160,11 @@ func (h *Handler) authorize(header string) error {
 		return connect.NewError(connect.CodePermissionDenied, errors.New(
 			"writes are disabled on this server: start switchyard with -admin-token-file FILE (or SWITCHYARD_ADMIN_TOKEN) to enable them"))
 	}
-	token, ok := strings.CutPrefix(header, "Bearer ")
-	if !ok || token == "" {
+	// The scheme's name is case-insensitive, and spaces separate it from
+	// the token (RFC 9110 section 11.1).
+	scheme, token, _ := strings.Cut(header, " ")
+	token = strings.TrimLeft(token, " ")
+	if !strings.EqualFold(scheme, "Bearer") || token == "" {
 		return connect.NewError(connect.CodeUnauthenticated, errors.New(
 			`writes need the header "Authorization: Bearer <admin token>"`))
 	}

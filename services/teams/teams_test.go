@@ -110,13 +110,17 @@ func TestWriteAuthorization(t *testing.T) {
 		t.Errorf("write with writes disabled: %v, want PERMISSION_DENIED saying how to enable writes", err)
 	}
 	h := NewHandler(NewMemStore(nil), "s3cret")
-	for _, auth := range []string{"", "s3cret", "Bearer ", "Bearer wrong", "Basic s3cret", "Bearer s3cret2"} {
+	for _, auth := range []string{"", "s3cret", "Bearer ", "Bearer wrong", "Basic s3cret", "Bearer s3cret2", "Bearers3cret", "Bearer\ts3cret"} {
 		if err := put(h, auth); connect.CodeOf(err) != connect.CodeUnauthenticated {
 			t.Errorf("Authorization %q: %v, want UNAUTHENTICATED", auth, err)
 		}
 	}
-	if err := put(h, "Bearer s3cret"); err != nil {
-		t.Errorf("write with the token: %v", err)
+	// The scheme's name is case-insensitive (RFC 9110 section 11.1), and
+	// spaces may follow it.
+	for _, auth := range []string{"Bearer s3cret", "bearer s3cret", "BEARER  s3cret"} {
+		if err := put(h, auth); err != nil {
+			t.Errorf("write with Authorization %q: %v", auth, err)
+		}
 	}
 	_, err := h.DeleteTeam(ctx, connect.NewRequest(&teamsv1.DeleteTeamRequest{City: "Miami"}))
 	if connect.CodeOf(err) != connect.CodeUnauthenticated {
