@@ -91,6 +91,7 @@ func (w *responseWriter) explainRejection() {
 		}
 		w.declared = -1
 		_, _ = io.WriteString(w, body)
+		w.st.rec.Explain(body)
 	}
 }
 

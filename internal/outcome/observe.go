@@ -134,6 +134,7 @@ func (w *observedWriter) finish(req *http.Request, panicked bool) {
 			if n, err := io.WriteString(w.ResponseWriter, body); err == nil {
 				w.rec.WroteBody([]byte(body[:n]))
 			}
+			w.rec.Explain(body)
 		}
 		w.unhold()
 	}

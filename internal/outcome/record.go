@@ -19,6 +19,7 @@ package outcome
 import (
 	"context"
 	"net/http"
+	"strings"
 	"time"
 )
 
@@ -213,7 +214,11 @@ func (r *Record) Finish(now time.Time, status int, header http.Header, end End, 
 		r.Code = resetCode
 		return
 	}
-	r.Code, r.Message = r.status(status, header)
+	code, msg := r.status(status, header)
+	if msg == "" {
+		msg = r.Message // the explanation of a bare rejection (Explain)
+	}
+	r.Code, r.Message = code, msg
 	if r.wire == wireUnary {
 		r.MsgsIn = 1
 		if status == http.StatusOK {
@@ -223,6 +228,10 @@ func (r *Record) Finish(now time.Time, status int, header http.Header, end End, 
 	}
 	r.MsgsIn, r.MsgsOut = r.in.msgs, r.out.msgs
 }
+
+// Explain records the explanation a transport wrote for a bare rejection
+// (RejectionBody) as the call's message: the status says nothing more.
+func (r *Record) Explain(body string) { r.Message = strings.TrimSuffix(body, "\n") }
 
 // Reset clears r for reuse.
 func (r *Record) Reset() { *r = Record{} }

@@ -1,10 +1,13 @@
 package server_test
 
 import (
+	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/switchyard/switchyard/internal/server"
 	"github.com/switchyard/switchyard/internal/testserver"
@@ -77,9 +80,12 @@ func TestRefusedMethodsExplained(t *testing.T) {
 		{"GET", keywords + "?encoding=xml&message=%7B%7D", http.StatusUnsupportedMediaType, "a GET request's encoding is json or proto, not xml ("},
 	}
 	for _, stdHTTP2 := range []bool{false, true} {
-		srv := testserver.StartWith(t, server.Config{}, testserver.Options{HTTP: server.HTTPConfig{StdHTTP2: stdHTTP2}})
+		logs := &lockedBuffer{}
+		srv := testserver.StartWith(t, server.Config{Logger: slog.New(slog.NewJSONHandler(logs, nil))},
+			testserver.Options{HTTP: server.HTTPConfig{StdHTTP2: stdHTTP2}})
 		http1 := &http.Client{Transport: &http.Transport{}}
 		defer http1.CloseIdleConnections()
+		calls := map[string]int{}
 		for name, client := range map[string]*http.Client{"h2c": srv.HTTPClient, "http/1.1": http1} {
 			if stdHTTP2 {
 				name += " (net/http HTTP/2 server)"
@@ -101,7 +107,35 @@ func TestRefusedMethodsExplained(t *testing.T) {
 				if ct := res.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/plain") {
 					t.Errorf("%s: %s %s: Content-Type %q of the explanation", name, tc.method, tc.target, ct)
 				}
+				// The call's log line gives the same reason.
+				calls[tc.target]++
+				if want := strings.TrimSuffix(string(body), "\n"); !loggedError(logs, tc.target, want, calls[tc.target]) {
+					t.Errorf("%s: %s %s: no log line with error %q in\n%s", name, tc.method, tc.target, want, logs)
+				}
 			}
 		}
 	}
+}
+
+// loggedError reports whether logs (JSON lines) come to hold, within 5 s,
+// n calls of target (its path and query) whose error is want: a call is
+// logged once its response has gone, so maybe after the client read it.
+func loggedError(logs *lockedBuffer, target, want string, n int) bool {
+	path, _, _ := strings.Cut(target, "?")
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		found := 0
+		for line := range strings.Lines(logs.String()) {
+			var rec struct {
+				Procedure string `json:"procedure"`
+				Error     string `json:"error"`
+			}
+			if json.Unmarshal([]byte(line), &rec) == nil && rec.Procedure == path && rec.Error == want {
+				found++
+			}
+		}
+		if found >= n {
+			return true
+		}
+	}
+	return false
 }
