@@ -545,7 +545,8 @@ func chicagoWithin(t *testing.T, c *teams.Cache, s *sqlstore.Store, when, want s
 // restored team within the bound; with --single-transaction too, where
 // no moment without the table or its triggers can be seen. While an
 // operator has a trigger disabled, the feed is down and reads go to the
-// store.
+// store; triggers disabled and enabled again between two heartbeats are
+// seen too.
 func TestPostgresFeedSeesARestore(t *testing.T) {
 	t.Parallel()
 	dsn := pgtest.Database(t)
@@ -617,7 +618,19 @@ func TestPostgresFeedSeesARestore(t *testing.T) {
 		run(`UPDATE teams SET nickname = 'Fire' WHERE city_key = 'chicago'`)
 	})
 	run(`ALTER TABLE teams ENABLE TRIGGER teams_notify`)
+	// Off and on again between two heartbeats, as pg_restore --data-only
+	// --disable-triggers does: the triggers' catalog rows changed.
+	step("triggers disabled, a change, enabled again", "Sky", func() {
+		run(`ALTER TABLE teams DISABLE TRIGGER ALL`)
+		run(`UPDATE teams SET nickname = 'Sky' WHERE city_key = 'chicago'`)
+		run(`ALTER TABLE teams ENABLE TRIGGER ALL`)
+	})
+	step("triggers disabled, a change, enabled again, in one transaction", "Cubs", func() {
+		run(`BEGIN; ALTER TABLE teams DISABLE TRIGGER ALL;
+			UPDATE teams SET nickname = 'Cubs' WHERE city_key = 'chicago';
+			ALTER TABLE teams ENABLE TRIGGER ALL; COMMIT`)
+	})
 	waitLive(t, b.Feed())
-	put("Sky")
-	chicagoWithin(t, c, b, "after a write once the triggers were back", "Sky")
+	put("Red Stars")
+	chicagoWithin(t, c, b, "after a write once the triggers were back", "Red Stars")
 }

@@ -28,13 +28,15 @@ import (
 //
 // A restore (pg_restore --clean, or any DROP and CREATE of the table)
 // makes a new teams table and fills it before its triggers exist, so no
-// notification says what it changed; an operator can also disable the
-// triggers. The listener therefore follows one table: with each
-// heartbeat it also looks at which table "teams" names and whether both
-// triggers are there and enabled. A table gone, replaced or without its
-// triggers takes the feed down, so the subscribers are told everything
-// may have changed and reads go to the store; it comes back once the
-// table it finds has its triggers again.
+// notification says what it changed; pg_restore --disable-triggers, or
+// an operator, can turn the triggers off. The listener therefore follows
+// one table and its triggers: with each heartbeat it also looks at which
+// table "teams" names, whether both triggers are there and enabled, and
+// the version of their catalog rows. A table gone or replaced, or
+// triggers missing, disabled or altered since, takes the feed down, so
+// the subscribers are told everything may have changed and reads go to
+// the store; it comes back, following the table as it is then, once that
+// table has its triggers enabled.
 //
 // A connection can also die silently (a network partition leaves the
 // socket open). The listener therefore sends itself a heartbeat every
@@ -118,8 +120,8 @@ func (f *pgFeed) listen(ctx context.Context, first bool, downSince *time.Time) (
 	}
 	// The table followed is the one found after LISTEN: a change to it
 	// from then on is notified, or seen by a heartbeat.
-	var followed uint32
-	if err := f.lookAtTable(ctx, conn, "", 0, &followed); err != nil {
+	var followed followedTable
+	if err := f.lookAtTable(ctx, conn, "", &followed); err != nil {
 		return false, err
 	}
 	var downFor time.Duration
@@ -139,7 +141,7 @@ func (f *pgFeed) listen(ctx context.Context, first bool, downSince *time.Time) (
 		if sentAt.IsZero() && !now.Before(nextBeat) {
 			seq++
 			sentAt, nextBeat = now, now.Add(f.interval)
-			if err := f.lookAtTable(ctx, conn, strconv.Itoa(seq), followed, &followed); err != nil {
+			if err := f.lookAtTable(ctx, conn, strconv.Itoa(seq), &followed); err != nil {
 				return true, err
 			}
 		}
@@ -179,19 +181,30 @@ func (f *pgFeed) listen(ctx context.Context, first bool, downSince *time.Time) (
 }
 
 // watchSQL finds the table "teams" names in the listener's search_path,
-// NULL if none, and counts its change triggers that fire (enabled: 'O'
-// or 'A'; 'R' fires only in replication sessions, 'D' never). Neither
-// waits for a lock a restore holds: both read the catalogs.
-const watchSQL = `SELECT to_regclass('teams')::oid, (SELECT count(*) FROM pg_trigger
-	WHERE tgrelid = to_regclass('teams') AND tgname IN ('teams_notify', 'teams_notify_truncate')
-	AND tgenabled IN ('O', 'A'))`
+// NULL if none; counts its change triggers that fire (enabled: 'O' or
+// 'A'; 'R' fires only in replication sessions, 'D' never); and names the
+// version of their catalog rows: the transaction that last wrote each
+// (xmin), which every DISABLE or ENABLE changes, so that triggers turned
+// off and on again between two heartbeats are seen too. None of it waits
+// for a lock a restore holds: it reads the catalogs.
+const watchSQL = `SELECT to_regclass('teams')::oid,
+	count(*) FILTER (WHERE tgenabled IN ('O', 'A')),
+	coalesce(string_agg(tgname || ':' || xmin::text, ',' ORDER BY tgname), '')
+	FROM pg_trigger WHERE tgrelid = to_regclass('teams') AND tgname IN ('teams_notify', 'teams_notify_truncate')`
+
+// followedTable is the teams table the listener follows: its oid and its
+// triggers' version (watchSQL); the zero value before the first look.
+type followedTable struct {
+	oid      uint32
+	triggers string
+}
 
 // lookAtTable checks the teams table the listener follows and, with
-// beat, sends heartbeat beat in the same round trip. followed is the
-// table's oid, 0 if none is followed yet; the table found is stored in
-// found. It fails when the table is gone, replaced, or missing a
-// trigger.
-func (f *pgFeed) lookAtTable(ctx context.Context, conn *pgx.Conn, beat string, followed uint32, found *uint32) error {
+// beat, sends heartbeat beat in the same round trip. On the first look
+// (followed zero) it takes the table found. It fails when the table is
+// gone or replaced, when a trigger is missing or disabled, and when the
+// triggers changed since they were followed.
+func (f *pgFeed) lookAtTable(ctx context.Context, conn *pgx.Conn, beat string, followed *followedTable) error {
 	limit := 2 * f.interval // a heartbeat's: the bound on noticing a silent connection
 	if beat == "" {
 		limit = max(limit, time.Second) // as LISTEN's, just before
@@ -200,29 +213,34 @@ func (f *pgFeed) lookAtTable(ctx context.Context, conn *pgx.Conn, beat string, f
 	defer cancel()
 	var (
 		oid      *uint32
-		triggers int64
+		enabled  int64
+		triggers string
 		err      error
 	)
 	if beat == "" {
-		err = conn.QueryRow(c, watchSQL).Scan(&oid, &triggers)
+		err = conn.QueryRow(c, watchSQL).Scan(&oid, &enabled, &triggers)
 	} else {
-		err = conn.QueryRow(c, `SELECT pg_notify($1, $2), w.* FROM (`+watchSQL+`) w`, f.heartbeat, beat).Scan(nil, &oid, &triggers)
+		err = conn.QueryRow(c, `SELECT pg_notify($1, $2), w.* FROM (`+watchSQL+`) w`, f.heartbeat, beat).Scan(nil, &oid, &enabled, &triggers)
 		if err != nil {
 			err = fmt.Errorf("heartbeat: %w", err)
 		}
 	}
+	first := followed.oid == 0
 	switch {
 	case err != nil:
 		return err
 	case oid == nil:
 		return errors.New(`no table "teams" (a restore under way?): its changes cannot be followed`)
-	case followed != 0 && *oid != followed:
+	case !first && *oid != followed.oid:
 		return errors.New(`the table "teams" was dropped and made again (a restore?): every team may have changed`)
-	case triggers != 2:
+	case enabled != 2:
 		return errors.New(`the table "teams" lacks its change triggers teams_notify and teams_notify_truncate, or has them disabled ` +
 			`(a restore under way?): its changes would not be notified`)
+	case !first && triggers != followed.triggers:
+		return errors.New(`the change triggers of the table "teams" were altered (disabled and enabled again?): ` +
+			`changes made meanwhile may not have been notified`)
 	}
-	*found = *oid
+	*followed = followedTable{oid: *oid, triggers: triggers}
 	return nil
 }
 
