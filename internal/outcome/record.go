@@ -21,6 +21,7 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Protocol is the RPC protocol of a request, told by its content type.
@@ -218,7 +219,7 @@ func (r *Record) Finish(now time.Time, status int, header http.Header, end End, 
 	if msg == "" {
 		msg = r.Message // the explanation of a bare rejection (Explain)
 	}
-	r.Code, r.Message = code, msg
+	r.Code, r.Message = code, Shorten(msg, maxMessageBytes)
 	if r.wire == wireUnary {
 		r.MsgsIn = 1
 		if status == http.StatusOK {
@@ -227,6 +228,24 @@ func (r *Record) Finish(now time.Time, status int, header http.Header, end End, 
 		return
 	}
 	r.MsgsIn, r.MsgsOut = r.in.msgs, r.out.msgs
+}
+
+// maxMessageBytes bounds a record's Message: a message may repeat what
+// the client sent (a path, a header), and every log line and span carries
+// it.
+const maxMessageBytes = 1024
+
+// Shorten is s cut to at most max bytes, on a rune's boundary, with "..."
+// in place of what was cut.
+func Shorten(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	cut := max - len("...")
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
 }
 
 // Explain records the explanation a transport wrote for a bare rejection

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 func envelope(flags byte, payload []byte) []byte {
@@ -81,7 +82,7 @@ func TestRecordStatusFromTheWire(t *testing.T) {
 		{name: "connect unary error", contentType: "application/json", status: 404,
 			body: []byte(`{"code":"not_found","message":"gone"}`), wantCode: CodeNotFound, wantMsg: "gone"},
 		{name: "connect unary error cut off", contentType: "application/json", status: 400,
-			body: []byte(`{"code":"invalid_argument","message":"` + strings.Repeat("x", 1000) + `"}`), wantCode: CodeInvalidArgument},
+			body: []byte(`{"code":"invalid_argument","message":"` + strings.Repeat("x", 2*captureBytes) + `"}`), wantCode: CodeInvalidArgument},
 		{name: "connect GET", method: http.MethodGet, status: 200, body: msg, wantCode: CodeOK, wantMsgsOut: 1},
 		{name: "no content type (415)", status: 415, body: []byte("the request has no Content-Type header\n"), wantCode: CodeUnknown},
 		{name: "a page", method: http.MethodGet, contentType: "", status: 200, body: []byte("<html>"), wantCode: CodeOK},
@@ -258,5 +259,23 @@ func TestRecordEnds(t *testing.T) {
 		if r.Code != want || r.End != end {
 			t.Errorf("%v: code %v, want %v", end, r.Code, want)
 		}
+	}
+}
+
+// A message, which may repeat what the client sent, is bounded for every
+// sink, and cut on a rune's boundary.
+func TestMessageBounded(t *testing.T) {
+	long := strings.Repeat("é", maxMessageBytes) // two bytes each
+	req := httptest.NewRequest(http.MethodPost, "/x.Y/Z", nil)
+	req.Header.Set("Content-Type", "application/grpc")
+	var r Record
+	r.Begin(req, time.Now())
+	r.WroteHeader(http.StatusOK)
+	r.Finish(time.Now(), http.StatusOK, http.Header{"Grpc-Status": {"12"}, "Grpc-Message": {long}}, EndSent, CodeInternal)
+	if len(r.Message) > maxMessageBytes || !strings.HasSuffix(r.Message, "é...") || !utf8.ValidString(r.Message) {
+		t.Errorf("message of %d bytes ending %q, want at most %d, cut after a whole rune", len(r.Message), r.Message[len(r.Message)-8:], maxMessageBytes)
+	}
+	if got := Shorten("short", 10); got != "short" {
+		t.Errorf("Shorten(short) = %q", got)
 	}
 }

@@ -33,7 +33,7 @@ func RejectionBody(req *http.Request, status int, header http.Header) (string, b
 			"(idempotency_level NO_SIDE_EFFECTS) do; call it with POST")
 	case status == http.StatusMethodNotAllowed:
 		b.WriteString("this procedure does not answer ")
-		b.WriteString(strings.Clone(strings.ToValidUTF8(req.Method, "?")))
+		b.WriteString(echo(req.Method))
 		b.WriteString("; call it with POST")
 	case req.Method == http.MethodGet:
 		writeGETProblem(&b, req)
@@ -41,7 +41,7 @@ func RejectionBody(req *http.Request, status int, header http.Header) (string, b
 		b.WriteString("the request has no Content-Type header")
 	default:
 		b.WriteString("this procedure is not served with Content-Type ")
-		b.WriteString(strings.Clone(strings.ToValidUTF8(contentType, "?")))
+		b.WriteString(echo(contentType))
 	}
 	if accepted := header.Get("Accept-Post"); accepted != "" && req.Method == http.MethodPost {
 		b.WriteString("; send one of: ")
@@ -54,6 +54,15 @@ func RejectionBody(req *http.Request, status int, header http.Header) (string, b
 	return b.String(), true
 }
 
+// maxEcho bounds what an explanation repeats of the request.
+const maxEcho = 128
+
+// echo is a value the client sent, as an explanation repeats it: valid
+// UTF-8, at most maxEcho bytes, and a copy (not the request's memory).
+func echo(s string) string {
+	return strings.Clone(Shorten(strings.ToValidUTF8(s, "?"), maxEcho))
+}
+
 // writeGETProblem says why connect-go could not read a Connect GET: its
 // query names no codec or one not served, or it has a body.
 func writeGETProblem(b *strings.Builder, req *http.Request) {
@@ -64,7 +73,7 @@ func writeGETProblem(b *strings.Builder, req *http.Request) {
 		b.WriteString("a GET request to a procedure names its codec and carries its message in the query" + form)
 	case encoding != "json" && encoding != "proto":
 		b.WriteString("a GET request's encoding is json or proto, not ")
-		b.WriteString(strings.Clone(strings.ToValidUTF8(encoding, "?")))
+		b.WriteString(echo(encoding))
 		b.WriteString(form)
 	default:
 		b.WriteString("a GET request to a procedure carries its message in the query" + form + " and must have no body")

@@ -159,9 +159,10 @@ const (
 	frameUnaryError
 )
 
-// captureBytes bounds what is kept of a final frame: the status and the
-// start of its message. A longer frame keeps its first captureBytes.
-const captureBytes = 256
+// captureBytes bounds what is kept of a final frame: the status and its
+// message, up to about maxMessageBytes. A longer frame keeps its first
+// captureBytes, and its message is lost.
+const captureBytes = maxMessageBytes + 64
 
 // captured is the start of a response's final frame: the gRPC-Web trailer
 // frame, the Connect end-of-stream message, or a Connect unary error body.

@@ -108,6 +108,17 @@ func badInputCases(t *testing.T) []rawCase {
 		{name: "unknown procedure in a stream", procedure: "/teams.v1.TeamsService/NoSuchMethod", streaming: true,
 			proto: []byte{}, json: []byte(`{}`), want: connect.CodeUnimplemented,
 			wantMsg: "unknown method NoSuchMethod for service teams.v1.TeamsService; it has DeleteTeam, GetTeam, ListTeams, PutTeam"},
+		// What the answer repeats of the path is bounded, and an unclean
+		// path is no other procedure.
+		{name: "unknown procedure with a long name", procedure: "/teams.v1.TeamsService/" + strings.Repeat("x", 40000),
+			proto: []byte{}, want: connect.CodeUnimplemented,
+			wantMsg: "unknown method " + strings.Repeat("x", 125) + "... for service teams.v1.TeamsService; it has DeleteTeam"},
+		{name: "unclean path", procedure: "/teams.v1.TeamsService//GetTeam",
+			proto: []byte{}, json: []byte(`{}`), want: connect.CodeUnimplemented,
+			wantMsg: "unknown method /GetTeam for service teams.v1.TeamsService; it has DeleteTeam, GetTeam, ListTeams, PutTeam"},
+		{name: "no method", procedure: "/teams.v1.TeamsService/",
+			proto: []byte{}, json: []byte(`{}`), want: connect.CodeUnimplemented,
+			wantMsg: "the path names service teams.v1.TeamsService but no method; it has DeleteTeam, GetTeam, ListTeams, PutTeam"},
 		{name: "unknown service", procedure: "/nosuch.v1.Service/Method",
 			proto: []byte{}, json: []byte(`{}`), want: connect.CodeUnimplemented,
 			wantMsg: "unknown service nosuch.v1.Service; this server serves KeywordService, Summator, Teams, greeter.v1.GreeterService, "},

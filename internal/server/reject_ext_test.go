@@ -78,6 +78,8 @@ func TestRefusedMethodsExplained(t *testing.T) {
 		{"GET", keywords + "?message=%7B%7D", http.StatusUnsupportedMediaType,
 			"a GET request to a procedure names its codec and carries its message in the query (?encoding=json&message=<the request as JSON>, or encoding=proto&base64=1&message=<base64 of the binary request>)\n"},
 		{"GET", keywords + "?encoding=xml&message=%7B%7D", http.StatusUnsupportedMediaType, "a GET request's encoding is json or proto, not xml ("},
+		{"GET", keywords + "?encoding=" + strings.Repeat("x", 30000), http.StatusUnsupportedMediaType,
+			"a GET request's encoding is json or proto, not " + strings.Repeat("x", 125) + "... ("},
 	}
 	for _, stdHTTP2 := range []bool{false, true} {
 		logs := &lockedBuffer{}
@@ -138,4 +140,47 @@ func loggedError(logs *lockedBuffer, target, want string, n int) bool {
 		}
 	}
 	return false
+}
+
+// The log line of a call of an unknown service gives the message the
+// client got, in Connect's unary and streaming protocols alike (the
+// message is longer than most: it lists the services).
+func TestUnknownServiceLogged(t *testing.T) {
+	logs := &lockedBuffer{}
+	srv := testserver.Start(t, server.Config{Logger: slog.New(slog.NewJSONHandler(logs, nil))})
+	const path = "/nosuch.v1.Service/Method"
+	for i, tc := range []struct{ contentType, body string }{
+		{"application/json", "{}"},
+		{"application/connect+json", "\x00\x00\x00\x00\x02{}"},
+	} {
+		res, err := srv.HTTPClient.Post(srv.URL+path, tc.contentType, strings.NewReader(tc.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if i == 1 && len(body) > 5 {
+			body = body[5:] // the end-of-stream message's envelope
+		}
+		var answer struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+			Error   *struct {
+				Code    string `json:"code"`
+				Message string `json:"message"`
+			} `json:"error"`
+		}
+		if err := json.Unmarshal(body, &answer); err != nil {
+			t.Fatalf("%s: %q: %v", tc.contentType, body, err)
+		}
+		if answer.Error != nil {
+			answer.Code, answer.Message = answer.Error.Code, answer.Error.Message
+		}
+		if answer.Code != "unimplemented" || len(answer.Message) < 300 {
+			t.Errorf("%s: answered %q %q, want unimplemented with the services listed", tc.contentType, answer.Code, answer.Message)
+		}
+		if !loggedError(logs, path, answer.Message, i+1) {
+			t.Errorf("%s: no log line with error %q in\n%s", tc.contentType, answer.Message, logs)
+		}
+	}
 }

@@ -279,7 +279,10 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 				h.ServeHTTP(w, r) // a service whose methods are not listed
 				return
 			}
-			if !strings.Contains(method, "/") && s.unknownProcedure(w, r, service, method, listed) {
+			// A listed service's paths are all procedures (the ServeMux
+			// would redirect an unclean one, "/pkg.Service//Method", to
+			// another procedure); another service's may be a page.
+			if (listed || !strings.Contains(method, "/")) && s.unknownProcedure(w, r, service, method, listed) {
 				return
 			}
 		}

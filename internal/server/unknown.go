@@ -3,6 +3,7 @@ package server
 import (
 	"encoding/binary"
 	"encoding/json"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -39,16 +40,16 @@ func (s *Server) unknownProcedure(w http.ResponseWriter, r *http.Request, servic
 	if protocol == outcome.ProtocolHTTP {
 		return false
 	}
-	name := strings.Trim(service, "/")
+	name := outcome.Shorten(strings.Trim(service, "/"), maxEcho)
+	method = outcome.Shorten(method, maxEcho)
 	var msg strings.Builder
-	if known {
-		methods := make([]string, 0, len(s.methods[service]))
-		for m := range s.methods[service] {
-			methods = append(methods, m)
-		}
-		slices.Sort(methods)
-		msg.WriteString("unknown method " + method + " for service " + name + "; it has " + strings.Join(methods, ", "))
-	} else {
+	switch {
+	case known && method == "":
+		msg.WriteString("the path names service " + name + " but no method; it has ")
+		msg.WriteString(strings.Join(s.methodNames(service), ", "))
+	case known:
+		msg.WriteString("unknown method " + method + " for service " + name + "; it has " + strings.Join(s.methodNames(service), ", "))
+	default:
 		services := slices.Sorted(slices.Values(s.Services))
 		msg.WriteString("unknown service " + name + "; this server serves " + strings.Join(services, ", "))
 	}
@@ -76,6 +77,14 @@ func (s *Server) unknownProcedure(w http.ResponseWriter, r *http.Request, servic
 		_, _ = w.Write(body)
 	}
 	return true
+}
+
+// maxEcho bounds what an answer repeats of the path the client sent.
+const maxEcho = 128
+
+// methodNames is the sorted names of service's listed methods.
+func (s *Server) methodNames(service string) []string {
+	return slices.Sorted(maps.Keys(s.methods[service]))
 }
 
 // connectError is a Connect error's JSON.
