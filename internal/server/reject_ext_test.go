@@ -184,3 +184,40 @@ func TestUnknownServiceLogged(t *testing.T) {
 		}
 	}
 }
+
+// A Connect GET whose message is not the base64 its query says it is gets
+// invalid_argument (HTTP 400) with what is wrong, through internal/grpcunary
+// and through connect-go alone (-grpc-unary connect), where connect-go
+// would answer "unknown" with HTTP 500. Good base64, padded or not, is
+// read as before.
+func TestBadBase64Query(t *testing.T) {
+	const keywords = "/keywords.v1.KeywordsService/GetKeywords?encoding=proto&base64=1&message="
+	for _, connectOnly := range []bool{false, true} {
+		srv := testserver.Start(t, server.Config{ConnectOnly: connectOnly})
+		for _, tc := range []struct {
+			message string
+			status  int
+			want    string
+		}{
+			{"!!!", http.StatusBadRequest, `{"code":"invalid_argument","message":"the query's message is not URL-safe base64 (the alphabet A-Z a-z 0-9 - _, padded or not), as base64=1 says: illegal base64 data at input byte 0"}`},
+			{"CgJoaQ+/", http.StatusBadRequest, `"code":"invalid_argument"`},
+			{"CgJoaQ", http.StatusOK, `{"keywords":[]}`},   // "hi", unpadded
+			{"CgJoaQ==", http.StatusOK, `{"keywords":[]}`}, // padded
+		} {
+			req, err := http.NewRequest(http.MethodGet, srv.URL+keywords+tc.message, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Accept", "application/json")
+			res, err := srv.HTTPClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			if res.StatusCode != tc.status || (tc.status != http.StatusOK && !strings.Contains(string(body), tc.want)) {
+				t.Errorf("connect-only %v, message %q: HTTP %d %q, want %d %q", connectOnly, tc.message, res.StatusCode, body, tc.status, tc.want)
+			}
+		}
+	}
+}

@@ -263,6 +263,9 @@ func New(cfg Config) *Server {
 // through the ServeMux.
 func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	p := r.URL.Path
+	if r.Method == http.MethodGet && strings.Contains(r.URL.RawQuery, "base64=1") && badBase64Query(w, r) {
+		return
+	}
 	if h, ok := s.unary[p]; ok {
 		h.ServeHTTP(w, r)
 		return

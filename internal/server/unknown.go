@@ -1,6 +1,7 @@
 package server
 
 import (
+	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
 	"maps"
@@ -85,6 +86,37 @@ const maxEcho = 128
 // methodNames is the sorted names of service's listed methods.
 func (s *Server) methodNames(service string) []string {
 	return slices.Sorted(maps.Keys(s.methods[service]))
+}
+
+// badBase64Query answers a Connect GET whose query says its message is
+// base64 (base64=1) and whose message is not URL-safe base64 (padded or
+// not, as connect-go reads it) with invalid_argument, and reports true.
+// connect-go answers it "unknown" with HTTP 500, as if the server had
+// failed (it maps every error reading a message to CodeUnknown), and
+// internal/grpcunary hands such a GET to connect-go.
+func badBase64Query(w http.ResponseWriter, r *http.Request) bool {
+	if protocol, _ := outcome.ProtocolOf(r); protocol != outcome.ProtocolConnect {
+		return false
+	}
+	q := r.URL.Query()
+	if q.Get("base64") != "1" {
+		return false
+	}
+	msg := q.Get("message")
+	enc := base64.URLEncoding
+	if len(msg)%4 != 0 {
+		enc = base64.RawURLEncoding
+	}
+	_, err := enc.DecodeString(msg)
+	if err == nil {
+		return false
+	}
+	body, _ := json.Marshal(connectError{Code: "invalid_argument",
+		Message: "the query's message is not URL-safe base64 (the alphabet A-Z a-z 0-9 - _, padded or not), as base64=1 says: " + err.Error()})
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusBadRequest)
+	_, _ = w.Write(body)
+	return true
 }
 
 // connectError is a Connect error's JSON.
