@@ -123,7 +123,7 @@ func declareFlags() (*options, *flagSet) {
 	f.String(&o.routeDB, "route-db", "", path+"; empty = the embedded 100-feature map", nil, "RouteGuide feature database (grpc-go example JSON)")
 	f.String(&o.adminTokenFile, "admin-token-file", "", path+"; empty = SWITCHYARD_ADMIN_TOKEN, else writes disabled", nil, "file holding the bearer token that enables TeamsService writes")
 	f.String(&o.dataDir, "data-dir", "", "a directory path; empty = $XDG_DATA_HOME/switchyard or ~/.local/share/switchyard", nil, "directory of the SQLite team directory (teams.db)")
-	f.String(&o.postgresDSN, "postgres-dsn", "", "a postgres:// URL; empty = SWITCHYARD_POSTGRES_DSN, else SQLite", nil, "keep teams in this PostgreSQL database instead of SQLite")
+	f.String(&o.postgresDSN, "postgres-dsn", "", "a postgres:// URL or a libpq key=value DSN; empty = SWITCHYARD_POSTGRES_DSN, else SQLite", nil, "keep teams in this PostgreSQL database instead of SQLite")
 	f.Int(&o.readMaxBytes, "read-max-bytes", server.DefaultReadMaxBytes, sizeRange("the default"), "largest request message accepted")
 	f.Int(&o.compressMinBytes, "compress-min-bytes", server.DefaultCompressMinBytes, sizeRange("the default"), "smallest response that is compressed when the client accepts it")
 	f.Int(&o.keywordMaxBytes, "keyword-max-bytes", keywords.DefaultMaxTextBytes, sizeRange("the default"), "largest GetKeywords text")
