@@ -398,6 +398,16 @@ func (h *handler[Req, Res]) receiveBody(r *http.Request, c call, buf *[]byte) (*
 	return unmarshal[Req](b, c.json)
 }
 
+// QueryBase64 is the encoding of a Connect GET's message, msg, whose query
+// says base64=1, as connect-go reads it: URL-safe, padded when its length
+// is a multiple of 4, else not.
+func QueryBase64(msg string) *base64.Encoding {
+	if len(msg)%4 != 0 {
+		return base64.RawURLEncoding
+	}
+	return base64.URLEncoding
+}
+
 // receiveQuery reads a Connect GET request's message from its query:
 // URL-safe base64 (padded or not) with base64=1, else the bytes as they
 // are.
@@ -406,12 +416,8 @@ func (h *handler[Req, Res]) receiveQuery(c call, buf *[]byte) (*Req, bool) {
 	msg := q.Get("message")
 	b := (*buf)[:0]
 	if q.Get("base64") == "1" {
-		enc := base64.URLEncoding
-		if len(msg)%4 != 0 {
-			enc = base64.RawURLEncoding
-		}
 		var err error
-		if b, err = enc.AppendDecode(b, []byte(msg)); err != nil {
+		if b, err = QueryBase64(msg).AppendDecode(b, []byte(msg)); err != nil {
 			return nil, false
 		}
 	} else {
@@ -677,7 +683,7 @@ func writeError(out http.Header, prefix string, err error) {
 		addTrailers(out, prefix, ce.Meta())
 	}
 	out.Add(prefix+"Grpc-Status", strconv.Itoa(int(ce.Code())))
-	out.Add(prefix+"Grpc-Message", PercentEncode(ce.Message()))
+	out.Add(prefix+"Grpc-Message", percentEncode(ce.Message()))
 	if details := ce.Details(); len(details) > 0 {
 		out.Add(prefix+"Grpc-Status-Details-Bin", connect.EncodeBinaryHeader(statusBytes(ce, details)))
 	}
@@ -747,9 +753,9 @@ func statusBytes(ce *connect.Error, details []*connect.ErrorDetail) []byte {
 	return b
 }
 
-// PercentEncode escapes a grpc-message as the gRPC HTTP/2 spec asks:
+// percentEncode escapes a grpc-message as the gRPC HTTP/2 spec asks:
 // bytes outside printable ASCII, and '%'.
-func PercentEncode(msg string) string {
+func percentEncode(msg string) string {
 	escape := func(c byte) bool { return c < ' ' || c > '~' || c == '%' }
 	n := 0
 	for i := range len(msg) {

@@ -33,7 +33,7 @@ func RejectionBody(req *http.Request, status int, header http.Header) (string, b
 			"(idempotency_level NO_SIDE_EFFECTS) do; call it with POST")
 	case status == http.StatusMethodNotAllowed:
 		b.WriteString("this procedure does not answer ")
-		b.WriteString(echo(req.Method))
+		b.WriteString(Echo(req.Method))
 		b.WriteString("; call it with POST")
 	case req.Method == http.MethodGet:
 		writeGETProblem(&b, req)
@@ -41,7 +41,7 @@ func RejectionBody(req *http.Request, status int, header http.Header) (string, b
 		b.WriteString("the request has no Content-Type header")
 	default:
 		b.WriteString("this procedure is not served with Content-Type ")
-		b.WriteString(echo(contentType))
+		b.WriteString(Echo(contentType))
 	}
 	if accepted := header.Get("Accept-Post"); accepted != "" && req.Method == http.MethodPost {
 		b.WriteString("; send one of: ")
@@ -54,12 +54,13 @@ func RejectionBody(req *http.Request, status int, header http.Header) (string, b
 	return b.String(), true
 }
 
-// maxEcho bounds what an explanation repeats of the request.
+// maxEcho bounds what an answer repeats of the request.
 const maxEcho = 128
 
-// echo is a value the client sent, as an explanation repeats it: valid
-// UTF-8, at most maxEcho bytes, and a copy (not the request's memory).
-func echo(s string) string {
+// Echo is a value the client sent, as an answer explaining a refusal
+// repeats it: valid UTF-8, at most maxEcho bytes, and a copy (not the
+// request's memory).
+func Echo(s string) string {
 	return strings.Clone(Shorten(strings.ToValidUTF8(s, "?"), maxEcho))
 }
 
@@ -73,7 +74,7 @@ func writeGETProblem(b *strings.Builder, req *http.Request) {
 		b.WriteString("a GET request to a procedure names its codec and carries its message in the query" + form)
 	case encoding != "json" && encoding != "proto":
 		b.WriteString("a GET request's encoding is json or proto, not ")
-		b.WriteString(echo(encoding))
+		b.WriteString(Echo(encoding))
 		b.WriteString(form)
 	default:
 		b.WriteString("a GET request to a procedure carries its message in the query" + form + " and must have no body")

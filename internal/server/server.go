@@ -121,6 +121,9 @@ type Server struct {
 	// method gets unknownProcedure's answer.
 	procedures map[string]http.Handler
 	methods    map[string]map[string]bool
+	// errors answers a call the server refuses before any handler in the
+	// call's protocol.
+	errors *connect.ErrorWriter
 	// unary maps "/pkg.Service/Method" to its internal/grpcunary handler,
 	// for the unary procedures of Switchyard's own services.
 	unary     map[string]http.Handler
@@ -241,10 +244,8 @@ func New(cfg Config) *Server {
 
 	s.mountConsole()
 	s.Procedures = proceduresOf(s.Services)
-	s.procedures, s.methods = map[string]http.Handler{}, methodsOf(s.Procedures)
-	for _, p := range s.Procedures {
-		s.procedures[p.Path] = s.services[p.Path[:strings.LastIndexByte(p.Path, '/')+1]]
-	}
+	s.procedures, s.methods = indexProcedures(s.Procedures, s.services)
+	s.errors = connect.NewErrorWriter(s.opts...)
 	tel.ServeProcedures(paths(s.Procedures, false))
 	s.Handler = forBrowsers(http.HandlerFunc(s.route), cfg.CORSOrigins)
 	s.Handler = withClientAddr(s.Handler, cfg.TrustedProxies)
@@ -263,7 +264,7 @@ func New(cfg Config) *Server {
 // through the ServeMux.
 func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	p := r.URL.Path
-	if r.Method == http.MethodGet && strings.Contains(r.URL.RawQuery, "base64=1") && badBase64Query(w, r) {
+	if r.Method == http.MethodGet && strings.Contains(r.URL.RawQuery, "base64=1") && s.badBase64Query(w, r) {
 		return
 	}
 	if h, ok := s.unary[p]; ok {
