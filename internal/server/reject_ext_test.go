@@ -93,18 +93,13 @@ func TestRefusedMethodsExplained(t *testing.T) {
 				name += " (net/http HTTP/2 server)"
 			}
 			for _, tc := range cases {
-				req, err := http.NewRequest(tc.method, srv.URL+tc.target, nil)
-				if err != nil {
-					t.Fatal(err)
+				res := testserver.Ask(client, tc.method, srv.URL+tc.target, nil, nil)
+				if res.Err != "" {
+					t.Fatal(res.Err)
 				}
-				res, err := client.Do(req)
-				if err != nil {
-					t.Fatal(err)
-				}
-				body, _ := io.ReadAll(res.Body)
-				res.Body.Close()
-				if res.StatusCode != tc.status || !strings.HasPrefix(string(body), tc.want) {
-					t.Errorf("%s: %s %s: HTTP %d %q, want %d %q", name, tc.method, tc.target, res.StatusCode, body, tc.status, tc.want)
+				body := res.Body
+				if res.Status != tc.status || !strings.HasPrefix(string(body), tc.want) {
+					t.Errorf("%s: %s %s: HTTP %d %q, want %d %q", name, tc.method, tc.target, res.Status, body, tc.status, tc.want)
 				}
 				if ct := res.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/plain") {
 					t.Errorf("%s: %s %s: Content-Type %q of the explanation", name, tc.method, tc.target, ct)
@@ -153,12 +148,11 @@ func TestUnknownServiceLogged(t *testing.T) {
 		{"application/json", "{}"},
 		{"application/connect+json", "\x00\x00\x00\x00\x02{}"},
 	} {
-		res, err := srv.HTTPClient.Post(srv.URL+path, tc.contentType, strings.NewReader(tc.body))
-		if err != nil {
-			t.Fatal(err)
+		res := testserver.Ask(srv.HTTPClient, http.MethodPost, srv.URL+path, http.Header{"Content-Type": {tc.contentType}}, []byte(tc.body))
+		if res.Err != "" {
+			t.Fatal(res.Err)
 		}
-		body, _ := io.ReadAll(res.Body)
-		res.Body.Close()
+		body := res.Body
 		if i == 1 && len(body) > 5 {
 			body = body[5:] // the end-of-stream message's envelope
 		}
@@ -204,19 +198,12 @@ func TestBadBase64Query(t *testing.T) {
 			{"CgJoaQ", http.StatusOK, `{"keywords":[]}`},   // "hi", unpadded
 			{"CgJoaQ==", http.StatusOK, `{"keywords":[]}`}, // padded
 		} {
-			req, err := http.NewRequest(http.MethodGet, srv.URL+keywords+tc.message, nil)
-			if err != nil {
-				t.Fatal(err)
+			res := testserver.Ask(srv.HTTPClient, http.MethodGet, srv.URL+keywords+tc.message, http.Header{"Accept": {"application/json"}}, nil)
+			if res.Err != "" {
+				t.Fatal(res.Err)
 			}
-			req.Header.Set("Accept", "application/json")
-			res, err := srv.HTTPClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			body, _ := io.ReadAll(res.Body)
-			res.Body.Close()
-			if res.StatusCode != tc.status || (tc.status != http.StatusOK && !strings.Contains(string(body), tc.want)) {
-				t.Errorf("connect-only %v, message %q: HTTP %d %q, want %d %q", connectOnly, tc.message, res.StatusCode, body, tc.status, tc.want)
+			if res.Status != tc.status || (tc.status != http.StatusOK && !strings.Contains(string(res.Body), tc.want)) {
+				t.Errorf("connect-only %v, message %q: HTTP %d %q, want %d %q", connectOnly, tc.message, res.Status, res.Body, tc.status, tc.want)
 			}
 		}
 	}

@@ -504,10 +504,7 @@ func TestSQLiteFeedSeesARestore(t *testing.T) {
 	dir := t.TempDir()
 	backup := filepath.Join(t.TempDir(), "backup.db")
 	a, b := openSQLite(t, dir), openSQLite(t, dir)
-	c := teams.NewCache(b, 100, nil)
-	defer func() { _ = a.Close(); _ = c.Close() }()
-	waitLive(t, a.Feed())
-	waitLive(t, b.Feed())
+	c := cacheOnSecond(t, a, b)
 	ctx := t.Context()
 	copyDatabase(t, filepath.Join(dir, sqlstore.SQLiteFile), backup, false)
 	for _, nickname := range []string{"Bears", "Cubs", "Fire", "Sky", "Sox"} {
@@ -522,6 +519,18 @@ func TestSQLiteFeedSeesARestore(t *testing.T) {
 		t.Fatal(err)
 	}
 	chicagoWithin(t, c, b, "after a write that followed the restore", "Wolves")
+}
+
+// cacheOnSecond puts a cache on store b, which follows a's writes through
+// b's feed, once both feeds are live; the test's end closes a, and the
+// cache with b.
+func cacheOnSecond(t *testing.T, a, b *sqlstore.Store) *teams.Cache {
+	t.Helper()
+	c := teams.NewCache(b, 100, nil)
+	t.Cleanup(func() { _ = a.Close(); _ = c.Close() })
+	waitLive(t, a.Feed())
+	waitLive(t, b.Feed())
+	return c
 }
 
 // chicagoWithin fails the test unless cache c, on store s, serves
@@ -555,10 +564,7 @@ func TestPostgresFeedSeesARestore(t *testing.T) {
 		t.Fatal(err)
 	}
 	a, b := openPostgres(t, dsn), openPostgres(t, dsn)
-	c := teams.NewCache(b, 100, nil)
-	defer func() { _ = a.Close(); _ = c.Close() }()
-	waitLive(t, a.Feed())
-	waitLive(t, b.Feed())
+	c := cacheOnSecond(t, a, b)
 	ctx := t.Context()
 	tool := func(name string, args ...string) {
 		t.Helper()
