@@ -144,13 +144,19 @@ func TestUnknownServiceLogged(t *testing.T) {
 	logs := &lockedBuffer{}
 	srv := testserver.Start(t, server.Config{Logger: slog.New(slog.NewJSONHandler(logs, nil))})
 	const path = "/nosuch.v1.Service/Method"
-	for i, tc := range []struct{ contentType, body string }{
-		{"application/json", "{}"},
-		{"application/connect+json", "\x00\x00\x00\x00\x02{}"},
+	for i, tc := range []struct {
+		contentType, body string
+		status            int
+	}{
+		{"application/json", "{}", http.StatusNotFound},
+		{"application/connect+json", "\x00\x00\x00\x00\x02{}", http.StatusOK},
 	} {
 		res := testserver.Ask(srv.HTTPClient, http.MethodPost, srv.URL+path, http.Header{"Content-Type": {tc.contentType}}, []byte(tc.body))
 		if res.Err != "" {
 			t.Fatal(res.Err)
+		}
+		if res.Status != tc.status {
+			t.Errorf("%s: HTTP %d, want %d", tc.contentType, res.Status, tc.status)
 		}
 		body := res.Body
 		if i == 1 && len(body) > 5 {

@@ -40,7 +40,8 @@ func indexProcedures(procs []Procedure, services map[string]http.Handler) (map[s
 // It answers nothing, and reports false, for a request in no RPC protocol
 // (a browser's GET gets the ServeMux's 404 page).
 func (s *Server) unknownProcedure(w http.ResponseWriter, r *http.Request, service, method string, known bool) bool {
-	if protocol, _ := outcome.ProtocolOf(r); protocol == outcome.ProtocolHTTP {
+	protocol, enveloped := outcome.ProtocolOf(r)
+	if protocol == outcome.ProtocolHTTP {
 		return false
 	}
 	name, method := outcome.Echo(strings.Trim(service, "/")), outcome.Echo(method)
@@ -53,9 +54,22 @@ func (s *Server) unknownProcedure(w http.ResponseWriter, r *http.Request, servic
 	default:
 		msg = "unknown service " + name + "; this server serves " + strings.Join(slices.Sorted(slices.Values(s.Services)), ", ")
 	}
+	if protocol == outcome.ProtocolConnect && !enveloped {
+		// Connect unary: HTTP 404, as connect-go's own answer to a path
+		// it does not route, where ErrorWriter would make it 501.
+		w = withStatus{w, http.StatusNotFound}
+	}
 	_ = s.errors.Write(w, r, connect.NewError(connect.CodeUnimplemented, errors.New(msg)))
 	return true
 }
+
+// withStatus is a ResponseWriter whose WriteHeader sends status instead.
+type withStatus struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w withStatus) WriteHeader(int) { w.ResponseWriter.WriteHeader(w.status) }
 
 // methodNames is the sorted names of service's listed methods.
 func (s *Server) methodNames(service string) []string {
