@@ -109,35 +109,74 @@ type feedLog struct {
 	logger *slog.Logger
 	feed   *teams.Feed
 	source string
+	now    func() time.Time // time.Now; tests set a clock of their own
 	next   time.Time
 	maxLag time.Duration
+
+	// While the source is down: since when, how many tries failed, and
+	// when and with which error "still down" was last logged, and how
+	// long until it is logged again (stillDownFirst, doubling up to
+	// stillDownEvery).
+	downSince time.Time
+	failures  int
+	loggedAt  time.Time
+	loggedErr string
+	quiet     time.Duration
 }
+
+// A source that stays down is logged at its first failed retry, then
+// after 2, 4, 8 ... seconds, at most once a minute; a new error at once.
+// SQLite's poller retries every interval (200 ms), which would otherwise
+// be five lines a second.
+const (
+	stillDownFirst = time.Second
+	stillDownEvery = time.Minute
+)
 
 func newFeedLog(logger *slog.Logger, feed *teams.Feed, source string) *feedLog {
-	return &feedLog{logger: logger, feed: feed, source: source, next: time.Now().Add(feedReportEvery)}
+	return &feedLog{logger: logger, feed: feed, source: source, now: time.Now, next: time.Now().Add(feedReportEvery)}
 }
 
-// live reports the source (re)gained after being down for downFor (zero at
-// the first start).
-func (l *feedLog) live(downFor time.Duration) {
+// live reports the source followed: for the first time, or again after
+// being down since the first failure down reported.
+func (l *feedLog) live() {
 	l.feed.Reset(true)
-	if downFor == 0 {
+	since := l.downSince
+	l.downSince, l.failures, l.loggedErr = time.Time{}, 0, ""
+	if since.IsZero() {
 		l.logger.Info("team feed live", "source", l.source)
 		return
 	}
 	l.logger.Info("team feed live again; subscribers told everything may have changed",
-		"source", l.source, "down_for", downFor.Round(time.Millisecond), "outages", l.feed.Stats().Outages)
+		"source", l.source, "down_for", l.now().Sub(since).Round(time.Millisecond), "outages", l.feed.Stats().Outages)
 }
 
-// down reports the source lost (or not reached) because of err.
+// down reports the source lost (or not reached) because of err, to be
+// tried again in retryIn.
 func (l *feedLog) down(err error, retryIn time.Duration) {
+	now := l.now()
+	if l.downSince.IsZero() {
+		l.downSince = now
+	}
+	l.failures++
 	if l.feed.Live() {
 		l.feed.Reset(false)
 		l.logger.Warn("team feed down; subscribers told everything may have changed, reads go to the store until it is back",
 			"source", l.source, "err", err, "retry_in", retryIn)
+		l.loggedAt, l.loggedErr, l.quiet = now, err.Error(), stillDownFirst
 		return
 	}
-	l.logger.Warn("team feed still down", "source", l.source, "err", err, "retry_in", retryIn)
+	if l.failures > 1 && err.Error() == l.loggedErr && now.Sub(l.loggedAt) < l.quiet {
+		return
+	}
+	l.logger.Warn("team feed still down", "source", l.source, "err", err, "retry_in", retryIn,
+		"failures", l.failures, "down_for", now.Sub(l.downSince).Round(time.Millisecond))
+	if err.Error() == l.loggedErr {
+		l.quiet = min(2*l.quiet, stillDownEvery)
+	} else {
+		l.quiet = stillDownFirst
+	}
+	l.loggedAt, l.loggedErr = now, err.Error()
 }
 
 // lag records one lag measurement; a lag past half the bound is logged at

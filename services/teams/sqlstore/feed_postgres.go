@@ -82,18 +82,14 @@ func newPGFeed(store *pgx.ConnConfig, interval time.Duration, log *feedLog) *pgF
 }
 
 func (f *pgFeed) run(ctx context.Context) {
-	var downSince time.Time
 	retry := feedMinRetry
-	for first := true; ; first = false {
-		listened, err := f.listen(ctx, first, &downSince)
+	for {
+		listened, err := f.listen(ctx)
 		if ctx.Err() != nil {
 			return
 		}
 		if listened {
 			retry = feedMinRetry
-		}
-		if downSince.IsZero() {
-			downSince = time.Now()
 		}
 		f.log.down(err, retry)
 		if !sleep(ctx, retry) {
@@ -105,7 +101,7 @@ func (f *pgFeed) run(ctx context.Context) {
 
 // listen connects, listens and follows notifications until an error;
 // listened tells whether it got as far as listening.
-func (f *pgFeed) listen(ctx context.Context, first bool, downSince *time.Time) (listened bool, err error) {
+func (f *pgFeed) listen(ctx context.Context) (listened bool, err error) {
 	conn, err := pgx.ConnectConfig(ctx, f.config)
 	if err != nil {
 		return false, err
@@ -124,12 +120,7 @@ func (f *pgFeed) listen(ctx context.Context, first bool, downSince *time.Time) (
 	if err := f.lookAtTable(ctx, conn, "", &followed); err != nil {
 		return false, err
 	}
-	var downFor time.Duration
-	if !first {
-		downFor = max(time.Since(*downSince), time.Nanosecond)
-	}
-	*downSince = time.Time{}
-	f.log.live(downFor)
+	f.log.live()
 
 	var (
 		seq      int

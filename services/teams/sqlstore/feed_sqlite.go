@@ -37,14 +37,10 @@ type sqliteFeed struct {
 
 func (f *sqliteFeed) run(ctx context.Context) {
 	defer func() { _ = f.db.Close() }()
-	var downSince time.Time
-	for first := true; ; first = false {
-		err := f.poll(ctx, first, &downSince)
+	for {
+		err := f.poll(ctx)
 		if ctx.Err() != nil {
 			return
-		}
-		if downSince.IsZero() {
-			downSince = time.Now()
 		}
 		f.log.down(err, f.interval)
 		if !sleep(ctx, f.interval) {
@@ -54,7 +50,7 @@ func (f *sqliteFeed) run(ctx context.Context) {
 }
 
 // poll follows the database on one pinned connection until an error.
-func (f *sqliteFeed) poll(ctx context.Context, first bool, downSince *time.Time) error {
+func (f *sqliteFeed) poll(ctx context.Context) error {
 	conn, err := f.db.Conn(ctx)
 	if err != nil {
 		return err
@@ -65,12 +61,7 @@ func (f *sqliteFeed) poll(ctx context.Context, first bool, downSince *time.Time)
 	if err := f.look(ctx, conn, &version, &last, true); err != nil {
 		return err
 	}
-	var downFor time.Duration
-	if !first {
-		downFor = max(time.Since(*downSince), time.Nanosecond)
-	}
-	*downSince = time.Time{}
-	f.log.live(downFor)
+	f.log.live()
 
 	tick := time.NewTicker(f.interval)
 	defer tick.Stop()
