@@ -90,6 +90,8 @@ func TestGRPCGoUnknownProcedure(t *testing.T) {
 			"/teams.v1.TeamsService/GetTeams": "unknown method GetTeams for service teams.v1.TeamsService; it has DeleteTeam, GetTeam, ListTeams, PutTeam",
 			"/Teams/PutTeam":                  "unknown method PutTeam for service Teams; it has GetTeam",
 			"/no.such.Service/Method":         "unknown service no.such.Service; this server serves ",
+			"/no.such.Service/Method/More":    "unknown service no.such.Service; this server serves ",
+			"/Method":                         "the path /Method names no procedure (/package.Service/Method); this server serves ",
 		} {
 			err := conn.Invoke(ctx(t), method, &teamsv1.GetTeamRequest{City: "Chicago"}, &teamsv1.GetTeamResponse{})
 			if st := status.Convert(err); st.Code() != codes.Unimplemented || !strings.HasPrefix(st.Message(), want) {

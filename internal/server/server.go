@@ -275,23 +275,38 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		h.ServeHTTP(w, r)
 		return
 	}
-	if len(p) > 1 {
-		if i := strings.IndexByte(p[1:], '/'); i > 0 {
-			service, method := p[:i+2], p[i+2:]
-			_, listed := s.methods[service]
-			if h, ok := s.services[service]; ok && !listed {
-				h.ServeHTTP(w, r) // a service whose methods are not listed
-				return
-			}
-			// A listed service's paths are all procedures (the ServeMux
-			// would redirect an unclean one, "/pkg.Service//Method", to
-			// another procedure); another service's may be a page.
-			if (listed || !strings.Contains(method, "/")) && s.unknownProcedure(w, r, service, method, listed) {
-				return
-			}
-		}
+	service, method := splitProcedure(p)
+	_, listed := s.methods[service]
+	if h, ok := s.services[service]; ok && !listed {
+		h.ServeHTTP(w, r) // a service whose methods are not listed
+		return
+	}
+	// A listed service's paths are all procedures (the ServeMux would
+	// redirect an unclean one, "/pkg.Service//Method", to another
+	// procedure); any other path is one where the ServeMux serves no page.
+	if (listed || !s.isPage(r)) && s.unknownProcedure(w, r, service, method, listed) {
+		return
 	}
 	s.mux.ServeHTTP(w, r)
+}
+
+// splitProcedure splits a path "/pkg.Service/Method" into the service's
+// path ("/pkg.Service/") and the method's name (all that follows, which
+// may hold more slashes); both are empty for a path with no service.
+func splitProcedure(p string) (service, method string) {
+	if len(p) > 1 {
+		if i := strings.IndexByte(p[1:], '/'); i > 0 {
+			return p[:i+2], p[i+2:]
+		}
+	}
+	return "", ""
+}
+
+// isPage reports whether the ServeMux has a page (the console) for r:
+// a handler other than its 404, 405 or a redirect to no page.
+func (s *Server) isPage(r *http.Request) bool {
+	_, pattern := s.mux.Handler(r)
+	return pattern != ""
 }
 
 // mount serves a service's handler at the path connect generated for it

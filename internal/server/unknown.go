@@ -31,7 +31,8 @@ func indexProcedures(procs []Procedure, services map[string]http.Handler) (map[s
 }
 
 // unknownProcedure answers a call of a method the server does not serve
-// (service is "/pkg.Service/"; known says the service is served) in the
+// (service is "/pkg.Service/", empty when the path names none; known says
+// the service is served) in the
 // protocol the call was made in (connect.ErrorWriter): code
 // unimplemented, with a message that names what is served, as grpc-go's
 // "unknown service" and "unknown method". connect-go's handlers and the
@@ -45,14 +46,17 @@ func (s *Server) unknownProcedure(w http.ResponseWriter, r *http.Request, servic
 		return false
 	}
 	name, method := outcome.Echo(strings.Trim(service, "/")), outcome.Echo(method)
+	served := "this server serves " + strings.Join(slices.Sorted(slices.Values(s.Services)), ", ")
 	var msg string
 	switch {
+	case service == "":
+		msg = "the path " + outcome.Echo(r.URL.Path) + " names no procedure (/package.Service/Method); " + served
 	case known && method == "":
 		msg = "the path names service " + name + " but no method; it has " + strings.Join(s.methodNames(service), ", ")
 	case known:
 		msg = "unknown method " + method + " for service " + name + "; it has " + strings.Join(s.methodNames(service), ", ")
 	default:
-		msg = "unknown service " + name + "; this server serves " + strings.Join(slices.Sorted(slices.Values(s.Services)), ", ")
+		msg = "unknown service " + name + "; " + served
 	}
 	if protocol == outcome.ProtocolConnect && !enveloped {
 		// Connect unary: HTTP 404, as connect-go's own answer to a path
