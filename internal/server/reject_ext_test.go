@@ -214,3 +214,24 @@ func TestBadBase64Query(t *testing.T) {
 		}
 	}
 }
+
+// White space around the Authorization header's value is no part of it:
+// a write is authorized, or not, alike over HTTP/1.1 (whose server strips
+// it) and HTTP/2 (whose servers keep it), on both HTTP/2 servers.
+func TestBearerTokenSpacesAnyVersion(t *testing.T) {
+	t.Parallel()
+	for _, stdHTTP2 := range []bool{false, true} {
+		srv := testserver.StartWith(t, server.Config{AdminToken: "tok"}, testserver.Options{HTTP: server.HTTPConfig{StdHTTP2: stdHTTP2}})
+		http1 := &http.Client{Transport: &http.Transport{}}
+		defer http1.CloseIdleConnections()
+		for name, client := range map[string]*http.Client{"h2c": srv.HTTPClient, "http/1.1": http1} {
+			for auth, want := range map[string]int{"Bearer tok ": http.StatusOK, " Bearer tok": http.StatusOK, "Bearer tok\t": http.StatusOK, "Bearer tok x": http.StatusUnauthorized} {
+				res := testserver.Ask(client, http.MethodPost, srv.URL+"/teams.v1.TeamsService/PutTeam",
+					http.Header{"Content-Type": {"application/json"}, "Authorization": {auth}}, []byte(`{"city":"Miami","nickname":"Sharks"}`))
+				if res.Status != want {
+					t.Errorf("net/http HTTP/2 %v, %s, Authorization %q: %v, want HTTP %d", stdHTTP2, name, auth, res, want)
+				}
+			}
+		}
+	}
+}

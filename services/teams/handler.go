@@ -161,8 +161,10 @@ func (h *Handler) authorize(header string) error {
 			"writes are disabled on this server: start switchyard with -admin-token-file FILE (or SWITCHYARD_ADMIN_TOKEN) to enable them"))
 	}
 	// The scheme's name is case-insensitive, and spaces separate it from
-	// the token (RFC 9110 section 11.1).
-	scheme, token, _ := strings.Cut(header, " ")
+	// the token (RFC 9110 section 11.1). White space around the value is
+	// not part of it (section 5.5): HTTP/1.1 servers strip it, HTTP/2's
+	// do not, and the answer must not depend on the version.
+	scheme, token, _ := strings.Cut(strings.Trim(header, " \t"), " ")
 	token = strings.TrimLeft(token, " ")
 	if !strings.EqualFold(scheme, "Bearer") || token == "" {
 		return connect.NewError(connect.CodeUnauthenticated, errors.New(

@@ -115,9 +115,10 @@ func TestWriteAuthorization(t *testing.T) {
 			t.Errorf("Authorization %q: %v, want UNAUTHENTICATED", auth, err)
 		}
 	}
-	// The scheme's name is case-insensitive (RFC 9110 section 11.1), and
-	// spaces may follow it.
-	for _, auth := range []string{"Bearer s3cret", "bearer s3cret", "BEARER  s3cret"} {
+	// The scheme's name is case-insensitive (RFC 9110 section 11.1),
+	// spaces may follow it, and white space around the value is not part
+	// of it (section 5.5).
+	for _, auth := range []string{"Bearer s3cret", "bearer s3cret", "BEARER  s3cret", "Bearer s3cret ", " Bearer s3cret", "Bearer s3cret\t"} {
 		if err := put(h, auth); err != nil {
 			t.Errorf("write with Authorization %q: %v", auth, err)
 		}
