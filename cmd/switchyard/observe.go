@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel"
+
 	"github.com/switchyard/switchyard/internal/telemetry"
 )
 
@@ -23,6 +25,12 @@ func newTelemetry(o options, logger *slog.Logger) (*telemetry.Telemetry, error) 
 	}
 	if tracing != nil {
 		logger.Info("tracing on: spans exported over OTLP/HTTP (OTEL_EXPORTER_OTLP_*)")
+		// The SDK reports a failed export (its batch of spans is
+		// dropped) through the global handler, which would print it
+		// with the log package, outside the configured format.
+		otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
+			logger.Warn("tracing: spans not exported", "err", err)
+		}))
 	}
 	return telemetry.New(telemetry.Options{Logger: logger, Metrics: o.adminAddr != "", Tracing: tracing})
 }

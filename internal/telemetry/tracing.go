@@ -43,7 +43,8 @@ func TracingFromEnv(ctx context.Context, getenv func(string) string) (*Tracing, 
 	if strings.EqualFold(getenv("OTEL_SDK_DISABLED"), "true") {
 		return nil, nil
 	}
-	switch exporter := strings.TrimSpace(getenv("OTEL_TRACES_EXPORTER")); exporter {
+	// The specification's enumerated values are case-insensitive.
+	switch exporter := strings.ToLower(strings.TrimSpace(getenv("OTEL_TRACES_EXPORTER"))); exporter {
 	case "", "none":
 		return nil, nil
 	case "otlp":
@@ -51,7 +52,7 @@ func TracingFromEnv(ctx context.Context, getenv func(string) string) (*Tracing, 
 		return nil, fmt.Errorf("OTEL_TRACES_EXPORTER=%q: switchyard exports traces with \"otlp\" (or \"none\")", exporter)
 	}
 	for _, name := range []string{"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"} {
-		if p := getenv(name); p != "" && p != "http/protobuf" {
+		if p := getenv(name); p != "" && !strings.EqualFold(strings.TrimSpace(p), "http/protobuf") {
 			return nil, fmt.Errorf("%s=%q: switchyard exports OTLP over http/protobuf only", name, p)
 		}
 		if getenv(name) != "" {
@@ -81,7 +82,7 @@ func TracingFromEnv(ctx context.Context, getenv func(string) string) (*Tracing, 
 // getenv decides, as it does for the rest): parentbased_always_on when
 // unset.
 func samplerFromEnv(getenv func(string) string) (sdktrace.Sampler, error) {
-	name := strings.TrimSpace(getenv("OTEL_TRACES_SAMPLER"))
+	name := strings.ToLower(strings.TrimSpace(getenv("OTEL_TRACES_SAMPLER")))
 	arg := strings.TrimSpace(getenv("OTEL_TRACES_SAMPLER_ARG"))
 	ratio := func() (float64, error) {
 		if arg == "" {

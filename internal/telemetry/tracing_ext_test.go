@@ -195,6 +195,19 @@ func TestTracingOffByDefault(t *testing.T) {
 	if tr, err := telemetry.TracingFromEnv(context.Background(), getenv); tr != nil || err != nil {
 		t.Errorf("OTEL_SDK_DISABLED: %v, %v; want off", tr, err)
 	}
+	// The specification's enumerated values are case-insensitive.
+	env = map[string]string{"OTEL_TRACES_EXPORTER": "OTLP", "OTEL_EXPORTER_OTLP_PROTOCOL": "HTTP/Protobuf", "OTEL_TRACES_SAMPLER": "Always_On"}
+	tr, err := telemetry.TracingFromEnv(context.Background(), getenv)
+	if tr == nil || err != nil {
+		t.Fatalf("%v: %v, %v; want tracing on", env, tr, err)
+	}
+	tel, err := telemetry.New(telemetry.Options{Logger: slog.New(slog.DiscardHandler), Tracing: tr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tel.Shutdown(context.Background()); err != nil {
+		t.Error(err)
+	}
 }
 
 // Without tracing, a call's log line still names the trace of the
