@@ -120,6 +120,17 @@ func pgConfig(dsn string) (*pgx.ConnConfig, error) {
 	if !strings.Contains(dsn, "description_cache_capacity") {
 		cfg.DescriptionCacheCapacity = pgStatementCache
 	}
+	// pgx's default mode prepares each statement once per connection and
+	// needs the statement cache: with statement_cache_capacity=0 (as for
+	// PgBouncer's transaction pooling) every query would fail ("cannot
+	// use QueryExecModeCacheStatement with disabled statement cache").
+	// Such a DSN gets the mode that caches only descriptions, or none.
+	if cfg.StatementCacheCapacity == 0 && cfg.DefaultQueryExecMode == pgx.QueryExecModeCacheStatement {
+		cfg.DefaultQueryExecMode = pgx.QueryExecModeCacheDescribe
+		if cfg.DescriptionCacheCapacity == 0 {
+			cfg.DefaultQueryExecMode = pgx.QueryExecModeDescribeExec
+		}
+	}
 	return cfg, nil
 }
 

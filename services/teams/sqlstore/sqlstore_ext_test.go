@@ -52,6 +52,17 @@ func TestPostgresSuite(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) teams.Store { return openPostgres(t, pgtest.Database(t)) })
 }
 
+// A DSN that turns pgx's statement cache off, or both its caches (as
+// PgBouncer's transaction pooling needs), gets a store that works.
+func TestPostgresSuiteWithoutStatementCache(t *testing.T) {
+	t.Parallel()
+	for _, params := range []string{" statement_cache_capacity=0", " statement_cache_capacity=0 description_cache_capacity=0"} {
+		t.Run(strings.TrimSpace(params), func(t *testing.T) {
+			storetest.Run(t, func(t *testing.T) teams.Store { return openPostgres(t, pgtest.Database(t)+params) })
+		})
+	}
+}
+
 // reopen checks what a restart must keep: writes, deletes of seed teams
 // (seeding happens once, at creation), and the schema version.
 func reopen(t *testing.T, open func() *sqlstore.Store) {
