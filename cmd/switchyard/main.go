@@ -67,6 +67,8 @@ type options struct {
 	routeMaxPoints    int
 	notesPerLocation  int
 	noteLocations     int
+	noteMaxBytes      int
+	notesMaxBytes     int
 	readHeaderTimeout time.Duration
 	idleTimeout       time.Duration
 	shutdownGrace     time.Duration
@@ -130,6 +132,8 @@ func declareFlags() (*options, *flagSet) {
 	f.Int(&o.routeMaxPoints, "route-max-points", routeguide.DefaultMaxRoutePoints, countRange("the default"), "most points in one RecordRoute call")
 	f.Int(&o.notesPerLocation, "chat-notes-per-location", routeguide.DefaultNotesPerLocation, countRange("the default"), "RouteChat notes kept per location (oldest evicted)")
 	f.Int(&o.noteLocations, "chat-locations", routeguide.DefaultNoteLocations, countRange("the default"), "RouteChat locations kept (least recently written evicted)")
+	f.Int(&o.noteMaxBytes, "chat-note-max-bytes", routeguide.DefaultNoteMaxBytes, sizeRange("the default"), "largest RouteChat note message accepted, in memory or PostgreSQL; a longer one gets resource_exhausted")
+	f.Int(&o.notesMaxBytes, "chat-notes-max-bytes", routeguide.DefaultNotesMaxBytes, sizeRange("the default"), fmt.Sprintf("bytes of RouteChat notes kept in this process's memory, each its message plus %d; beyond them the locations written least recently are evicted; PostgreSQL's notes have no such bound", routeguide.NoteOverheadBytes))
 	f.Duration(&o.readHeaderTimeout, "read-header-timeout", server.DefaultReadHeaderTimeout, timeoutRange("the default"), "time allowed to read a request's headers")
 	f.Duration(&o.idleTimeout, "idle-timeout", server.DefaultIdleTimeout, timeoutRange("the default"), "idle keep-alive connections are closed after this long")
 	f.Duration(&o.shutdownGrace, "shutdown-grace", 15*time.Second, durationRange{min: 0, max: 24 * time.Hour}, "on SIGTERM/SIGINT, time in-flight calls get to finish; 0 closes them at once")
@@ -232,7 +236,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		Teams:               teamStore,
 		AdminToken:          adminToken,
 		RouteDB:             routeDB,
-		RouteGuide:          routeguide.Options{MaxRoutePoints: o.routeMaxPoints, NotesPerLocation: o.notesPerLocation, NoteLocations: o.noteLocations, SharedNotes: sharedNotes},
+		RouteGuide:          routeguide.Options{MaxRoutePoints: o.routeMaxPoints, NotesPerLocation: o.notesPerLocation, NoteLocations: o.noteLocations, NoteMaxBytes: o.noteMaxBytes, NotesMaxBytes: o.notesMaxBytes, SharedNotes: sharedNotes},
 		MaxKeywordTextBytes: o.keywordMaxBytes,
 		ReadMaxBytes:        o.readMaxBytes,
 		CompressMinBytes:    o.compressMinBytes,

@@ -19,6 +19,8 @@ const (
 	DefaultMaxRoutePoints   = 100_000
 	DefaultNotesPerLocation = 100
 	DefaultNoteLocations    = 10_000
+	DefaultNoteMaxBytes     = 4096
+	DefaultNotesMaxBytes    = 64 << 20
 )
 
 // Options configure a Handler; zero values take the defaults.
@@ -29,6 +31,12 @@ type Options struct {
 	// in memory (a SharedNotes store has its own bounds).
 	NotesPerLocation int
 	NoteLocations    int
+	// NoteMaxBytes bounds the message of one RouteChat note, whichever
+	// store keeps it; a longer one is refused with RESOURCE_EXHAUSTED.
+	NoteMaxBytes int
+	// NotesMaxBytes bounds the bytes of the notes kept in memory (their
+	// messages plus NoteOverheadBytes each; not a SharedNotes store's).
+	NotesMaxBytes int
 	// SharedNotes keeps RouteChat notes for every replica; nil keeps them
 	// in this process's memory.
 	SharedNotes NoteStore
@@ -42,19 +50,30 @@ type Handler struct {
 	notes     *Notes
 	shared    NoteStore // nil: notes
 	maxPoints int
-	now       func() time.Time
+	// noteMaxBytes bounds a note's message; noteLimit names its flags.
+	noteMaxBytes int
+	noteLimit    string
+	now          func() time.Time
 }
 
 var _ routeguidev1connect.RouteGuideServiceHandler = (*Handler)(nil)
 
 // NewHandler serves db with the given options.
 func NewHandler(db *DB, opts Options) *Handler {
+	notesMaxBytes := orDefault(opts.NotesMaxBytes, DefaultNotesMaxBytes)
 	h := &Handler{
-		db:        db,
-		notes:     NewNotes(orDefault(opts.NotesPerLocation, DefaultNotesPerLocation), orDefault(opts.NoteLocations, DefaultNoteLocations)),
-		shared:    opts.SharedNotes,
-		maxPoints: orDefault(opts.MaxRoutePoints, DefaultMaxRoutePoints),
-		now:       opts.Now,
+		db:           db,
+		notes:        NewNotes(orDefault(opts.NotesPerLocation, DefaultNotesPerLocation), orDefault(opts.NoteLocations, DefaultNoteLocations), notesMaxBytes),
+		shared:       opts.SharedNotes,
+		maxPoints:    orDefault(opts.MaxRoutePoints, DefaultMaxRoutePoints),
+		noteMaxBytes: orDefault(opts.NoteMaxBytes, DefaultNoteMaxBytes),
+		noteLimit:    "-chat-note-max-bytes",
+		now:          opts.Now,
+	}
+	// One note must fit the in-memory budget.
+	if fit := notesMaxBytes - NoteOverheadBytes; h.shared == nil && h.noteMaxBytes > fit {
+		h.noteMaxBytes = max(fit, 0)
+		h.noteLimit = fmt.Sprintf("-chat-notes-max-bytes less %d", NoteOverheadBytes)
 	}
 	if h.now == nil {
 		h.now = time.Now
@@ -120,10 +139,16 @@ func (h *Handler) Record(next func() (Point, bool), streamErr func() error) (Sum
 	return rec.Finish(h.now()), nil
 }
 
-// Chat keeps a note and returns every note kept at its location.
+// Chat keeps a note and returns every note kept at its location. A note
+// whose message is over the limit is refused before any store sees it, the
+// shared one included.
 func (h *Handler) Chat(ctx context.Context, n Note) ([]Note, error) {
 	if err := n.Location.Validate(); err != nil {
 		return nil, connect.NewError(connect.CodeInvalidArgument, err)
+	}
+	if len(n.Message) > h.noteMaxBytes {
+		return nil, connect.NewError(connect.CodeResourceExhausted,
+			fmt.Errorf("note message is %d bytes, the limit is %d (%s): shorten it", len(n.Message), h.noteMaxBytes, h.noteLimit))
 	}
 	if h.shared == nil {
 		return h.notes.Add(n), nil

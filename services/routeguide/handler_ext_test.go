@@ -1,6 +1,7 @@
 package routeguide_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -393,5 +394,135 @@ func TestLegacyAndV1ShareRouteChat(t *testing.T) {
 	_ = v1.CloseResponse()
 	if !slices.Equal(got, []string{"via the tutorial name", "via v1"}) {
 		t.Errorf("v1 RouteChat returned %q, want the legacy note then its own", got)
+	}
+}
+
+// chat is one RouteChat stream under either name.
+type chat struct {
+	send  func(msg string) error
+	recv  func() (string, error)
+	close func()
+}
+
+func chatV1(t *testing.T, srv *testserver.Server, p testserver.Protocol, loc *routeguidev1.Point) chat {
+	s := client(srv, p).RouteChat(testserver.CallContext(t))
+	return chat{
+		send: func(msg string) error { return s.Send(&routeguidev1.RouteChatRequest{Location: loc, Message: msg}) },
+		recv: func() (string, error) {
+			n, err := s.Receive()
+			return n.GetMessage(), err
+		},
+		close: func() { _ = s.CloseRequest(); _ = s.CloseResponse() },
+	}
+}
+
+func chatLegacy(t *testing.T, srv *testserver.Server, p testserver.Protocol, loc *routeguidev1.Point) chat {
+	s := routeguideconnect.NewRouteGuideClient(srv.HTTPClient, srv.URL, p.Opts...).RouteChat(testserver.CallContext(t))
+	at := &legacyroute.Point{Latitude: loc.GetLatitude(), Longitude: loc.GetLongitude()}
+	return chat{
+		send: func(msg string) error { return s.Send(&legacyroute.RouteNote{Location: at, Message: msg}) },
+		recv: func() (string, error) {
+			n, err := s.Receive()
+			return n.GetMessage(), err
+		},
+		close: func() { _ = s.CloseRequest(); _ = s.CloseResponse() },
+	}
+}
+
+// A note whose message is over -chat-note-max-bytes (4096 by default) is
+// refused with RESOURCE_EXHAUSTED, in every protocol and under both names,
+// and is not kept; a note of exactly the limit is.
+func TestRouteChatNoteTooLong(t *testing.T) {
+	t.Parallel()
+	srv := testserver.Start(t, server.Config{})
+	atLimit := strings.Repeat("a", routeguide.DefaultNoteMaxBytes)
+	over := strings.Repeat("b", routeguide.DefaultNoteMaxBytes+1)
+	for i, p := range testserver.Protocols() {
+		for j, name := range []string{"v1", "legacy"} {
+			open := chatV1
+			if name == "legacy" {
+				open = chatLegacy
+			}
+			t.Run(p.Name+"/"+name, func(t *testing.T) {
+				t.Parallel()
+				loc := &routeguidev1.Point{Latitude: 777000 + int32(10*i+j), Longitude: 777}
+				s := open(t, srv, p, loc)
+				defer s.close()
+				if err := s.send(atLimit); err != nil {
+					t.Fatal(err)
+				}
+				if got, err := s.recv(); err != nil || got != atLimit {
+					t.Fatalf("note of %d bytes: reply of %d bytes, %v; want it back", len(atLimit), len(got), err)
+				}
+				_ = s.send(over) // the error comes with the answer
+				_, err := s.recv()
+				testserver.WantCode(t, err, connect.CodeResourceExhausted)
+				for _, want := range []string{"4097 bytes", "the limit is 4096", "-chat-note-max-bytes"} {
+					if !strings.Contains(err.Error(), want) {
+						t.Errorf("error %q does not say %q", err, want)
+					}
+				}
+
+				// The refused note was not kept.
+				again := open(t, srv, p, loc)
+				defer again.close()
+				if err := again.send("short"); err != nil {
+					t.Fatal(err)
+				}
+				var got []int
+				for range 2 {
+					msg, err := again.recv()
+					if err != nil {
+						t.Fatal(err)
+					}
+					got = append(got, len(msg))
+				}
+				if want := []int{len(atLimit), len("short")}; !slices.Equal(got, want) {
+					t.Errorf("notes kept at the location: lengths %v, want %v", got, want)
+				}
+			})
+		}
+	}
+}
+
+// recordingNotes is a shared note store that records what reaches it.
+type recordingNotes struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (r *recordingNotes) Add(_ context.Context, n routeguide.Note) ([]routeguide.Note, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.msgs = append(r.msgs, n.Message)
+	return []routeguide.Note{n}, nil
+}
+
+// The limit holds before a shared store (PostgreSQL) too: an oversized
+// note never reaches it, and the in-memory byte budget does not lower the
+// limit of a shared store.
+func TestRouteChatNoteTooLongSharedStore(t *testing.T) {
+	t.Parallel()
+	shared := &recordingNotes{}
+	srv := testserver.Start(t, server.Config{RouteGuide: routeguide.Options{SharedNotes: shared, NoteMaxBytes: 2000, NotesMaxBytes: 1000}})
+	for i, p := range testserver.Protocols() {
+		for j, open := range []func(*testing.T, *testserver.Server, testserver.Protocol, *routeguidev1.Point) chat{chatV1, chatLegacy} {
+			s := open(t, srv, p, &routeguidev1.Point{Latitude: int32(10*i + j)})
+			if err := s.send(strings.Repeat("a", 2000)); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.recv(); err != nil {
+				t.Fatalf("%s: note of 2000 bytes: %v", p.Name, err)
+			}
+			_ = s.send(strings.Repeat("b", 2001))
+			_, err := s.recv()
+			testserver.WantCode(t, err, connect.CodeResourceExhausted)
+			s.close()
+		}
+	}
+	shared.mu.Lock()
+	defer shared.mu.Unlock()
+	if len(shared.msgs) != 8 || slices.ContainsFunc(shared.msgs, func(m string) bool { return len(m) != 2000 }) {
+		t.Errorf("the shared store got %d notes, want only the 8 of 2000 bytes", len(shared.msgs))
 	}
 }

@@ -14,7 +14,11 @@ import (
 // as grpc-go's route_guide: nothing is pushed to other streams). Bounds as
 // the in-memory store's: at most perLocation notes at a location, the
 // oldest evicted, and at most locations locations, the one written least
-// recently evicted with its notes.
+// recently evicted with its notes. Unlike the in-memory store it has no
+// byte budget: a note's message is bounded before Add (RouteChat
+// refuses one over -chat-note-max-bytes, whichever store keeps it), so the
+// table holds at most perLocation × locations × that limit bytes of
+// messages (100 × 10 000 × 4096 B ≈ 4.1 GB at the defaults).
 //
 // With SQLite, notes stay in each process's memory: processes sharing a
 // data directory share teams, not notes.

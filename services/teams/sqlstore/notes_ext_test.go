@@ -6,9 +6,12 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"connectrpc.com/connect"
 
 	routeguidev1 "github.com/switchyard/switchyard/gen/routeguide/v1"
 	"github.com/switchyard/switchyard/gen/routeguide/v1/routeguidev1connect"
@@ -176,5 +179,30 @@ func TestPostgresRouteChatAcrossServers(t *testing.T) {
 		if want := []string{p.Name + " via server 0", p.Name + " via server 1"}; !slices.Equal(got, want) {
 			t.Errorf("%s: server 1 answered %v, want %v", p.Name, got, want)
 		}
+	}
+}
+
+// A note over the per-note limit never reaches PostgreSQL: RouteChat
+// refuses it with RESOURCE_EXHAUSTED before the shared store's Add, so the
+// table holds at most perLocation × locations notes of the limit each.
+func TestPostgresRouteChatNoteTooLong(t *testing.T) {
+	t.Parallel()
+	s := openPostgres(t, pgtest.Database(t))
+	t.Cleanup(func() { _ = s.Close() })
+	notes, err := s.RouteNotes(routeguide.DefaultNotesPerLocation, routeguide.DefaultNoteLocations)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := testserver.Start(t, server.Config{Teams: s, RouteGuide: routeguide.Options{SharedNotes: notes, NoteMaxBytes: 100}})
+	for i, p := range testserver.Protocols() {
+		stream := routeguidev1connect.NewRouteGuideServiceClient(srv.HTTPClient, srv.URL, p.Opts...).RouteChat(testserver.CallContext(t))
+		at := &routeguidev1.Point{Latitude: int32(200 + i)}
+		_ = stream.Send(&routeguidev1.RouteChatRequest{Location: at, Message: strings.Repeat("x", 101)})
+		_, err := stream.Receive()
+		testserver.WantCode(t, err, connect.CodeResourceExhausted)
+		_ = stream.CloseResponse()
+	}
+	if locs, kept, err := notes.Len(t.Context()); err != nil || locs != 0 || kept != 0 {
+		t.Errorf("PostgreSQL keeps %d locations, %d notes (%v); want none", locs, kept, err)
 	}
 }
