@@ -44,7 +44,7 @@ func (s *MemStore) Get(ctx context.Context, city string) (Team, error) {
 
 // List implements Store.
 func (s *MemStore) List(ctx context.Context, opts ListOptions) ([]Team, bool, error) {
-	prefix := CityKey(opts.Prefix)
+	prefix := PrefixKey(opts.Prefix)
 	s.mu.RLock()
 	keys := make([]string, 0, len(s.teams))
 	for k := range s.teams {

@@ -56,7 +56,7 @@ type ListOptions struct {
 	Limit int
 	// After returns only cities that sort after this key (see CityKey).
 	After string
-	// Prefix keeps only cities whose key starts with CityKey(Prefix).
+	// Prefix keeps only cities whose key starts with PrefixKey(Prefix).
 	Prefix string
 }
 
@@ -80,6 +80,14 @@ type Store interface {
 // white space and case-folded, so "  new york " finds "New York".
 func CityKey(city string) string {
 	return strings.ToLower(strings.TrimSpace(city))
+}
+
+// PrefixKey is the key a city's key must start with to match prefix: in
+// lower case, without leading white space (no city key has any), but
+// with its trailing white space, which says where a word ends: "new york "
+// matches New York City, not New York.
+func PrefixKey(prefix string) string {
+	return strings.ToLower(strings.TrimLeftFunc(prefix, unicode.IsSpace))
 }
 
 // appendCityKey appends CityKey(city) to b. An ASCII city's key is

@@ -141,7 +141,7 @@ func (s *Store) Get(ctx context.Context, city string) (teams.Team, error) {
 
 // List implements teams.Store.
 func (s *Store) List(ctx context.Context, opts teams.ListOptions) ([]teams.Team, bool, error) {
-	prefix := teams.CityKey(opts.Prefix)
+	prefix := teams.PrefixKey(opts.Prefix)
 	// substr/length count characters in both databases.
 	query := `SELECT city, nickname FROM teams
 		WHERE city_key > ? AND substr(city_key, 1, length(CAST(? AS TEXT))) = CAST(? AS TEXT)
