@@ -3,7 +3,9 @@ package main
 import (
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
+	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
@@ -135,6 +137,39 @@ func TestObservabilityFlags(t *testing.T) {
 	for _, bad := range []string{"9090", "localhost:http-alt"} {
 		if _, err := parseFlags([]string{"-admin-addr", bad}, io.Discard); err == nil || !strings.Contains(err.Error(), "admin-addr") {
 			t.Errorf("-admin-addr %s: %v, want an error naming the flag", bad, err)
+		}
+	}
+	// The admin listener's port must not be the main one's.
+	for args, clash := range map[[4]string]bool{
+		{"-addr", ":50051", "-admin-addr", "127.0.0.1:50051"}:         true,
+		{"-addr", "127.0.0.1:9090", "-admin-addr", "127.0.0.1:9090"}:  true,
+		{"-addr", "127.0.0.1:9090", "-admin-addr", "0.0.0.0:9090"}:    true,
+		{"-addr", "127.0.0.1:9090", "-admin-addr", "127.0.0.2:9090"}:  false,
+		{"-addr", "127.0.0.1:50051", "-admin-addr", "127.0.0.1:9090"}: false,
+		{"-addr", "127.0.0.1:0", "-admin-addr", "127.0.0.1:0"}:        false,
+	} {
+		_, err := parseFlags(args[:], io.Discard)
+		if got := err != nil && strings.Contains(err.Error(), "the admin listener needs a port of its own"); got != clash || (!clash && err != nil) {
+			t.Errorf("%v: %v, want a clash %v", args, err, clash)
+		}
+	}
+}
+
+// A port taken by another process is named with its flag.
+func TestBusyPortNamed(t *testing.T) {
+	t.Parallel()
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	for _, flagName := range []string{"-addr", "-admin-addr"} {
+		args := []string{"-addr", "127.0.0.1:0", "-data-dir", t.TempDir(), flagName, busy.Addr().String()}
+		cmd := exec.Command(switchyardBinary(t), args...)
+		cmd.Env = hermeticEnv(t)
+		out, err := cmd.CombinedOutput()
+		if want := flagName + " " + busy.Addr().String() + ": listen tcp"; err == nil || !strings.Contains(string(out), want) {
+			t.Errorf("%s on a busy port: %v, want an error containing %q:\n%s", flagName, err, want, out)
 		}
 	}
 }

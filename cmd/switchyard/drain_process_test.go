@@ -138,24 +138,34 @@ func TestGracePeriodEnds(t *testing.T) {
 	}
 }
 
-// A second signal during the drain ends the process at once with code 2.
+// A second signal during the drain ends the process at once with code 1
+// (2 is a bad command line), and its log line is written: during the
+// drain delay and during the grace period.
 func TestSecondSignalForcesExit(t *testing.T) {
 	t.Parallel()
-	p := startProcess(t, "-shutdown-grace", "1m")
-	client := testserver.NewH2CClient()
-	defer client.CloseIdleConnections()
-	s := routeguidev1connect.NewRouteGuideServiceClient(client, p.url).RouteChat(t.Context())
-	defer s.CloseResponse()
-	say(t, s, &routeguidev1.Point{}, "lingering", 1)
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	p.waitLog(t, "draining")
-	start := time.Now()
-	_ = p.cmd.Process.Signal(syscall.SIGINT)
-	if code := p.wait(t, 10*time.Second); code != 2 {
-		t.Errorf("exit code %d, want 2", code)
-	}
-	if d := time.Since(start); d > 5*time.Second {
-		t.Errorf("forced exit took %v", d)
+	for _, args := range [][]string{{"-shutdown-grace", "1m"}, {"-drain-delay", "1m"}} {
+		t.Run(args[0], func(t *testing.T) {
+			t.Parallel()
+			p := startProcess(t, args...)
+			client := testserver.NewH2CClient()
+			defer client.CloseIdleConnections()
+			s := routeguidev1connect.NewRouteGuideServiceClient(client, p.url).RouteChat(t.Context())
+			defer s.CloseResponse()
+			say(t, s, &routeguidev1.Point{}, "lingering", 1)
+			_ = p.cmd.Process.Signal(syscall.SIGTERM)
+			p.waitLog(t, "draining")
+			start := time.Now()
+			_ = p.cmd.Process.Signal(syscall.SIGINT)
+			if code := p.wait(t, 10*time.Second); code != 1 {
+				t.Errorf("exit code %d, want 1", code)
+			}
+			if d := time.Since(start); d > 5*time.Second {
+				t.Errorf("forced exit took %v", d)
+			}
+			if !strings.Contains(p.logs(), `"msg":"forced exit","signal":"interrupt"`) {
+				t.Errorf("no forced exit line in the log:\n%s", p.logs())
+			}
+		})
 	}
 }
 
@@ -389,9 +399,71 @@ func TestTLSCertificateReloadsOnSIGHUP(t *testing.T) {
 	if got, want := served(), serialOf(secondCert); got != want {
 		t.Fatalf("after a failed reload serving %s, want the previous certificate %s", got, want)
 	}
+	// A pair clients would refuse does not replace a valid one.
+	install(testserver.SelfSignedCertValid(t, time.Now().Add(-2*time.Hour), time.Now().Add(-time.Hour)))
+	hangup(`the certificate expired at `)
+	if got, want := served(), serialOf(secondCert); got != want {
+		t.Fatalf("after a reload of an expired certificate serving %s, want the previous certificate %s", got, want)
+	}
 	select {
 	case <-p.exited:
 		t.Fatalf("SIGHUP ended the process:\n%s", p.logs())
 	default:
+	}
+}
+
+// A certificate that is not valid now is served, since nothing better is
+// at hand, but the log says clients will refuse it and why.
+func TestExpiredCertificateWarned(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	cert, key := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	certPEM, keyPEM := testserver.SelfSignedCertValid(t, time.Now().Add(time.Hour), time.Now().Add(2*time.Hour))
+	if err := os.WriteFile(cert, certPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(key, keyPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := startProcess(t, "-tls-cert", cert, "-tls-key", key)
+	p.waitLog(t, "TLS: clients will refuse this certificate")
+	if !strings.Contains(p.logs(), `"err":"the certificate is not valid before `) {
+		t.Errorf("the warning does not say why:\n%s", p.logs())
+	}
+}
+
+// SIGHUP while the team store is still being opened (PostgreSQL can take
+// seconds) does not end the process: it would reload the certificate.
+// Here the store's server answers nothing, then hangs up, after the
+// signal: the process must fail on that, with status 1, not die of SIGHUP.
+func TestHangupDuringStart(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	cmd := exec.Command(switchyardBinary(t), "-addr", "127.0.0.1:0", "-postgres-dsn", "postgres://u@"+ln.Addr().String()+"/db?sslmode=disable")
+	cmd.Env = hermeticEnv(t)
+	var out strings.Builder
+	cmd.Stderr = &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill() }()
+	conn, err := ln.Accept() // the store is being opened
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	conn.Close()
+	ln.Close()
+	err = cmd.Wait()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 || !strings.Contains(out.String(), "postgres") {
+		t.Errorf("after SIGHUP during start: %v, want exit status 1 with PostgreSQL's error:\n%s", err, out.String())
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"strings"
@@ -112,6 +113,9 @@ func parseFlags(args []string, usage io.Writer) (options, error) {
 	if (o.tlsCert == "") != (o.tlsKey == "") {
 		return *o, errors.New("-tls-cert and -tls-key go together")
 	}
+	if o.adminAddr != "" && samePort(o.addr, o.adminAddr) {
+		return *o, fmt.Errorf("-admin-addr %s: the port of -addr %s; the admin listener needs a port of its own", o.adminAddr, o.addr)
+	}
 	return *o, nil
 }
 
@@ -185,6 +189,12 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return usageError{err}
 	}
+	// SIGHUP asks for a reload, never an exit: caught from the start, as
+	// opening the team store can take seconds; one sent before the server
+	// serves is answered once it does.
+	hangups := make(chan os.Signal, 1)
+	signal.Notify(hangups, syscall.SIGHUP)
+	defer signal.Stop(hangups)
 	// One line per call: batch the writes so logging stays off the hot path
 	// (see BENCHMARKS.md); every line is still written, in order.
 	logOut := coalesce.NewWriter(stderr, 1<<20)
@@ -206,6 +216,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if o.tlsCert != "" {
 		if certs, err = newCertReloader(o.tlsCert, o.tlsKey); err != nil {
 			return err
+		}
+		if leaf := certs.cert.Load().Leaf; notValidNow(leaf) != nil {
+			logger.Warn("TLS: clients will refuse this certificate", append(certAttrs(leaf), "err", notValidNow(leaf))...)
 		}
 	}
 	tel, err := newTelemetry(o, logger)
@@ -244,7 +257,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		Telemetry:           tel,
 		UnaryTimeout:        o.unaryTimeout,
 		ConnectOnly:         o.grpcUnary == "connect",
-		CORSOrigins:         splitOrigins(o.corsOrigins),
+		CORSOrigins:         corsOrigins(o.corsOrigins),
 		TrustedProxies:      trustedProxies,
 	}, server.HTTPConfig{
 		ReadHeaderTimeout: o.readHeaderTimeout,
@@ -273,13 +286,11 @@ func run(args []string, stdout, stderr io.Writer) error {
 	// right after start drains instead of killing the process.
 	signals := make(chan os.Signal, 2)
 	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
-	hangups := make(chan os.Signal, 1)
-	signal.Notify(hangups, syscall.SIGHUP)
 	go reloadOnHangup(hangups, certs, logger)
 
 	ln, err := net.Listen("tcp", o.addr)
 	if err != nil {
-		return err
+		return fmt.Errorf("-addr %s: %w", o.addr, err)
 	}
 	adm, err := startAdmin(o.adminAddr, tel, logger)
 	if err != nil {
@@ -317,21 +328,23 @@ func run(args []string, stdout, stderr io.Writer) error {
 	for _, name := range append([]string{"", server.HealthReadiness}, srv.Services...) {
 		srv.Health.SetStatus(name, grpchealth.StatusNotServing)
 	}
+	// forcedExit ends the process on a second signal, with its log line
+	// written: os.Exit runs no deferred function.
+	forcedExit := func(sig os.Signal) {
+		logger.Warn("forced exit", "signal", sig.String())
+		logOut.Close(time.Second)
+		os.Exit(1)
+	}
 	if o.drainDelay > 0 {
 		select {
 		case <-time.After(o.drainDelay):
 		case sig := <-signals:
-			logger.Warn("forced exit", "signal", sig.String())
-			os.Exit(2)
+			forcedExit(sig)
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), o.shutdownGrace)
 	defer cancel()
-	go func() {
-		sig := <-signals
-		logger.Warn("forced exit", "signal", sig.String())
-		os.Exit(2)
-	}()
+	go func() { forcedExit(<-signals) }()
 	if err := httpServer.Shutdown(ctx); err != nil {
 		logger.Warn("grace period over; closing remaining connections", "err", err)
 		_ = httpServer.Close()
@@ -357,6 +370,11 @@ func reloadOnHangup(hangups <-chan os.Signal, certs *certReloader, logger *slog.
 			logger.Error("TLS certificate reload failed; serving the previous certificate", "err", err)
 			continue
 		}
+		if err := notValidNow(leaf); err != nil {
+			// Taken only because the one in use was not valid either.
+			logger.Warn("TLS certificate reloaded; clients will refuse it", append(certAttrs(leaf), "err", err)...)
+			continue
+		}
 		logger.Info("TLS certificate reloaded", certAttrs(leaf)...)
 	}
 }
@@ -372,18 +390,31 @@ func newLogger(o options, w io.Writer) *slog.Logger {
 }
 
 // loadAdminToken reads the admin token from path, or else from the
-// SWITCHYARD_ADMIN_TOKEN environment variable. Empty means writes disabled.
+// SWITCHYARD_ADMIN_TOKEN environment variable. Empty means writes
+// disabled. White space around it is dropped; a token no client could
+// send (a line break, a space, a control or non-ASCII byte inside it) is
+// refused, as writes would be enabled that nobody can make.
 func loadAdminToken(path string) (string, error) {
-	if path == "" {
-		return strings.TrimSpace(os.Getenv("SWITCHYARD_ADMIN_TOKEN")), nil
+	source, raw := "SWITCHYARD_ADMIN_TOKEN", os.Getenv("SWITCHYARD_ADMIN_TOKEN")
+	if path != "" {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return "", fmt.Errorf("admin token: %w", err)
+		}
+		source, raw = "admin token file "+path, string(data)
 	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return "", fmt.Errorf("admin token: %w", err)
+	token := strings.TrimSpace(raw)
+	switch {
+	case raw == "" && path == "":
+		return "", nil // writes disabled
+	case token == "":
+		return "", fmt.Errorf("%s is empty or only white space", source)
 	}
-	token := strings.TrimSpace(string(data))
-	if token == "" {
-		return "", fmt.Errorf("admin token file %s is empty", path)
+	for i := 0; i < len(token); i++ {
+		if c := token[i]; c <= ' ' || c > '~' {
+			return "", fmt.Errorf("%s: the token has byte 0x%02x at offset %d; an HTTP header can carry only one line of printable ASCII without spaces: "+
+				"make one with, e.g., head -c 24 /dev/urandom | base64", source, c, i)
+		}
 	}
 	return token, nil
 }
@@ -397,4 +428,31 @@ func splitOrigins(flagValue string) []string {
 		}
 	}
 	return origins
+}
+
+// corsOrigins is the -cors-origins flag's list (checked by checkOrigins),
+// each origin as a browser writes it in its Origin header (browserOrigin).
+func corsOrigins(flagValue string) []string {
+	origins := splitOrigins(flagValue)
+	for i, o := range origins {
+		origins[i] = browserOrigin(o)
+	}
+	return origins
+}
+
+// browserOrigin is origin (checked by checkOrigins) as a browser sends
+// it: "HTTPS://App.example.com:443" is "https://app.example.com".
+func browserOrigin(origin string) string {
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" {
+		return origin // "*", or refused by checkOrigins
+	}
+	scheme, host := strings.ToLower(u.Scheme), strings.ToLower(u.Host)
+	if h, port, err := net.SplitHostPort(host); err == nil && (scheme == "https" && port == "443" || scheme == "http" && port == "80") {
+		host = h
+		if strings.Contains(h, ":") {
+			host = "[" + h + "]" // IPv6
+		}
+	}
+	return scheme + "://" + host
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -53,7 +54,7 @@ func startAdmin(addr string, tel *telemetry.Telemetry, logger *slog.Logger) (*ad
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("-admin-addr %s: %w", addr, err)
 	}
 	a.hs = &http.Server{
 		Handler:           tel.AdminHandler(a.ready.Load),
@@ -76,6 +77,19 @@ func (a *admin) close() {
 	if err := <-a.done; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		a.logger.Warn("admin listener", "err", err)
 	}
+}
+
+// samePort reports whether listeners on a and b (HOST:PORT, checked) would
+// clash: the same port, not 0, on the same host or where either listens
+// on every address.
+func samePort(a, b string) bool {
+	ha, pa, _ := net.SplitHostPort(a)
+	hb, pb, _ := net.SplitHostPort(b)
+	if pa != pb || pa == "0" {
+		return false
+	}
+	every := func(h string) bool { return h == "" || h == "0.0.0.0" || h == "::" }
+	return ha == hb || every(ha) || every(hb)
 }
 
 // checkAdminAddr accepts -admin-addr: empty (off) or HOST:PORT.

@@ -26,7 +26,10 @@ func newCertReloader(certFile, keyFile string) (*certReloader, error) {
 	return r, nil
 }
 
-// reload reads the pair again and returns the new certificate's leaf.
+// reload reads the pair again and returns the new certificate's leaf. A
+// pair that is not valid now (expired, or not yet valid) is refused while
+// the certificate in use is valid: clients would refuse it. Otherwise it
+// is taken, and notValidNow says why it is not valid.
 func (r *certReloader) reload() (*x509.Certificate, error) {
 	cert, err := tls.LoadX509KeyPair(r.certFile, r.keyFile)
 	if err != nil {
@@ -38,8 +41,26 @@ func (r *certReloader) reload() (*x509.Certificate, error) {
 			return nil, fmt.Errorf("TLS: %s: %w", r.certFile, err)
 		}
 	}
+	if err := notValidNow(leaf); err != nil {
+		if cur := r.cert.Load(); cur != nil && notValidNow(cur.Leaf) == nil {
+			return nil, fmt.Errorf("TLS: %s: %w, where the certificate in use is valid until %s",
+				r.certFile, err, cur.Leaf.NotAfter.UTC().Format(time.RFC3339))
+		}
+	}
+	cert.Leaf = leaf
 	r.cert.Store(&cert)
 	return leaf, nil
+}
+
+// notValidNow says why leaf is not valid now, or returns nil.
+func notValidNow(leaf *x509.Certificate) error {
+	switch now := time.Now(); {
+	case now.After(leaf.NotAfter):
+		return fmt.Errorf("the certificate expired at %s", leaf.NotAfter.UTC().Format(time.RFC3339))
+	case now.Before(leaf.NotBefore):
+		return fmt.Errorf("the certificate is not valid before %s", leaf.NotBefore.UTC().Format(time.RFC3339))
+	}
+	return nil
 }
 
 // getCertificate is the tls.Config hook: every handshake takes the

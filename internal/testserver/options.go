@@ -95,6 +95,13 @@ func NewTLSClient(roots *x509.CertPool) *http.Client {
 // localhost, valid for an hour.
 func SelfSignedCert(t testing.TB) (certPEM, keyPEM []byte) {
 	t.Helper()
+	return SelfSignedCertValid(t, time.Now().Add(-time.Minute), time.Now().Add(time.Hour))
+}
+
+// SelfSignedCertValid is SelfSignedCert valid from notBefore to notAfter
+// (an expired one, or one not valid yet).
+func SelfSignedCertValid(t testing.TB, notBefore, notAfter time.Time) (certPEM, keyPEM []byte) {
+	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -102,8 +109,8 @@ func SelfSignedCert(t testing.TB) (certPEM, keyPEM []byte) {
 	tmpl := &x509.Certificate{
 		SerialNumber:          big.NewInt(time.Now().UnixNano()),
 		Subject:               pkix.Name{CommonName: "switchyard test"},
-		NotBefore:             time.Now().Add(-time.Minute),
-		NotAfter:              time.Now().Add(time.Hour),
+		NotBefore:             notBefore,
+		NotAfter:              notAfter,
 		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		BasicConstraintsValid: true,
