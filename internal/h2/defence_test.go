@@ -305,7 +305,8 @@ func TestIdleConnectionCostsNoMoreThanNetHTTP(t *testing.T) {
 // so that its frames piled up towards connMaxPending, lets go of that
 // backlog's buffers once it is drained: idle, it holds no more than
 // 2 x connKeepBuffer (the two buffers that take turns) more than a
-// connection that only ever had small responses. Before, both buffers
+// connection that only ever had small responses (and, on net/http's
+// server, what its own write scheduler keeps). Before, both buffers
 // kept what the backlog grew them to, for the connection's life: about
 // 540 KiB more a connection, on internal/h2 and, through the listener's
 // coalescing writer beneath it, on net/http's server.
@@ -349,8 +350,17 @@ func TestDrainedBacklogLeavesNoBuffers(t *testing.T) {
 		if large <= 0 {
 			t.Fatalf("idle connections cost %d bytes each after a backlog: the measure read nothing", large)
 		}
-		if bound := int64(2 * h2.ConnKeepBuffer); large-small > bound {
-			t.Errorf("after a drained backlog an idle connection holds %d KiB more than after small responses, want at most %d KiB (2 x ConnKeepBuffer)", (large-small)>>10, bound>>10)
+		bound, why := int64(2*h2.ConnKeepBuffer), "2 x ConnKeepBuffer"
+		if std {
+			// net/http's write scheduler keeps, per connection, the
+			// queues a backlog grew (writeQueuePool.put keeps their
+			// capacity): its own 10-20 KiB, which put the measure at
+			// 122-148 KiB with the listener's two buffers of 64 KiB,
+			// against 540 KiB more before they were let go.
+			bound, why = 3*h2.ConnKeepBuffer, "2 x ConnKeepBuffer, and 64 KiB for net/http's write scheduler"
+		}
+		if large-small > bound {
+			t.Errorf("after a drained backlog an idle connection holds %d KiB more than after small responses, want at most %d KiB (%s)", (large-small)>>10, bound>>10, why)
 		}
 	})
 }
