@@ -88,6 +88,9 @@ func (l *logSink) write(r *outcome.Record, traceID string) bool {
 		slog.String("peer", r.Peer),
 		slog.String("user_agent", r.UserAgent),
 	)
+	if md := metadataOf(r.Header); md != nil {
+		line.AddAttrs(slog.Attr{Key: "metadata", Value: slog.GroupValue(md...)})
+	}
 	if r.End != outcome.EndSent {
 		line.AddAttrs(slog.String("end", r.End.String()))
 	}

@@ -81,6 +81,14 @@ func appendCallLine(b []byte, stamp *lastStamp, now time.Time, level slog.Level,
 	b = appendText(b, r.Peer)
 	b = append(b, " user_agent="...)
 	b = appendText(b, r.UserAgent)
+	for _, a := range metadataOf(r.Header) {
+		// slog's group form; a header field's name is a token, which
+		// slog never quotes.
+		b = append(b, " metadata."...)
+		b = append(b, a.Key...)
+		b = append(b, '=')
+		b = appendText(b, a.Value.String())
+	}
 	if r.End != outcome.EndSent {
 		b = append(b, " end="...)
 		b = appendText(b, r.End.String())

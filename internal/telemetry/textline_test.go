@@ -2,8 +2,10 @@ package telemetry
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"regexp"
 	"strings"
 	"sync"
@@ -159,5 +161,63 @@ func TestLinesWholeFromManyGoroutines(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A call's line shows its metadata, as the tutorials' servers print theirs:
+// the header fields that are not the protocols', HTTP's, browsers' or
+// proxies', in lower case and sorted, credentials named but not shown,
+// bounded in count and length; a call without any shows none. Both
+// writers agree.
+func TestCallLineShowsMetadata(t *testing.T) {
+	start := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	withHeader := func(h http.Header) *outcome.Record {
+		r := callRecord("/Teams/GetTeam", "127.0.0.1:5555", "grpcurl/1.9", "", 0, 0, 1, true, 200, time.Millisecond, start)
+		r.Header = h
+		return r
+	}
+	many := http.Header{}
+	for i := range 20 {
+		many.Set(fmt.Sprintf("X-Field-%02d", i), "v")
+	}
+	records := []*outcome.Record{
+		withHeader(http.Header{
+			"Content-Type": {"application/grpc"}, "Te": {"trailers"}, "User-Agent": {"grpcurl/1.9"}, "Grpc-Timeout": {"1S"},
+			"X-Client-Id": {"probe42"}, "Authorization": {"Bearer s3cret"}, "Cookie": {"session=s3cret"},
+			"Sec-Fetch-Mode": {"cors"}, "Traceparent": {"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"},
+			"X-Request-Tags": {"a b", "c=d"}, "Grpc-Trace-Bin": {"AAEC"}, "X-Long": {strings.Repeat("é", 100) + "\xff"},
+		}),
+		withHeader(http.Header{"Content-Type": {"application/grpc"}, "User-Agent": {"grpc-go/1.79.0"}, "Te": {"trailers"}}),
+		withHeader(many),
+		withHeader(nil),
+	}
+	direct, viaSlog := callLines(t, slog.LevelInfo, records...)
+	if direct != viaSlog {
+		t.Errorf("direct call lines differ from slog's:\n%s\nslog:\n%s", direct, viaSlog)
+	}
+	lines := strings.Split(strings.TrimSpace(direct), "\n")
+	if len(lines) != len(records) {
+		t.Fatalf("%d lines, want %d:\n%s", len(lines), len(records), direct)
+	}
+	first := lines[0]
+	want := ` metadata.authorization=[redacted] metadata.cookie=[redacted] metadata.grpc-trace-bin=AAEC metadata.x-client-id=probe42 metadata.x-long=`
+	if !strings.Contains(first, `user_agent=grpcurl/1.9`+want) || !strings.Contains(first, ` metadata.x-request-tags="a b, c=d"`) {
+		t.Errorf("the line of a call with metadata:\n%s\nwant it to contain %q and x-request-tags", first, want)
+	}
+	for _, leftOut := range []string{"s3cret", "content-type", "metadata.te", "grpc-timeout", "sec-fetch", "traceparent", "\\xff"} {
+		if strings.Contains(first, leftOut) {
+			t.Errorf("the line shows %q:\n%s", leftOut, first)
+		}
+	}
+	if !strings.Contains(first, ` metadata.x-long=`+strings.Repeat("é", 62)+`... `) { // 127 bytes: no rune split
+		t.Errorf("a long value is not cut to %d bytes:\n%s", maxMetadataValue, first)
+	}
+	for i, line := range lines[1:] {
+		if n := strings.Count(line, " metadata."); (i == 1) != (n > 0) || n > maxMetadataFields+1 {
+			t.Errorf("line %d shows %d metadata fields:\n%s", i+2, n, line)
+		}
+	}
+	if !strings.Contains(lines[2], ` metadata.x-field-15=v metadata.more_fields=4`+"\n") && !strings.HasSuffix(lines[2], ` metadata.x-field-15=v metadata.more_fields=4`) {
+		t.Errorf("twenty fields are not cut to %d:\n%s", maxMetadataFields, lines[2])
 	}
 }
