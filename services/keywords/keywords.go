@@ -6,6 +6,9 @@ package keywords
 import (
 	_ "embed"
 	"strings"
+
+	"golang.org/x/text/cases"
+	"golang.org/x/text/language"
 )
 
 // englishStopWords is NLTK's English stop-word list (179 words, one a line).
@@ -47,7 +50,7 @@ const stripped = `[]()-,|/\"?:;&%$#@!^.`
 // word. Order and duplicates are kept. Unlike the tutorial, words that end
 // up empty (from double spaces or lone punctuation) are dropped.
 func Extract(text string) []string {
-	text = strings.ToLower(text)
+	text = lower(text)
 	var keywords []string
 	for word := range strings.SplitSeq(text, " ") {
 		word = lineBreaks.Replace(word)
@@ -60,6 +63,18 @@ func Extract(text string) []string {
 		}
 	}
 	return keywords
+}
+
+// lower is Python's str.lower(), which the tutorial calls. Go's
+// strings.ToLower maps rune by rune, where Python applies Unicode's full
+// lower-case mappings; they differ twice: İ (U+0130) becomes i̇ (i and
+// U+0307), and a capital sigma that ends a word becomes the final ς.
+// Text with neither takes strings.ToLower.
+func lower(text string) string {
+	if strings.ContainsRune(text, 'İ') || strings.ContainsRune(text, 'Σ') {
+		return cases.Lower(language.Und).String(text)
+	}
+	return strings.ToLower(text)
 }
 
 // stripPunctuation removes the stripped characters from word, allocating

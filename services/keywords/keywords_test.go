@@ -40,6 +40,10 @@ func TestExtract(t *testing.T) {
 		{"only stop words", "the and of a", nil},
 		{"empty", "", nil},
 		{"unicode kept", "Zürich café", []string{"zürich", "café"}},
+		// Python's str.lower(), as the tutorial: İ is i and a combining
+		// dot (not the stop word "i"), a sigma that ends a word is final.
+		{"dotted capital I", "İ İstanbul", []string{"i\u0307", "i\u0307stanbul"}},
+		{"final sigma", "ΣΑΣ ΌΣΟΣ, ΣΑΣΑ Σ AΣ ΑΣ\u0301Α", []string{"σας", "όσος", "σασα", "σ", "aς", "ασ\u0301α"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
