@@ -54,6 +54,17 @@ func OpenSQLite(ctx context.Context, dir string, opts ...Option) (*Store, error)
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}
 	path := filepath.Join(dir, SQLiteFile)
+	// SQLite reports a directory where its files go as "unable to open
+	// database file" or "disk I/O error", naming neither.
+	for _, f := range []string{path, path + "-wal", path + "-shm"} {
+		if fi, err := os.Stat(f); err == nil && !fi.Mode().IsRegular() {
+			what := "not a regular file"
+			if fi.IsDir() {
+				what = "a directory"
+			}
+			return nil, fmt.Errorf("sqlite: %s is %s, where SQLite keeps a file: move it away, or choose another data directory", f, what)
+		}
+	}
 	vfs, err := sqlitevfs.Register()
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: %w", err)

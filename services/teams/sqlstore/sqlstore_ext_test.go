@@ -42,6 +42,25 @@ func openPostgres(t *testing.T, dsn string, opts ...sqlstore.Option) *sqlstore.S
 	return s
 }
 
+// A directory where SQLite keeps one of its files is named, with what to
+// do, where SQLite says "unable to open database file" or "disk I/O error".
+func TestSQLiteFileIsADirectory(t *testing.T) {
+	t.Parallel()
+	for _, name := range []string{sqlstore.SQLiteFile, sqlstore.SQLiteFile + "-wal", sqlstore.SQLiteFile + "-shm"} {
+		dir := t.TempDir()
+		if err := os.Mkdir(filepath.Join(dir, name), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		s, err := sqlstore.OpenSQLite(t.Context(), dir)
+		if err == nil {
+			s.Close()
+		}
+		if want := filepath.Join(dir, name) + " is a directory, where SQLite keeps a file"; err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s a directory: %v, want an error containing %q", name, err, want)
+		}
+	}
+}
+
 func TestSQLiteSuite(t *testing.T) {
 	t.Parallel()
 	storetest.Run(t, func(t *testing.T) teams.Store { return openSQLite(t, t.TempDir()) })
