@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"syscall"
 	"time"
 
 	"connectrpc.com/connect"
@@ -41,6 +42,9 @@ func runHealthcheck(args []string, stderr io.Writer) error {
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("healthcheck: unexpected arguments %q", fs.Args())
+	}
+	if !*useTLS && (*caFile != "" || *insecure) {
+		return errors.New("healthcheck: -tls-ca and -tls-insecure-skip-verify go with -tls")
 	}
 	if *timeout < time.Millisecond || *timeout > time.Minute {
 		return fmt.Errorf("healthcheck: -timeout %v: want 1ms to 1m", *timeout)
@@ -91,6 +95,8 @@ func runHealthcheck(args []string, stderr io.Writer) error {
 		return fmt.Errorf("healthcheck %s %s: no answer within %v: %v", target, name, *timeout, err)
 	case connect.CodeOf(err) == connect.CodeNotFound:
 		return fmt.Errorf("healthcheck %s %s: the server knows no such health service", target, name)
+	case !*useTLS && cleartextRefused(err):
+		return fmt.Errorf("healthcheck %s %s: %v (if the server serves TLS, add -tls: a TLS server drops cleartext HTTP/2 so)", target, name, err)
 	default:
 		return fmt.Errorf("healthcheck %s %s: %v", target, name, err)
 	}
@@ -98,4 +104,11 @@ func runHealthcheck(args []string, stderr io.Writer) error {
 		return fmt.Errorf("healthcheck %s %s: %s", target, name, st)
 	}
 	return nil
+}
+
+// cleartextRefused reports an error such as a TLS server gives cleartext
+// HTTP/2: it reads the preface as a bad handshake and drops the
+// connection.
+func cleartextRefused(err error) bool {
+	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF)
 }
