@@ -6,10 +6,12 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"unicode/utf8"
 
 	"connectrpc.com/connect"
 
@@ -38,12 +40,18 @@ func run(args []string, stdin io.Reader, stdout io.Writer) error {
 	prompt := isTerminal(stdin)
 	lines := bufio.NewScanner(stdin)
 	lines.Buffer(make([]byte, 0, 64<<10), maxLine)
-	for {
+	for n := 1; ; n++ {
 		if prompt {
 			fmt.Fprint(os.Stderr, "Enter text: ")
 		}
 		if !lines.Scan() {
+			if errors.Is(lines.Err(), bufio.ErrTooLong) {
+				return fmt.Errorf("line %d is longer than %d MiB, the most this client reads (the server takes 1 MiB unless its -keyword-max-bytes says otherwise)", n, maxLine>>20)
+			}
 			return lines.Err()
+		}
+		if !utf8.Valid(lines.Bytes()) {
+			return fmt.Errorf("line %d is not UTF-8 text, as a protobuf string must be", n)
 		}
 		callCtx, cancel := context.WithTimeout(ctx, f.Timeout)
 		res, err := client.GetKeywords(callCtx, connect.NewRequest(&legacykeywords.Request{Text: lines.Text()}))

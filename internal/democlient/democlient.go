@@ -9,9 +9,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -45,7 +47,29 @@ func (f *Flags) Parse(fs *flag.FlagSet, args []string) error {
 	if f.Addr == "" {
 		return fmt.Errorf("-addr is empty: give host:port, e.g. localhost:50051")
 	}
+	if !strings.Contains(f.Addr, "://") {
+		if _, port, err := net.SplitHostPort(f.Addr); err != nil || !isPort(port) {
+			return fmt.Errorf("-addr %q: give host:port, e.g. localhost:50051, or a base URL such as https://host:port", f.Addr)
+		}
+	}
+	if f.Timeout <= 0 {
+		return fmt.Errorf("-timeout %v: give a positive duration, e.g. 10s", f.Timeout)
+	}
+	// The flag package stops at the first argument that is no flag, so
+	// "teams-client Chicago -protocol grpc" would ask for the city
+	// "-protocol".
+	for _, arg := range fs.Args() {
+		if name, _, _ := strings.Cut(strings.TrimLeft(arg, "-"), "="); strings.HasPrefix(arg, "-") && fs.Lookup(name) != nil {
+			return fmt.Errorf("the flag %s comes after the arguments: put flags first, e.g. %s %s ARG", arg, fs.Name(), arg)
+		}
+	}
 	return nil
+}
+
+// isPort reports whether s is a port number, 1 to 65535.
+func isPort(s string) bool {
+	n, err := strconv.Atoi(s)
+	return err == nil && n > 0 && n <= 65535
 }
 
 // BaseURL is -addr as a URL; a bare host:port means cleartext HTTP.

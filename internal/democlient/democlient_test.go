@@ -20,6 +20,13 @@ func TestFlags(t *testing.T) {
 		{args: []string{"-protocol", "soap"}, errorHas: "use one of grpc, grpcweb, connect"},
 		{args: []string{"-addr", ""}, errorHas: "-addr is empty"},
 		{args: []string{"-no-such-flag"}, errorHas: "not defined"},
+		{args: []string{"-addr", "foo:bar"}, errorHas: `-addr "foo:bar": give host:port`},
+		{args: []string{"-addr", "localhost"}, errorHas: `-addr "localhost": give host:port`},
+		{args: []string{"-timeout", "0s"}, errorHas: "-timeout 0s: give a positive duration"},
+		{args: []string{"-timeout", "-5s"}, errorHas: "-timeout -5s: give a positive duration"},
+		{args: []string{"Chicago", "-protocol", "grpc"}, errorHas: "the flag -protocol comes after the arguments: put flags first, e.g. test -protocol ARG"},
+		{args: []string{"Chicago", "--timeout=1s"}, errorHas: "the flag --timeout=1s comes after the arguments"},
+		{args: []string{"-addr", "[::1]:50051", "Chicago", "-unknown-city"}, url: "http://[::1]:50051", nOpts: 1},
 	}
 	for _, tt := range tests {
 		var f Flags
