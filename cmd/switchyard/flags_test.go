@@ -45,6 +45,10 @@ func TestFlagDefaults(t *testing.T) {
 // The whole table: every numeric flag accepts its bounds, rejects the
 // values just outside them with an error naming the flag and its range,
 // and takes 0 exactly when -h says what 0 means.
+// companions are the flags a flag needs to take effect, given with it
+// where a test sets it alone.
+var companions = map[string][]string{"max-connection-age-grace": {"-max-connection-age", "1h"}}
+
 func TestFlagRanges(t *testing.T) {
 	_, f := declareFlags()
 	if len(f.ranges) < 20 {
@@ -78,7 +82,7 @@ func TestFlagRanges(t *testing.T) {
 			t.Errorf("-h of -%s does not show %q: %q", name, valid, f.fs.Lookup(name).Usage)
 		}
 		for _, v := range ok {
-			if _, err := parseFlags([]string{"-" + name, v}, io.Discard); err != nil {
+			if _, err := parseFlags(append([]string{"-" + name, v}, companions[name]...), io.Discard); err != nil {
 				t.Errorf("-%s %s: %v, want it accepted", name, v, err)
 			}
 		}
@@ -113,6 +117,7 @@ func TestFlagsFromTheIssue(t *testing.T) {
 		{[]string{"-cors-origins", "https://app.example.com/path"}, `is not an origin`},
 		{[]string{"-log-level", "loud"}, `invalid value "loud" for flag -log-level`},
 		{[]string{"extra"}, `unexpected arguments ["extra"]`},
+		{[]string{"-max-connection-age-grace", "10s"}, "-max-connection-age-grace does nothing without -max-connection-age"},
 	} {
 		_, err := parseFlags(tc.args, io.Discard)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

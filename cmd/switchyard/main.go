@@ -113,6 +113,9 @@ func parseFlags(args []string, usage io.Writer) (options, error) {
 	if (o.tlsCert == "") != (o.tlsKey == "") {
 		return *o, errors.New("-tls-cert and -tls-key go together")
 	}
+	if o.maxConnAgeGrace != 0 && o.maxConnAge == 0 {
+		return *o, errors.New("-max-connection-age-grace does nothing without -max-connection-age")
+	}
 	if o.adminAddr != "" && samePort(o.addr, o.adminAddr) {
 		return *o, fmt.Errorf("-admin-addr %s: the port of -addr %s; the admin listener needs a port of its own", o.adminAddr, o.addr)
 	}

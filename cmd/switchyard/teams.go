@@ -34,9 +34,12 @@ func openStore(o options, logger *slog.Logger) (store *sqlstore.Store, notes rou
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	opts := []sqlstore.Option{sqlstore.WithLogger(logger), sqlstore.WithFeedInterval(o.teamFeedInterval)}
-	dsn := o.postgresDSN
+	dsn, from := o.postgresDSN, "-postgres-dsn"
 	if dsn == "" {
-		dsn = strings.TrimSpace(os.Getenv("SWITCHYARD_POSTGRES_DSN"))
+		dsn, from = strings.TrimSpace(os.Getenv("SWITCHYARD_POSTGRES_DSN")), "SWITCHYARD_POSTGRES_DSN"
+	}
+	if dsn != "" && o.dataDir != "" {
+		logger.Warn("-data-dir is not used: the teams are in PostgreSQL", "dsn_from", from, "data_dir", o.dataDir)
 	}
 	if dsn != "" {
 		s, err := sqlstore.OpenPostgres(ctx, dsn, opts...)
@@ -48,7 +51,7 @@ func openStore(o options, logger *slog.Logger) (store *sqlstore.Store, notes rou
 			_ = s.Close()
 			return nil, nil, err
 		}
-		logger.Info("teams and RouteChat notes in PostgreSQL", "schema_version", schemaVersion(ctx, s), "build_schema_version", sqlstore.LatestVersion(),
+		logger.Info("teams and RouteChat notes in PostgreSQL", "dsn_from", from, "schema_version", schemaVersion(ctx, s), "build_schema_version", sqlstore.LatestVersion(),
 			"team_cache_entries", o.teamCacheEntries)
 		return s, shared, nil
 	}

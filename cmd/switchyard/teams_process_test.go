@@ -176,4 +176,9 @@ func TestPostgresReplicas(t *testing.T) {
 	if got := c.nickname(t, "Boston"); got != "" {
 		t.Errorf("after a restart, deleted seed team Boston is back: %q", got)
 	}
+	// startTeams passes -data-dir, which a DSN leaves unused: said once,
+	// with where the DSN came from.
+	if want := `"msg":"-data-dir is not used: the teams are in PostgreSQL","dsn_from":"SWITCHYARD_POSTGRES_DSN"`; strings.Count(c.logs(), want) != 1 {
+		t.Errorf("the log does not say once that -data-dir is not used (%s):\n%s", want, c.logs())
+	}
 }
