@@ -13,10 +13,12 @@ import (
 // servers print theirs): the request's header fields other than those the
 // protocols, HTTP, browsers and proxies use, which the line shows in its
 // own attributes or which say nothing about the call. Credentials are
-// named, never shown. At most maxMetadataFields fields, each value cut to
-// maxMetadataValue bytes: the header block may be 64 KiB.
+// named, never shown. At most maxMetadataFields fields with names of at
+// most maxMetadataKey bytes, each value cut to maxMetadataValue bytes:
+// the header block may be 64 KiB.
 const (
 	maxMetadataFields = 16
+	maxMetadataKey    = 64
 	maxMetadataValue  = 128
 	redacted          = "[redacted]"
 )
@@ -44,30 +46,57 @@ func metadataField(k string) (show, credential bool) {
 	return !strings.HasPrefix(k, "Sec-"), false
 }
 
+// moreFields is the key of the count of fields left out: it holds '@',
+// which no header field name can, so no client field takes its place.
+const moreFields = "@more_fields"
+
 // metadataOf is h's call metadata, keys in lower case (gRPC's form) and
 // sorted; nil, without allocating, for a call that has none. Past
-// maxMetadataFields, the first in that order are shown.
+// maxMetadataFields, the first in that order are shown; a field whose
+// name is longer than maxMetadataKey is not shown either (the header
+// block may be 64 KiB), and both are counted in moreFields.
 func metadataOf(h http.Header) []slog.Attr {
 	var md []slog.Attr
+	long := 0
 	for k, vs := range h {
 		show, credential := metadataField(k)
 		if !show {
 			continue
 		}
+		if len(k) > maxMetadataKey {
+			long++
+			continue
+		}
 		v := redacted
 		if !credential {
-			v = strings.Join(vs, ", ")
+			v = joinShort(vs)
 		}
 		md = append(md, slog.String(strings.ToLower(k), v))
 	}
 	if len(md) > 1 {
 		slices.SortFunc(md, func(a, b slog.Attr) int { return strings.Compare(a.Key, b.Key) })
 	}
-	if len(md) > maxMetadataFields {
-		md = append(md[:maxMetadataFields], slog.Int("more_fields", len(md)-maxMetadataFields))
-	}
-	for i, a := range md[:min(len(md), maxMetadataFields)] {
-		md[i].Value = slog.StringValue(outcome.Shorten(strings.ToValidUTF8(a.Value.String(), "?"), maxMetadataValue))
+	if more := long + max(len(md)-maxMetadataFields, 0); more > 0 {
+		md = append(md[:min(len(md), maxMetadataFields)], slog.Int(moreFields, more))
 	}
 	return md
+}
+
+// joinShort is a field's values joined with ", ", cut to
+// maxMetadataValue bytes (outcome.Shorten) and made valid UTF-8; no more
+// of them than that is copied.
+func joinShort(vs []string) string {
+	var b strings.Builder
+	for i, v := range vs {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(v[:min(len(v), maxMetadataValue+1)])
+		if b.Len() > maxMetadataValue {
+			break
+		}
+	}
+	// Cut first, on a rune's start, then mend: the "?" of a broken rune
+	// is never longer than the bytes it stands for.
+	return strings.ToValidUTF8(outcome.Shorten(b.String(), maxMetadataValue), "?")
 }
