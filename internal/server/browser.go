@@ -2,6 +2,7 @@ package server
 
 import (
 	"net/http"
+	"strings"
 
 	connectcors "connectrpc.com/cors"
 	"github.com/rs/cors"
@@ -43,5 +44,17 @@ func forBrowsers(h http.Handler, origins []string) http.Handler {
 // UNIMPLEMENTED rather than a web page.
 func (s *Server) mountConsole() {
 	s.mux.Handle("GET /{$}", web.IndexHandler())
-	s.mux.Handle("GET /console/", web.AssetHandler())
+	s.mux.Handle("GET "+consoleAssets, web.AssetHandler())
+}
+
+// consoleAssets is where the console's assets are served.
+const consoleAssets = "/console/"
+
+// isPage reports whether r asks for a page of the console: what the
+// ServeMux serves besides the services. route answers any other call in
+// an RPC protocol as an unknown procedure (the ServeMux would answer a
+// plain 404, 405, or a redirect to the path with a slash).
+func isPage(r *http.Request) bool {
+	return (r.Method == http.MethodGet || r.Method == http.MethodHead) &&
+		(r.URL.Path == "/" || strings.HasPrefix(r.URL.Path, consoleAssets))
 }

@@ -92,6 +92,8 @@ func TestGRPCGoUnknownProcedure(t *testing.T) {
 			"/no.such.Service/Method":         "unknown service no.such.Service; this server serves ",
 			"/no.such.Service/Method/More":    "unknown service no.such.Service; this server serves ",
 			"/Method":                         "the path /Method names no procedure (/package.Service/Method); this server serves ",
+			"/teams.v1.TeamsService":          "the path names service teams.v1.TeamsService but no method; it has DeleteTeam, GetTeam",
+			"/grpc.health.v1.Health":          "the path names service grpc.health.v1.Health but no method; it has Check, Watch",
 		} {
 			err := conn.Invoke(ctx(t), method, &teamsv1.GetTeamRequest{City: "Chicago"}, &teamsv1.GetTeamResponse{})
 			if st := status.Convert(err); st.Code() != codes.Unimplemented || !strings.HasPrefix(st.Message(), want) {

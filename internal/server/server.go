@@ -276,6 +276,9 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	service, method := splitProcedure(p)
+	if _, ok := s.methods[p+"/"]; ok && service == "" {
+		service = p + "/" // a listed service's path without its slash
+	}
 	_, listed := s.methods[service]
 	if h, ok := s.services[service]; ok && !listed {
 		h.ServeHTTP(w, r) // a service whose methods are not listed
@@ -284,7 +287,7 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	// A listed service's paths are all procedures (the ServeMux would
 	// redirect an unclean one, "/pkg.Service//Method", to another
 	// procedure); any other path is one where the ServeMux serves no page.
-	if (listed || !s.isPage(r)) && s.unknownProcedure(w, r, service, method, listed) {
+	if (listed || !isPage(r)) && s.unknownProcedure(w, r, service, method, listed) {
 		return
 	}
 	s.mux.ServeHTTP(w, r)
@@ -300,13 +303,6 @@ func splitProcedure(p string) (service, method string) {
 		}
 	}
 	return "", ""
-}
-
-// isPage reports whether the ServeMux has a page (the console) for r:
-// a handler other than its 404, 405 or a redirect to no page.
-func (s *Server) isPage(r *http.Request) bool {
-	_, pattern := s.mux.Handler(r)
-	return pattern != ""
 }
 
 // mount serves a service's handler at the path connect generated for it
