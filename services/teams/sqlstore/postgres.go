@@ -121,11 +121,14 @@ func pgConfig(dsn string) (*pgx.ConnConfig, error) {
 		cfg.DescriptionCacheCapacity = pgStatementCache
 	}
 	// pgx's default mode prepares each statement once per connection and
-	// needs the statement cache: with statement_cache_capacity=0 (as for
-	// PgBouncer's transaction pooling) every query would fail ("cannot
-	// use QueryExecModeCacheStatement with disabled statement cache").
-	// Such a DSN gets the mode that caches only descriptions, or none.
-	if cfg.StatementCacheCapacity == 0 && cfg.DefaultQueryExecMode == pgx.QueryExecModeCacheStatement {
+	// needs the statement cache: with statement_cache_capacity=0 every
+	// query would fail ("cannot use QueryExecModeCacheStatement with
+	// disabled statement cache"). Such a DSN gets the mode that caches
+	// only descriptions, or none, unless it names its own mode. (The
+	// store still prepares its few statements on each connection, and its
+	// feed LISTENs: it needs a session of its own, not a pooler's
+	// transaction pooling.)
+	if cfg.StatementCacheCapacity == 0 && !strings.Contains(dsn, "default_query_exec_mode") {
 		cfg.DefaultQueryExecMode = pgx.QueryExecModeCacheDescribe
 		if cfg.DescriptionCacheCapacity == 0 {
 			cfg.DefaultQueryExecMode = pgx.QueryExecModeDescribeExec

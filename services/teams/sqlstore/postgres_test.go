@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // The store's connections get small pgx statement caches unless the DSN
@@ -21,10 +23,24 @@ func TestPGConfig(t *testing.T) {
 		{"postgres://u@db.example/teams?statement_cache_capacity=7", 7, pgStatementCache},
 		{"host=db.example description_cache_capacity=9", pgStatementCache, 9},
 		{"postgres://u@db.example/teams?statement_cache_capacity=0&description_cache_capacity=0", 0, 0},
+		{"postgres://u@db.example/teams?statement_cache_capacity=0&default_query_exec_mode=cache_statement", 0, pgStatementCache},
 	} {
 		cfg, err := pgConfig(tc.dsn)
 		if err != nil {
 			t.Fatalf("%s: %v", tc.dsn, err)
+		}
+		// A DSN that names its mode keeps it; one without the statement
+		// cache otherwise describes statements instead.
+		wantMode := pgx.QueryExecModeCacheStatement
+		switch {
+		case strings.Contains(tc.dsn, "default_query_exec_mode"):
+		case tc.statements == 0 && tc.descs == 0:
+			wantMode = pgx.QueryExecModeDescribeExec
+		case tc.statements == 0:
+			wantMode = pgx.QueryExecModeCacheDescribe
+		}
+		if cfg.DefaultQueryExecMode != wantMode {
+			t.Errorf("%s: mode %v, want %v", tc.dsn, cfg.DefaultQueryExecMode, wantMode)
 		}
 		if cfg.StatementCacheCapacity != tc.statements || cfg.DescriptionCacheCapacity != tc.descs {
 			t.Errorf("%s: caches %d and %d, want %d and %d", tc.dsn, cfg.StatementCacheCapacity, cfg.DescriptionCacheCapacity, tc.statements, tc.descs)
