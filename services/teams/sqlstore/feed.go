@@ -113,21 +113,20 @@ type feedLog struct {
 	next   time.Time
 	maxLag time.Duration
 
-	// While the source is down: since when, how many tries failed, and
-	// when and with which error "still down" was last logged, and how
-	// long until it is logged again (stillDownFirst, doubling up to
-	// stillDownEvery).
+	// While the source is down: since when, how many tries failed, when
+	// "still down" was last logged, and how long until it is logged again
+	// (stillDownFirst, doubling up to stillDownEvery).
 	downSince time.Time
 	failures  int
 	loggedAt  time.Time
-	loggedErr string
 	quiet     time.Duration
 }
 
 // A source that stays down is logged at its first failed retry, then
-// after 2, 4, 8 ... seconds, at most once a minute; a new error at once.
-// SQLite's poller retries every interval (200 ms), which would otherwise
-// be five lines a second.
+// about 1, 3, 7, 15 ... s after it went down, at most once a minute, each
+// line with the latest error. SQLite's poller retries every interval
+// (200 ms), which would otherwise be five lines a second; an error whose
+// text changes at each try (a local port) must not undo that.
 const (
 	stillDownFirst = time.Second
 	stillDownEvery = time.Minute
@@ -142,7 +141,7 @@ func newFeedLog(logger *slog.Logger, feed *teams.Feed, source string) *feedLog {
 func (l *feedLog) live() {
 	l.feed.Reset(true)
 	since := l.downSince
-	l.downSince, l.failures, l.loggedErr = time.Time{}, 0, ""
+	l.downSince, l.failures = time.Time{}, 0
 	if since.IsZero() {
 		l.logger.Info("team feed live", "source", l.source)
 		return
@@ -163,20 +162,15 @@ func (l *feedLog) down(err error, retryIn time.Duration) {
 		l.feed.Reset(false)
 		l.logger.Warn("team feed down; subscribers told everything may have changed, reads go to the store until it is back",
 			"source", l.source, "err", err, "retry_in", retryIn)
-		l.loggedAt, l.loggedErr, l.quiet = now, err.Error(), stillDownFirst
+		l.loggedAt, l.quiet = now, stillDownFirst
 		return
 	}
-	if l.failures > 1 && err.Error() == l.loggedErr && now.Sub(l.loggedAt) < l.quiet {
+	if l.failures > 1 && now.Sub(l.loggedAt) < l.quiet {
 		return
 	}
 	l.logger.Warn("team feed still down", "source", l.source, "err", err, "retry_in", retryIn,
 		"failures", l.failures, "down_for", now.Sub(l.downSince).Round(time.Millisecond))
-	if err.Error() == l.loggedErr {
-		l.quiet = min(2*l.quiet, stillDownEvery)
-	} else {
-		l.quiet = stillDownFirst
-	}
-	l.loggedAt, l.loggedErr = now, err.Error()
+	l.loggedAt, l.quiet = now, min(max(2*l.quiet, stillDownFirst), stillDownEvery)
 }
 
 // lag records one lag measurement; a lag past half the bound is logged at
