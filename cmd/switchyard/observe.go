@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -26,14 +27,47 @@ func newTelemetry(o options, logger *slog.Logger) (*telemetry.Telemetry, error) 
 	}
 	if tracing != nil {
 		logger.Info("tracing on: spans exported over OTLP/HTTP (OTEL_EXPORTER_OTLP_*)")
-		// The SDK reports a failed export (its batch of spans is
-		// dropped) through the global handler, which would print it
-		// with the log package, outside the configured format.
-		otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
-			logger.Warn("tracing: spans not exported", "err", err)
-		}))
+		// The SDK reports its errors, a failed export above all (its
+		// batch of spans is dropped), through the global handler, which
+		// would print them with the log package, outside the
+		// configured format.
+		otel.SetErrorHandler(otel.ErrorHandlerFunc(newTracingErrorLog(logger, time.Now).log))
 	}
 	return telemetry.New(telemetry.Options{Logger: logger, Metrics: o.adminAddr != "", Tracing: tracing})
+}
+
+// tracingErrorEvery bounds the lines of OpenTelemetry's errors: a
+// collector that refuses every batch under load would otherwise be a
+// line per batch of 512 spans.
+const tracingErrorEvery = 10 * time.Second
+
+// tracingErrorLog writes OpenTelemetry's errors as WARN lines, at most one
+// per tracingErrorEvery; the next line counts those left out.
+type tracingErrorLog struct {
+	logger *slog.Logger
+	now    func() time.Time
+
+	mu      sync.Mutex
+	last    time.Time
+	dropped int
+}
+
+func newTracingErrorLog(logger *slog.Logger, now func() time.Time) *tracingErrorLog {
+	return &tracingErrorLog{logger: logger, now: now}
+}
+
+func (t *tracingErrorLog) log(err error) {
+	t.mu.Lock()
+	now := t.now()
+	if !t.last.IsZero() && now.Sub(t.last) < tracingErrorEvery {
+		t.dropped++
+		t.mu.Unlock()
+		return
+	}
+	dropped := t.dropped
+	t.last, t.dropped = now, 0
+	t.mu.Unlock()
+	t.logger.Warn("tracing error; spans may be lost", "err", err, "errors_not_logged", dropped)
 }
 
 // admin is the admin listener (-admin-addr): metrics, profiles, probes.

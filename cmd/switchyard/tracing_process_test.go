@@ -25,7 +25,7 @@ func TestTraceExportFailureLogged(t *testing.T) {
 	if _, err := p.client.GetTeam(t.Context(), connect.NewRequest(&teamsv1.GetTeamRequest{City: "Chicago"})); err != nil {
 		t.Fatal(err)
 	}
-	p.waitLog(t, "tracing: spans not exported")
+	p.waitLog(t, "tracing error; spans may be lost")
 	p.stop(t)
 	for _, line := range strings.Split(strings.TrimSpace(p.logs()), "\n") {
 		var rec struct {
@@ -35,7 +35,7 @@ func TestTraceExportFailureLogged(t *testing.T) {
 			t.Errorf("a line on stderr is not JSON: %q", line)
 			continue
 		}
-		if rec.Msg == "tracing: spans not exported" && (rec.Level != "WARN" || !strings.Contains(rec.Err, "400 Bad Request")) {
+		if rec.Msg == "tracing error; spans may be lost" && (rec.Level != "WARN" || !strings.Contains(rec.Err, "400 Bad Request")) {
 			t.Errorf("the export failure logged as %+v, want WARN with the collector's answer", rec)
 		}
 	}
