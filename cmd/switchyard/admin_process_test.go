@@ -147,6 +147,9 @@ func TestObservabilityFlags(t *testing.T) {
 		{"-addr", "127.0.0.1:9090", "-admin-addr", "127.0.0.2:9090"}:  false,
 		{"-addr", "127.0.0.1:50051", "-admin-addr", "127.0.0.1:9090"}: false,
 		{"-addr", "127.0.0.1:0", "-admin-addr", "127.0.0.1:0"}:        false,
+		{"-addr", "127.0.0.1:9090", "-admin-addr", "127.0.0.1:09090"}: true,
+		{"-addr", "[::1]:9090", "-admin-addr", "0.0.0.0:9090"}:        false,
+		{"-addr", "[::1]:9090", "-admin-addr", "[::]:9090"}:           true,
 	} {
 		_, err := parseFlags(args[:], io.Discard)
 		if got := err != nil && strings.Contains(err.Error(), "the admin listener needs a port of its own"); got != clash || (!clash && err != nil) {

@@ -220,9 +220,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		if certs, err = newCertReloader(o.tlsCert, o.tlsKey); err != nil {
 			return err
 		}
-		if leaf := certs.cert.Load().Leaf; notValidNow(leaf) != nil {
-			logger.Warn("TLS: clients will refuse this certificate", append(certAttrs(leaf), "err", notValidNow(leaf))...)
-		}
+		warnNotValid(logger, "TLS: clients will refuse this certificate", certs.cert.Load().Leaf)
 	}
 	tel, err := newTelemetry(o, logger)
 	if err != nil {
@@ -373,12 +371,11 @@ func reloadOnHangup(hangups <-chan os.Signal, certs *certReloader, logger *slog.
 			logger.Error("TLS certificate reload failed; serving the previous certificate", "err", err)
 			continue
 		}
-		if err := notValidNow(leaf); err != nil {
-			// Taken only because the one in use was not valid either.
-			logger.Warn("TLS certificate reloaded; clients will refuse it", append(certAttrs(leaf), "err", err)...)
-			continue
+		// One not valid now is taken only when the one in use was not
+		// valid either.
+		if !warnNotValid(logger, "TLS certificate reloaded; clients will refuse it", leaf) {
+			logger.Info("TLS certificate reloaded", certAttrs(leaf)...)
 		}
-		logger.Info("TLS certificate reloaded", certAttrs(leaf)...)
 	}
 }
 

@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"runtime"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -114,16 +116,21 @@ func (a *admin) close() {
 }
 
 // samePort reports whether listeners on a and b (HOST:PORT, checked) would
-// clash: the same port, not 0, on the same host or where either listens
-// on every address.
+// clash: the same port, not 0, on the same host, or where one listens on
+// every address of the other's family ("" and "::" on both families,
+// "0.0.0.0" on IPv4's).
 func samePort(a, b string) bool {
 	ha, pa, _ := net.SplitHostPort(a)
 	hb, pb, _ := net.SplitHostPort(b)
-	if pa != pb || pa == "0" {
+	na, errA := strconv.Atoi(pa)
+	nb, errB := strconv.Atoi(pb)
+	if errA != nil || errB != nil || na != nb || na == 0 {
 		return false
 	}
-	every := func(h string) bool { return h == "" || h == "0.0.0.0" || h == "::" }
-	return ha == hb || every(ha) || every(hb)
+	covers := func(every, h string) bool {
+		return every == "" || every == "::" || every == "0.0.0.0" && !strings.Contains(h, ":")
+	}
+	return ha == hb || covers(ha, hb) || covers(hb, ha)
 }
 
 // checkAdminAddr accepts -admin-addr: empty (off) or HOST:PORT.

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"log/slog"
 	"sync/atomic"
 	"time"
 )
@@ -52,15 +53,30 @@ func (r *certReloader) reload() (*x509.Certificate, error) {
 	return leaf, nil
 }
 
+// certClockSkew is how far in the future a certificate's start may be and
+// still count as valid: a certificate issued just now, on a CA whose
+// clock runs a little ahead, is valid for clients within moments.
+const certClockSkew = 5 * time.Minute
+
 // notValidNow says why leaf is not valid now, or returns nil.
 func notValidNow(leaf *x509.Certificate) error {
 	switch now := time.Now(); {
 	case now.After(leaf.NotAfter):
 		return fmt.Errorf("the certificate expired at %s", leaf.NotAfter.UTC().Format(time.RFC3339))
-	case now.Before(leaf.NotBefore):
+	case now.Add(certClockSkew).Before(leaf.NotBefore):
 		return fmt.Errorf("the certificate is not valid before %s", leaf.NotBefore.UTC().Format(time.RFC3339))
 	}
 	return nil
+}
+
+// warnNotValid logs msg, with why, when leaf is not valid now, and
+// reports whether it did.
+func warnNotValid(logger *slog.Logger, msg string, leaf *x509.Certificate) bool {
+	err := notValidNow(leaf)
+	if err != nil {
+		logger.Warn(msg, append(certAttrs(leaf), "err", err)...)
+	}
+	return err != nil
 }
 
 // getCertificate is the tls.Config hook: every handshake takes the

@@ -58,7 +58,14 @@ func (f *Flags) Parse(fs *flag.FlagSet, args []string) error {
 	// The flag package stops at the first argument that is no flag, so
 	// "teams-client Chicago -protocol grpc" would ask for the city
 	// "-protocol".
-	for _, arg := range fs.Args() {
+	rest := fs.Args()
+	if n := len(args) - len(rest); n > 0 && args[n-1] == "--" {
+		rest = nil // the flags ended with "--": what follows is meant as written
+	}
+	for _, arg := range rest {
+		if arg == "--" {
+			break
+		}
 		if name, _, _ := strings.Cut(strings.TrimLeft(arg, "-"), "="); strings.HasPrefix(arg, "-") && fs.Lookup(name) != nil {
 			return fmt.Errorf("the flag %s comes after the arguments: put flags first, e.g. %s %s ARG", arg, fs.Name(), arg)
 		}

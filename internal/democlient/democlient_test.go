@@ -27,6 +27,8 @@ func TestFlags(t *testing.T) {
 		{args: []string{"Chicago", "-protocol", "grpc"}, errorHas: "the flag -protocol comes after the arguments: put flags first, e.g. test -protocol ARG"},
 		{args: []string{"Chicago", "--timeout=1s"}, errorHas: "the flag --timeout=1s comes after the arguments"},
 		{args: []string{"-addr", "[::1]:50051", "Chicago", "-unknown-city"}, url: "http://[::1]:50051", nOpts: 1},
+		{args: []string{"--", "-timeout"}, url: "http://localhost:50051", nOpts: 1},
+		{args: []string{"Chicago", "--", "-timeout"}, url: "http://localhost:50051", nOpts: 1},
 	}
 	for _, tt := range tests {
 		var f Flags
