@@ -2,11 +2,15 @@ package server_test
 
 import (
 	"context"
+	"io"
+	"net/http"
 	"testing"
 	"time"
 
 	"connectrpc.com/connect"
+	"google.golang.org/protobuf/proto"
 
+	routeguidev1 "github.com/switchyard/switchyard/gen/routeguide/v1"
 	teamsv1 "github.com/switchyard/switchyard/gen/teams/v1"
 	"github.com/switchyard/switchyard/internal/server"
 	"github.com/switchyard/switchyard/internal/testserver"
@@ -90,5 +94,59 @@ func TestDeadlinesReachTheStore(t *testing.T) {
 			wantCode(t, err, connect.CodeDeadlineExceeded)
 			seen(t, 200*time.Millisecond)
 		})
+	}
+}
+
+// A client stream whose client keeps sending past the deadline it gave
+// (grpc-timeout) ends with DEADLINE_EXCEEDED, as grpc-go's server ends it,
+// not with an answer computed after the deadline: RecordRoute at its end,
+// RouteChat at its next note, under both names. (Clients that enforce
+// their deadline reset the stream themselves.)
+func TestStreamsKeepTheClientsDeadline(t *testing.T) {
+	t.Parallel()
+	srv := testserver.Start(t, server.Config{})
+	point := func(lat int32) []byte {
+		b, _ := proto.Marshal(&routeguidev1.RecordRouteRequest{Latitude: lat, Longitude: 1})
+		return envelope(0, b)
+	}
+	note := func() []byte {
+		b, _ := proto.Marshal(&routeguidev1.RouteChatRequest{Location: &routeguidev1.Point{Latitude: 7}, Message: "late"})
+		return envelope(0, b)
+	}
+	for _, tc := range []struct {
+		procedure string
+		message   func() []byte
+	}{
+		{"/routeguide.v1.RouteGuideService/RecordRoute", func() []byte { return point(1) }},
+		{"/routeguide.RouteGuide/RecordRoute", func() []byte { return point(1) }},
+		{"/routeguide.v1.RouteGuideService/RouteChat", note},
+		{"/routeguide.RouteGuide/RouteChat", note},
+	} {
+		body, send := io.Pipe()
+		req, err := http.NewRequest(http.MethodPost, srv.URL+tc.procedure, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/grpc")
+		req.Header.Set("Grpc-Timeout", "200m")
+		go func() {
+			_, _ = send.Write(tc.message())
+			time.Sleep(400 * time.Millisecond) // past the deadline
+			_, _ = send.Write(tc.message())
+			_ = send.Close()
+		}()
+		res, err := srv.HTTPClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		status := res.Trailer.Get("Grpc-Status")
+		if status == "" {
+			status = res.Header.Get("Grpc-Status")
+		}
+		if status != "4" {
+			t.Errorf("%s past its 200 ms deadline: grpc-status %q (%q), want 4 (DEADLINE_EXCEEDED)", tc.procedure, status, res.Trailer.Get("Grpc-Message"))
+		}
 	}
 }

@@ -155,9 +155,19 @@ func (h *Handler) Chat(ctx context.Context, n Note) ([]Note, error) {
 	}
 	kept, err := h.shared.Add(ctx, n)
 	if err != nil && ctx.Err() != nil {
-		return nil, connect.NewError(connect.CodeOf(ctx.Err()), errors.New("the call ended while its note was being kept"))
+		return nil, callEnded(ctx, "while its note was being kept")
 	}
 	return kept, err
+}
+
+// callEnded is the error of a call whose context ended during what:
+// deadline_exceeded once the client's deadline passed, canceled when the
+// call was canceled.
+func callEnded(ctx context.Context, during string) error {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return connect.NewError(connect.CodeDeadlineExceeded, errors.New("the call's deadline passed "+during))
+	}
+	return connect.NewError(connect.CodeCanceled, errors.New("the call was canceled "+during))
 }
 
 // GetFeature implements routeguidev1connect.RouteGuideServiceHandler.
@@ -182,8 +192,8 @@ func (h *Handler) ListFeatures(ctx context.Context, req *connect.Request[routegu
 }
 
 // RecordRoute implements routeguidev1connect.RouteGuideServiceHandler.
-func (h *Handler) RecordRoute(_ context.Context, stream *connect.ClientStream[routeguidev1.RecordRouteRequest]) (*connect.Response[routeguidev1.RecordRouteResponse], error) {
-	s, err := recordRoute(h, stream, func(p *routeguidev1.RecordRouteRequest) Point {
+func (h *Handler) RecordRoute(ctx context.Context, stream *connect.ClientStream[routeguidev1.RecordRouteRequest]) (*connect.Response[routeguidev1.RecordRouteResponse], error) {
+	s, err := recordRoute(ctx, h, stream, func(p *routeguidev1.RecordRouteRequest) Point {
 		return Point{Latitude: p.GetLatitude(), Longitude: p.GetLongitude()}
 	})
 	if err != nil {
@@ -224,8 +234,8 @@ func listFeatures[Res any](ctx context.Context, h *Handler, r Rect, stream *conn
 		return err
 	}
 	for f := range features {
-		if err := ctx.Err(); err != nil {
-			return connect.NewError(connect.CodeCanceled, errors.New("the call ended before every feature was sent"))
+		if ctx.Err() != nil {
+			return callEnded(ctx, "before every feature was sent")
 		}
 		if err := stream.Send(encode(f)); err != nil {
 			return err
@@ -237,12 +247,14 @@ func listFeatures[Res any](ctx context.Context, h *Handler, r Rect, stream *conn
 // recordRoute summarises the points the client streams. Every point is
 // read into one message (each unmarshal resets it), not into a new one
 // per point as ClientStream.Receive would: a route is up to
-// -route-max-points messages.
-func recordRoute[Req any](h *Handler, stream *connect.ClientStream[Req], point func(*Req) Point) (Summary, error) {
+// -route-max-points messages. A route whose call's deadline passes (or
+// that is canceled) ends with that at its next point, or at its end.
+func recordRoute[Req any](ctx context.Context, h *Handler, stream *connect.ClientStream[Req], point func(*Req) Point) (Summary, error) {
 	var (
 		msg, zero Req
 		err       error
 		conn      = stream.Conn()
+		done      = ctx.Done()
 	)
 	return h.Record(func() (Point, bool) {
 		// Zero it first: an empty message is no bytes, and connect does
@@ -254,8 +266,17 @@ func recordRoute[Req any](h *Handler, stream *connect.ClientStream[Req], point f
 		if err = conn.Receive(&msg); err != nil {
 			return Point{}, false
 		}
+		select {
+		case <-done:
+			err = callEnded(ctx, "while the route was being read")
+			return Point{}, false
+		default:
+		}
 		return point(&msg), true
 	}, func() error {
+		if ctx.Err() != nil {
+			return callEnded(ctx, "while the route was being read")
+		}
 		if errors.Is(err, io.EOF) {
 			return nil
 		}
@@ -268,9 +289,16 @@ func recordRoute[Req any](h *Handler, stream *connect.ClientStream[Req], point f
 func routeChat[Req, Res any](ctx context.Context, h *Handler, stream *connect.BidiStream[Req, Res], decode func(*Req) Note, encode func(Note) *Res) error {
 	var in, zero Req
 	conn := stream.Conn()
+	done := ctx.Done()
 	for {
 		in = zero // as in recordRoute: an empty message is not unmarshalled
-		if err := conn.Receive(&in); err != nil {
+		err := conn.Receive(&in)
+		select {
+		case <-done: // as in recordRoute: the deadline passed, or the call was canceled
+			return callEnded(ctx, "while notes were being read")
+		default:
+		}
+		if err != nil {
 			if errors.Is(err, io.EOF) {
 				return nil
 			}

@@ -43,8 +43,8 @@ func (h LegacyHandler) ListFeatures(ctx context.Context, req *connect.Request[le
 }
 
 // RecordRoute implements routeguideconnect.RouteGuideHandler.
-func (h LegacyHandler) RecordRoute(_ context.Context, stream *connect.ClientStream[legacyroute.Point]) (*connect.Response[legacyroute.RouteSummary], error) {
-	s, err := recordRoute(h.v1, stream, fromLegacy)
+func (h LegacyHandler) RecordRoute(ctx context.Context, stream *connect.ClientStream[legacyroute.Point]) (*connect.Response[legacyroute.RouteSummary], error) {
+	s, err := recordRoute(ctx, h.v1, stream, fromLegacy)
 	if err != nil {
 		return nil, err
 	}
