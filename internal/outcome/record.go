@@ -139,6 +139,10 @@ const (
 	wireUnary                     // Connect unary: the body is the message, or a JSON error
 )
 
+// maxUserAgent bounds a record's UserAgent, as the log line bounds its
+// procedure.
+const maxUserAgent = 256
+
 // Begin starts the record of req, which arrived at start.
 func (r *Record) Begin(req *http.Request, start time.Time) {
 	r.Start = start
@@ -146,7 +150,9 @@ func (r *Record) Begin(req *http.Request, start time.Time) {
 	r.Header = req.Header
 	r.Peer = req.RemoteAddr
 	if ua := req.Header["User-Agent"]; len(ua) > 0 {
-		r.UserAgent = ua[0]
+		// Bounded: it goes into every sink, and a client can send 64 KiB
+		// of it, over HTTP/2 again and again for a byte through HPACK.
+		r.UserAgent = Shorten(ua[0], maxUserAgent)
 	}
 	var contentType string
 	if ct := req.Header["Content-Type"]; len(ct) > 0 {

@@ -278,4 +278,12 @@ func TestMessageBounded(t *testing.T) {
 	if got := Shorten("short", 10); got != "short" {
 		t.Errorf("Shorten(short) = %q", got)
 	}
+	// The user agent too: it reaches every sink, and HPACK lets a client
+	// send 64 KiB of it again and again for a byte.
+	req.Header.Set("User-Agent", strings.Repeat("a", 60000))
+	r.Reset()
+	r.Begin(req, time.Now())
+	if len(r.UserAgent) > maxUserAgent || !strings.HasSuffix(r.UserAgent, "a...") {
+		t.Errorf("user agent of %d bytes, want at most %d", len(r.UserAgent), maxUserAgent)
+	}
 }

@@ -59,17 +59,21 @@ func forwardedClient(r *http.Request, trusted []netip.Prefix) (netip.Addr, bool)
 	return netip.Addr{}, false
 }
 
-// parseAddr reads "ip", "ip:port" or "[ipv6]:port".
+// parseAddr reads "ip", "ip:port" or "[ipv6]:port". An IPv6 zone is
+// dropped: it names an interface of the host that wrote it, and it is
+// free text, which would go into every log line.
 func parseAddr(s string) (netip.Addr, bool) {
-	if a, err := netip.ParseAddr(s); err == nil {
-		return a.Unmap(), true
-	}
-	if host, _, err := net.SplitHostPort(s); err == nil {
-		if a, err := netip.ParseAddr(host); err == nil {
-			return a.Unmap(), true
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		host, _, err := net.SplitHostPort(s)
+		if err != nil {
+			return netip.Addr{}, false
+		}
+		if a, err = netip.ParseAddr(host); err != nil {
+			return netip.Addr{}, false
 		}
 	}
-	return netip.Addr{}, false
+	return a.Unmap().WithZone(""), true
 }
 
 func isTrusted(a netip.Addr, trusted []netip.Prefix) bool {

@@ -58,6 +58,8 @@ func TestForwardedClientAddress(t *testing.T) {
 		{"untrusted connection: X-Forwarded-For ignored", "10.0.0.0/8", map[string]string{"X-Forwarded-For": "198.51.100.7"}, "conn"},
 		{"untrusted connection: X-Real-IP ignored", "192.0.2.0/24", map[string]string{"X-Real-IP": "198.51.100.7"}, "conn"},
 		{"no trusted proxies", "", map[string]string{"X-Forwarded-For": "198.51.100.7"}, "conn"},
+		// A zone is free text, and names another host's interface.
+		{"an IPv6 zone is dropped", "127.0.0.1", map[string]string{"X-Forwarded-For": "fe80::1%evil level=ERROR"}, "fe80::1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
