@@ -46,6 +46,22 @@ func metadataField(k string) (show, credential bool) {
 	return !strings.HasPrefix(k, "Sec-"), false
 }
 
+// secretWords are parts of the names of fields that commonly carry
+// credentials (X-Api-Key, X-Auth-Request-Access-Token, X-Session-Id ...):
+// such a field is named, its value not shown.
+var secretWords = []string{"auth", "token", "secret", "passw", "apikey", "api-key", "session", "cookie", "credential", "signature", "private"}
+
+// secretName reports whether the lower-case field name key looks like one
+// of a credential.
+func secretName(key string) bool {
+	for _, w := range secretWords {
+		if strings.Contains(key, w) {
+			return true
+		}
+	}
+	return false
+}
+
 // moreFields is the key of the count of fields left out: it holds '@',
 // which no header field name can, so no client field takes its place.
 const moreFields = "@more_fields"
@@ -67,11 +83,12 @@ func metadataOf(h http.Header) []slog.Attr {
 			long++
 			continue
 		}
+		key := strings.ToLower(k)
 		v := redacted
-		if !credential {
+		if !credential && !secretName(key) {
 			v = joinShort(vs)
 		}
-		md = append(md, slog.String(strings.ToLower(k), v))
+		md = append(md, slog.String(key, v))
 	}
 	if len(md) > 1 {
 		slices.SortFunc(md, func(a, b slog.Attr) int { return strings.Compare(a.Key, b.Key) })

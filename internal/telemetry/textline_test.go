@@ -189,6 +189,7 @@ func TestCallLineShowsMetadata(t *testing.T) {
 		withHeader(http.Header{
 			"Content-Type": {"application/grpc"}, "Te": {"trailers"}, "User-Agent": {"grpcurl/1.9"}, "Grpc-Timeout": {"1S"},
 			"X-Client-Id": {"probe42"}, "Authorization": {"Bearer s3cret"}, "Cookie": {"session=s3cret"},
+			"X-Api-Key": {"s3cret"}, "X-Auth-Request-Access-Token": {"s3cret"}, "X-Session-Id": {"s3cret"},
 			"Sec-Fetch-Mode": {"cors"}, "Traceparent": {"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"},
 			"X-Request-Tags": {"a b", "c=d"}, "Grpc-Trace-Bin": {"AAEC"}, "X-Long": {strings.Repeat("é", 100) + "\xff"},
 			"X-Many": slices.Repeat([]string{strings.Repeat("v", 50)}, 1000),
@@ -206,7 +207,7 @@ func TestCallLineShowsMetadata(t *testing.T) {
 		t.Fatalf("%d lines, want %d:\n%s", len(lines), len(records), direct)
 	}
 	first := lines[0]
-	want := ` metadata.authorization=[redacted] metadata.cookie=[redacted] metadata.grpc-trace-bin=AAEC metadata.x-client-id=probe42 metadata.x-long=`
+	want := ` metadata.authorization=[redacted] metadata.cookie=[redacted] metadata.grpc-trace-bin=AAEC metadata.x-api-key=[redacted] metadata.x-auth-request-access-token=[redacted] metadata.x-client-id=probe42 metadata.x-long=`
 	if !strings.Contains(first, `user_agent=grpcurl/1.9`+want) || !strings.Contains(first, ` metadata.x-request-tags="a b, c=d"`) {
 		t.Errorf("the line of a call with metadata:\n%s\nwant it to contain %q and x-request-tags", first, want)
 	}
