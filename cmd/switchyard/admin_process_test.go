@@ -59,6 +59,24 @@ func TestAdminListener(t *testing.T) {
 	if _, err := p.client.GetTeam(t.Context(), connect.NewRequest(&teamsv1.GetTeamRequest{City: "Chicago"})); err != nil {
 		t.Fatal(err)
 	}
+	// On loopback it answers only requests for localhost or an IP: a
+	// page whose domain was rebound to 127.0.0.1 names its own.
+	for host, want := range map[string]int{"attacker.example": http.StatusMisdirectedRequest, "attacker.example:80": http.StatusMisdirectedRequest,
+		"localhost": 200, "LOCALHOST:9090": 200, "127.0.0.1": 200, "[::1]:9090": 200} {
+		req, err := http.NewRequest(http.MethodGet, admin+"/debug/pprof/cmdline", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Host = host
+		res, err := http1.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != want {
+			t.Errorf("admin /debug/pprof/cmdline for Host %s: %d, want %d", host, res.StatusCode, want)
+		}
+	}
 	var metrics string
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		var code int

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"runtime"
 	"strconv"
 	"strings"
@@ -16,6 +17,7 @@ import (
 
 	"go.opentelemetry.io/otel"
 
+	"github.com/switchyard/switchyard/internal/outcome"
 	"github.com/switchyard/switchyard/internal/telemetry"
 )
 
@@ -92,8 +94,14 @@ func startAdmin(addr string, tel *telemetry.Telemetry, logger *slog.Logger) (*ad
 	if err != nil {
 		return nil, fmt.Errorf("-admin-addr %s: %w", addr, err)
 	}
+	handler := tel.AdminHandler(a.ready.Load)
+	if ip := ln.Addr().(*net.TCPAddr).IP; ip.IsLoopback() {
+		handler = loopbackHostsOnly(handler)
+	} else if ip.IsUnspecified() {
+		logger.Warn("the admin listener is on every interface: /metrics and /debug/pprof/ answer anyone who reaches this host", "admin_addr", ln.Addr().String())
+	}
 	a.hs = &http.Server{
-		Handler:           tel.AdminHandler(a.ready.Load),
+		Handler:           handler,
 		ReadHeaderTimeout: 5 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
@@ -113,6 +121,24 @@ func (a *admin) close() {
 	if err := <-a.done; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		a.logger.Warn("admin listener", "err", err)
 	}
+}
+
+// loopbackHostsOnly serves only requests whose Host is "localhost" or an
+// IP address: a listener on loopback is what DNS rebinding reaches, by a
+// page of the attacker's domain that resolves to 127.0.0.1 in the
+// browser of someone on this host, and such a request names that domain.
+func loopbackHostsOnly(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host := r.Host
+		if hh, _, err := net.SplitHostPort(host); err == nil {
+			host = hh
+		}
+		if _, err := netip.ParseAddr(host); err != nil && !strings.EqualFold(host, "localhost") {
+			http.Error(w, "the admin listener answers requests for localhost or an IP address only, not "+strconv.Quote(outcome.Echo(r.Host)), http.StatusMisdirectedRequest)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // samePort reports whether listeners on a and b (HOST:PORT, checked) would
