@@ -95,6 +95,19 @@ func TestConsoleDoesNotShadowProcedures(t *testing.T) {
 		if res.StatusCode != http.StatusOK || !strings.Contains(string(body), want) || len(body) == 0 {
 			t.Errorf("GET %s: %d, %d bytes", path, res.StatusCode, len(body))
 		}
+		// Its own script and style only, framed by no page, not sniffed,
+		// never reused without asking.
+		for field, want := range map[string]string{
+			"Content-Security-Policy": "script-src 'self'", "X-Frame-Options": "DENY",
+			"X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache", "Referrer-Policy": "no-referrer",
+		} {
+			if got := res.Header.Get(field); !strings.Contains(got, want) {
+				t.Errorf("GET %s: %s %q, want %q in it", path, field, got, want)
+			}
+		}
+		if csp := res.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "frame-ancestors 'none'") || strings.Contains(csp, "unsafe") {
+			t.Errorf("GET %s: Content-Security-Policy %q", path, csp)
+		}
 	}
 	res, err := srv.HTTPClient.Get(srv.URL + "/index.html.missing")
 	if err != nil {
