@@ -20,7 +20,8 @@ func Explained(status int) bool {
 // that does not take one with an empty HTTP 405. The transport that
 // records the call writes it, when the response has no body of its own,
 // so that every way of reaching the server (HTTP/2 of either server,
-// HTTP/1.1) explains it the same way. It sets header's Content-Type.
+// HTTP/1.1) explains it the same way. It sets header's Content-Type (and
+// nosniff).
 func RejectionBody(req *http.Request, status int, header http.Header) (string, bool) {
 	if !Explained(status) || req.Method == http.MethodHead {
 		return "", false
@@ -50,6 +51,9 @@ func RejectionBody(req *http.Request, status int, header http.Header) (string, b
 	}
 	b.WriteString("\n")
 	header.Set("Content-Type", "text/plain; charset=utf-8")
+	// It repeats what the client sent: never to be read as HTML, as
+	// net/http's Error says too.
+	header.Set("X-Content-Type-Options", "nosniff")
 	header.Del("Content-Length")
 	return b.String(), true
 }

@@ -101,8 +101,9 @@ func TestRefusedMethodsExplained(t *testing.T) {
 				if res.Status != tc.status || !strings.HasPrefix(string(body), tc.want) {
 					t.Errorf("%s: %s %s: HTTP %d %q, want %d %q", name, tc.method, tc.target, res.Status, body, tc.status, tc.want)
 				}
-				if ct := res.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/plain") {
-					t.Errorf("%s: %s %s: Content-Type %q of the explanation", name, tc.method, tc.target, ct)
+				if ct := res.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/plain") || res.Header.Get("X-Content-Type-Options") != "nosniff" {
+					t.Errorf("%s: %s %s: Content-Type %q of the explanation, X-Content-Type-Options %q (it repeats the request: nosniff)",
+						name, tc.method, tc.target, ct, res.Header.Get("X-Content-Type-Options"))
 				}
 				// The call's log line gives the same reason.
 				calls[tc.target]++
