@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"iter"
 	"os"
+
+	"github.com/switchyard/switchyard/internal/errkind"
 )
 
 // Point is a position in E7 degrees (degrees times 10^7).
@@ -37,10 +39,10 @@ var ErrOutOfRange = errors.New("coordinate out of range")
 // Validate reports whether p is a position on Earth.
 func (p Point) Validate() error {
 	if p.Latitude < -MaxLatitude || p.Latitude > MaxLatitude {
-		return fmt.Errorf("latitude %d is outside ±%d (±90 degrees in E7): %w", p.Latitude, int32(MaxLatitude), ErrOutOfRange)
+		return errkind.Errorf(ErrOutOfRange, "latitude %d is outside ±%d (±90 degrees in E7)", p.Latitude, int32(MaxLatitude))
 	}
 	if p.Longitude < -MaxLongitude || p.Longitude > MaxLongitude {
-		return fmt.Errorf("longitude %d is outside ±%d (±180 degrees in E7): %w", p.Longitude, int32(MaxLongitude), ErrOutOfRange)
+		return errkind.Errorf(ErrOutOfRange, "longitude %d is outside ±%d (±180 degrees in E7)", p.Longitude, int32(MaxLongitude))
 	}
 	return nil
 }

@@ -33,6 +33,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+
+	"github.com/switchyard/switchyard/internal/errkind"
 )
 
 var (
@@ -48,7 +50,7 @@ func Sum(a, b float32) (float32, error) {
 	for i, v := range [2]float32{a, b} {
 		f := float64(v)
 		if math.IsNaN(f) || math.IsInf(f, 0) {
-			return 0, fmt.Errorf("value%d is %v: %w", i+1, v, ErrNotFinite)
+			return 0, errkind.Errorf(ErrNotFinite, "value%d is %v, not a finite float32 number", i+1, v)
 		}
 	}
 	sum := a + b

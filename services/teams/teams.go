@@ -5,10 +5,11 @@ package teams
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/switchyard/switchyard/internal/errkind"
 )
 
 // Team is a directory entry.
@@ -132,13 +133,13 @@ func validateName(field, v string) error {
 	v = strings.TrimSpace(v)
 	switch {
 	case v == "":
-		return fmt.Errorf("%s is empty: give one, such as %q: %w", field, nameExample[field], ErrInvalid)
+		return errkind.Errorf(ErrInvalid, "%s is empty: give one, such as %q", field, nameExample[field])
 	case !utf8.ValidString(v):
-		return fmt.Errorf("%s is not valid UTF-8: %w", field, ErrInvalid)
+		return errkind.Errorf(ErrInvalid, "%s is not valid UTF-8", field)
 	case strings.IndexFunc(v, unicode.IsControl) >= 0:
-		return fmt.Errorf("%s contains a control character: %w", field, ErrInvalid)
+		return errkind.Errorf(ErrInvalid, "%s contains a control character", field)
 	case utf8.RuneCountInString(v) > MaxNameLength:
-		return fmt.Errorf("%s is %d characters long, the limit is %d: %w", field, utf8.RuneCountInString(v), MaxNameLength, ErrInvalid)
+		return errkind.Errorf(ErrInvalid, "%s is %d characters long, the limit is %d", field, utf8.RuneCountInString(v), MaxNameLength)
 	}
 	return nil
 }
