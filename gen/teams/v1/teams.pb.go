@@ -133,12 +133,15 @@ func (x *GetTeamResponse) GetNickname() string {
 // ListTeamsRequest selects which teams ListTeams streams.
 type ListTeamsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The most teams to send in this call; 0 sends every matching team.
+	// The most teams to send in this call, at most 1000; 0 sends every
+	// matching team.
 	PageSize int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	// Continue after the page that returned this token (from next_page_token).
 	// Empty starts at the first city.
 	PageToken string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
-	// Only cities starting with this prefix are listed; empty lists all.
+	// Only cities starting with this prefix are listed; empty lists all. Case is
+	// ignored, and so is leading white space; trailing white space is part of
+	// the prefix ("new york " lists New York City, not New York).
 	CityPrefix    string `protobuf:"bytes,3,opt,name=city_prefix,json=cityPrefix,proto3" json:"city_prefix,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

@@ -68,7 +68,9 @@ export const TeamResponseSchema: GenMessage<TeamResponse> = /*@__PURE__*/
  */
 export const Teams: GenService<{
   /**
-   * GetTeam returns the city and nickname of the team playing in a city.
+   * GetTeam returns the city and nickname of the team playing in a city; an
+   * unknown city is not an error. Errors: INVALID_ARGUMENT when the city is
+   * empty, too long, or not plain text, as teams.v1's GetTeam.
    *
    * @generated from rpc Teams.GetTeam
    */

@@ -39,7 +39,9 @@ const (
 
 // TeamsClient is a client for the Teams service.
 type TeamsClient interface {
-	// GetTeam returns the city and nickname of the team playing in a city.
+	// GetTeam returns the city and nickname of the team playing in a city; an
+	// unknown city is not an error. Errors: INVALID_ARGUMENT when the city is
+	// empty, too long, or not plain text, as teams.v1's GetTeam.
 	GetTeam(context.Context, *connect.Request[teams.TeamRequest]) (*connect.Response[teams.TeamResponse], error)
 }
 
@@ -75,7 +77,9 @@ func (c *teamsClient) GetTeam(ctx context.Context, req *connect.Request[teams.Te
 
 // TeamsHandler is an implementation of the Teams service.
 type TeamsHandler interface {
-	// GetTeam returns the city and nickname of the team playing in a city.
+	// GetTeam returns the city and nickname of the team playing in a city; an
+	// unknown city is not an error. Errors: INVALID_ARGUMENT when the city is
+	// empty, too long, or not plain text, as teams.v1's GetTeam.
 	GetTeam(context.Context, *connect.Request[teams.TeamRequest]) (*connect.Response[teams.TeamResponse], error)
 }
 

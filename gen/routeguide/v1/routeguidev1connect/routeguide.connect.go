@@ -62,14 +62,25 @@ type RouteGuideServiceClient interface {
 	// ListFeatures streams every feature inside a rectangle (server streaming).
 	//
 	// Bounds are inclusive and the corners may be given in any order. Features
-	// arrive in database order.
+	// arrive in database order. Errors: INVALID_ARGUMENT when a corner is out of
+	// range (as GetFeature's point).
 	ListFeatures(context.Context, *connect.Request[v1.ListFeaturesRequest]) (*connect.ServerStreamForClient[v1.ListFeaturesResponse], error)
 	// RecordRoute reads the points of a route and summarises it when the client
 	// closes its side (client streaming).
+	//
+	// Errors: INVALID_ARGUMENT when a point is out of range (the message names
+	// which); RESOURCE_EXHAUSTED past the server's most points a route
+	// (100000 by default); DEADLINE_EXCEEDED when the client sends past the
+	// deadline it gave.
 	RecordRoute(context.Context) *connect.ClientStreamForClient[v1.RecordRouteRequest, v1.RecordRouteResponse]
 	// RouteChat shares notes between everyone at the same location (bidirectional
 	// streaming). For each note received, the server answers with all notes it
 	// keeps for that location, the new one included, oldest first.
+	//
+	// Errors: INVALID_ARGUMENT when a location is out of range;
+	// RESOURCE_EXHAUSTED for a message longer than the server's limit (4096
+	// bytes by default); DEADLINE_EXCEEDED when the client sends past the
+	// deadline it gave. Needs HTTP/2: over HTTP/1.1 the server answers 505.
 	RouteChat(context.Context) *connect.BidiStreamForClient[v1.RouteChatRequest, v1.RouteChatResponse]
 }
 
@@ -152,14 +163,25 @@ type RouteGuideServiceHandler interface {
 	// ListFeatures streams every feature inside a rectangle (server streaming).
 	//
 	// Bounds are inclusive and the corners may be given in any order. Features
-	// arrive in database order.
+	// arrive in database order. Errors: INVALID_ARGUMENT when a corner is out of
+	// range (as GetFeature's point).
 	ListFeatures(context.Context, *connect.Request[v1.ListFeaturesRequest], *connect.ServerStream[v1.ListFeaturesResponse]) error
 	// RecordRoute reads the points of a route and summarises it when the client
 	// closes its side (client streaming).
+	//
+	// Errors: INVALID_ARGUMENT when a point is out of range (the message names
+	// which); RESOURCE_EXHAUSTED past the server's most points a route
+	// (100000 by default); DEADLINE_EXCEEDED when the client sends past the
+	// deadline it gave.
 	RecordRoute(context.Context, *connect.ClientStream[v1.RecordRouteRequest]) (*connect.Response[v1.RecordRouteResponse], error)
 	// RouteChat shares notes between everyone at the same location (bidirectional
 	// streaming). For each note received, the server answers with all notes it
 	// keeps for that location, the new one included, oldest first.
+	//
+	// Errors: INVALID_ARGUMENT when a location is out of range;
+	// RESOURCE_EXHAUSTED for a message longer than the server's limit (4096
+	// bytes by default); DEADLINE_EXCEEDED when the client sends past the
+	// deadline it gave. Needs HTTP/2: over HTTP/1.1 the server answers 505.
 	RouteChat(context.Context, *connect.BidiStream[v1.RouteChatRequest, v1.RouteChatResponse]) error
 }
 

@@ -60,6 +60,9 @@ type TeamsServiceClient interface {
 	// With page_size set, at most that many teams are sent and the last message
 	// of a page carries next_page_token when more teams follow; pass it back as
 	// page_token to continue. city_prefix keeps only cities that start with it.
+	//
+	// Errors: INVALID_ARGUMENT when page_size is outside 0..1000, page_token is
+	// not one a listing returned, or city_prefix holds a control character.
 	ListTeams(context.Context, *connect.Request[v1.ListTeamsRequest]) (*connect.ServerStreamForClient[v1.ListTeamsResponse], error)
 	// PutTeam creates the team of a city, or renames the team that plays there.
 	//
@@ -155,6 +158,9 @@ type TeamsServiceHandler interface {
 	// With page_size set, at most that many teams are sent and the last message
 	// of a page carries next_page_token when more teams follow; pass it back as
 	// page_token to continue. city_prefix keeps only cities that start with it.
+	//
+	// Errors: INVALID_ARGUMENT when page_size is outside 0..1000, page_token is
+	// not one a listing returned, or city_prefix holds a control character.
 	ListTeams(context.Context, *connect.Request[v1.ListTeamsRequest], *connect.ServerStream[v1.ListTeamsResponse]) error
 	// PutTeam creates the team of a city, or renames the team that plays there.
 	//

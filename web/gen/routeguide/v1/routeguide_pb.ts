@@ -310,7 +310,8 @@ export const RouteGuideService: GenService<{
    * ListFeatures streams every feature inside a rectangle (server streaming).
    *
    * Bounds are inclusive and the corners may be given in any order. Features
-   * arrive in database order.
+   * arrive in database order. Errors: INVALID_ARGUMENT when a corner is out of
+   * range (as GetFeature's point).
    *
    * @generated from rpc routeguide.v1.RouteGuideService.ListFeatures
    */
@@ -323,6 +324,11 @@ export const RouteGuideService: GenService<{
    * RecordRoute reads the points of a route and summarises it when the client
    * closes its side (client streaming).
    *
+   * Errors: INVALID_ARGUMENT when a point is out of range (the message names
+   * which); RESOURCE_EXHAUSTED past the server's most points a route
+   * (100000 by default); DEADLINE_EXCEEDED when the client sends past the
+   * deadline it gave.
+   *
    * @generated from rpc routeguide.v1.RouteGuideService.RecordRoute
    */
   recordRoute: {
@@ -334,6 +340,11 @@ export const RouteGuideService: GenService<{
    * RouteChat shares notes between everyone at the same location (bidirectional
    * streaming). For each note received, the server answers with all notes it
    * keeps for that location, the new one included, oldest first.
+   *
+   * Errors: INVALID_ARGUMENT when a location is out of range;
+   * RESOURCE_EXHAUSTED for a message longer than the server's limit (4096
+   * bytes by default); DEADLINE_EXCEEDED when the client sends past the
+   * deadline it gave. Needs HTTP/2: over HTTP/1.1 the server answers 505.
    *
    * @generated from rpc routeguide.v1.RouteGuideService.RouteChat
    */

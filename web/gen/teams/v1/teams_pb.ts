@@ -76,7 +76,8 @@ export const GetTeamResponseSchema: GenMessage<GetTeamResponse> = /*@__PURE__*/
  */
 export type ListTeamsRequest = Message<"teams.v1.ListTeamsRequest"> & {
   /**
-   * The most teams to send in this call; 0 sends every matching team.
+   * The most teams to send in this call, at most 1000; 0 sends every
+   * matching team.
    *
    * @generated from field: int32 page_size = 1;
    */
@@ -91,7 +92,9 @@ export type ListTeamsRequest = Message<"teams.v1.ListTeamsRequest"> & {
   pageToken: string;
 
   /**
-   * Only cities starting with this prefix are listed; empty lists all.
+   * Only cities starting with this prefix are listed; empty lists all. Case is
+   * ignored, and so is leading white space; trailing white space is part of
+   * the prefix ("new york " lists New York City, not New York).
    *
    * @generated from field: string city_prefix = 3;
    */
@@ -282,6 +285,9 @@ export const TeamsService: GenService<{
    * With page_size set, at most that many teams are sent and the last message
    * of a page carries next_page_token when more teams follow; pass it back as
    * page_token to continue. city_prefix keeps only cities that start with it.
+   *
+   * Errors: INVALID_ARGUMENT when page_size is outside 0..1000, page_token is
+   * not one a listing returned, or city_prefix holds a control character.
    *
    * @generated from rpc teams.v1.TeamsService.ListTeams
    */
