@@ -92,7 +92,7 @@ func TestHealthcheckCommandTLS(t *testing.T) {
 	expectHealth(t, 0, "", "-addr", p.addr, "-tls", "-tls-ca", cert)
 	expectHealth(t, 0, "", "-addr", p.addr, "-tls", "-tls-insecure-skip-verify")
 	expectHealth(t, 1, "certificate", "-addr", p.addr, "-tls")
-	expectHealth(t, 1, "add -tls", "-addr", p.addr) // cleartext to a TLS port
+	expectHealth(t, 1, "the server speaks TLS: add -tls", "-addr", p.addr) // cleartext to a TLS port
 	expectHealth(t, 1, "-tls-ca and -tls-insecure-skip-verify go with -tls", "-addr", p.addr, "-tls-ca", cert)
 	expectHealth(t, 1, "-tls-ca and -tls-insecure-skip-verify go with -tls", "-addr", p.addr, "-tls-insecure-skip-verify")
 }
