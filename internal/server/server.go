@@ -120,7 +120,9 @@ type Server struct {
 	// service whose methods are listed to their names: a call of another
 	// method gets unknownProcedure's answer.
 	procedures map[string]http.Handler
-	methods    map[string]map[string]bool
+	methods    map[string]string // "A, B, C"
+	// served names the services served, for unknownProcedure's messages.
+	served string
 	// errors answers a call the server refuses before any handler in the
 	// call's protocol.
 	errors *connect.ErrorWriter
@@ -245,6 +247,7 @@ func New(cfg Config) *Server {
 	s.mountConsole()
 	s.Procedures = proceduresOf(s.Services)
 	s.procedures, s.methods = indexProcedures(s.Procedures, s.services)
+	s.served = "this server serves " + strings.Join(slices.Sorted(slices.Values(s.Services)), ", ")
 	s.errors = connect.NewErrorWriter(s.opts...)
 	tel.ServeProcedures(paths(s.Procedures, false))
 	s.Handler = forBrowsers(http.HandlerFunc(s.route), cfg.CORSOrigins)
@@ -276,8 +279,10 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	service, method := splitProcedure(p)
-	if _, ok := s.methods[p+"/"]; ok && service == "" {
-		service = p + "/" // a listed service's path without its slash
+	if service == "" {
+		if _, ok := s.methods[p+"/"]; ok {
+			service = p + "/" // a listed service's path without its slash
+		}
 	}
 	_, listed := s.methods[service]
 	if h, ok := s.services[service]; ok && !listed {

@@ -2,7 +2,6 @@ package server
 
 import (
 	"errors"
-	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -15,17 +14,19 @@ import (
 
 // indexProcedures maps each of procs' paths to its service's handler in
 // services, and each service's path ("/pkg.Service/") to its methods'
-// names.
-func indexProcedures(procs []Procedure, services map[string]http.Handler) (map[string]http.Handler, map[string]map[string]bool) {
-	handlers, methods := map[string]http.Handler{}, map[string]map[string]bool{}
+// names, sorted and joined for unknownProcedure's messages.
+func indexProcedures(procs []Procedure, services map[string]http.Handler) (handlers map[string]http.Handler, methods map[string]string) {
+	handlers, names := map[string]http.Handler{}, map[string][]string{}
 	for _, p := range procs {
 		i := strings.LastIndexByte(p.Path, '/')
 		service := p.Path[:i+1]
 		handlers[p.Path] = services[service]
-		if methods[service] == nil {
-			methods[service] = map[string]bool{}
-		}
-		methods[service][p.Path[i+1:]] = true
+		names[service] = append(names[service], p.Path[i+1:])
+	}
+	methods = make(map[string]string, len(names))
+	for service, n := range names {
+		slices.Sort(n)
+		methods[service] = strings.Join(n, ", ")
 	}
 	return handlers, methods
 }
@@ -46,17 +47,16 @@ func (s *Server) unknownProcedure(w http.ResponseWriter, r *http.Request, servic
 		return false
 	}
 	name, method := outcome.Echo(strings.Trim(service, "/")), outcome.Echo(method)
-	served := "this server serves " + strings.Join(slices.Sorted(slices.Values(s.Services)), ", ")
 	var msg string
 	switch {
 	case service == "":
-		msg = "the path " + outcome.Echo(r.URL.Path) + " names no procedure (/package.Service/Method); " + served
+		msg = "the path " + outcome.Echo(r.URL.Path) + " names no procedure (/package.Service/Method); " + s.served
 	case known && method == "":
-		msg = "the path names service " + name + " but no method; it has " + strings.Join(s.methodNames(service), ", ")
+		msg = "the path names service " + name + " but no method; it has " + s.methods[service]
 	case known:
-		msg = "unknown method " + method + " for service " + name + "; it has " + strings.Join(s.methodNames(service), ", ")
+		msg = "unknown method " + method + " for service " + name + "; it has " + s.methods[service]
 	default:
-		msg = "unknown service " + name + "; " + served
+		msg = "unknown service " + name + "; " + s.served
 	}
 	if protocol == outcome.ProtocolConnect && !enveloped {
 		// Connect unary: HTTP 404, as connect-go's own answer to a path
@@ -74,11 +74,6 @@ type withStatus struct {
 }
 
 func (w withStatus) WriteHeader(int) { w.ResponseWriter.WriteHeader(w.status) }
-
-// methodNames is the sorted names of service's listed methods.
-func (s *Server) methodNames(service string) []string {
-	return slices.Sorted(maps.Keys(s.methods[service]))
-}
 
 // badBase64Query answers a Connect GET whose query says its message is
 // base64 (base64=1) and whose message is not URL-safe base64 (padded or
