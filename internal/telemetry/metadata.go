@@ -23,13 +23,11 @@ const (
 	redacted          = "[redacted]"
 )
 
-// metadataField says whether the header field k (in canonical form) is
-// call metadata, and whether it is a credential: named, not shown. A
-// switch, not a map: it runs for every field of every call.
-func metadataField(k string) (show, credential bool) {
+// isMetadata reports whether the header field k (in canonical form) is
+// call metadata. A switch, not a map: it runs for every field of every
+// call.
+func isMetadata(k string) bool {
 	switch k {
-	case "Authorization", "Proxy-Authorization", "Cookie":
-		return true, true
 	// Protocols: gRPC, gRPC-Web, Connect, tracing.
 	case "Content-Type", "Content-Length", "Te", "User-Agent",
 		"Grpc-Timeout", "Grpc-Encoding", "Grpc-Accept-Encoding", "X-Grpc-Web", "X-User-Agent",
@@ -41,14 +39,15 @@ func metadataField(k string) (show, credential bool) {
 		"Cache-Control", "Pragma", "Origin", "Referer", "Priority", "Dnt",
 		"Access-Control-Request-Method", "Access-Control-Request-Headers",
 		"X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "X-Real-Ip", "Forwarded", "Via":
-		return false, false
+		return false
 	}
-	return !strings.HasPrefix(k, "Sec-"), false
+	return !strings.HasPrefix(k, "Sec-")
 }
 
-// secretWords are parts of the names of fields that commonly carry
-// credentials (X-Api-Key, X-Auth-Request-Access-Token, X-Session-Id ...):
-// such a field is named, its value not shown.
+// secretWords are parts of the names of fields that carry credentials
+// (Authorization, Proxy-Authorization, Cookie, and X-Api-Key,
+// X-Auth-Request-Access-Token, X-Session-Id ...): such a field is named,
+// its value not shown.
 var secretWords = []string{"auth", "token", "secret", "passw", "apikey", "api-key", "session", "cookie", "credential", "signature", "private"}
 
 // secretName reports whether the lower-case field name key looks like one
@@ -75,8 +74,7 @@ func metadataOf(h http.Header) []slog.Attr {
 	var md []slog.Attr
 	long := 0
 	for k, vs := range h {
-		show, credential := metadataField(k)
-		if !show {
+		if !isMetadata(k) {
 			continue
 		}
 		if len(k) > maxMetadataKey {
@@ -85,7 +83,7 @@ func metadataOf(h http.Header) []slog.Attr {
 		}
 		key := strings.ToLower(k)
 		v := redacted
-		if !credential && !secretName(key) {
+		if !secretName(key) {
 			v = joinShort(vs)
 		}
 		md = append(md, slog.String(key, v))
