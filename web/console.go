@@ -28,34 +28,32 @@ func Assets() fs.FS {
 const contentSecurityPolicy = "default-src 'self'; connect-src *; img-src 'self'; style-src 'self'; script-src 'self'; " +
 	"object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
-// secure sets the headers every console response carries: its policy,
-// no framing (for browsers without frame-ancestors), no MIME sniffing,
-// no referrer sent to the API it calls.
-func secure(h http.Header) {
-	h.Set("Content-Security-Policy", contentSecurityPolicy)
-	h.Set("X-Frame-Options", "DENY")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Referrer-Policy", "no-referrer")
+// withHeaders serves h with the headers every console response carries:
+// its policy, no framing (for browsers without frame-ancestors), no MIME
+// sniffing, no referrer sent to the API it calls, and no-cache: the page
+// and its assets change with the binary, which names no version in their
+// paths, so a browser must not reuse them without asking.
+func withHeaders(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		header := w.Header()
+		header.Set("Content-Security-Policy", contentSecurityPolicy)
+		header.Set("X-Frame-Options", "DENY")
+		header.Set("X-Content-Type-Options", "nosniff")
+		header.Set("Referrer-Policy", "no-referrer")
+		header.Set("Cache-Control", "no-cache")
+		h.ServeHTTP(w, r)
+	})
 }
 
 // IndexHandler serves the console's page.
 func IndexHandler() http.Handler {
 	assets := Assets()
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		secure(w.Header())
-		w.Header().Set("Cache-Control", "no-cache")
+	return withHeaders(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		http.ServeFileFS(w, r, assets, "index.html")
-	})
+	}))
 }
 
 // AssetHandler serves the console's scripts and styles under /console/.
-// They change with the binary, which names no version in their paths, so
-// a browser must not reuse them without asking (no-cache).
 func AssetHandler() http.Handler {
-	files := http.FileServerFS(Assets())
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		secure(w.Header())
-		w.Header().Set("Cache-Control", "no-cache")
-		files.ServeHTTP(w, r)
-	})
+	return withHeaders(http.FileServerFS(Assets()))
 }
