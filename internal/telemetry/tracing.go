@@ -52,12 +52,14 @@ func TracingFromEnv(ctx context.Context, getenv func(string) string) (*Tracing, 
 		return nil, fmt.Errorf("OTEL_TRACES_EXPORTER=%q: switchyard exports traces with \"otlp\" (or \"none\")", exporter)
 	}
 	for _, name := range []string{"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"} {
-		if p := getenv(name); p != "" && !strings.EqualFold(strings.TrimSpace(p), "http/protobuf") {
+		p := getenv(name)
+		if p == "" {
+			continue // the general variable, or the default
+		}
+		if !strings.EqualFold(strings.TrimSpace(p), "http/protobuf") {
 			return nil, fmt.Errorf("%s=%q: switchyard exports OTLP over http/protobuf only", name, p)
 		}
-		if getenv(name) != "" {
-			break
-		}
+		break
 	}
 	exp, err := newOTLPExporter(getenv)
 	if err != nil {
