@@ -62,7 +62,7 @@ func TestAdminListener(t *testing.T) {
 	// On loopback it answers only requests for localhost or an IP: a
 	// page whose domain was rebound to 127.0.0.1 names its own.
 	for host, want := range map[string]int{"attacker.example": http.StatusMisdirectedRequest, "attacker.example:80": http.StatusMisdirectedRequest,
-		"localhost": 200, "LOCALHOST:9090": 200, "127.0.0.1": 200, "[::1]:9090": 200} {
+		"localhost": 200, "LOCALHOST:9090": 200, "127.0.0.1": 200, "[::1]:9090": 200, "[::1]": 200} {
 		req, err := http.NewRequest(http.MethodGet, admin+"/debug/pprof/cmdline", nil)
 		if err != nil {
 			t.Fatal(err)

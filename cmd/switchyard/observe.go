@@ -132,6 +132,8 @@ func loopbackHostsOnly(h http.Handler) http.Handler {
 		host := r.Host
 		if hh, _, err := net.SplitHostPort(host); err == nil {
 			host = hh
+		} else {
+			host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]") // "[::1]" without a port
 		}
 		if _, err := netip.ParseAddr(host); err != nil && !strings.EqualFold(host, "localhost") {
 			http.Error(w, "the admin listener answers requests for localhost or an IP address only, not "+strconv.Quote(outcome.Echo(r.Host)), http.StatusMisdirectedRequest)
