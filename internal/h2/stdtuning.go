@@ -54,9 +54,9 @@ var stdTightLoops = map[string]flushPolicy{
 // while its handler keeps sending.
 const maxFlushDelay = 2 * time.Millisecond
 
-// stdTuning wraps h for net/http's HTTP/2 server: the unary procedures
-// (paths) get flushAtEnd, stdTightLoops theirs; request bodies are read
-// through a pooled buffer.
+// stdTuning wraps h for net/http's HTTP/2 server: over HTTP/2 the unary
+// procedures (paths) get flushAtEnd, stdTightLoops theirs; request bodies
+// are read through a pooled buffer.
 func stdTuning(h http.Handler, unary []string) http.Handler {
 	policies := make(map[string]flushPolicy, len(stdTightLoops)+len(unary))
 	for p, policy := range stdTightLoops {
@@ -67,7 +67,10 @@ func stdTuning(h http.Handler, unary []string) http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var bw *batchingWriter
-		if f, ok := w.(http.Flusher); ok {
+		// Over HTTP/1.1 a flush is what makes a reply chunked, and only a
+		// chunked reply carries trailers (gRPC's status): held back to the
+		// end, a small reply would go out with a Content-Length instead.
+		if f, ok := w.(http.Flusher); ok && r.ProtoMajor == 2 {
 			if policy := policies[r.URL.Path]; policy != 0 {
 				bw = &batchingWriter{ResponseWriter: w, flusher: f, policy: policy, last: time.Now()}
 				w = bw

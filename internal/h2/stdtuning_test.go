@@ -13,7 +13,7 @@ import (
 // The net/http adapter's flush policies: unary held to the end, tight
 // server streams batched (a slow sender still streams), a chat's replies
 // held while it sends and flushed before it waits for the client, other
-// procedures untouched.
+// procedures untouched; over HTTP/1.1 every procedure untouched.
 func TestStdTuningFlushes(t *testing.T) {
 	t.Parallel()
 	unary := []string{"/teams.v1.TeamsService/GetTeam", "/routeguide.v1.RouteGuideService/GetFeature"}
@@ -39,10 +39,20 @@ func TestStdTuningFlushes(t *testing.T) {
 				_, _ = io.ReadAll(r.Body)
 			}
 		}), unary)
-		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, tc.path, strings.NewReader("request")))
-		if rec.Flushed != tc.wantFlush {
-			t.Errorf("%s (pause %v, receive %v): flushed %v, want %v", tc.path, tc.pause, tc.receive, rec.Flushed, tc.wantFlush)
+		for _, major := range []int{2, 1} {
+			req := httptest.NewRequest(http.MethodPost, tc.path, strings.NewReader("request"))
+			req.ProtoMajor, req.ProtoMinor = major, 0
+			if major == 1 {
+				req.ProtoMinor = 1
+			}
+			// Over HTTP/1.1 nothing is held back: a flush is what makes the
+			// reply chunked, so that it can carry trailers.
+			want := tc.wantFlush || major == 1
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			if rec.Flushed != want {
+				t.Errorf("%s over HTTP/%d (pause %v, receive %v): flushed %v, want %v", tc.path, major, tc.pause, tc.receive, rec.Flushed, want)
+			}
 		}
 	}
 }

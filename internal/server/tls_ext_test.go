@@ -142,6 +142,32 @@ func TestStdHTTP2Server(t *testing.T) {
 	}
 }
 
+// Over HTTP/1.1 every protocol works with either HTTP/2 server, gRPC
+// included: its status comes in a chunked body's trailer, so a reply must
+// not be held back until the handler ends (net/http would then send it
+// with a Content-Length, and no trailer).
+func TestEveryProtocolOverHTTP1(t *testing.T) {
+	t.Parallel()
+	for _, std := range []bool{false, true} {
+		srv := testserver.StartWith(t, server.Config{}, testserver.Options{HTTP: server.HTTPConfig{StdHTTP2: std}})
+		tr := &http.Transport{Protocols: new(http.Protocols)}
+		tr.Protocols.SetHTTP1(true)
+		t.Cleanup(tr.CloseIdleConnections)
+		var http1 testserver.Server = *srv
+		http1.HTTPClient = &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			res, err := tr.RoundTrip(r)
+			if err == nil && res.Proto != "HTTP/1.1" {
+				t.Errorf("%s answered over %s", r.URL.Path, res.Proto)
+			}
+			return res, err
+		})}
+		t.Run(fmt.Sprintf("net/http=%v", std), func(t *testing.T) {
+			t.Parallel()
+			testUnaryOver(t, &http1)
+		})
+	}
+}
+
 // A response is never lost to the connection closing after it. net/http
 // closes an HTTP/1.x connection after a "Connection: close" request (and
 // after every HTTP/1.0 one); over TLS the close first writes the close
