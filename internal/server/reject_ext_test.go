@@ -213,6 +213,28 @@ func TestBadBase64Query(t *testing.T) {
 				t.Errorf("connect-only %v, message %q: HTTP %d %q, want %d %q", connectOnly, tc.message, res.Status, res.Body, tc.status, tc.want)
 			}
 		}
+		// Only a procedure that takes GETs reads the query: elsewhere the
+		// answer is the path's, whatever the message.
+		const query = "?encoding=proto&base64=1&message=!!!"
+		for _, tc := range []struct {
+			path   string
+			status int
+			want   string
+		}{
+			{"/nope.v1.NopeService/Get", http.StatusNotFound, `"code":"unimplemented"`},
+			{"/keywords.v1.KeywordsService/Nope", http.StatusNotFound, `"code":"unimplemented"`},
+			{"/teams.v1.TeamsService/PutTeam", http.StatusMethodNotAllowed, ""},
+			{"/teams.v1.TeamsService/ListTeams", http.StatusMethodNotAllowed, ""},
+			{"/", http.StatusOK, "<!doctype html>"},
+		} {
+			res := testserver.Ask(srv.HTTPClient, http.MethodGet, srv.URL+tc.path+query, http.Header{"Accept": {"application/json"}}, nil)
+			if res.Err != "" {
+				t.Fatal(res.Err)
+			}
+			if res.Status != tc.status || !strings.Contains(strings.ToLower(string(res.Body)), tc.want) {
+				t.Errorf("connect-only %v, GET %s: HTTP %d %.200q, want %d %q", connectOnly, tc.path, res.Status, res.Body, tc.status, tc.want)
+			}
+		}
 	}
 }
 

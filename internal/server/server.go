@@ -128,8 +128,11 @@ type Server struct {
 	errors *connect.ErrorWriter
 	// unary maps "/pkg.Service/Method" to its internal/grpcunary handler,
 	// for the unary procedures of Switchyard's own services.
-	unary     map[string]http.Handler
-	unaryGet  []string // those of unary whose Connect GETs it serves too
+	unary    map[string]http.Handler
+	unaryGet []string // those of unary whose Connect GETs it serves too
+	// takesGet holds the procedures whose handlers take Connect GETs
+	// (declared without side effects), with or without Config.ConnectOnly.
+	takesGet  map[string]bool
 	opts      []connect.HandlerOption
 	unaryOpts *grpcunary.Options // nil with Config.ConnectOnly
 }
@@ -247,6 +250,12 @@ func New(cfg Config) *Server {
 	s.mountConsole()
 	s.Procedures = proceduresOf(s.Services)
 	s.procedures, s.methods = indexProcedures(s.Procedures, s.services)
+	s.takesGet = map[string]bool{}
+	for _, p := range s.Procedures {
+		if p.Unary && noSideEffects(p.Path) {
+			s.takesGet[p.Path] = true
+		}
+	}
 	s.served = "this server serves " + strings.Join(slices.Sorted(slices.Values(s.Services)), ", ")
 	s.errors = connect.NewErrorWriter(s.opts...)
 	tel.ServeProcedures(paths(s.Procedures, false))
@@ -267,7 +276,7 @@ func New(cfg Config) *Server {
 // through the ServeMux.
 func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	p := r.URL.Path
-	if r.Method == http.MethodGet && strings.Contains(r.URL.RawQuery, "base64=1") && s.badBase64Query(w, r) {
+	if r.Method == http.MethodGet && s.takesGet[p] && strings.Contains(r.URL.RawQuery, "base64=1") && s.badBase64Query(w, r) {
 		return
 	}
 	if h, ok := s.unary[p]; ok {

@@ -75,7 +75,8 @@ type withStatus struct {
 
 func (w withStatus) WriteHeader(int) { w.ResponseWriter.WriteHeader(w.status) }
 
-// badBase64Query answers a Connect GET whose query says its message is
+// badBase64Query answers a Connect GET of a procedure that takes GETs
+// (elsewhere the path decides the answer) whose query says its message is
 // base64 (base64=1) and whose message is not URL-safe base64 (padded or
 // not, as connect-go reads it) with invalid_argument, and reports true.
 // connect-go answers it "unknown" with HTTP 500, as if the server had
