@@ -3,6 +3,7 @@ package server_test
 import (
 	"bufio"
 	"bytes"
+	"compress/gzip"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -59,6 +60,7 @@ type rawCase struct {
 	wantHTTP    int    // checked when non-zero
 	wantMsg     string // in the error's message, when set
 	wantMsgs    int    // response messages on success
+	gzip        bool   // proto and json are gzipped: sent as the protocol says
 }
 
 func marshal(t *testing.T, m proto.Message) []byte {
@@ -86,6 +88,16 @@ func sumProto(a, b float32) []byte {
 func badInputCases(t *testing.T) []rawCase {
 	huge := strings.Repeat("word ", 2<<20/5+1) // over the 1 MiB keyword limit, under the 4 MiB message limit
 	oversized := strings.Repeat("x", server.DefaultReadMaxBytes+1)
+	gz := func(b []byte) []byte {
+		var zipped bytes.Buffer
+		zw := gzip.NewWriter(&zipped)
+		if _, err := zw.Write(b); err != nil || zw.Close() != nil {
+			t.Fatal(err)
+		}
+		return zipped.Bytes()
+	}
+	// 16 MiB of spaces: 4 times the message limit, in 16 KiB of gzip.
+	bomb := gz(bytes.Repeat([]byte(" "), 16<<20))
 	return []rawCase{
 		{name: "malformed protobuf", procedure: teamsv1connect.TeamsServiceGetTeamProcedure,
 			proto: []byte{0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f}, want: connect.CodeInvalidArgument},
@@ -143,6 +155,17 @@ func badInputCases(t *testing.T) []rawCase {
 		{name: "oversized message in a stream", procedure: routeguidev1connect.RouteGuideServiceRecordRouteProcedure, streaming: true,
 			proto: protowire.AppendBytes(protowire.AppendTag(nil, 99, protowire.BytesType), []byte(oversized)),
 			want:  connect.CodeResourceExhausted},
+		// A compressed message is read as far as its limit and no further:
+		// grpc-go's bound, where connect-go would decompress the rest to
+		// report its size.
+		{name: "compressed message", procedure: keywordsv1connect.KeywordsServiceGetKeywordsProcedure, gzip: true,
+			proto: gz(marshal(t, &keywordsv1.GetKeywordsRequest{Text: "gzip"})), json: gz([]byte(`{"text":"gzip"}`)), want: codeOK, wantMsgs: 1},
+		{name: "compressed message past the limit", procedure: keywordsv1connect.KeywordsServiceGetKeywordsProcedure, gzip: true,
+			proto: bomb, json: bomb, want: connect.CodeResourceExhausted,
+			wantMsg: fmt.Sprintf("message is larger than configured max %d - unable to determine message size: decompression stopped past the limit", server.DefaultReadMaxBytes)},
+		{name: "compressed message past the limit in a stream", procedure: routeguidev1connect.RouteGuideServiceRecordRouteProcedure, streaming: true, gzip: true,
+			proto: bomb, want: connect.CodeResourceExhausted,
+			wantMsg: fmt.Sprintf("message is larger than configured max %d - unable to determine message size: decompression stopped past the limit", server.DefaultReadMaxBytes)},
 		{name: "invalid UTF-8", procedure: teamsv1connect.TeamsServiceGetTeamProcedure,
 			proto: stringField("Chi\xffcago"), json: []byte("{\"city\":\"Chi\xffcago\"}"), want: connect.CodeInvalidArgument},
 		{name: "invalid UTF-8 in a stream", procedure: routeguidev1connect.RouteGuideServiceRouteChatProcedure, streaming: true,
@@ -252,7 +275,11 @@ func envelope(flags byte, msg []byte) []byte {
 func rawCall(t *testing.T, srv *testserver.Server, protocol, codec string, tc rawCase, body []byte) rawResult {
 	t.Helper()
 	var prefix string
-	payload := envelope(0, body)
+	flags := byte(0)
+	if tc.gzip {
+		flags = 1
+	}
+	payload := envelope(flags, body)
 	switch {
 	case protocol == "grpc":
 		prefix = "application/grpc"
@@ -275,6 +302,16 @@ func rawCall(t *testing.T, srv *testserver.Server, protocol, codec string, tc ra
 		t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", contentType)
+	if tc.gzip {
+		switch {
+		case protocol != "connect":
+			req.Header.Set("Grpc-Encoding", "gzip")
+		case tc.streaming:
+			req.Header.Set("Connect-Content-Encoding", "gzip")
+		default:
+			req.Header.Set("Content-Encoding", "gzip")
+		}
+	}
 	if protocol == "grpc" {
 		req.Header.Set("TE", "trailers")
 	}

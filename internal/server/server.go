@@ -172,6 +172,7 @@ func New(cfg Config) *Server {
 			// Outermost: it marks the call handled before anything can fail it.
 			connect.WithInterceptors(tel.Interceptor()),
 			connect.WithReadMaxBytes(cfg.ReadMaxBytes),
+			withBoundedGzip(cfg.ReadMaxBytes),
 			connect.WithCompressMinBytes(cfg.CompressMinBytes),
 			// What they return is what the transport writes, and records.
 			connect.WithInterceptors(guard.deadline, guard.safe),
