@@ -302,6 +302,28 @@ func TestDrainDelayReportsNotServing(t *testing.T) {
 	if got := check(""); got != healthpb.HealthCheckResponse_SERVING {
 		t.Fatalf("health before SIGTERM = %v", got)
 	}
+	// A client watching the server's health, as grpc-go's client-side
+	// health checking does: told NOT_SERVING at once, and its watch ends
+	// when the shutdown begins, without holding it for the grace period.
+	watch, err := connect.NewClient[healthpb.HealthCheckRequest, healthpb.HealthCheckResponse](
+		client, p.url+"/grpc.health.v1.Health/Watch", connect.WithGRPC()).
+		CallServerStream(t.Context(), connect.NewRequest(&healthpb.HealthCheckRequest{}))
+	if err != nil || !watch.Receive() || watch.Msg().GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("watch before SIGTERM: %v, %v", err, watch.Err())
+	}
+	defer watch.Close()
+	watched := make(chan error, 1)
+	go func() {
+		if !watch.Receive() || watch.Msg().GetStatus() != healthpb.HealthCheckResponse_NOT_SERVING {
+			watched <- fmt.Errorf("no NOT_SERVING: %w", watch.Err())
+			return
+		}
+		if watch.Receive() || connect.CodeOf(watch.Err()) != connect.CodeUnavailable {
+			watched <- fmt.Errorf("after NOT_SERVING: %v, %w", watch.Msg(), watch.Err())
+			return
+		}
+		watched <- nil
+	}()
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	p.waitLog(t, "draining")
 	for _, service := range []string{"", "routeguide.v1.RouteGuideService"} {
@@ -332,6 +354,12 @@ func TestDrainDelayReportsNotServing(t *testing.T) {
 	fresh.CloseIdleConnections()
 	if code := p.wait(t, 10*time.Second); code != 0 {
 		t.Errorf("exit code %d, want 0", code)
+	}
+	if err := <-watched; err != nil {
+		t.Errorf("health watch: %v", err)
+	}
+	if strings.Contains(p.logs(), "grace period over") {
+		t.Errorf("the shutdown waited out its grace period:\n%s", p.logs())
 	}
 }
 

@@ -346,6 +346,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 	ctx, cancel := context.WithTimeout(context.Background(), o.shutdownGrace)
 	defer cancel()
 	go func() { forcedExit(<-signals) }()
+	// Health watches end (having sent NOT_SERVING): a shutdown waits for
+	// every stream, and a client's watch lasts as long as its connection.
+	srv.Health.Close()
 	if err := httpServer.Shutdown(ctx); err != nil {
 		logger.Warn("grace period over; closing remaining connections", "err", err)
 		_ = httpServer.Close()

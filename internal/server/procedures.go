@@ -3,11 +3,11 @@ package server
 import (
 	"strings"
 
-	"connectrpc.com/grpchealth"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
 	"google.golang.org/protobuf/types/descriptorpb"
 
+	"github.com/switchyard/switchyard/internal/health"
 	"github.com/switchyard/switchyard/internal/reflection"
 )
 
@@ -19,13 +19,15 @@ type Procedure struct {
 	Unary bool
 }
 
-// unregistered are the methods of the services served that put no
-// descriptors in the protobuf registry: gRPC health (connectrpc.com/
-// grpchealth) and reflection (internal/reflection).
+// unregistered are the methods of the services served whose descriptors
+// in the protobuf registry are not what is served, or which put none
+// there: gRPC health (internal/health serves Check and Watch; grpc-go's
+// descriptor, whose messages it uses, lists List as well) and reflection
+// (internal/reflection).
 var unregistered = map[string][]Procedure{
-	grpchealth.HealthV1ServiceName: {
-		{Path: "/" + grpchealth.HealthV1ServiceName + "/Check", Unary: true},
-		{Path: "/" + grpchealth.HealthV1ServiceName + "/Watch"},
+	health.ServiceName: {
+		{Path: "/" + health.ServiceName + "/Check", Unary: true},
+		{Path: "/" + health.ServiceName + "/Watch"},
 	},
 	reflection.ServiceV1:      {{Path: "/" + reflection.ServiceV1 + "/" + reflection.Method}},
 	reflection.ServiceV1Alpha: {{Path: "/" + reflection.ServiceV1Alpha + "/" + reflection.Method}},

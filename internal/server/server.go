@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
-	"connectrpc.com/grpchealth"
 
 	"github.com/switchyard/switchyard/gen/greeter/v1/greeterv1connect"
 	"github.com/switchyard/switchyard/gen/keywords/v1/keywordsv1connect"
@@ -26,6 +25,7 @@ import (
 	"github.com/switchyard/switchyard/gen/summator/v1/summatorv1connect"
 	"github.com/switchyard/switchyard/gen/teams/v1/teamsv1connect"
 	"github.com/switchyard/switchyard/internal/grpcunary"
+	"github.com/switchyard/switchyard/internal/health"
 	"github.com/switchyard/switchyard/internal/outcome"
 	"github.com/switchyard/switchyard/internal/reflection"
 	"github.com/switchyard/switchyard/internal/telemetry"
@@ -103,8 +103,9 @@ type Config struct {
 type Server struct {
 	// Handler serves every procedure.
 	Handler http.Handler
-	// Health answers grpc.health.v1; set NOT_SERVING while draining.
-	Health *grpchealth.StaticChecker
+	// Health answers grpc.health.v1; set NOT_SERVING while draining, and
+	// closed (ending its watches) before a graceful shutdown.
+	Health *health.Checker
 	// Services are the fully-qualified names of every served service.
 	Services []string
 	// Procedures are the methods of Services.
@@ -241,10 +242,10 @@ func New(cfg Config) *Server {
 
 	// Health and reflection answer for every service served, themselves
 	// included.
-	all := append(slices.Clone(s.Services), grpchealth.HealthV1ServiceName,
+	all := append(slices.Clone(s.Services), health.ServiceName,
 		reflection.ServiceV1, reflection.ServiceV1Alpha)
-	s.Health = grpchealth.NewStaticChecker(append(slices.Clone(all), HealthLiveness, HealthReadiness)...)
-	s.mount(grpchealth.NewHandler(s.Health, s.opts...))
+	s.Health = health.NewChecker(append(slices.Clone(all), HealthLiveness, HealthReadiness)...)
+	s.mount(health.NewHandler(s.Health, s.opts...))
 	s.mount(reflection.NewHandlerV1(all, s.opts...))
 	s.mount(reflection.NewHandlerV1Alpha(all, s.opts...))
 
