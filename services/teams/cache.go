@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 )
@@ -52,7 +53,8 @@ const CacheReportEvery = time.Minute
 //     was Known and had the state it read (and no All came): the read
 //     registers itself and collects those Changes, so a value read before
 //     a write is never installed after the write's Change (a deleted team
-//     never comes back);
+//     never comes back); a Put or Delete of its key by this process
+//     voids every read of the key in progress as it ends;
 //   - Put and Delete drop their key before they return, so this process's
 //     acknowledged write is seen by its own next Get without waiting for
 //     the feed; and they keep the state they wrote (a team, or none) by
@@ -82,7 +84,11 @@ type Cache struct {
 	mu       sync.Mutex
 	live     bool // the last Change taken had Live set
 	entries  map[string]cacheEntry
-	inflight map[string]*cacheFill    // misses reading the store, by key
+	inflight map[string]*cacheFill // misses reading the store that later misses join, by key
+	// passed are the misses still reading the store that a Change of their
+	// key has reached (and so no miss joins any more), by key: the key's
+	// later Changes, writes and resets must reach them too.
+	passed   map[string][]*cacheFill
 	writing  map[string][]*cacheWrite // this process's Puts and Deletes in progress, by key
 	stats    CacheStats               // counters; Entries, Bound and Live are filled in by Stats
 	reported CacheStats               // at the last report
@@ -299,7 +305,8 @@ func newCache(store Watchable, entries int, logger *slog.Logger, hooks *cacheHoo
 	c := &Cache{
 		store: store, bound: entries, echoes: store.Feed().Echoes(), logger: logger, stop: cancel, stopped: make(chan struct{}),
 		epoch:   time.Now(),
-		entries: map[string]cacheEntry{}, inflight: map[string]*cacheFill{}, writing: map[string][]*cacheWrite{}, hooks: hooks,
+		entries: map[string]cacheEntry{}, inflight: map[string]*cacheFill{}, passed: map[string][]*cacheFill{},
+		writing: map[string][]*cacheWrite{}, hooks: hooks,
 	}
 	// The subscription's first Change (All, with the feed's state) sets
 	// live; until it is taken the cache reads through.
@@ -361,6 +368,12 @@ func (c *Cache) apply(ch Change) {
 			f.seen.stale = true
 		}
 		clear(c.inflight)
+		for _, fs := range c.passed {
+			for _, f := range fs {
+				f.seen.stale = true
+			}
+		}
+		clear(c.passed)
 		for _, ws := range c.writing {
 			for _, w := range ws {
 				w.stale = true
@@ -399,25 +412,53 @@ func (c *Cache) takeLocked(ch Change) {
 			delete(c.entries, ch.Key)
 		}
 	}
+	for _, f := range c.passed[ch.Key] {
+		f.seen.take(ch)
+	}
 	if f, ok := c.inflight[ch.Key]; ok {
 		f.seen.take(ch)
 		// Later misses read anew: this read may have begun before the
 		// write, and a call that begins once the cache knows of a write
 		// must not be answered from before it (a deleted team). The
-		// read installs its answer still if the changes it saw allow.
+		// read installs its answer still if the Changes it takes, this
+		// one and every later one, allow.
 		delete(c.inflight, ch.Key)
+		c.passed[ch.Key] = append(c.passed[ch.Key], f)
 	}
 	for _, w := range c.writing[ch.Key] {
 		w.take(ch)
 	}
 }
 
-// dropLocked forgets key and voids a read of it in progress; c.mu is held.
+// dropLocked forgets key and voids the reads of it in progress; c.mu is
+// held.
 func (c *Cache) dropLocked(key string) {
 	delete(c.entries, key)
 	if f, ok := c.inflight[key]; ok {
 		f.seen.stale = true
 		delete(c.inflight, key)
+	}
+	for _, f := range c.passed[key] {
+		f.seen.stale = true
+	}
+	delete(c.passed, key)
+}
+
+// endFillLocked stops following f, a read of key that has ended; c.mu is
+// held.
+func (c *Cache) endFillLocked(key string, f *cacheFill) {
+	if c.inflight[key] == f {
+		delete(c.inflight, key)
+		return
+	}
+	fs := c.passed[key]
+	if i := slices.Index(fs, f); i >= 0 {
+		fs = slices.Delete(fs, i, i+1)
+		if len(fs) == 0 {
+			delete(c.passed, key)
+		} else {
+			c.passed[key] = fs
+		}
 	}
 }
 
@@ -463,11 +504,9 @@ func (c *Cache) Get(ctx context.Context, city string) (Team, error) {
 		c.hooks.read(key)
 	}
 	c.mu.Lock()
-	if c.inflight[key] == f {
-		delete(c.inflight, key)
-	}
+	c.endFillLocked(key, f)
 	if e, ok := f.answer(); ok {
-		if f.seen.allows(e) {
+		if c.live && f.seen.allows(e) {
 			c.installLocked(key, cacheEntry{teamState: e})
 		} else {
 			c.stats.Stale++

@@ -325,6 +325,17 @@ func TestCacheFillAndItsKeysChanges(t *testing.T) {
 		{"its state after another", []Change{
 			Wrote("boston", Team{City: "Boston", Nickname: "Minutemen"}, true),
 			Wrote("boston", Team{City: "Boston", Nickname: "Revolutionaries"}, true)}, false},
+		// The first Change stops later misses joining the read: the
+		// Changes after it still reach the read.
+		{"another state after its own", []Change{
+			Wrote("boston", Team{City: "Boston", Nickname: "Revolutionaries"}, true),
+			Wrote("boston", Team{City: "Boston", Nickname: "Minutemen"}, true)}, false},
+		{"a delete after its own state", []Change{
+			Wrote("boston", Team{City: "Boston", Nickname: "Revolutionaries"}, true),
+			Wrote("boston", Team{}, false)}, false},
+		{"an unknown state after its own", []Change{
+			Wrote("boston", Team{City: "Boston", Nickname: "Revolutionaries"}, true),
+			{Key: "boston"}}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -339,6 +350,48 @@ func TestCacheFillAndItsKeysChanges(t *testing.T) {
 			h.want("Boston", "Revolutionaries", !tc.kept)
 		})
 	}
+}
+
+// A read that took a Change of its key (and so is no longer joined) is
+// still voided by this process's own write of the key, and by the feed
+// going down: it never overwrites the acknowledged write, and nothing is
+// kept while the feed is down.
+func TestCacheReadPastAChangeVoidedByWriteAndReset(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	same := Wrote("boston", Team{City: "Boston", Nickname: "Revolutionaries"}, true)
+	t.Run("own write", func(t *testing.T) {
+		t.Parallel()
+		h := newHarnessOn(t, echoStore(), 16, nil)
+		got := h.startStoppedGet("Boston")
+		h.store.feed.Report(same)
+		h.taken(live(same))
+		if _, _, err := h.cache.Put(ctx, Team{City: "Boston", Nickname: "Bruins"}); err != nil {
+			t.Fatal(err)
+		}
+		close(h.resume)
+		<-got
+		h.want("Boston", "Bruins", false)
+	})
+	t.Run("feed down", func(t *testing.T) {
+		t.Parallel()
+		h := newHarnessOn(t, echoStore(), 16, nil)
+		got := h.startStoppedGet("Boston")
+		h.store.feed.Report(same)
+		h.taken(live(same))
+		h.store.feed.Reset(false)
+		h.taken(Change{All: true, Live: false})
+		close(h.resume)
+		<-got
+		// Another process writes; with the feed down nobody is told.
+		if _, _, err := h.store.MemStore.Put(ctx, Team{City: "Boston", Nickname: "Bruins"}); err != nil {
+			t.Fatal(err)
+		}
+		h.want("Boston", "Bruins", true)
+		if n := h.cache.Stats().Entries; n != 0 {
+			t.Errorf("%d entries kept while the feed is down", n)
+		}
+	})
 }
 
 // An own write is kept only when nothing said otherwise while it wrote:
