@@ -18,6 +18,7 @@ import (
 
 	teamsv1 "github.com/switchyard/switchyard/gen/teams/v1"
 	"github.com/switchyard/switchyard/internal/pgtest"
+	"github.com/switchyard/switchyard/services/teams"
 	"github.com/switchyard/switchyard/services/teams/sqlstore"
 )
 
@@ -322,6 +323,56 @@ func testCache(t *testing.T, s *sharedStore) {
 		b.warm(t, "Cross City", "Second")
 		a.del(t, "Cross City")
 		t.Logf("delete seen by the other process after %v", seenWithin(t, b.client, "Cross City", "", time.Second))
+	})
+
+	// A process that did not run for longer than the feed allows for
+	// (stopped here; starved of CPU or its machine paused elsewhere) has
+	// not taken the Changes made meanwhile when it runs again: the call
+	// it finds waiting is answered from the store, not from memory.
+	t.Run("a process stopped past the bound reads the store as it resumes", func(t *testing.T) {
+		const n = 20
+		city := func(i int) string { return fmt.Sprintf("Paused City %d", i) }
+		for i := range n {
+			a.put(t, city(i), "Before")
+		}
+		for i := range n {
+			seenWithin(t, b.client, city(i), "Before", time.Second)
+			b.warm(t, city(i), "Before")
+		}
+		if err := b.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+		resumed := false
+		resume := func() {
+			if !resumed {
+				resumed = true
+				_ = b.cmd.Process.Signal(syscall.SIGCONT)
+			}
+		}
+		defer resume()
+		for i := range n {
+			a.del(t, city(i))
+		}
+		time.Sleep(teams.FeedBound + 200*time.Millisecond)
+		// The calls wait in b's socket, to be read together as it resumes,
+		// beside whatever its feed's source has for it.
+		got := make(chan error, n)
+		for i := range n {
+			go func() {
+				nick, err := nickname(ctxFor(t, 10*time.Second), b.client, city(i))
+				if err == nil && nick != "" {
+					err = fmt.Errorf("%s answered %q", city(i), nick)
+				}
+				got <- err
+			}()
+		}
+		time.Sleep(200 * time.Millisecond)
+		resume()
+		for range n {
+			if err := <-got; err != nil {
+				t.Errorf("%s, resumed after deletes it had not seen: %v; want NOT_FOUND", b.name, err)
+			}
+		}
 	})
 
 	// Each process keeps the state its own write left and takes the

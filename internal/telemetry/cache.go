@@ -68,7 +68,7 @@ func (m *metrics) cacheInstruments(meter metric.Meter) error {
 	if err != nil {
 		return err
 	}
-	results := []string{"hit", "hit_not_found", "miss", "joined", "down"}
+	results := []string{"hit", "hit_not_found", "miss", "joined", "down", "unconfirmed"}
 	causes := []string{"change", "reset", "write", "echo_late", "hold_late"}
 	keptCauses := []string{"confirmed", "write", "older", "held"}
 	_, err = meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
@@ -77,7 +77,7 @@ func (m *metrics) cacheInstruments(meter metric.Meter) error {
 		m.poolsMu.Unlock()
 		for _, c := range caches {
 			st := c.Stats()
-			for i, n := range []uint64{st.Hits - st.HitsNotFound, st.HitsNotFound, st.Misses, st.Joined, st.Down} {
+			for i, n := range []uint64{st.Hits - st.HitsNotFound, st.HitsNotFound, st.Misses, st.Joined, st.Down, st.Unconfirmed} {
 				o.ObserveInt64(gets, int64(n), metric.WithAttributes(attribute.String("result", results[i])))
 			}
 			// The store's reports of this process's writes (Own) change

@@ -42,7 +42,7 @@ func TestMetricsTeamCache(t *testing.T) {
 	for _, m := range families["switchyard_teams_cache_gets_total"].GetMetric() {
 		gets[labels(m)["result"]] = m.GetCounter().GetValue()
 	}
-	want := map[string]float64{"hit": 3, "hit_not_found": 1, "miss": 2, "joined": 0, "down": 0}
+	want := map[string]float64{"hit": 3, "hit_not_found": 1, "miss": 2, "joined": 0, "down": 0, "unconfirmed": 0}
 	for result, n := range want {
 		if gets[result] != n {
 			t.Errorf("switchyard_teams_cache_gets_total{result=%q} = %v, want %v (all: %v)", result, gets[result], n, gets)

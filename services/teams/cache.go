@@ -48,6 +48,10 @@ const CacheReportEvery = time.Minute
 //     most WriteHold: the write drops or replaces the entry as it ends;
 //   - while the last Change taken had Live false, every Get reads the
 //     store and nothing is kept;
+//   - on a confirming feed (Feed.SetConfirming), while the last
+//     confirmation taken (Change.AsOf) is older than ConfirmedWithin,
+//     every Get reads the store: the process did not run, or its source
+//     did not answer, for so long that Changes may be on their way;
 //   - a Get that misses reads the store and keeps the answer — a team, or
 //     ErrNotFound — only if every Change for its key taken while it read
 //     was Known and had the state it read (and no All came): the read
@@ -81,8 +85,11 @@ type Cache struct {
 	stopped chan struct{}
 	epoch   time.Time // the cache's clock counts from here (now)
 
+	confirming bool // the feed is a confirming one
+
 	mu       sync.Mutex
-	live     bool // the last Change taken had Live set
+	live     bool  // the last Change taken had Live set
+	asOf     int64 // on the cache's clock, the last confirmation taken
 	entries  map[string]cacheEntry
 	inflight map[string]*cacheFill // misses reading the store that later misses join, by key
 	// passed are the misses still reading the store that a Change of their
@@ -246,8 +253,10 @@ type CacheStats struct {
 	// Misses counts Gets that read the store while the feed was live;
 	// Joined counts Gets that shared another miss's read of their key.
 	Misses, Joined uint64
-	// Down counts Gets that read the store because the feed was not live.
-	Down uint64
+	// Down counts Gets that read the store because the feed was not live;
+	// Unconfirmed those that read it because the feed's last confirmation
+	// was older than ConfirmedWithin.
+	Down, Unconfirmed uint64
 	// Stale counts misses whose answer was not kept because a Change for
 	// their key, of another state, arrived while they read it.
 	Stale uint64
@@ -275,7 +284,7 @@ type CacheStats struct {
 }
 
 // Reads is every Get the cache answered.
-func (s CacheStats) Reads() uint64 { return s.Hits + s.Misses + s.Joined + s.Down }
+func (s CacheStats) Reads() uint64 { return s.Hits + s.Misses + s.Joined + s.Down + s.Unconfirmed }
 
 // HitRatio is the share of Gets answered from memory (0 with no Gets).
 func (s CacheStats) HitRatio() float64 {
@@ -303,14 +312,15 @@ func newCache(store Watchable, entries int, logger *slog.Logger, hooks *cacheHoo
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &Cache{
-		store: store, bound: entries, echoes: store.Feed().Echoes(), logger: logger, stop: cancel, stopped: make(chan struct{}),
+		store: store, bound: entries, echoes: store.Feed().Echoes(), confirming: store.Feed().Confirming(),
+		logger: logger, stop: cancel, stopped: make(chan struct{}),
 		epoch:   time.Now(),
 		entries: map[string]cacheEntry{}, inflight: map[string]*cacheFill{}, passed: map[string][]*cacheFill{},
 		writing: map[string][]*cacheWrite{}, hooks: hooks,
 	}
 	// The subscription's first Change (All, with the feed's state) sets
 	// live; until it is taken the cache reads through.
-	c.sub = store.Feed().Subscribe()
+	c.sub = store.Feed().subscribe(true)
 	go c.follow(ctx)
 	return c
 }
@@ -358,6 +368,16 @@ func (c *Cache) now() int64 {
 // apply takes one Change by the feed's rules.
 func (c *Cache) apply(ch Change) {
 	c.mu.Lock()
+	if !ch.AsOf.IsZero() {
+		c.asOf = max(c.asOf, int64(ch.AsOf.Sub(c.epoch)))
+		if ch.Key == "" && !ch.All { // a confirmation, no more
+			c.mu.Unlock()
+			if c.hooks != nil && c.hooks.applied != nil {
+				c.hooks.applied(ch)
+			}
+			return
+		}
+	}
 	c.stats.Changes++
 	c.live = ch.Live
 	switch {
@@ -473,6 +493,11 @@ func (c *Cache) Get(ctx context.Context, city string) (Team, error) {
 	var buf [64]byte
 	kb := appendCityKey(buf[:0], city)
 	c.mu.Lock()
+	if c.confirming && c.live && c.now()-c.asOf > int64(ConfirmedWithin) {
+		c.stats.Unconfirmed++
+		c.mu.Unlock()
+		return c.store.Get(ctx, city)
+	}
 	if e, ok := c.entries[string(kb)]; ok && (e.echoDue == 0 && e.holdDue == 0 || c.inTime(string(kb), e)) {
 		c.stats.Hits++
 		if !e.found {
@@ -686,7 +711,7 @@ func (c *Cache) report(closing bool) {
 	c.logger.LogAttrs(context.Background(), slog.LevelInfo, "team cache",
 		slog.Float64("hit_ratio", float64(int(st.HitRatio()*10000))/10000),
 		slog.Uint64("hits", st.Hits), slog.Uint64("hits_not_found", st.HitsNotFound),
-		slog.Uint64("misses", st.Misses), slog.Uint64("joined", st.Joined), slog.Uint64("down", st.Down),
+		slog.Uint64("misses", st.Misses), slog.Uint64("joined", st.Joined), slog.Uint64("down", st.Down), slog.Uint64("unconfirmed", st.Unconfirmed),
 		slog.Uint64("stale", st.Stale), slog.Int("entries", st.Entries), slog.Int("bound", st.Bound),
 		slog.Uint64("evictions", st.Evictions), slog.Uint64("changes", st.Changes), slog.Uint64("resets", st.Resets),
 		slog.Uint64("confirmed", st.Confirmed), slog.Uint64("own", st.Own), slog.Uint64("older", st.Older), slog.Uint64("echoes_late", st.EchoesLate),

@@ -706,3 +706,45 @@ func TestCacheCanceledContext(t *testing.T) {
 		t.Errorf("Get with a canceled context = %v", err)
 	}
 }
+
+// On a confirming feed the cache serves what it kept only while the last
+// confirmation is recent: a process that did not run for longer (stopped,
+// starved) reads the store, without keeping what it read, until the feed
+// confirms again, and what came meanwhile is applied first.
+func TestCacheServesOnlyWhatAConfirmationCovers(t *testing.T) {
+	t.Parallel()
+	store := newTestStore(true)
+	store.feed.SetConfirming()
+	var clock atomic.Int64
+	h := newHarnessOn(t, store, 16, clock.Load)
+	confirm := func() {
+		t.Helper()
+		asOf := h.cache.epoch.Add(time.Duration(clock.Load()))
+		store.feed.Confirm(asOf)
+		h.taken(Change{Live: true, AsOf: asOf})
+	}
+	confirm()
+	h.want("Boston", "Revolutionaries", true)
+	h.want("Boston", "Revolutionaries", false)
+	clock.Add(int64(ConfirmedWithin) - 1)
+	h.want("Boston", "Revolutionaries", false)
+
+	// The process stops; another deletes the team, its Change not yet
+	// taken when this process runs again.
+	clock.Add(2)
+	if _, err := store.MemStore.Delete(context.Background(), "Boston"); err != nil {
+		t.Fatal(err)
+	}
+	h.want("Boston", "", true)
+	h.want("Boston", "", true) // not kept
+	if st := h.cache.Stats(); st.Unconfirmed != 2 || st.Hits != 2 {
+		t.Errorf("unconfirmed %d, hits %d; want 2 and 2", st.Unconfirmed, st.Hits)
+	}
+	// The source catches up: the Change, then the confirmation.
+	ch := Wrote("boston", Team{}, false)
+	store.feed.Report(ch)
+	h.taken(live(ch))
+	confirm()
+	h.want("Boston", "", true)
+	h.want("Boston", "", false)
+}

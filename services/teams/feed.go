@@ -14,6 +14,14 @@ import (
 // set and Live false) within the same bound.
 const FeedBound = time.Second
 
+// ConfirmedWithin is how old a confirming feed's last confirmation
+// (Change.AsOf) may be for a subscriber to take what it kept from the feed
+// as up to date: a confirmation is due every source interval (at most
+// 250 ms), so an older one means this process did not run, or its source
+// did not answer, for longer than the feed allows for. FeedBound less a
+// quarter for the time between the confirmation and its use.
+const ConfirmedWithin = FeedBound * 3 / 4
+
 // Change is one event of a change feed.
 //
 // A subscriber that keeps a copy of teams (a cache) stays correct by
@@ -52,6 +60,12 @@ type Change struct {
 	// of a key that arrives before the echo of a write of that key
 	// committed before that write.
 	Local bool
+	// AsOf, when not zero, confirms that every write committed before it
+	// was reported before this Change (a Change with AsOf and neither Key
+	// nor All says only that), on a confirming feed (Feed.SetConfirming).
+	// Only a Cache's subscription takes confirmations: Subscribe's
+	// Changes never have AsOf set.
+	AsOf time.Time
 }
 
 // Wrote returns the Change of a write that left key with team t (found),
@@ -92,13 +106,15 @@ const maxQueued = 4096
 // source sees them), never less. A feed with echoes (NewEchoFeed) also
 // promises that its source's changes come in commit order (Change.Local).
 type Feed struct {
-	mu     sync.Mutex
-	live   bool
-	echoes bool // set at creation
-	since  time.Time
-	closed bool
-	subs   map[*Subscription]struct{}
-	stats  FeedStats
+	mu         sync.Mutex
+	live       bool
+	echoes     bool      // set at creation
+	confirming bool      // set before the first subscription
+	asOf       time.Time // of the last confirmation while live
+	since      time.Time
+	closed     bool
+	subs       map[*Subscription]struct{}
+	stats      FeedStats
 }
 
 // FeedStats are a feed's counters, for logs and metrics.
@@ -139,10 +155,54 @@ func NewEchoFeed(live bool) *Feed {
 // Echoes tells whether the feed has echoes (NewEchoFeed).
 func (f *Feed) Echoes() bool { return f.echoes }
 
+// SetConfirming makes f a confirming feed: its source calls Confirm at
+// least every 250 ms while it is live, and its subscribers rely on what
+// they kept only while the last confirmation is recent (ConfirmedWithin).
+// So a process that did not run for a while (stopped, starved of CPU, its
+// machine paused) serves nothing from before it stopped until its source
+// has caught up, although the feed never went down. For Store
+// implementations, before the feed's first subscription.
+func (f *Feed) SetConfirming() {
+	f.mu.Lock()
+	f.confirming = true
+	f.mu.Unlock()
+}
+
+// Confirming tells whether f is a confirming feed (SetConfirming).
+func (f *Feed) Confirming() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.confirming
+}
+
+// Confirm reports that every write committed before asOf was reported.
+// For Store implementations: the time a poll began whose results are
+// reported, or a heartbeat was sent that came back after every change
+// committed before it; called while the feed is live. An asOf older than
+// one confirmed already is ignored.
+func (f *Feed) Confirm(asOf time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.live || !asOf.After(f.asOf) {
+		return
+	}
+	f.asOf = asOf
+	for s := range f.subs {
+		if s.confirms {
+			s.push(Change{Live: true, AsOf: asOf}, &f.stats)
+		}
+	}
+}
+
 // Subscribe starts a subscription. Its first Change has All set and the
 // feed's current Live state, so a subscriber needs no other start-up.
-func (f *Feed) Subscribe() *Subscription {
-	s := &Subscription{feed: f, ready: make(chan struct{}, 1)}
+// Its Changes never have AsOf set: see subscribe.
+func (f *Feed) Subscribe() *Subscription { return f.subscribe(false) }
+
+// subscribe starts a subscription that, with confirms, also takes the
+// feed's confirmations (Change.AsOf), which Cache follows.
+func (f *Feed) subscribe(confirms bool) *Subscription {
+	s := &Subscription{feed: f, ready: make(chan struct{}, 1), confirms: confirms}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.closed {
@@ -150,7 +210,7 @@ func (f *Feed) Subscribe() *Subscription {
 		return s
 	}
 	f.subs[s] = struct{}{}
-	s.push(Change{All: true, Live: f.live}, &f.stats)
+	s.push(Change{All: true, Live: f.live, AsOf: f.asOf}, &f.stats)
 	return s
 }
 
@@ -198,20 +258,27 @@ func (f *Feed) report(c Change, local bool) {
 
 // Reset reports that any team may have changed, and sets the feed live or
 // down. For Store implementations: call Reset(false) as soon as changes
-// may go unseen, and Reset(true) once they are seen again.
+// may go unseen, and Reset(true) once they are seen again; on a confirming
+// feed Reset(true) confirms the time it is called, Reset(false) forgets
+// the last confirmation.
 func (f *Feed) Reset(live bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	now := time.Now()
 	if f.live && !live {
 		f.stats.Outages++
 	}
 	if f.live != live {
-		f.since = time.Now()
+		f.since = now
 	}
 	f.live = live
+	f.asOf = time.Time{}
+	if live && f.confirming {
+		f.asOf = now
+	}
 	f.stats.Resets++
 	for s := range f.subs {
-		s.push(Change{All: true, Live: live}, &f.stats)
+		s.push(Change{All: true, Live: live, AsOf: f.asOf}, &f.stats)
 	}
 }
 
@@ -243,6 +310,8 @@ type Subscription struct {
 	feed  *Feed
 	ready chan struct{} // holds a token while queue is not empty or closed
 
+	confirms bool // takes the feed's confirmations (subscribe)
+
 	// Guarded by feed.mu.
 	queue  []Change
 	closed bool
@@ -250,6 +319,9 @@ type Subscription struct {
 
 // push queues c; f.mu is held.
 func (s *Subscription) push(c Change, st *FeedStats) {
+	if !s.confirms {
+		c.AsOf = time.Time{}
+	}
 	if len(s.queue) >= maxQueued {
 		// Everything queued is covered by one All with the current state.
 		st.Overflows++

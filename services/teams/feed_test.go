@@ -139,3 +139,61 @@ func TestFeedNextWaitsAndCloses(t *testing.T) {
 		t.Fatalf("Next of a subscription to a closed feed = %v", err)
 	}
 }
+
+// Confirmations reach only the subscriptions that take them (a Cache's),
+// each newer than the last and while the feed is live; Reset(true)
+// confirms its own time and Reset(false) forgets the last one.
+func TestFeedConfirmations(t *testing.T) {
+	t.Parallel()
+	f := NewEchoFeed(false)
+	f.SetConfirming()
+	plain, confirmed := f.Subscribe(), f.subscribe(true)
+	defer plain.Close()
+	defer confirmed.Close()
+	next := func(s *Subscription) Change {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		c, err := s.Next(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	for _, s := range []*Subscription{plain, confirmed} {
+		if c := next(s); c != (Change{All: true}) {
+			t.Errorf("first Change %+v", c)
+		}
+	}
+	f.Confirm(time.Now()) // down: nothing confirmed
+	before := time.Now()
+	f.Reset(true)
+	if c := next(plain); c != (Change{All: true, Live: true}) {
+		t.Errorf("plain: Reset(true) gave %+v", c)
+	}
+	reset := next(confirmed)
+	if !reset.All || !reset.Live || reset.AsOf.Before(before) {
+		t.Errorf("confirmed: Reset(true) gave %+v, want AsOf after %v", reset, before)
+	}
+	f.Confirm(reset.AsOf.Add(-time.Millisecond)) // older: ignored
+	asOf := reset.AsOf.Add(time.Millisecond)
+	f.Confirm(asOf)
+	f.Report(Wrote("boston", Team{}, false))
+	if c := next(confirmed); c != (Change{Live: true, AsOf: asOf}) {
+		t.Errorf("confirmed: Confirm gave %+v", c)
+	}
+	for _, s := range []*Subscription{plain, confirmed} {
+		if c := next(s); c != live(Wrote("boston", Team{}, false)) {
+			t.Errorf("after the confirmation: %+v", c)
+		}
+	}
+	f.Reset(false)
+	if c := next(confirmed); c != (Change{All: true}) {
+		t.Errorf("confirmed: Reset(false) gave %+v", c)
+	}
+	f.Confirm(time.Now()) // down again: nothing confirmed
+	f.Report(Wrote("chicago", Team{}, false))
+	if c := next(confirmed); c != (Change{Key: "chicago", Known: true}) {
+		t.Errorf("confirmed, down: %+v", c)
+	}
+}

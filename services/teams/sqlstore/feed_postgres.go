@@ -164,6 +164,8 @@ func (f *pgFeed) listen(ctx context.Context) (listened bool, err error) {
 			}
 		case f.heartbeat:
 			if n.Payload == strconv.Itoa(seq) && !sentAt.IsZero() {
+				// Every change committed before it was sent is reported.
+				f.log.feed.Confirm(sentAt)
 				f.log.lag(time.Since(sentAt))
 				sentAt = time.Time{}
 			}

@@ -76,6 +76,8 @@ func (f *sqliteFeed) poll(ctx context.Context) error {
 		if err := f.look(ctx, conn, &version, &last, false); err != nil {
 			return err
 		}
+		// What was committed before the look began is reported.
+		f.log.feed.Confirm(start)
 		// What a change committed just after the previous poll waited.
 		f.log.lag(time.Since(prev))
 		prev = start

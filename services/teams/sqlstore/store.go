@@ -57,6 +57,7 @@ type Store struct {
 // it closes s.
 func prepare(ctx context.Context, s *Store) (*Store, error) {
 	s.feed = teams.NewEchoFeed(false)
+	s.feed.SetConfirming() // every poll, every heartbeat
 	for _, st := range []struct {
 		stmt **sql.Stmt
 		db   *sql.DB
