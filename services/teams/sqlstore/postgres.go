@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/switchyard/switchyard/services/teams"
@@ -56,7 +57,7 @@ func OpenPostgres(ctx context.Context, dsn string, opts ...Option) (*Store, erro
 	}
 	if err := migrate(ctx, db, postgres); err != nil {
 		_ = db.Close()
-		return nil, fmt.Errorf("postgres: %w", err)
+		return nil, fmt.Errorf("postgres: %w%s", err, privilegeHint(err))
 	}
 	st, err := prepare(ctx, &Store{read: db, write: db, dialect: postgres})
 	if err != nil {
@@ -359,4 +360,16 @@ func (p *pgGroup) close() {
 	if p.conn != nil {
 		p.drop()
 	}
+}
+
+// privilegeHint says what a role refused the creation of the store's
+// tables (SQLSTATE 42501, insufficient_privilege) needs: since
+// PostgreSQL 15 only the database's owner may create in schema public.
+func privilegeHint(err error) string {
+	var pg *pgconn.PgError
+	if !errors.As(err, &pg) || pg.Code != "42501" {
+		return ""
+	}
+	return "; the DSN's role creates and migrates the store's tables at start-up: make it the database's owner " +
+		"(ALTER DATABASE ... OWNER TO role) or grant it CREATE on the schema (GRANT CREATE ON SCHEMA public TO role)"
 }

@@ -2,11 +2,15 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/switchyard/switchyard/internal/pgtest"
 )
 
 // The store's connections get small pgx statement caches unless the DSN
@@ -88,4 +92,32 @@ func TestPGVersion(t *testing.T) {
 			t.Errorf("PostgreSQL %s: %q names not the version and the one needed", c.version, err)
 		}
 	}
+}
+
+// A role that may not create the store's tables is told what it needs:
+// since PostgreSQL 15 only the owner creates in schema public.
+func TestOpenPostgresWithoutCreatePrivilege(t *testing.T) {
+	dsn := pgtest.Database(t)
+	admin, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = admin.Close() }()
+	role := fmt.Sprintf("no_create_%d", time.Now().UnixNano())
+	if _, err := admin.ExecContext(t.Context(), "CREATE ROLE "+role+" LOGIN"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = admin.ExecContext(context.Background(), "DROP ROLE "+role) })
+	_, err = OpenPostgres(t.Context(), strings.Replace(dsn, "user=postgres", "user="+role, 1))
+	if err == nil || !strings.Contains(err.Error(), "42501") || !strings.Contains(err.Error(), "GRANT CREATE ON SCHEMA public TO role") {
+		t.Fatalf("OpenPostgres as a role without CREATE: %v; want the permission error with what the role needs", err)
+	}
+	if _, err := admin.ExecContext(t.Context(), "GRANT CREATE ON SCHEMA public TO "+role); err != nil {
+		t.Fatal(err)
+	}
+	s, err := OpenPostgres(t.Context(), strings.Replace(dsn, "user=postgres", "user="+role, 1))
+	if err != nil {
+		t.Fatalf("OpenPostgres after the grant: %v", err)
+	}
+	_ = s.Close()
 }
