@@ -1,10 +1,12 @@
 package h2
 
 import (
+	"context"
 	"math/rand/v2"
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/switchyard/switchyard/internal/outcome"
@@ -18,9 +20,19 @@ import (
 // internal/h2's connections end themselves (conn.startAging): GOAWAY at the
 // age, the grace for what runs, then close. The others — HTTP/1.1, and
 // every connection of net/http's HTTP/2 server (StdHTTP2), which has no
-// per-connection GOAWAY — are followed through the http.Server's ConnState
-// hook by an ageTracker: past its age a connection is closed as soon as it
-// is idle between requests, and at the end of the grace in any case.
+// per-connection GOAWAY — are followed by an ageTracker, from the
+// http.Server's ConnContext hook to its ConnState hook's StateClosed: past
+// its age a connection is marked old, and its next response carries
+// Connection: close (connclose.go), after which net/http ends it cleanly:
+// over HTTP/1.1 it closes the connection after that response, which tells
+// the client not to reuse it; over HTTP/2 it sends GOAWAY. At the end of
+// the grace the connection is closed in any case.
+//
+// An old connection is not closed when it falls idle between requests: a
+// client (a proxy's keep-alive pool above all) may have sent its next
+// request on it already, and a request it cannot tell was not processed —
+// a POST — fails (nginx answers 502). An old connection that stays idle is
+// left to the idle timeout, the server's or the client's.
 
 // jitter is d give or take 10%, as grpc-go's MaxConnectionAge.
 func jitter(d time.Duration) time.Duration {
@@ -60,17 +72,35 @@ type ageTracker struct {
 }
 
 type agedConn struct {
-	idle  bool // between requests
-	old   bool // past its age
-	timer *time.Timer
+	old   atomic.Bool // past its age: handlers read it (endsConn)
+	timer *time.Timer // under ageTracker.mu
+}
+
+// agedConnKey is the context key of a connection's *agedConn, in the
+// context of the connection and of its requests.
+type agedConnKey struct{}
+
+// agedConnOf is the ageTracker's entry of r's connection, or nil.
+func agedConnOf(r *http.Request) *agedConn {
+	ac, _ := r.Context().Value(agedConnKey{}).(*agedConn)
+	return ac
 }
 
 func newAgeTracker(age, grace time.Duration) *ageTracker {
 	return &ageTracker{age: age, grace: grace, conns: map[net.Conn]*agedConn{}}
 }
 
-// install chains the tracker into hs.ConnState.
+// install chains the tracker into hs.ConnContext, where it starts
+// following a connection (net/http calls it before ConnState's StateNew),
+// and hs.ConnState, where it stops.
 func (t *ageTracker) install(hs *http.Server) {
+	prevCtx := hs.ConnContext
+	hs.ConnContext = func(ctx context.Context, nc net.Conn) context.Context {
+		if prevCtx != nil {
+			ctx = prevCtx(ctx, nc)
+		}
+		return t.connContext(ctx, nc)
+	}
 	prev := hs.ConnState
 	hs.ConnState = func(nc net.Conn, state http.ConnState) {
 		t.connState(nc, state)
@@ -80,46 +110,39 @@ func (t *ageTracker) install(hs *http.Server) {
 	}
 }
 
-func (t *ageTracker) connState(nc net.Conn, state http.ConnState) {
+// connContext starts nc's clock, and puts its entry in the connection's
+// context, where the handlers' wrapper finds it (endsConn).
+func (t *ageTracker) connContext(ctx context.Context, nc net.Conn) context.Context {
+	ac := &agedConn{}
 	t.mu.Lock()
-	defer t.mu.Unlock()
-	ac := t.conns[nc]
-	switch state {
-	case http.StateNew:
-		ac = &agedConn{}
-		t.conns[nc] = ac
-		ac.timer = time.AfterFunc(jitter(t.age), func() { t.reached(nc, ac) })
-	case http.StateActive, http.StateIdle:
-		if ac == nil {
-			return
-		}
-		ac.idle = state == http.StateIdle
-		if ac.idle && ac.old {
-			_ = nc.Close()
-		}
-	case http.StateHijacked, http.StateClosed:
-		t.forgetLocked(nc)
+	t.conns[nc] = ac
+	ac.timer = time.AfterFunc(jitter(t.age), func() { t.reached(nc, ac) })
+	t.mu.Unlock()
+	return context.WithValue(ctx, agedConnKey{}, ac)
+}
+
+func (t *ageTracker) connState(nc net.Conn, state http.ConnState) {
+	if state == http.StateHijacked || state == http.StateClosed {
+		t.forget(nc)
 	}
 }
 
-// reached: ac's connection is old; it goes when idle, or after the grace.
+// reached: ac's connection is old. Its next response ends it; the grace,
+// if any, bounds how long it may take.
 func (t *ageTracker) reached(nc net.Conn, ac *agedConn) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.conns[nc] != ac {
 		return
 	}
-	ac.old = true
-	if ac.idle {
-		_ = nc.Close()
-		return
-	}
+	ac.old.Store(true)
 	if t.grace > 0 {
 		ac.timer = time.AfterFunc(t.grace, func() { _ = nc.Close() })
 	}
 }
 
-// forget stops following nc: internal/h2 serves it.
+// forget stops following nc: it is closed or hijacked, or internal/h2
+// serves it (serveConn).
 func (t *ageTracker) forget(nc net.Conn) {
 	t.mu.Lock()
 	t.forgetLocked(nc)

@@ -23,6 +23,7 @@ import (
 	"net/http"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/switchyard/switchyard/internal/outcome"
@@ -87,7 +88,9 @@ type Config struct {
 	// flight go on. MaxConnectionAgeGrace, when set, is how long they get:
 	// then the connection is closed and whatever still runs on it is
 	// cancelled. Both as grpc-go's keepalive.ServerParameters; zero is
-	// off (and, for the grace, unbounded).
+	// off (and, for the grace, unbounded). The connections net/http serves
+	// (HTTP/1.1; all of them with StdHTTP2) end instead with their next
+	// response past the age, which carries Connection: close (age.go).
 	MaxConnectionAge      time.Duration
 	MaxConnectionAgeGrace time.Duration
 
@@ -150,8 +153,9 @@ type Server struct {
 	conns        map[*conn]struct{}
 	shuttingDown bool
 
-	workers workerPool
-	ages    *ageTracker // MaxConnectionAge of the connections net/http serves
+	workers  workerPool
+	ages     *ageTracker // MaxConnectionAge of the connections net/http serves
+	draining atomic.Bool // Drain was called: HTTP/1.x responses end their connection
 }
 
 // Listener wraps ln, the TCP listener of the http.Server that Configure
@@ -461,6 +465,7 @@ func Configure(hs *http.Server, conf Config) *Server {
 		s.ages = newAgeTracker(conf.MaxConnectionAge, conf.MaxConnectionAgeGrace)
 		s.ages.install(hs)
 	}
+	hs.Handler = s.connClose(hs.Handler)
 	if conf.StdHTTP2 {
 		hs.Handler = stdTuning(hs.Handler, conf.UnaryProcedures)
 		return s

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -101,8 +100,10 @@ func TestMaxConnectionAge(t *testing.T) {
 	}
 }
 
-// HTTP/1.1 connections past their age are closed when idle between
-// requests; a client's keep-alive requests go on over new connections.
+// HTTP/1.1 connections past their age end with their next response,
+// which carries Connection: close: a client's keep-alive requests go on
+// over new connections, none of them failed by a close it could not see
+// coming (a POST, which a client or proxy cannot retry).
 func TestMaxConnectionAgeHTTP1(t *testing.T) {
 	const age = 200 * time.Millisecond
 	srv := testserver.StartWith(t, server.Config{}, testserver.Options{HTTP: server.HTTPConfig{MaxConnectionAge: age}})
@@ -113,21 +114,28 @@ func TestMaxConnectionAgeHTTP1(t *testing.T) {
 	}}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr, Timeout: 5 * time.Second}
-	get := srv.URL + "/keywords.v1.KeywordsService/GetKeywords?encoding=json&message=" + url.QueryEscape(`{"text":"quick brown fox"}`)
+	post := srv.URL + "/keywords.v1.KeywordsService/GetKeywords"
 	start := time.Now()
+	closes := 0
 	for time.Since(start) < 5*age {
-		res, err := client.Get(get)
+		res, err := client.Post(post, "application/json", strings.NewReader(`{"text":"quick brown fox"}`))
 		if err != nil {
-			t.Fatalf("GET at %v: %v", time.Since(start).Round(time.Millisecond), err)
+			t.Fatalf("POST at %v: %v", time.Since(start).Round(time.Millisecond), err)
 		}
 		body, _ := io.ReadAll(res.Body)
 		res.Body.Close()
 		if res.ProtoMajor != 1 || !strings.Contains(string(body), "quick") {
 			t.Fatalf("%s %d %s", res.Proto, res.StatusCode, body)
 		}
+		if res.Close {
+			closes++
+		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	if n := dials.Load(); n < 3 {
 		t.Errorf("%d HTTP/1.1 connections over %v with connections aging at %v, want 3 or more", n, 5*age, age)
+	}
+	if n := dials.Load(); closes < int(n)-1 {
+		t.Errorf("%d responses with Connection: close over %d connections, want one for each connection but the last", closes, n)
 	}
 }
