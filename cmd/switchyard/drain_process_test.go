@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
+	"net/http/httptrace"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -324,12 +326,25 @@ func TestDrainDelayReportsNotServing(t *testing.T) {
 		}
 		watched <- nil
 	}()
+	// An HTTP/1.1 keep-alive connection, as a proxy's upstream pool holds.
+	h1 := &http.Client{Transport: &http.Transport{}, Timeout: 10 * time.Second}
+	defer h1.CloseIdleConnections()
+	if res := postH1(t, h1, p.url); res.Close {
+		t.Error("an HTTP/1.1 response before SIGTERM carried Connection: close")
+	}
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	p.waitLog(t, "draining")
 	for _, service := range []string{"", "routeguide.v1.RouteGuideService"} {
 		if got := check(service); got != healthpb.HealthCheckResponse_NOT_SERVING {
 			t.Errorf("health(%q) while draining = %v, want NOT_SERVING", service, got)
 		}
+	}
+	// The drain began before health said NOT_SERVING: from then on every
+	// HTTP/1.1 response carries Connection: close, so the proxy lets go of
+	// the connection before the shutdown closes it under a request.
+	if res := postH1(t, h1, p.url); !res.Close || !res.Reused {
+		t.Errorf("HTTP/1.1 during the drain delay: Connection: close %v over the kept-alive connection %v, want both",
+			res.Close, res.Reused)
 	}
 	// A new connection is still served during the delay.
 	fresh := testserver.NewH2CClient()
@@ -361,6 +376,37 @@ func TestDrainDelayReportsNotServing(t *testing.T) {
 	if strings.Contains(p.logs(), "grace period over") {
 		t.Errorf("the shutdown waited out its grace period:\n%s", p.logs())
 	}
+}
+
+// h1Answer is what postH1 saw of its response.
+type h1Answer struct {
+	Close  bool // the response carried Connection: close
+	Reused bool // over a kept-alive connection
+}
+
+// postH1 makes a Connect unary call (GetFeature, JSON) over HTTP/1.1 with
+// client, as nginx proxies one, and reads its answer whole.
+func postH1(t *testing.T, client *http.Client, url string) h1Answer {
+	t.Helper()
+	var a h1Answer
+	ctx := httptrace.WithClientTrace(t.Context(), &httptrace.ClientTrace{
+		GotConn: func(info httptrace.GotConnInfo) { a.Reused = info.Reused },
+	})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url+"/routeguide.v1.RouteGuideService/GetFeature", strings.NewReader("{}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	res, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("HTTP/1.1 GetFeature: %v", err)
+	}
+	defer res.Body.Close()
+	if _, err := io.ReadAll(res.Body); err != nil || res.StatusCode != http.StatusOK || res.ProtoMajor != 1 {
+		t.Fatalf("HTTP/1.1 GetFeature: %s %d, %v", res.Proto, res.StatusCode, err)
+	}
+	a.Close = res.Close
+	return a
 }
 
 // SIGHUP reads -tls-cert and -tls-key again: new handshakes get the new

@@ -324,7 +324,11 @@ func run(args []string, stdout, stderr io.Writer) error {
 	// Drain: report NOT_SERVING so balancers move away, stop accepting, let
 	// in-flight calls finish within the grace period. A second signal ends
 	// the process at once. Liveness stays SERVING: the process is healthy,
-	// only leaving.
+	// only leaving. HTTP/1.1 responses say Connection: close from now on,
+	// so a proxy's keep-alive pool lets go of its connections during the
+	// drain delay instead of racing their close at the shutdown; first, so
+	// that a client that sees NOT_SERVING sees that too.
+	srv.Drain()
 	adm.ready.Store(false)
 	for _, name := range append([]string{"", server.HealthReadiness}, srv.Services...) {
 		srv.Health.SetStatus(name, grpchealth.StatusNotServing)

@@ -184,6 +184,13 @@ func NewStack(cfg Config, hcfg HTTPConfig) *Stack {
 	return &Stack{Server: srv, HTTP: hs, transport: transport}
 }
 
+// Drain begins a drain, ahead of HTTP.Shutdown: from now on every
+// HTTP/1.1 response carries Connection: close, so clients and proxies
+// stop reusing their keep-alive connections before the shutdown closes
+// them (h2.Server.Drain). HTTP/2 connections are served as before, until
+// the shutdown's GOAWAY.
+func (s *Stack) Drain() { s.transport.Drain() }
+
 // Serve serves ln until HTTP.Shutdown or HTTP.Close, through the
 // transport's listener (at most MaxConnections connections at once), and
 // over TLS when HTTP.TLSConfig holds a certificate.
