@@ -16,6 +16,8 @@ import (
 	"connectrpc.com/connect"
 	"connectrpc.com/grpchealth"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/switchyard/switchyard/internal/waits"
 )
 
 // ServiceName is the health service's fully qualified name.
@@ -55,7 +57,8 @@ func (c *Checker) SetStatus(service string, status grpchealth.Status) {
 }
 
 // Close ends every Watch, after it has sent the latest status of its
-// service, and has later ones end at once, with code unavailable: a
+// service, and has later ones end at once (nothing sent), with code
+// unavailable: a
 // server shutting down gracefully waits for its streams, and a watch
 // would otherwise hold it for the whole grace period. Check still
 // answers.
@@ -102,7 +105,12 @@ var errClosed = connect.NewError(connect.CodeUnavailable,
 
 // watch sends service's status, then each change of it (a service not
 // registered is SERVICE_UNKNOWN until it is), until ctx ends or c closes.
+// A watch begun once c is closed ends at once, with nothing sent: grpc-go's
+// client backs off before it watches again only when no message came.
 func (c *Checker) watch(ctx context.Context, service string, send func(healthpb.HealthCheckResponse_ServingStatus) error) error {
+	if _, _, _, closed := c.state(service); closed {
+		return errClosed
+	}
 	last := healthpb.HealthCheckResponse_ServingStatus(-1)
 	for {
 		status, known, changed, closed := c.state(service)
@@ -119,6 +127,9 @@ func (c *Checker) watch(ctx context.Context, service string, send func(healthpb.
 		if closed {
 			return errClosed
 		}
+		// Waiting for a change is no work: the transport need not count
+		// this handler among those running (internal/waits).
+		waits.Begin(ctx)
 		select {
 		case <-ctx.Done():
 			return ctx.Err() // canceled, or deadline_exceeded

@@ -82,8 +82,9 @@ func TestWatch(t *testing.T) {
 }
 
 // Close ends every watch once it has sent the latest status, with code
-// unavailable, and later watches after their first message: a graceful
-// shutdown is not held by them. Check still answers.
+// unavailable, and later watches at once, with nothing sent (so that
+// grpc-go's client backs off before it tries again): a graceful shutdown
+// is not held by them. Check still answers.
 func TestCloseEndsWatches(t *testing.T) {
 	t.Parallel()
 	for _, p := range testserver.Protocols() {
@@ -94,8 +95,8 @@ func TestCloseEndsWatches(t *testing.T) {
 			w.next(healthpb.HealthCheckResponse_SERVING)
 			srv.Health.SetStatus("", grpchealth.StatusNotServing)
 			srv.Health.Close()
+			w.next(healthpb.HealthCheckResponse_NOT_SERVING)
 			for _, w := range []watcher{w, watch(t, srv, p, "")} {
-				w.next(healthpb.HealthCheckResponse_NOT_SERVING)
 				if w.stream.Receive() {
 					t.Fatalf("a message after Close: %v", w.stream.Msg())
 				}
