@@ -362,14 +362,19 @@ func (p *pgGroup) close() {
 	}
 }
 
-// privilegeHint says what a role refused the creation of the store's
-// tables (SQLSTATE 42501, insufficient_privilege) needs: since
-// PostgreSQL 15 only the database's owner may create in schema public.
+// privilegeHint says what a role refused by a migration (SQLSTATE 42501,
+// insufficient_privilege) needs: to create the store's tables, CREATE on
+// the schema (since PostgreSQL 15 only the database's owner has it in
+// schema public); to alter those another role made, their ownership.
 func privilegeHint(err error) string {
 	var pg *pgconn.PgError
 	if !errors.As(err, &pg) || pg.Code != "42501" {
 		return ""
 	}
-	return "; the DSN's role creates and migrates the store's tables at start-up: make it the database's owner " +
-		"(ALTER DATABASE ... OWNER TO role) or grant it CREATE on the schema (GRANT CREATE ON SCHEMA public TO role)"
+	const migrates = "; the DSN's role creates and migrates the store's tables at start-up: "
+	if strings.HasPrefix(pg.Message, "must be owner of") {
+		return migrates + "they were made by another role, which must hand them over " +
+			"(REASSIGN OWNED BY old_role TO role, or ALTER TABLE ... OWNER TO role for each)"
+	}
+	return migrates + "grant it CREATE on the schema (GRANT CREATE ON SCHEMA public TO role), or make it the database's owner"
 }

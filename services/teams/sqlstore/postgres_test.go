@@ -107,7 +107,10 @@ func TestOpenPostgresWithoutCreatePrivilege(t *testing.T) {
 	if _, err := admin.ExecContext(t.Context(), "CREATE ROLE "+role+" LOGIN"); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _, _ = admin.ExecContext(context.Background(), "DROP ROLE "+role) })
+	t.Cleanup(func() {
+		_, _ = admin.ExecContext(context.Background(), "REVOKE CREATE ON SCHEMA public FROM "+role)
+		_, _ = admin.ExecContext(context.Background(), "DROP ROLE "+role)
+	})
 	_, err = OpenPostgres(t.Context(), strings.Replace(dsn, "user=postgres", "user="+role, 1))
 	if err == nil || !strings.Contains(err.Error(), "42501") || !strings.Contains(err.Error(), "GRANT CREATE ON SCHEMA public TO role") {
 		t.Fatalf("OpenPostgres as a role without CREATE: %v; want the permission error with what the role needs", err)
@@ -120,4 +123,34 @@ func TestOpenPostgresWithoutCreatePrivilege(t *testing.T) {
 		t.Fatalf("OpenPostgres after the grant: %v", err)
 	}
 	_ = s.Close()
+}
+
+// Tables another role made can be migrated only by their owner, whatever
+// the role may create: the hint says to hand them over.
+func TestOpenPostgresOnAnotherRolesTables(t *testing.T) {
+	dsn := pgtest.Database(t)
+	s, err := OpenPostgres(t.Context(), dsn) // as postgres: its tables
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = s.Close()
+	admin, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = admin.Close() }()
+	role := fmt.Sprintf("not_owner_%d", time.Now().UnixNano())
+	for _, stmt := range []string{"CREATE ROLE " + role + " LOGIN", "GRANT CREATE ON SCHEMA public TO " + role} {
+		if _, err := admin.ExecContext(t.Context(), stmt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		_, _ = admin.ExecContext(context.Background(), "REVOKE CREATE ON SCHEMA public FROM "+role)
+		_, _ = admin.ExecContext(context.Background(), "DROP ROLE "+role)
+	})
+	_, err = OpenPostgres(t.Context(), strings.Replace(dsn, "user=postgres", "user="+role, 1))
+	if err == nil || !strings.Contains(err.Error(), "must be owner of") || !strings.Contains(err.Error(), "REASSIGN OWNED BY old_role TO role") {
+		t.Fatalf("OpenPostgres as a role that owns no table: %v; want the ownership error with how to hand the tables over", err)
+	}
 }
