@@ -184,6 +184,10 @@ func declareFlags() (*options, *flagSet) {
 	return o, f
 }
 
+// stopAcceptingWithin bounds how long a drain waits, once it refuses new
+// connections, for those just accepted to send their requests.
+const stopAcceptingWithin = 500 * time.Millisecond
+
 func run(args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "healthcheck" {
 		return runHealthcheck(args[1:], stderr)
@@ -350,6 +354,12 @@ func run(args []string, stdout, stderr io.Writer) error {
 	ctx, cancel := context.WithTimeout(context.Background(), o.shutdownGrace)
 	defer cancel()
 	go func() { forcedExit(<-signals) }()
+	// New connections are refused from here on (a proxy tries another
+	// replica); those accepted just now send their requests, which are
+	// served, before the shutdown begins: it would drop them unanswered.
+	settle, settled := context.WithTimeout(ctx, stopAcceptingWithin)
+	srv.StopAccepting(settle)
+	settled()
 	// Health watches end (having sent NOT_SERVING): a shutdown waits for
 	// every stream, and a client's watch lasts as long as its connection.
 	srv.Health.Close()

@@ -156,6 +156,9 @@ type Server struct {
 	workers  workerPool
 	ages     *ageTracker // MaxConnectionAge of the connections net/http serves
 	draining atomic.Bool // Drain was called: HTTP/1.x responses end their connection
+
+	listeners []*stoppableListener // Listener's, under mu (StopAccepting)
+	fresh     freshConns           // accepted, nothing read yet
 }
 
 // Listener wraps ln, the TCP listener of the http.Server that Configure
@@ -165,6 +168,11 @@ type Server struct {
 // the connections it is handed over (takeOverBuffered): it buffers its own
 // writes.
 func (s *Server) Listener(ln net.Listener) net.Listener {
+	sl := newStoppableListener(ln)
+	s.mu.Lock()
+	s.listeners = append(s.listeners, sl)
+	s.mu.Unlock()
+	ln = sl
 	if s.conf.MaxConnections > 0 {
 		ln = limitListener(ln, s.conf.MaxConnections)
 	}
@@ -465,6 +473,7 @@ func Configure(hs *http.Server, conf Config) *Server {
 		s.ages = newAgeTracker(conf.MaxConnectionAge, conf.MaxConnectionAgeGrace)
 		s.ages.install(hs)
 	}
+	s.fresh.install(hs)
 	hs.Handler = s.connClose(hs.Handler)
 	if conf.StdHTTP2 {
 		hs.Handler = stdTuning(hs.Handler, conf.UnaryProcedures)

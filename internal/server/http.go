@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"crypto/tls"
 	"log/slog"
 	"net"
@@ -190,6 +191,12 @@ func NewStack(cfg Config, hcfg HTTPConfig) *Stack {
 // them (h2.Server.Drain). HTTP/2 connections are served as before, until
 // the shutdown's GOAWAY.
 func (s *Stack) Drain() { s.transport.Drain() }
+
+// StopAccepting refuses new connections and waits, until ctx ends, for
+// those already accepted to send their requests (h2.Server.StopAccepting):
+// call it at the end of a drain, right before HTTP.Shutdown, which would
+// drop the requests it read after it began.
+func (s *Stack) StopAccepting(ctx context.Context) { s.transport.StopAccepting(ctx) }
 
 // Serve serves ln until HTTP.Shutdown or HTTP.Close, through the
 // transport's listener (at most MaxConnections connections at once), and

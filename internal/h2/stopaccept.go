@@ -1,0 +1,115 @@
+package h2
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// Stopping to accept before the shutdown.
+//
+// http.Server.Shutdown closes its listeners and, from then on, drops
+// every HTTP/1.x request it reads: a connection accepted a moment before,
+// whose request is on its way (a proxy opens one per request once the
+// replica says Connection: close), is closed without an answer, and its
+// client cannot tell whether the request was processed (nginx answers a
+// POST with 502). StopAccepting closes the listeners first and lets the
+// connections already accepted deliver their requests, which are served
+// as usual (with Connection: close during a drain); the shutdown after it
+// finds them answered.
+
+// stoppableListener is a listener StopAccepting can close before the
+// http.Server does. Once stopped, Accept waits for the server's own Close
+// before it returns its error, so that Serve ends as a shutdown's does
+// (http.ErrServerClosed) rather than with the closed listener's error.
+type stoppableListener struct {
+	net.Listener
+	stopped   chan struct{}
+	closed    chan struct{}
+	stopOnce  sync.Once
+	closeOnce sync.Once
+}
+
+func newStoppableListener(ln net.Listener) *stoppableListener {
+	return &stoppableListener{Listener: ln, stopped: make(chan struct{}), closed: make(chan struct{})}
+}
+
+func (l *stoppableListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		select {
+		case <-l.stopped:
+			<-l.closed
+		default:
+		}
+	}
+	return c, err
+}
+
+// stop closes the listening socket: new connections are refused.
+func (l *stoppableListener) stop() {
+	l.stopOnce.Do(func() {
+		close(l.stopped)
+		_ = l.Listener.Close()
+	})
+}
+
+func (l *stoppableListener) Close() error {
+	l.closeOnce.Do(func() { close(l.closed) })
+	l.stop()
+	return nil
+}
+
+// freshConns follows the connections net/http has accepted that have not
+// yet sent anything (http.StateNew).
+type freshConns struct {
+	mu    sync.Mutex
+	conns map[net.Conn]struct{}
+}
+
+// install chains f into hs.ConnState.
+func (f *freshConns) install(hs *http.Server) {
+	f.conns = map[net.Conn]struct{}{}
+	prev := hs.ConnState
+	hs.ConnState = func(nc net.Conn, state http.ConnState) {
+		f.mu.Lock()
+		if state == http.StateNew {
+			f.conns[nc] = struct{}{}
+		} else {
+			delete(f.conns, nc)
+		}
+		f.mu.Unlock()
+		if prev != nil {
+			prev(nc, state)
+		}
+	}
+}
+
+func (f *freshConns) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.conns)
+}
+
+// StopAccepting closes the listeners (Listener) so that new connections
+// are refused, then waits until every connection already accepted has
+// sent its first bytes, or ctx ends: a request read once the shutdown has
+// begun would be dropped unanswered. Call it before http.Server.Shutdown;
+// it is no part of one. The server serves on as before.
+func (s *Server) StopAccepting(ctx context.Context) {
+	s.mu.Lock()
+	lns := s.listeners
+	s.mu.Unlock()
+	for _, l := range lns {
+		l.stop()
+	}
+	for s.fresh.count() > 0 {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
