@@ -94,31 +94,41 @@ func TestPGVersion(t *testing.T) {
 	}
 }
 
-// A role that may not create the store's tables is told what it needs:
-// since PostgreSQL 15 only the owner creates in schema public.
-func TestOpenPostgresWithoutCreatePrivilege(t *testing.T) {
-	dsn := pgtest.Database(t)
+// newRole makes a login role on dsn's server, granted grants (statements
+// with %s for the role), dropped when the test ends; it returns the role,
+// the DSN for it, and the superuser's connection to the same database.
+func newRole(t *testing.T, dsn, prefix string, grants ...string) (role, roleDSN string, admin *sql.DB) {
+	t.Helper()
 	admin, err := sql.Open("pgx", dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer func() { _ = admin.Close() }()
-	role := fmt.Sprintf("no_create_%d", time.Now().UnixNano())
-	if _, err := admin.ExecContext(t.Context(), "CREATE ROLE "+role+" LOGIN"); err != nil {
-		t.Fatal(err)
-	}
+	role = fmt.Sprintf("%s_%d", prefix, time.Now().UnixNano())
 	t.Cleanup(func() {
 		_, _ = admin.ExecContext(context.Background(), "REVOKE CREATE ON SCHEMA public FROM "+role)
 		_, _ = admin.ExecContext(context.Background(), "DROP ROLE "+role)
+		_ = admin.Close()
 	})
-	_, err = OpenPostgres(t.Context(), strings.Replace(dsn, "user=postgres", "user="+role, 1))
+	for _, stmt := range append([]string{"CREATE ROLE %s LOGIN"}, grants...) {
+		if _, err := admin.ExecContext(t.Context(), fmt.Sprintf(stmt, role)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return role, strings.Replace(dsn, "user=postgres", "user="+role, 1), admin
+}
+
+// A role that may not create the store's tables is told what it needs:
+// since PostgreSQL 15 only the owner creates in schema public.
+func TestOpenPostgresWithoutCreatePrivilege(t *testing.T) {
+	role, roleDSN, admin := newRole(t, pgtest.Database(t), "no_create")
+	_, err := OpenPostgres(t.Context(), roleDSN)
 	if err == nil || !strings.Contains(err.Error(), "42501") || !strings.Contains(err.Error(), "GRANT CREATE ON SCHEMA public TO role") {
 		t.Fatalf("OpenPostgres as a role without CREATE: %v; want the permission error with what the role needs", err)
 	}
 	if _, err := admin.ExecContext(t.Context(), "GRANT CREATE ON SCHEMA public TO "+role); err != nil {
 		t.Fatal(err)
 	}
-	s, err := OpenPostgres(t.Context(), strings.Replace(dsn, "user=postgres", "user="+role, 1))
+	s, err := OpenPostgres(t.Context(), roleDSN)
 	if err != nil {
 		t.Fatalf("OpenPostgres after the grant: %v", err)
 	}
@@ -134,22 +144,8 @@ func TestOpenPostgresOnAnotherRolesTables(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = s.Close()
-	admin, err := sql.Open("pgx", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = admin.Close() }()
-	role := fmt.Sprintf("not_owner_%d", time.Now().UnixNano())
-	for _, stmt := range []string{"CREATE ROLE " + role + " LOGIN", "GRANT CREATE ON SCHEMA public TO " + role} {
-		if _, err := admin.ExecContext(t.Context(), stmt); err != nil {
-			t.Fatal(err)
-		}
-	}
-	t.Cleanup(func() {
-		_, _ = admin.ExecContext(context.Background(), "REVOKE CREATE ON SCHEMA public FROM "+role)
-		_, _ = admin.ExecContext(context.Background(), "DROP ROLE "+role)
-	})
-	_, err = OpenPostgres(t.Context(), strings.Replace(dsn, "user=postgres", "user="+role, 1))
+	_, roleDSN, _ := newRole(t, dsn, "not_owner", "GRANT CREATE ON SCHEMA public TO %s")
+	_, err = OpenPostgres(t.Context(), roleDSN)
 	if err == nil || !strings.Contains(err.Error(), "must be owner of") || !strings.Contains(err.Error(), "REASSIGN OWNED BY old_role TO role") {
 		t.Fatalf("OpenPostgres as a role that owns no table: %v; want the ownership error with how to hand the tables over", err)
 	}
