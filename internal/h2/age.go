@@ -101,12 +101,20 @@ func (t *ageTracker) install(hs *http.Server) {
 		}
 		return t.connContext(ctx, nc)
 	}
+	OnConnState(hs, t.connState)
+}
+
+// OnConnState has hs's ConnState hook call f, then the hook it had (if
+// any): each part of the server that follows connections chains itself in.
+func OnConnState(hs *http.Server, f func(net.Conn, http.ConnState)) {
 	prev := hs.ConnState
+	if prev == nil {
+		hs.ConnState = f
+		return
+	}
 	hs.ConnState = func(nc net.Conn, state http.ConnState) {
-		t.connState(nc, state)
-		if prev != nil {
-			prev(nc, state)
-		}
+		f(nc, state)
+		prev(nc, state)
 	}
 }
 

@@ -72,18 +72,16 @@ type freshConns struct {
 // install chains f into hs.ConnState.
 func (f *freshConns) install(hs *http.Server) {
 	f.conns = map[net.Conn]struct{}{}
-	prev := hs.ConnState
-	hs.ConnState = func(nc net.Conn, state http.ConnState) {
-		f.mu.Lock()
-		if state == http.StateNew {
-			f.conns[nc] = struct{}{}
-		} else {
-			delete(f.conns, nc)
-		}
-		f.mu.Unlock()
-		if prev != nil {
-			prev(nc, state)
-		}
+	OnConnState(hs, f.connState)
+}
+
+func (f *freshConns) connState(nc net.Conn, state http.ConnState) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if state == http.StateNew {
+		f.conns[nc] = struct{}{}
+	} else {
+		delete(f.conns, nc)
 	}
 }
 

@@ -173,15 +173,9 @@ func NewStack(cfg Config, hcfg HTTPConfig) *Stack {
 	srv := New(cfg)
 	hcfg.Observer = srv.Telemetry
 	hs, transport := newHTTPServer(srv.Handler, hcfg, cfg.Logger, paths(srv.Procedures, true))
-	// The telemetry's connection events, and the transport's own hook
-	// (connection age) when it set one.
-	ageState := hs.ConnState
-	hs.ConnState = func(nc net.Conn, state http.ConnState) {
-		srv.Telemetry.ConnState(nc, state)
-		if ageState != nil {
-			ageState(nc, state)
-		}
-	}
+	// The telemetry's connection events, before the transport's own
+	// (connection age, connections not yet read from).
+	h2.OnConnState(hs, srv.Telemetry.ConnState)
 	return &Stack{Server: srv, HTTP: hs, transport: transport}
 }
 
