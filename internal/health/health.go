@@ -58,10 +58,9 @@ func (c *Checker) SetStatus(service string, status grpchealth.Status) {
 
 // Close ends every Watch, after it has sent the latest status of its
 // service, and has later ones end at once (nothing sent), with code
-// unavailable: a
-// server shutting down gracefully waits for its streams, and a watch
-// would otherwise hold it for the whole grace period. Check still
-// answers.
+// unavailable: a server shutting down gracefully waits for its streams,
+// and a watch would otherwise hold it for the whole grace period. Check
+// still answers.
 func (c *Checker) Close() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -108,12 +107,13 @@ var errClosed = connect.NewError(connect.CodeUnavailable,
 // A watch begun once c is closed ends at once, with nothing sent: grpc-go's
 // client backs off before it watches again only when no message came.
 func (c *Checker) watch(ctx context.Context, service string, send func(healthpb.HealthCheckResponse_ServingStatus) error) error {
-	if _, _, _, closed := c.state(service); closed {
-		return errClosed
-	}
-	last := healthpb.HealthCheckResponse_ServingStatus(-1)
+	const none = healthpb.HealthCheckResponse_ServingStatus(-1) // nothing sent yet
+	last := none
 	for {
 		status, known, changed, closed := c.state(service)
+		if closed && last == none {
+			return errClosed
+		}
 		now := healthpb.HealthCheckResponse_SERVICE_UNKNOWN
 		if known {
 			now = healthpb.HealthCheckResponse_ServingStatus(status)
