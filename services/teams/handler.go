@@ -190,6 +190,10 @@ func (h *Handler) storeError(ctx context.Context, err error, city string) error 
 	case errors.Is(err, ErrMaybeMade):
 		h.logger.LogAttrs(ctx, slog.LevelWarn, "team store lost a commit's outcome", slog.String("err", err.Error()))
 		return connect.NewError(connect.CodeUnavailable, errors.New("the write may have been made: the team directory lost its database's answer while committing it; read the team to see, or retry (the same write again makes the same team)"))
+	case errors.Is(err, ErrStoreLost):
+		// Logged at ERROR by the store, once: a line per call would
+		// bury it.
+		return connect.NewError(connect.CodeUnavailable, errors.New("the team directory is unavailable on this server until it restarts: its database file was deleted or replaced under it (the server log says which); another replica may answer"))
 	case errors.Is(err, ErrUnavailable):
 		// Busy, unreachable or shutting down: worth a retry, which
 		// UNAVAILABLE tells clients and proxies.

@@ -49,6 +49,11 @@ var (
 	// lost its database's answer to the commit and could not learn the
 	// outcome.
 	ErrMaybeMade = errors.New("the write may have been made")
+	// ErrStoreLost is wrapped, with ErrUnavailable, around every call of a
+	// store that no longer reaches the database a new start of the process
+	// would open (SQLite's file deleted or replaced under it): only a
+	// restart gets past it.
+	ErrStoreLost = errors.New("the team store lost its database: restart the process")
 )
 
 // ListOptions select a page of ListTeams.

@@ -30,7 +30,10 @@ const changeLogKept = 1024
 
 // sqliteFeed polls db (one connection, its own) every interval.
 type sqliteFeed struct {
-	db       *sql.DB
+	db *sql.DB
+	// file is the database file the store opened: once its path names
+	// another, the feed is down for good (filegone.go).
+	file     *dbFile
 	interval time.Duration
 	log      *feedLog
 }
@@ -90,6 +93,9 @@ func (f *sqliteFeed) poll(ctx context.Context) error {
 // log is a commit that logged nothing, not one that landed between the
 // two reads.
 func (f *sqliteFeed) look(ctx context.Context, conn *sql.Conn, version *int64, last *logRow, first bool) error {
+	if err := f.file.check(); err != nil {
+		return err
+	}
 	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return err

@@ -96,17 +96,23 @@ func OpenSQLite(ctx context.Context, dir string, opts ...Option) (*Store, error)
 		_ = write.Close()
 		return nil, fmt.Errorf("sqlite %s: %w", path, err)
 	}
+	o := newOptions(opts)
+	file, err := openedFile(path, o.logger)
+	if err != nil {
+		_ = write.Close()
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
 	read, err := sql.Open("sqlite", dsn(url.Values{"_query_only": {"1"}}))
 	if err != nil {
 		_ = write.Close()
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}
-	o := newOptions(opts)
-	st, err := prepare(ctx, &Store{read: read, write: write, dialect: sqlite, vfs: vfs, reads: newReadLimit(read, o.logger)})
+	st, err := prepare(ctx, &Store{read: read, write: write, dialect: sqlite, vfs: vfs, file: file, reads: newReadLimit(read, o.logger)})
 	if err != nil {
 		return nil, fmt.Errorf("sqlite %s: %w", path, err)
 	}
 	st.group = newGroupCommit(st)
+	file.feed = st.feed
 	if o.readLookEvery > 0 {
 		st.stopReads = goUntilStopped(func(stop <-chan struct{}) { st.reads.run(stop, o.readLookEvery) })
 	}
@@ -117,7 +123,7 @@ func OpenSQLite(ctx context.Context, dir string, opts ...Option) (*Store, error)
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}
 	poll.SetMaxOpenConns(1)
-	f := &sqliteFeed{db: poll, interval: o.feedInterval, log: newFeedLog(o.logger, st.feed, "sqlite data_version")}
+	f := &sqliteFeed{db: poll, file: file, interval: o.feedInterval, log: newFeedLog(o.logger, st.feed, "sqlite data_version")}
 	st.startFeed(f.run)
 	return st, nil
 }

@@ -41,6 +41,9 @@ type Store struct {
 	// group, when set, commits the Puts that arrive together in one
 	// transaction (group.go); SQLite sets it.
 	group *groupCommit
+	// file, on SQLite, refuses every call once the path names another
+	// file than the one opened (filegone.go); nil on PostgreSQL.
+	file *dbFile
 	// vfs is the SQLite VFS the store's connections use: internal/sqlitevfs's
 	// where it registers (Linux), else "" for SQLite's default.
 	vfs string
@@ -131,6 +134,9 @@ func (s *Store) readWaits(ctx context.Context) {
 
 // Get implements teams.Store.
 func (s *Store) Get(ctx context.Context, city string) (teams.Team, error) {
+	if err := s.file.err(); err != nil {
+		return teams.Team{}, err
+	}
 	s.readWaits(ctx)
 	var t teams.Team
 	err := s.get.QueryRowContext(ctx, teams.CityKey(city)).Scan(&t.City, &t.Nickname)
@@ -142,6 +148,9 @@ func (s *Store) Get(ctx context.Context, city string) (teams.Team, error) {
 
 // List implements teams.Store.
 func (s *Store) List(ctx context.Context, opts teams.ListOptions) ([]teams.Team, bool, error) {
+	if err := s.file.err(); err != nil {
+		return nil, false, err
+	}
 	prefix := teams.PrefixKey(opts.Prefix)
 	// substr/length count characters in both databases.
 	query := `SELECT city, nickname FROM teams
@@ -183,6 +192,9 @@ func (s *Store) Put(ctx context.Context, t teams.Team) (teams.Team, bool, error)
 	if err := t.Validate(); err != nil {
 		return teams.Team{}, false, err
 	}
+	if err := s.file.err(); err != nil {
+		return teams.Team{}, false, err
+	}
 	put := s.upsert
 	if s.group != nil {
 		put = s.group.put
@@ -191,6 +203,9 @@ func (s *Store) Put(ctx context.Context, t teams.Team) (teams.Team, bool, error)
 	stored, rev, err := put(ctx, teams.CityKey(t.City), t.City, t.Nickname)
 	if err != nil {
 		return teams.Team{}, false, ctxErr(ctx, err)
+	}
+	if err := s.file.check(); err != nil {
+		return teams.Team{}, false, err // committed to a file no start opens
 	}
 	s.feed.ReportLocal(teams.Wrote(teams.CityKey(stored.City), stored, true))
 	return stored, rev == 1, nil
@@ -211,9 +226,17 @@ func scanUpsert(row interface{ Scan(dest ...any) error }) (t teams.Team, rev int
 
 // Delete implements teams.Store.
 func (s *Store) Delete(ctx context.Context, city string) (teams.Team, error) {
+	if err := s.file.err(); err != nil {
+		return teams.Team{}, err
+	}
 	waits.Begin(ctx) // for its commit's fsync, or the network
 	var t teams.Team
 	err := s.del.QueryRowContext(ctx, teams.CityKey(city)).Scan(&t.City, &t.Nickname)
+	if err == nil || errors.Is(err, sql.ErrNoRows) {
+		if err := s.file.check(); err != nil {
+			return teams.Team{}, err // an answer from a file no start opens
+		}
+	}
 	if errors.Is(err, sql.ErrNoRows) {
 		return teams.Team{}, teams.ErrNotFound
 	}
