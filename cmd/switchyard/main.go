@@ -238,7 +238,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		}
 	}()
 	trustedProxies, _ := server.ParseTrustedProxies(o.trustedProxies) // checked by parseFlags
-	teamStore, sharedNotes, err := openTeams(o, logger)
+	teamStore, sharedNotes, storeLost, err := openTeams(o, logger)
 	if err != nil {
 		return err
 	}
@@ -303,6 +303,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer adm.close()
+	stopWatching := make(chan struct{})
+	defer close(stopWatching)
+	whenStoreLost(storeLost, stopWatching, srv, adm, logger)
 	logger.Info("switchyard serving", "addr", ln.Addr().String(), "services", len(srv.Services),
 		"features", routeDB.Len(), "writes_enabled", adminToken != "", "tls", o.tlsCert != "")
 

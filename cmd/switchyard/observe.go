@@ -79,6 +79,7 @@ type admin struct {
 	hs     *http.Server
 	logger *slog.Logger
 	ready  atomic.Bool // false once the drain begins: /readyz answers 503
+	live   atomic.Bool // false once the team store is lost: /livez answers 503
 	done   chan error
 }
 
@@ -87,6 +88,7 @@ type admin struct {
 func startAdmin(addr string, tel *telemetry.Telemetry, logger *slog.Logger) (*admin, error) {
 	a := &admin{done: make(chan error, 1), logger: logger}
 	a.ready.Store(true)
+	a.live.Store(true)
 	if addr == "" {
 		return a, nil
 	}
@@ -94,7 +96,7 @@ func startAdmin(addr string, tel *telemetry.Telemetry, logger *slog.Logger) (*ad
 	if err != nil {
 		return nil, fmt.Errorf("-admin-addr %s: %w", addr, err)
 	}
-	handler := tel.AdminHandler(a.ready.Load)
+	handler := tel.AdminHandler(a.ready.Load, a.live.Load)
 	if ip := ln.Addr().(*net.TCPAddr).IP; ip.IsLoopback() {
 		handler = loopbackHostsOnly(handler)
 	} else if ip.IsUnspecified() {

@@ -8,6 +8,11 @@ import (
 	"strings"
 	"time"
 
+	"connectrpc.com/grpchealth"
+
+	"github.com/switchyard/switchyard/gen/legacy/teams/teamsconnect"
+	"github.com/switchyard/switchyard/gen/teams/v1/teamsv1connect"
+	"github.com/switchyard/switchyard/internal/server"
 	"github.com/switchyard/switchyard/services/routeguide"
 	"github.com/switchyard/switchyard/services/teams"
 	"github.com/switchyard/switchyard/services/teams/sqlstore"
@@ -18,16 +23,42 @@ import (
 // PostgreSQL, RouteChat notes are kept there too, shared by the replicas;
 // with SQLite notes is nil and they stay in this process's memory. Unless
 // -team-cache-entries is 0, GetTeam is served by a teams.Cache on the
-// store's change feed.
-func openTeams(o options, logger *slog.Logger) (store teams.Store, notes routeguide.NoteStore, err error) {
+// store's change feed. lost is closed once the store refuses every call
+// until a restart (sqlstore.Store.Lost).
+func openTeams(o options, logger *slog.Logger) (store teams.Store, notes routeguide.NoteStore, lost <-chan struct{}, err error) {
 	s, notes, err := openStore(o, logger)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if o.teamCacheEntries == 0 {
-		return s, notes, nil
+		return s, notes, s.Lost(), nil
 	}
-	return teams.NewCache(s, o.teamCacheEntries, logger), notes, nil
+	return teams.NewCache(s, o.teamCacheEntries, logger), notes, s.Lost(), nil
+}
+
+// whenStoreLost waits for lost (the team store refuses every call until
+// a restart: its SQLite file was deleted or replaced under it) or for
+// stop. Once lost, liveness, readiness and the Teams services turn
+// NOT_SERVING, as do /livez and /readyz: a liveness probe restarts the
+// process, whose start opens the file now at the path, and balancers
+// leave it meanwhile.
+func whenStoreLost(lost, stop <-chan struct{}, srv *server.Stack, adm *admin, logger *slog.Logger) {
+	if lost == nil {
+		return
+	}
+	go func() {
+		select {
+		case <-lost:
+		case <-stop:
+			return
+		}
+		adm.live.Store(false)
+		names := []string{server.HealthLiveness, server.HealthReadiness, teamsv1connect.TeamsServiceName, teamsconnect.TeamsName}
+		for _, name := range names {
+			srv.Health.SetStatus(name, grpchealth.StatusNotServing)
+		}
+		logger.Error("health NOT_SERVING until a restart: the team store lost its database file", "not_serving", names)
+	}()
 }
 
 func openStore(o options, logger *slog.Logger) (store *sqlstore.Store, notes routeguide.NoteStore, err error) {

@@ -3,18 +3,23 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"connectrpc.com/connect"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	teamsv1 "github.com/switchyard/switchyard/gen/teams/v1"
 	"github.com/switchyard/switchyard/internal/pgtest"
+	"github.com/switchyard/switchyard/internal/testserver"
+	"github.com/switchyard/switchyard/services/teams"
 )
 
 func ctx(t *testing.T) context.Context {
@@ -180,5 +185,75 @@ func TestPostgresReplicas(t *testing.T) {
 	// with where the DSN came from.
 	if want := `"msg":"-data-dir is not used: the teams are in PostgreSQL","dsn_from":"SWITCHYARD_POSTGRES_DSN"`; strings.Count(c.logs(), want) != 1 {
 		t.Errorf("the log does not say once that -data-dir is not used (%s):\n%s", want, c.logs())
+	}
+}
+
+// SQLite's file deleted under the running server: it acknowledges no
+// write from then on (each would be lost at the next start), answers
+// every team call UNAVAILABLE with the remedy, and turns liveness and
+// readiness NOT_SERVING, on the public port and the admin listener, so
+// that a liveness probe restarts it. The restarted server opens the file
+// now at the path. Before, it went on serving and acknowledging writes
+// into the deleted file.
+func TestDataFileDeletedUnderTheServer(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	p := startProcessEnv(t, []string{"SWITCHYARD_ADMIN_TOKEN=" + adminToken}, "-data-dir", dir, "-admin-addr", "127.0.0.1:0")
+	admin := "http://" + p.adminAddr(t)
+	http1 := &http.Client{Timeout: 10 * time.Second}
+	defer http1.CloseIdleConnections()
+	p.put(t, "Gotham", "Bats")
+
+	for _, name := range []string{"teams.db", "teams.db-wal", "teams.db-shm"} {
+		if err := os.Remove(filepath.Join(dir, name)); err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+	}
+	req := connect.NewRequest(&teamsv1.PutTeamRequest{City: "Metropolis", Nickname: "Supers"})
+	req.Header().Set("Authorization", "Bearer "+adminToken)
+	if _, err := p.client.PutTeam(ctx(t), req); connect.CodeOf(err) != connect.CodeUnavailable || !strings.Contains(err.Error(), "until it restarts") {
+		t.Errorf("PutTeam after the file was deleted: %v, want unavailable until it restarts", err)
+	}
+	// A read is refused within the feed's bound (a cache hit may be
+	// served until the cache has taken the feed's fall).
+	for deadline := time.Now().Add(teams.FeedBound); ; time.Sleep(10 * time.Millisecond) {
+		_, err := p.client.GetTeam(ctx(t), connect.NewRequest(&teamsv1.GetTeamRequest{City: "Gotham"}))
+		if connect.CodeOf(err) == connect.CodeUnavailable {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GetTeam %v after the file was deleted: %v, want unavailable", teams.FeedBound, err)
+		}
+	}
+	p.waitLog(t, "health NOT_SERVING until a restart: the team store lost its database file")
+	h2c := testserver.NewH2CClient()
+	defer h2c.CloseIdleConnections()
+	health := connect.NewClient[healthpb.HealthCheckRequest, healthpb.HealthCheckResponse](
+		h2c, p.url+"/grpc.health.v1.Health/Check", connect.WithGRPC())
+	for name, want := range map[string]healthpb.HealthCheckResponse_ServingStatus{
+		"liveness": healthpb.HealthCheckResponse_NOT_SERVING, "readiness": healthpb.HealthCheckResponse_NOT_SERVING,
+		"teams.v1.TeamsService": healthpb.HealthCheckResponse_NOT_SERVING, "Teams": healthpb.HealthCheckResponse_NOT_SERVING,
+		"greeter.v1.GreeterService": healthpb.HealthCheckResponse_SERVING,
+	} {
+		res, err := health.CallUnary(ctx(t), connect.NewRequest(&healthpb.HealthCheckRequest{Service: name}))
+		if err != nil || res.Msg.GetStatus() != want {
+			t.Errorf("health %q: %v %v, want %v", name, res, err, want)
+		}
+	}
+	for _, path := range []string{"/livez", "/readyz"} {
+		if code, body := get(t, http1, admin+path); code != http.StatusServiceUnavailable || !strings.Contains(body, "restart") {
+			t.Errorf("admin %s: %d %q, want 503 naming the restart", path, code, body)
+		}
+	}
+
+	// The restart: a new file, and no trace of the refused write.
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	p.wait(t, 15*time.Second)
+	next := startTeams(t, dir)
+	if got := next.nickname(t, "Chicago"); got != "Jackals" {
+		t.Errorf("restarted: Chicago %q, want the seeded Jackals", got)
+	}
+	if got := next.nickname(t, "Metropolis"); got != "" {
+		t.Errorf("restarted: the refused write is there (%q)", got)
 	}
 }

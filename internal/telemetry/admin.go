@@ -15,8 +15,10 @@ import (
 //	/readyz         200 while it takes calls; 503 from the moment it drains
 //
 // ready reports whether the server takes calls; it turns false when a
-// drain begins (SIGTERM), while /livez stays 200.
-func (t *Telemetry) AdminHandler(ready func() bool) http.Handler {
+// drain begins (SIGTERM), while /livez stays 200. live reports whether
+// the process can go on without a restart; it turns false when its team
+// store lost its database, and ready with it.
+func (t *Telemetry) AdminHandler(ready, live func() bool) http.Handler {
 	mux := http.NewServeMux()
 	if m := t.Metrics(); m != nil {
 		mux.Handle("GET /metrics", m)
@@ -27,15 +29,24 @@ func (t *Telemetry) AdminHandler(ready func() bool) http.Handler {
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	mux.HandleFunc("GET /livez", func(w http.ResponseWriter, _ *http.Request) {
-		_, _ = io.WriteString(w, "ok\n")
-	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if ready != nil && !ready() {
+		if live != nil && !live() {
 			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = io.WriteString(w, "draining\n")
+			_, _ = io.WriteString(w, "restart: the team store lost its database (see the log)\n")
 			return
 		}
 		_, _ = io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		switch {
+		case live != nil && !live():
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = io.WriteString(w, "restart: the team store lost its database (see the log)\n")
+		case ready != nil && !ready():
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = io.WriteString(w, "draining\n")
+		default:
+			_, _ = io.WriteString(w, "ok\n")
+		}
 	})
 	return mux
 }
