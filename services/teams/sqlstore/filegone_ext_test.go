@@ -15,7 +15,7 @@ import (
 	"github.com/switchyard/switchyard/services/teams/sqlstore"
 )
 
-// SQLite's file deleted, or another moved over it, under a running store:
+// SQLite's files deleted, or another moved over one, under a running store:
 // its connections keep the file they opened, which no later start of the
 // server opens. A write acknowledged from then on would be lost at the
 // next start, and a read would answer from a file no other process reads.
@@ -35,6 +35,15 @@ func TestSQLiteFileGoneUnderTheStore(t *testing.T) {
 	}{
 		{"deleted", func(t *testing.T, dir string) {
 			removeDatabase(t, dir)
+		}, ""},
+		{"its -wal and -shm deleted", func(t *testing.T, dir string) {
+			// The commits not yet checkpointed into teams.db are in the
+			// -wal: a write into the deleted one would be lost.
+			for _, name := range []string{sqlstore.SQLiteFile + "-wal", sqlstore.SQLiteFile + "-shm"} {
+				if err := os.Remove(filepath.Join(dir, name)); err != nil {
+					t.Fatal(err)
+				}
+			}
 		}, ""},
 		{"replaced by a backup", func(t *testing.T, dir string) {
 			backup := filepath.Join(t.TempDir(), "backup.db")

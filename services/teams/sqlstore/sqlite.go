@@ -97,11 +97,7 @@ func OpenSQLite(ctx context.Context, dir string, opts ...Option) (*Store, error)
 		return nil, fmt.Errorf("sqlite %s: %w", path, err)
 	}
 	o := newOptions(opts)
-	file, err := openedFile(path, o.logger)
-	if err != nil {
-		_ = write.Close()
-		return nil, fmt.Errorf("sqlite: %w", err)
-	}
+	file := openedFiles(o.logger, path, path+"-wal", path+"-shm") // the writer holds all three open
 	read, err := sql.Open("sqlite", dsn(url.Values{"_query_only": {"1"}}))
 	if err != nil {
 		_ = write.Close()
