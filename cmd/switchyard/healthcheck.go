@@ -31,7 +31,7 @@ func runHealthcheck(args []string, stderr io.Writer) error {
 		fs.PrintDefaults()
 	}
 	addr := fs.String("addr", "127.0.0.1:50051", "server to check, host:port (an empty host is 127.0.0.1)")
-	service := fs.String("service", "", `health service name: "" (the whole server), "`+server.HealthLiveness+`" (SERVING while the process runs, drain included), "`+server.HealthReadiness+`" (NOT_SERVING from the start of a drain), or a service such as teams.v1.TeamsService`)
+	service := fs.String("service", "", `health service name: "" (the whole server), "`+server.HealthLiveness+`" (SERVING while the process runs, drain included, unless its SQLite file was lost), "`+server.HealthReadiness+`" (NOT_SERVING from the start of a drain), or a service such as teams.v1.TeamsService`)
 	timeout := fs.Duration("timeout", 3*time.Second, "give up after this long; 1ms to 1m")
 	useTLS := fs.Bool("tls", false, "connect over TLS (HTTP/2 by ALPN) instead of cleartext HTTP/2")
 	caFile := fs.String("tls-ca", "", "PEM file of the CA certificates to verify the server with (default: the system's)")

@@ -303,9 +303,6 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer adm.close()
-	stopWatching := make(chan struct{})
-	defer close(stopWatching)
-	whenStoreLost(storeLost, stopWatching, srv, adm, logger)
 	logger.Info("switchyard serving", "addr", ln.Addr().String(), "services", len(srv.Services),
 		"features", routeDB.Len(), "writes_enabled", adminToken != "", "tls", o.tlsCert != "")
 
@@ -321,20 +318,31 @@ func run(args []string, stdout, stderr io.Writer) error {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 
+	// exitErr is the drain's outcome: nil after a signal; an error, so
+	// that the exit status is 1 and a supervisor restarts the process,
+	// after the team store lost its SQLite file (storeLost; never closed
+	// on PostgreSQL): only a new start opens the file now at its path.
+	var exitErr error
 	select {
 	case err := <-serveErr:
 		return err
 	case sig := <-signals:
 		logger.Info("draining", "signal", sig.String(), "grace", o.shutdownGrace)
+	case <-storeLost:
+		exitErr = errStoreLost
+		logger.Error("draining: the team store lost its SQLite file; the process exits with status 1 once drained, so that its supervisor starts it again", "grace", o.shutdownGrace)
+		adm.live.Store(false)
+		srv.Health.SetStatus(server.HealthLiveness, grpchealth.StatusNotServing)
 	}
 
 	// Drain: report NOT_SERVING so balancers move away, stop accepting, let
 	// in-flight calls finish within the grace period. A second signal ends
-	// the process at once. Liveness stays SERVING: the process is healthy,
-	// only leaving. HTTP/1.1 responses say Connection: close from now on,
-	// so a proxy's keep-alive pool lets go of its connections during the
-	// drain delay instead of racing their close at the shutdown; first, so
-	// that a client that sees NOT_SERVING sees that too.
+	// the process at once. Liveness stays SERVING (unless the store was
+	// lost): the process is healthy, only leaving. HTTP/1.1 responses say
+	// Connection: close from now on, so a proxy's keep-alive pool lets go
+	// of its connections during the drain delay instead of racing their
+	// close at the shutdown; first, so that a client that sees NOT_SERVING
+	// sees that too.
 	srv.Drain()
 	adm.ready.Store(false)
 	for _, name := range append([]string{"", server.HealthReadiness}, srv.Services...) {
@@ -373,9 +381,17 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if err := <-serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
+	if exitErr != nil {
+		logger.Error("stopped", "err", exitErr)
+		return exitErr
+	}
 	logger.Info("stopped")
 	return nil
 }
+
+// errStoreLost ends a process whose team store lost its SQLite file.
+var errStoreLost = errors.New("the team store's SQLite file was deleted or replaced under the running process (see the ERROR above); " +
+	"drained and stopped: start it again to open the file now at its path")
 
 // reloadOnHangup reads the TLS certificate again on every SIGHUP. Without
 // TLS there is nothing to reload, and SIGHUP is only logged: it must not

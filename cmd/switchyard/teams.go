@@ -8,11 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"connectrpc.com/grpchealth"
-
-	"github.com/switchyard/switchyard/gen/legacy/teams/teamsconnect"
-	"github.com/switchyard/switchyard/gen/teams/v1/teamsv1connect"
-	"github.com/switchyard/switchyard/internal/server"
 	"github.com/switchyard/switchyard/services/routeguide"
 	"github.com/switchyard/switchyard/services/teams"
 	"github.com/switchyard/switchyard/services/teams/sqlstore"
@@ -34,31 +29,6 @@ func openTeams(o options, logger *slog.Logger) (store teams.Store, notes routegu
 		return s, notes, s.Lost(), nil
 	}
 	return teams.NewCache(s, o.teamCacheEntries, logger), notes, s.Lost(), nil
-}
-
-// whenStoreLost waits for lost (the team store refuses every call until
-// a restart: its SQLite file was deleted or replaced under it) or for
-// stop. Once lost, liveness, readiness and the Teams services turn
-// NOT_SERVING, as do /livez and /readyz: a liveness probe restarts the
-// process, whose start opens the file now at the path, and balancers
-// leave it meanwhile.
-func whenStoreLost(lost, stop <-chan struct{}, srv *server.Stack, adm *admin, logger *slog.Logger) {
-	if lost == nil {
-		return
-	}
-	go func() {
-		select {
-		case <-lost:
-		case <-stop:
-			return
-		}
-		adm.live.Store(false)
-		names := []string{server.HealthLiveness, server.HealthReadiness, teamsv1connect.TeamsServiceName, teamsconnect.TeamsName}
-		for _, name := range names {
-			srv.Health.SetStatus(name, grpchealth.StatusNotServing)
-		}
-		logger.Error("health NOT_SERVING until a restart: the team store lost its database file", "not_serving", names)
-	}()
 }
 
 func openStore(o options, logger *slog.Logger) (store *sqlstore.Store, notes routeguide.NoteStore, err error) {

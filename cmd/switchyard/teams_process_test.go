@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -189,16 +188,17 @@ func TestPostgresReplicas(t *testing.T) {
 }
 
 // SQLite's file deleted under the running server: it acknowledges no
-// write from then on (each would be lost at the next start), answers
-// every team call UNAVAILABLE with the remedy, and turns liveness and
-// readiness NOT_SERVING, on the public port and the admin listener, so
-// that a liveness probe restarts it. The restarted server opens the file
-// now at the path. Before, it went on serving and acknowledging writes
-// into the deleted file.
+// write from then on (each would be lost at the next start) and answers
+// every team call UNAVAILABLE with the remedy; it drains, with liveness
+// and readiness NOT_SERVING on the public port and the admin listener, and
+// exits with status 1, so that its supervisor (systemd's
+// Restart=on-failure, compose's restart policy, Kubernetes) starts it
+// again. The new start opens the file now at the path. Before, it went on
+// serving and acknowledging writes into the deleted file.
 func TestDataFileDeletedUnderTheServer(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	p := startProcessEnv(t, []string{"SWITCHYARD_ADMIN_TOKEN=" + adminToken}, "-data-dir", dir, "-admin-addr", "127.0.0.1:0")
+	p := startProcessEnv(t, []string{"SWITCHYARD_ADMIN_TOKEN=" + adminToken}, "-data-dir", dir, "-admin-addr", "127.0.0.1:0", "-drain-delay", "3s")
 	admin := "http://" + p.adminAddr(t)
 	http1 := &http.Client{Timeout: 10 * time.Second}
 	defer http1.CloseIdleConnections()
@@ -225,35 +225,36 @@ func TestDataFileDeletedUnderTheServer(t *testing.T) {
 			t.Fatalf("GetTeam %v after the file was deleted: %v, want unavailable", teams.FeedBound, err)
 		}
 	}
-	p.waitLog(t, "health NOT_SERVING until a restart: the team store lost its database file")
+
+	// The drain, within its delay: every health name NOT_SERVING.
+	p.waitLog(t, "draining: the team store lost its SQLite file; the process exits with status 1 once drained, so that its supervisor starts it again")
 	h2c := testserver.NewH2CClient()
 	defer h2c.CloseIdleConnections()
 	health := connect.NewClient[healthpb.HealthCheckRequest, healthpb.HealthCheckResponse](
 		h2c, p.url+"/grpc.health.v1.Health/Check", connect.WithGRPC())
-	for name, want := range map[string]healthpb.HealthCheckResponse_ServingStatus{
-		"liveness": healthpb.HealthCheckResponse_NOT_SERVING, "readiness": healthpb.HealthCheckResponse_NOT_SERVING,
-		"teams.v1.TeamsService": healthpb.HealthCheckResponse_NOT_SERVING, "Teams": healthpb.HealthCheckResponse_NOT_SERVING,
-		"greeter.v1.GreeterService": healthpb.HealthCheckResponse_SERVING,
-	} {
+	for _, name := range []string{"", "liveness", "readiness", "teams.v1.TeamsService", "Teams", "greeter.v1.GreeterService"} {
 		res, err := health.CallUnary(ctx(t), connect.NewRequest(&healthpb.HealthCheckRequest{Service: name}))
-		if err != nil || res.Msg.GetStatus() != want {
-			t.Errorf("health %q: %v %v, want %v", name, res, err, want)
+		if err != nil || res.Msg.GetStatus() != healthpb.HealthCheckResponse_NOT_SERVING {
+			t.Errorf("health %q while draining: %v %v, want NOT_SERVING", name, res, err)
 		}
 	}
 	for _, path := range []string{"/livez", "/readyz"} {
 		if code, body := get(t, http1, admin+path); code != http.StatusServiceUnavailable || !strings.Contains(body, "restart") {
-			t.Errorf("admin %s: %d %q, want 503 naming the restart", path, code, body)
+			t.Errorf("admin %s while draining: %d %q, want 503 naming the restart", path, code, body)
 		}
 	}
+	http1.CloseIdleConnections()
+	h2c.CloseIdleConnections()
+	if code := p.wait(t, 15*time.Second); code != 1 {
+		t.Errorf("exit status %d, want 1", code)
+	}
 
-	// The restart: a new file, and no trace of the refused write.
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	p.wait(t, 15*time.Second)
+	// The new start: a new file, and no trace of the refused write.
 	next := startTeams(t, dir)
 	if got := next.nickname(t, "Chicago"); got != "Jackals" {
-		t.Errorf("restarted: Chicago %q, want the seeded Jackals", got)
+		t.Errorf("started again: Chicago %q, want the seeded Jackals", got)
 	}
 	if got := next.nickname(t, "Metropolis"); got != "" {
-		t.Errorf("restarted: the refused write is there (%q)", got)
+		t.Errorf("started again: the refused write is there (%q)", got)
 	}
 }

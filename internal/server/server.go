@@ -38,7 +38,9 @@ import (
 
 // Health service names for probes (Kubernetes' grpc probes, switchyard
 // healthcheck): HealthLiveness is SERVING for as long as the process
-// serves, drain included, so a draining replica is not restarted;
+// serves, drain included, so a draining replica is not restarted (the
+// binary turns it NOT_SERVING for a drain it starts because its team
+// store lost its SQLite file, which only a restart mends);
 // HealthReadiness, like "" and every service, turns NOT_SERVING when the
 // drain starts, so traffic moves away. Reflection does not list them.
 const (

@@ -12,6 +12,7 @@ import (
 //	/metrics        Prometheus exposition of every metric (when metrics are on)
 //	/debug/pprof/   Go's profiles (cmdline shows the process's flags)
 //	/livez          200 while the process runs: restart it when this fails
+//	                (503 once its team store lost its SQLite file)
 //	/readyz         200 while it takes calls; 503 from the moment it drains
 //
 // ready reports whether the server takes calls; it turns false when a
