@@ -187,13 +187,17 @@ func (h *Handler) storeError(ctx context.Context, err error, city string) error 
 		return connect.NewError(connect.CodeDeadlineExceeded, errors.New("the deadline passed while reading the team directory"))
 	case errors.Is(err, context.Canceled):
 		return connect.NewError(connect.CodeCanceled, errors.New("the call was canceled"))
-	case errors.Is(err, ErrMaybeMade):
-		h.logger.LogAttrs(ctx, slog.LevelWarn, "team store lost a commit's outcome", slog.String("err", err.Error()))
-		return connect.NewError(connect.CodeUnavailable, errors.New("the write may have been made: the team directory lost its database's answer while committing it; read the team to see, or retry (the same write again makes the same team)"))
 	case errors.Is(err, ErrStoreLost):
 		// Logged at ERROR by the store, once: a line per call would
 		// bury it.
-		return connect.NewError(connect.CodeUnavailable, errors.New("the team directory is unavailable on this server until it restarts: its database file was deleted or replaced under it (the server log says which); another replica may answer"))
+		msg := "the team directory is unavailable on this server until it restarts: its database file was deleted or replaced under it (the server log says which); another replica may answer"
+		if errors.Is(err, ErrMaybeMade) {
+			msg += "; this write may have been made: read the team once the server is back"
+		}
+		return connect.NewError(connect.CodeUnavailable, errors.New(msg))
+	case errors.Is(err, ErrMaybeMade):
+		h.logger.LogAttrs(ctx, slog.LevelWarn, "team store lost a commit's outcome", slog.String("err", err.Error()))
+		return connect.NewError(connect.CodeUnavailable, errors.New("the write may have been made: the team directory lost its database's answer while committing it; read the team to see, or retry (the same write again makes the same team)"))
 	case errors.Is(err, ErrUnavailable):
 		// Busy, unreachable or shutting down: worth a retry, which
 		// UNAVAILABLE tells clients and proxies.

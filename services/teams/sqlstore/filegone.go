@@ -96,12 +96,24 @@ func (f *dbFile) check() error {
 			"the team store refuses every call until the process restarts (no write was acknowledged since)", w.path, what)}
 		if f.gone.CompareAndSwap(nil, gone) {
 			f.logger.Error("team store refuses every call: its SQLite files are no longer at their paths; the process must restart", "path", w.path, "err", gone.msg)
+			close(f.lost)
 			if f.feed != nil {
 				f.feed.Reset(false)
 			}
-			close(f.lost)
 		}
 		return f.err()
+	}
+	return nil
+}
+
+// checkCommitted is check after a commit: the refusal then says that the
+// write may have been made. Where only the -wal or -shm went, teams.db is
+// still at its path, and the store's close copies the old -wal's commits
+// into it, this one included; where teams.db went, the write is in a file
+// no start opens.
+func (f *dbFile) checkCommitted() error {
+	if err := f.check(); err != nil {
+		return fmt.Errorf("%w: %w", teams.ErrMaybeMade, err)
 	}
 	return nil
 }

@@ -29,22 +29,24 @@ func TestSQLiteFileGoneUnderTheStore(t *testing.T) {
 		name string
 		// replace makes teams.db in dir another file, or none.
 		replace func(t *testing.T, dir string)
-		// after is Chicago's nickname in the file at the path afterwards
-		// ("" for no file there).
+		// after is Chicago's nickname in the file at the path once both
+		// stores have closed: the refused Put, which had committed (it
+		// may have been made), is there only when teams.db stayed, as
+		// the last close copies the old -wal into it.
 		after string
 	}{
 		{"deleted", func(t *testing.T, dir string) {
 			removeDatabase(t, dir)
-		}, ""},
+		}, "Jackals"}, // a new file, seeded
 		{"its -wal and -shm deleted", func(t *testing.T, dir string) {
 			// The commits not yet checkpointed into teams.db are in the
-			// -wal: a write into the deleted one would be lost.
+			// -wal: a process starting now would not see them.
 			for _, name := range []string{sqlstore.SQLiteFile + "-wal", sqlstore.SQLiteFile + "-shm"} {
 				if err := os.Remove(filepath.Join(dir, name)); err != nil {
 					t.Fatal(err)
 				}
 			}
-		}, ""},
+		}, "Lost"},
 		{"replaced by a backup", func(t *testing.T, dir string) {
 			backup := filepath.Join(t.TempDir(), "backup.db")
 			copyDatabase(t, filepath.Join(dir, sqlstore.SQLiteFile), backup, false)
@@ -60,11 +62,15 @@ func TestSQLiteFileGoneUnderTheStore(t *testing.T) {
 			// writes after the file went, r only reads.
 			dir := t.TempDir()
 			w, r := openSQLite(t, dir), openSQLite(t, dir)
-			defer w.Close()
-			defer r.Close()
 			cw, cr := teams.NewCache(w, 100, nil), teams.NewCache(r, 100, nil)
-			defer cw.Close()
-			defer cr.Close()
+			closed := false
+			closeAll := func() {
+				if !closed {
+					closed = true
+					_, _, _, _ = cw.Close(), cr.Close(), w.Close(), r.Close()
+				}
+			}
+			defer closeAll()
 			waitLive(t, w.Feed())
 			waitLive(t, r.Feed())
 			ctx := t.Context()
@@ -74,10 +80,18 @@ func TestSQLiteFileGoneUnderTheStore(t *testing.T) {
 			chicagoWithin(t, cr, r, "before the file went", "Bears")
 
 			tc.replace(t, dir)
+			// Refused after its commit: it may have been made. The Delete
+			// after it is refused before it is made.
 			_, _, err := cw.Put(ctx, teams.Team{City: "Chicago", Nickname: "Lost"})
 			wantGone(t, "Put", err)
+			if !errors.Is(err, teams.ErrMaybeMade) {
+				t.Errorf("Put refused after its commit: %v, want ErrMaybeMade", err)
+			}
 			_, err = cw.Delete(ctx, "Chicago")
 			wantGone(t, "Delete", err)
+			if errors.Is(err, teams.ErrMaybeMade) {
+				t.Errorf("Delete refused before it was made: %v, want no ErrMaybeMade", err)
+			}
 
 			deadline := time.Now().Add(teams.FeedBound)
 			for {
@@ -115,11 +129,9 @@ func TestSQLiteFileGoneUnderTheStore(t *testing.T) {
 				t.Errorf("GetTeam: %v, want unavailable until it restarts", err)
 			}
 
-			// The next start opens the file at the path: none of the
-			// refused writes is there, as none was acknowledged.
-			if tc.after == "" {
-				return
-			}
+			// The next start, once both have stopped, opens the file at the
+			// path: the writes refused before they were made are not there.
+			closeAll()
 			next := openSQLite(t, dir)
 			defer next.Close()
 			if got, err := next.Get(ctx, "Chicago"); err != nil || got.Nickname != tc.after {

@@ -204,8 +204,8 @@ func (s *Store) Put(ctx context.Context, t teams.Team) (teams.Team, bool, error)
 	if err != nil {
 		return teams.Team{}, false, ctxErr(ctx, err)
 	}
-	if err := s.file.check(); err != nil {
-		return teams.Team{}, false, err // committed to a file no start opens
+	if err := s.file.checkCommitted(); err != nil {
+		return teams.Team{}, false, err
 	}
 	s.feed.ReportLocal(teams.Wrote(teams.CityKey(stored.City), stored, true))
 	return stored, rev == 1, nil
@@ -233,8 +233,8 @@ func (s *Store) Delete(ctx context.Context, city string) (teams.Team, error) {
 	var t teams.Team
 	err := s.del.QueryRowContext(ctx, teams.CityKey(city)).Scan(&t.City, &t.Nickname)
 	if err == nil || errors.Is(err, sql.ErrNoRows) {
-		if err := s.file.check(); err != nil {
-			return teams.Team{}, err // an answer from a file no start opens
+		if err := s.file.checkCommitted(); err != nil {
+			return teams.Team{}, err
 		}
 	}
 	if errors.Is(err, sql.ErrNoRows) {
