@@ -349,22 +349,33 @@ func run(args []string, stdout, stderr io.Writer) error {
 		srv.Health.SetStatus(name, grpchealth.StatusNotServing)
 	}
 	// forcedExit ends the process on a second signal, with its log line
-	// written: os.Exit runs no deferred function.
+	// written: os.Exit runs no deferred function. In a drain the store's
+	// loss began, the first signal (a supervisor stopping the process)
+	// asks for what is under way and is only logged: the store's close,
+	// which the forced exit skips, is what copies a deleted -wal's
+	// acknowledged commits into teams.db.
 	forcedExit := func(sig os.Signal) {
 		logger.Warn("forced exit", "signal", sig.String())
 		logOut.Close(time.Second)
 		os.Exit(1)
 	}
+	forced := make(chan os.Signal, 1)
+	go func() {
+		if exitErr != nil {
+			logger.Info("already draining", "signal", (<-signals).String())
+		}
+		forced <- <-signals
+	}()
 	if o.drainDelay > 0 {
 		select {
 		case <-time.After(o.drainDelay):
-		case sig := <-signals:
+		case sig := <-forced:
 			forcedExit(sig)
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), o.shutdownGrace)
 	defer cancel()
-	go func() { forcedExit(<-signals) }()
+	go func() { forcedExit(<-forced) }()
 	// New connections are refused from here on (a proxy tries another
 	// replica); those accepted just now send their requests, which are
 	// served, before the shutdown begins: it would drop them unanswered.

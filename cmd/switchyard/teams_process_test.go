@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -211,8 +212,9 @@ func TestDataFileDeletedUnderTheServer(t *testing.T) {
 	}
 	req := connect.NewRequest(&teamsv1.PutTeamRequest{City: "Metropolis", Nickname: "Supers"})
 	req.Header().Set("Authorization", "Bearer "+adminToken)
-	if _, err := p.client.PutTeam(ctx(t), req); connect.CodeOf(err) != connect.CodeUnavailable || !strings.Contains(err.Error(), "until it restarts") {
-		t.Errorf("PutTeam after the file was deleted: %v, want unavailable until it restarts", err)
+	if _, err := p.client.PutTeam(ctx(t), req); connect.CodeOf(err) != connect.CodeUnavailable ||
+		!strings.Contains(err.Error(), "until it restarts") || !strings.Contains(err.Error(), "may have been made") {
+		t.Errorf("PutTeam after the file was deleted: %v, want unavailable until it restarts, and may have been made", err)
 	}
 	// A read is refused within the feed's bound (a cache hit may be
 	// served until the cache has taken the feed's fall).
@@ -245,8 +247,17 @@ func TestDataFileDeletedUnderTheServer(t *testing.T) {
 	}
 	http1.CloseIdleConnections()
 	h2c.CloseIdleConnections()
+	// A supervisor stopping it now: the first signal does not force the
+	// exit, which would skip the store's close.
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	p.waitLog(t, "already draining")
 	if code := p.wait(t, 15*time.Second); code != 1 {
 		t.Errorf("exit status %d, want 1", code)
+	}
+	if strings.Contains(p.logs(), `"msg":"forced exit"`) {
+		t.Error("the first signal in the drain forced the exit")
 	}
 
 	// The new start: a new file, and no trace of the refused write.
