@@ -202,7 +202,7 @@ func (h *Handler) storeError(ctx context.Context, err error, city string) error 
 		// Busy, unreachable or shutting down: worth a retry, which
 		// UNAVAILABLE tells clients and proxies.
 		h.logger.LogAttrs(ctx, slog.LevelWarn, "team store unavailable", slog.String("err", err.Error()))
-		return connect.NewError(connect.CodeUnavailable, errors.New("the team directory is unavailable for now (busy, or its database unreachable); retry shortly"))
+		return connect.NewError(connect.CodeUnavailable, errors.New("the team directory is unavailable for now (busy, or its database unreachable or refusing writes); retry shortly"))
 	}
 	h.logger.LogAttrs(ctx, slog.LevelError, "team store failed", slog.String("err", err.Error()))
 	return connect.NewError(connect.CodeInternal, errors.New("the team directory failed; the error is in the server log"))

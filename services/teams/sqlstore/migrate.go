@@ -226,6 +226,9 @@ func LatestVersion() int { return migrations[len(migrations)-1].version }
 // dialect's lock, so concurrent starters wait for each other and a failed
 // step leaves the database as it was.
 func migrate(ctx context.Context, db *sql.DB, d dialect) (err error) {
+	if upToDate(ctx, db) {
+		return nil
+	}
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("migrate %s: %w", d.name, err)
@@ -274,6 +277,19 @@ func migrate(ctx context.Context, db *sql.DB, d dialect) (err error) {
 		return fmt.Errorf("migrate %s: %w", d.name, err)
 	}
 	return nil
+}
+
+// upToDate reports whether the database needs no migration: its schema
+// is this version's, or a newer one this version may serve. It reads
+// only, so that a replica starts against a database that refuses writes
+// (a hot standby, or one made read-only for maintenance) and serves its
+// reads. Anything else (no schema_migrations yet, one without
+// min_compatible, a read that fails) is left to migrate's transaction,
+// which says what is wrong.
+func upToDate(ctx context.Context, db *sql.DB) bool {
+	var current, required sql.NullInt64
+	err := db.QueryRowContext(ctx, `SELECT MAX(version), MAX(COALESCE(min_compatible, version)) FROM schema_migrations`).Scan(&current, &required)
+	return err == nil && int(current.Int64) >= LatestVersion() && int(required.Int64) <= LatestVersion()
 }
 
 // bootstrapMigrations creates schema_migrations, or adds min_compatible to

@@ -115,6 +115,19 @@ func pgConfig(dsn string) (*pgx.ConnConfig, error) {
 	if err != nil {
 		return nil, errDSN
 	}
+	// A session that refused a write as read-only (25006: a hot standby,
+	// or default_transaction_read_only set for the database or the role
+	// when it began) stays so for its life, and the pool keeps sessions
+	// in use for ever: close it, so that the next write gets a session
+	// with the settings of its moment (or, with target_session_attrs,
+	// the new primary). pgx's own handler closes on FATAL errors.
+	onError := cfg.OnPgError
+	cfg.OnPgError = func(c *pgconn.PgConn, e *pgconn.PgError) bool {
+		if e.Code == "25006" {
+			return false
+		}
+		return onError == nil || onError(c, e)
+	}
 	if !strings.Contains(dsn, "statement_cache_capacity") {
 		cfg.StatementCacheCapacity = pgStatementCache
 	}
@@ -368,6 +381,10 @@ func (p *pgGroup) close() {
 // schema public); to alter those another role made, their ownership.
 func privilegeHint(err error) string {
 	var pg *pgconn.PgError
+	if errors.As(err, &pg) && pg.Code == "25006" {
+		return "; the database refuses writes (a hot standby, or default_transaction_read_only), and its schema needs migrating: " +
+			"point the DSN at the primary (several hosts: add target_session_attrs=read-write), or start this version once the database takes writes"
+	}
 	if !errors.As(err, &pg) || pg.Code != "42501" {
 		return ""
 	}

@@ -307,8 +307,20 @@ func transient(err error) bool {
 	var pg *pgconn.PgError
 	if errors.As(err, &pg) {
 		// Class 08 (connection exception), the server shutting down or
-		// starting (57P01-57P03), too many connections (53300).
-		return strings.HasPrefix(pg.Code, "08") || pg.Code == "57P01" || pg.Code == "57P02" || pg.Code == "57P03" || pg.Code == "53300"
+		// starting (57P01-57P03), too many connections (53300); and what
+		// a DBA's settings or maintenance cause, which another replica,
+		// or this one a moment later, may get past: writes refused as
+		// read-only (25006: a hot standby, default_transaction_read_only;
+		// pgConfig closes such a session), a statement_timeout or an
+		// operator's cancel (57014; the call's own deadline is seen
+		// before, in ctxErr), a lock_timeout (55P03), a login refused
+		// (class 28: a password being rotated, a role set NOLOGIN) and
+		// the database gone (3D000). The log line says which.
+		switch pg.Code {
+		case "57P01", "57P02", "57P03", "53300", "25006", "57014", "55P03", "3D000":
+			return true
+		}
+		return strings.HasPrefix(pg.Code, "08") || strings.HasPrefix(pg.Code, "28")
 	}
 	// The connection failed or broke: a dial refused, a socket reset, a
 	// server gone in the middle of a reply.
