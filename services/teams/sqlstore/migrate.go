@@ -246,16 +246,16 @@ func migrate(ctx context.Context, db *sql.DB, d dialect) (err error) {
 	if err := bootstrapMigrations(ctx, tx, d); err != nil {
 		return fmt.Errorf("migrate %s: %w", d.name, err)
 	}
-	var current, required sql.NullInt64
-	if err := tx.QueryRowContext(ctx, `SELECT MAX(version), MAX(COALESCE(min_compatible, version)) FROM schema_migrations`).Scan(&current, &required); err != nil {
+	current, required, err := schemaVersions(ctx, tx)
+	if err != nil {
 		return fmt.Errorf("migrate %s: %w", d.name, err)
 	}
-	if int(required.Int64) > LatestVersion() {
+	if required > LatestVersion() {
 		return fmt.Errorf("the %s database has schema version %d, which needs a switchyard that knows schema %d or newer; this one knows %d: run a newer switchyard",
-			d.name, current.Int64, required.Int64, LatestVersion())
+			d.name, current, required, LatestVersion())
 	}
 	for _, m := range migrations {
-		if m.version <= int(current.Int64) {
+		if m.version <= current {
 			continue
 		}
 		for _, stmt := range d.ddl(m) {
@@ -287,9 +287,19 @@ func migrate(ctx context.Context, db *sql.DB, d dialect) (err error) {
 // min_compatible, a read that fails) is left to migrate's transaction,
 // which says what is wrong.
 func upToDate(ctx context.Context, db *sql.DB) bool {
-	var current, required sql.NullInt64
-	err := db.QueryRowContext(ctx, `SELECT MAX(version), MAX(COALESCE(min_compatible, version)) FROM schema_migrations`).Scan(&current, &required)
-	return err == nil && int(current.Int64) >= LatestVersion() && int(required.Int64) <= LatestVersion()
+	current, required, err := schemaVersions(ctx, db)
+	return err == nil && current >= LatestVersion() && required <= LatestVersion()
+}
+
+// schemaVersions reads schema_migrations: the newest version applied, and
+// the oldest schema a switchyard must know to serve the database (0 and 0
+// when none is recorded).
+func schemaVersions(ctx context.Context, q interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}) (current, required int, err error) {
+	var c, r sql.NullInt64
+	err = q.QueryRowContext(ctx, `SELECT MAX(version), MAX(COALESCE(min_compatible, version)) FROM schema_migrations`).Scan(&c, &r)
+	return int(c.Int64), int(r.Int64), err
 }
 
 // bootstrapMigrations creates schema_migrations, or adds min_compatible to

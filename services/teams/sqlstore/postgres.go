@@ -57,7 +57,7 @@ func OpenPostgres(ctx context.Context, dsn string, opts ...Option) (*Store, erro
 	}
 	if err := migrate(ctx, db, postgres); err != nil {
 		_ = db.Close()
-		return nil, fmt.Errorf("postgres: %w%s", err, privilegeHint(err))
+		return nil, fmt.Errorf("postgres: %w%s", err, migrateHint(err))
 	}
 	st, err := prepare(ctx, &Store{read: db, write: db, dialect: postgres})
 	if err != nil {
@@ -375,17 +375,22 @@ func (p *pgGroup) close() {
 	}
 }
 
-// privilegeHint says what a role refused by a migration (SQLSTATE 42501,
-// insufficient_privilege) needs: to create the store's tables, CREATE on
-// the schema (since PostgreSQL 15 only the database's owner has it in
-// schema public); to alter those another role made, their ownership.
-func privilegeHint(err error) string {
+// migrateHint says what to do about a migration PostgreSQL refused: on a
+// database that refuses writes (25006), reach the primary; a role refused
+// (42501, insufficient_privilege) needs, to create the store's tables,
+// CREATE on the schema (since PostgreSQL 15 only the database's owner has
+// it in schema public), and to alter those another role made, their
+// ownership.
+func migrateHint(err error) string {
 	var pg *pgconn.PgError
-	if errors.As(err, &pg) && pg.Code == "25006" {
+	if !errors.As(err, &pg) {
+		return ""
+	}
+	if pg.Code == "25006" {
 		return "; the database refuses writes (a hot standby, or default_transaction_read_only), and its schema needs migrating: " +
 			"point the DSN at the primary (several hosts: add target_session_attrs=read-write), or start this version once the database takes writes"
 	}
-	if !errors.As(err, &pg) || pg.Code != "42501" {
+	if pg.Code != "42501" {
 		return ""
 	}
 	const migrates = "; the DSN's role creates and migrates the store's tables at start-up: "
