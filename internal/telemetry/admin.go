@@ -29,25 +29,23 @@ func (t *Telemetry) AdminHandler(ready, live func() bool) http.Handler {
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	mux.HandleFunc("GET /livez", func(w http.ResponseWriter, _ *http.Request) {
-		if live != nil && !live() {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = io.WriteString(w, "restart: the team store lost its database (see the log)\n")
-			return
-		}
-		_, _ = io.WriteString(w, "ok\n")
-	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		switch {
-		case live != nil && !live():
-			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = io.WriteString(w, "restart: the team store lost its database (see the log)\n")
-		case ready != nil && !ready():
-			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = io.WriteString(w, "draining\n")
-		default:
+	// probe answers 200 ok, or 503 with the first reason that holds.
+	probe := func(checks ...func() (bool, string)) http.HandlerFunc {
+		return func(w http.ResponseWriter, _ *http.Request) {
+			for _, check := range checks {
+				if ok, why := check(); !ok {
+					w.WriteHeader(http.StatusServiceUnavailable)
+					_, _ = io.WriteString(w, why+"\n")
+					return
+				}
+			}
 			_, _ = io.WriteString(w, "ok\n")
 		}
-	})
+	}
+	alive := func() (bool, string) {
+		return live == nil || live(), "restart: the team store lost its database (see the log)"
+	}
+	mux.HandleFunc("GET /livez", probe(alive))
+	mux.HandleFunc("GET /readyz", probe(alive, func() (bool, string) { return ready == nil || ready(), "draining" }))
 	return mux
 }
