@@ -144,6 +144,22 @@ func TestSQLiteFileGoneUnderTheStore(t *testing.T) {
 	}
 }
 
+// A Delete that found no team in a file already gone is refused, as
+// every call then, but it deleted nothing: its answer does not say that
+// it may have been made.
+func TestSQLiteDeleteOfNoTeamAfterTheFileWent(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s := openSQLite(t, dir)
+	defer s.Close()
+	removeDatabase(t, dir)
+	_, err := s.Delete(t.Context(), "Nowhere")
+	wantGone(t, "Delete of no team", err)
+	if errors.Is(err, teams.ErrMaybeMade) {
+		t.Errorf("Delete of no team: %v, want no ErrMaybeMade", err)
+	}
+}
+
 // removeDatabase deletes teams.db and its -wal and -shm files in dir.
 func removeDatabase(t *testing.T, dir string) {
 	t.Helper()

@@ -232,13 +232,16 @@ func (s *Store) Delete(ctx context.Context, city string) (teams.Team, error) {
 	waits.Begin(ctx) // for its commit's fsync, or the network
 	var t teams.Team
 	err := s.del.QueryRowContext(ctx, teams.CityKey(city)).Scan(&t.City, &t.Nickname)
-	if err == nil || errors.Is(err, sql.ErrNoRows) {
+	if errors.Is(err, sql.ErrNoRows) {
+		if err := s.file.check(); err != nil {
+			return teams.Team{}, err // "not found" in a file no start opens
+		}
+		return teams.Team{}, teams.ErrNotFound
+	}
+	if err == nil {
 		if err := s.file.checkCommitted(); err != nil {
 			return teams.Team{}, err
 		}
-	}
-	if errors.Is(err, sql.ErrNoRows) {
-		return teams.Team{}, teams.ErrNotFound
 	}
 	if err != nil {
 		return teams.Team{}, ctxErr(ctx, err)
