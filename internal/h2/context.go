@@ -143,12 +143,12 @@ func (a *afterFunc) stop() bool {
 }
 
 // cancel ends the context with err (context.Canceled or
-// context.DeadlineExceeded), once.
-func (c *streamCtx) cancel(err error) {
+// context.DeadlineExceeded), once: it reports whether this call ended it.
+func (c *streamCtx) cancel(err error) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.err != nil {
-		return
+		return false
 	}
 	c.err = err
 	if c.done != nil {
@@ -165,9 +165,24 @@ func (c *streamCtx) cancel(err error) {
 		go a.f()
 	}
 	c.afters = nil
+	return true
 }
 
-func (c *streamCtx) expire() { c.cancel(context.DeadlineExceeded) }
+// expire ends the context at its deadline, and wakes the stream's handler
+// where it waits in the transport: for request body (Read gives up) or for
+// send window (the stream is reset). A client past its deadline has given
+// up the call; it would otherwise hold the handler for as long as it keeps
+// the stream open.
+func (c *streamCtx) expire() {
+	if !c.cancel(context.DeadlineExceeded) || c.st == nil {
+		return
+	}
+	conn := c.st.c
+	conn.mu.Lock()
+	c.st.expired = true
+	conn.cond.Broadcast()
+	conn.mu.Unlock()
+}
 
 // Linked returns ctx with an AfterFunc method, so that contexts derived
 // from it are linked to its stream without a goroutine each.

@@ -1,6 +1,7 @@
 package h2
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -20,6 +21,15 @@ import (
 // errSendWindowStalled ends a stream whose client opened no send window for
 // Config.SendWindowTimeout.
 var errSendWindowStalled = errors.New("h2: the client opened no flow-control window for the response")
+
+// errDeadlineStalled ends a stream whose deadline passed while it waited
+// for send window.
+var errDeadlineStalled = fmt.Errorf("h2: the call's deadline passed while the client opened no flow-control window: %w", context.DeadlineExceeded)
+
+// errBodyDeadline is what a Read of the request body returns once the
+// call's deadline has passed with no data to give: connect-go, like the
+// handlers, tells it by context.DeadlineExceeded.
+var errBodyDeadline = fmt.Errorf("h2: the call's deadline passed while the handler waited for the request body: %w", context.DeadlineExceeded)
 
 // beginRecord starts the record of a stream about to run its handler.
 func (c *conn) beginRecord(st *stream, req *http.Request) {
@@ -57,6 +67,9 @@ func (w *responseWriter) endRecord(wasReset bool, why error, rst bool) {
 	case wasReset && why == errSendWindowStalled:
 		end, code = outcome.EndServerReset, outcome.CodeFromReset(uint32(http2.ErrCodeCancel))
 		rec.Message = fmt.Sprintf("reset: the client opened no flow-control window for %v", c.conf.SendWindowTimeout)
+	case wasReset && why == errDeadlineStalled:
+		end, code = outcome.EndServerReset, outcome.CodeDeadlineExceeded
+		rec.Message = "reset: the call's deadline passed while the client opened no flow-control window"
 	case wasReset || rst:
 		end = outcome.EndServerReset
 	default: // the response did not reach the socket
@@ -100,16 +113,26 @@ func (w *responseWriter) explainRejection() {
 func (w *responseWriter) OutcomeRecord() *outcome.Record { return &w.st.rec }
 
 // waitSendWindow waits until the stream may send again (or is over). A
-// client that opens no window for Config.SendWindowTimeout would hold the
-// handler (and what it has buffered) for as long as it keeps the
-// connection, answering pings: the stream is reset with CANCEL instead.
+// client that opens no window for Config.SendWindowTimeout, or until the
+// call's deadline, would hold the handler (and what it has buffered) for
+// as long as it keeps the connection, answering pings: the stream is reset
+// with CANCEL instead.
 func (c *conn) waitSendWindow(st *stream) {
 	var timer *time.Timer
-	stalled := false
+	var stalled bool
+	var why error // the reset's
 	c.mu.Lock()
 	for !st.reset && !c.closed {
-		if w, ok := st.sendWindowLocked(); !ok || w > 0 && c.sendWindow > 0 || stalled {
+		if w, ok := st.sendWindowLocked(); !ok || w > 0 && c.sendWindow > 0 {
 			break // send takes the window, or finds it past 2^31-1
+		}
+		if st.expired {
+			why = errDeadlineStalled
+			break
+		}
+		if stalled {
+			why = errSendWindowStalled
+			break
 		}
 		if st.releaseUnlocked(&c.mu) {
 			continue // waiting for the client: the handler counts no more
@@ -125,13 +148,12 @@ func (c *conn) waitSendWindow(st *stream) {
 		c.waitingDelta = max(c.waitingDelta, st.sendDelta) // setPeerWindow
 		c.cond.Wait()
 	}
-	stalled = stalled && !st.reset && !c.closed
 	c.mu.Unlock()
 	if timer != nil {
 		timer.Stop()
 	}
-	if stalled {
-		c.resetStream(st.id, http2.ErrCodeCancel, errSendWindowStalled)
+	if why != nil {
+		c.resetStream(st.id, http2.ErrCodeCancel, why)
 	}
 }
 

@@ -1,8 +1,13 @@
 package h2_test
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
 	"maps"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -146,6 +151,60 @@ func TestSendWindowTimeoutEndsStalledStream(t *testing.T) {
 		if obs.resets[[2]uint32{0, uint32(http2.ErrCodeCancel)}] != 1 {
 			t.Errorf("server resets counted: %v", obs.resets)
 		}
+	}
+}
+
+// A stream whose deadline passes while its client opens no window is
+// reset at the deadline, not held until SendWindowTimeout, and its record
+// says deadline_exceeded.
+func TestDeadlineEndsStreamWaitingForWindow(t *testing.T) {
+	const deadline = 300 * time.Millisecond
+	obs := newRecorder()
+	h := func(w http.ResponseWriter, r *http.Request) {
+		h2.LimitDuration(r.Context(), deadline)
+		bigResponse(w, r)
+	}
+	s := startServer(t, http.HandlerFunc(h), h2.Config{SendWindowTimeout: time.Minute, Observer: obs}, serverOpts{})
+	c := dialRaw(t, s.addr, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0})
+	start := time.Now()
+	c.request(1, "POST", "/big", true, "content-type", "application/grpc")
+	if _, _, err := c.readResponse(1); err == nil || !strings.Contains(err.Error(), "reset: CANCEL") {
+		t.Fatalf("stalled stream past its deadline: %v, want RST_STREAM CANCEL", err)
+	}
+	if took := time.Since(start); took < deadline || took > deadline+2*time.Second {
+		t.Errorf("reset after %v, want about %v", took, deadline)
+	}
+	rec := obs.next(t)
+	if rec.End != outcome.EndServerReset || rec.Code != outcome.CodeDeadlineExceeded || !strings.Contains(rec.Message, "deadline passed") {
+		t.Errorf("record %v %v %q, want server_reset deadline_exceeded, saying the deadline passed", rec.End, rec.Code, rec.Message)
+	}
+}
+
+// A handler waiting for request body that does not come is let go at the
+// call's deadline: its Read returns an error that is
+// context.DeadlineExceeded, after the data that came before it.
+func TestDeadlineEndsBodyRead(t *testing.T) {
+	const deadline = 300 * time.Millisecond
+	h := func(w http.ResponseWriter, r *http.Request) {
+		h2.LimitDuration(r.Context(), deadline)
+		start := time.Now()
+		got, err := io.ReadAll(r.Body)
+		w.Header().Set("Content-Type", "text/plain")
+		if errors.Is(err, context.DeadlineExceeded) {
+			w.WriteHeader(http.StatusGatewayTimeout)
+		}
+		fmt.Fprintf(w, "%s|%v|%v", got, time.Since(start) >= deadline-50*time.Millisecond, err)
+	}
+	s := startServer(t, http.HandlerFunc(h), h2.Config{}, serverOpts{})
+	c := dialRaw(t, s.addr)
+	c.request(1, "POST", "/upload", false, "content-type", "application/grpc")
+	if err := c.Fr.WriteData(1, false, []byte("first")); err != nil {
+		t.Fatal(err)
+	}
+	status, body, ended := c.response(1)
+	want := "first|true|h2: the call's deadline passed while the handler waited for the request body: context deadline exceeded"
+	if status != "504" || string(body) != want || !ended {
+		t.Errorf("answer %s %q (ended %v), want 504 %q", status, body, ended, want)
 	}
 }
 

@@ -41,6 +41,7 @@ type stream struct {
 	bodyWaiting    bool   // the handler waits in Read
 	bodyClosed     bool   // the handler closed the body: arriving data is dropped
 	reset          bool   // reset or connection gone: nothing more is written
+	expired        bool   // its context's deadline passed (streamCtx.expire): it waits no more
 	lateTicked     bool   // its late reset waited out a watchdog tick (sendLateResets)
 	wantContinue   bool   // Expect: 100-continue; the first Read sends 100 Continue (Read's only, not c.mu)
 	received       int64  // body bytes received
@@ -183,6 +184,10 @@ func (b *requestBody) Read(p []byte) (int, error) {
 			connInc, streamInc = 0, 0
 			c.mu.Lock()
 			continue
+		}
+		if st.expired {
+			c.mu.Unlock()
+			return 0, errBodyDeadline
 		}
 		if st.releaseUnlocked(&c.mu) {
 			continue // waiting for the client: the handler counts no more

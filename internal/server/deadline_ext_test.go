@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"golang.org/x/net/http2"
 	"google.golang.org/protobuf/proto"
 
 	routeguidev1 "github.com/switchyard/switchyard/gen/routeguide/v1"
@@ -147,6 +148,77 @@ func TestStreamsKeepTheClientsDeadline(t *testing.T) {
 		}
 		if status != "4" {
 			t.Errorf("%s past its 200 ms deadline: grpc-status %q (%q), want 4 (DEADLINE_EXCEEDED)", tc.procedure, status, res.Trailer.Get("Grpc-Message"))
+		}
+	}
+}
+
+// A stream whose client stops taking part is let go at the client's
+// deadline, rather than held until the client goes: a client stream whose
+// client sends nothing more is answered DEADLINE_EXCEEDED, and a server
+// stream whose client opens no flow-control window is reset (not held
+// until -http2-send-window-timeout). Under both names.
+func TestStreamsEndAtTheDeadlineWhileTheClientWaits(t *testing.T) {
+	t.Parallel()
+	srv := testserver.Start(t, server.Config{})
+	const timeout = 300 * time.Millisecond
+	open := func(c *testserver.H2Conn, procedure string, msg proto.Message, endStream bool) time.Time {
+		c.WriteHeaders(1, false, ":method", "POST", ":scheme", "http", ":authority", "deadline.test", ":path", procedure,
+			"content-type", "application/grpc", "te", "trailers", "grpc-timeout", "300m")
+		b, err := proto.Marshal(msg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Fr.WriteData(1, endStream, envelope(0, b)); err != nil {
+			t.Fatal(err)
+		}
+		return time.Now()
+	}
+	// end reads stream 1 until it ends: its grpc-status, or the code of its reset.
+	end := func(c *testserver.H2Conn) (status string, reset http2.ErrCode) {
+		for {
+			f, err := c.ReadFrame(5 * time.Second)
+			if err != nil {
+				t.Fatalf("waiting for stream 1 to end: %v", err)
+			}
+			switch f := f.(type) {
+			case *http2.MetaHeadersFrame:
+				if f.StreamEnded() {
+					for _, hf := range f.RegularFields() {
+						if hf.Name == "grpc-status" {
+							status = hf.Value
+						}
+					}
+					return status, 0
+				}
+			case *http2.RSTStreamFrame:
+				return "", f.ErrCode
+			}
+		}
+	}
+	note := &routeguidev1.RouteChatRequest{Location: &routeguidev1.Point{Latitude: 7}, Message: "then silence"}
+	for _, tc := range []struct {
+		procedure string
+		msg       proto.Message
+	}{
+		{"/routeguide.v1.RouteGuideService/RecordRoute", &routeguidev1.RecordRouteRequest{Latitude: 1, Longitude: 1}},
+		{"/routeguide.RouteGuide/RecordRoute", &routeguidev1.RecordRouteRequest{Latitude: 1, Longitude: 1}},
+		{"/routeguide.v1.RouteGuideService/RouteChat", note},
+		{"/routeguide.RouteGuide/RouteChat", note},
+	} {
+		c := testserver.DialH2(t, srv.Addr)
+		start := open(c, tc.procedure, tc.msg, false)
+		status, reset := end(c)
+		if took := time.Since(start); status != "4" || took > timeout+2*time.Second {
+			t.Errorf("%s, the client silent after one message: grpc-status %q (reset %v) after %v, want 4 (DEADLINE_EXCEEDED) at about %v", tc.procedure, status, reset, took, timeout)
+		}
+	}
+	all := &routeguidev1.ListFeaturesRequest{Lo: &routeguidev1.Point{Latitude: -900000000, Longitude: -1800000000}, Hi: &routeguidev1.Point{Latitude: 900000000, Longitude: 1800000000}}
+	for _, procedure := range []string{"/routeguide.v1.RouteGuideService/ListFeatures", "/routeguide.RouteGuide/ListFeatures"} {
+		c := testserver.DialH2(t, srv.Addr, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0})
+		start := open(c, procedure, all, true)
+		status, reset := end(c)
+		if took := time.Since(start); reset != http2.ErrCodeCancel || took > timeout+2*time.Second {
+			t.Errorf("%s, the client reading nothing: grpc-status %q, reset %v after %v, want RST_STREAM CANCEL at about %v", procedure, status, reset, took, timeout)
 		}
 	}
 }

@@ -80,9 +80,15 @@ func (d *DeadlineInterceptor) WrapStreamingClient(next connect.StreamingClientFu
 	return next
 }
 
-// WrapStreamingHandler implements connect.Interceptor.
+// WrapStreamingHandler implements connect.Interceptor. A stream served by
+// internal/h2 gets its client's deadline on the stream itself, so that a
+// handler waiting in the transport past it (for a message the client does
+// not send, or for window to send one the client does not read) is let go.
 func (d *DeadlineInterceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
 	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
+		if deadline, ok := ctx.Deadline(); ok {
+			h2.LimitDuration(ctx, time.Until(deadline))
+		}
 		return next(h2.Linked(ctx), conn)
 	}
 }
