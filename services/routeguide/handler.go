@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"iter"
+	"math"
 	"time"
 
 	"connectrpc.com/connect"
@@ -198,6 +199,12 @@ func (h *Handler) RecordRoute(ctx context.Context, stream *connect.ClientStream[
 	})
 	if err != nil {
 		return nil, err
+	}
+	if s.Metres > math.MaxInt32 {
+		// The example's summary wraps to a negative distance here (the
+		// legacy name keeps that); a wrong number is worse than none.
+		return nil, connect.NewError(connect.CodeOutOfRange, fmt.Errorf(
+			"the route is %d m long, more than the %d m a summary's distance holds: split it into several calls", s.Metres, math.MaxInt32))
 	}
 	return connect.NewResponse(&routeguidev1.RecordRouteResponse{
 		PointCount: s.PointCount, FeatureCount: s.FeatureCount, Distance: s.Distance, ElapsedTime: s.ElapsedTime,

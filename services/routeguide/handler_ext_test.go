@@ -160,6 +160,51 @@ func TestRecordRoute(t *testing.T) {
 	})
 }
 
+// A route longer than an int32 of metres: the v1 name refuses it with
+// OUT_OF_RANGE rather than answer a wrapped, negative distance; the
+// tutorial's name wraps, as the example's server does. Each segment runs
+// from (0, 0) to (0, 180°), half the Earth's circumference: 20015086 m.
+func TestRecordRouteLongerThanADistanceHolds(t *testing.T) {
+	t.Parallel()
+	srv := testserver.Start(t, server.Config{})
+	const segment = 20015086
+	lng := func(i int) int32 { return int32(i%2) * 1800000000 }
+	for _, tc := range []struct {
+		points int
+		want   int32 // 0: OUT_OF_RANGE from the v1 name
+	}{{108, 107 * segment}, {109, 0}} {
+		testserver.ForEachProtocol(t, func(t *testing.T, p testserver.Protocol) {
+			stream := client(srv, p).RecordRoute(testserver.CallContext(t))
+			for i := range tc.points {
+				if err := stream.Send(&routeguidev1.RecordRouteRequest{Longitude: lng(i)}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			res, err := stream.CloseAndReceive()
+			if tc.want == 0 {
+				testserver.WantCode(t, err, connect.CodeOutOfRange)
+				if err != nil && !strings.Contains(err.Error(), "the route is 2161629288 m long") {
+					t.Errorf("%d points: %v, want the message to give the route's length", tc.points, err)
+				}
+			} else if err != nil || res.Msg.GetDistance() != tc.want {
+				t.Errorf("%d points: %v, %v; want %d m", tc.points, res, err, tc.want)
+			}
+
+			legacy := routeguideconnect.NewRouteGuideClient(srv.HTTPClient, srv.URL, p.Opts...).RecordRoute(testserver.CallContext(t))
+			for i := range tc.points {
+				if err := legacy.Send(&legacyroute.Point{Longitude: lng(i)}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			summary, err := legacy.CloseAndReceive()
+			want := int32(int64(tc.points-1) * segment) // wrapped, as the example's int32 sum
+			if err != nil || summary.Msg.GetDistance() != want {
+				t.Errorf("legacy, %d points: %v, %v; want %d m", tc.points, summary, err, want)
+			}
+		})
+	}
+}
+
 // A message the server cannot read ends the route with its error, not
 // with a summary of the points before it. The oversized point carries an
 // unknown field, which JSON does not encode: the binary codecs only.

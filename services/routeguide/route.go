@@ -27,8 +27,11 @@ func Distance(p, q Point) int32 {
 type Summary struct {
 	PointCount   int32
 	FeatureCount int32
-	Distance     int32
-	ElapsedTime  int32 // whole seconds
+	// Distance is the segments' sum in int32, wrapping past 2^31-1 m as
+	// the example's does; Metres is the sum itself.
+	Distance    int32
+	Metres      int64
+	ElapsedTime int32 // whole seconds
 }
 
 // Recorder accumulates the points of one route.
@@ -47,7 +50,9 @@ func NewRecorder(db *DB, start time.Time) *Recorder {
 // Add records the next point of the route.
 func (r *Recorder) Add(p Point) {
 	if r.summary.PointCount > 0 {
-		r.summary.Distance += Distance(r.last, p)
+		d := Distance(r.last, p)
+		r.summary.Distance += d
+		r.summary.Metres += int64(d)
 	}
 	r.summary.PointCount++
 	r.summary.FeatureCount += r.db.CountAt(p)

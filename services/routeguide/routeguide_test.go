@@ -126,7 +126,8 @@ func TestRecorderTruncatesEachSegment(t *testing.T) {
 	}
 	r.Add(Point{407838351, -746143763}) // a feature
 	got := r.Finish(start.Add(2999 * time.Millisecond))
-	want := Summary{PointCount: 7, FeatureCount: 1, Distance: 111190 + Distance(Point{0, 10000000}, Point{407838351, -746143763}), ElapsedTime: 2}
+	metres := 111190 + Distance(Point{0, 10000000}, Point{407838351, -746143763})
+	want := Summary{PointCount: 7, FeatureCount: 1, Distance: metres, Metres: int64(metres), ElapsedTime: 2}
 	if got != want {
 		t.Errorf("summary = %+v, want %+v", got, want)
 	}

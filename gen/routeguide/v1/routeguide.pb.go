@@ -365,7 +365,8 @@ type RecordRouteResponse struct {
 	// How many of those points are features in the database.
 	FeatureCount int32 `protobuf:"varint,2,opt,name=feature_count,json=featureCount,proto3" json:"feature_count,omitempty"`
 	// Distance covered in metres: the haversine distance of each segment,
-	// truncated to whole metres, summed.
+	// truncated to whole metres, summed (a longer route than this holds is
+	// refused with OUT_OF_RANGE).
 	Distance int32 `protobuf:"varint,3,opt,name=distance,proto3" json:"distance,omitempty"`
 	// Whole seconds from the start of the call to the client closing its side.
 	ElapsedTime   int32 `protobuf:"varint,4,opt,name=elapsed_time,json=elapsedTime,proto3" json:"elapsed_time,omitempty"`

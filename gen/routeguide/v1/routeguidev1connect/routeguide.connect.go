@@ -70,8 +70,9 @@ type RouteGuideServiceClient interface {
 	//
 	// Errors: INVALID_ARGUMENT when a point is out of range (the message names
 	// which); RESOURCE_EXHAUSTED past the server's most points a route
-	// (100000 by default); DEADLINE_EXCEEDED when the client sends past the
-	// deadline it gave.
+	// (100000 by default); OUT_OF_RANGE when the route is longer than a
+	// summary's distance holds (2147483647 m); DEADLINE_EXCEEDED when the
+	// client sends past the deadline it gave.
 	RecordRoute(context.Context) *connect.ClientStreamForClient[v1.RecordRouteRequest, v1.RecordRouteResponse]
 	// RouteChat shares notes between everyone at the same location (bidirectional
 	// streaming). For each note received, the server answers with all notes it
@@ -171,8 +172,9 @@ type RouteGuideServiceHandler interface {
 	//
 	// Errors: INVALID_ARGUMENT when a point is out of range (the message names
 	// which); RESOURCE_EXHAUSTED past the server's most points a route
-	// (100000 by default); DEADLINE_EXCEEDED when the client sends past the
-	// deadline it gave.
+	// (100000 by default); OUT_OF_RANGE when the route is longer than a
+	// summary's distance holds (2147483647 m); DEADLINE_EXCEEDED when the
+	// client sends past the deadline it gave.
 	RecordRoute(context.Context, *connect.ClientStream[v1.RecordRouteRequest]) (*connect.Response[v1.RecordRouteResponse], error)
 	// RouteChat shares notes between everyone at the same location (bidirectional
 	// streaming). For each note received, the server answers with all notes it

@@ -208,7 +208,8 @@ export type RecordRouteResponse = Message<"routeguide.v1.RecordRouteResponse"> &
 
   /**
    * Distance covered in metres: the haversine distance of each segment,
-   * truncated to whole metres, summed.
+   * truncated to whole metres, summed (a longer route than this holds is
+   * refused with OUT_OF_RANGE).
    *
    * @generated from field: int32 distance = 3;
    */
@@ -326,8 +327,9 @@ export const RouteGuideService: GenService<{
    *
    * Errors: INVALID_ARGUMENT when a point is out of range (the message names
    * which); RESOURCE_EXHAUSTED past the server's most points a route
-   * (100000 by default); DEADLINE_EXCEEDED when the client sends past the
-   * deadline it gave.
+   * (100000 by default); OUT_OF_RANGE when the route is longer than a
+   * summary's distance holds (2147483647 m); DEADLINE_EXCEEDED when the
+   * client sends past the deadline it gave.
    *
    * @generated from rpc routeguide.v1.RouteGuideService.RecordRoute
    */
