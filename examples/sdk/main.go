@@ -74,7 +74,12 @@ func run(baseURL string) error {
 	}
 	fmt.Println("SayHello:", hello.Msg.GetMessage())
 
-	keywords := keywordsv1connect.NewKeywordsServiceClient(http.DefaultClient, baseURL, connect.WithHTTPGet())
+	// GetKeywords has no side effects, so it may be a GET, whose message
+	// travels in the URL: a text of up to 1 MiB would pass the server's
+	// header limit (-max-header-bytes, 64 KiB), so a request past 8 KiB
+	// goes as a POST instead.
+	keywords := keywordsv1connect.NewKeywordsServiceClient(http.DefaultClient, baseURL,
+		connect.WithHTTPGet(), connect.WithHTTPGetMaxURLSize(8<<10, true))
 	kw, err := keywords.GetKeywords(ctx, connect.NewRequest(&keywordsv1.GetKeywordsRequest{Text: "the quick brown fox"}))
 	if err != nil {
 		return err
