@@ -143,7 +143,7 @@ func declareFlags() (*options, *flagSet) {
 	f.Int(&o.notesMaxBytes, "chat-notes-max-bytes", routeguide.DefaultNotesMaxBytes, sizeRange("the default"), fmt.Sprintf("bytes of RouteChat notes kept in this process's memory, each its message plus %d; beyond them the locations written least recently are evicted; PostgreSQL's notes have no such bound", routeguide.NoteOverheadBytes))
 	f.Duration(&o.readHeaderTimeout, "read-header-timeout", server.DefaultReadHeaderTimeout, timeoutRange("the default"), "time allowed to read a request's headers")
 	f.Duration(&o.idleTimeout, "idle-timeout", server.DefaultIdleTimeout, timeoutRange("the default"), "idle keep-alive connections are closed after this long")
-	f.Duration(&o.shutdownGrace, "shutdown-grace", 15*time.Second, durationRange{min: 0, max: 24 * time.Hour}, "on SIGTERM/SIGINT, time in-flight calls get to finish; 0 closes them at once")
+	f.Duration(&o.shutdownGrace, "shutdown-grace", 15*time.Second, durationRange{min: 0, max: 24 * time.Hour}, "on SIGTERM/SIGINT, time in-flight calls get to finish, after which those still running are ended (UNAVAILABLE); 0 ends them at once")
 	f.Choice(&o.logFormat, "log-format", "text", []string{"text", "json"}, "log format")
 	f.Level(&o.logLevel, "log-level", slog.LevelInfo, "log level")
 	f.String(&o.tlsCert, "tls-cert", "", path+"; empty = cleartext h2c", nil, "PEM certificate (chain) file: serve HTTP/2 and HTTP/1.1 over TLS (ALPN h2, TLS 1.2+) instead of cleartext; needs -tls-key")
@@ -386,7 +386,16 @@ func run(args []string, stdout, stderr io.Writer) error {
 	// every stream, and a client's watch lasts as long as its connection.
 	srv.Health.Close()
 	if err := httpServer.Shutdown(ctx); err != nil {
-		logger.Warn("grace period over; closing remaining connections", "err", err)
+		// The calls still running answer UNAVAILABLE, which their clients
+		// may retry elsewhere, before their connections close: closed
+		// mid-message, they would report a protocol error.
+		logger.Warn("grace period over; ending the calls still running", "err", err)
+		srv.EndCalls()
+		end, ended := context.WithTimeout(context.Background(), server.EndCallsWithin)
+		if err := httpServer.Shutdown(end); errors.Is(err, context.DeadlineExceeded) {
+			logger.Warn("closing the connections whose calls have not ended", "within", server.EndCallsWithin)
+		}
+		ended()
 		_ = httpServer.Close()
 	}
 	if err := <-serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -51,13 +51,22 @@ func (c *conn) startAging() {
 }
 
 // aged ends a connection that reached its age: the graceful shutdown's two
-// GOAWAYs, and after the grace, a close that cancels what still runs.
+// GOAWAYs, and after the grace, the calls still running are ended
+// (endCalls), and the connection closed once they have answered, or
+// endCallsWithin later.
 func (c *conn) aged() {
 	c.shutdown(outcome.GoAwayMaxAge)
 	if grace := c.conf.MaxConnectionAgeGrace; grace > 0 {
 		c.mu.Lock()
 		if !c.closed {
-			c.ageTimer = time.AfterFunc(grace, c.closeSocket)
+			c.ageTimer = time.AfterFunc(grace, func() {
+				c.endCalls()
+				c.mu.Lock()
+				if !c.closed {
+					c.ageTimer = time.AfterFunc(endCallsWithin, c.closeSocket)
+				}
+				c.mu.Unlock()
+			})
 		}
 		c.mu.Unlock()
 	}

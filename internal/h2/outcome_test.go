@@ -208,6 +208,37 @@ func TestDeadlineEndsBodyRead(t *testing.T) {
 	}
 }
 
+// EndCalls lets go of a handler waiting for request body, with an error
+// that is context.Canceled, and its context ends; Ended tells the handler
+// the server ended it, and its answer goes out on the open connection.
+func TestEndCallsLetsHandlersAnswer(t *testing.T) {
+	waiting := make(chan struct{})
+	h := func(w http.ResponseWriter, r *http.Request) {
+		if h2.Ended(r.Context()) {
+			t.Error("a call was ended before EndCalls")
+		}
+		w.Header().Set("Content-Type", "text/plain")
+		close(waiting)
+		got, err := io.ReadAll(r.Body)
+		<-r.Context().Done()
+		fmt.Fprintf(w, "%s|%v|%v", got, h2.Ended(r.Context()), err)
+	}
+	s := startServer(t, http.HandlerFunc(h), h2.Config{}, serverOpts{})
+	c := dialRaw(t, s.addr)
+	c.request(1, "POST", "/upload", false, "content-type", "application/grpc")
+	if err := c.Fr.WriteData(1, false, []byte("first")); err != nil {
+		t.Fatal(err)
+	}
+	<-waiting
+	time.Sleep(50 * time.Millisecond) // into its Read's wait
+	s.h2.EndCalls()
+	status, body, ended := c.response(1)
+	want := "first|true|h2: the server ended the call: context canceled"
+	if status != "200" || string(body) != want || !ended {
+		t.Errorf("answer %s %q (ended %v), want 200 %q", status, body, ended, want)
+	}
+}
+
 // Every stream ends with one record that says how: its status handed to
 // the socket, reset by the client, or its connection closed.
 func TestRecordSaysHowStreamsEnd(t *testing.T) {

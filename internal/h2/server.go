@@ -18,6 +18,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"log"
 	"net"
 	"net/http"
@@ -502,16 +503,22 @@ func Configure(hs *http.Server, conf Config) *Server {
 
 // shutdown starts a graceful shutdown of every connection.
 func (s *Server) shutdown() {
+	for _, c := range s.connections(true) {
+		c.shutdown(outcome.GoAwayShutdown)
+	}
+}
+
+// connections are the connections served now; shuttingDown refuses those
+// that come later (track).
+func (s *Server) connections(shuttingDown bool) []*conn {
 	s.mu.Lock()
-	s.shuttingDown = true
+	defer s.mu.Unlock()
+	s.shuttingDown = s.shuttingDown || shuttingDown
 	conns := make([]*conn, 0, len(s.conns))
 	for c := range s.conns {
 		conns = append(conns, c)
 	}
-	s.mu.Unlock()
-	for _, c := range conns {
-		c.shutdown(outcome.GoAwayShutdown)
-	}
+	return conns
 }
 
 func (s *Server) track(c *conn) (shuttingDown bool) {
@@ -561,4 +568,9 @@ var (
 	errStreamClosed = errors.New("h2: stream closed")
 	errClientReset  = errors.New("h2: stream reset by the client")
 	errConnClosed   = errors.New("h2: connection closed")
+	// errCallEnded is what a Read of the request body returns once the
+	// server has ended the call (Server.EndCalls, the end of a
+	// connection's age grace): it is context.Canceled, as the handler's
+	// context now is.
+	errCallEnded = fmt.Errorf("h2: the server ended the call: %w", context.Canceled)
 )

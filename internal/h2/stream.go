@@ -42,6 +42,7 @@ type stream struct {
 	bodyClosed     bool   // the handler closed the body: arriving data is dropped
 	reset          bool   // reset or connection gone: nothing more is written
 	expired        bool   // its context's deadline passed (streamCtx.expire): it waits no more
+	ended          bool   // the server ended the call (conn.endCalls): its Reads wait no more
 	lateTicked     bool   // its late reset waited out a watchdog tick (sendLateResets)
 	wantContinue   bool   // Expect: 100-continue; the first Read sends 100 Continue (Read's only, not c.mu)
 	received       int64  // body bytes received
@@ -185,9 +186,12 @@ func (b *requestBody) Read(p []byte) (int, error) {
 			c.mu.Lock()
 			continue
 		}
-		if st.expired {
+		if st.expired || st.ended {
 			c.mu.Unlock()
-			return 0, errBodyDeadline
+			if st.expired {
+				return 0, errBodyDeadline
+			}
+			return 0, errCallEnded
 		}
 		if st.releaseUnlocked(&c.mu) {
 			continue // waiting for the client: the handler counts no more

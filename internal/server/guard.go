@@ -67,12 +67,33 @@ func (d *DeadlineInterceptor) limit(ctx context.Context) (context.Context, conte
 }
 
 // explain says which of the context's ends a handler met when it returned
-// the context's own error.
+// the context's own error; a call the server ended (Stack.EndCalls, or its
+// connection's age grace) is UNAVAILABLE, not canceled: its client may
+// retry it on another connection.
 func (d *DeadlineInterceptor) explain(ctx context.Context, err error) error {
-	if err != nil && ctx.Err() != nil && connect.CodeOf(err) == connect.CodeUnknown {
+	if err == nil {
+		return err
+	}
+	// Before ctx.Err: the contexts derived from an internal/h2 stream's
+	// learn of its end a moment after a Read it let go returns.
+	code := connect.CodeOf(err)
+	if (code == connect.CodeCanceled || code == connect.CodeUnknown) && endedByServer(ctx) {
+		return connect.NewError(connect.CodeUnavailable, errCallEnded)
+	}
+	if code == connect.CodeUnknown && ctx.Err() != nil {
 		return contextError(ctx)
 	}
 	return err
+}
+
+// errCallEnded is the answer of a call that the server ended.
+var errCallEnded = errors.New("the server ended the call, which outlived its shutdown's or its connection's grace period: retry it")
+
+// endedByServer reports whether the server ended the call of ctx: served
+// by internal/h2 (h2.Ended), or by net/http, whose requests' contexts
+// Stack.EndCalls cancels with errCallEnded.
+func endedByServer(ctx context.Context) bool {
+	return h2.Ended(ctx) || errors.Is(context.Cause(ctx), errCallEnded)
 }
 
 // WrapStreamingClient implements connect.Interceptor.
@@ -89,7 +110,7 @@ func (d *DeadlineInterceptor) WrapStreamingHandler(next connect.StreamingHandler
 		if deadline, ok := ctx.Deadline(); ok {
 			h2.LimitDuration(ctx, time.Until(deadline))
 		}
-		return next(h2.Linked(ctx), conn)
+		return d.explain(ctx, next(h2.Linked(ctx), conn))
 	}
 }
 

@@ -166,6 +166,7 @@ type Stack struct {
 	// GetCertificate) to serve TLS. Shutdown and Close end Serve.
 	HTTP      *http.Server
 	transport *h2.Server
+	endCalls  context.CancelCauseFunc // of the base context of net/http's requests
 }
 
 // NewStack assembles cfg's services behind the transport of hcfg.
@@ -176,7 +177,26 @@ func NewStack(cfg Config, hcfg HTTPConfig) *Stack {
 	// The telemetry's connection events, before the transport's own
 	// (connection age, connections not yet read from).
 	h2.OnConnState(hs, srv.Telemetry.ConnState)
-	return &Stack{Server: srv, HTTP: hs, transport: transport}
+	base, endCalls := context.WithCancelCause(context.Background())
+	hs.BaseContext = func(net.Listener) context.Context { return base }
+	return &Stack{Server: srv, HTTP: hs, transport: transport, endCalls: endCalls}
+}
+
+// EndCallsWithin is how long the calls EndCalls ends get to answer: give
+// HTTP.Shutdown that long again before HTTP.Close.
+const EndCallsWithin = time.Second
+
+// EndCalls ends every call still running, when a shutdown's grace is over
+// (HTTP.Shutdown returned its context's error): each call's context is
+// cancelled, and one served by internal/h2 that waits for request data is
+// let go, so that the call answers UNAVAILABLE, which clients may retry,
+// while its connection still carries the answer. HTTP.Close would cut it
+// off mid-message instead, which a client reports as a protocol error.
+// Then give HTTP.Shutdown EndCallsWithin for them to finish, and close
+// what remains.
+func (s *Stack) EndCalls() {
+	s.transport.EndCalls()
+	s.endCalls(errCallEnded)
 }
 
 // Drain begins a drain, ahead of HTTP.Shutdown: from now on every

@@ -76,7 +76,7 @@ func StartWith(t testing.TB, cfg server.Config, opts Options) *Server {
 			logs.close()
 		}
 	})
-	return &Server{Server: stack.Server, URL: scheme + "://" + ln.Addr().String(), Addr: ln.Addr().String(), HTTPClient: client, CertPool: pool, HTTPServer: hs}
+	return &Server{Server: stack.Server, URL: scheme + "://" + ln.Addr().String(), Addr: ln.Addr().String(), HTTPClient: client, CertPool: pool, HTTPServer: hs, EndCalls: stack.EndCalls}
 }
 
 // NewTLSClient returns a client that trusts roots and offers HTTP/2 and

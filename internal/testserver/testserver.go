@@ -30,6 +30,9 @@ type Server struct {
 	CertPool *x509.CertPool
 	// HTTPServer serves the listener; tests may shut it down early.
 	HTTPServer *http.Server
+	// EndCalls ends the calls running, as the binary does at the end of a
+	// shutdown's grace (server.Stack.EndCalls).
+	EndCalls func()
 }
 
 // Start serves cfg on a free loopback port until the test ends, over h2c

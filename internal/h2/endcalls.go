@@ -1,0 +1,52 @@
+package h2
+
+import (
+	"context"
+	"time"
+)
+
+// EndCalls ends every call still running on the server's connections:
+// at the end of a shutdown's grace, before the connections close, so that
+// each call can answer (Ended) while its connection still carries the
+// answer, instead of being cut off mid-message.
+func (s *Server) EndCalls() {
+	for _, c := range s.connections(false) {
+		c.endCalls()
+	}
+}
+
+// endCallsWithin is how long calls ended at the end of a grace
+// (conn.endCalls) get to answer before their connection closes.
+const endCallsWithin = time.Second
+
+// endCalls ends the calls still running: each stream's context is
+// cancelled, and a handler waiting for request body is let go (its Read
+// returns errCallEnded), so that the handler returns and its answer
+// (UNAVAILABLE: internal/server tells by Ended) goes out while the
+// connection still carries it. A connection going away closes itself
+// once its last handler has returned.
+func (c *conn) endCalls() {
+	c.mu.Lock()
+	for _, st := range c.streams {
+		if !st.reset {
+			st.ended = true
+			st.ctx.cancel(context.Canceled)
+		}
+	}
+	c.cond.Broadcast()
+	c.mu.Unlock()
+}
+
+// Ended reports whether the call of ctx, served by internal/h2, was ended
+// by the server (Server.EndCalls, or its connection's age grace) rather
+// than by its client.
+func Ended(ctx context.Context) bool {
+	sc, ok := ctx.Value(streamCtxKey{}).(*streamCtx)
+	if !ok || sc.st == nil {
+		return false
+	}
+	c := sc.st.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return sc.st.ended
+}
