@@ -147,8 +147,23 @@ func TestGracePeriodEnds(t *testing.T) {
 			t.Errorf("%s: the stream past the grace ended with %v, want unavailable saying the server ended it", name, err)
 		}
 	}
-	if logs := p.logs(); !strings.Contains(logs, "ending the calls still running") || strings.Contains(logs, "closing the connections whose calls have not ended") {
+	logs := p.logs()
+	if !strings.Contains(logs, "ending the calls still running") || strings.Contains(logs, "closing the connections whose calls have not ended") {
 		t.Errorf("the log does not say the calls were ended, each in time:\n%s", logs)
+	}
+	// Each ended call has its line, written before the process stopped,
+	// with the answer its client got.
+	lines, answered := 0, 0
+	for line := range strings.Lines(logs) {
+		if strings.Contains(line, `"procedure":"/routeguide.v1.RouteGuideService/RouteChat"`) {
+			lines++
+			if strings.Contains(line, `"code":"unavailable"`) && strings.Contains(line, "the server ended the call") {
+				answered++
+			}
+		}
+	}
+	if lines != len(chats) || answered != len(chats) {
+		t.Errorf("%d RouteChat lines, %d of them saying the server ended the call, want %d of each:\n%s", lines, answered, len(chats), logs)
 	}
 }
 
