@@ -69,6 +69,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/switchyard/switchyard/internal/h2"
+	"github.com/switchyard/switchyard/internal/outcome"
 )
 
 // MaxMessageBytes is the largest request message served here; larger ones
@@ -206,7 +207,7 @@ func plain(r *http.Request, get bool) (call, bool) {
 	}
 	c.gzip = acceptsGzip(header(r.Header, "Grpc-Accept-Encoding"))
 	if t := header(r.Header, "Grpc-Timeout"); t != "" {
-		d, ok := parseTimeout(t)
+		d, ok := outcome.ParseGRPCTimeout(t)
 		if !ok {
 			return c, false // connect-go explains what is wrong with it
 		}
@@ -239,13 +240,11 @@ func connectHeaders(r *http.Request, c *call) bool {
 func connectTimeout(r *http.Request, c *call) bool {
 	c.gzip = acceptsGzip(header(r.Header, "Accept-Encoding"))
 	if t := header(r.Header, "Connect-Timeout-Ms"); t != "" {
-		// connect-go's rules: at most 10 digits, not negative. A zero
-		// timeout has passed already; connect-go answers it.
-		ms, err := strconv.ParseInt(t, 10, 64)
-		if len(t) > 10 || err != nil || ms <= 0 {
-			return false
+		d, ok := outcome.ParseConnectTimeout(t)
+		if !ok {
+			return false // a zero timeout too: connect-go answers it
 		}
-		c.deadline = time.Now().Add(time.Duration(ms) * time.Millisecond)
+		c.deadline = time.Now().Add(d)
 	}
 	return true
 }
@@ -297,43 +296,6 @@ func header(h http.Header, key string) string {
 		return v[0]
 	}
 	return ""
-}
-
-// parseTimeout reads a Grpc-Timeout as connect-go does; an unbounded one
-// (more hours than a time.Duration holds) is none.
-func parseTimeout(s string) (time.Duration, bool) {
-	if len(s) < 2 || len(s) > 9 {
-		return 0, false
-	}
-	var unit time.Duration
-	switch s[len(s)-1] {
-	case 'n':
-		unit = time.Nanosecond
-	case 'u':
-		unit = time.Microsecond
-	case 'm':
-		unit = time.Millisecond
-	case 'S':
-		unit = time.Second
-	case 'M':
-		unit = time.Minute
-	case 'H':
-		unit = time.Hour
-	default:
-		return 0, false
-	}
-	n, err := strconv.ParseInt(s[:len(s)-1], 10, 64)
-	if err != nil || n < 0 {
-		return 0, false
-	}
-	if unit == time.Hour && n > int64((1<<63-1)/time.Hour) {
-		return 0, true
-	}
-	if n == 0 {
-		// A zero timeout has passed already; connect-go answers it.
-		return 0, false
-	}
-	return time.Duration(n) * unit, true
 }
 
 // receive reads the request's one message into buf and unmarshals it; buf

@@ -27,6 +27,7 @@ import (
 	teamsv1 "github.com/switchyard/switchyard/gen/teams/v1"
 	"github.com/switchyard/switchyard/internal/grpcunary"
 	"github.com/switchyard/switchyard/internal/h2"
+	"github.com/switchyard/switchyard/internal/outcome"
 	"github.com/switchyard/switchyard/internal/testserver"
 )
 
@@ -486,7 +487,7 @@ func FuzzSameAnswersAsConnect(f *testing.F) {
 		}
 		// Whether the handler starts before a short deadline passes is a
 		// race on either path.
-		if d, ok := grpcunary.ParseTimeout(timeout); ok && d > 0 && d < time.Second {
+		if d, ok := outcome.ParseGRPCTimeout(timeout); ok && d > 0 && d < time.Second {
 			return
 		}
 		if ms, err := strconv.ParseInt(timeout, 10, 64); err == nil && ms > 0 && ms < 1000 {

@@ -1,4 +1,0 @@
-package grpcunary
-
-// ParseTimeout is parseTimeout, for the tests.
-var ParseTimeout = parseTimeout
