@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/net/http2"
@@ -58,7 +59,8 @@ type conn struct {
 	// every request's r.TLS (as x/net/http2 does); nil in cleartext.
 	tlsState *tls.ConnectionState
 
-	br *bufio.Reader // the socket's reads; the serve goroutine only
+	br      *bufio.Reader // the socket's reads; the serve goroutine only
+	readErr error         // what ended serve's reads (peerEnded); the serve goroutine only
 
 	// The socket's writes (wire.go), guarded by wmu.
 	wmu         sync.Mutex
@@ -204,6 +206,7 @@ func (c *conn) serve(readPreface bool) {
 		}
 		f, err := c.fr.ReadFrame()
 		if err != nil {
+			c.readErr = err
 			if errors.Is(err, http2.ErrFrameTooLarge) {
 				err = http2.ConnectionError(http2.ErrCodeFrameSize)
 			}
@@ -319,6 +322,10 @@ func (c *conn) goAway(code http2.ErrCode, closeNow bool, reason outcome.GoAwayRe
 // close runs when serve returns: every stream is cancelled and every
 // waiting handler woken.
 func (c *conn) close() {
+	why := errConnClosed
+	if c.peerEnded() {
+		why = errPeerClosed
+	}
 	c.mu.Lock()
 	c.closed = true
 	streams := c.streams
@@ -333,7 +340,7 @@ func (c *conn) close() {
 		c.lateTimer.Stop()
 	}
 	for _, st := range streams {
-		st.abortLocked(errConnClosed)
+		st.abortLocked(why)
 	}
 	c.deadlines.stop()
 	c.cond.Broadcast()
@@ -341,6 +348,26 @@ func (c *conn) close() {
 	c.closeSocket()
 	<-c.writerDone // within connCloseDrain
 	_ = c.nc.Close()
+}
+
+// peerEnded reports whether the client ended the connection: serve's
+// read loop met the end of the stream (or a reset) before the server had
+// begun ending it, by GOAWAY, a connection error, or a close of its own
+// (a ping or write timeout, the age's grace, a shutdown's), whose reads
+// end with a deadline or on a closed socket instead. A call it ends is
+// the client's cancel, not an unavailable server. Called by serve's
+// goroutine, whose readErr is.
+func (c *conn) peerEnded() bool {
+	if !errors.Is(c.readErr, io.EOF) && !errors.Is(c.readErr, io.ErrUnexpectedEOF) && !errors.Is(c.readErr, syscall.ECONNRESET) {
+		return false
+	}
+	c.mu.Lock()
+	goingAway := c.draining || c.goingAway || c.failed
+	c.mu.Unlock()
+	c.wmu.Lock()
+	closing := c.closing != open
+	c.wmu.Unlock()
+	return !goingAway && !closing
 }
 
 // writeControl writes connection-level frames and flushes. It never waits

@@ -18,6 +18,11 @@ import (
 // the wire, and hands to Config.Observer when the call starts and ends.
 // The calls live here; stream.go, writer.go and conn.go only call in.
 
+// errPeerClosed ends the streams of a connection that its client closed
+// (conn.peerEnded); errConnClosed those of one the server closed. The
+// record tells the two apart: the client's close is its cancel.
+var errPeerClosed = errors.New("h2: connection closed by the client")
+
 // errSendWindowStalled ends a stream whose client opened no send window for
 // Config.SendWindowTimeout.
 var errSendWindowStalled = errors.New("h2: the client opened no flow-control window for the response")
@@ -62,8 +67,10 @@ func (w *responseWriter) endRecord(wasReset bool, why error, rst bool) {
 	case w.sent:
 	case wasReset && why == errClientReset:
 		end = outcome.EndClientReset
+	case wasReset && why == errPeerClosed:
+		end, code = outcome.EndConnClosed, outcome.CodeCanceled
 	case wasReset && why == errConnClosed:
-		end = outcome.EndConnClosed
+		end, code = outcome.EndConnClosed, outcome.CodeUnavailable
 	case wasReset && why == errSendWindowStalled:
 		end, code = outcome.EndServerReset, outcome.CodeFromReset(uint32(http2.ErrCodeCancel))
 		rec.Message = fmt.Sprintf("reset: the client opened no flow-control window for %v", c.conf.SendWindowTimeout)
@@ -73,7 +80,7 @@ func (w *responseWriter) endRecord(wasReset bool, why error, rst bool) {
 	case wasReset || rst:
 		end = outcome.EndServerReset
 	default: // the response did not reach the socket
-		end = outcome.EndConnClosed
+		end, code = outcome.EndConnClosed, outcome.CodeUnavailable
 	}
 	status := w.status
 	if status == 0 {

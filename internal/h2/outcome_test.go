@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -240,7 +241,8 @@ func TestEndCallsLetsHandlersAnswer(t *testing.T) {
 }
 
 // Every stream ends with one record that says how: its status handed to
-// the socket, reset by the client, or its connection closed.
+// the socket, reset by the client, or its connection closed (by the
+// client here: its cancel).
 func TestRecordSaysHowStreamsEnd(t *testing.T) {
 	obs := newRecorder()
 	release := make(chan struct{})
@@ -280,8 +282,8 @@ func TestRecordSaysHowStreamsEnd(t *testing.T) {
 	c.request(5, "POST", "/wait", true, "content-type", "application/grpc")
 	time.Sleep(50 * time.Millisecond)
 	c.Conn.Close()
-	if rec := obs.next(t); rec.End != outcome.EndConnClosed || rec.Code != outcome.CodeUnavailable {
-		t.Errorf("connection closed: %v %v", rec.End, rec.Code)
+	if rec := obs.next(t); rec.End != outcome.EndConnClosed || rec.Code != outcome.CodeCanceled {
+		t.Errorf("connection closed by the client: %v %v, want conn_closed canceled", rec.End, rec.Code)
 	}
 	close(release)
 	obs.mu.Lock()
@@ -291,6 +293,87 @@ func TestRecordSaysHowStreamsEnd(t *testing.T) {
 	}
 	if obs.resets[[2]uint32{1, uint32(http2.ErrCodeCancel)}] != 1 {
 		t.Errorf("client resets counted: %v", obs.resets)
+	}
+}
+
+// waitForClient answers with its headers at once, then waits for the
+// client to go (or the connection to end), past any deadline.
+func waitForClient(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/grpc")
+	w.WriteHeader(200)
+	w.(http.Flusher).Flush()
+	<-r.Context().Done()
+}
+
+// A stream its client resets after the deadline it set is recorded
+// deadline_exceeded, the code the client reports (its own timer fired);
+// one reset before it, canceled.
+func TestRecordOfResetPastDeadline(t *testing.T) {
+	obs := newRecorder()
+	s := startServer(t, http.HandlerFunc(waitForClient), h2.Config{Observer: obs}, serverOpts{})
+	c := dialRaw(t, s.addr)
+	for _, tc := range []struct {
+		id    uint32
+		after time.Duration
+		want  outcome.Code
+	}{
+		{1, 400 * time.Millisecond, outcome.CodeDeadlineExceeded},
+		{3, 50 * time.Millisecond, outcome.CodeCanceled},
+	} {
+		c.request(tc.id, "POST", "/x.Y/Z", true, "content-type", "application/grpc", "grpc-timeout", "300m")
+		time.Sleep(tc.after)
+		if err := c.Fr.WriteRSTStream(tc.id, http2.ErrCodeCancel); err != nil {
+			t.Fatal(err)
+		}
+		if rec := obs.next(t); rec.End != outcome.EndClientReset || rec.Code != tc.want {
+			t.Errorf("reset %v after a 300 ms deadline's start: %v %v, want client_reset %v", tc.after, rec.End, rec.Code, tc.want)
+		}
+	}
+}
+
+// A stream whose connection the server closes is recorded unavailable, as
+// its client reports it; one whose client closes the connection,
+// canceled: it is the client's cancel, not the server's failure.
+func TestRecordOfClosedConnection(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		conf  h2.Config
+		close func(s *testServer, c *rawConn)
+		want  outcome.Code
+	}{
+		{"client closes", h2.Config{}, func(_ *testServer, c *rawConn) { c.Conn.Close() }, outcome.CodeCanceled},
+		{"client half-closes", h2.Config{}, func(_ *testServer, c *rawConn) { _ = c.Conn.(*net.TCPConn).CloseWrite() }, outcome.CodeCanceled},
+		// The age's GOAWAYs, then its grace ends what still runs.
+		{"max age grace", h2.Config{MaxConnectionAge: 100 * time.Millisecond, MaxConnectionAgeGrace: 200 * time.Millisecond},
+			func(*testServer, *rawConn) {}, outcome.CodeUnavailable},
+		// The shutdown's GOAWAYs, then its deadline ends what still runs.
+		{"shutdown", h2.Config{}, func(s *testServer, _ *rawConn) {
+			ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+			defer cancel()
+			_ = s.hs.Shutdown(ctx)
+			_ = s.hs.Close()
+		}, outcome.CodeUnavailable},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			obs := newRecorder()
+			tc.conf.Observer = obs
+			s := startServer(t, http.HandlerFunc(waitForClient), tc.conf, serverOpts{})
+			c := dialRaw(t, s.addr)
+			c.request(1, "POST", "/x.Y/Z", true, "content-type", "application/grpc")
+			for {
+				f, err := c.ReadFrame(5 * time.Second)
+				if err != nil {
+					t.Fatalf("waiting for the stream's headers: %v", err)
+				}
+				if h, ok := f.(*http2.MetaHeadersFrame); ok && h.StreamID == 1 {
+					break
+				}
+			}
+			tc.close(s, c)
+			if rec := obs.next(t); rec.End != outcome.EndConnClosed || rec.Code != tc.want {
+				t.Errorf("record %v %v, want conn_closed %v", rec.End, rec.Code, tc.want)
+			}
+		})
 	}
 }
 

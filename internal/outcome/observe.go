@@ -139,17 +139,22 @@ func (w *observedWriter) finish(req *http.Request, panicked bool) {
 		w.unhold()
 	}
 	end := EndSent
-	resetCode := CodeInternal
+	code := CodeInternal
 	switch {
 	case panicked:
 		end = EndServerReset // net/http aborts the response
 	case w.err != nil || req.Context().Err() != nil:
 		end = EndConnClosed
+		// Over HTTP/1.1 the connection ends a call early when its
+		// client goes: a browser's abort, a client's timeout. net/http
+		// cancels the context for its own forced close at the end of a
+		// shutdown too, which cannot be told from it here.
+		code = CodeCanceled
 		if req.ProtoMajor == 2 {
 			end = EndClientReset
 		}
 	}
-	w.rec.Finish(time.Now(), status, w.Header(), end, resetCode)
+	w.rec.Finish(time.Now(), status, w.Header(), end, code)
 }
 
 func (w *observedWriter) release() {

@@ -91,9 +91,13 @@ type Record struct {
 	Procedure string        // the request path, "/pkg.Service/Method" for RPCs
 	Protocol  Protocol
 	// Code is the status the client was given: from the wire for a sent
-	// call; for a reset one what a gRPC client reports (canceled for its
-	// own reset, unavailable for a closed connection, the reset's mapping
-	// otherwise).
+	// call. For one that did not end sent, what its client reports:
+	// deadline_exceeded when it had a deadline (grpc-timeout,
+	// connect-timeout-ms) that had passed when the call ended; else
+	// canceled for its own reset; for a closed connection canceled when
+	// the peer closed it, unavailable when the server did (Observe's
+	// HTTP/1.1 cannot tell the two: canceled); for a server reset the
+	// reset's mapping.
 	Code Code
 	End  End
 	// Handled is set when the call reached its RPC handler (its
@@ -204,21 +208,25 @@ func (r *Record) WroteBody(p []byte) {
 // Finish completes the record when the call is over: status and header are
 // the response's as written (header holds the trailers too, as a
 // ResponseWriter's map does at the end: declared names or
-// http.TrailerPrefix keys); end says how it ended; resetCode is the code of
-// a server reset.
-func (r *Record) Finish(now time.Time, status int, header http.Header, end End, resetCode Code) {
+// http.TrailerPrefix keys); end says how it ended; endCode is the code of
+// a server reset, or of a closed connection: CodeCanceled when the peer
+// closed it, CodeUnavailable when the server did.
+func (r *Record) Finish(now time.Time, status int, header http.Header, end End, endCode Code) {
 	r.Duration = now.Sub(r.Start)
 	r.HTTPStatus = status
 	r.End = end
-	switch end {
-	case EndClientReset:
-		r.Code = CodeCanceled
-		return
-	case EndConnClosed:
-		r.Code = CodeUnavailable
-		return
-	case EndServerReset:
-		r.Code = resetCode
+	if end != EndSent {
+		// The code the client reports: its deadline's, once that has
+		// passed (its own timer fired, whatever the transport saw
+		// after), else its own cancel's for its reset.
+		switch {
+		case r.deadlinePassed(now):
+			r.Code = CodeDeadlineExceeded
+		case end == EndClientReset:
+			r.Code = CodeCanceled
+		default:
+			r.Code = endCode
+		}
 		return
 	}
 	code, msg := r.status(status, header)

@@ -248,16 +248,49 @@ func TestRecordRequestMessages(t *testing.T) {
 }
 
 // A call that did not end with its status on the wire has the code its
-// client reports.
+// client reports: deadline_exceeded once the deadline its header set has
+// passed, else canceled for its own reset, the transport's code for a
+// closed connection (canceled when the peer closed it, unavailable when
+// the server did), a server reset's mapping.
 func TestRecordEnds(t *testing.T) {
-	for end, want := range map[End]Code{EndClientReset: CodeCanceled, EndConnClosed: CodeUnavailable, EndServerReset: CodeResourceExhausted} {
+	for _, tc := range []struct {
+		contentType, header, timeout string
+		took                         time.Duration
+		end                          End
+		endCode, want                Code
+	}{
+		{"application/grpc", "", "", time.Second, EndClientReset, CodeInternal, CodeCanceled},
+		{"application/grpc", "", "", time.Second, EndConnClosed, CodeCanceled, CodeCanceled},
+		{"application/grpc", "", "", time.Second, EndConnClosed, CodeUnavailable, CodeUnavailable},
+		{"application/grpc", "", "", time.Second, EndServerReset, CodeFromReset(0xb), CodeResourceExhausted},
+		{"application/grpc", "Grpc-Timeout", "300m", time.Second, EndClientReset, CodeInternal, CodeDeadlineExceeded},
+		{"application/grpc", "Grpc-Timeout", "300m", time.Second, EndConnClosed, CodeUnavailable, CodeDeadlineExceeded},
+		{"application/grpc", "Grpc-Timeout", "300m", time.Second, EndServerReset, CodeCanceled, CodeDeadlineExceeded},
+		{"application/grpc", "Grpc-Timeout", "300m", 100 * time.Millisecond, EndClientReset, CodeInternal, CodeCanceled},
+		{"application/grpc", "Grpc-Timeout", "300m", 100 * time.Millisecond, EndConnClosed, CodeUnavailable, CodeUnavailable},
+		// The client's clock started before the server read the headers.
+		{"application/grpc", "Grpc-Timeout", "300m", 290 * time.Millisecond, EndClientReset, CodeInternal, CodeDeadlineExceeded},
+		{"application/grpc-web", "Grpc-Timeout", "1S", 2 * time.Second, EndConnClosed, CodeCanceled, CodeDeadlineExceeded},
+		{"application/grpc", "Grpc-Timeout", "bogus", time.Hour, EndClientReset, CodeInternal, CodeCanceled},
+		{"application/connect+proto", "Connect-Timeout-Ms", "300", time.Second, EndConnClosed, CodeCanceled, CodeDeadlineExceeded},
+		{"application/json", "Connect-Timeout-Ms", "300", time.Second, EndConnClosed, CodeCanceled, CodeDeadlineExceeded},
+		{"application/json", "Connect-Timeout-Ms", "300", 100 * time.Millisecond, EndConnClosed, CodeCanceled, CodeCanceled},
+		// Each protocol has its own header.
+		{"application/json", "Grpc-Timeout", "300m", time.Second, EndConnClosed, CodeCanceled, CodeCanceled},
+		{"application/grpc", "Connect-Timeout-Ms", "300", time.Second, EndConnClosed, CodeCanceled, CodeCanceled},
+	} {
 		req := httptest.NewRequest(http.MethodPost, "/x.Y/Z", nil)
-		req.Header.Set("Content-Type", "application/grpc")
+		req.Header.Set("Content-Type", tc.contentType)
+		if tc.header != "" {
+			req.Header.Set(tc.header, tc.timeout)
+		}
+		start := time.Now()
 		var r Record
-		r.Begin(req, time.Now())
-		r.Finish(time.Now(), 200, http.Header{"Grpc-Status": {"0"}}, end, CodeFromReset(0xb))
-		if r.Code != want || r.End != end {
-			t.Errorf("%v: code %v, want %v", end, r.Code, want)
+		r.Begin(req, start)
+		r.Finish(start.Add(tc.took), 200, http.Header{"Grpc-Status": {"0"}}, tc.end, tc.endCode)
+		if r.Code != tc.want || r.End != tc.end {
+			t.Errorf("%s %s: %s after %v, %v (transport's code %v): code %v, want %v",
+				tc.contentType, tc.header, tc.timeout, tc.took, tc.end, tc.endCode, r.Code, tc.want)
 		}
 	}
 }
