@@ -109,9 +109,9 @@ type Record struct {
 	// them (envelopes; a Connect unary request or response is one).
 	BytesIn, BytesOut int64
 	MsgsIn, MsgsOut   int64
-	// Peer is the client's address: the connection's, until the handler
-	// sees the request (Handled), then the one it saw (a trusted proxy's
-	// client, with -trusted-proxies).
+	// Peer is the client's address: the connection's, or the client a
+	// trusted proxy named (-trusted-proxies), for rejected calls too;
+	// once the handler sees the request (Handled), the one it saw.
 	Peer      string
 	UserAgent string
 	// Message is the error message the client was given (grpc-message, the

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+
+	"github.com/switchyard/switchyard/internal/outcome"
 )
 
 // withClientAddr sets each request's RemoteAddr to the client's address as
@@ -28,6 +30,12 @@ func withClientAddr(h http.Handler, trusted []netip.Prefix) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if addr, ok := forwardedClient(r, trusted); ok {
 			r.RemoteAddr = addr.String()
+			// The call's record too: a call rejected before a handler
+			// sees it (a bad body, an unknown procedure, a wrong content
+			// type) is logged with this client, not the proxy.
+			if rec := outcome.FromContext(r.Context()); rec != nil {
+				rec.Peer = r.RemoteAddr
+			}
 		}
 		h.ServeHTTP(w, r)
 	})

@@ -3,6 +3,7 @@ package server_test
 import (
 	"encoding/json"
 	"log/slog"
+	"net/http"
 	"net/netip"
 	"strings"
 	"sync"
@@ -101,6 +102,66 @@ func TestForwardedClientAddress(t *testing.T) {
 			}
 			if n != len(testserver.Protocols()) {
 				t.Errorf("%d rpc log lines, want %d:\n%s", n, len(testserver.Protocols()), logs)
+			}
+		})
+	}
+}
+
+// A call rejected before any handler sees it (a body that does not
+// decode, an unknown method, a content type not served) is logged with
+// the client a trusted proxy forwarded too, over either HTTP/2 server and
+// over HTTP/1.1.
+func TestForwardedClientOfRejectedCalls(t *testing.T) {
+	t.Parallel()
+	trusted, err := server.ParseTrustedProxies("127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := []struct {
+		path, contentType, body string
+		status                  int
+	}{
+		{greeterv1connect.GreeterServiceSayHelloProcedure, "application/json", "{", http.StatusBadRequest},
+		{"/greeter.v1.GreeterService/NoSuchMethod", "application/json", "{}", http.StatusNotFound},
+		{greeterv1connect.GreeterServiceSayHelloProcedure, "text/plain", "hello", http.StatusUnsupportedMediaType},
+	}
+	for _, stdHTTP2 := range []bool{false, true} {
+		t.Run(map[bool]string{false: "internal/h2", true: "net/http"}[stdHTTP2], func(t *testing.T) {
+			t.Parallel()
+			logs := &lockedBuffer{}
+			srv := testserver.StartWith(t, server.Config{TrustedProxies: trusted, Logger: slog.New(slog.NewJSONHandler(logs, nil))},
+				testserver.Options{HTTP: server.HTTPConfig{StdHTTP2: stdHTTP2}})
+			http1 := &http.Client{Transport: &http.Transport{}}
+			defer http1.CloseIdleConnections()
+			for _, client := range []*http.Client{srv.HTTPClient, http1} {
+				for _, c := range calls {
+					a := testserver.Ask(client, http.MethodPost, srv.URL+c.path,
+						http.Header{"Content-Type": {c.contentType}, "X-Forwarded-For": {"203.0.113.7"}}, []byte(c.body))
+					if a.Status != c.status {
+						t.Fatalf("%s %s: %v, want status %d", c.path, c.contentType, a, c.status)
+					}
+				}
+			}
+			want := 2 * len(calls)
+			for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline) &&
+				strings.Count(logs.String(), `"msg":"rpc"`) < want; time.Sleep(10 * time.Millisecond) {
+			}
+			n := 0
+			for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+				var rec struct {
+					Msg, Peer, Procedure string
+					Status               int `json:"http_status"`
+				}
+				if json.Unmarshal([]byte(line), &rec) != nil || rec.Msg != "rpc" {
+					continue
+				}
+				n++
+				if rec.Peer != "203.0.113.7" {
+					t.Errorf("%s (%d): peer %q, want the forwarded 203.0.113.7", rec.Procedure, rec.Status, rec.Peer)
+				}
+			}
+			if n != want {
+				t.Errorf("%d rpc log lines, want %d:\n%s", n, want, logs)
 			}
 		})
 	}
