@@ -110,8 +110,8 @@ func (w *responseWriter) explainRejection() {
 			h.set(k, vv)
 		}
 		w.declared = -1
+		w.st.rec.Explain(body) // before its bytes reach the record
 		_, _ = io.WriteString(w, body)
-		w.st.rec.Explain(body)
 	}
 }
 

@@ -377,6 +377,44 @@ func TestRecordOfClosedConnection(t *testing.T) {
 	}
 }
 
+// A rejection's plain-text explanation is counted in the bytes sent but
+// holds no message (its first letters are no envelope's prefix), and a
+// Connect unary request refused before it came holds none either.
+func TestRecordCountsNoMessagesInRejections(t *testing.T) {
+	obs := newRecorder()
+	s := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusNotFound)
+			_, _ = io.WriteString(w, `{"code":"unimplemented","message":"no such method"}`)
+			return
+		}
+		// As connect-go answers a content type it does not serve.
+		w.Header().Set("Accept-Post", "application/grpc, application/grpc-web")
+		w.WriteHeader(http.StatusUnsupportedMediaType)
+	}), h2.Config{Observer: obs}, serverOpts{})
+	c := dialRaw(t, s.addr)
+	for i, contentType := range []string{"application/grpc-web+bogus", "application/grpc+bogus", "application/connect+bogus"} {
+		id := uint32(2*i + 1)
+		c.request(id, "POST", "/greeter.v1.GreeterService/SayHello", false, "content-type", contentType)
+		if err := c.Fr.WriteData(id, true, []byte("abc")); err != nil {
+			t.Fatal(err)
+		}
+		status, body, _ := c.response(id)
+		rec := obs.next(t)
+		if status != "415" || !strings.HasPrefix(string(body), "this procedure") || rec.MsgsOut != 0 || rec.BytesOut != int64(len(body)) {
+			t.Errorf("%s: %s %q: %d messages out, %d bytes; want 415, an explanation, no message, %d bytes", contentType, status, body, rec.MsgsOut, rec.BytesOut, len(body))
+		}
+	}
+	c.request(7, "GET", "/greeter.v1.GreeterService/NoSuchMethod?encoding=json&message=%7B%7D", true)
+	if status, _, _ := c.response(7); status != "404" {
+		t.Fatalf("unknown method: %s, want 404", status)
+	}
+	if rec := obs.next(t); rec.MsgsIn != 0 || rec.Protocol != outcome.ProtocolConnect {
+		t.Errorf("unknown method, refused unread: %v, %d messages in; want connect, none", rec.Protocol, rec.MsgsIn)
+	}
+}
+
 // The transport's events reach the Observer: a stream over the
 // concurrency limit is refused (not counted as a reset), and a graceful
 // shutdown's final GOAWAY is counted by its code.

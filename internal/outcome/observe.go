@@ -131,10 +131,10 @@ func (w *observedWriter) finish(req *http.Request, panicked bool) {
 	if w.held {
 		if body, ok := RejectionBody(req, status, w.Header()); ok {
 			w.unhold()
+			w.rec.Explain(body)
 			if n, err := io.WriteString(w.ResponseWriter, body); err == nil {
 				w.rec.WroteBody([]byte(body[:n]))
 			}
-			w.rec.Explain(body)
 		}
 		w.unhold()
 	}

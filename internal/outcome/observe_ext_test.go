@@ -126,3 +126,59 @@ func TestObserveClientGoes(t *testing.T) {
 		}
 	}
 }
+
+// bareRejection answers as connect-go answers a content type it does not
+// serve or a GET it cannot read, with an empty 415 (the transport
+// explains it), and an unknown procedure with a Connect error, without
+// reading the request.
+func bareRejection(w http.ResponseWriter, r *http.Request) {
+	if strings.HasSuffix(r.URL.Path, "/NoSuchMethod") {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusNotFound)
+		_, _ = io.WriteString(w, `{"code":"unimplemented","message":"no such method"}`)
+		return
+	}
+	w.Header().Set("Accept-Post", "application/grpc, application/grpc-web, application/proto")
+	w.WriteHeader(http.StatusUnsupportedMediaType)
+}
+
+// A rejection's plain-text explanation is counted in the bytes sent but
+// holds no message (its first letters are no envelope's prefix), and a
+// Connect unary request refused before it was read holds none either,
+// over HTTP/1.1 and net/http's HTTP/2 server alike.
+func TestObserveCountsNoMessagesInRejections(t *testing.T) {
+	for _, http2 := range []bool{false, true} {
+		t.Run(map[bool]string{false: "HTTP/1.1", true: "net/http HTTP/2"}[http2], func(t *testing.T) {
+			url, client, recs := observed(t, http.HandlerFunc(bareRejection), http2)
+			for _, tc := range []struct {
+				method, path, contentType, body string
+				status                          int
+			}{
+				{"POST", "/greeter.v1.GreeterService/SayHello", "application/grpc-web+bogus", "abc", http.StatusUnsupportedMediaType},
+				{"POST", "/greeter.v1.GreeterService/SayHello", "application/grpc+bogus", "abc", http.StatusUnsupportedMediaType},
+				{"POST", "/greeter.v1.GreeterService/SayHello", "application/connect+bogus", "abc", http.StatusUnsupportedMediaType},
+				{"GET", "/greeter.v1.GreeterService/SayHello?encoding=xml&message=x", "", "", http.StatusUnsupportedMediaType},
+				{"GET", "/greeter.v1.GreeterService/NoSuchMethod?encoding=json&message={}", "", "", http.StatusNotFound},
+			} {
+				req, err := http.NewRequest(tc.method, url+tc.path, strings.NewReader(tc.body))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if tc.contentType != "" {
+					req.Header.Set("Content-Type", tc.contentType)
+				}
+				res, err := client.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				body, _ := io.ReadAll(res.Body)
+				res.Body.Close()
+				rec := recs.next(t)
+				if res.StatusCode != tc.status || rec.MsgsIn != 0 || rec.MsgsOut != 0 || rec.BytesOut != int64(len(body)) {
+					t.Errorf("%s %s (%s): %d, %d messages in, %d out, %d bytes out; want %d, none, %d bytes (%q)",
+						tc.method, tc.path, tc.contentType, res.StatusCode, rec.MsgsIn, rec.MsgsOut, rec.BytesOut, tc.status, len(body), body)
+				}
+			}
+		})
+	}
+}

@@ -106,7 +106,9 @@ type Record struct {
 	HTTPStatus int
 	// Request and response body bytes as they crossed the transport
 	// (framing included, before any decompression), and the messages in
-	// them (envelopes; a Connect unary request or response is one).
+	// them (envelopes; a Connect unary request is one once its body came
+	// or its handler had it, a response one when it is a 200; a
+	// transport's plain-text explanation of a rejection is none).
 	BytesIn, BytesOut int64
 	MsgsIn, MsgsOut   int64
 	// Peer is the client's address: the connection's, or the client a
@@ -126,12 +128,13 @@ type Record struct {
 
 	// The wire's state, its small fields first: a record travels inside
 	// internal/h2's per-stream allocation, whose size class it decides.
-	wire     wireKind
-	text     bool // gRPC-Web text: bodies are base64
-	inText   base64Quanta
-	outText  base64Quanta
-	in, out  envelopeScanner
-	endFrame captured // the trailer frame or end-of-stream message, or a unary error body
+	wire      wireKind
+	text      bool // gRPC-Web text: bodies are base64
+	explained bool // the response body is a transport's explanation (Explain): no messages
+	inText    base64Quanta
+	outText   base64Quanta
+	in, out   envelopeScanner
+	endFrame  captured // the trailer frame or end-of-stream message, or a unary error body
 }
 
 // wireKind is how a protocol frames its bodies.
@@ -191,6 +194,9 @@ func (r *Record) ReadBody(p []byte) {
 // WroteBody accounts for response body bytes as the handler writes them.
 func (r *Record) WroteBody(p []byte) {
 	r.BytesOut += int64(len(p))
+	if r.explained {
+		return
+	}
 	switch r.wire {
 	case wireEnvelopes:
 		if r.text {
@@ -235,7 +241,13 @@ func (r *Record) Finish(now time.Time, status int, header http.Header, end End, 
 	}
 	r.Code, r.Message = code, Shorten(msg, maxMessageBytes)
 	if r.wire == wireUnary {
-		r.MsgsIn = 1
+		// The request is one message once it came (a GET's in its
+		// query, an empty one as no bytes: the handler had it); one
+		// refused before it was read (an unknown procedure, a GET not
+		// served) is none, as an envelope never read is none.
+		if r.Handled || r.BytesIn > 0 {
+			r.MsgsIn = 1
+		}
 		if status == http.StatusOK {
 			r.MsgsOut = 1
 		}
@@ -262,9 +274,15 @@ func Shorten(s string, max int) string {
 	return s[:cut] + "..."
 }
 
-// Explain records the explanation a transport wrote for a bare rejection
-// (RejectionBody) as the call's message: the status says nothing more.
-func (r *Record) Explain(body string) { r.Message = strings.TrimSuffix(body, "\n") }
+// Explain records the explanation a transport is about to write for a
+// bare rejection (RejectionBody) as the call's message: the status says
+// nothing more. Its bytes, which WroteBody is given next, are counted,
+// but are plain text: the envelope scanner would read its first five
+// letters as a message's prefix.
+func (r *Record) Explain(body string) {
+	r.Message = strings.TrimSuffix(body, "\n")
+	r.explained = true
+}
 
 // Reset clears r for reuse.
 func (r *Record) Reset() { *r = Record{} }

@@ -247,6 +247,35 @@ func TestRecordRequestMessages(t *testing.T) {
 	}
 }
 
+// A Connect unary request is one message once its body came, or its
+// handler had it (an empty message has no bytes); one refused unread is
+// none.
+func TestRecordUnaryRequestMessage(t *testing.T) {
+	for _, tc := range []struct {
+		body    string
+		handled bool
+		status  int
+		want    int64
+	}{
+		{`{"name":"x"}`, true, http.StatusOK, 1},
+		{"", true, http.StatusOK, 1},
+		{"{", false, http.StatusBadRequest, 1},
+		{"", false, http.StatusNotFound, 0},
+	} {
+		req := httptest.NewRequest(http.MethodPost, "/x.Y/Z", nil)
+		req.Header.Set("Content-Type", "application/json")
+		var r Record
+		r.Begin(req, time.Now())
+		r.ReadBody([]byte(tc.body))
+		r.Handled = tc.handled
+		r.WroteHeader(tc.status)
+		r.Finish(time.Now(), tc.status, http.Header{}, EndSent, CodeInternal)
+		if r.MsgsIn != tc.want {
+			t.Errorf("body %q, handled %v, %d: %d messages in, want %d", tc.body, tc.handled, tc.status, r.MsgsIn, tc.want)
+		}
+	}
+}
+
 // A call that did not end with its status on the wire has the code its
 // client reports: deadline_exceeded once the deadline its header set has
 // passed, else canceled for its own reset, the transport's code for a
