@@ -266,8 +266,9 @@ func New(cfg Config) *Server {
 	s.Handler = forBrowsers(http.HandlerFunc(s.route), cfg.CORSOrigins)
 	s.Handler = withClientAddr(s.Handler, cfg.TrustedProxies)
 	// Outermost: HTTP/1.1 (and net/http's HTTP/2) calls are recorded as
-	// the client sent them (its peer the connection's until a handler sees
-	// the trusted proxies' client); internal/h2's streams record themselves.
+	// the client sent them (its peer the connection's until withClientAddr
+	// finds the trusted proxies' client); internal/h2's streams record
+	// themselves.
 	s.Handler = outcome.Observe(s.Handler, tel)
 	return s
 }
