@@ -305,6 +305,13 @@ func waitForClient(w http.ResponseWriter, r *http.Request) {
 	<-r.Context().Done()
 }
 
+// slowToEnd is waitForClient for a handler that, its call ended, takes
+// longer to return than its connection waits for it (endCallsWithin).
+func slowToEnd(w http.ResponseWriter, r *http.Request) {
+	waitForClient(w, r)
+	time.Sleep(1500 * time.Millisecond)
+}
+
 // A stream its client resets after the deadline it set is recorded
 // deadline_exceeded, the code the client reports (its own timer fired);
 // one reset before it, canceled.
@@ -343,7 +350,9 @@ func TestRecordOfClosedConnection(t *testing.T) {
 	}{
 		{"client closes", h2.Config{}, func(_ *testServer, c *rawConn) { c.Conn.Close() }, outcome.CodeCanceled},
 		{"client half-closes", h2.Config{}, func(_ *testServer, c *rawConn) { _ = c.Conn.(*net.TCPConn).CloseWrite() }, outcome.CodeCanceled},
-		// The age's GOAWAYs, then its grace ends what still runs.
+		// The age's GOAWAYs, then its grace ends what still runs, and the
+		// connection closes under a handler that has not answered a
+		// second later (slowToEnd).
 		{"max age grace", h2.Config{MaxConnectionAge: 100 * time.Millisecond, MaxConnectionAgeGrace: 200 * time.Millisecond},
 			func(*testServer, *rawConn) {}, outcome.CodeUnavailable},
 		// The shutdown's GOAWAYs, then its deadline ends what still runs.
@@ -357,7 +366,11 @@ func TestRecordOfClosedConnection(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			obs := newRecorder()
 			tc.conf.Observer = obs
-			s := startServer(t, http.HandlerFunc(waitForClient), tc.conf, serverOpts{})
+			h := waitForClient
+			if tc.conf.MaxConnectionAgeGrace > 0 {
+				h = slowToEnd
+			}
+			s := startServer(t, http.HandlerFunc(h), tc.conf, serverOpts{})
 			c := dialRaw(t, s.addr)
 			c.request(1, "POST", "/x.Y/Z", true, "content-type", "application/grpc")
 			for {
