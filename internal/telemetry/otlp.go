@@ -213,7 +213,7 @@ func tracesData(spans []sdktrace.ReadOnlySpan) *tracepb.TracesData {
 		key := res.Equivalent()
 		rs := resources[key]
 		if rs == nil {
-			rs = &tracepb.ResourceSpans{Resource: &resourcepb.Resource{Attributes: keyValues(res.Attributes())}, SchemaUrl: res.SchemaURL()}
+			rs = &tracepb.ResourceSpans{Resource: &resourcepb.Resource{Attributes: keyValues(res.Attributes())}, SchemaUrl: validUTF8(res.SchemaURL())}
 			resources[key] = rs
 			scopes[rs] = map[scopeKey]*tracepb.ScopeSpans{}
 			out.ResourceSpans = append(out.ResourceSpans, rs)
@@ -222,7 +222,8 @@ func tracesData(spans []sdktrace.ReadOnlySpan) *tracepb.TracesData {
 		sk := scopeKey{is.Name, is.Version}
 		ss := scopes[rs][sk]
 		if ss == nil {
-			ss = &tracepb.ScopeSpans{Scope: &commonpb.InstrumentationScope{Name: is.Name, Version: is.Version}, SchemaUrl: is.SchemaURL}
+			ss = &tracepb.ScopeSpans{Scope: &commonpb.InstrumentationScope{Name: validUTF8(is.Name), Version: validUTF8(is.Version)},
+				SchemaUrl: validUTF8(is.SchemaURL)}
 			scopes[rs][sk] = ss
 			rs.ScopeSpans = append(rs.ScopeSpans, ss)
 		}
@@ -239,7 +240,7 @@ func spanProto(s sdktrace.ReadOnlySpan) *tracepb.Span {
 		SpanId:                 sid[:],
 		TraceState:             sc.TraceState().String(),
 		Flags:                  uint32(sc.TraceFlags()) | 0x100, // has-is-remote known
-		Name:                   s.Name(),
+		Name:                   validUTF8(s.Name()),
 		Kind:                   spanKind(s.SpanKind()),
 		StartTimeUnixNano:      uint64(s.StartTime().UnixNano()),
 		EndTimeUnixNano:        uint64(s.EndTime().UnixNano()),
@@ -256,7 +257,7 @@ func spanProto(s sdktrace.ReadOnlySpan) *tracepb.Span {
 		}
 	}
 	for _, ev := range s.Events() {
-		p.Events = append(p.Events, &tracepb.Span_Event{TimeUnixNano: uint64(ev.Time.UnixNano()), Name: ev.Name,
+		p.Events = append(p.Events, &tracepb.Span_Event{TimeUnixNano: uint64(ev.Time.UnixNano()), Name: validUTF8(ev.Name),
 			Attributes: keyValues(ev.Attributes), DroppedAttributesCount: uint32(ev.DroppedAttributeCount)})
 	}
 	for _, l := range s.Links() {
@@ -266,7 +267,7 @@ func spanProto(s sdktrace.ReadOnlySpan) *tracepb.Span {
 	}
 	switch st := s.Status(); st.Code {
 	case codes.Error:
-		p.Status = &tracepb.Status{Code: tracepb.Status_STATUS_CODE_ERROR, Message: st.Description}
+		p.Status = &tracepb.Status{Code: tracepb.Status_STATUS_CODE_ERROR, Message: validUTF8(st.Description)}
 	case codes.Ok:
 		p.Status = &tracepb.Status{Code: tracepb.Status_STATUS_CODE_OK}
 	}
@@ -295,7 +296,7 @@ func keyValues(attrs []attribute.KeyValue) []*commonpb.KeyValue {
 	}
 	out := make([]*commonpb.KeyValue, 0, len(attrs))
 	for _, kv := range attrs {
-		out = append(out, &commonpb.KeyValue{Key: string(kv.Key), Value: anyValue(kv.Value)})
+		out = append(out, &commonpb.KeyValue{Key: validUTF8(string(kv.Key)), Value: anyValue(kv.Value)})
 	}
 	return out
 }
@@ -313,7 +314,7 @@ func anyValue(v attribute.Value) *commonpb.AnyValue {
 	case attribute.FLOAT64:
 		return &commonpb.AnyValue{Value: &commonpb.AnyValue_DoubleValue{DoubleValue: v.AsFloat64()}}
 	case attribute.STRING:
-		return &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: v.AsString()}}
+		return &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: validUTF8(v.AsString())}}
 	case attribute.BYTESLICE:
 		return &commonpb.AnyValue{Value: &commonpb.AnyValue_BytesValue{BytesValue: v.AsByteSlice()}}
 	case attribute.MAP:
@@ -332,7 +333,7 @@ func anyValue(v attribute.Value) *commonpb.AnyValue {
 		return arrayValue(v.AsSlice(), func(e attribute.Value) attribute.Value { return e })
 	}
 	// A kind newer than this code: its string form rather than nothing.
-	return &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: v.String()}}
+	return &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: validUTF8(v.String())}}
 }
 
 // arrayValue is OTLP's array_value of a slice attribute's elements, each
@@ -343,4 +344,13 @@ func arrayValue[T any](elems []T, value func(T) attribute.Value) *commonpb.AnyVa
 		values = append(values, anyValue(value(e)))
 	}
 	return &commonpb.AnyValue{Value: &commonpb.AnyValue_ArrayValue{ArrayValue: &commonpb.ArrayValue{Values: values}}}
+}
+
+// validUTF8 is s with each invalid byte sequence replaced by U+FFFD.
+// Protobuf's string fields must hold UTF-8, and proto.Marshal fails the
+// whole message on one that does not: a single attribute made of a
+// client's bytes (a path, a message) would otherwise lose the batch, every
+// good span in it included.
+func validUTF8(s string) string {
+	return strings.ToValidUTF8(s, "\uFFFD")
 }

@@ -7,12 +7,14 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
@@ -213,6 +215,77 @@ func TestOTLPExportEveryAttributeKind(t *testing.T) {
 	for i, c := range cases {
 		if sent[i].GetKey() != string(c.attr.Key) || !proto.Equal(sent[i].GetValue(), c.want) {
 			t.Errorf("attribute %d arrived as %v = %v, want %s = %v", i, sent[i].GetKey(), sent[i].GetValue(), c.attr.Key, c.want)
+		}
+	}
+}
+
+// A span whose strings are not UTF-8 (a client's path, cut or not, a
+// message) is sent with them made valid: protobuf refuses invalid UTF-8
+// in a string field, and one such span failed the batch, the good spans
+// in it included.
+func TestOTLPExportMakesStringsUTF8(t *testing.T) {
+	t.Parallel()
+	c := &flakyCollector{}
+	srv := httptest.NewServer(c)
+	defer srv.Close()
+	e, err := newOTLPExporter(func(name string) string {
+		return map[string]string{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": srv.URL + "/v1/traces"}[name]
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const bad = "/\xff\xfe/x"
+	cut := strings.Repeat("é", 200)[:255] // cut inside the last 'é'
+	good := tracetest.SpanStub{Name: "teams.v1.TeamsService/GetTeam"}.Snapshot()
+	broken := tracetest.SpanStub{
+		Name: bad,
+		Attributes: []attribute.KeyValue{
+			attribute.String("url.path", bad),
+			attribute.String("cut", cut),
+			attribute.StringSlice("paths", []string{bad}),
+			attribute.String("key\xff", "v"),
+		},
+		Status: sdktrace.Status{Code: codes.Error, Description: "message \xc3"},
+	}.Snapshot()
+	if err := e.ExportSpans(context.Background(), []sdktrace.ReadOnlySpan{good, broken}); err != nil {
+		t.Fatalf("export of a batch with invalid UTF-8: %v", err)
+	}
+	bodies := c.received()
+	if len(bodies) != 1 {
+		t.Fatalf("%d exports arrived, want 1", len(bodies))
+	}
+	var got tracepb.TracesData
+	if err := proto.Unmarshal(bodies[0], &got); err != nil {
+		t.Fatalf("the export does not decode as OTLP: %v", err)
+	}
+	spans := got.GetResourceSpans()[0].GetScopeSpans()[0].GetSpans()
+	if len(spans) != 2 || spans[0].GetName() != "teams.v1.TeamsService/GetTeam" {
+		t.Fatalf("the export holds %d spans, want the good one and the broken one: %v", len(spans), spans)
+	}
+	s := spans[1]
+	if s.GetName() != "/\uFFFD/x" {
+		t.Errorf("span name %q, want %q", s.GetName(), "/\uFFFD/x")
+	}
+	if msg := s.GetStatus().GetMessage(); msg != "message \uFFFD" {
+		t.Errorf("status message %q, want %q", msg, "message \uFFFD")
+	}
+	attrs := s.GetAttributes()
+	want := []struct{ key, value string }{
+		{"url.path", "/\uFFFD/x"},
+		{"cut", strings.Repeat("é", 127) + "\uFFFD"},
+		{"paths", "/\uFFFD/x"},
+		{"key\uFFFD", "v"},
+	}
+	if len(attrs) != len(want) {
+		t.Fatalf("%d attributes arrived, want %d: %v", len(attrs), len(want), attrs)
+	}
+	for i, w := range want {
+		v := attrs[i].GetValue()
+		if arr := v.GetArrayValue(); arr != nil {
+			v = arr.GetValues()[0]
+		}
+		if attrs[i].GetKey() != w.key || v.GetStringValue() != w.value {
+			t.Errorf("attribute %d arrived as %q = %q, want %q = %q", i, attrs[i].GetKey(), v.GetStringValue(), w.key, w.value)
 		}
 	}
 }
