@@ -113,12 +113,13 @@ func (t *Telemetry) CallStarted(r *outcome.Record) {
 
 // CallEnded implements outcome.Observer.
 func (t *Telemetry) CallEnded(r *outcome.Record) {
+	proc := t.procedure(r.Procedure)
 	if t.metrics != nil {
-		t.metrics.ended(t.procedure(r.Procedure), r)
+		t.metrics.ended(proc, r)
 	}
 	traceID := ""
 	if t.tracing != nil {
-		traceID = t.tracing.end(r)
+		traceID = t.tracing.end(r, proc > 0)
 	}
 	if traceID == "" {
 		traceID = traceparentID(r.Header)

@@ -141,8 +141,9 @@ func (t *Tracing) start(r *outcome.Record, name string) {
 
 // end closes the call's span with what the record says, and returns its
 // trace ID for the log line: "" when the span is not recorded (the caller's
-// traceparent, if any, still names the trace in the log line).
-func (t *Tracing) end(r *outcome.Record) string {
+// traceparent, if any, still names the trace in the log line). served
+// says whether the record's path is a served procedure.
+func (t *Tracing) end(r *outcome.Record, served bool) string {
 	span, ok := r.Span.(trace.Span)
 	if !ok {
 		return ""
@@ -151,19 +152,28 @@ func (t *Tracing) end(r *outcome.Record) string {
 		return ""
 	}
 	sc := span.SpanContext()
-	system := "connect_rpc"
-	if r.Protocol == outcome.ProtocolGRPC || r.Protocol == outcome.ProtocolGRPCWeb {
+	// A request in no RPC protocol (a page, a preflight, a probe of
+	// /wp-admin) is no RPC: it gets no rpc.* attribute.
+	system := ""
+	switch r.Protocol {
+	case outcome.ProtocolGRPC, outcome.ProtocolGRPCWeb:
 		system = "grpc"
+	case outcome.ProtocolConnect:
+		system = "connect_rpc"
 	}
-	procedure := r.Procedure
-	if len(procedure) > maxLoggedPath {
-		procedure = procedure[:maxLoggedPath]
+	if system != "" {
+		span.SetAttributes(attribute.String("rpc.system", system))
 	}
-	service, method := splitProcedure(procedure)
+	if served && system != "" {
+		service, method := splitProcedure(r.Procedure)
+		span.SetAttributes(attribute.String("rpc.service", service), attribute.String("rpc.method", method))
+	} else if !served {
+		// Whatever the client sent, bounded, and valid UTF-8 as OTLP's
+		// strings must be: the span is named "unknown", and this says
+		// what was asked for.
+		span.SetAttributes(attribute.String("url.path", strings.ToValidUTF8(cutAtRune(r.Procedure, maxLoggedPath), "\uFFFD")))
+	}
 	span.SetAttributes(
-		attribute.String("rpc.system", system),
-		attribute.String("rpc.service", service),
-		attribute.String("rpc.method", method),
 		attribute.String("switchyard.protocol", r.Protocol.String()),
 		attribute.String("switchyard.code", r.Code.String()),
 		attribute.String("switchyard.end", r.End.String()),
@@ -177,7 +187,7 @@ func (t *Tracing) end(r *outcome.Record) string {
 	)
 	if system == "grpc" {
 		span.SetAttributes(attribute.Int("rpc.grpc.status_code", int(r.Code)))
-	} else if r.Code != outcome.CodeOK {
+	} else if system == "connect_rpc" && r.Code != outcome.CodeOK {
 		span.SetAttributes(attribute.String("rpc.connect_rpc.error_code", r.Code.String()))
 	}
 	if r.Code != outcome.CodeOK {
