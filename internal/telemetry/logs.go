@@ -85,7 +85,7 @@ func (l *logSink) write(r *outcome.Record, traceID string) bool {
 	}
 	procedure := r.Procedure
 	if len(procedure) > maxLoggedPath {
-		procedure = procedure[:maxLoggedPath] + "..."
+		procedure = cutAtRune(procedure, maxLoggedPath) + "..."
 	}
 	if l.text != nil {
 		l.text.writeCallLine(now, level, r, procedure, traceID)

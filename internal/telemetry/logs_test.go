@@ -2,6 +2,7 @@ package telemetry
 
 import (
 	"bytes"
+	"encoding/json"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -67,5 +68,29 @@ func TestRejectedCallLinesAreSampled(t *testing.T) {
 	tel.CallEnded(later)
 	if !strings.Contains(out.String(), "rejected-call log lines dropped") {
 		t.Errorf("no summary line of the dropped lines:\n%s", out.String()[max(0, out.Len()-500):])
+	}
+}
+
+// A long path is cut in the log line at a character's start, not inside
+// it: the text line showed a stray \xc3, the JSON line U+FFFD.
+func TestLoggedPathCutOnARune(t *testing.T) {
+	long := "/" + strings.Repeat("é", 200)
+	want := long[:255] + "..."
+	var text, js bytes.Buffer
+	for _, h := range []slog.Handler{NewTextHandler(&text, nil), slog.NewJSONHandler(&js, nil)} {
+		tel, err := New(Options{Logger: slog.New(h)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := record(t, "application/grpc", true, time.Now())
+		r.Procedure = long
+		tel.CallEnded(r)
+	}
+	if !strings.Contains(text.String(), " procedure="+want+" ") {
+		t.Errorf("text line does not show the procedure %q:\n%s", want, text.String())
+	}
+	var line struct{ Procedure string }
+	if err := json.Unmarshal(js.Bytes(), &line); err != nil || line.Procedure != want {
+		t.Errorf("JSON line's procedure %q (%v), want %q:\n%s", line.Procedure, err, want, js.String())
 	}
 }
