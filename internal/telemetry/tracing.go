@@ -65,8 +65,7 @@ func TracingFromEnv(ctx context.Context, getenv func(string) string) (*Tracing, 
 	if err != nil {
 		return nil, err
 	}
-	res, err := resource.New(ctx, resource.WithFromEnv(), resource.WithTelemetrySDK(),
-		resource.WithAttributes(attribute.String("service.name", serviceName(getenv))))
+	res, err := traceResource(ctx, getenv)
 	if err != nil {
 		return nil, fmt.Errorf("trace resource: %w", err)
 	}
@@ -118,12 +117,22 @@ func samplerFromEnv(getenv func(string) string) (sdktrace.Sampler, error) {
 	return nil, fmt.Errorf("OTEL_TRACES_SAMPLER=%q: want always_on, always_off, traceidratio or a parentbased_ one of them", name)
 }
 
-// serviceName is OTEL_SERVICE_NAME, else "switchyard".
-func serviceName(getenv func(string) string) string {
-	if name := getenv("OTEL_SERVICE_NAME"); name != "" {
-		return name
+// traceResource is the spans' resource: OTEL_RESOURCE_ATTRIBUTES and the
+// SDK's attributes, with service.name as the specification orders it:
+// OTEL_SERVICE_NAME, else the one OTEL_RESOURCE_ATTRIBUTES names, else
+// "switchyard". Of the detectors, each later one overrides the earlier.
+func traceResource(ctx context.Context, getenv func(string) string) (*resource.Resource, error) {
+	opts := []resource.Option{
+		resource.WithAttributes(attribute.String("service.name", "switchyard")),
+		resource.WithFromEnv(), // both variables, OTEL_SERVICE_NAME winning
+		resource.WithTelemetrySDK(),
 	}
-	return "switchyard"
+	// WithFromEnv reads the process's environment: getenv's name, where
+	// getenv is not os.Getenv, still wins.
+	if name := getenv("OTEL_SERVICE_NAME"); name != "" {
+		opts = append(opts, resource.WithAttributes(attribute.String("service.name", name)))
+	}
+	return resource.New(ctx, opts...)
 }
 
 // start opens the call's span, under the caller's when its traceparent

@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -106,6 +107,34 @@ func TestSpanNamesOnlyServedProcedures(t *testing.T) {
 			if ok && !utf8.ValidString(got.AsString()) {
 				t.Errorf("%s: %s = %q is not UTF-8", tc.name, key, got.AsString())
 			}
+		}
+	}
+}
+
+// service.name is OTEL_SERVICE_NAME, else the one OTEL_RESOURCE_ATTRIBUTES
+// names, else "switchyard", as the specification orders them; the other
+// resource attributes stay.
+func TestTraceResourceServiceName(t *testing.T) {
+	for _, tc := range []struct {
+		serviceName, attributes string
+		want                    string
+	}{
+		{"billing", "service.name=orders,deployment.environment=prod", "billing"},
+		{"", "service.name=orders,deployment.environment=prod", "orders"},
+		{"", "deployment.environment=prod", "switchyard"},
+	} {
+		t.Setenv("OTEL_SERVICE_NAME", tc.serviceName)
+		t.Setenv("OTEL_RESOURCE_ATTRIBUTES", tc.attributes)
+		res, err := traceResource(t.Context(), os.Getenv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		set := res.Set()
+		if got, _ := set.Value("service.name"); got.AsString() != tc.want {
+			t.Errorf("OTEL_SERVICE_NAME=%q OTEL_RESOURCE_ATTRIBUTES=%q: service.name %q, want %q", tc.serviceName, tc.attributes, got.AsString(), tc.want)
+		}
+		if got, _ := set.Value("deployment.environment"); got.AsString() != "prod" {
+			t.Errorf("OTEL_RESOURCE_ATTRIBUTES=%q: deployment.environment %q, want prod", tc.attributes, got.AsString())
 		}
 	}
 }
