@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -42,6 +43,7 @@ import (
 // that outlives the timeout.
 type otlpExporter struct {
 	url     string
+	shown   string // url for errors: its password, if any, redacted
 	headers map[string]string
 	gzip    bool
 	client  *http.Client
@@ -67,8 +69,18 @@ func newOTLPExporter(getenv func(string) string) (*otlpExporter, error) {
 	default:
 		e.url = "http://localhost:4318/v1/traces"
 	}
-	if u, err := url.Parse(e.url); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("OTLP endpoint %q: want an http:// or https:// URL", e.url)
+	// A collector's credentials may be in the URL: no error shows them.
+	u, err := url.Parse(e.url)
+	if err != nil {
+		var uerr *url.Error
+		if errors.As(err, &uerr) {
+			err = uerr.Err // without the URL
+		}
+		return nil, fmt.Errorf("OTLP endpoint: %w; want an http:// or https:// URL", err)
+	}
+	e.shown = u.Redacted()
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("OTLP endpoint %q: want an http:// or https:// URL", e.shown)
 	}
 	if h := env("HEADERS"); h != "" {
 		for pair := range strings.SplitSeq(h, ",") {
@@ -179,6 +191,7 @@ func (e *otlpExporter) post(ctx context.Context, body []byte) (wait time.Duratio
 	}
 	res, err := e.client.Do(req)
 	if err != nil {
+		// net/http's error names the URL with its password as "***".
 		return 0, fmt.Errorf("OTLP export: %w", err) // ExportSpans stops once ctx is done
 	}
 	defer res.Body.Close()
@@ -188,10 +201,10 @@ func (e *otlpExporter) post(ctx context.Context, body []byte) (wait time.Duratio
 		if secs, err := strconv.Atoi(strings.TrimSpace(res.Header.Get("Retry-After"))); err == nil && secs > 0 {
 			wait = time.Duration(secs) * time.Second
 		}
-		return wait, fmt.Errorf("OTLP export: %s from %s", res.Status, e.url)
+		return wait, fmt.Errorf("OTLP export: %s from %s", res.Status, e.shown)
 	}
 	if res.StatusCode/100 != 2 {
-		return -1, fmt.Errorf("OTLP export: %s from %s", res.Status, e.url)
+		return -1, fmt.Errorf("OTLP export: %s from %s", res.Status, e.shown)
 	}
 	return 0, nil
 }

@@ -289,3 +289,37 @@ func TestOTLPExportMakesStringsUTF8(t *testing.T) {
 		}
 	}
 }
+
+// A collector's password in the endpoint URL is in no error the exporter
+// returns (they are logged): not in a refusal, not in a failed connection,
+// not in a refused endpoint.
+func TestOTLPErrorsHideEndpointPassword(t *testing.T) {
+	t.Parallel()
+	const password = "s3cret-pw"
+	withPassword := func(base string) string {
+		return strings.Replace(base, "http://", "http://collector:"+password+"@", 1) + "/v1/traces"
+	}
+	c := &flakyCollector{answers: []int{http.StatusUnauthorized}}
+	srv := httptest.NewServer(c)
+	defer srv.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := "http://" + ln.Addr().String()
+	_ = ln.Close()
+	for name, url := range map[string]string{"401": withPassword(srv.URL), "no connection": withPassword(closed)} {
+		_, err := exportTo(t, url, "300")
+		if err == nil || strings.Contains(err.Error(), password) {
+			t.Errorf("%s: export error %v; want one without the password", name, err)
+		}
+	}
+	for _, endpoint := range []string{"ftp://collector:" + password + "@otel:4318", "http://collector:" + password + "@otel:port"} {
+		_, err := newOTLPExporter(func(name string) string {
+			return map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint}[name]
+		})
+		if err == nil || strings.Contains(err.Error(), password) {
+			t.Errorf("endpoint %s: %v; want an error without the password", endpoint, err)
+		}
+	}
+}
