@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -51,10 +52,13 @@ type logSink struct {
 	// lines without slog's attribute walk (textline.go).
 	text *TextHandler
 
-	mu      sync.Mutex
-	tokens  float64
-	last    time.Time
-	dropped int64 // since the last summary line
+	mu     sync.Mutex
+	tokens float64
+	last   time.Time
+	// dropped counts the lines dropped since the last summary line: the
+	// next line of any call, handled or not, writes it first, so a
+	// handled call's path reads it without the lock.
+	dropped atomic.Int64
 }
 
 func newLogSink(h slog.Handler) *logSink {
@@ -72,17 +76,10 @@ func (l *logSink) write(r *outcome.Record, traceID string) bool {
 		return true
 	}
 	now := r.Start.Add(r.Duration) // the call's end, without another clock read
-	if !r.Handled {
-		dropped, ok := l.admit(now)
-		if !ok {
-			return false
-		}
-		if dropped > 0 {
-			s := slog.NewRecord(now, slog.LevelWarn, "rejected-call log lines dropped under load; their calls are counted in the metrics", 0)
-			s.AddAttrs(slog.Int64("dropped", dropped))
-			_ = l.h.Handle(ctx, s)
-		}
+	if !r.Handled && !l.admit(now) {
+		return false
 	}
+	l.flushDropped(ctx, now)
 	procedure := r.Procedure
 	if len(procedure) > maxLoggedPath {
 		procedure = cutAtRune(procedure, maxLoggedPath) + "..."
@@ -124,9 +121,9 @@ func (l *logSink) write(r *outcome.Record, traceID string) bool {
 	return true
 }
 
-// admit takes a token for a rejected call's line; it reports how many
-// lines were dropped since the last one admitted.
-func (l *logSink) admit(now time.Time) (dropped int64, ok bool) {
+// admit takes a token for a rejected call's line, or counts the line
+// dropped.
+func (l *logSink) admit(now time.Time) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	// Calls end out of order: an end before the latest one refills
@@ -138,12 +135,26 @@ func (l *logSink) admit(now time.Time) (dropped int64, ok bool) {
 		l.last = now
 	}
 	if l.tokens < 1 {
-		l.dropped++
-		return 0, false
+		l.dropped.Add(1)
+		return false
 	}
 	l.tokens--
-	dropped, l.dropped = l.dropped, 0
-	return dropped, true
+	return true
+}
+
+// flushDropped writes the line that says how many lines were dropped
+// since the last such line, if any were: before the next call's line,
+// and at shutdown, so that the summaries add up to
+// switchyard_log_rejected_lines_dropped_total.
+func (l *logSink) flushDropped(ctx context.Context, now time.Time) {
+	if l.dropped.Load() == 0 { // a call's common case: no write to share
+		return
+	}
+	if n := l.dropped.Swap(0); n > 0 {
+		s := slog.NewRecord(now, slog.LevelWarn, "rejected-call log lines dropped under load; their calls are counted in the metrics", 0)
+		s.AddAttrs(slog.Int64("dropped", n))
+		_ = l.h.Handle(ctx, s)
+	}
 }
 
 // traceHandler adds the trace and span IDs of a line's context, when it

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -92,5 +93,62 @@ func TestLoggedPathCutOnARune(t *testing.T) {
 	var line struct{ Procedure string }
 	if err := json.Unmarshal(js.Bytes(), &line); err != nil || line.Procedure != want {
 		t.Errorf("JSON line's procedure %q (%v), want %q:\n%s", line.Procedure, err, want, js.String())
+	}
+}
+
+// droppedInSummaries adds up the "dropped" counts of the summary lines in
+// a text log.
+func droppedInSummaries(t *testing.T, log string) int64 {
+	t.Helper()
+	var sum int64
+	for line := range strings.SplitSeq(log, "\n") {
+		if !strings.Contains(line, "rejected-call log lines dropped") {
+			continue
+		}
+		_, n, ok := strings.Cut(line, " dropped=")
+		v, err := strconv.ParseInt(n, 10, 64)
+		if !ok || err != nil {
+			t.Fatalf("summary line without its count: %s", line)
+		}
+		sum += v
+	}
+	return sum
+}
+
+// The lines dropped are all told: the next line of any call, handled or
+// not, is preceded by the summary of those dropped before it, and the
+// shutdown writes the last; their counts add up to the metric. (The
+// summary waited for the next rejected line, so handled calls after a
+// flood left it unsaid.)
+func TestDroppedLinesAllSummed(t *testing.T) {
+	for _, then := range []string{"handled calls", "shutdown"} {
+		var out bytes.Buffer
+		tel, err := New(Options{Logger: slog.New(slog.NewTextHandler(&out, nil)), Metrics: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tel.ServeProcedures([]string{"/teams.v1.TeamsService/GetTeam"})
+		start := time.Now()
+		for i := range 400 {
+			r := record(t, "text/plain", false, start.Add(time.Duration(i)*time.Millisecond))
+			tel.CallStarted(r)
+			tel.CallEnded(r)
+		}
+		if then == "handled calls" {
+			for i := range 3 {
+				r := record(t, "application/json", true, start.Add(time.Second+time.Duration(i)*time.Millisecond))
+				tel.CallStarted(r)
+				tel.CallEnded(r)
+			}
+		} else if err := tel.Shutdown(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		dropped := tel.metrics.linesDropped.Load()
+		if dropped == 0 {
+			t.Fatalf("%s: no line dropped; the test drops none", then)
+		}
+		if sum := droppedInSummaries(t, out.String()); sum != dropped {
+			t.Errorf("%s: the summary lines count %d lines dropped, the metric %d", then, sum, dropped)
+		}
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/switchyard/switchyard/internal/outcome"
 )
@@ -187,8 +188,10 @@ func (t *Telemetry) ConnState(_ net.Conn, state http.ConnState) {
 	}
 }
 
-// Shutdown sends the spans still buffered, within ctx.
+// Shutdown says how many rejected-call lines were dropped since the last
+// line that said so, and sends the spans still buffered, within ctx.
 func (t *Telemetry) Shutdown(ctx context.Context) error {
+	t.logs.flushDropped(ctx, time.Now())
 	var errs []error
 	if t.tracing != nil {
 		errs = append(errs, t.tracing.shutdown(ctx))
