@@ -46,8 +46,8 @@ type metrics struct {
 	refused                     atomic.Int64
 	pingTimeouts, writeTimeouts atomic.Int64
 	linesDropped                atomic.Int64
-	resets                      [2][16]atomic.Int64                        // [by client][HTTP/2 error code]
-	goAways                     [outcome.NumGoAwayReasons][16]atomic.Int64 // [reason][HTTP/2 error code]
+	resets                      [2][http2Codes + 1]atomic.Int64                        // [by client][http2CodeIndex]
+	goAways                     [outcome.NumGoAwayReasons][http2Codes + 1]atomic.Int64 // [reason][http2CodeIndex]
 
 	poolsMu sync.Mutex // pools, caches and feeds
 	pools   []PoolStatser
@@ -210,7 +210,7 @@ func (m *metrics) transportInstruments(meter metric.Meter) error {
 			for code := range m.resets[side] {
 				if n := m.resets[side][code].Load(); n > 0 {
 					o.ObserveInt64(resets, n, metric.WithAttributes(attribute.String("side", name),
-						attribute.String("code", http2.ErrCode(code).String())))
+						attribute.String("code", http2CodeLabel(code))))
 				}
 			}
 		}
@@ -218,7 +218,7 @@ func (m *metrics) transportInstruments(meter metric.Meter) error {
 			for code := range m.goAways[reason] {
 				if n := m.goAways[reason][code].Load(); n > 0 {
 					o.ObserveInt64(goAways, n, metric.WithAttributes(attribute.String("reason", outcome.GoAwayReason(reason).String()),
-						attribute.String("code", http2.ErrCode(code).String())))
+						attribute.String("code", http2CodeLabel(code))))
 				}
 			}
 		}
@@ -363,11 +363,32 @@ func (m *metrics) reset(byClient bool, code uint32) {
 	if byClient {
 		side = 1
 	}
-	m.resets[side][min(code, 15)].Add(1)
+	m.resets[side][http2CodeIndex(code)].Add(1)
 }
 
 func (m *metrics) goAway(code uint32, reason outcome.GoAwayReason) {
-	m.goAways[min(reason, outcome.NumGoAwayReasons-1)][min(code, 15)].Add(1)
+	m.goAways[min(reason, outcome.NumGoAwayReasons-1)][http2CodeIndex(code)].Add(1)
+}
+
+// http2Codes is how many error codes HTTP/2 names (RFC 9113 section 7,
+// NO_ERROR to HTTP_1_1_REQUIRED). A peer may send any 32-bit code: the
+// others are counted together as code="unknown", so that the label stays
+// bounded and does not pass one code off as another.
+const http2Codes = 14
+
+// http2CodeIndex is code's place in the counters: http2Codes for every
+// code HTTP/2 does not name.
+func http2CodeIndex(code uint32) int {
+	return int(min(code, http2Codes))
+}
+
+// http2CodeLabel is the code label of a counter's place: the code's name
+// ("CANCEL"), or "unknown".
+func http2CodeLabel(i int) string {
+	if i < http2Codes {
+		return http2.ErrCode(i).String()
+	}
+	return "unknown"
 }
 
 func (m *metrics) droppedLine() { m.linesDropped.Add(1) }

@@ -38,6 +38,7 @@ import (
 	"github.com/switchyard/switchyard/gen/summator/v1/summatorv1connect"
 	teamsv1 "github.com/switchyard/switchyard/gen/teams/v1"
 	"github.com/switchyard/switchyard/gen/teams/v1/teamsv1connect"
+	"github.com/switchyard/switchyard/internal/outcome"
 	"github.com/switchyard/switchyard/internal/server"
 	"github.com/switchyard/switchyard/internal/telemetry"
 	"github.com/switchyard/switchyard/internal/testserver"
@@ -467,5 +468,31 @@ func TestMetricsFastCallsResolveBelowAMillisecond(t *testing.T) {
 	families := scrape(t, m.tel.Metrics())
 	if !fastGetTeamBucket(t, families) {
 		t.Errorf("none of 50 GetTeam calls landed below 1 ms:\n%v", families["switchyard_rpc_server_duration_seconds"])
+	}
+}
+
+// HTTP/2 error codes are labelled by name, and every code HTTP/2 does not
+// name, 0xe and 0xf included, is one code="unknown": min(code, 15) named
+// 0x1234 "unknown error code 0xf".
+func TestMetricsHTTP2CodeLabels(t *testing.T) {
+	t.Parallel()
+	tel, err := telemetry.New(telemetry.Options{Logger: slog.New(slog.DiscardHandler), Metrics: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, code := range []uint32{uint32(http2.ErrCodeCancel), uint32(http2.ErrCodeHTTP11Required), 0xe, 0xf, 0x1234} {
+		tel.StreamReset(true, code)
+		tel.GoAway(code, outcome.GoAwayShutdown)
+	}
+	families := scrape(t, tel.Metrics())
+	for _, name := range []string{"switchyard_http2_stream_resets_total", "switchyard_http2_goaways_sent_total"} {
+		got := map[string]float64{}
+		for _, m := range families[name].GetMetric() {
+			got[labels(m)["code"]] += m.GetCounter().GetValue()
+		}
+		want := map[string]float64{"CANCEL": 1, "HTTP_1_1_REQUIRED": 1, "unknown": 3}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("%s by code: %v, want %v", name, got, want)
+		}
 	}
 }
