@@ -199,11 +199,30 @@ func (t *Tracing) end(r *outcome.Record, served bool) string {
 	} else if system == "connect_rpc" && r.Code != outcome.CodeOK {
 		span.SetAttributes(attribute.String("rpc.connect_rpc.error_code", r.Code.String()))
 	}
-	if r.Code != outcome.CodeOK {
+	if failed(r) {
 		span.SetStatus(codes.Error, r.Message)
 	}
 	span.End(trace.WithTimestamp(r.Start.Add(r.Duration)))
 	return sc.TraceID().String()
+}
+
+// failed says whether a call's server span has status Error, as
+// OpenTelemetry's conventions for server spans say. An RPC (gRPC's and
+// Connect's conventions name the same codes) failed only with a code that
+// says the server did: the rest (not_found, invalid_argument, canceled,
+// ...) are the caller's, and stay in rpc.grpc.status_code or
+// rpc.connect_rpc.error_code, with the span's status unset. A request in
+// no RPC protocol failed, as HTTP's conventions say, with a 5xx status.
+func failed(r *outcome.Record) bool {
+	if r.Protocol == outcome.ProtocolHTTP {
+		return r.HTTPStatus >= 500
+	}
+	switch r.Code {
+	case outcome.CodeUnknown, outcome.CodeDeadlineExceeded, outcome.CodeUnimplemented,
+		outcome.CodeInternal, outcome.CodeUnavailable, outcome.CodeDataLoss:
+		return true
+	}
+	return false
 }
 
 func (t *Tracing) shutdown(ctx context.Context) error {

@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
@@ -35,15 +36,16 @@ func tracedTelemetry(t *testing.T) (*Telemetry, *tracetest.InMemoryExporter) {
 }
 
 // traceCall passes the record of a request to tel as the transport would,
-// its code set to code, and returns the span's attributes.
-func traceCall(t *testing.T, tel *Telemetry, exp *tracetest.InMemoryExporter, req *http.Request, code outcome.Code) (map[attribute.Key]attribute.Value, tracetest.SpanStub) {
+// answered with status and its code set to code, and returns the span's
+// attributes.
+func traceCall(t *testing.T, tel *Telemetry, exp *tracetest.InMemoryExporter, req *http.Request, status int, code outcome.Code) (map[attribute.Key]attribute.Value, tracetest.SpanStub) {
 	t.Helper()
 	exp.Reset()
 	r := &outcome.Record{}
 	start := time.Now()
 	r.Begin(req, start)
 	tel.CallStarted(r)
-	r.Finish(start.Add(time.Millisecond), http.StatusOK, http.Header{}, outcome.EndSent, outcome.CodeOK)
+	r.Finish(start.Add(time.Millisecond), status, http.Header{}, outcome.EndSent, outcome.CodeOK)
 	r.Code = code
 	tel.CallEnded(r)
 	spans := exp.GetSpans()
@@ -95,7 +97,7 @@ func TestSpanNamesOnlyServedProcedures(t *testing.T) {
 		{"preflight of a procedure", request(http.MethodOptions, "/teams.v1.TeamsService/GetTeam", ""),
 			"", "", "", ""},
 	} {
-		attrs, _ := traceCall(t, tel, exp, tc.req, outcome.CodeOK)
+		attrs, _ := traceCall(t, tel, exp, tc.req, http.StatusOK, outcome.CodeOK)
 		for key, want := range map[attribute.Key]string{"rpc.system": tc.system, "rpc.service": tc.service, "rpc.method": tc.method, "url.path": tc.path} {
 			got, ok := attrs[key]
 			switch {
@@ -135,6 +137,53 @@ func TestTraceResourceServiceName(t *testing.T) {
 		}
 		if got, _ := set.Value("deployment.environment"); got.AsString() != "prod" {
 			t.Errorf("OTEL_RESOURCE_ATTRIBUTES=%q: deployment.environment %q, want prod", tc.attributes, got.AsString())
+		}
+	}
+}
+
+// A server span's status is Error only for the codes OpenTelemetry's gRPC
+// and Connect conventions name for a server (unknown, deadline_exceeded,
+// unimplemented, internal, unavailable, data_loss), and for a request in
+// no RPC protocol only for a 5xx status; otherwise it is unset, the code
+// still in its attribute.
+func TestSpanStatusFollowsServerConventions(t *testing.T) {
+	t.Parallel()
+	tel, exp := tracedTelemetry(t)
+	const path = "/teams.v1.TeamsService/GetTeam"
+	serverFaults := map[outcome.Code]bool{
+		outcome.CodeUnknown: true, outcome.CodeDeadlineExceeded: true, outcome.CodeUnimplemented: true,
+		outcome.CodeInternal: true, outcome.CodeUnavailable: true, outcome.CodeDataLoss: true,
+	}
+	for _, contentType := range []string{"application/grpc", "application/proto"} {
+		for code := range outcome.Code(outcome.NumCodes) {
+			attrs, span := traceCall(t, tel, exp, request(http.MethodPost, path, contentType), http.StatusOK, code)
+			want := codes.Unset
+			if serverFaults[code] {
+				want = codes.Error
+			}
+			if span.Status.Code != want {
+				t.Errorf("%s, %s: span status %v, want %v", contentType, code, span.Status.Code, want)
+			}
+			if got := attrs["rpc.grpc.status_code"]; contentType == "application/grpc" && got.AsInt64() != int64(code) {
+				t.Errorf("%s, %s: rpc.grpc.status_code %d", contentType, code, got.AsInt64())
+			}
+			if got := attrs["rpc.connect_rpc.error_code"]; contentType == "application/proto" && code != outcome.CodeOK && got.AsString() != code.String() {
+				t.Errorf("%s, %s: rpc.connect_rpc.error_code %q", contentType, code, got.AsString())
+			}
+		}
+	}
+	for _, tc := range []struct {
+		status int
+		code   outcome.Code
+		want   codes.Code
+	}{
+		{http.StatusNotFound, outcome.CodeUnimplemented, codes.Unset},
+		{http.StatusMethodNotAllowed, outcome.CodeUnknown, codes.Unset},
+		{http.StatusServiceUnavailable, outcome.CodeUnavailable, codes.Error},
+	} {
+		_, span := traceCall(t, tel, exp, request(http.MethodGet, "/wp-admin/setup-config.php", ""), tc.status, tc.code)
+		if span.Status.Code != tc.want {
+			t.Errorf("page answered %d: span status %v, want %v", tc.status, span.Status.Code, tc.want)
 		}
 	}
 }
