@@ -3,6 +3,7 @@ package telemetry
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -188,12 +189,16 @@ func (t *Tracing) end(r *outcome.Record, served bool) string {
 		attribute.String("switchyard.end", r.End.String()),
 		attribute.Bool("switchyard.handled", r.Handled),
 		attribute.Int("http.response.status_code", r.HTTPStatus),
-		attribute.String("network.peer.address", r.Peer),
 		attribute.Int64("switchyard.bytes.received", r.BytesIn),
 		attribute.Int64("switchyard.bytes.sent", r.BytesOut),
 		attribute.Int64("switchyard.messages.received", r.MsgsIn),
 		attribute.Int64("switchyard.messages.sent", r.MsgsOut),
 	)
+	if addr, port, ok := splitPeer(r.Peer); ok {
+		span.SetAttributes(attribute.String("network.peer.address", addr), attribute.Int("network.peer.port", port))
+	} else {
+		span.SetAttributes(attribute.String("network.peer.address", r.Peer))
+	}
 	if system == "grpc" {
 		span.SetAttributes(attribute.Int("rpc.grpc.status_code", int(r.Code)))
 	} else if system == "connect_rpc" && r.Code != outcome.CodeOK {
@@ -227,6 +232,21 @@ func failed(r *outcome.Record) bool {
 
 func (t *Tracing) shutdown(ctx context.Context) error {
 	return t.provider.Shutdown(ctx)
+}
+
+// splitPeer splits a record's peer, "192.0.2.1:5000" or "[2001:db8::1]:5000"
+// (a connection's address), into its address and port; not ok for a bare
+// address (what a trusted proxy's forwarded client is, with no port).
+func splitPeer(peer string) (addr string, port int, ok bool) {
+	host, p, err := net.SplitHostPort(peer)
+	if err != nil {
+		return "", 0, false
+	}
+	n, err := strconv.ParseUint(p, 10, 16)
+	if err != nil {
+		return "", 0, false
+	}
+	return host, int(n), true
 }
 
 // splitProcedure splits "/pkg.Service/Method".

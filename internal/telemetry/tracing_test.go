@@ -187,3 +187,32 @@ func TestSpanStatusFollowsServerConventions(t *testing.T) {
 		}
 	}
 }
+
+// The peer's address and port are network.peer.address and
+// network.peer.port, an IPv6 address without its brackets; a bare
+// address (a trusted proxy's client, forwarded without a port) is the
+// address alone.
+func TestSpanPeerAddressAndPort(t *testing.T) {
+	t.Parallel()
+	tel, exp := tracedTelemetry(t)
+	for _, tc := range []struct {
+		peer, addr string
+		port       int64 // 0: none
+	}{
+		{"192.0.2.1:5000", "192.0.2.1", 5000},
+		{"[2001:db8::1]:443", "2001:db8::1", 443},
+		{"2001:db8::1", "2001:db8::1", 0},
+		{"192.0.2.7", "192.0.2.7", 0},
+	} {
+		req := request(http.MethodPost, "/teams.v1.TeamsService/GetTeam", "application/grpc")
+		req.RemoteAddr = tc.peer
+		attrs, _ := traceCall(t, tel, exp, req, http.StatusOK, outcome.CodeOK)
+		if got := attrs["network.peer.address"].AsString(); got != tc.addr {
+			t.Errorf("peer %s: network.peer.address %q, want %q", tc.peer, got, tc.addr)
+		}
+		port, ok := attrs["network.peer.port"]
+		if (tc.port == 0 && ok) || port.AsInt64() != tc.port {
+			t.Errorf("peer %s: network.peer.port %v (set: %v), want %d", tc.peer, port.AsInt64(), ok, tc.port)
+		}
+	}
+}
