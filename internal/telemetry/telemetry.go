@@ -114,7 +114,10 @@ func (t *Telemetry) CallStarted(r *outcome.Record) {
 
 // CallEnded implements outcome.Observer.
 func (t *Telemetry) CallEnded(r *outcome.Record) {
-	proc := t.procedure(r.Procedure)
+	proc := 0 // the metrics' and the span's, not the log line's
+	if t.metrics != nil || t.tracing != nil {
+		proc = t.procedure(r.Procedure)
+	}
 	if t.metrics != nil {
 		t.metrics.ended(proc, r)
 	}

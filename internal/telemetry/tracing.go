@@ -162,28 +162,35 @@ func (t *Tracing) end(r *outcome.Record, served bool) string {
 		return ""
 	}
 	sc := span.SpanContext()
+	// One SetAttributes: each call takes the span's lock and may grow its
+	// attribute slice.
+	attrs := make([]attribute.KeyValue, 0, 16)
 	// A request in no RPC protocol (a page, a preflight, a probe of
 	// /wp-admin) is no RPC: it gets no rpc.* attribute.
 	system := ""
 	switch r.Protocol {
 	case outcome.ProtocolGRPC, outcome.ProtocolGRPCWeb:
 		system = "grpc"
+		attrs = append(attrs, attribute.Int("rpc.grpc.status_code", int(r.Code)))
 	case outcome.ProtocolConnect:
 		system = "connect_rpc"
+		if r.Code != outcome.CodeOK {
+			attrs = append(attrs, attribute.String("rpc.connect_rpc.error_code", r.Code.String()))
+		}
 	}
 	if system != "" {
-		span.SetAttributes(attribute.String("rpc.system", system))
+		attrs = append(attrs, attribute.String("rpc.system", system))
 	}
 	if served && system != "" {
 		service, method := splitProcedure(r.Procedure)
-		span.SetAttributes(attribute.String("rpc.service", service), attribute.String("rpc.method", method))
+		attrs = append(attrs, attribute.String("rpc.service", service), attribute.String("rpc.method", method))
 	} else if !served {
 		// Whatever the client sent, bounded, and valid UTF-8 as OTLP's
 		// strings must be: the span is named "unknown", and this says
 		// what was asked for.
-		span.SetAttributes(attribute.String("url.path", strings.ToValidUTF8(cutAtRune(r.Procedure, maxLoggedPath), "\uFFFD")))
+		attrs = append(attrs, attribute.String("url.path", strings.ToValidUTF8(cutAtRune(r.Procedure, maxLoggedPath), "\uFFFD")))
 	}
-	span.SetAttributes(
+	attrs = append(attrs,
 		attribute.String("switchyard.protocol", r.Protocol.String()),
 		attribute.String("switchyard.code", r.Code.String()),
 		attribute.String("switchyard.end", r.End.String()),
@@ -195,15 +202,11 @@ func (t *Tracing) end(r *outcome.Record, served bool) string {
 		attribute.Int64("switchyard.messages.sent", r.MsgsOut),
 	)
 	if addr, port, ok := splitPeer(r.Peer); ok {
-		span.SetAttributes(attribute.String("network.peer.address", addr), attribute.Int("network.peer.port", port))
+		attrs = append(attrs, attribute.String("network.peer.address", addr), attribute.Int("network.peer.port", port))
 	} else {
-		span.SetAttributes(attribute.String("network.peer.address", r.Peer))
+		attrs = append(attrs, attribute.String("network.peer.address", r.Peer))
 	}
-	if system == "grpc" {
-		span.SetAttributes(attribute.Int("rpc.grpc.status_code", int(r.Code)))
-	} else if system == "connect_rpc" && r.Code != outcome.CodeOK {
-		span.SetAttributes(attribute.String("rpc.connect_rpc.error_code", r.Code.String()))
-	}
+	span.SetAttributes(attrs...)
 	if failed(r) {
 		span.SetStatus(codes.Error, r.Message)
 	}
