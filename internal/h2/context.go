@@ -231,6 +231,19 @@ func (l *linkedCtx) AfterFunc(f func()) (stop func() bool) {
 // stream (otherwise it does nothing: derive a context instead). For a
 // server-side unary deadline without a context of its own.
 func LimitDuration(ctx context.Context, d time.Duration) bool {
+	return limitDuration(ctx, d, true)
+}
+
+// LimitStreamDuration is LimitDuration for a deadline a stream's client
+// chose, of any length: it takes a timer of its own, not a place in the
+// connection's list, which would then no longer be in order for the
+// unary limit's deadlines that follow (each would take a timer of its
+// own while the stream lasts).
+func LimitStreamDuration(ctx context.Context, d time.Duration) bool {
+	return limitDuration(ctx, d, false)
+}
+
+func limitDuration(ctx context.Context, d time.Duration, listed bool) bool {
 	c, ok := ctx.Value(streamCtxKey{}).(*streamCtx)
 	if !ok {
 		return false
@@ -242,7 +255,7 @@ func LimitDuration(ctx context.Context, d time.Duration) bool {
 		return true
 	}
 	c.deadline = deadline
-	if c.dl != nil && c.dl.add(c, deadline) {
+	if listed && c.dl != nil && c.dl.add(c, deadline) {
 		return true
 	}
 	if c.timer != nil {

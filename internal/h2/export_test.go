@@ -1,6 +1,9 @@
 package h2
 
-import "net"
+import (
+	"context"
+	"net"
+)
 
 // WindowWakeups is how many times SETTINGS frames woke the handlers
 // waiting for send window, over the server's open connections.
@@ -70,3 +73,15 @@ func ReadsThroughBuffer(c net.Conn) bool { return c.(*bufferedConn).r != nil }
 // SetAcceptedHook sets a function run between a stream's acceptance and
 // its request's start, or none (nil).
 func SetAcceptedHook(f func()) { testHookAccepted = f }
+
+// Listed reports whether the stream of ctx has its deadline in its
+// connection's list (LimitDuration), not on a timer of its own.
+func Listed(ctx context.Context) bool {
+	c, ok := ctx.Value(streamCtxKey{}).(*streamCtx)
+	if !ok || c.dl == nil {
+		return false
+	}
+	c.dl.mu.Lock()
+	defer c.dl.mu.Unlock()
+	return !c.listedAt.IsZero()
+}

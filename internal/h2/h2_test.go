@@ -2304,6 +2304,39 @@ func TestStreamDeadlines(t *testing.T) {
 	waitGoroutines(t, base, "after the connection closed")
 }
 
+// A stream's deadline, which its client chose (an hour, say), takes a
+// timer of its own (LimitStreamDuration): in the connection's list it
+// would be the last, and every unary limit after it, falling before it,
+// would take a timer of its own while the stream lasts. The second case
+// shows that, with the stream's deadline listed.
+func TestStreamDeadlineLeavesTheListInOrder(t *testing.T) {
+	for _, tc := range []struct {
+		limit      func(context.Context, time.Duration) bool
+		wantListed bool
+	}{{h2.LimitStreamDuration, true}, {h2.LimitDuration, false}} {
+		started := make(chan struct{})
+		h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/stream" {
+				tc.limit(r.Context(), time.Hour)
+				close(started)
+				<-r.Context().Done()
+				return
+			}
+			h2.LimitDuration(r.Context(), 30*time.Second)
+			fmt.Fprint(w, h2.Listed(r.Context()))
+		})
+		srv := startServer(t, h, h2.Config{}, serverOpts{})
+		c := dialRaw(t, srv.addr)
+		c.request(1, "POST", "/stream", false)
+		<-started
+		c.request(3, "GET", "/unary", true)
+		if status, body, _ := c.response(3); status != "200" || string(body) != fmt.Sprint(tc.wantListed) {
+			t.Errorf("a unary limit after a stream's hour: %s, listed %s, want %v", status, body, tc.wantListed)
+		}
+		c.Conn.Close()
+	}
+}
+
 // gatedConn holds its socket writes after the first `open` ones until
 // release is closed.
 type gatedConn struct {

@@ -108,7 +108,7 @@ func (d *DeadlineInterceptor) WrapStreamingClient(next connect.StreamingClientFu
 func (d *DeadlineInterceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
 	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
 		if deadline, ok := ctx.Deadline(); ok {
-			h2.LimitDuration(ctx, time.Until(deadline))
+			h2.LimitStreamDuration(ctx, time.Until(deadline))
 		}
 		return d.explain(ctx, next(h2.Linked(ctx), conn))
 	}
