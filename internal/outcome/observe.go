@@ -2,6 +2,7 @@ package outcome
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"sync"
@@ -143,7 +144,7 @@ func (w *observedWriter) finish(req *http.Request, panicked bool) {
 	switch {
 	case panicked:
 		end = EndServerReset // net/http aborts the response
-	case w.err != nil || req.Context().Err() != nil:
+	case w.err != nil || req.Context().Err() != nil && !errors.Is(context.Cause(req.Context()), ErrCallEnded):
 		end = EndConnClosed
 		// Over HTTP/1.1 the connection ends a call early when its
 		// client goes: a browser's abort, a client's timeout. net/http

@@ -18,6 +18,7 @@ package outcome
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strings"
 	"time"
@@ -283,6 +284,12 @@ func (r *Record) Explain(body string) {
 	r.Message = strings.TrimSuffix(body, "\n")
 	r.explained = true
 }
+
+// ErrCallEnded is the cause with which a server cancels the contexts of
+// the calls it ends when a grace period is over (server.Stack.EndCalls),
+// and what those calls answer (UNAVAILABLE). A call whose context ended so
+// ended as its answer went out: not its client's going.
+var ErrCallEnded = errors.New("the server ended the call, which outlived its shutdown's or its connection's grace period: retry it")
 
 // Reset clears r for reuse.
 func (r *Record) Reset() { *r = Record{} }

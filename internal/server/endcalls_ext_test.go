@@ -2,11 +2,13 @@ package server_test
 
 import (
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"connectrpc.com/connect"
 
@@ -17,13 +19,14 @@ import (
 	"github.com/switchyard/switchyard/services/routeguide"
 )
 
-// A server stream that outlives a shutdown's grace over HTTP/1.1, which
-// net/http's server carries, is ended with an answer, UNAVAILABLE, in
-// every protocol (EndCalls), not cut off by the close that follows. The
-// client reads one message, the server ends the calls, then the client
-// reads on: the stream is 10 MiB, more than the socket buffers between
-// them hold, so its handler is still sending when the calls are ended.
-func TestEndCallsAnswersServerStreamsOverHTTP1(t *testing.T) {
+// A server stream that outlives a shutdown's grace on net/http's server,
+// over HTTP/1.1 and as -http2-server net/http, is ended with an answer,
+// UNAVAILABLE, in every protocol (EndCalls), not cut off by the close that
+// follows, and its record says unavailable. The client reads one message,
+// the server ends the calls, then the client reads on: the stream is 10
+// MiB, more than the socket buffers between them hold, so its handler is
+// still sending when the calls are ended.
+func TestEndCallsAnswersServerStreamsOnNetHTTP(t *testing.T) {
 	t.Parallel()
 	const features = 10000
 	var b strings.Builder
@@ -41,43 +44,73 @@ func TestEndCallsAnswersServerStreamsOverHTTP1(t *testing.T) {
 		t.Fatal(err)
 	}
 	all := &routeguidev1.ListFeaturesRequest{Lo: &routeguidev1.Point{Latitude: 0, Longitude: 0}, Hi: &routeguidev1.Point{Latitude: features, Longitude: 1}}
-	for _, p := range testserver.Protocols() {
-		t.Run(p.Name, func(t *testing.T) {
-			t.Parallel()
-			// Ending the calls is for good: a server each.
-			srv := testserver.Start(t, server.Config{RouteDB: db})
-			// A small receive buffer, fixed: the kernel's autotuning could
-			// otherwise take in most of the stream.
-			dialer := &net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
-				var err error
-				if cerr := c.Control(func(fd uintptr) { err = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 64<<10) }); cerr != nil {
-					return cerr
-				}
-				return err
-			}}
-			tr := &http.Transport{DialContext: dialer.DialContext} // HTTP/1.1
-			defer tr.CloseIdleConnections()
-			client := routeguidev1connect.NewRouteGuideServiceClient(&http.Client{Transport: tr}, srv.URL, p.Opts...)
-			stream, err := client.ListFeatures(testserver.CallContext(t), connect.NewRequest(all))
-			if err != nil {
-				t.Fatal(err)
+	for _, transport := range []string{"HTTP/1.1", "net/http HTTP/2"} {
+		for _, p := range testserver.Protocols() {
+			t.Run(transport+" "+p.Name, func(t *testing.T) {
+				t.Parallel()
+				endServerStream(t, db, all, transport == "net/http HTTP/2", p)
+			})
+		}
+	}
+}
+
+// endServerStream reads one message of a ListFeatures of all features,
+// ends the server's calls, and reads on: the stream must end unavailable
+// before its last feature, and its record say so (the answer was sent).
+func endServerStream(t *testing.T, db *routeguide.DB, all *routeguidev1.ListFeaturesRequest, stdHTTP2 bool, p testserver.Protocol) {
+	// Ending the calls is for good: a server each.
+	logs := &lockedBuffer{}
+	srv := testserver.StartWith(t, server.Config{RouteDB: db, Logger: slog.New(slog.NewJSONHandler(logs, nil))},
+		testserver.Options{HTTP: server.HTTPConfig{StdHTTP2: stdHTTP2}})
+	// A small receive buffer, fixed: the kernel's autotuning could
+	// otherwise take in most of the stream.
+	dialer := &net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+		var err error
+		if cerr := c.Control(func(fd uintptr) { err = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 64<<10) }); cerr != nil {
+			return cerr
+		}
+		return err
+	}}
+	tr := &http.Transport{DialContext: dialer.DialContext} // HTTP/1.1
+	if stdHTTP2 {
+		tr.Protocols = new(http.Protocols)
+		tr.Protocols.SetUnencryptedHTTP2(true)
+	}
+	defer tr.CloseIdleConnections()
+	client := routeguidev1connect.NewRouteGuideServiceClient(&http.Client{Transport: tr}, srv.URL, p.Opts...)
+	stream, err := client.ListFeatures(testserver.CallContext(t), connect.NewRequest(all))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stream.Close()
+	if !stream.Receive() {
+		t.Fatalf("no first feature: %v", stream.Err())
+	}
+	srv.EndCalls()
+	n := 1
+	for stream.Receive() {
+		n++
+	}
+	err = stream.Err()
+	if connect.CodeOf(err) != connect.CodeUnavailable || !strings.Contains(err.Error(), "the server ended the call") || n == db.Len() {
+		t.Errorf("ListFeatures, ended by the server after its first message: %v after %d of %d features, want unavailable saying the server ended it, before the last", err, n, db.Len())
+	}
+	// Its line comes once the answer is on the wire: the code the client got.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		line := ""
+		for l := range strings.Lines(logs.String()) {
+			if strings.Contains(l, `"msg":"rpc"`) && strings.Contains(l, "ListFeatures") {
+				line = l
 			}
-			defer stream.Close()
-			if !stream.Receive() {
-				t.Fatalf("no first feature: %v", stream.Err())
+		}
+		if line != "" {
+			if !strings.Contains(line, `"code":"unavailable"`) {
+				t.Errorf("the call's line: %s, want code unavailable, as its client got", line)
 			}
-			if stream.ResponseHeader() == nil {
-				t.Fatal("no response header")
-			}
-			srv.EndCalls()
-			n := 1
-			for stream.Receive() {
-				n++
-			}
-			err = stream.Err()
-			if connect.CodeOf(err) != connect.CodeUnavailable || !strings.Contains(err.Error(), "the server ended the call") || n == features {
-				t.Errorf("ListFeatures over HTTP/1.1, ended by the server after its first message: %v after %d of %d features, want unavailable saying the server ended it, before the last", err, n, features)
-			}
-		})
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no line for the call:\n%s", logs.String())
+		}
 	}
 }

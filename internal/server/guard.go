@@ -11,6 +11,7 @@ import (
 	"connectrpc.com/connect"
 
 	"github.com/switchyard/switchyard/internal/h2"
+	"github.com/switchyard/switchyard/internal/outcome"
 	"github.com/switchyard/switchyard/internal/telemetry"
 )
 
@@ -78,7 +79,7 @@ func (d *DeadlineInterceptor) explain(ctx context.Context, err error) error {
 	// learn of its end a moment after a Read it let go returns.
 	code := connect.CodeOf(err)
 	if (code == connect.CodeCanceled || code == connect.CodeUnknown) && endedByServer(ctx) {
-		return connect.NewError(connect.CodeUnavailable, errCallEnded)
+		return connect.NewError(connect.CodeUnavailable, outcome.ErrCallEnded)
 	}
 	if code == connect.CodeUnknown && ctx.Err() != nil {
 		return contextError(ctx)
@@ -86,14 +87,11 @@ func (d *DeadlineInterceptor) explain(ctx context.Context, err error) error {
 	return err
 }
 
-// errCallEnded is the answer of a call that the server ended.
-var errCallEnded = errors.New("the server ended the call, which outlived its shutdown's or its connection's grace period: retry it")
-
 // endedByServer reports whether the server ended the call of ctx: served
 // by internal/h2 (h2.Ended), or by net/http, whose requests' contexts
-// Stack.EndCalls cancels with errCallEnded.
+// Stack.EndCalls cancels with outcome.ErrCallEnded.
 func endedByServer(ctx context.Context) bool {
-	return h2.Ended(ctx) || errors.Is(context.Cause(ctx), errCallEnded)
+	return h2.Ended(ctx) || errors.Is(context.Cause(ctx), outcome.ErrCallEnded)
 }
 
 // WrapStreamingClient implements connect.Interceptor.

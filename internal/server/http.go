@@ -196,7 +196,7 @@ const EndCallsWithin = time.Second
 // what remains.
 func (s *Stack) EndCalls() {
 	s.transport.EndCalls()
-	s.endCalls(errCallEnded)
+	s.endCalls(outcome.ErrCallEnded)
 }
 
 // Drain begins a drain, ahead of HTTP.Shutdown: from now on every
