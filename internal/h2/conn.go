@@ -103,6 +103,7 @@ type conn struct {
 	recvAvail      int32                // connection receive window the client may still use
 	recvUnacked    int32                // consumed receive window not yet returned
 	draining       bool                 // the first GOAWAY of a graceful shutdown is out
+	clientFirst    bool                 // the client's GOAWAY came before the server's: its going (peerEnded)
 	drainReason    outcome.GoAwayReason // why the graceful shutdown began
 	goingAway      bool                 // the final GOAWAY is out: no new streams
 	failed         bool                 // GOAWAY with an error: serve closes the connection
@@ -352,7 +353,8 @@ func (c *conn) close() {
 
 // peerEnded reports whether the client ended the connection: serve's
 // read loop met the end of the stream (or a reset) before the server had
-// begun ending it, by GOAWAY, a connection error, or a close of its own
+// begun ending it (a GOAWAY answering the client's own does not count),
+// by GOAWAY, a connection error, or a close of its own
 // (a ping or write timeout, the age's grace, a shutdown's), whose reads
 // end with a deadline or on a closed socket instead. A call it ends is
 // the client's cancel, not an unavailable server. Called by serve's
@@ -362,7 +364,7 @@ func (c *conn) peerEnded() bool {
 		return false
 	}
 	c.mu.Lock()
-	goingAway := c.draining || c.goingAway || c.failed
+	goingAway := (c.draining || c.goingAway) && !c.clientFirst || c.failed
 	c.mu.Unlock()
 	c.wmu.Lock()
 	closing := c.closing != open
@@ -530,6 +532,9 @@ func (c *conn) process(f http2.Frame) error {
 		}
 		return nil
 	case *http2.GoAwayFrame:
+		c.mu.Lock()
+		c.clientFirst = c.clientFirst || !c.draining && !c.goingAway
+		c.mu.Unlock()
 		c.goAway(http2.ErrCodeNo, false, outcome.GoAwayClient)
 		return nil
 	case *http2.PushPromiseFrame:

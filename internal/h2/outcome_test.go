@@ -350,6 +350,15 @@ func TestRecordOfClosedConnection(t *testing.T) {
 	}{
 		{"client closes", h2.Config{}, func(_ *testServer, c *rawConn) { c.Conn.Close() }, outcome.CodeCanceled},
 		{"client half-closes", h2.Config{}, func(_ *testServer, c *rawConn) { _ = c.Conn.(*net.TCPConn).CloseWrite() }, outcome.CodeCanceled},
+		// As grpc-go's ClientConn.Close: its GOAWAY, which the server
+		// answers with its own, then the close.
+		{"client says GOAWAY and closes", h2.Config{}, func(_ *testServer, c *rawConn) {
+			if err := c.Fr.WriteGoAway(0, http2.ErrCodeNo, nil); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(50 * time.Millisecond) // the server's GOAWAY goes out
+			c.Conn.Close()
+		}, outcome.CodeCanceled},
 		// The age's GOAWAYs, then its grace ends what still runs, and the
 		// connection closes under a handler that has not answered a
 		// second later (slowToEnd).
