@@ -74,6 +74,9 @@ func (w *responseWriter) endRecord(wasReset bool, why error, rst bool) {
 	case wasReset && why == errSendWindowStalled:
 		end, code = outcome.EndServerReset, outcome.CodeFromReset(uint32(http2.ErrCodeCancel))
 		rec.Message = fmt.Sprintf("reset: the client opened no flow-control window for %v", c.conf.SendWindowTimeout)
+	case wasReset && why == errCallRefused:
+		end, code = outcome.EndServerReset, outcome.CodeFromReset(uint32(http2.ErrCodeRefusedStream))
+		rec.Message = "reset REFUSED_STREAM: the server ended the call before its request had all come: retry it"
 	case wasReset && why == errDeadlineStalled:
 		end, code = outcome.EndServerReset, outcome.CodeDeadlineExceeded
 		rec.Message = "reset: the call's deadline passed while the client opened no flow-control window"

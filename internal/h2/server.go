@@ -106,7 +106,9 @@ type Config struct {
 	StdHTTP2 bool
 	// UnaryProcedures are the paths ("/pkg.Service/Method") of the unary
 	// methods the http.Server serves. With StdHTTP2, their flushes wait
-	// for the handler to return (stdtuning.go).
+	// for the handler to return (stdtuning.go); with internal/h2, one
+	// whose request has not all come when the server ends its calls is
+	// refused (endCalls).
 	UnaryProcedures []string
 }
 
@@ -160,6 +162,8 @@ type Server struct {
 
 	listeners []*stoppableListener // Listener's, under mu (StopAccepting)
 	fresh     freshConns           // accepted, nothing read yet
+
+	unary map[string]struct{} // Config.UnaryProcedures (endCalls)
 }
 
 // Listener wraps ln, the TCP listener of the http.Server that Configure
@@ -457,7 +461,10 @@ func (p *workerPool) reap() {
 // instead, with conf's limits.
 func Configure(hs *http.Server, conf Config) *Server {
 	conf.applyDefaults()
-	s := &Server{conf: conf, conns: map[*conn]struct{}{}}
+	s := &Server{conf: conf, conns: map[*conn]struct{}{}, unary: map[string]struct{}{}}
+	for _, p := range conf.UnaryProcedures {
+		s.unary[p] = struct{}{}
+	}
 	s.workers.init()
 	// The limits of net/http's own HTTP/2 server: it is what StdHTTP2
 	// serves with, and with internal/h2 it is never used.

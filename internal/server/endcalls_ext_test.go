@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"golang.org/x/net/http2"
 
 	routeguidev1 "github.com/switchyard/switchyard/gen/routeguide/v1"
 	"github.com/switchyard/switchyard/gen/routeguide/v1/routeguidev1connect"
@@ -112,5 +113,52 @@ func endServerStream(t *testing.T, db *routeguide.DB, all *routeguidev1.ListFeat
 		if time.Now().After(deadline) {
 			t.Fatalf("no line for the call:\n%s", logs.String())
 		}
+	}
+}
+
+// A unary call whose request has not all come when the server ends its
+// calls has run none of its code: it is refused (RST_STREAM
+// REFUSED_STREAM, which gRPC and Connect clients report as UNAVAILABLE),
+// in every protocol, and its record says unavailable, not the canceled
+// read its handler would otherwise answer.
+func TestEndCallsRefusesUnaryCallsStillArriving(t *testing.T) {
+	t.Parallel()
+	for _, contentType := range []string{"application/grpc", "application/grpc-web+proto", "application/proto"} {
+		t.Run(contentType, func(t *testing.T) {
+			t.Parallel()
+			logs := &lockedBuffer{}
+			srv := testserver.Start(t, server.Config{Logger: slog.New(slog.NewJSONHandler(logs, nil))})
+			c := testserver.DialH2(t, srv.Addr)
+			c.WriteHeaders(1, false, ":method", "POST", ":scheme", "http", ":authority", "endcalls.test",
+				":path", "/routeguide.v1.RouteGuideService/GetFeature", "content-type", contentType, "te", "trailers")
+			part := []byte{0, 0, 0, 0, 10, 8, 1} // a prefix that announces 10 bytes, and 2 of them
+			if contentType == "application/proto" {
+				part = []byte{8}
+			}
+			if err := c.Fr.WriteData(1, false, part); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(50 * time.Millisecond) // its handler is reading
+			srv.EndCalls()
+			for {
+				f, err := c.ReadFrame(5 * time.Second)
+				if err != nil {
+					t.Fatalf("waiting for the call's end: %v", err)
+				}
+				if f.Header().StreamID != 1 {
+					continue
+				}
+				rst, ok := f.(*http2.RSTStreamFrame)
+				if !ok || rst.ErrCode != http2.ErrCodeRefusedStream {
+					t.Fatalf("the call still arriving: %v, want RST_STREAM REFUSED_STREAM", f)
+				}
+				break
+			}
+			for deadline := time.Now().Add(5 * time.Second); !strings.Contains(logs.String(), `"code":"unavailable"`); time.Sleep(10 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatalf("no line saying unavailable:\n%s", logs.String())
+				}
+			}
+		})
 	}
 }
