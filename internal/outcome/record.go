@@ -268,11 +268,23 @@ func Shorten(s string, max int) string {
 	if len(s) <= max {
 		return s
 	}
-	cut := max - len("...")
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
+	return Cut(s, max-len("...")) + "..."
+}
+
+// Cut is s cut to at most n bytes, at the start of a rune: a cut inside a
+// multi-byte character would leave an invalid sequence (which OTLP
+// refuses, and a log line shows as a broken character). A byte that
+// starts no rune within utf8.UTFMax of n is invalid already: s is cut at n.
+func Cut(s string, n int) string {
+	if len(s) <= n {
+		return s
 	}
-	return s[:cut] + "..."
+	for i := n; i > n-utf8.UTFMax && i > 0; i-- {
+		if utf8.RuneStart(s[i]) {
+			return s[:i]
+		}
+	}
+	return s[:n]
 }
 
 // Explain records the explanation a transport is about to write for a

@@ -6,7 +6,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"go.opentelemetry.io/otel/trace"
 
@@ -28,22 +27,6 @@ const (
 // maxLoggedPath bounds the procedure attribute of a line: the path of a
 // rejected call is whatever the client sent.
 const maxLoggedPath = 256
-
-// cutAtRune is s cut to at most n bytes, at the start of a rune: a cut
-// inside a multi-byte character would leave an invalid sequence (which
-// OTLP refuses, and a log line shows as a broken character). A byte that
-// starts no rune within utf8.UTFMax of n is invalid already: s is cut at n.
-func cutAtRune(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for i := n; i > n-utf8.UTFMax && i > 0; i-- {
-		if utf8.RuneStart(s[i]) {
-			return s[:i]
-		}
-	}
-	return s[:n]
-}
 
 // logSink writes one line per record.
 type logSink struct {
@@ -82,7 +65,7 @@ func (l *logSink) write(r *outcome.Record, traceID string) bool {
 	l.flushDropped(ctx, now)
 	procedure := r.Procedure
 	if len(procedure) > maxLoggedPath {
-		procedure = cutAtRune(procedure, maxLoggedPath) + "..."
+		procedure = outcome.Cut(procedure, maxLoggedPath) + "..."
 	}
 	if l.text != nil {
 		l.text.writeCallLine(now, level, r, procedure, traceID)

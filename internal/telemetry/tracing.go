@@ -188,7 +188,7 @@ func (t *Tracing) end(r *outcome.Record, served bool) string {
 		// Whatever the client sent, bounded, and valid UTF-8 as OTLP's
 		// strings must be: the span is named "unknown", and this says
 		// what was asked for.
-		attrs = append(attrs, attribute.String("url.path", strings.ToValidUTF8(cutAtRune(r.Procedure, maxLoggedPath), "\uFFFD")))
+		attrs = append(attrs, attribute.String("url.path", validUTF8(outcome.Cut(r.Procedure, maxLoggedPath))))
 	}
 	attrs = append(attrs,
 		attribute.String("switchyard.protocol", r.Protocol.String()),
