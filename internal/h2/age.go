@@ -53,7 +53,7 @@ func (c *conn) startAging() {
 // aged ends a connection that reached its age: the graceful shutdown's two
 // GOAWAYs, and after the grace, the calls still running are ended
 // (endCalls), and the connection closed once they have answered, or
-// endCallsWithin later.
+// EndCallsWithin later.
 func (c *conn) aged() {
 	c.shutdown(outcome.GoAwayMaxAge)
 	if grace := c.conf.MaxConnectionAgeGrace; grace > 0 {
@@ -63,7 +63,7 @@ func (c *conn) aged() {
 				c.endCalls()
 				c.mu.Lock()
 				if !c.closed {
-					c.ageTimer = time.AfterFunc(endCallsWithin, c.closeSocket)
+					c.ageTimer = time.AfterFunc(EndCallsWithin, c.closeSocket)
 				}
 				c.mu.Unlock()
 			})

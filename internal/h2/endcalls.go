@@ -3,6 +3,7 @@ package h2
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"golang.org/x/net/http2"
@@ -18,9 +19,9 @@ func (s *Server) EndCalls() {
 	}
 }
 
-// endCallsWithin is how long calls ended at the end of a grace
+// EndCallsWithin is how long calls ended at the end of a grace
 // (conn.endCalls) get to answer before their connection closes.
-const endCallsWithin = time.Second
+const EndCallsWithin = time.Second
 
 // endCalls ends the calls still running: each stream's context is
 // cancelled, and a handler waiting for request body is let go (its Read
@@ -52,6 +53,11 @@ func (c *conn) endCalls() {
 		c.resetStream(id, http2.ErrCodeRefusedStream, errCallRefused)
 	}
 }
+
+// errCallEnded is what a Read of the request body returns once the
+// server has ended the call: it is context.Canceled, as the handler's
+// context now is.
+var errCallEnded = fmt.Errorf("h2: the server ended the call: %w", context.Canceled)
 
 // errCallRefused ends a unary call whose request had not all come when
 // the server ended its calls (endCalls).

@@ -306,7 +306,7 @@ func waitForClient(w http.ResponseWriter, r *http.Request) {
 }
 
 // slowToEnd is waitForClient for a handler that, its call ended, takes
-// longer to return than its connection waits for it (endCallsWithin).
+// longer to return than its connection waits for it (EndCallsWithin).
 func slowToEnd(w http.ResponseWriter, r *http.Request) {
 	waitForClient(w, r)
 	time.Sleep(1500 * time.Millisecond)

@@ -18,7 +18,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"log"
 	"net"
 	"net/http"
@@ -575,9 +574,4 @@ var (
 	errStreamClosed = errors.New("h2: stream closed")
 	errClientReset  = errors.New("h2: stream reset by the client")
 	errConnClosed   = errors.New("h2: connection closed")
-	// errCallEnded is what a Read of the request body returns once the
-	// server has ended the call (Server.EndCalls, the end of a
-	// connection's age grace): it is context.Canceled, as the handler's
-	// context now is.
-	errCallEnded = fmt.Errorf("h2: the server ended the call: %w", context.Canceled)
 )

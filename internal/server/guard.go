@@ -73,7 +73,7 @@ func (d *DeadlineInterceptor) limit(ctx context.Context) (context.Context, conte
 // retry it on another connection.
 func (d *DeadlineInterceptor) explain(ctx context.Context, err error) error {
 	if err == nil {
-		return err
+		return nil
 	}
 	// Before ctx.Err: the contexts derived from an internal/h2 stream's
 	// learn of its end a moment after a Read it let go returns.

@@ -183,8 +183,9 @@ func NewStack(cfg Config, hcfg HTTPConfig) *Stack {
 }
 
 // EndCallsWithin is how long the calls EndCalls ends get to answer: give
-// HTTP.Shutdown that long again before HTTP.Close.
-const EndCallsWithin = time.Second
+// HTTP.Shutdown that long again before HTTP.Close. An aged internal/h2
+// connection gives its calls as long.
+const EndCallsWithin = h2.EndCallsWithin
 
 // EndCalls ends every call still running, when a shutdown's grace is over
 // (HTTP.Shutdown returned its context's error): each call's context is
