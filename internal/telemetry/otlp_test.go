@@ -51,6 +51,22 @@ func (c *flakyCollector) received() [][]byte {
 	return append([][]byte(nil), c.bodies...)
 }
 
+// collectorExporter is an exporter to a collector that takes every
+// export, until the test ends.
+func collectorExporter(t *testing.T) (*otlpExporter, *flakyCollector) {
+	t.Helper()
+	c := &flakyCollector{}
+	srv := httptest.NewServer(c)
+	t.Cleanup(srv.Close)
+	e, err := newOTLPExporter(func(name string) string {
+		return map[string]string{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": srv.URL + "/v1/traces"}[name]
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e, c
+}
+
 // exportTo exports one span to url with the export timeout given, and
 // returns how long it took and the error.
 func exportTo(t *testing.T, url string, timeout string) (time.Duration, error) {
@@ -184,15 +200,7 @@ func TestOTLPExportEveryAttributeKind(t *testing.T) {
 	for _, c := range cases {
 		attrs = append(attrs, c.attr)
 	}
-	c := &flakyCollector{}
-	srv := httptest.NewServer(c)
-	defer srv.Close()
-	e, err := newOTLPExporter(func(name string) string {
-		return map[string]string{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": srv.URL + "/v1/traces"}[name]
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e, c := collectorExporter(t)
 	span := tracetest.SpanStub{Name: "GetTeam", Attributes: attrs}.Snapshot()
 	if err := e.ExportSpans(context.Background(), []sdktrace.ReadOnlySpan{span}); err != nil {
 		t.Fatal(err)
@@ -225,15 +233,7 @@ func TestOTLPExportEveryAttributeKind(t *testing.T) {
 // in it included.
 func TestOTLPExportMakesStringsUTF8(t *testing.T) {
 	t.Parallel()
-	c := &flakyCollector{}
-	srv := httptest.NewServer(c)
-	defer srv.Close()
-	e, err := newOTLPExporter(func(name string) string {
-		return map[string]string{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": srv.URL + "/v1/traces"}[name]
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e, c := collectorExporter(t)
 	const bad = "/\xff\xfe/x"
 	cut := strings.Repeat("é", 200)[:255] // cut inside the last 'é'
 	good := tracetest.SpanStub{Name: "teams.v1.TeamsService/GetTeam"}.Snapshot()
