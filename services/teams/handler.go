@@ -125,7 +125,7 @@ func sendTeams(stream *connect.ServerStream[teamsv1.ListTeamsResponse], teams []
 
 // PutTeam implements teamsv1connect.TeamsServiceHandler.
 func (h *Handler) PutTeam(ctx context.Context, req *connect.Request[teamsv1.PutTeamRequest]) (*connect.Response[teamsv1.PutTeamResponse], error) {
-	if err := h.authorize(req.Header().Get("Authorization")); err != nil {
+	if err := h.authorize(req.Header().Values("Authorization")); err != nil {
 		return nil, err
 	}
 	t := Team{City: req.Msg.GetCity(), Nickname: req.Msg.GetNickname()}
@@ -141,7 +141,7 @@ func (h *Handler) PutTeam(ctx context.Context, req *connect.Request[teamsv1.PutT
 
 // DeleteTeam implements teamsv1connect.TeamsServiceHandler.
 func (h *Handler) DeleteTeam(ctx context.Context, req *connect.Request[teamsv1.DeleteTeamRequest]) (*connect.Response[teamsv1.DeleteTeamResponse], error) {
-	if err := h.authorize(req.Header().Get("Authorization")); err != nil {
+	if err := h.authorize(req.Header().Values("Authorization")); err != nil {
 		return nil, err
 	}
 	if err := ValidateCity(req.Msg.GetCity()); err != nil {
@@ -154,11 +154,23 @@ func (h *Handler) DeleteTeam(ctx context.Context, req *connect.Request[teamsv1.D
 	return connect.NewResponse(&teamsv1.DeleteTeamResponse{City: t.City, Nickname: t.Nickname}), nil
 }
 
-// authorize checks the bearer token of a write in constant time.
-func (h *Handler) authorize(header string) error {
+// authorize checks the bearer token of a write, given as the request's
+// Authorization field values, in constant time.
+func (h *Handler) authorize(values []string) error {
 	if len(h.adminToken) == 0 {
 		return connect.NewError(connect.CodePermissionDenied, errors.New(
 			"writes are disabled on this server: start switchyard with -admin-token-file FILE (or SWITCHYARD_ADMIN_TOKEN) to enable them"))
+	}
+	// Authorization is a singleton field (RFC 9110 section 11.6.2). With
+	// two, which one counts would be this server's guess, and a proxy in
+	// front may have acted on the other: none does.
+	if len(values) > 1 {
+		return connect.NewError(connect.CodeUnauthenticated, fmt.Errorf(
+			"the request has %d Authorization fields; writes need exactly one, \"Authorization: Bearer <admin token>\"", len(values)))
+	}
+	header := ""
+	if len(values) == 1 {
+		header = values[0]
 	}
 	// The scheme's name is case-insensitive, and spaces separate it from
 	// the token (RFC 9110 section 11.1). White space around the value is

@@ -123,6 +123,22 @@ func TestWriteAuthorization(t *testing.T) {
 			t.Errorf("write with Authorization %q: %v", auth, err)
 		}
 	}
+	// Authorization is a singleton field: with two, even both right, the
+	// write is refused, whichever comes first.
+	for _, auths := range [][]string{{"Bearer s3cret", "Bearer wrong"}, {"Bearer wrong", "Bearer s3cret"}, {"Bearer s3cret", "Bearer s3cret"}} {
+		req := connect.NewRequest(&teamsv1.PutTeamRequest{City: "Miami", Nickname: "Sharks"})
+		del := connect.NewRequest(&teamsv1.DeleteTeamRequest{City: "Miami"})
+		for _, a := range auths {
+			req.Header().Add("Authorization", a)
+			del.Header().Add("Authorization", a)
+		}
+		if _, err := h.PutTeam(ctx, req); connect.CodeOf(err) != connect.CodeUnauthenticated || !strings.Contains(err.Error(), "2 Authorization fields") {
+			t.Errorf("PutTeam with Authorization fields %q: %v, want UNAUTHENTICATED naming the two fields", auths, err)
+		}
+		if _, err := h.DeleteTeam(ctx, del); connect.CodeOf(err) != connect.CodeUnauthenticated {
+			t.Errorf("DeleteTeam with Authorization fields %q: %v, want UNAUTHENTICATED", auths, err)
+		}
+	}
 	_, err := h.DeleteTeam(ctx, connect.NewRequest(&teamsv1.DeleteTeamRequest{City: "Miami"}))
 	if connect.CodeOf(err) != connect.CodeUnauthenticated {
 		t.Errorf("DeleteTeam without token: %v", err)
