@@ -217,6 +217,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	for _, w := range adminTokenWarnings(o.adminTokenFile, adminToken) {
+		logger.Warn(w)
+	}
 	// Every file the flags name is read before the team directory is
 	// opened (and maybe created and migrated), so a bad flag changes nothing.
 	var certs *certReloader
@@ -473,6 +476,27 @@ func loadAdminToken(path string) (string, error) {
 		}
 	}
 	return token, nil
+}
+
+// minAdminTokenBytes is the shortest admin token taken without a
+// warning: 16 bytes of base64 are 96 bits, and a wrong token costs its
+// sender one call, as many as it likes.
+const minAdminTokenBytes = 16
+
+// adminTokenWarnings says what is amiss, though not fatal, with the admin
+// token loadAdminToken read from path (or the environment): one so short
+// that it can be guessed, and a SWITCHYARD_ADMIN_TOKEN that the file
+// overrides (an operator who set both may think the variable's is used).
+func adminTokenWarnings(path, token string) []string {
+	var warnings []string
+	if path != "" && strings.TrimSpace(os.Getenv("SWITCHYARD_ADMIN_TOKEN")) != "" {
+		warnings = append(warnings, "SWITCHYARD_ADMIN_TOKEN is set but not used: the admin token is the one in -admin-token-file "+path)
+	}
+	if token != "" && len(token) < minAdminTokenBytes {
+		warnings = append(warnings, fmt.Sprintf("the admin token is %d bytes long: a short token can be guessed, as failed tries are not limited; "+
+			"use %d or more random bytes, e.g. head -c 24 /dev/urandom | base64", len(token), minAdminTokenBytes))
+	}
+	return warnings
 }
 
 // splitOrigins turns the -cors-origins flag into a list, dropping blanks.
