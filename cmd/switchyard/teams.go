@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
+	"regexp"
 	"strings"
 	"time"
 
@@ -42,6 +44,10 @@ func openStore(o options, logger *slog.Logger) (store *sqlstore.Store, notes rou
 	if dsn != "" && o.dataDir != "" {
 		logger.Warn("-data-dir is not used: the teams are in PostgreSQL", "dsn_from", from, "data_dir", o.dataDir)
 	}
+	if from == "-postgres-dsn" && dsnHasPassword(dsn) {
+		logger.Warn("-postgres-dsn holds a password, which the process list and /debug/pprof/cmdline show to whoever reads them: " +
+			"give the DSN in SWITCHYARD_POSTGRES_DSN instead, or the password in PGPASSFILE")
+	}
 	if dsn != "" {
 		s, err := sqlstore.OpenPostgres(ctx, dsn, opts...)
 		if err != nil {
@@ -71,6 +77,25 @@ func openStore(o options, logger *slog.Logger) (store *sqlstore.Store, notes rou
 	logger.Info("teams in SQLite; RouteChat notes in this process's memory", "dir", dir, "schema_version", schemaVersion(ctx, s), "build_schema_version", sqlstore.LatestVersion(),
 		"team_cache_entries", o.teamCacheEntries)
 	return s, nil, nil
+}
+
+// passwordKey finds a password in a libpq key=value DSN.
+var passwordKey = regexp.MustCompile(`(^|\s)password\s*=`)
+
+// dsnHasPassword reports whether the PostgreSQL DSN (a postgres:// URL or
+// libpq key=value pairs) carries a password itself, rather than leaving it
+// to PGPASSWORD or PGPASSFILE. A DSN that does not parse has none: the
+// store refuses it anyway.
+func dsnHasPassword(dsn string) bool {
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		u, err := url.Parse(dsn)
+		if err != nil {
+			return false
+		}
+		_, inUserInfo := u.User.Password()
+		return inUserInfo || u.Query().Has("password")
+	}
+	return passwordKey.MatchString(dsn)
 }
 
 // logChanges writes every change the team feed delivers to a subscriber,
