@@ -13,9 +13,10 @@ import (
 // servers print theirs): the request's header fields other than those the
 // protocols, HTTP, browsers and proxies use, which the line shows in its
 // own attributes or which say nothing about the call. Credentials are
-// named, never shown. At most maxMetadataFields fields with names of at
-// most maxMetadataKey bytes, each value cut to maxMetadataValue bytes:
-// the header block may be 64 KiB.
+// named, never shown, as is a value written as a credential
+// (credentialValue) whatever its field's name. At most maxMetadataFields
+// fields with names of at most maxMetadataKey bytes, each value cut to
+// maxMetadataValue bytes: the header block may be 64 KiB.
 const (
 	maxMetadataFields = 16
 	maxMetadataKey    = 64
@@ -61,6 +62,26 @@ func secretName(key string) bool {
 	return false
 }
 
+// credentialValue reports whether one of a field's values is written as
+// an Authorization credential is, "Bearer ..." or "Basic ..." (any case):
+// a token sent under a name of the client's own (x-admin, grpcurl -H
+// "admin: Bearer ...") is not shown either.
+func credentialValue(vs []string) bool {
+	for _, v := range vs {
+		v = strings.TrimLeft(v, " \t")
+		if hasFoldPrefix(v, "bearer ") || hasFoldPrefix(v, "basic ") {
+			return true
+		}
+	}
+	return false
+}
+
+// hasFoldPrefix is strings.HasPrefix without regard to ASCII case, for a
+// lower-case prefix.
+func hasFoldPrefix(s, lower string) bool {
+	return len(s) >= len(lower) && strings.EqualFold(s[:len(lower)], lower)
+}
+
 // moreFields is the key of the count of fields left out: it holds '@',
 // which no header field name can, so no client field takes its place.
 const moreFields = "@more_fields"
@@ -83,7 +104,7 @@ func metadataOf(h http.Header) []slog.Attr {
 		}
 		key := strings.ToLower(k)
 		v := redacted
-		if !secretName(key) {
+		if !secretName(key) && !credentialValue(vs) {
 			v = joinShort(vs)
 		}
 		md = append(md, slog.String(key, v))
