@@ -3,7 +3,9 @@ package main
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"sync/atomic"
 	"time"
@@ -34,7 +36,13 @@ func newCertReloader(certFile, keyFile string) (*certReloader, error) {
 func (r *certReloader) reload() (*x509.Certificate, error) {
 	cert, err := tls.LoadX509KeyPair(r.certFile, r.keyFile)
 	if err != nil {
-		return nil, fmt.Errorf("TLS: %w", err)
+		// crypto/tls names a file only when it cannot read it: "private
+		// key does not match public key" must say which pair.
+		var pathErr *fs.PathError
+		if errors.As(err, &pathErr) {
+			return nil, fmt.Errorf("TLS: %w", err)
+		}
+		return nil, fmt.Errorf("TLS: -tls-cert %s, -tls-key %s: %w", r.certFile, r.keyFile, err)
 	}
 	leaf := cert.Leaf
 	if leaf == nil {
