@@ -174,6 +174,9 @@ func NewStack(cfg Config, hcfg HTTPConfig) *Stack {
 	srv := New(cfg)
 	hcfg.Observer = srv.Telemetry
 	hs, transport := newHTTPServer(srv.Handler, hcfg, cfg.Logger, paths(srv.Procedures, true))
+	// What net/http logs (TLS handshake failures: one per connection any
+	// client breaks off) is sampled with the lines of rejected calls.
+	hs.ErrorLog = srv.Telemetry.ErrorLog()
 	// The telemetry's connection events, before the transport's own
 	// (connection age, connections not yet read from).
 	h2.OnConnState(hs, srv.Telemetry.ConnState)

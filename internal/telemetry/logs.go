@@ -2,7 +2,9 @@ package telemetry
 
 import (
 	"context"
+	"log"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -158,4 +160,34 @@ func (h traceHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
 
 func (h traceHandler) WithGroup(name string) slog.Handler {
 	return traceHandler{h.Handler.WithGroup(name)}
+}
+
+// ErrorLog is the logger for net/http's server (http.Server.ErrorLog):
+// its lines are WARN lines of the configured logger, sampled as the lines
+// of rejected calls are, and dropped ones are counted with theirs. Most
+// of them are TLS handshake failures, one per connection that a client,
+// a scanner or a load balancer's TCP check opens and breaks off, which
+// any client can make as fast as it can connect.
+func (t *Telemetry) ErrorLog() *log.Logger {
+	return log.New(errorLogWriter{t}, "", 0)
+}
+
+type errorLogWriter struct{ t *Telemetry }
+
+func (w errorLogWriter) Write(p []byte) (int, error) {
+	l := w.t.logs
+	ctx := context.Background()
+	if !l.h.Enabled(ctx, slog.LevelWarn) {
+		return len(p), nil
+	}
+	now := time.Now()
+	if !l.admit(now) {
+		if w.t.metrics != nil {
+			w.t.metrics.droppedLine()
+		}
+		return len(p), nil
+	}
+	l.flushDropped(ctx, now)
+	_ = l.h.Handle(ctx, slog.NewRecord(now, slog.LevelWarn, strings.TrimSuffix(string(p), "\n"), 0))
+	return len(p), nil
 }

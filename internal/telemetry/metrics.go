@@ -196,7 +196,7 @@ func (m *metrics) transportInstruments(meter metric.Meter) error {
 		return err
 	}
 	dropped, err := meter.Int64ObservableCounter("switchyard.log.rejected_lines.dropped",
-		metric.WithDescription("Log lines of calls rejected before a handler that sampling dropped (their calls are still counted)."))
+		metric.WithDescription("Log lines of calls rejected before a handler, and of failed TLS handshakes, that sampling dropped (their calls are still counted)."))
 	if err != nil {
 		return err
 	}
