@@ -154,7 +154,7 @@ const maxUserAgent = 256
 // Begin starts the record of req, which arrived at start.
 func (r *Record) Begin(req *http.Request, start time.Time) {
 	r.Start = start
-	r.Procedure = req.URL.Path
+	r.Procedure = ProcedurePath(req)
 	r.Header = req.Header
 	r.Peer = req.RemoteAddr
 	if ua := req.Header["User-Agent"]; len(ua) > 0 {
@@ -261,6 +261,20 @@ func (r *Record) Finish(now time.Time, status int, header http.Header, end End, 
 // the client sent (a path, a header), and every log line and span carries
 // it.
 const maxMessageBytes = 1024
+
+// ProcedurePath is the path that names req's procedure: as the client
+// sent it. A procedure's path, "/package.Service/Method", needs no
+// %-escapes; one sent with them ("/pkg.Service%2FMethod", "%50utTeam")
+// names no procedure, as for grpc-go, which routes on :path as sent. Were
+// it unescaped first, a proxy's rule on the path ("deny
+// /teams.v1.TeamsService/PutTeam") would see one procedure and the server
+// serve another.
+func ProcedurePath(req *http.Request) string {
+	if req.URL.RawPath != "" {
+		return req.URL.RawPath
+	}
+	return req.URL.Path
+}
 
 // Shorten is s cut to at most max bytes, on a rune's boundary, with "..."
 // in place of what was cut.

@@ -11,6 +11,7 @@ import (
 	"math"
 	"net/http"
 	"net/textproto"
+	"net/url"
 	"strconv"
 	"strings"
 	"testing"
@@ -128,6 +129,15 @@ func badInputCases(t *testing.T) []rawCase {
 		{name: "unclean path", procedure: "/teams.v1.TeamsService//GetTeam",
 			proto: []byte{}, json: []byte(`{}`), want: connect.CodeUnimplemented,
 			wantMsg: "unknown method /GetTeam for service teams.v1.TeamsService; it has DeleteTeam, GetTeam, ListTeams, PutTeam"},
+		// A procedure's path is routed as sent, as grpc-go routes it: one
+		// with %-escapes names none, so a proxy's rule on the path sees
+		// what the server serves.
+		{name: "escaped slash", procedure: "/teams.v1.TeamsService%2FPutTeam",
+			proto: marshal(t, &teamsv1.PutTeamRequest{City: "Miami", Nickname: "Sharks"}), json: []byte(`{"city":"Miami","nickname":"Sharks"}`), want: connect.CodeUnimplemented,
+			wantMsg: "the path /teams.v1.TeamsService%2FPutTeam names no procedure: a procedure's path is sent as it is named, without %-escapes (/package.Service/Method)"},
+		{name: "escaped letter", procedure: "/teams.v1.TeamsService/%47etTeam",
+			proto: marshal(t, &teamsv1.GetTeamRequest{City: "Chicago"}), json: []byte(`{"city":"Chicago"}`), want: connect.CodeUnimplemented,
+			wantMsg: "the path /teams.v1.TeamsService/%47etTeam names no procedure: a procedure's path is sent as it is named, without %-escapes (/package.Service/Method)"},
 		{name: "no method", procedure: "/teams.v1.TeamsService/",
 			proto: []byte{}, json: []byte(`{}`), want: connect.CodeUnimplemented,
 			wantMsg: "the path names service teams.v1.TeamsService but no method; it has DeleteTeam, GetTeam, ListTeams, PutTeam"},
@@ -203,6 +213,15 @@ func TestBadInput(t *testing.T) {
 	t.Parallel()
 	srv := testserver.Start(t, server.Config{})
 	// The group returns when all its parallel cases have finished.
+	t.Run("cases", func(t *testing.T) { runBadInput(t, srv) })
+	checkHealthy(t, srv)
+}
+
+// The same answers from net/http's HTTP/2 server (-http2-server
+// net/http), which parses a request's :path on its own.
+func TestBadInputNetHTTP(t *testing.T) {
+	t.Parallel()
+	srv := testserver.StartWith(t, server.Config{}, testserver.Options{HTTP: server.HTTPConfig{StdHTTP2: true}})
 	t.Run("cases", func(t *testing.T) { runBadInput(t, srv) })
 	checkHealthy(t, srv)
 }
@@ -383,6 +402,10 @@ func rawCall(t *testing.T, srv *testserver.Server, protocol, codec string, tc ra
 	out.msg = trailer.Get("Grpc-Message")
 	if out.msg == "" {
 		out.msg = res.Header.Get("Grpc-Message")
+	}
+	// grpc-message is percent-encoded; clients decode it.
+	if decoded, err := url.PathUnescape(out.msg); err == nil {
+		out.msg = decoded
 	}
 	return out
 }

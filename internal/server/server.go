@@ -280,7 +280,7 @@ func New(cfg Config) *Server {
 // answered in its protocol (unknownProcedure). Everything else goes
 // through the ServeMux.
 func (s *Server) route(w http.ResponseWriter, r *http.Request) {
-	p := r.URL.Path
+	p := outcome.ProcedurePath(r)
 	if r.Method == http.MethodGet && s.takesGet[p] && strings.Contains(r.URL.RawQuery, "base64=1") && s.badBase64Query(w, r) {
 		return
 	}

@@ -49,6 +49,8 @@ func (s *Server) unknownProcedure(w http.ResponseWriter, r *http.Request, servic
 	name, method := outcome.Echo(strings.Trim(service, "/")), outcome.Echo(method)
 	var msg string
 	switch {
+	case r.URL.RawPath != "":
+		msg = "the path " + outcome.Echo(r.URL.RawPath) + " names no procedure: a procedure's path is sent as it is named, without %-escapes (/package.Service/Method)"
 	case service == "":
 		msg = "the path " + outcome.Echo(r.URL.Path) + " names no procedure (/package.Service/Method); " + s.served
 	case known && method == "":
