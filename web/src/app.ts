@@ -38,10 +38,36 @@ function defaultAPI(): string {
   return location.protocol.startsWith("http") ? location.origin : "http://localhost:50051";
 }
 
+// fetchOf is the transports' fetch. fetch failing outright (switchyard
+// down, a wrong API, CORS refused: the browser tells the page nothing
+// more) would surface from connect-web as UNKNOWN "Failed to fetch";
+// report it as gRPC clients do, UNAVAILABLE, naming the API and what to
+// check. A canceled call stays a cancellation.
+function fetchOf(baseUrl: string): typeof fetch {
+  let hint = "is switchyard running there?";
+  try {
+    if (new URL(baseUrl, location.href).origin !== location.origin) {
+      hint = `is switchyard running there, and does its -cors-origins admit this page's origin (${location.origin})?`;
+    }
+  } catch {
+    // Not a URL: keep the first hint.
+  }
+  return async (input, init) => {
+    try {
+      return await fetch(input, init);
+    } catch (err) {
+      if (err instanceof Error && err.name === "AbortError") throw err;
+      const reason = err instanceof Error ? err.message : String(err);
+      throw new ConnectError(`no answer from ${baseUrl} (${reason}): ${hint}`, Code.Unavailable, undefined, undefined, err);
+    }
+  };
+}
+
 function connect(api: string, protocol: Protocol): void {
   const baseUrl = api.replace(/\/+$/, "");
+  const fetch = fetchOf(baseUrl);
   const transport: Transport =
-    protocol === "connect" ? createConnectTransport({ baseUrl }) : createGrpcWebTransport({ baseUrl });
+    protocol === "connect" ? createConnectTransport({ baseUrl, fetch }) : createGrpcWebTransport({ baseUrl, fetch });
   clients = {
     teams: createClient(TeamsService, transport),
     greeter: createClient(GreeterService, transport),
@@ -68,12 +94,18 @@ function showOK(el: HTMLElement, text: string): void {
   el.textContent = text;
 }
 
-function showError(el: HTMLElement, err: unknown): void {
+// errorText spells an error as gRPC does: CODE: message.
+function errorText(err: unknown): { code: string; text: string } {
   const ce = ConnectError.from(err);
+  return { code: codeName(ce.code), text: `${codeName(ce.code)}: ${ce.rawMessage}` };
+}
+
+function showError(el: HTMLElement, err: unknown): void {
+  const { code, text } = errorText(err);
   el.className = "result error";
   el.dataset.state = "error";
-  el.dataset.code = codeName(ce.code);
-  el.textContent = `${codeName(ce.code)}: ${ce.rawMessage}`;
+  el.dataset.code = code;
+  el.textContent = text;
 }
 
 function showBusy(el: HTMLElement): void {
@@ -286,12 +318,14 @@ async function queryFeatures(): Promise<void> {
   named.textContent = "0";
   out.className = "result muted";
   out.dataset.state = "busy";
+  delete out.dataset.code;
   state.textContent = "streaming…";
   showSelection();
   const rect = rectFromInputs();
   if (typeof rect === "string") {
     out.className = "result error";
     out.dataset.state = "error";
+    out.dataset.code = "INVALID_ARGUMENT";
     state.textContent = `INVALID_ARGUMENT: ${rect}`;
     return;
   }
@@ -315,10 +349,11 @@ async function queryFeatures(): Promise<void> {
     state.textContent = `(${n - namedN} unnamed) — stream complete`;
   } catch (err) {
     if (abort.signal.aborted) return;
-    const ce = ConnectError.from(err);
+    const { code, text } = errorText(err);
     out.className = "result error";
     out.dataset.state = "error";
-    state.textContent = `${codeName(ce.code)}: ${ce.rawMessage}`;
+    out.dataset.code = code;
+    state.textContent = text;
   }
 }
 

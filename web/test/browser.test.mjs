@@ -310,6 +310,32 @@ test("console and grpc-web runtime in headless Chromium", { skip: !haveChromium 
     });
   }
 
+  // An API that does not answer (down, wrong address, CORS refused) is
+  // named, with what to check, not left as UNKNOWN "Failed to fetch".
+  await step("an API that does not answer", async () => {
+    const closed = createServer();
+    await new Promise((resolve) => closed.listen(0, "127.0.0.1", resolve));
+    const deadAPI = `http://127.0.0.1:${closed.address().port}`;
+    await new Promise((resolve) => closed.close(resolve));
+    const page = await browser.newPage();
+    await page.goto(`${sy.url}/?api=${encodeURIComponent(deadAPI)}`);
+    await page.waitForSelector("#features-result[data-state=error]");
+    assert.equal(await page.getAttribute("#features-result", "data-code"), "UNAVAILABLE");
+    assert.match(await page.textContent("#features-state"), new RegExp(`^UNAVAILABLE: no answer from ${deadAPI} .*-cors-origins admit this page's origin \\(${sy.url}\\)`));
+    await page.click("#team-form button[type=submit]");
+    await page.waitForSelector("#team-result[data-state=error]");
+    assert.equal(await page.getAttribute("#team-result", "data-code"), "UNAVAILABLE");
+    // The page's own origin, unreachable: no CORS hint.
+    await page.route(`${sy.url}/greeter.v1.GreeterService/**`, (route) => route.abort("connectionrefused"));
+    await page.fill("#api", sy.url);
+    await page.click("#conn-form button[type=submit]");
+    await page.click("#greet-form button");
+    await page.waitForSelector("#greet-result[data-state=error]");
+    assert.equal(await page.getAttribute("#greet-result", "data-code"), "UNAVAILABLE");
+    assert.equal(await page.textContent("#greet-result"), `UNAVAILABLE: no answer from ${sy.url} (Failed to fetch): is switchyard running there?`);
+    await page.close();
+  });
+
   for (const format of ["text", "binary"]) {
     await step(`official grpc-web runtime, ${format} mode, cross-origin`, async () => {
       const page = await browser.newPage();
