@@ -124,6 +124,18 @@ function showInvalid(el: HTMLElement, message: string): void {
   el.textContent = `INVALID_ARGUMENT: ${message}`;
 }
 
+// Each panel shows one call's outcome: a new call cancels the panel's
+// call still under way, whose late answer (or rows of a list) would
+// otherwise overwrite or mix into the new one's.
+const inFlight = new Map<string, AbortController>();
+
+function begin(panel: string): AbortSignal {
+  inFlight.get(panel)?.abort();
+  const abort = new AbortController();
+  inFlight.set(panel, abort);
+  return abort.signal;
+}
+
 function onSubmit(selector: string, action: () => Promise<void>): void {
   $<HTMLFormElement>(selector).addEventListener("submit", (ev) => {
     ev.preventDefault();
@@ -142,19 +154,22 @@ function hideTeamList(): void {
 }
 
 async function lookUpTeam(): Promise<void> {
+  const signal = begin("teams");
   const out = $("#team-result");
   hideTeamList();
   showBusy(out);
   try {
-    const res = await clients.teams.getTeam({ city: inputValue("#team-city") });
+    const res = await clients.teams.getTeam({ city: inputValue("#team-city") }, { signal });
     showOK(out, `${res.city}: ${res.nickname}`);
     out.dataset.nickname = res.nickname;
   } catch (err) {
+    if (signal.aborted) return;
     showError(out, err);
   }
 }
 
 async function listTeams(): Promise<void> {
+  const signal = begin("teams");
   const out = $("#team-result");
   const table = $<HTMLTableElement>("#teams-table");
   const body = table.tBodies[0];
@@ -163,7 +178,8 @@ async function listTeams(): Promise<void> {
   showBusy(out);
   try {
     let n = 0;
-    for await (const team of clients.teams.listTeams({})) {
+    for await (const team of clients.teams.listTeams({}, { signal })) {
+      if (signal.aborted) return;
       const row = body.insertRow();
       row.insertCell().textContent = team.city;
       row.insertCell().textContent = team.nickname;
@@ -172,6 +188,7 @@ async function listTeams(): Promise<void> {
     showOK(out, `${n} teams`);
     out.dataset.teams = String(n);
   } catch (err) {
+    if (signal.aborted) return;
     showError(out, err);
   }
 }
@@ -179,12 +196,14 @@ async function listTeams(): Promise<void> {
 // --- greeter, summator, keywords ---------------------------------------
 
 async function greet(): Promise<void> {
+  const signal = begin("greeter");
   const out = $("#greet-result");
   showBusy(out);
   try {
-    const res = await clients.greeter.sayHello({ name: inputValue("#greet-name") });
+    const res = await clients.greeter.sayHello({ name: inputValue("#greet-name") }, { signal });
     showOK(out, res.message);
   } catch (err) {
+    if (signal.aborted) return;
     showError(out, err);
   }
 }
@@ -202,6 +221,7 @@ function float32Problem(which: string, v: number): string | undefined {
 }
 
 async function sum(): Promise<void> {
+  const signal = begin("summator");
   const out = $("#sum-result");
   const a = Number(inputValue("#sum-a"));
   const b = Number(inputValue("#sum-b"));
@@ -212,21 +232,23 @@ async function sum(): Promise<void> {
   }
   showBusy(out);
   try {
-    const res = await clients.summator.sum({ value1: a, value2: b });
+    const res = await clients.summator.sum({ value1: a, value2: b }, { signal });
     // float32 on the wire: show the shortest decimal that round-trips it.
     showOK(out, String(Number(Math.fround(res.value).toPrecision(7))));
   } catch (err) {
+    if (signal.aborted) return;
     showError(out, err);
   }
 }
 
 async function extractKeywords(): Promise<void> {
+  const signal = begin("keywords");
   const out = $("#keywords-result");
   const list = $("#keywords-list");
   list.replaceChildren();
   showBusy(out);
   try {
-    const res = await clients.keywords.getKeywords({ text: $<HTMLTextAreaElement>("#keywords-text").value });
+    const res = await clients.keywords.getKeywords({ text: $<HTMLTextAreaElement>("#keywords-text").value }, { signal });
     for (const word of res.keywords) {
       const li = document.createElement("li");
       li.textContent = word;
@@ -234,6 +256,7 @@ async function extractKeywords(): Promise<void> {
     }
     showOK(out, `${res.keywords.length} keywords`);
   } catch (err) {
+    if (signal.aborted) return;
     showError(out, err);
   }
 }
@@ -303,12 +326,8 @@ function showSelection(): void {
   selection.setAttribute("height", String(Math.abs(y2 - y1)));
 }
 
-let currentQuery: AbortController | undefined;
-
 async function queryFeatures(): Promise<void> {
-  currentQuery?.abort();
-  const abort = new AbortController();
-  currentQuery = abort;
+  const signal = begin("routeguide");
   const out = $("#features-result");
   const state = $("#features-state");
   const count = $("#feature-count");
@@ -332,7 +351,7 @@ async function queryFeatures(): Promise<void> {
   let n = 0;
   let namedN = 0;
   try {
-    for await (const f of clients.routeguide.listFeatures(rect, { signal: abort.signal })) {
+    for await (const f of clients.routeguide.listFeatures(rect, { signal })) {
       const loc = f.location ?? { latitude: 0, longitude: 0 };
       const dot = svg("circle", { cx: toX(loc.longitude), cy: toY(loc.latitude), r: 4.5, class: f.name ? "named" : "unnamed" });
       const title = svg("title", {});
@@ -348,7 +367,7 @@ async function queryFeatures(): Promise<void> {
     out.dataset.state = "ok";
     state.textContent = `(${n - namedN} unnamed) — stream complete`;
   } catch (err) {
-    if (abort.signal.aborted) return;
+    if (signal.aborted) return;
     const { code, text } = errorText(err);
     out.className = "result error";
     out.dataset.state = "error";

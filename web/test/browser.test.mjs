@@ -336,6 +336,44 @@ test("console and grpc-web runtime in headless Chromium", { skip: !haveChromium 
     await page.close();
   });
 
+  // A panel shows the outcome of its latest call: a slow list of teams
+  // that ends after a lookup neither overwrites the lookup's answer nor
+  // fills the table behind it, and a list asked for twice is listed once.
+  await step("a new call replaces the panel's call under way", async () => {
+    const page = await browser.newPage();
+    let held = 0;
+    const release = [];
+    await page.route("**/teams.v1.TeamsService/ListTeams", async (route) => {
+      held++;
+      await new Promise((resolve) => release.push(resolve));
+      await route.continue().catch(() => {}); // the page may have canceled it
+    });
+    await page.goto(`${sy.url}/`);
+    await page.waitForSelector("body[data-ready=true]");
+    await page.click("#teams-list-button");
+    await page.waitForFunction(() => document.querySelector("#team-result").dataset.state === "busy");
+    await page.fill("#team-city", "Chicago");
+    await page.click("#team-form button[type=submit]");
+    await page.waitForSelector("#team-result[data-state=ok][data-nickname=Jackals]");
+    for (const r of release.splice(0)) r();
+    await page.click("#greet-form button"); // a round trip after the list's answer
+    await page.waitForSelector("#greet-result[data-state=ok]");
+    assert.equal(held, 1);
+    assert.equal(await page.textContent("#team-result"), "Chicago: Jackals", "the list's end overwrote the lookup");
+    assert.equal(await page.locator("#teams-table tbody tr").count(), 0);
+
+    await page.click("#teams-list-button");
+    await page.click("#teams-list-button");
+    await withTimeout((async () => { while (release.length < 2) await new Promise((r) => setTimeout(r, 20)); })(), WAIT_MS, "two ListTeams calls");
+    for (const r of release.splice(0)) r();
+    await page.waitForSelector("#team-result[data-teams='10']");
+    await page.click("#greet-form button");
+    await page.waitForSelector("#greet-result[data-state=ok]");
+    assert.equal(await page.locator("#teams-table tbody tr").count(), 10);
+    await page.unrouteAll({ behavior: "ignoreErrors" });
+    await page.close();
+  });
+
   for (const format of ["text", "binary"]) {
     await step(`official grpc-web runtime, ${format} mode, cross-origin`, async () => {
       const page = await browser.newPage();
