@@ -220,11 +220,27 @@ function float32Problem(which: string, v: number): string | undefined {
   return undefined;
 }
 
+// parseNumber reads a typed number. Number() takes "" (and spaces) for 0
+// and anything else it cannot read for NaN, which the server would
+// answer with "value1 is NaN": say what is wrong with what was typed
+// instead. A typed NaN or Infinity is sent, for the server to judge.
+function parseNumber(which: string, typed: string): number | string {
+  const text = typed.trim();
+  if (text === "") return `the ${which} number is empty`;
+  const v = Number(text);
+  if (Number.isNaN(v) && text !== "NaN") return `the ${which} number, ${JSON.stringify(text)}, is not a number such as 1.5`;
+  return v;
+}
+
 async function sum(): Promise<void> {
   const signal = begin("summator");
   const out = $("#sum-result");
-  const a = Number(inputValue("#sum-a"));
-  const b = Number(inputValue("#sum-b"));
+  const a = parseNumber("first", inputValue("#sum-a"));
+  const b = parseNumber("second", inputValue("#sum-b"));
+  if (typeof a === "string" || typeof b === "string") {
+    showInvalid(out, typeof a === "string" ? a : String(b));
+    return;
+  }
   const problem = float32Problem("first", a) ?? float32Problem("second", b);
   if (problem) {
     showInvalid(out, problem);
@@ -308,9 +324,27 @@ function drawGrid(): void {
   }
 }
 
+// A corner's inputs: its name, and the most degrees it may hold. The
+// server judges the range too, but past it a value may not fit the
+// wire's int32 E7 degrees at all, which would fail in the page as an
+// INTERNAL encoding error.
+const CORNERS = [
+  { selector: "#lo-lat", name: "lo lat", max: 90 },
+  { selector: "#lo-lng", name: "lo lng", max: 180 },
+  { selector: "#hi-lat", name: "hi lat", max: 90 },
+  { selector: "#hi-lng", name: "hi lng", max: 180 },
+];
+
 function rectFromInputs(): { lo: { latitude: number; longitude: number }; hi: { latitude: number; longitude: number } } | string {
-  const vals = ["#lo-lat", "#lo-lng", "#hi-lat", "#hi-lng"].map((s) => Number(inputValue(s)));
-  if (vals.some((v) => !Number.isFinite(v))) return "every corner needs a number of degrees, e.g. 40.5";
+  const vals: number[] = [];
+  for (const { selector, name, max } of CORNERS) {
+    const text = inputValue(selector).trim();
+    // Number("") is 0: an empty corner is not the equator.
+    const v = text === "" ? NaN : Number(text);
+    if (!Number.isFinite(v)) return `${name} is ${text === "" ? "empty" : JSON.stringify(text)}: every corner needs a number of degrees, e.g. 40.5`;
+    if (Math.abs(v) > max) return `${name}, ${v}, is outside ±${max} degrees`;
+    vals.push(v);
+  }
   const [loLat, loLng, hiLat, hiLng] = vals.map((v) => Math.round(v * E7));
   return { lo: { latitude: loLat, longitude: loLng }, hi: { latitude: hiLat, longitude: hiLng } };
 }

@@ -374,6 +374,38 @@ test("console and grpc-web runtime in headless Chromium", { skip: !haveChromium 
     await page.close();
   });
 
+  // Input the page cannot send as typed is refused in the server's terms,
+  // before any call: an empty summand or corner is not 0, a corner beyond
+  // ±90/±180 degrees is not an INTERNAL encoding failure.
+  await step("input the page refuses", async () => {
+    const page = await browser.newPage();
+    const apiCalls = [];
+    page.on("request", (req) => {
+      if (req.method() === "POST") apiCalls.push(req.url());
+    });
+    await page.goto(`${sy.url}/`);
+    await page.waitForSelector("#features-result[data-state=ok]");
+    const refuse = async (fill, button, result, message) => {
+      for (const [selector, value] of Object.entries(fill)) await page.fill(selector, value);
+      const before = apiCalls.length;
+      await page.click(button);
+      await page.waitForSelector(`${result}[data-state=error]`);
+      assert.equal(await page.getAttribute(result, "data-code"), "INVALID_ARGUMENT");
+      assert.match(await page.textContent(result), message);
+      assert.equal(apiCalls.length, before, `${JSON.stringify(fill)} was sent`);
+    };
+    const sumOK = { "#sum-a": "1", "#sum-b": "2" };
+    await refuse({ ...sumOK, "#sum-a": "" }, "#sum-form button", "#sum-result", /^INVALID_ARGUMENT: the first number is empty$/);
+    await refuse({ ...sumOK, "#sum-b": "  " }, "#sum-form button", "#sum-result", /^INVALID_ARGUMENT: the second number is empty$/);
+    await refuse({ ...sumOK, "#sum-b": "1,5" }, "#sum-form button", "#sum-result", /^INVALID_ARGUMENT: the second number, "1,5", is not a number/);
+    const rect = { "#lo-lat": "40", "#lo-lng": "-75", "#hi-lat": "42", "#hi-lng": "-74" };
+    await refuse({ ...rect, "#lo-lat": "" }, "#rect-form button", "#features-result", /INVALID_ARGUMENT: lo lat is empty/);
+    await refuse({ ...rect, "#hi-lng": "east" }, "#rect-form button", "#features-result", /INVALID_ARGUMENT: hi lng is "east"/);
+    await refuse({ ...rect, "#hi-lat": "1000" }, "#rect-form button", "#features-result", /INVALID_ARGUMENT: hi lat, 1000, is outside ±90 degrees/);
+    await refuse({ ...rect, "#lo-lng": "-181" }, "#rect-form button", "#features-result", /INVALID_ARGUMENT: lo lng, -181, is outside ±180 degrees/);
+    await page.close();
+  });
+
   for (const format of ["text", "binary"]) {
     await step(`official grpc-web runtime, ${format} mode, cross-origin`, async () => {
       const page = await browser.newPage();
