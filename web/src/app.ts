@@ -63,9 +63,31 @@ function fetchOf(baseUrl: string): typeof fetch {
   };
 }
 
+// apiProblem says why api is no API to call, or undefined when it is an
+// absolute http(s) URL. Anything else would be called as a path below
+// this page ("localhost:50051" included) or not be fetched at all
+// (javascript:, data:), failing later with a misleading error.
+function apiProblem(api: string): string | undefined {
+  let url: URL | undefined;
+  try {
+    url = new URL(api);
+  } catch {
+    // Not absolute.
+  }
+  if (url && (url.protocol === "http:" || url.protocol === "https:")) return undefined;
+  return `the API must be an http:// or https:// URL such as http://localhost:50051, not ${JSON.stringify(api)}`;
+}
+
+// refuseAll is the fetch of an API field that holds no URL: every call
+// fails at once with the field's problem.
+function refuseAll(problem: string): typeof fetch {
+  return () => Promise.reject(new ConnectError(`no API to call: ${problem}`, Code.InvalidArgument));
+}
+
 function connect(api: string, protocol: Protocol): void {
-  const baseUrl = api.replace(/\/+$/, "");
-  const fetch = fetchOf(baseUrl);
+  const baseUrl = api.trim().replace(/\/+$/, "");
+  const problem = apiProblem(baseUrl);
+  const fetch = problem ? refuseAll(problem) : fetchOf(baseUrl);
   const transport: Transport =
     protocol === "connect" ? createConnectTransport({ baseUrl, fetch }) : createGrpcWebTransport({ baseUrl, fetch });
   clients = {
@@ -77,7 +99,16 @@ function connect(api: string, protocol: Protocol): void {
   };
   document.body.dataset.protocol = protocol;
   document.body.dataset.api = baseUrl;
-  $("#conn-status").textContent = `calling ${baseUrl} over ${protocol === "connect" ? "Connect" : "gRPC-Web"}`;
+  const status = $("#conn-status");
+  if (problem) {
+    status.className = "error";
+    status.dataset.state = "error";
+    status.textContent = `INVALID_ARGUMENT: ${problem}`;
+    return;
+  }
+  status.className = "muted";
+  status.dataset.state = "ok";
+  status.textContent = `calling ${baseUrl} over ${protocol === "connect" ? "Connect" : "gRPC-Web"}`;
 }
 
 // --- results and errors ------------------------------------------------

@@ -336,6 +336,35 @@ test("console and grpc-web runtime in headless Chromium", { skip: !haveChromium 
     await page.close();
   });
 
+  // An API field that holds no http(s) URL is refused where it is typed,
+  // and every call says so instead of going to a path below the page.
+  await step("an API field that holds no URL", async () => {
+    const page = await browser.newPage();
+    const apiCalls = [];
+    page.on("request", (req) => {
+      if (req.method() === "POST") apiCalls.push(req.url());
+    });
+    await page.goto(`${sy.url}/?api=${encodeURIComponent("javascript:alert(1)")}`);
+    await page.waitForSelector("#features-result[data-state=error]");
+    assert.equal(await page.getAttribute("#features-result", "data-code"), "INVALID_ARGUMENT");
+    assert.match(await page.textContent("#conn-status"), /^INVALID_ARGUMENT: the API must be an http:\/\/ or https:\/\/ URL .*, not "javascript:alert\(1\)"$/);
+    await page.fill("#api", sy.url);
+    await page.click("#conn-form button[type=submit]");
+    assert.equal(await page.textContent("#conn-status"), `calling ${sy.url} over gRPC-Web`);
+    for (const typed of ["localhost:50051", "not a url"]) {
+      await page.fill("#api", typed);
+      await page.click("#conn-form button[type=submit]");
+      assert.equal(await page.getAttribute("#conn-status", "data-state"), "error");
+      assert.match(await page.textContent("#conn-status"), /^INVALID_ARGUMENT: the API must be an http:\/\/ or https:\/\/ URL/);
+      await page.click("#greet-form button");
+      await page.waitForSelector("#greet-result[data-state=error]");
+      assert.equal(await page.getAttribute("#greet-result", "data-code"), "INVALID_ARGUMENT");
+      assert.match(await page.textContent("#greet-result"), /^INVALID_ARGUMENT: no API to call: the API must be/);
+    }
+    assert.deepEqual(apiCalls, []);
+    await page.close();
+  });
+
   // A panel shows the outcome of its latest call: a slow list of teams
   // that ends after a lookup neither overwrites the lookup's answer nor
   // fills the table behind it, and a list asked for twice is listed once.
