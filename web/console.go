@@ -7,6 +7,7 @@ import (
 	"embed"
 	"io/fs"
 	"net/http"
+	"strings"
 )
 
 //go:embed dist
@@ -53,7 +54,16 @@ func IndexHandler() http.Handler {
 	}))
 }
 
-// AssetHandler serves the console's scripts and styles under /console/.
+// AssetHandler serves the console's scripts and styles under /console/:
+// its files only, not a listing of the folder (http.FileServerFS's
+// answer to a path ending in "/").
 func AssetHandler() http.Handler {
-	return withHeaders(http.FileServerFS(Assets()))
+	files := http.FileServerFS(Assets())
+	return withHeaders(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/") {
+			http.NotFound(w, r)
+			return
+		}
+		files.ServeHTTP(w, r)
+	}))
 }

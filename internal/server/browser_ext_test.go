@@ -125,3 +125,24 @@ func TestConsoleDoesNotShadowProcedures(t *testing.T) {
 		}
 	}
 }
+
+// TestConsoleListsNoFolder: /console/ serves the console's files, not a
+// listing of them; an unknown asset is a 404 with the console's headers.
+func TestConsoleListsNoFolder(t *testing.T) {
+	t.Parallel()
+	srv := testserver.Start(t, server.Config{})
+	for _, path := range []string{"/console/", "/console/nope.js"} {
+		res, err := srv.HTTPClient.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != http.StatusNotFound || strings.Contains(string(body), "app.js") {
+			t.Errorf("GET %s: %d %q, want a 404 that lists nothing", path, res.StatusCode, body)
+		}
+		if got := res.Header.Get("X-Content-Type-Options"); got != "nosniff" {
+			t.Errorf("GET %s: X-Content-Type-Options %q", path, got)
+		}
+	}
+}
