@@ -4,10 +4,13 @@
 package web
 
 import (
+	"crypto/sha256"
 	"embed"
+	"encoding/hex"
 	"io/fs"
 	"net/http"
 	"strings"
+	"sync"
 )
 
 //go:embed dist
@@ -46,10 +49,45 @@ func withHeaders(h http.Handler) http.Handler {
 	})
 }
 
+// etags maps each file of Assets() to an ETag made of its content's
+// SHA-256. Embedded files have no modification time, so without one a
+// browser told no-cache (withHeaders) has nothing to revalidate with and
+// downloads every file again on each visit; a file a new binary changes
+// gets a new ETag, so a browser never keeps the old one.
+var etags = sync.OnceValue(func() map[string]string {
+	assets := Assets()
+	tags := make(map[string]string)
+	err := fs.WalkDir(assets, ".", func(name string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := fs.ReadFile(assets, name)
+		if err != nil {
+			return err
+		}
+		sum := sha256.Sum256(data)
+		tags[name] = `"` + hex.EncodeToString(sum[:16]) + `"`
+		return nil
+	})
+	if err != nil {
+		panic(err) // the embedded tree is readable, so this cannot happen
+	}
+	return tags
+})
+
+// setETag sets the ETag of the file of Assets() named name, if there is
+// one; http.ServeContent then answers If-None-Match with 304.
+func setETag(w http.ResponseWriter, name string) {
+	if tag, ok := etags()[name]; ok {
+		w.Header().Set("ETag", tag)
+	}
+}
+
 // IndexHandler serves the console's page.
 func IndexHandler() http.Handler {
 	assets := Assets()
 	return withHeaders(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		setETag(w, "index.html")
 		http.ServeFileFS(w, r, assets, "index.html")
 	}))
 }
@@ -64,6 +102,7 @@ func AssetHandler() http.Handler {
 			http.NotFound(w, r)
 			return
 		}
+		setETag(w, strings.TrimPrefix(r.URL.Path, "/"))
 		files.ServeHTTP(w, r)
 	}))
 }

@@ -1,9 +1,13 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"io"
+	"io/fs"
 	"net/http"
 	"strings"
 	"testing"
@@ -13,6 +17,7 @@ import (
 
 	"github.com/switchyard/switchyard/internal/server"
 	"github.com/switchyard/switchyard/internal/testserver"
+	"github.com/switchyard/switchyard/web"
 )
 
 func preflight(t *testing.T, srv *testserver.Server, origin string) *http.Response {
@@ -143,6 +148,51 @@ func TestConsoleListsNoFolder(t *testing.T) {
 		}
 		if got := res.Header.Get("X-Content-Type-Options"); got != "nosniff" {
 			t.Errorf("GET %s: X-Content-Type-Options %q", path, got)
+		}
+	}
+}
+
+// TestConsoleRevalidates: each console file carries an ETag made of its
+// content, so a browser (told no-cache) revalidates it with a 304
+// instead of downloading it again, and a rebuilt file, whose content
+// differs, is never taken for the one it has.
+func TestConsoleRevalidates(t *testing.T) {
+	t.Parallel()
+	srv := testserver.Start(t, server.Config{})
+	get := func(path, ifNoneMatch string) (*http.Response, []byte) {
+		t.Helper()
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, srv.URL+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ifNoneMatch != "" {
+			req.Header.Set("If-None-Match", ifNoneMatch)
+		}
+		res, err := srv.HTTPClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		return res, body
+	}
+	for path, file := range map[string]string{"/": "index.html", "/console/app.js": "console/app.js", "/console/style.css": "console/style.css"} {
+		res, body := get(path, "")
+		want, err := fs.ReadFile(web.Assets(), file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.Sum256(want)
+		tag := res.Header.Get("ETag")
+		if res.StatusCode != http.StatusOK || !bytes.Equal(body, want) || tag != `"`+hex.EncodeToString(sum[:16])+`"` {
+			t.Errorf("GET %s: %d, %d bytes, ETag %q; want 200, %s, the ETag of its content", path, res.StatusCode, len(body), tag, file)
+			continue
+		}
+		if res, body := get(path, tag); res.StatusCode != http.StatusNotModified || len(body) != 0 {
+			t.Errorf("GET %s If-None-Match %s: %d, %d bytes; want 304", path, tag, res.StatusCode, len(body))
+		}
+		if res, _ := get(path, `"a-build-before"`); res.StatusCode != http.StatusOK {
+			t.Errorf("GET %s with another build's ETag: %d, want 200", path, res.StatusCode)
 		}
 	}
 }
