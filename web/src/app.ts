@@ -160,6 +160,13 @@ function showInvalid(el: HTMLElement, message: string): void {
 // otherwise overwrite or mix into the new one's.
 const inFlight = new Map<string, AbortController>();
 
+// UNARY_TIMEOUT_MS bounds each unary call (sent as its deadline, so the
+// server gives up too): an API that accepts the call and never answers
+// ends as DEADLINE_EXCEEDED instead of a result left at "…". Streams,
+// which may rightly run long, have no deadline; a new call or query
+// cancels them.
+const UNARY_TIMEOUT_MS = 30_000;
+
 function begin(panel: string): AbortSignal {
   inFlight.get(panel)?.abort();
   const abort = new AbortController();
@@ -190,7 +197,7 @@ async function lookUpTeam(): Promise<void> {
   hideTeamList();
   showBusy(out);
   try {
-    const res = await clients.teams.getTeam({ city: inputValue("#team-city") }, { signal });
+    const res = await clients.teams.getTeam({ city: inputValue("#team-city") }, { signal, timeoutMs: UNARY_TIMEOUT_MS });
     showOK(out, `${res.city}: ${res.nickname}`);
     out.dataset.nickname = res.nickname;
   } catch (err) {
@@ -231,7 +238,7 @@ async function greet(): Promise<void> {
   const out = $("#greet-result");
   showBusy(out);
   try {
-    const res = await clients.greeter.sayHello({ name: inputValue("#greet-name") }, { signal });
+    const res = await clients.greeter.sayHello({ name: inputValue("#greet-name") }, { signal, timeoutMs: UNARY_TIMEOUT_MS });
     showOK(out, res.message);
   } catch (err) {
     if (signal.aborted) return;
@@ -279,7 +286,7 @@ async function sum(): Promise<void> {
   }
   showBusy(out);
   try {
-    const res = await clients.summator.sum({ value1: a, value2: b }, { signal });
+    const res = await clients.summator.sum({ value1: a, value2: b }, { signal, timeoutMs: UNARY_TIMEOUT_MS });
     // float32 on the wire: show the shortest decimal that round-trips it.
     showOK(out, String(Number(Math.fround(res.value).toPrecision(7))));
   } catch (err) {
@@ -295,7 +302,7 @@ async function extractKeywords(): Promise<void> {
   list.replaceChildren();
   showBusy(out);
   try {
-    const res = await clients.keywords.getKeywords({ text: $<HTMLTextAreaElement>("#keywords-text").value }, { signal });
+    const res = await clients.keywords.getKeywords({ text: $<HTMLTextAreaElement>("#keywords-text").value }, { signal, timeoutMs: UNARY_TIMEOUT_MS });
     for (const word of res.keywords) {
       const li = document.createElement("li");
       li.textContent = word;

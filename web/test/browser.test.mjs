@@ -336,6 +336,32 @@ test("console and grpc-web runtime in headless Chromium", { skip: !haveChromium 
     await page.close();
   });
 
+  // A unary call the API never answers ends as DEADLINE_EXCEEDED after its
+  // deadline (30 s, run on the page's fake clock), not at "…" for ever,
+  // and the deadline travels to the server.
+  await step("a unary call that gets no answer", async () => {
+    const page = await browser.newPage();
+    await page.clock.install();
+    const held = [];
+    await page.route("**/greeter.v1.GreeterService/SayHello", (route) => {
+      held.push(route.request().headers()["grpc-timeout"]);
+    });
+    await page.goto(`${sy.url}/`);
+    await page.waitForSelector("body[data-ready=true]");
+    await page.click("#greet-form button");
+    await page.waitForSelector("#greet-result[data-state=busy]");
+    await withTimeout((async () => { while (held.length === 0) await new Promise((r) => setTimeout(r, 20)); })(), WAIT_MS, "the held SayHello");
+    assert.equal(held[0], "30000m", "the call's grpc-timeout");
+    await page.clock.runFor(29_000);
+    assert.equal(await page.getAttribute("#greet-result", "data-state"), "busy");
+    await page.clock.runFor(2_000);
+    await page.waitForSelector("#greet-result[data-state=error]");
+    assert.equal(await page.getAttribute("#greet-result", "data-code"), "DEADLINE_EXCEEDED");
+    assert.equal(await page.textContent("#greet-result"), "DEADLINE_EXCEEDED: the operation timed out");
+    await page.unrouteAll({ behavior: "ignoreErrors" });
+    await page.close();
+  });
+
   // An API field that holds no http(s) URL is refused where it is typed,
   // and every call says so instead of going to a path below the page.
   await step("an API field that holds no URL", async () => {
