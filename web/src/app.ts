@@ -410,6 +410,9 @@ async function queryFeatures(): Promise<void> {
   out.className = "result muted";
   out.dataset.state = "busy";
   delete out.dataset.code;
+  // A live region that is busy is announced once it is done, not at
+  // each of up to 100 features the stream counts into it.
+  out.setAttribute("aria-busy", "true");
   state.textContent = "streaming…";
   showSelection();
   const rect = rectFromInputs();
@@ -418,6 +421,7 @@ async function queryFeatures(): Promise<void> {
     out.dataset.state = "error";
     out.dataset.code = "INVALID_ARGUMENT";
     state.textContent = `INVALID_ARGUMENT: ${rect}`;
+    out.setAttribute("aria-busy", "false");
     return;
   }
   let n = 0;
@@ -446,6 +450,7 @@ async function queryFeatures(): Promise<void> {
     out.dataset.code = code;
     state.textContent = text;
   }
+  out.setAttribute("aria-busy", "false");
 }
 
 function svgPoint(ev: PointerEvent): { x: number; y: number } {

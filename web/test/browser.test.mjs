@@ -461,6 +461,32 @@ test("console and grpc-web runtime in headless Chromium", { skip: !haveChromium 
     await page.close();
   });
 
+  // Every control has a name a screen reader can say, the API's status
+  // is announced, and the map's count, which a stream changes up to 100
+  // times, is announced once the stream is done (a busy live region).
+  await step("controls have names; the map's result is announced when done", async () => {
+    const page = await browser.newPage();
+    let release;
+    await page.route("**/routeguide.v1.RouteGuideService/ListFeatures", async (route) => {
+      await new Promise((resolve) => { release = resolve; });
+      await route.continue().catch(() => {});
+    });
+    await page.goto(`${sy.url}/`);
+    await page.waitForSelector("body[data-ready=true]");
+    const tree = await page.locator("body").ariaSnapshot();
+    const unnamed = tree.split("\n").filter((line) => /^\s*- (textbox|button|combobox|spinbutton|checkbox)(:|$)/.test(line));
+    assert.deepEqual(unnamed, [], `controls without an accessible name in:\n${tree}`);
+    assert.equal(await page.getByRole("button", { name: "=", exact: true }).count(), 0, "the sum button is named only \"=\"");
+    assert.equal(await page.getAttribute("#conn-status", "role"), "status");
+    await withTimeout((async () => { while (!release) await new Promise((r) => setTimeout(r, 20)); })(), WAIT_MS, "the first ListFeatures");
+    assert.equal(await page.getAttribute("#features-result", "aria-busy"), "true");
+    release();
+    await page.waitForSelector("#features-result[data-state=ok]");
+    assert.equal(await page.getAttribute("#features-result", "aria-busy"), "false");
+    await page.unrouteAll({ behavior: "ignoreErrors" });
+    await page.close();
+  });
+
   for (const format of ["text", "binary"]) {
     await step(`official grpc-web runtime, ${format} mode, cross-origin`, async () => {
       const page = await browser.newPage();
