@@ -640,3 +640,54 @@ func TestPostgresFeedSeesARestore(t *testing.T) {
 	put("Red Stars")
 	chicagoWithin(t, c, b, "after a write once the triggers were back", "Red Stars")
 }
+
+// A listener that falls behind its source: one transaction writes so many
+// teams that their notifications take the listener longer than the bound
+// to take in. Those that reach it while it waits for its heartbeat's query
+// are read with that query's answer, in one go, and taken after it, with
+// no wait that could time out: the heartbeat's lateness must be noticed
+// as they are taken, and the feed go down, as when a heartbeat does not
+// come back. It used to stay live and confirm the heartbeat whenever it
+// came, so the feed delivered changes later than its bound while
+// switchyard_teams_feed_live said 1.
+func TestPostgresFeedFallenBehind(t *testing.T) {
+	t.Parallel()
+	dsn := pgtest.Database(t)
+	const interval = sqlstore.MaxFeedInterval
+	s, err := sqlstore.OpenPostgres(t.Context(), dsn, sqlstore.WithFeedInterval(interval))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = s.Close() }()
+	waitLive(t, s.Feed())
+	// Subscribers that take nothing make each change cost the listener
+	// more to take in than to read, as a busy process's do.
+	for range 300 {
+		defer s.Feed().Subscribe().Close()
+	}
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = db.Close() }()
+	const rows = 20000
+	if _, err := db.ExecContext(t.Context(), `INSERT INTO teams (city_key, city, nickname, rev)
+		SELECT 'behind '||g, 'Behind '||g, 'N', 1 FROM generate_series(1, $1) g`, rows); err != nil {
+		t.Fatal(err)
+	}
+	// Until the feed goes down or confirms a heartbeat past two
+	// intervals (its lag): the first is its promise, the second was the
+	// fault.
+	limit := 2*interval + interval/2
+	var worst time.Duration
+	for deadline := time.Now().Add(30 * time.Second); s.Feed().Stats().Outages == 0 && worst <= limit; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("in 30s the feed neither went down nor confirmed a heartbeat: its listener stayed behind, live")
+		}
+		worst = max(worst, s.Feed().Stats().Lag)
+	}
+	t.Logf("worst heartbeat round trip confirmed: %v; outages %d", worst, s.Feed().Stats().Outages)
+	if worst > limit {
+		t.Errorf("the listener confirmed a heartbeat %v after sending it, the feed live; past %v it must go down", worst, 2*interval)
+	}
+}

@@ -43,7 +43,9 @@ import (
 // interval: a NOTIFY on a channel of its own, from its own session.
 // PostgreSQL delivers notifications in commit order, so a heartbeat coming
 // back also proves that every change committed before it was delivered;
-// one not back within two intervals takes the feed down. A write
+// one not back within two intervals takes the feed down, also while the
+// listener is still taking in notifications that came before it (a burst
+// read with a query's answer, taken in after it). A write
 // acknowledged at T is thus delivered, or the feed reported down, by
 // T + 3 intervals (600 ms by default).
 
@@ -154,6 +156,14 @@ func (f *pgFeed) listen(ctx context.Context) (listened bool, err error) {
 			continue
 		default:
 			return true, err
+		}
+		// Notifications that came with a query's answer (the heartbeat's)
+		// were read with it and are taken here without any wait that could
+		// time out: a listener taking in a burst of them more slowly than
+		// they were read is behind its source, and must see its heartbeat
+		// overdue here too.
+		if !sentAt.IsZero() && time.Since(sentAt) >= 2*f.interval {
+			return true, fmt.Errorf("heartbeat not back after %v: the listener is behind the notifications", time.Since(sentAt).Round(time.Millisecond))
 		}
 		switch n.Channel {
 		case TeamStatesChannel:
