@@ -39,8 +39,8 @@ type Proxy struct {
 // severing is what Sever armed.
 type severing struct {
 	app, marker []byte
-	freeze      bool // Sever's
-	request     bool // LoseRequest's
+	freeze      bool // Sever's and Partition's
+	request     bool // LoseRequest's and Partition's
 	done        chan struct{}
 }
 
@@ -184,6 +184,14 @@ func (p *Proxy) Sever(app string, marker []byte, freeze bool) <-chan struct{} {
 // noticed. The channel returned is closed once it has happened.
 func (p *Proxy) LoseRequest(app string, marker []byte) <-chan struct{} {
 	return p.arm(&severing{app: []byte(app), marker: marker, request: true})
+}
+
+// Partition arms the proxy once as LoseRequest does, and freezes it
+// (Freeze) at that moment: the client never reaches the server again
+// until thawed, and the server goes on waiting for the request, as in a
+// network partition that begins as the client sends it.
+func (p *Proxy) Partition(app string, marker []byte) <-chan struct{} {
+	return p.arm(&severing{app: []byte(app), marker: marker, request: true, freeze: true})
 }
 
 func (p *Proxy) arm(sv *severing) <-chan struct{} {

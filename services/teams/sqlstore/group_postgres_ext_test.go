@@ -387,3 +387,41 @@ func TestPostgresGroupCommitLostOnItsWay(t *testing.T) {
 	}
 	createdOnce(t, dsn, "Adrift", got, created, err)
 }
+
+// A replica cut off from the database between its group's upserts and
+// their COMMIT (a network partition): PostgreSQL keeps the session, idle
+// in its transaction with the group's rows locked, until it notices the
+// connection is dead, which with the default TCP keepalive takes hours.
+// Meanwhile every other replica's write of those teams waits. The group's
+// session is ended after a short idle_in_transaction_session_timeout
+// instead: the rows are free again within seconds, and the other write is
+// made.
+func TestPostgresGroupPartitionedHoldsNoRows(t *testing.T) {
+	t.Parallel()
+	s, dsn, px := lostAnswerStore(t, sqlstore.WithSettleWithin(time.Second))
+	if _, _, err := s.Put(t.Context(), teams.Team{City: "Cut Off", Nickname: "Before"}); err != nil {
+		t.Fatal(err)
+	}
+	other := openPostgres(t, dsn) // another replica, not cut off
+	t.Cleanup(func() { _ = other.Close() })
+	cut := px.Partition(sqlstore.GroupApplicationName, []byte("COMMIT\x00"))
+	t.Cleanup(func() { px.Freeze(false) })
+	go func() {
+		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+		defer cancel()
+		_, _, _ = s.Put(ctx, teams.Team{City: "Cut Off", Nickname: "Cut"})
+	}()
+	select {
+	case <-cut:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the group's session sent no COMMIT")
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	got, _, err := other.Put(ctx, teams.Team{City: "Cut Off", Nickname: "Other"})
+	if err != nil || got.Nickname != "Other" {
+		t.Fatalf("another replica's write of a team whose row the cut-off replica's transaction held: %v, %v after %v; the row stays locked for as long as the partition", got, err, time.Since(start).Round(time.Millisecond))
+	}
+	t.Logf("the other replica's write was made %v after the partition began", time.Since(start).Round(time.Millisecond))
+}

@@ -158,6 +158,18 @@ func pgConfig(dsn string) (*pgx.ConnConfig, error) {
 // at most this long.
 const pgGroupLockTimeout = 250 * time.Millisecond
 
+// pgGroupIdleInTransaction is the group's session's
+// idle_in_transaction_session_timeout. Between a group's upserts and its
+// COMMIT the session waits, its rows locked, for one round trip; a
+// replica cut off from the database just then (a network partition)
+// would leave them locked until PostgreSQL noticed the dead connection —
+// hours, with the default TCP keepalive — and every other replica's
+// write of those teams waiting. PostgreSQL ends the session after this
+// long instead, and the transaction with it: a COMMIT that reaches it
+// later fails, and the group, once it learns the transaction did not
+// commit, retries the writes.
+const pgGroupIdleInTransaction = 2 * time.Second
+
 // pgGroup commits a group's writes in one transaction, on a connection
 // of its own whose statements wait at most lockTimeout for a row. The
 // rows are written in key order, so two replicas' groups that share rows
@@ -183,6 +195,9 @@ type pgGroup struct {
 func newPGGroupCommit(st *Store, store *pgx.ConnConfig, o options) *groupCommit {
 	cfg := ownConnConfig(store, GroupApplicationName)
 	cfg.RuntimeParams["lock_timeout"] = strconv.FormatInt(o.groupLockTimeout.Milliseconds(), 10)
+	if _, set := cfg.RuntimeParams["idle_in_transaction_session_timeout"]; !set {
+		cfg.RuntimeParams["idle_in_transaction_session_timeout"] = strconv.FormatInt(pgGroupIdleInTransaction.Milliseconds(), 10)
+	}
 	p := &pgGroup{config: cfg, sql: st.dialect.q(putSQL), log: o.logger, settleWithin: o.settleWithin}
 	return startGroupCommit(&groupCommit{shared: p.commit, alone: st.upsert, remote: st.dialect.remote, closeShared: p.close})
 }
