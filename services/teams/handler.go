@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -25,6 +27,54 @@ type Handler struct {
 	store      Store
 	adminToken []byte
 	logger     *slog.Logger
+	// The WARN and ERROR lines of failing store calls, one a second
+	// each: while the database is down every call fails alike.
+	unavailableLines, failedLines sampledLine
+}
+
+// sampledLine admits a log line at most once a second and counts the
+// lines it turns away, for the next one it admits to report: while the
+// team directory's database is down or restarting every call fails the
+// same way, and a line per call (thousands a second under load, beside
+// each call's own line) would bury the log.
+type sampledLine struct {
+	mu         sync.Mutex
+	next       time.Time
+	suppressed int
+	clock      func() time.Time // time.Now when nil (tests set it)
+}
+
+// admit reports whether to write the line now, and how many lines it
+// turned away since the last it admitted.
+func (s *sampledLine) admit() (ok bool, suppressed int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := time.Now
+	if s.clock != nil {
+		now = s.clock
+	}
+	t := now()
+	if t.Before(s.next) {
+		s.suppressed++
+		return false, 0
+	}
+	s.next = t.Add(time.Second)
+	suppressed, s.suppressed = s.suppressed, 0
+	return true, suppressed
+}
+
+// log writes msg with err through logger at level if s admits it, with
+// the count of lines left out before it.
+func (s *sampledLine) log(ctx context.Context, logger *slog.Logger, level slog.Level, msg string, err error) {
+	ok, suppressed := s.admit()
+	if !ok {
+		return
+	}
+	attrs := []slog.Attr{slog.String("err", err.Error())}
+	if suppressed > 0 {
+		attrs = append(attrs, slog.Int("suppressed", suppressed))
+	}
+	logger.LogAttrs(ctx, level, msg, attrs...)
 }
 
 var _ teamsv1connect.TeamsServiceHandler = (*Handler)(nil)
@@ -213,10 +263,10 @@ func (h *Handler) storeError(ctx context.Context, err error, city string) error 
 	case errors.Is(err, ErrUnavailable):
 		// Busy, unreachable or shutting down: worth a retry, which
 		// UNAVAILABLE tells clients and proxies.
-		h.logger.LogAttrs(ctx, slog.LevelWarn, "team store unavailable", slog.String("err", err.Error()))
+		h.unavailableLines.log(ctx, h.logger, slog.LevelWarn, "team store unavailable", err)
 		return connect.NewError(connect.CodeUnavailable, errors.New("the team directory is unavailable for now (busy, or its database unreachable or refusing writes); retry shortly"))
 	}
-	h.logger.LogAttrs(ctx, slog.LevelError, "team store failed", slog.String("err", err.Error()))
+	h.failedLines.log(ctx, h.logger, slog.LevelError, "team store failed", err)
 	return connect.NewError(connect.CodeInternal, errors.New("the team directory failed; the error is in the server log"))
 }
 

@@ -3,10 +3,12 @@ package teams
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"connectrpc.com/connect"
 
@@ -73,5 +75,55 @@ func TestStoreFailureLoggedThroughConfiguredLogger(t *testing.T) {
 	}
 	if len(defaultLines.lines) != 0 {
 		t.Errorf("slog.Default got %q", defaultLines.lines)
+	}
+}
+
+// unavailableStore fails every read as a database that is down does.
+type unavailableStore struct{ Store }
+
+func (unavailableStore) Get(context.Context, string) (Team, error) {
+	return Team{}, fmt.Errorf("%w: dial tcp 10.0.0.5:5432: connect: connection refused", ErrUnavailable)
+}
+
+// While the store is down every call fails alike: each gets its
+// UNAVAILABLE, but the store's line is written once a second, with the
+// count of those left out, not once per call.
+func TestStoreFailureLinesSampled(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		store Store
+		line  string
+		code  connect.Code
+	}{
+		{"unavailable", unavailableStore{}, "team store unavailable", connect.CodeUnavailable},
+		{"failed", brokenStore{}, "team store failed", connect.CodeInternal},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			capture := &captureHandler{}
+			h := NewHandler(tc.store, "").WithLogger(slog.New(capture))
+			now := time.Unix(1e9, 0)
+			h.unavailableLines.clock = func() time.Time { return now }
+			h.failedLines.clock = h.unavailableLines.clock
+			call := func() {
+				t.Helper()
+				_, err := h.GetTeam(context.Background(), connect.NewRequest(&teamsv1.GetTeamRequest{City: "Chicago"}))
+				if connect.CodeOf(err) != tc.code {
+					t.Fatalf("GetTeam: %v, want %v", err, tc.code)
+				}
+			}
+			for range 100 {
+				call()
+			}
+			now = now.Add(999 * time.Millisecond)
+			call()
+			if len(capture.lines) != 1 || !strings.HasPrefix(capture.lines[0], tc.line) || strings.Contains(capture.lines[0], "suppressed") {
+				t.Fatalf("lines after 101 failures within a second: %q, want one %q", capture.lines, tc.line)
+			}
+			now = now.Add(time.Millisecond)
+			call()
+			if len(capture.lines) != 2 || !strings.HasPrefix(capture.lines[1], tc.line) || !strings.HasSuffix(capture.lines[1], " suppressed=100") {
+				t.Fatalf("lines a second later: %q, want a second %q with suppressed=100", capture.lines, tc.line)
+			}
+		})
 	}
 }
