@@ -53,3 +53,9 @@ func WithGroupLockTimeout(d time.Duration) Option {
 func WithSettleWithin(d time.Duration) Option {
 	return func(o *options) { o.settleWithin = d }
 }
+
+// WithReadTimeout bounds each PostgreSQL read by d instead of
+// pgReadTimeout.
+func WithReadTimeout(d time.Duration) Option {
+	return func(o *options) { o.readTimeout = d }
+}

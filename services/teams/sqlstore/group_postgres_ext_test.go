@@ -425,3 +425,40 @@ func TestPostgresGroupPartitionedHoldsNoRows(t *testing.T) {
 	}
 	t.Logf("the other replica's write was made %v after the partition began", time.Since(start).Round(time.Millisecond))
 }
+
+// A replica cut off from PostgreSQL (a partition: nothing answers and
+// nothing is refused): a read whose caller set no deadline, as grpcurl's
+// calls have none, is UNAVAILABLE once the store's read bound passes,
+// rather than held for as long as TCP retransmits (about 15 minutes); a
+// caller's own sooner deadline stays its own.
+func TestPostgresReadPartitioned(t *testing.T) {
+	t.Parallel()
+	s, _, px := lostAnswerStore(t, sqlstore.WithReadTimeout(time.Second))
+	px.Freeze(true)
+	t.Cleanup(func() { px.Freeze(false) })
+	reads := []struct {
+		name string
+		read func(context.Context) error
+	}{
+		{"Get", func(ctx context.Context) error { _, err := s.Get(ctx, "Warm"); return err }},
+		{"List", func(ctx context.Context) error { _, _, err := s.List(ctx, teams.ListOptions{}); return err }},
+	}
+	for _, r := range reads {
+		done := make(chan error, 1)
+		start := time.Now()
+		go func() { done <- r.read(t.Context()) }()
+		select {
+		case err := <-done:
+			if !errors.Is(err, teams.ErrUnavailable) {
+				t.Errorf("%s of a cut-off store: %v after %v, want ErrUnavailable", r.name, err, time.Since(start).Round(time.Millisecond))
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%s of a cut-off store, with no deadline, still waiting after 30 s", r.name)
+		}
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	if _, err := s.Get(ctx, "Warm"); !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, teams.ErrUnavailable) {
+		t.Errorf("Get of a cut-off store under a 200 ms deadline: %v, want the caller's deadline exceeded", err)
+	}
+}

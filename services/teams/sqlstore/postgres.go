@@ -59,11 +59,11 @@ func OpenPostgres(ctx context.Context, dsn string, opts ...Option) (*Store, erro
 		_ = db.Close()
 		return nil, fmt.Errorf("postgres: %w%s", err, migrateHint(err))
 	}
-	st, err := prepare(ctx, &Store{read: db, write: db, dialect: postgres})
+	o := newOptions(opts)
+	st, err := prepare(ctx, &Store{read: db, write: db, dialect: postgres, readTimeout: o.readTimeout})
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
-	o := newOptions(opts)
 	st.group = newPGGroupCommit(st, cfg, o)
 	f := newPGFeed(cfg, o.feedInterval, newFeedLog(o.logger, st.feed, "postgres listen/notify"))
 	st.startFeed(f.run)
@@ -157,6 +157,13 @@ func pgConfig(dsn string) (*pgx.ConnConfig, error) {
 // transaction, an operator's) holds up the writes queued behind it for
 // at most this long.
 const pgGroupLockTimeout = 250 * time.Millisecond
+
+// pgReadTimeout bounds each read of PostgreSQL (readContext): past it,
+// with its caller still waiting, the read is UNAVAILABLE, which clients
+// retry, on another replica behind a proxy. Reads are one indexed
+// statement, or a page of ListTeams; a full listing of a large directory
+// is the longest, well under a second per hundred thousand teams.
+const pgReadTimeout = 10 * time.Second
 
 // pgGroupIdleInTransaction is the group's session's
 // idle_in_transaction_session_timeout. Between a group's upserts and its

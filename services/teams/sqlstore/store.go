@@ -19,6 +19,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	sqlitelib "modernc.org/sqlite"
@@ -54,6 +55,9 @@ type Store struct {
 	// connection (readlimit.go); stopReads ends its looks.
 	reads     *readLimit
 	stopReads func()
+	// readTimeout bounds each read of a database across the network
+	// (pgReadTimeout); 0 on SQLite.
+	readTimeout time.Duration
 }
 
 // prepare readies s's prepared statements and its (down) feed; on failure
@@ -138,12 +142,39 @@ func (s *Store) Get(ctx context.Context, city string) (teams.Team, error) {
 		return teams.Team{}, err
 	}
 	s.readWaits(ctx)
+	rctx, cancel := s.readContext(ctx)
+	defer cancel()
 	var t teams.Team
-	err := s.get.QueryRowContext(ctx, teams.CityKey(city)).Scan(&t.City, &t.Nickname)
+	err := s.get.QueryRowContext(rctx, teams.CityKey(city)).Scan(&t.City, &t.Nickname)
 	if errors.Is(err, sql.ErrNoRows) {
 		return teams.Team{}, teams.ErrNotFound
 	}
-	return t, ctxErr(ctx, err)
+	return t, s.readErr(ctx, rctx, err)
+}
+
+// readContext bounds a read of a database across the network by
+// s.readTimeout, unless ctx ends sooner. A call without a deadline
+// (grpcurl's and many SDK calls have none) would otherwise wait for as
+// long as the kernel keeps retransmitting to a database it is cut off
+// from, about 15 minutes, while its replica stays ready.
+func (s *Store) readContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	if s.readTimeout <= 0 {
+		return ctx, func() {}
+	}
+	if d, ok := ctx.Deadline(); ok && time.Until(d) <= s.readTimeout {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, s.readTimeout)
+}
+
+// readErr is ctxErr for a read made under rctx (readContext of ctx): a
+// read that outlived s.readTimeout, its caller still waiting, found the
+// database unavailable.
+func (s *Store) readErr(ctx, rctx context.Context, err error) error {
+	if err != nil && ctx.Err() == nil && rctx.Err() != nil {
+		return fmt.Errorf("%w: the database answered no read within %v", teams.ErrUnavailable, s.readTimeout)
+	}
+	return ctxErr(ctx, err)
 }
 
 // List implements teams.Store.
@@ -162,21 +193,23 @@ func (s *Store) List(ctx context.Context, opts teams.ListOptions) ([]teams.Team,
 		query += ` LIMIT ?`
 		args = append(args, opts.Limit+1) // one more tells whether more follow
 	}
-	rows, err := s.read.QueryContext(ctx, s.dialect.q(query), args...)
+	rctx, cancel := s.readContext(ctx)
+	defer cancel()
+	rows, err := s.read.QueryContext(rctx, s.dialect.q(query), args...)
 	if err != nil {
-		return nil, false, ctxErr(ctx, err)
+		return nil, false, s.readErr(ctx, rctx, err)
 	}
 	defer func() { _ = rows.Close() }()
 	var out []teams.Team
 	for rows.Next() {
 		var t teams.Team
 		if err := rows.Scan(&t.City, &t.Nickname); err != nil {
-			return nil, false, ctxErr(ctx, err)
+			return nil, false, s.readErr(ctx, rctx, err)
 		}
 		out = append(out, t)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, false, ctxErr(ctx, err)
+		return nil, false, s.readErr(ctx, rctx, err)
 	}
 	more := opts.Limit > 0 && len(out) > opts.Limit
 	if more {
