@@ -108,12 +108,39 @@ const pgStatementCache = 64
 // errors can quote the DSN, password included.
 var errDSN = errors.New("the DSN does not parse")
 
+// dsnProblem is errDSN with what pgx found wrong, where it can say so
+// without any of the DSN's text but the names and values of settings
+// ("invalid port", "failed to configure TLS", "unknown
+// target_session_attrs value: x"). pgx's error quotes the DSN, with the
+// password redacted only as far as it can tell one, and the error under
+// it may quote the DSN or a piece of it (a URL's parse error quotes it
+// all; "missing = after" quotes a word, which in a password with a
+// space in it is part of the password): both are left out.
+func dsnProblem(err error) error {
+	var pe *pgconn.ParseConfigError
+	if !errors.As(err, &pe) {
+		return errDSN
+	}
+	// pgx writes "cannot parse `<redacted DSN>`: <what> (<the error
+	// under it>)"; the same error without a what and an error under it
+	// is that prefix.
+	prefix := pgconn.NewParseConfigError(pe.ConnString, "", nil).Error()
+	what, ok := strings.CutPrefix(pe.Error(), prefix)
+	if under := pe.Unwrap(); ok && under != nil {
+		what, ok = strings.CutSuffix(what, " ("+under.Error()+")")
+	}
+	if !ok || what == "" {
+		return errDSN
+	}
+	return fmt.Errorf("%w: %s", errDSN, what)
+}
+
 // pgConfig parses dsn (a libpq connection string or URL) as the store's
 // connections use it.
 func pgConfig(dsn string) (*pgx.ConnConfig, error) {
 	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
-		return nil, errDSN
+		return nil, dsnProblem(err)
 	}
 	// A session that refused a write as read-only (25006: a hot standby,
 	// or default_transaction_read_only set for the database or the role

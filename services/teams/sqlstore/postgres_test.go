@@ -62,12 +62,25 @@ func TestPGConfig(t *testing.T) {
 	}
 }
 
-// A DSN that does not parse is said to, without quoting it: pgx's own
-// error can carry the password.
+// A DSN that does not parse is said to, with what pgx found wrong, but
+// without quoting it: pgx's own error can carry the password, and the
+// error under it a piece of it.
 func TestOpenPostgresBadDSN(t *testing.T) {
-	_, err := OpenPostgres(context.Background(), "postgres://u:s3cret@db.example:notaport/teams")
-	if err == nil || !strings.Contains(err.Error(), "the DSN does not parse") || strings.Contains(err.Error(), "s3cret") {
-		t.Fatalf("OpenPostgres with a bad port: %v, want an error saying the DSN does not parse, without the password", err)
+	for dsn, want := range map[string]string{
+		"postgres://u:s3cret@db.example:notaport/teams":           "the DSN does not parse: invalid port;",
+		"postgres://u:s3cret@db.example:5432/teams?sslmode=bogus": "the DSN does not parse: failed to configure TLS;",
+		"postgres://u:s3cret@[::1/teams":                          "the DSN does not parse: failed to parse as URL;",
+		"host=db.example password=s3cret sslmode=bogus":           "the DSN does not parse: failed to configure TLS;",
+		"host=db.example password=s3cret port=x":                  "the DSN does not parse: invalid port;",
+		"host=db.example password=s3cret target_session_attrs=x":  "the DSN does not parse: unknown target_session_attrs value: x;",
+		// pgx's error under it would quote "s3cret": the password's
+		// second word, taken for a setting without "=".
+		"host=db.example password=s3cret s3cret": "the DSN does not parse: failed to parse as keyword/value;",
+	} {
+		_, err := OpenPostgres(context.Background(), dsn)
+		if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("OpenPostgres(%q): %v, want an error with %q, without the password", dsn, err, want)
+		}
 	}
 }
 
