@@ -162,32 +162,42 @@ func (h traceHandler) WithGroup(name string) slog.Handler {
 	return traceHandler{h.Handler.WithGroup(name)}
 }
 
-// ErrorLog is the logger for net/http's server (http.Server.ErrorLog):
-// its lines are WARN lines of the configured logger, sampled as the lines
-// of rejected calls are, and dropped ones are counted with theirs. Most
-// of them are TLS handshake failures, one per connection that a client,
-// a scanner or a load balancer's TCP check opens and breaks off, which
-// any client can make as fast as it can connect.
+// ErrorLog is the logger for net/http's server (http.Server.ErrorLog),
+// whose lines it writes through the configured logger. TLS handshake
+// failures, one per connection that a client, a scanner or a load
+// balancer's TCP check opens and breaks off (as fast as any client can
+// connect), are WARN lines sampled as the lines of rejected calls are,
+// and dropped ones are counted with theirs. Every other line is written:
+// a handler's panic (ERROR, internal/h2's or net/http's), an accept
+// error, which no client can make in numbers.
 func (t *Telemetry) ErrorLog() *log.Logger {
 	return log.New(errorLogWriter{t}, "", 0)
 }
+
+// tlsHandshakeLine begins net/http's line of a failed TLS handshake.
+const tlsHandshakeLine = "http: TLS handshake error"
 
 type errorLogWriter struct{ t *Telemetry }
 
 func (w errorLogWriter) Write(p []byte) (int, error) {
 	l := w.t.logs
 	ctx := context.Background()
-	if !l.h.Enabled(ctx, slog.LevelWarn) {
+	msg := strings.TrimSuffix(string(p), "\n")
+	level := slog.LevelWarn
+	if strings.Contains(msg, "panic serving") {
+		level = slog.LevelError
+	}
+	if !l.h.Enabled(ctx, level) {
 		return len(p), nil
 	}
 	now := time.Now()
-	if !l.admit(now) {
+	if strings.HasPrefix(msg, tlsHandshakeLine) && !l.admit(now) {
 		if w.t.metrics != nil {
 			w.t.metrics.droppedLine()
 		}
 		return len(p), nil
 	}
 	l.flushDropped(ctx, now)
-	_ = l.h.Handle(ctx, slog.NewRecord(now, slog.LevelWarn, strings.TrimSuffix(string(p), "\n"), 0))
+	_ = l.h.Handle(ctx, slog.NewRecord(now, level, msg, 0))
 	return len(p), nil
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -149,6 +150,42 @@ func TestDroppedLinesAllSummed(t *testing.T) {
 		}
 		if sum := droppedInSummaries(t, out.String()); sum != dropped {
 			t.Errorf("%s: the summary lines count %d lines dropped, the metric %d", then, sum, dropped)
+		}
+	}
+}
+
+// net/http's error log: a flood of failed TLS handshakes, which any
+// client can make, is sampled with the rejected calls' lines, and what
+// it drops is summed before the next line; a handler's panic after it is
+// written all the same, at ERROR.
+func TestErrorLogSamplesOnlyHandshakes(t *testing.T) {
+	var out bytes.Buffer
+	tel, err := New(Options{Logger: slog.New(slog.NewTextHandler(&out, nil)), Metrics: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	el := tel.ErrorLog()
+	const handshakes = 150
+	for i := range handshakes {
+		el.Printf("http: TLS handshake error from 10.0.0.%d:1234: EOF", i)
+	}
+	el.Printf("h2: panic serving 10.0.0.9:5555 /teams.v1.TeamsService/GetTeam: runtime error: invalid memory address")
+	el.Printf("http: Accept error: accept tcp [::]:50051: accept4: too many open files; retrying in 5ms")
+	logged := out.String()
+	written := strings.Count(logged, "TLS handshake error")
+	if written >= handshakes || written == 0 {
+		t.Errorf("%d of %d handshake failures written; want the burst, not all", written, handshakes)
+	}
+	m := regexp.MustCompile(`lines dropped under load.* dropped=(\d+)`).FindStringSubmatch(logged)
+	if m == nil {
+		t.Fatalf("no summary of the dropped lines:\n%s", logged)
+	}
+	if dropped, _ := strconv.Atoi(m[1]); written+dropped != handshakes {
+		t.Errorf("%d written and %d dropped; want %d in all", written, dropped, handshakes)
+	}
+	for _, want := range []string{`level=ERROR msg="h2: panic serving`, `level=WARN msg="http: Accept error`} {
+		if !strings.Contains(logged, want) {
+			t.Errorf("no line %s…:\n%s", want, logged)
 		}
 	}
 }
