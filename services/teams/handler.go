@@ -27,9 +27,11 @@ type Handler struct {
 	store      Store
 	adminToken []byte
 	logger     *slog.Logger
-	// The WARN and ERROR lines of failing store calls, one a second
-	// each: while the database is down every call fails alike.
-	unavailableLines, failedLines sampledLine
+	// The WARN lines of a store that is unavailable, one a second: while
+	// the database is down every call fails alike. A store's unexpected
+	// failure (ERROR) is written every time: its client is told the
+	// cause is in the log.
+	unavailableLines sampledLine
 }
 
 // sampledLine admits a log line at most once a second and counts the
@@ -266,7 +268,7 @@ func (h *Handler) storeError(ctx context.Context, err error, city string) error 
 		h.unavailableLines.log(ctx, h.logger, slog.LevelWarn, "team store unavailable", err)
 		return connect.NewError(connect.CodeUnavailable, errors.New("the team directory is unavailable for now (busy, or its database unreachable or refusing writes); retry shortly"))
 	}
-	h.failedLines.log(ctx, h.logger, slog.LevelError, "team store failed", err)
+	h.logger.LogAttrs(ctx, slog.LevelError, "team store failed", slog.String("err", err.Error()))
 	return connect.NewError(connect.CodeInternal, errors.New("the team directory failed; the error is in the server log"))
 }
 
