@@ -188,8 +188,9 @@ const pgGroupLockTimeout = 250 * time.Millisecond
 // pgReadTimeout bounds each read of PostgreSQL (readContext): past it,
 // with its caller still waiting, the read is UNAVAILABLE, which clients
 // retry, on another replica behind a proxy. Reads are one indexed
-// statement, or a page of ListTeams; a full listing of a large directory
-// is the longest, well under a second per hundred thousand teams.
+// statement, or a page of ListTeams (1000 teams at most); the slowest,
+// a page of a prefix no team has, scans the directory, about 0.9 s for
+// two million teams.
 const pgReadTimeout = 10 * time.Second
 
 // pgGroupIdleInTransaction is the group's session's
@@ -227,13 +228,23 @@ type pgGroup struct {
 
 // newPGGroupCommit groups st's writes on PostgreSQL (groupCommit).
 func newPGGroupCommit(st *Store, store *pgx.ConnConfig, o options) *groupCommit {
+	p := &pgGroup{config: groupConnConfig(store, o), sql: st.dialect.q(putSQL), log: o.logger, settleWithin: o.settleWithin}
+	return startGroupCommit(&groupCommit{shared: p.commit, alone: st.upsert, remote: st.dialect.remote, closeShared: p.close})
+}
+
+// groupConnConfig configures the group's connection: the store's, with
+// its own lock_timeout, and pgGroupIdleInTransaction unless the DSN sets
+// idle_in_transaction_session_timeout itself, as a parameter or in libpq's
+// options ("-c name=value"), which a parameter of the same name would
+// override.
+func groupConnConfig(store *pgx.ConnConfig, o options) *pgx.ConnConfig {
 	cfg := ownConnConfig(store, GroupApplicationName)
 	cfg.RuntimeParams["lock_timeout"] = strconv.FormatInt(o.groupLockTimeout.Milliseconds(), 10)
-	if _, set := cfg.RuntimeParams["idle_in_transaction_session_timeout"]; !set {
-		cfg.RuntimeParams["idle_in_transaction_session_timeout"] = strconv.FormatInt(pgGroupIdleInTransaction.Milliseconds(), 10)
+	const idle = "idle_in_transaction_session_timeout"
+	if _, set := cfg.RuntimeParams[idle]; !set && !strings.Contains(cfg.RuntimeParams["options"], idle) {
+		cfg.RuntimeParams[idle] = strconv.FormatInt(pgGroupIdleInTransaction.Milliseconds(), 10)
 	}
-	p := &pgGroup{config: cfg, sql: st.dialect.q(putSQL), log: o.logger, settleWithin: o.settleWithin}
-	return startGroupCommit(&groupCommit{shared: p.commit, alone: st.upsert, remote: st.dialect.remote, closeShared: p.close})
+	return cfg
 }
 
 // ownConnConfig configures a connection the store keeps for one task (the

@@ -163,3 +163,27 @@ func TestOpenPostgresOnAnotherRolesTables(t *testing.T) {
 		t.Fatalf("OpenPostgres as a role that owns no table: %v; want the ownership error with how to hand the tables over", err)
 	}
 }
+
+// The group's session ends a transaction left idle (a replica cut off
+// between its upserts and its COMMIT) after pgGroupIdleInTransaction,
+// unless the DSN sets the timeout itself: as a parameter, or in libpq's
+// options, which a parameter of the group's own would override.
+func TestGroupConnConfigIdleInTransaction(t *testing.T) {
+	for dsn, want := range map[string]string{
+		"host=db.example": "2000",
+		"host=db.example idle_in_transaction_session_timeout=60000":          "60000",
+		"host=db.example options='-c idle_in_transaction_session_timeout=0'": "",
+	} {
+		store, err := pgConfig(dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := groupConnConfig(store, newOptions(nil))
+		if got := cfg.RuntimeParams["idle_in_transaction_session_timeout"]; got != want {
+			t.Errorf("%s: the group's idle_in_transaction_session_timeout parameter is %q, want %q", dsn, got, want)
+		}
+		if _, set := store.RuntimeParams["lock_timeout"]; set {
+			t.Errorf("%s: the group's parameters changed the store's", dsn)
+		}
+	}
+}
