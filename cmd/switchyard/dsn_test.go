@@ -20,7 +20,10 @@ func TestDSNHasPassword(t *testing.T) {
 		"host=db user=alice dbname=teams":                      false,
 		"host=db user=alice passfile=/run/pgpass dbname=teams": false,
 		"host=db user=alice_password dbname=teams":             false,
-		"postgres://alice:s3cret@[::1/teams (does not parse)":  false,
+		"postgres://alice:s3cret@[::1]:5432,[::2]:5432/teams":  true, // pgx takes it; net/url does not
+		"postgres://alice:s3cret@[::1/teams (does not parse)":  true, // shown to ps all the same
+		"postgres://alice@[::1]:5432,[::2]:5432/teams?x=1":     false,
+		"postgres://alice@db/teams?application_name=a:b@c":     false,
 	} {
 		if got := dsnHasPassword(dsn); got != want {
 			t.Errorf("dsnHasPassword(%q) = %v, want %v", dsn, got, want)

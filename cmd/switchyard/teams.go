@@ -84,18 +84,29 @@ var passwordKey = regexp.MustCompile(`(^|\s)password\s*=`)
 
 // dsnHasPassword reports whether the PostgreSQL DSN (a postgres:// URL or
 // libpq key=value pairs) carries a password itself, rather than leaving it
-// to PGPASSWORD or PGPASSFILE. A DSN that does not parse has none: the
-// store refuses it anyway.
+// to PGPASSWORD or PGPASSFILE. A URL's parts are found by hand: net/url
+// refuses URLs pgx takes (several hosts, "[::1]:5432,[::2]:5432"), and a
+// DSN that parses nowhere still shows its password to ps.
 func dsnHasPassword(dsn string) bool {
-	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
-		u, err := url.Parse(dsn)
-		if err != nil {
-			return false
-		}
-		_, inUserInfo := u.User.Password()
-		return inUserInfo || u.Query().Has("password")
+	rest, isURL := strings.CutPrefix(dsn, "postgres://")
+	if !isURL {
+		rest, isURL = strings.CutPrefix(dsn, "postgresql://")
 	}
-	return passwordKey.MatchString(dsn)
+	if !isURL {
+		return passwordKey.MatchString(dsn)
+	}
+	authority, query := rest, ""
+	if i := strings.IndexAny(rest, "/?"); i >= 0 {
+		authority = rest[:i]
+	}
+	if i := strings.IndexByte(rest, '?'); i >= 0 {
+		query = rest[i+1:]
+	}
+	if at := strings.LastIndexByte(authority, '@'); at >= 0 && strings.Contains(authority[:at], ":") {
+		return true
+	}
+	values, _ := url.ParseQuery(query) // what parses of it
+	return values.Has("password")
 }
 
 // logChanges writes every change the team feed delivers to a subscriber,
