@@ -590,6 +590,12 @@ func fail(w http.ResponseWriter, r *http.Request, c call, sending bool, trailers
 	out := w.Header()
 	switch c.protocol {
 	case protoGRPC:
+		if sending {
+			// connect-go flushes its headers as its Send fails: its
+			// answer is headers, then trailers, not the Trailers-Only
+			// answer internal/h2 gives an error before the headers went.
+			flush(w)
+		}
 		addTrailers(out, http.TrailerPrefix, trailers)
 		writeError(out, http.TrailerPrefix, err)
 	case protoGRPCWeb:

@@ -107,6 +107,16 @@ func (b *blockEncoder) trailers(declared []string, h http.Header) {
 		return
 	}
 	b.buf.Reset()
+	b.trailerFields(declared, h)
+	if memo {
+		b.rememberTrailers(h)
+	} else {
+		b.settle()
+	}
+}
+
+// trailerFields encodes trailers' fields after what buf holds.
+func (b *blockEncoder) trailerFields(declared []string, h http.Header) {
 	for _, k := range declared {
 		if name, ok := trailerName(k); ok {
 			b.fields(name, h[k])
@@ -119,10 +129,17 @@ func (b *blockEncoder) trailers(declared []string, h http.Header) {
 			}
 		}
 	}
-	if memo {
-		b.rememberTrailers(h)
-	} else {
-		b.settle()
+}
+
+// appendTrailers encodes a response's trailers (as trailers does) after
+// its header fields, which header has just encoded: one block, for
+// gRPC's Trailers-Only response. What it adds is not remembered: the
+// header block alone may have been.
+func (b *blockEncoder) appendTrailers(declared []string, h http.Header) {
+	start := b.buf.Len()
+	b.trailerFields(declared, h)
+	if !indexesOnly(b.buf.Bytes()[start:]) {
+		b.gen++ // the encoder's state may have changed (settle)
 	}
 }
 

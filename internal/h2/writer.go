@@ -187,7 +187,27 @@ func (w *responseWriter) FlushError() error {
 	if !w.wroteHeader {
 		w.decide(http.StatusOK) // the header block goes out now
 	}
+	if !w.sentHeader && w.grpcEnding() {
+		// Left to the response's end, which the handler is about to
+		// reach (connect-go flushes as it returns): the response then
+		// goes out Trailers-Only (send).
+		return nil
+	}
 	return w.send(false)
+}
+
+// grpcEnding reports whether the response is one grpcBare describes
+// whose grpc-status trailer is set: the handler is ending the call.
+func (w *responseWriter) grpcEnding() bool {
+	if !w.grpcBare() {
+		return false
+	}
+	for k, vv := range w.header {
+		if len(vv) > 0 && strings.EqualFold(k, http.TrailerPrefix+"Grpc-Status") {
+			return true
+		}
+	}
+	return false
 }
 
 // finish ends the response after the handler returned, and the stream.
@@ -289,6 +309,13 @@ func (w *responseWriter) send(end bool) error {
 		}
 	}
 	trailers := end && w.hasTrailers()
+	// A gRPC response that ends before any of its body is sent, with no
+	// header metadata of its own, goes out as gRPC's Trailers-Only
+	// response: its header fields and trailers in one HEADERS frame that
+	// ends the stream, as grpc-go's server sends it. gRPC clients retry a
+	// call under a retry policy only when its answer is Trailers-Only
+	// (gRFC A6: response headers commit the call).
+	trailersOnly := trailers && !w.sentHeader && w.grpcBare()
 	for {
 		c.wmu.Lock()
 		c.waitRoomLocked(st)
@@ -324,6 +351,12 @@ func (w *responseWriter) send(end bool) error {
 			st.rec.WroteBody(chunk) // what goes on the wire, as it goes
 		}
 		last := end && len(data) == 0 // this round ends the stream
+		if !w.sentHeader && trailersOnly {
+			w.encodeHeaderLocked(false)
+			c.enc.appendTrailers(w.trailers, w.header)
+			c.writeHeaderBlockLocked(st.id, true)
+			w.sentHeader, w.ended = true, true
+		}
 		if !w.sentHeader {
 			w.encodeHeaderLocked(end && !trailers && len(w.trailers) == 0)
 			c.writeHeaderBlockLocked(st.id, last && len(chunk) == 0 && !trailers)
@@ -370,6 +403,42 @@ func (w *responseWriter) send(end bool) error {
 		*w.buf = (*w.buf)[:0]
 	}
 	return nil
+}
+
+// grpcBare reports whether the response is a gRPC one of status 200, with
+// no body so far and no header fields but the protocol's and the server's
+// (grpcFields): one grpc-go's server sends Trailers-Only if it ends now.
+// Metadata of the handler's own makes grpc-go send its headers apart, and
+// clients read it as headers, not trailers.
+func (w *responseWriter) grpcBare() bool {
+	if w.written != 0 || w.buf != nil && len(*w.buf) != 0 || w.status != http.StatusOK {
+		return false
+	}
+	h := w.fields()
+	if !isGRPC(h.first("Content-Type")) {
+		return false
+	}
+	for _, f := range h.fields {
+		if _, ok := grpcFields[f.key]; !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// grpcFields are the header fields of a gRPC response that are not the
+// handler's metadata: the protocol's, and those the server adds.
+var grpcFields = map[string]struct{}{
+	"Content-Type": {}, "Grpc-Accept-Encoding": {}, "Grpc-Encoding": {},
+	"Vary": {}, "Date": {}, "Trailer": {},
+}
+
+// isGRPC reports whether contentType is gRPC's (application/grpc, with
+// or without a subtype), not gRPC-Web's, whose trailers travel in the
+// body.
+func isGRPC(contentType string) bool {
+	rest, ok := strings.CutPrefix(contentType, "application/grpc")
+	return ok && (rest == "" || rest[0] == '+' || rest[0] == ';')
 }
 
 // encodeHeaderLocked encodes the response's HEADERS. complete is set

@@ -1,10 +1,12 @@
 package server_test
 
 import (
+	"context"
 	"errors"
 	"io"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"connectrpc.com/grpchealth"
@@ -13,6 +15,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
+	"google.golang.org/grpc/stats"
 	"google.golang.org/grpc/status"
 
 	greeterv1 "github.com/switchyard/switchyard/gen/greeter/v1"
@@ -262,4 +265,57 @@ func TestGRPCGoHealthAndReflection(t *testing.T) {
 		t.Errorf("FileContainingSymbol(teams.v1.TeamsService) = %v, %v", file, err)
 	}
 	_ = refl.CloseSend()
+}
+
+// attempts counts the attempts of a grpc-go client's calls: one Begin
+// each.
+type attempts struct{ n atomic.Int32 }
+
+func (a *attempts) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context { return ctx }
+func (a *attempts) HandleRPC(_ context.Context, s stats.RPCStats) {
+	if _, ok := s.(*stats.Begin); ok {
+		a.n.Add(1)
+	}
+}
+func (a *attempts) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context { return ctx }
+func (a *attempts) HandleConn(context.Context, stats.ConnStats)                       {}
+
+// A call that fails before its first message is answered as gRPC's
+// Trailers-Only response (one HEADERS frame that ends the stream), as
+// grpc-go's server answers it: gRPC clients retry under a service
+// config's retryPolicy only a call whose answer was Trailers-Only (gRFC
+// A6: response headers commit the call), so with headers and trailers
+// apart no UNAVAILABLE the server answers, "retry it", would ever be
+// retried. internal/h2 only: net/http's server cannot send it.
+func TestGRPCGoRetryPolicyRetriesAnImmediateError(t *testing.T) {
+	t.Parallel()
+	const sc = `{"methodConfig":[{"name":[{}],"retryPolicy":{"maxAttempts":3,"initialBackoff":"0.01s","maxBackoff":"0.01s","backoffMultiplier":1,"retryableStatusCodes":["INVALID_ARGUMENT","UNIMPLEMENTED","NOT_FOUND"]}}]}`
+	for _, connectOnly := range []bool{false, true} {
+		srv := testserver.Start(t, server.Config{ConnectOnly: connectOnly})
+		var a attempts
+		conn, err := grpc.NewClient(srv.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithDefaultServiceConfig(sc), grpc.WithStatsHandler(&a))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		for _, tt := range []struct {
+			method string
+			req    any
+			code   codes.Code
+		}{
+			{"/teams.v1.TeamsService/GetTeam", &teamsv1.GetTeamRequest{}, codes.InvalidArgument},
+			{"/teams.v1.TeamsService/GetTeam", &teamsv1.GetTeamRequest{City: "Miami"}, codes.NotFound},
+			{"/teams.v1.TeamsService/GetTeams", &teamsv1.GetTeamRequest{}, codes.Unimplemented},
+		} {
+			a.n.Store(0)
+			err := conn.Invoke(ctx(t), tt.method, tt.req, &teamsv1.GetTeamResponse{})
+			if got := status.Code(err); got != tt.code {
+				t.Errorf("ConnectOnly %v: %s(%v): %v, want %v", connectOnly, tt.method, tt.req, err, tt.code)
+			}
+			if n := a.n.Load(); n != 3 {
+				t.Errorf("ConnectOnly %v: %s(%v): %d attempts, want 3 (the retry policy's maxAttempts)", connectOnly, tt.method, tt.req, n)
+			}
+		}
+	}
 }
