@@ -54,8 +54,8 @@ func WithSettleWithin(d time.Duration) Option {
 	return func(o *options) { o.settleWithin = d }
 }
 
-// WithReadTimeout bounds each PostgreSQL read by d instead of
-// pgReadTimeout.
-func WithReadTimeout(d time.Duration) Option {
-	return func(o *options) { o.readTimeout = d }
+// WithTimeout bounds each PostgreSQL read by d instead of
+// pgTimeout.
+func WithTimeout(d time.Duration) Option {
+	return func(o *options) { o.timeout = d }
 }

@@ -38,13 +38,13 @@ type options struct {
 	// answer was lost tries to learn the outcome (pgSettleWithin; tests
 	// set it shorter).
 	settleWithin time.Duration
-	// readTimeout bounds each PostgreSQL read (pgReadTimeout; tests set
-	// it shorter).
-	readTimeout time.Duration
+	// timeout bounds each PostgreSQL read and write (pgTimeout; tests
+	// set it shorter).
+	timeout time.Duration
 }
 
 func newOptions(opts []Option) options {
-	o := options{logger: slog.Default(), feedInterval: DefaultFeedInterval, readLookEvery: readLookEvery, groupLockTimeout: pgGroupLockTimeout, settleWithin: pgSettleWithin, readTimeout: pgReadTimeout}
+	o := options{logger: slog.Default(), feedInterval: DefaultFeedInterval, readLookEvery: readLookEvery, groupLockTimeout: pgGroupLockTimeout, settleWithin: pgSettleWithin, timeout: pgTimeout}
 	for _, opt := range opts {
 		opt(&o)
 	}

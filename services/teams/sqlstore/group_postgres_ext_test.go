@@ -433,7 +433,7 @@ func TestPostgresGroupPartitionedHoldsNoRows(t *testing.T) {
 // caller's own sooner deadline stays its own.
 func TestPostgresReadPartitioned(t *testing.T) {
 	t.Parallel()
-	s, _, px := lostAnswerStore(t, sqlstore.WithReadTimeout(time.Second))
+	s, _, px := lostAnswerStore(t, sqlstore.WithTimeout(time.Second))
 	px.Freeze(true)
 	t.Cleanup(func() { px.Freeze(false) })
 	reads := []struct {
@@ -460,5 +460,126 @@ func TestPostgresReadPartitioned(t *testing.T) {
 	defer cancel()
 	if _, err := s.Get(ctx, "Warm"); !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, teams.ErrUnavailable) {
 		t.Errorf("Get of a cut-off store under a 200 ms deadline: %v, want the caller's deadline exceeded", err)
+	}
+}
+
+// within runs call, with no deadline of its own, and fails the test if it
+// has not returned after limit; it returns call's error.
+func within(t *testing.T, what string, limit time.Duration, call func(context.Context) error) error {
+	t.Helper()
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() { done <- call(t.Context()) }()
+	select {
+	case err := <-done:
+		t.Logf("%s: %v after %v", what, err, time.Since(start).Round(time.Millisecond))
+		return err
+	case <-time.After(limit):
+		t.Fatalf("%s, with no deadline, still waiting after %v", what, limit)
+		return nil
+	}
+}
+
+// wantMaybeMade checks that a write that outlived the store's bound is
+// UNAVAILABLE, saying it may have been made.
+func wantMaybeMade(t *testing.T, what string, err error) {
+	t.Helper()
+	if !errors.Is(err, teams.ErrUnavailable) || !errors.Is(err, teams.ErrMaybeMade) {
+		t.Errorf("%s: %v, want unavailable, maybe made", what, err)
+	}
+}
+
+// A replica cut off from PostgreSQL (a partition: nothing answers and
+// nothing is refused): a write whose caller set no deadline is
+// UNAVAILABLE once the store's bound passes, saying it may have been
+// made, rather than held (and every write queued behind it) for as long
+// as TCP retransmits, about 15 minutes: with the group's session
+// connected (its batch unanswered), with it to connect again (its connect
+// gives up, and the retry through the pool waits for a dial), and a
+// Delete. Once the partition heals nothing was made twice.
+func TestPostgresWritePartitioned(t *testing.T) {
+	t.Parallel()
+	s, dsn, px := lostAnswerStore(t, sqlstore.WithTimeout(time.Second))
+	cold := openPostgres(t, px.DSN(), sqlstore.WithTimeout(time.Second)) // its group never connected
+	t.Cleanup(func() { _ = cold.Close() })
+	px.Freeze(true)
+	t.Cleanup(func() { px.Freeze(false) })
+	err := within(t, "Put of a cut-off store", 30*time.Second, func(ctx context.Context) error {
+		_, _, err := s.Put(ctx, teams.Team{City: "Cut Off", Nickname: "Nick Cut Off"})
+		return err
+	})
+	wantMaybeMade(t, "Put of a cut-off store", err)
+	err = within(t, "Put of a cut-off store whose group must connect", 30*time.Second, func(ctx context.Context) error {
+		_, _, err := cold.Put(ctx, teams.Team{City: "Cold", Nickname: "Nick Cold"})
+		return err
+	})
+	wantMaybeMade(t, "Put of a cut-off store whose group must connect", err)
+	err = within(t, "Delete of a cut-off store", 30*time.Second, func(ctx context.Context) error {
+		_, err := s.Delete(ctx, "Warm")
+		return err
+	})
+	wantMaybeMade(t, "Delete of a cut-off store", err)
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	if _, _, err := s.Put(ctx, teams.Team{City: "Cut Off", Nickname: "Soon"}); !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, teams.ErrUnavailable) {
+		t.Errorf("Put of a cut-off store under a 200 ms deadline: %v, want the caller's deadline exceeded", err)
+	}
+
+	px.Freeze(false)
+	for _, c := range []string{"Cut Off", "Cold"} {
+		if rev := overCities(t, dsn, `SELECT coalesce(sum(rev), 0) FROM teams WHERE city_key = ANY($1)`, c); rev > 1 {
+			t.Errorf("%s's row is at rev %d after the partition: written more than once", c, rev)
+		}
+	}
+	for _, st := range []*sqlstore.Store{s, cold} {
+		if _, _, err := st.Put(t.Context(), teams.Team{City: "Healed", Nickname: "Nick Healed"}); err != nil {
+			t.Errorf("Put once the partition healed: %v", err)
+		}
+	}
+}
+
+// The teams table locked by another session (an operator's LOCK TABLE, a
+// migration's ALTER TABLE): a write whose caller set no deadline is
+// UNAVAILABLE once the store's bound passes, saying it may have been
+// made, rather than waiting for as long as the lock is held.
+func TestPostgresWriteTableLocked(t *testing.T) {
+	t.Parallel()
+	dsn := pgtest.Database(t)
+	s := openPostgres(t, dsn, sqlstore.WithTimeout(time.Second))
+	t.Cleanup(func() { _ = s.Close() })
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	tx, err := db.BeginTx(t.Context(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tx.Rollback() })
+	if _, err := tx.ExecContext(t.Context(), `LOCK TABLE teams IN ACCESS EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	err = within(t, "Put with the table locked", 30*time.Second, func(ctx context.Context) error {
+		_, _, err := s.Put(ctx, teams.Team{City: "Locked Out", Nickname: "Nick"})
+		return err
+	})
+	wantMaybeMade(t, "Put with the table locked", err)
+	err = within(t, "Delete with the table locked", 30*time.Second, func(ctx context.Context) error {
+		_, err := s.Delete(ctx, "Chicago")
+		return err
+	})
+	wantMaybeMade(t, "Delete with the table locked", err)
+	if err := tx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	// pgx cancels a statement it stops waiting for, which here reaches
+	// the database: the writes were most likely not made, but a cancel
+	// can come after the lock was granted.
+	if rev := overCities(t, dsn, `SELECT coalesce(sum(rev), 0) FROM teams WHERE city_key = ANY($1)`, "Locked Out"); rev > 1 {
+		t.Errorf("Locked Out's row is at rev %d: written more than once", rev)
+	}
+	if _, _, err := s.Put(t.Context(), teams.Team{City: "Locked Out", Nickname: "Nick"}); err != nil {
+		t.Errorf("Put once the lock is released: %v", err)
 	}
 }

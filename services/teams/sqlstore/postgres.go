@@ -60,7 +60,7 @@ func OpenPostgres(ctx context.Context, dsn string, opts ...Option) (*Store, erro
 		return nil, fmt.Errorf("postgres: %w%s", err, migrateHint(err))
 	}
 	o := newOptions(opts)
-	st, err := prepare(ctx, &Store{read: db, write: db, dialect: postgres, readTimeout: o.readTimeout})
+	st, err := prepare(ctx, &Store{read: db, write: db, dialect: postgres, timeout: o.timeout})
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
@@ -185,13 +185,14 @@ func pgConfig(dsn string) (*pgx.ConnConfig, error) {
 // at most this long.
 const pgGroupLockTimeout = 250 * time.Millisecond
 
-// pgReadTimeout bounds each read of PostgreSQL (readContext): past it,
-// with its caller still waiting, the read is UNAVAILABLE, which clients
-// retry, on another replica behind a proxy. Reads are one indexed
-// statement, or a page of ListTeams (1000 teams at most); the slowest,
-// a page of a prefix no team has, scans the directory, about 0.9 s for
-// two million teams.
-const pgReadTimeout = 10 * time.Second
+// pgTimeout bounds each read and each write of PostgreSQL (boundContext):
+// past it, with its caller still waiting, the call is UNAVAILABLE, which
+// clients retry, on another replica behind a proxy; a write says it may
+// have been made (writeErr). Reads are one indexed statement, or a page of
+// ListTeams (1000 teams at most); the slowest, a page of a prefix no team
+// has, scans the directory, about 0.9 s for two million teams. Writes are
+// one statement, or a group's two round trips.
+const pgTimeout = 10 * time.Second
 
 // pgGroupIdleInTransaction is the group's session's
 // idle_in_transaction_session_timeout. Between a group's upserts and its

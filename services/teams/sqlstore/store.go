@@ -55,9 +55,9 @@ type Store struct {
 	// connection (readlimit.go); stopReads ends its looks.
 	reads     *readLimit
 	stopReads func()
-	// readTimeout bounds each read of a database across the network
-	// (pgReadTimeout); 0 on SQLite.
-	readTimeout time.Duration
+	// timeout bounds each read and write of a database across the
+	// network (pgTimeout, boundContext); 0 on SQLite.
+	timeout time.Duration
 }
 
 // prepare readies s's prepared statements and its (down) feed; on failure
@@ -142,7 +142,7 @@ func (s *Store) Get(ctx context.Context, city string) (teams.Team, error) {
 		return teams.Team{}, err
 	}
 	s.readWaits(ctx)
-	rctx, cancel := s.readContext(ctx)
+	rctx, cancel := s.boundContext(ctx)
 	defer cancel()
 	var t teams.Team
 	err := s.get.QueryRowContext(rctx, teams.CityKey(city)).Scan(&t.City, &t.Nickname)
@@ -152,27 +152,46 @@ func (s *Store) Get(ctx context.Context, city string) (teams.Team, error) {
 	return t, s.readErr(ctx, rctx, err)
 }
 
-// readContext bounds a read of a database across the network by
-// s.readTimeout, unless ctx ends sooner. A call without a deadline
+// boundContext bounds a read or a write of a database across the network
+// by s.timeout, unless ctx ends sooner. A call without a deadline
 // (grpcurl's and many SDK calls have none) would otherwise wait for as
 // long as the kernel keeps retransmitting to a database it is cut off
-// from, about 15 minutes, while its replica stays ready.
-func (s *Store) readContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	if s.readTimeout <= 0 {
-		return ctx, func() {}
-	}
-	if d, ok := ctx.Deadline(); ok && time.Until(d) <= s.readTimeout {
-		return ctx, func() {}
-	}
-	return context.WithTimeout(ctx, s.readTimeout)
+// from, about 15 minutes, while its replica stays ready; a write would
+// also hold up every write queued behind it.
+func (s *Store) boundContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return bound(ctx, s.timeout)
 }
 
-// readErr is ctxErr for a read made under rctx (readContext of ctx): a
-// read that outlived s.readTimeout, its caller still waiting, found the
+// bound is boundContext with timeout d (none when d is 0).
+func bound(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	if d <= 0 {
+		return ctx, func() {}
+	}
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= d {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, d)
+}
+
+// readErr is ctxErr for a read made under rctx (boundContext of ctx): a
+// read that outlived s.timeout, its caller still waiting, found the
 // database unavailable.
 func (s *Store) readErr(ctx, rctx context.Context, err error) error {
 	if err != nil && ctx.Err() == nil && rctx.Err() != nil {
-		return fmt.Errorf("%w: the database answered no read within %v", teams.ErrUnavailable, s.readTimeout)
+		return fmt.Errorf("%w: the database answered no read within %v", teams.ErrUnavailable, s.timeout)
+	}
+	return ctxErr(ctx, err)
+}
+
+// writeErr is ctxErr for a write made under wctx (boundContext of ctx): a
+// write that outlived s.timeout, its caller still waiting, found the
+// database unavailable, and may have been made all the same: its
+// statement, or its group's COMMIT, may have reached the database, which
+// goes on with it (one waiting for a lock makes the write once the lock
+// is released; closing the connection does not stop it).
+func (s *Store) writeErr(ctx, wctx context.Context, err error) error {
+	if err != nil && ctx.Err() == nil && wctx.Err() != nil {
+		return fmt.Errorf("%w: %w: the database answered no write within %v", teams.ErrUnavailable, teams.ErrMaybeMade, s.timeout)
 	}
 	return ctxErr(ctx, err)
 }
@@ -193,7 +212,7 @@ func (s *Store) List(ctx context.Context, opts teams.ListOptions) ([]teams.Team,
 		query += ` LIMIT ?`
 		args = append(args, opts.Limit+1) // one more tells whether more follow
 	}
-	rctx, cancel := s.readContext(ctx)
+	rctx, cancel := s.boundContext(ctx)
 	defer cancel()
 	rows, err := s.read.QueryContext(rctx, s.dialect.q(query), args...)
 	if err != nil {
@@ -233,9 +252,13 @@ func (s *Store) Put(ctx context.Context, t teams.Team) (teams.Team, bool, error)
 		put = s.group.put
 	}
 	waits.Begin(ctx) // for its commit's fsync, or the network
-	stored, rev, err := put(ctx, teams.CityKey(t.City), t.City, t.Nickname)
+	wctx, cancel := s.boundContext(ctx)
+	defer cancel()
+	// On PostgreSQL the group's transaction lasts while a caller waits
+	// (together): bounded, so is it; its COMMIT has its own bound.
+	stored, rev, err := put(wctx, teams.CityKey(t.City), t.City, t.Nickname)
 	if err != nil {
-		return teams.Team{}, false, ctxErr(ctx, err)
+		return teams.Team{}, false, s.writeErr(ctx, wctx, err)
 	}
 	if err := s.file.checkCommitted(); err != nil {
 		return teams.Team{}, false, err
@@ -263,8 +286,10 @@ func (s *Store) Delete(ctx context.Context, city string) (teams.Team, error) {
 		return teams.Team{}, err
 	}
 	waits.Begin(ctx) // for its commit's fsync, or the network
+	wctx, cancel := s.boundContext(ctx)
+	defer cancel()
 	var t teams.Team
-	err := s.del.QueryRowContext(ctx, teams.CityKey(city)).Scan(&t.City, &t.Nickname)
+	err := s.del.QueryRowContext(wctx, teams.CityKey(city)).Scan(&t.City, &t.Nickname)
 	if errors.Is(err, sql.ErrNoRows) {
 		if err := s.file.check(); err != nil {
 			return teams.Team{}, err // "not found" in a file no start opens
@@ -277,7 +302,7 @@ func (s *Store) Delete(ctx context.Context, city string) (teams.Team, error) {
 		}
 	}
 	if err != nil {
-		return teams.Team{}, ctxErr(ctx, err)
+		return teams.Team{}, s.writeErr(ctx, wctx, err)
 	}
 	s.feed.ReportLocal(teams.Wrote(teams.CityKey(t.City), teams.Team{}, false))
 	return t, nil
