@@ -5,8 +5,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/switchyard/switchyard/services/routeguide"
+	"github.com/switchyard/switchyard/services/teams"
 )
 
 // RouteNotes keeps RouteChat notes in PostgreSQL, so that every replica
@@ -26,6 +28,8 @@ type RouteNotes struct {
 	db          *sql.DB
 	perLocation int
 	locations   int
+	// timeout bounds each Add, as the store's calls (Store.boundContext).
+	timeout time.Duration
 }
 
 var _ routeguide.NoteStore = (*RouteNotes)(nil)
@@ -44,14 +48,33 @@ func (s *Store) RouteNotes(perLocation, locations int) (*RouteNotes, error) {
 	if s.dialect.name != postgres.name {
 		return nil, ErrNoSharedNotes
 	}
-	return &RouteNotes{db: s.write, perLocation: max(perLocation, 1), locations: max(locations, 1)}, nil
+	return &RouteNotes{db: s.write, perLocation: max(perLocation, 1), locations: max(locations, 1), timeout: s.timeout}, nil
 }
 
 // Add implements routeguide.NoteStore in one transaction. The location's
 // row is written first and stays locked until commit, so notes at one
 // location are added one at a time across replicas: the bound holds and
 // the new note is the last one returned.
-func (r *RouteNotes) Add(ctx context.Context, n routeguide.Note) (kept []routeguide.Note, err error) {
+//
+// It is bounded as the store's calls are (pgTimeout): RouteChat's
+// streams seldom have a deadline, and one on a replica cut off from
+// PostgreSQL, or waiting for a lock another session holds, would
+// otherwise wait for as long as TCP retransmits, about 15 minutes. Past
+// the bound the note is unavailable (and, if its COMMIT went out, may
+// have been kept).
+func (r *RouteNotes) Add(callCtx context.Context, n routeguide.Note) (kept []routeguide.Note, err error) {
+	ctx, cancel := bound(callCtx, r.timeout)
+	defer cancel()
+	committing := false
+	defer func() {
+		if err != nil && callCtx.Err() == nil && ctx.Err() != nil {
+			maybe := ""
+			if committing {
+				maybe = ", and may have kept it"
+			}
+			err = fmt.Errorf("route notes: %w: the database answered no note within %v%s", teams.ErrUnavailable, r.timeout, maybe)
+		}
+	}()
 	tx, err := r.db.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("route notes: %w", ctxErr(ctx, err))
@@ -110,6 +133,7 @@ func (r *RouteNotes) Add(ctx context.Context, n routeguide.Note) (kept []routegu
 	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
 		return nil, fmt.Errorf("route notes: %w", ctxErr(ctx, err))
 	}
+	committing = true
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("route notes: %w", ctxErr(ctx, err))
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/switchyard/switchyard/internal/server"
 	"github.com/switchyard/switchyard/internal/testserver"
 	"github.com/switchyard/switchyard/services/routeguide"
+	"github.com/switchyard/switchyard/services/teams"
 	"github.com/switchyard/switchyard/services/teams/sqlstore"
 )
 
@@ -204,5 +205,47 @@ func TestPostgresRouteChatNoteTooLong(t *testing.T) {
 	}
 	if locs, kept, err := notes.Len(t.Context()); err != nil || locs != 0 || kept != 0 {
 		t.Errorf("PostgreSQL keeps %d locations, %d notes (%v); want none", locs, kept, err)
+	}
+}
+
+// A replica cut off from PostgreSQL (a partition), and a RouteChat
+// stream with no deadline, as most are: the note's Add is UNAVAILABLE
+// once the store's bound passes, rather than holding the stream for as
+// long as TCP retransmits (about 15 minutes); once the partition heals
+// notes are kept again.
+func TestPostgresRouteNotesPartitioned(t *testing.T) {
+	t.Parallel()
+	dsn := pgtest.Database(t)
+	px := pgtest.NewProxy(t, dsn, "")
+	s := openPostgres(t, px.DSN(), sqlstore.WithTimeout(time.Second))
+	t.Cleanup(func() { _ = s.Close() })
+	notes, err := s.RouteNotes(10, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	here := routeguide.Point{Latitude: 3, Longitude: 4}
+	if _, err := notes.Add(t.Context(), routeguide.Note{Location: here, Message: "before"}); err != nil {
+		t.Fatal(err)
+	}
+	px.Freeze(true)
+	t.Cleanup(func() { px.Freeze(false) })
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() {
+		_, err := notes.Add(t.Context(), routeguide.Note{Location: here, Message: "cut off"})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, teams.ErrUnavailable) {
+			t.Errorf("a note's Add on a cut-off store: %v after %v, want ErrUnavailable", err, time.Since(start).Round(time.Millisecond))
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("a note's Add on a cut-off store, with no deadline, still waiting after 30 s")
+	}
+	px.Freeze(false)
+	kept, err := notes.Add(t.Context(), routeguide.Note{Location: here, Message: "after"})
+	if got := messages(kept); err != nil || len(got) == 0 || got[len(got)-1] != "after" {
+		t.Errorf("a note's Add once the partition healed = %v, %v", got, err)
 	}
 }
