@@ -210,7 +210,7 @@ func New(cfg Config) *Server {
 	h = s.mount(greeterv1connect.NewGreeterServiceHandler(greeterV1, s.opts...))
 	plainUnary(s, greeterv1connect.GreeterServiceSayHelloProcedure, greeterV1.SayHello, h)
 	plainUnary(s, greeterv1connect.GreeterServiceSayHelloAgainProcedure, greeterV1.SayHelloAgain, h)
-	routeGuide := routeguide.NewHandler(cfg.RouteDB, cfg.RouteGuide)
+	routeGuide := routeguide.NewHandler(cfg.RouteDB, cfg.RouteGuide).WithLogger(cfg.Logger)
 	h = s.mount(routeguidev1connect.NewRouteGuideServiceHandler(routeGuide, s.opts...))
 	plainUnary(s, routeguidev1connect.RouteGuideServiceGetFeatureProcedure, routeGuide.GetFeature, h)
 	keywordsV1 := keywords.NewHandler(cfg.MaxKeywordTextBytes)

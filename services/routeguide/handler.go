@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"iter"
+	"log/slog"
 	"math"
 	"time"
 
@@ -55,6 +56,7 @@ type Handler struct {
 	noteMaxBytes int
 	noteLimit    string
 	now          func() time.Time
+	logger       *slog.Logger
 }
 
 var _ routeguidev1connect.RouteGuideServiceHandler = (*Handler)(nil)
@@ -70,6 +72,7 @@ func NewHandler(db *DB, opts Options) *Handler {
 		noteMaxBytes: orDefault(opts.NoteMaxBytes, DefaultNoteMaxBytes),
 		noteLimit:    "-chat-note-max-bytes",
 		now:          opts.Now,
+		logger:       slog.Default(),
 	}
 	// One note must fit the in-memory budget.
 	if fit := notesMaxBytes - NoteOverheadBytes; h.shared == nil && h.noteMaxBytes > fit {
@@ -78,6 +81,15 @@ func NewHandler(db *DB, opts Options) *Handler {
 	}
 	if h.now == nil {
 		h.now = time.Now
+	}
+	return h
+}
+
+// WithLogger sets the logger of the handler's lines (slog.Default until
+// then).
+func (h *Handler) WithLogger(logger *slog.Logger) *Handler {
+	if logger != nil {
+		h.logger = logger
 	}
 	return h
 }
@@ -155,8 +167,15 @@ func (h *Handler) Chat(ctx context.Context, n Note) ([]Note, error) {
 		return h.notes.Add(n), nil
 	}
 	kept, err := h.shared.Add(ctx, n)
-	if err != nil && ctx.Err() != nil {
+	switch {
+	case err != nil && ctx.Err() != nil:
 		return nil, callEnded(ctx, "while its note was being kept")
+	case errors.Is(err, ErrNotesUnavailable):
+		// The cause names the database (its host, user): the log's, not
+		// the client's.
+		h.logger.LogAttrs(ctx, slog.LevelWarn, "route notes unavailable", slog.String("err", err.Error()))
+		return nil, connect.NewError(connect.CodeUnavailable, errors.New(
+			"the shared RouteChat notes are unavailable for now (their database unreachable, busy or not answering); retry shortly"))
 	}
 	return kept, err
 }

@@ -3,6 +3,7 @@ package routeguide
 import (
 	"container/list"
 	"context"
+	"errors"
 	"sync"
 )
 
@@ -30,9 +31,15 @@ type NoteStore interface {
 	// Add keeps n — at most a bounded number of notes per location and of
 	// locations, the oldest evicted — and returns every note kept at
 	// n.Location, oldest first, n last. Handler calls it only with a
-	// message of at most Options.NoteMaxBytes.
+	// message of at most Options.NoteMaxBytes. A failure that a retry may
+	// get past (the database unreachable, busy or not answering) wraps
+	// ErrNotesUnavailable.
 	Add(ctx context.Context, n Note) ([]Note, error)
 }
+
+// ErrNotesUnavailable is wrapped around a NoteStore's failure that a retry
+// may get past; RouteChat answers it UNAVAILABLE.
+var ErrNotesUnavailable = errors.New("the shared RouteChat notes are unavailable for now")
 
 // Notes keeps RouteChat notes, shared by every caller, in bounded memory: at
 // most perLocation notes at one location (the oldest go first), at most

@@ -74,6 +74,9 @@ func (r *RouteNotes) Add(callCtx context.Context, n routeguide.Note) (kept []rou
 			}
 			err = fmt.Errorf("route notes: %w: the database answered no note within %v%s", teams.ErrUnavailable, r.timeout, maybe)
 		}
+		if errors.Is(err, teams.ErrUnavailable) { // ctxErr's transient failures too
+			err = fmt.Errorf("%w: %w", routeguide.ErrNotesUnavailable, err)
+		}
 	}()
 	tx, err := r.db.BeginTx(ctx, nil)
 	if err != nil {

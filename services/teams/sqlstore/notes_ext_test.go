@@ -249,3 +249,40 @@ func TestPostgresRouteNotesPartitioned(t *testing.T) {
 		t.Errorf("a note's Add once the partition healed = %v, %v", got, err)
 	}
 }
+
+// RouteChat on a replica cut off from PostgreSQL, the stream with no
+// deadline: the note is answered UNAVAILABLE, which clients retry, once
+// the store's bound passes (it was UNKNOWN, "internal error"), with
+// nothing of the database's address in the message.
+func TestPostgresRouteChatPartitioned(t *testing.T) {
+	t.Parallel()
+	dsn := pgtest.Database(t)
+	px := pgtest.NewProxy(t, dsn, "")
+	s := openPostgres(t, px.DSN(), sqlstore.WithTimeout(time.Second))
+	t.Cleanup(func() { _ = s.Close() })
+	notes, err := s.RouteNotes(routeguide.DefaultNotesPerLocation, routeguide.DefaultNoteLocations)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := testserver.Start(t, server.Config{Teams: s, RouteGuide: routeguide.Options{SharedNotes: notes}})
+	px.Freeze(true)
+	t.Cleanup(func() { px.Freeze(false) })
+	for i, p := range testserver.Protocols() {
+		ctx, cancel := context.WithCancel(t.Context()) // no deadline
+		stream := routeguidev1connect.NewRouteGuideServiceClient(srv.HTTPClient, srv.URL, p.Opts...).RouteChat(ctx)
+		_ = stream.Send(&routeguidev1.RouteChatRequest{Location: &routeguidev1.Point{Latitude: int32(300 + i)}, Message: "cut off"})
+		got := make(chan error, 1)
+		go func() { _, err := stream.Receive(); got <- err }()
+		select {
+		case err := <-got:
+			testserver.WantCode(t, err, connect.CodeUnavailable)
+			if strings.Contains(err.Error(), "PGSQL") || strings.Contains(err.Error(), "postgres") {
+				t.Errorf("%s: the client was told about the database: %v", p.Name, err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Errorf("%s: RouteChat on a cut-off replica, with no deadline, still waiting after 30 s", p.Name)
+		}
+		cancel()
+		_ = stream.CloseResponse()
+	}
+}
