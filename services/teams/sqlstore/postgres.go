@@ -49,25 +49,39 @@ func OpenPostgres(ctx context.Context, dsn string, opts ...Option) (*Store, erro
 	db.SetConnMaxIdleTime(5 * time.Minute)
 	if err := db.PingContext(ctx); err != nil {
 		_ = db.Close()
-		return nil, fmt.Errorf("postgres: %w", err)
+		return nil, fmt.Errorf("postgres: %w%s", err, startHint(ctx, "connecting: check that it is reachable from here (a firewall, a network partition)"))
 	}
 	if err := checkPGVersion(ctx, db); err != nil {
 		_ = db.Close()
-		return nil, err
+		return nil, fmt.Errorf("%w%s", err, startHint(ctx, "reading its version: it is stalled, or the network to it"))
 	}
 	if err := migrate(ctx, db, postgres); err != nil {
 		_ = db.Close()
-		return nil, fmt.Errorf("postgres: %w%s", err, migrateHint(err))
+		return nil, fmt.Errorf("postgres: %w%s%s", err, migrateHint(err), startHint(ctx,
+			"migrating the schema, which waits for another replica's migration (pg_advisory_xact_lock) and for locks "+
+				"other sessions hold on the store's tables: see pg_stat_activity and pg_locks"))
 	}
 	o := newOptions(opts)
 	st, err := prepare(ctx, &Store{read: db, write: db, dialect: postgres, timeout: o.timeout})
 	if err != nil {
-		return nil, fmt.Errorf("postgres: %w", err)
+		return nil, fmt.Errorf("postgres: prepare the team statements: %w%s", err, startHint(ctx,
+			"preparing the team statements, which wait for a lock another session holds on the teams table (LOCK TABLE, ALTER TABLE): see pg_locks"))
 	}
 	st.group = newPGGroupCommit(st, cfg, o)
 	f := newPGFeed(cfg, o.feedInterval, newFeedLog(o.logger, st.feed, "postgres listen/notify"))
 	st.startFeed(f.run)
 	return st, nil
+}
+
+// startHint is "; " and what a start that failed during a step waited
+// for, when its context (OpenPostgres's) ended with its deadline: a
+// partition or a stalled server holds the start silently until then, and
+// the driver's error says only "timeout".
+func startHint(ctx context.Context, during string) string {
+	if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return ""
+	}
+	return "; PostgreSQL did not answer within the start's deadline while " + during
 }
 
 // pgMinVersion is the oldest PostgreSQL the store runs on (as

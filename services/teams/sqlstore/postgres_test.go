@@ -187,3 +187,67 @@ func TestGroupConnConfigIdleInTransaction(t *testing.T) {
 		}
 	}
 }
+
+// A start against a PostgreSQL that does not answer (a partition, a
+// stalled server) or that waits for a lock another session holds fails
+// once its deadline passes (switchyard's is 30 s) with what it waited
+// for: the driver's own error says only "timeout".
+func TestPostgresStartStalled(t *testing.T) {
+	t.Parallel()
+	holdIn := func(t *testing.T, dsn, stmt string) {
+		t.Helper()
+		db, err := sql.Open("pgx", dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = db.Close() })
+		tx, err := db.BeginTx(t.Context(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = tx.Rollback() })
+		if _, err := tx.ExecContext(t.Context(), stmt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		name, want string
+		setup      func(t *testing.T) string // the DSN to start on
+	}{
+		{"partitioned", "while connecting: check that it is reachable", func(t *testing.T) string {
+			px := pgtest.NewProxy(t, pgtest.Database(t), "")
+			px.Freeze(true)
+			return px.DSN()
+		}},
+		{"migration lock held", "another replica's migration", func(t *testing.T) string {
+			dsn := pgtest.Database(t)
+			holdIn(t, dsn, fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", migrationLockID))
+			return dsn
+		}},
+		{"teams table locked", "a lock another session holds on the teams table", func(t *testing.T) string {
+			dsn := pgtest.Database(t)
+			s, err := OpenPostgres(t.Context(), dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = s.Close()
+			holdIn(t, dsn, "LOCK TABLE teams IN ACCESS EXCLUSIVE MODE")
+			return dsn
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dsn := tc.setup(t)
+			ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+			defer cancel()
+			s, err := OpenPostgres(ctx, dsn)
+			if err == nil {
+				_ = s.Close()
+				t.Fatal("OpenPostgres succeeded")
+			}
+			if !strings.Contains(err.Error(), "did not answer within the start's deadline") || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("OpenPostgres: %v; want it to say what it waited for (%q)", err, tc.want)
+			}
+		})
+	}
+}
