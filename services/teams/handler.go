@@ -27,11 +27,13 @@ type Handler struct {
 	store      Store
 	adminToken []byte
 	logger     *slog.Logger
-	// The WARN lines of a store that is unavailable, one a second: while
-	// the database is down every call fails alike. A store's unexpected
+	// The WARN lines of a store that is unavailable, and of writes that
+	// may have been made, one a second each: while the database is down
+	// (or cut off, where every write may have been made) every call
+	// fails alike, and its client is told to retry. A store's unexpected
 	// failure (ERROR) is written every time: its client is told the
 	// cause is in the log.
-	unavailableLines sampledLine
+	unavailableLines, maybeMadeLines sampledLine
 }
 
 // sampledLine admits a log line at most once a second and counts the
@@ -260,8 +262,8 @@ func (h *Handler) storeError(ctx context.Context, err error, city string) error 
 		}
 		return connect.NewError(connect.CodeUnavailable, errors.New(msg))
 	case errors.Is(err, ErrMaybeMade):
-		h.logger.LogAttrs(ctx, slog.LevelWarn, "team store lost a commit's outcome", slog.String("err", err.Error()))
-		return connect.NewError(connect.CodeUnavailable, errors.New("the write may have been made: the team directory lost its database's answer while committing it; read the team to see, or retry (the same write again makes the same team)"))
+		h.maybeMadeLines.log(ctx, h.logger, slog.LevelWarn, "team store cannot tell whether a write was made", err)
+		return connect.NewError(connect.CodeUnavailable, errors.New("the write may have been made: the team directory's database did not answer, or its answer was lost, while the write was being made; read the team to see, or retry (the same write again makes the same team)"))
 	case errors.Is(err, ErrUnavailable):
 		// Busy, unreachable or shutting down: worth a retry, which
 		// UNAVAILABLE tells clients and proxies.

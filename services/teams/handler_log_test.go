@@ -85,6 +85,14 @@ func (unavailableStore) Get(context.Context, string) (Team, error) {
 	return Team{}, fmt.Errorf("%w: dial tcp 10.0.0.5:5432: connect: connection refused", ErrUnavailable)
 }
 
+// cutOffStore fails every write as a store cut off from its database
+// does once its bound passes: the write may have been made.
+type cutOffStore struct{ Store }
+
+func (cutOffStore) Put(context.Context, Team) (Team, bool, error) {
+	return Team{}, false, fmt.Errorf("%w: %w: the database answered no write within 10s", ErrUnavailable, ErrMaybeMade)
+}
+
 // While the store is down every call fails alike: each gets its
 // UNAVAILABLE, but the store's line is written once a second, with the
 // count of those left out, not once per call. An unexpected failure,
@@ -113,6 +121,22 @@ func TestStoreFailureLinesSampled(t *testing.T) {
 	call()
 	if len(capture.lines) != 2 || !strings.HasPrefix(capture.lines[1], "team store unavailable") || !strings.HasSuffix(capture.lines[1], " suppressed=100") {
 		t.Fatalf("lines a second later: %q, want a second one with suppressed=100", capture.lines)
+	}
+
+	// A store cut off from its database: every write may have been
+	// made, and its client is told to read the team or retry.
+	capture = &captureHandler{}
+	h = NewHandler(cutOffStore{}, "token").WithLogger(slog.New(capture))
+	h.maybeMadeLines.clock = func() time.Time { return now }
+	for range 101 {
+		req := connect.NewRequest(&teamsv1.PutTeamRequest{City: "Chicago", Nickname: "Bears"})
+		req.Header().Set("Authorization", "Bearer token")
+		if _, err := h.PutTeam(context.Background(), req); connect.CodeOf(err) != connect.CodeUnavailable || !strings.Contains(err.Error(), "may have been made") {
+			t.Fatalf("PutTeam on a cut-off store: %v, want unavailable, maybe made", err)
+		}
+	}
+	if len(capture.lines) != 1 || !strings.HasPrefix(capture.lines[0], "team store cannot tell whether a write was made") {
+		t.Fatalf("lines after 101 writes that may have been made within a second: %q, want one", capture.lines)
 	}
 
 	broken := &captureHandler{}

@@ -47,7 +47,7 @@ var (
 	// ErrMaybeMade is wrapped, with ErrUnavailable, around a write's
 	// failure when the write may have been made all the same: the store
 	// lost its database's answer to the commit and could not learn the
-	// outcome.
+	// outcome, or its database did not answer the write in time.
 	ErrMaybeMade = errors.New("the write may have been made")
 	// ErrStoreLost is wrapped, with ErrUnavailable, around every call of a
 	// store that no longer reaches the database a new start of the process
