@@ -286,3 +286,49 @@ func TestPostgresRouteChatPartitioned(t *testing.T) {
 		_ = stream.CloseResponse()
 	}
 }
+
+// A replica cut off from PostgreSQL in the middle of a note's Add (its
+// location's row written and locked, the next statement lost): the
+// session waits for that statement, and would hold the row until
+// PostgreSQL noticed the dead connection, hours with the default TCP
+// keepalive, every other replica's note at that location failing
+// meanwhile. The store's sessions have a short
+// idle_in_transaction_session_timeout: the row is free within seconds.
+func TestPostgresRouteNotesPartitionedHoldsNoLocation(t *testing.T) {
+	t.Parallel()
+	dsn := pgtest.Database(t)
+	px := pgtest.NewProxy(t, dsn, "")
+	s := openPostgres(t, px.DSN())
+	t.Cleanup(func() { _ = s.Close() })
+	other := openPostgres(t, dsn) // another replica, not cut off
+	t.Cleanup(func() { _ = other.Close() })
+	cutOff, err := s.RouteNotes(10, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	notes, err := other.RouteNotes(10, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	here := routeguide.Point{Latitude: 5, Longitude: 6}
+	// The statement after the location's upsert, sent first as its text.
+	cut := px.Partition("", []byte("INSERT INTO route_notes (id"))
+	t.Cleanup(func() { px.Freeze(false) })
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if _, err := cutOff.Add(ctx, routeguide.Note{Location: here, Message: "cut off"}); err == nil {
+		t.Fatal("the cut-off replica's Add succeeded")
+	}
+	select {
+	case <-cut:
+	default:
+		t.Fatal("the Add sent no note")
+	}
+	start := time.Now()
+	kept, err := notes.Add(ctx, routeguide.Note{Location: here, Message: "other"})
+	if got := messages(kept); err != nil || !slices.Equal(got, []string{"other"}) {
+		t.Fatalf("another replica's note at the location the cut-off one's transaction held: %v, %v after %v; the row stays locked for as long as the partition",
+			got, err, time.Since(start).Round(time.Millisecond))
+	}
+	t.Logf("the other replica's note was kept %v after the partition began", time.Since(start).Round(time.Millisecond))
+}

@@ -169,6 +169,13 @@ func pgConfig(dsn string) (*pgx.ConnConfig, error) {
 		}
 		return onError == nil || onError(c, e)
 	}
+	// pgIdleInTransaction, unless the DSN sets the timeout itself, as a
+	// parameter or in libpq's options ("-c name=value"), which a
+	// parameter of the same name would override.
+	const idle = "idle_in_transaction_session_timeout"
+	if _, set := cfg.RuntimeParams[idle]; !set && !strings.Contains(cfg.RuntimeParams["options"], idle) {
+		cfg.RuntimeParams[idle] = strconv.FormatInt(pgIdleInTransaction.Milliseconds(), 10)
+	}
 	if !strings.Contains(dsn, "statement_cache_capacity") {
 		cfg.StatementCacheCapacity = pgStatementCache
 	}
@@ -208,17 +215,20 @@ const pgGroupLockTimeout = 250 * time.Millisecond
 // one statement, or a group's two round trips.
 const pgTimeout = 10 * time.Second
 
-// pgGroupIdleInTransaction is the group's session's
-// idle_in_transaction_session_timeout. Between a group's upserts and its
-// COMMIT the session waits, its rows locked, for one round trip; a
-// replica cut off from the database just then (a network partition)
-// would leave them locked until PostgreSQL noticed the dead connection —
-// hours, with the default TCP keepalive — and every other replica's
-// write of those teams waiting. PostgreSQL ends the session after this
-// long instead, and the transaction with it: a COMMIT that reaches it
-// later fails, and the group, once it learns the transaction did not
+// pgIdleInTransaction is the idle_in_transaction_session_timeout of the
+// store's sessions (pgConfig), unless the DSN names that parameter. Inside
+// a transaction a session waits, its rows locked, for the client's next
+// statement: between a group's upserts and its COMMIT, or between the
+// statements of a RouteChat note's Add (its location's row locked, and,
+// for a new location, the lock that serializes evictions). A replica cut
+// off from the database just then (a network partition) would leave them
+// locked until PostgreSQL noticed the dead connection — hours, with the
+// default TCP keepalive — and every other replica's write of those teams,
+// or notes at that location, waiting. PostgreSQL ends the session after
+// this long instead, and the transaction with it: a COMMIT that reaches
+// it later fails, and the group, once it learns the transaction did not
 // commit, retries the writes.
-const pgGroupIdleInTransaction = 2 * time.Second
+const pgIdleInTransaction = 2 * time.Second
 
 // pgGroup commits a group's writes in one transaction, on a connection
 // of its own whose statements wait at most lockTimeout for a row. The
@@ -247,18 +257,11 @@ func newPGGroupCommit(st *Store, store *pgx.ConnConfig, o options) *groupCommit 
 	return startGroupCommit(&groupCommit{shared: p.commit, alone: st.upsert, remote: st.dialect.remote, closeShared: p.close})
 }
 
-// groupConnConfig configures the group's connection: the store's, with
-// its own lock_timeout, and pgGroupIdleInTransaction unless the DSN sets
-// idle_in_transaction_session_timeout itself, as a parameter or in libpq's
-// options ("-c name=value"), which a parameter of the same name would
-// override.
+// groupConnConfig configures the group's connection: the store's (and so
+// its pgIdleInTransaction, pgConfig), with its own lock_timeout.
 func groupConnConfig(store *pgx.ConnConfig, o options) *pgx.ConnConfig {
 	cfg := ownConnConfig(store, GroupApplicationName)
 	cfg.RuntimeParams["lock_timeout"] = strconv.FormatInt(o.groupLockTimeout.Milliseconds(), 10)
-	const idle = "idle_in_transaction_session_timeout"
-	if _, set := cfg.RuntimeParams[idle]; !set && !strings.Contains(cfg.RuntimeParams["options"], idle) {
-		cfg.RuntimeParams[idle] = strconv.FormatInt(pgGroupIdleInTransaction.Milliseconds(), 10)
-	}
 	return cfg
 }
 

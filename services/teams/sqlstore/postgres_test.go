@@ -165,7 +165,7 @@ func TestOpenPostgresOnAnotherRolesTables(t *testing.T) {
 }
 
 // The group's session ends a transaction left idle (a replica cut off
-// between its upserts and its COMMIT) after pgGroupIdleInTransaction,
+// between its upserts and its COMMIT) after pgIdleInTransaction,
 // unless the DSN sets the timeout itself: as a parameter, or in libpq's
 // options, which a parameter of the group's own would override.
 func TestGroupConnConfigIdleInTransaction(t *testing.T) {
