@@ -188,7 +188,7 @@ func (h *Handler) PutTeam(ctx context.Context, req *connect.Request[teamsv1.PutT
 	}
 	stored, created, err := h.store.Put(ctx, t)
 	if err != nil {
-		return nil, h.storeError(ctx, err, t.City)
+		return nil, h.writeError(ctx, err, t.City)
 	}
 	return connect.NewResponse(&teamsv1.PutTeamResponse{City: stored.City, Nickname: stored.Nickname, Created: created}), nil
 }
@@ -203,7 +203,7 @@ func (h *Handler) DeleteTeam(ctx context.Context, req *connect.Request[teamsv1.D
 	}
 	t, err := h.store.Delete(ctx, req.Msg.GetCity())
 	if err != nil {
-		return nil, h.storeError(ctx, err, req.Msg.GetCity())
+		return nil, h.writeError(ctx, err, req.Msg.GetCity())
 	}
 	return connect.NewResponse(&teamsv1.DeleteTeamResponse{City: t.City, Nickname: t.Nickname}), nil
 }
@@ -243,6 +243,23 @@ func (h *Handler) authorize(values []string) error {
 }
 
 // storeError maps a Store error to an RPC error without leaking internals.
+// writeError is storeError for a write: one its caller's deadline or
+// cancel cut short may have been made all the same (its statement, or
+// its group's COMMIT, may have reached the database, which goes on with
+// it), and its client is told so, as for a write whose database did not
+// answer in time.
+func (h *Handler) writeError(ctx context.Context, err error, city string) error {
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return connect.NewError(connect.CodeDeadlineExceeded, errors.New(
+			"the deadline passed while the team directory was writing; the write may have been made: read the team to see, or retry (the same write again makes the same team)"))
+	case errors.Is(err, context.Canceled):
+		return connect.NewError(connect.CodeCanceled, errors.New(
+			"the call was canceled while the team directory was writing; the write may have been made"))
+	}
+	return h.storeError(ctx, err, city)
+}
+
 func (h *Handler) storeError(ctx context.Context, err error, city string) error {
 	switch {
 	case errors.Is(err, ErrNotFound):

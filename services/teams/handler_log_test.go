@@ -150,3 +150,44 @@ func TestStoreFailureLinesSampled(t *testing.T) {
 		t.Errorf("3 unexpected store failures wrote %d lines, want 3: each client is told its cause is in the log", len(broken.lines))
 	}
 }
+
+// cutShortStore's writes end with their caller's context, as a store's
+// do when the deadline passes while it writes.
+type cutShortStore struct {
+	Store
+	err error
+}
+
+func (s cutShortStore) Put(context.Context, Team) (Team, bool, error) {
+	return Team{}, false, fmt.Errorf("%w: write teams: i/o timeout", s.err)
+}
+
+func (s cutShortStore) Delete(context.Context, string) (Team, error) {
+	return Team{}, fmt.Errorf("%w: write teams: i/o timeout", s.err)
+}
+
+// A write its caller's deadline or cancel cut short may have been made
+// (its statement or COMMIT may have reached the database): the client is
+// told so, not that the server was reading.
+func TestWriteCutShortMayHaveBeenMade(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		code connect.Code
+	}{
+		{context.DeadlineExceeded, connect.CodeDeadlineExceeded},
+		{context.Canceled, connect.CodeCanceled},
+	} {
+		h := NewHandler(cutShortStore{err: tc.err}, "tok")
+		put := connect.NewRequest(&teamsv1.PutTeamRequest{City: "Miami", Nickname: "Sharks"})
+		put.Header().Set("Authorization", "Bearer tok")
+		_, putErr := h.PutTeam(context.Background(), put)
+		del := connect.NewRequest(&teamsv1.DeleteTeamRequest{City: "Miami"})
+		del.Header().Set("Authorization", "Bearer tok")
+		_, delErr := h.DeleteTeam(context.Background(), del)
+		for name, err := range map[string]error{"PutTeam": putErr, "DeleteTeam": delErr} {
+			if connect.CodeOf(err) != tc.code || !strings.Contains(err.Error(), "may have been made") || strings.Contains(err.Error(), "reading") {
+				t.Errorf("%s cut short by %v: %v; want %v saying the write may have been made", name, tc.err, err, tc.code)
+			}
+		}
+	}
+}
