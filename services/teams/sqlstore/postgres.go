@@ -170,11 +170,10 @@ func pgConfig(dsn string) (*pgx.ConnConfig, error) {
 		return onError == nil || onError(c, e)
 	}
 	// pgIdleInTransaction, unless the DSN sets the timeout itself, as a
-	// parameter or in libpq's options ("-c name=value"), which a
-	// parameter of the same name would override.
+	// parameter or in libpq's options ("-c name=value").
 	const idle = "idle_in_transaction_session_timeout"
 	if _, set := cfg.RuntimeParams[idle]; !set && !strings.Contains(cfg.RuntimeParams["options"], idle) {
-		cfg.RuntimeParams[idle] = strconv.FormatInt(pgIdleInTransaction.Milliseconds(), 10)
+		setAfterConnect(&cfg.Config, idle, pgIdleInTransaction)
 	}
 	if !strings.Contains(dsn, "statement_cache_capacity") {
 		cfg.StatementCacheCapacity = pgStatementCache
@@ -261,8 +260,29 @@ func newPGGroupCommit(st *Store, store *pgx.ConnConfig, o options) *groupCommit 
 // its pgIdleInTransaction, pgConfig), with its own lock_timeout.
 func groupConnConfig(store *pgx.ConnConfig, o options) *pgx.ConnConfig {
 	cfg := ownConnConfig(store, GroupApplicationName)
-	cfg.RuntimeParams["lock_timeout"] = strconv.FormatInt(o.groupLockTimeout.Milliseconds(), 10)
+	setAfterConnect(&cfg.Config, "lock_timeout", o.groupLockTimeout)
 	return cfg
+}
+
+// setAfterConnect has every session cfg opens SET the timeout setting
+// name to d once connected, after what it did before. A SET, not a
+// startup parameter: PgBouncer, even in session pooling, refuses a
+// startup parameter it does not know ("unsupported startup parameter"),
+// so the store could not start behind it, and passes a SET through.
+func setAfterConnect(cfg *pgconn.Config, name string, d time.Duration) {
+	before := cfg.AfterConnect
+	set := "SET " + name + " = " + strconv.FormatInt(d.Milliseconds(), 10)
+	cfg.AfterConnect = func(ctx context.Context, c *pgconn.PgConn) error {
+		if before != nil {
+			if err := before(ctx, c); err != nil {
+				return err
+			}
+		}
+		if _, err := c.Exec(ctx, set).ReadAll(); err != nil {
+			return fmt.Errorf("%s: %w", set, err)
+		}
+		return nil
+	}
 }
 
 // ownConnConfig configures a connection the store keeps for one task (the

@@ -164,26 +164,52 @@ func TestOpenPostgresOnAnotherRolesTables(t *testing.T) {
 	}
 }
 
-// The group's session ends a transaction left idle (a replica cut off
-// between its upserts and its COMMIT) after pgIdleInTransaction,
-// unless the DSN sets the timeout itself: as a parameter, or in libpq's
-// options, which a parameter of the group's own would override.
-func TestGroupConnConfigIdleInTransaction(t *testing.T) {
-	for dsn, want := range map[string]string{
-		"host=db.example": "2000",
-		"host=db.example idle_in_transaction_session_timeout=60000":          "60000",
-		"host=db.example options='-c idle_in_transaction_session_timeout=0'": "",
+// Every store session ends a transaction left idle (a replica cut off
+// between its statements) after pgIdleInTransaction, unless the DSN sets
+// the timeout itself, as a parameter or in libpq's options; the group's
+// session waits pgGroupLockTimeout for a row. Both are SET once
+// connected, never sent as startup parameters, which PgBouncer refuses:
+// the store's sessions send none but the DSN's and application_name.
+func TestSessionSettings(t *testing.T) {
+	t.Parallel()
+	dsn := pgtest.Database(t)
+	for extra, want := range map[string]string{
+		"": "2s",
+		" idle_in_transaction_session_timeout=60000":          "1min",
+		" options='-c idle_in_transaction_session_timeout=0'": "0",
 	} {
-		store, err := pgConfig(dsn)
+		store, err := pgConfig(dsn + extra)
 		if err != nil {
 			t.Fatal(err)
 		}
-		cfg := groupConnConfig(store, newOptions(nil))
-		if got := cfg.RuntimeParams["idle_in_transaction_session_timeout"]; got != want {
-			t.Errorf("%s: the group's idle_in_transaction_session_timeout parameter is %q, want %q", dsn, got, want)
+		dsnParams, err := pgx.ParseConfig(dsn + extra)
+		if err != nil {
+			t.Fatal(err)
 		}
-		if _, set := store.RuntimeParams["lock_timeout"]; set {
-			t.Errorf("%s: the group's parameters changed the store's", dsn)
+		group := groupConnConfig(store, newOptions(nil))
+		for name, cfg := range map[string]*pgx.ConnConfig{"store": store, "group": group} {
+			for k := range cfg.RuntimeParams {
+				if _, given := dsnParams.RuntimeParams[k]; !given && k != "application_name" {
+					t.Errorf("%s%s: the %s's sessions send startup parameter %s, which PgBouncer refuses", dsn, extra, name, k)
+				}
+			}
+			c, err := pgx.ConnectConfig(t.Context(), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var idle, lock string
+			err = c.QueryRow(t.Context(), "SELECT current_setting('idle_in_transaction_session_timeout'), current_setting('lock_timeout')").Scan(&idle, &lock)
+			_ = c.Close(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantLock := "0"
+			if name == "group" {
+				wantLock = "250ms"
+			}
+			if idle != want || lock != wantLock {
+				t.Errorf("%s%s: the %s's session has idle_in_transaction_session_timeout %s and lock_timeout %s; want %s and %s", dsn, extra, name, idle, lock, want, wantLock)
+			}
 		}
 	}
 }
