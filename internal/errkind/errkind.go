@@ -4,7 +4,11 @@
 // that already says what is wrong and what to do.
 package errkind
 
-import "fmt"
+import (
+	"fmt"
+
+	"connectrpc.com/connect"
+)
 
 type kindError struct {
 	msg  string
@@ -18,4 +22,14 @@ func (e *kindError) Unwrap() error { return e.kind }
 // which errors.Is kind.
 func Errorf(kind error, format string, a ...any) error {
 	return &kindError{msg: fmt.Sprintf(format, a...), kind: kind}
+}
+
+// NotRetried marks e, an answer to a call that may have had its effect
+// (a write that may have been made), as one gRPC clients must not retry:
+// its trailers carry grpc-retry-pushback-ms -1, which a retry policy
+// obeys (gRFC A6) even for a code it lists, such as UNAVAILABLE. A retry
+// would make the effect twice, or answer as if the first had not been.
+func NotRetried(e *connect.Error) *connect.Error {
+	e.Meta().Set("Grpc-Retry-Pushback-Ms", "-1")
+	return e
 }

@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"slices"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
 	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/grpc/stats"
 	"google.golang.org/grpc/status"
@@ -25,6 +27,8 @@ import (
 	teamsv1 "github.com/switchyard/switchyard/gen/teams/v1"
 	"github.com/switchyard/switchyard/internal/server"
 	"github.com/switchyard/switchyard/internal/testserver"
+	"github.com/switchyard/switchyard/services/routeguide"
+	"github.com/switchyard/switchyard/services/teams"
 )
 
 // These tests call the server with grpc-go, the reference gRPC
@@ -316,6 +320,87 @@ func TestGRPCGoRetryPolicyRetriesAnImmediateError(t *testing.T) {
 			if n := a.n.Load(); n != 3 {
 				t.Errorf("ConnectOnly %v: %s(%v): %d attempts, want 3 (the retry policy's maxAttempts)", connectOnly, tt.method, tt.req, n)
 			}
+		}
+	}
+}
+
+// madeButUnsure is a team directory whose writes are made but answered
+// as a database cut off mid-commit answers them: they may have been made.
+type madeButUnsure struct{ *teams.MemStore }
+
+func (s madeButUnsure) Put(ctx context.Context, t teams.Team) (teams.Team, bool, error) {
+	_, _, _ = s.MemStore.Put(ctx, t)
+	return teams.Team{}, false, fmt.Errorf("%w: %w: COMMIT's answer lost", teams.ErrUnavailable, teams.ErrMaybeMade)
+}
+
+func (s madeButUnsure) Delete(ctx context.Context, city string) (teams.Team, error) {
+	_, _ = s.MemStore.Delete(ctx, city)
+	return teams.Team{}, fmt.Errorf("%w: %w: COMMIT's answer lost", teams.ErrUnavailable, teams.ErrMaybeMade)
+}
+
+// keptButUnsure keeps RouteChat notes but answers as a store whose
+// COMMIT's answer was lost.
+type keptButUnsure struct{ kept atomic.Int32 }
+
+func (s *keptButUnsure) Add(context.Context, routeguide.Note) ([]routeguide.Note, error) {
+	s.kept.Add(1)
+	return nil, fmt.Errorf("%w: %w: COMMIT's answer lost", routeguide.ErrNoteMaybeKept, routeguide.ErrNotesUnavailable)
+}
+
+// An answer that the write may have been made is UNAVAILABLE, which a
+// retry policy may list, but a retry would make the write again (a
+// RouteChat note twice) or answer as if it had not been made (a
+// DeleteTeam's NOT_FOUND): it carries grpc-retry-pushback-ms -1, and
+// grpc-go's retry policy makes one attempt.
+func TestGRPCGoRetryPolicyLeavesMaybeMadeWrites(t *testing.T) {
+	t.Parallel()
+	const sc = `{"methodConfig":[{"name":[{}],"retryPolicy":{"maxAttempts":3,"initialBackoff":"0.01s","maxBackoff":"0.01s","backoffMultiplier":1,"retryableStatusCodes":["UNAVAILABLE"]}}]}`
+	for _, connectOnly := range []bool{false, true} {
+		notes := &keptButUnsure{}
+		srv := testserver.Start(t, server.Config{
+			ConnectOnly: connectOnly,
+			Teams:       madeButUnsure{teams.NewMemStore([]teams.Team{{City: "Chicago", Nickname: "Jackals"}})},
+			AdminToken:  "tok",
+			RouteGuide:  routeguide.Options{SharedNotes: notes},
+		})
+		var a attempts
+		conn, err := grpc.NewClient(srv.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithDefaultServiceConfig(sc), grpc.WithStatsHandler(&a))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		auth := metadata.AppendToOutgoingContext(ctx(t), "authorization", "Bearer tok")
+		for _, tt := range []struct {
+			method   string
+			req, res any
+		}{
+			{"/teams.v1.TeamsService/PutTeam", &teamsv1.PutTeamRequest{City: "Miami", Nickname: "Sharks"}, &teamsv1.PutTeamResponse{}},
+			{"/teams.v1.TeamsService/DeleteTeam", &teamsv1.DeleteTeamRequest{City: "Chicago"}, &teamsv1.DeleteTeamResponse{}},
+		} {
+			a.n.Store(0)
+			err := conn.Invoke(auth, tt.method, tt.req, tt.res)
+			if status.Code(err) != codes.Unavailable || !strings.Contains(status.Convert(err).Message(), "may have been made") {
+				t.Errorf("ConnectOnly %v: %s: %v, want UNAVAILABLE saying it may have been made", connectOnly, tt.method, err)
+			}
+			if n := a.n.Load(); n != 1 {
+				t.Errorf("ConnectOnly %v: %s: %d attempts, want 1", connectOnly, tt.method, n)
+			}
+		}
+		a.n.Store(0)
+		chat, err := conn.NewStream(ctx(t), &grpc.StreamDesc{ServerStreams: true, ClientStreams: true}, "/routeguide.v1.RouteGuideService/RouteChat")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := chat.SendMsg(&routeguidev1.RouteChatRequest{Location: &routeguidev1.Point{Latitude: 1, Longitude: 2}, Message: "once"}); err != nil {
+			t.Fatal(err)
+		}
+		_ = chat.CloseSend()
+		if err := chat.RecvMsg(&routeguidev1.RouteChatResponse{}); status.Code(err) != codes.Unavailable || !strings.Contains(status.Convert(err).Message(), "may have been kept") {
+			t.Errorf("ConnectOnly %v: RouteChat: %v, want UNAVAILABLE saying the note may have been kept", connectOnly, err)
+		}
+		if n, kept := a.n.Load(), notes.kept.Load(); n != 1 || kept != 1 {
+			t.Errorf("ConnectOnly %v: RouteChat: %d attempts, the note kept %d times; want 1 and 1", connectOnly, n, kept)
 		}
 	}
 }

@@ -14,6 +14,8 @@ import (
 
 	routeguidev1 "github.com/switchyard/switchyard/gen/routeguide/v1"
 	"github.com/switchyard/switchyard/gen/routeguide/v1/routeguidev1connect"
+	"github.com/switchyard/switchyard/internal/errkind"
+	"github.com/switchyard/switchyard/internal/logsample"
 )
 
 // Defaults of the handler's limits.
@@ -57,6 +59,9 @@ type Handler struct {
 	noteLimit    string
 	now          func() time.Time
 	logger       *slog.Logger
+	// The lines of a note store that fails, one a second each: while its
+	// database is down or cut off every note fails alike.
+	unavailableLines, maybeKeptLines logsample.Line
 }
 
 var _ routeguidev1connect.RouteGuideServiceHandler = (*Handler)(nil)
@@ -170,10 +175,15 @@ func (h *Handler) Chat(ctx context.Context, n Note) ([]Note, error) {
 	switch {
 	case err != nil && ctx.Err() != nil:
 		return nil, callEnded(ctx, "while its note was being kept")
+	case errors.Is(err, ErrNoteMaybeKept):
+		h.maybeKeptLines.Log(ctx, h.logger, slog.LevelWarn, "route notes cannot tell whether a note was kept", err)
+		return nil, errkind.NotRetried(connect.NewError(connect.CodeUnavailable, errors.New(
+			"the shared RouteChat notes' database did not answer, or its answer was lost, while the note was being kept: it may have been kept; "+
+				"a new RouteChat returns it with the location's notes if it was")))
 	case errors.Is(err, ErrNotesUnavailable):
 		// The cause names the database (its host, user): the log's, not
 		// the client's.
-		h.logger.LogAttrs(ctx, slog.LevelWarn, "route notes unavailable", slog.String("err", err.Error()))
+		h.unavailableLines.Log(ctx, h.logger, slog.LevelWarn, "route notes unavailable", err)
 		return nil, connect.NewError(connect.CodeUnavailable, errors.New(
 			"the shared RouteChat notes are unavailable for now (their database unreachable, busy or not answering); retry shortly"))
 	}

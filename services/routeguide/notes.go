@@ -41,6 +41,12 @@ type NoteStore interface {
 // may get past; RouteChat answers it UNAVAILABLE.
 var ErrNotesUnavailable = errors.New("the shared RouteChat notes are unavailable for now")
 
+// ErrNoteMaybeKept is wrapped, with ErrNotesUnavailable, around a
+// NoteStore's failure after the note may have been kept all the same (its
+// COMMIT may have reached the database): RouteChat says so, and asks
+// gRPC clients not to retry it, which would keep the note twice.
+var ErrNoteMaybeKept = errors.New("the note may have been kept")
+
 // Notes keeps RouteChat notes, shared by every caller, in bounded memory: at
 // most perLocation notes at one location (the oldest go first), at most
 // locations locations (the one written least recently goes first), and at

@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
-	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -17,6 +15,8 @@ import (
 
 	teamsv1 "github.com/switchyard/switchyard/gen/teams/v1"
 	"github.com/switchyard/switchyard/gen/teams/v1/teamsv1connect"
+	"github.com/switchyard/switchyard/internal/errkind"
+	"github.com/switchyard/switchyard/internal/logsample"
 )
 
 // MaxPageSize bounds ListTeams' page_size.
@@ -33,52 +33,7 @@ type Handler struct {
 	// fails alike, and its client is told to retry. A store's unexpected
 	// failure (ERROR) is written every time: its client is told the
 	// cause is in the log.
-	unavailableLines, maybeMadeLines sampledLine
-}
-
-// sampledLine admits a log line at most once a second and counts the
-// lines it turns away, for the next one it admits to report: while the
-// team directory's database is down or restarting every call fails the
-// same way, and a line per call (thousands a second under load, beside
-// each call's own line) would bury the log.
-type sampledLine struct {
-	mu         sync.Mutex
-	next       time.Time
-	suppressed int
-	clock      func() time.Time // time.Now when nil (tests set it)
-}
-
-// admit reports whether to write the line now, and how many lines it
-// turned away since the last it admitted.
-func (s *sampledLine) admit() (ok bool, suppressed int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	now := time.Now
-	if s.clock != nil {
-		now = s.clock
-	}
-	t := now()
-	if t.Before(s.next) {
-		s.suppressed++
-		return false, 0
-	}
-	s.next = t.Add(time.Second)
-	suppressed, s.suppressed = s.suppressed, 0
-	return true, suppressed
-}
-
-// log writes msg with err through logger at level if s admits it, with
-// the count of lines left out before it.
-func (s *sampledLine) log(ctx context.Context, logger *slog.Logger, level slog.Level, msg string, err error) {
-	ok, suppressed := s.admit()
-	if !ok {
-		return
-	}
-	attrs := []slog.Attr{slog.String("err", err.Error())}
-	if suppressed > 0 {
-		attrs = append(attrs, slog.Int("suppressed", suppressed))
-	}
-	logger.LogAttrs(ctx, level, msg, attrs...)
+	unavailableLines, maybeMadeLines logsample.Line
 }
 
 var _ teamsv1connect.TeamsServiceHandler = (*Handler)(nil)
@@ -251,11 +206,11 @@ func (h *Handler) authorize(values []string) error {
 func (h *Handler) writeError(ctx context.Context, err error, city string) error {
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):
-		return connect.NewError(connect.CodeDeadlineExceeded, errors.New(
-			"the deadline passed while the team directory was writing; the write may have been made: read the team to see, or retry (the same write again makes the same team)"))
+		return errkind.NotRetried(connect.NewError(connect.CodeDeadlineExceeded, errors.New(
+			"the deadline passed while the team directory was writing; the write may have been made: read the team to see (a PutTeam made again makes the same team)")))
 	case errors.Is(err, context.Canceled):
-		return connect.NewError(connect.CodeCanceled, errors.New(
-			"the call was canceled while the team directory was writing; the write may have been made"))
+		return errkind.NotRetried(connect.NewError(connect.CodeCanceled, errors.New(
+			"the call was canceled while the team directory was writing; the write may have been made")))
 	}
 	return h.storeError(ctx, err, city)
 }
@@ -276,15 +231,20 @@ func (h *Handler) storeError(ctx context.Context, err error, city string) error 
 		msg := "the team directory is unavailable on this server until it restarts: its database file was deleted or replaced under it (the server log says which); another replica may answer"
 		if errors.Is(err, ErrMaybeMade) {
 			msg += "; this write may have been made: read the team once the server is back"
+			return errkind.NotRetried(connect.NewError(connect.CodeUnavailable, errors.New(msg)))
 		}
 		return connect.NewError(connect.CodeUnavailable, errors.New(msg))
 	case errors.Is(err, ErrMaybeMade):
-		h.maybeMadeLines.log(ctx, h.logger, slog.LevelWarn, "team store cannot tell whether a write was made", err)
-		return connect.NewError(connect.CodeUnavailable, errors.New("the write may have been made: the team directory's database did not answer, or its answer was lost, while the write was being made; read the team to see, or retry (the same write again makes the same team)"))
+		// Not for a retry policy to retry: a DeleteTeam made again
+		// answers NOT_FOUND for the team it deleted.
+		h.maybeMadeLines.Log(ctx, h.logger, slog.LevelWarn, "team store cannot tell whether a write was made", err)
+		return errkind.NotRetried(connect.NewError(connect.CodeUnavailable, errors.New(
+			"the write may have been made: the team directory's database did not answer, or its answer was lost, while the write was being made; "+
+				"read the team to see (a PutTeam made again makes the same team)")))
 	case errors.Is(err, ErrUnavailable):
 		// Busy, unreachable or shutting down: worth a retry, which
 		// UNAVAILABLE tells clients and proxies.
-		h.unavailableLines.log(ctx, h.logger, slog.LevelWarn, "team store unavailable", err)
+		h.unavailableLines.Log(ctx, h.logger, slog.LevelWarn, "team store unavailable", err)
 		return connect.NewError(connect.CodeUnavailable, errors.New("the team directory is unavailable for now (busy, or its database unreachable or refusing writes); retry shortly"))
 	}
 	h.logger.LogAttrs(ctx, slog.LevelError, "team store failed", slog.String("err", err.Error()))

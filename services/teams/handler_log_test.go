@@ -101,7 +101,7 @@ func TestStoreFailureLinesSampled(t *testing.T) {
 	capture := &captureHandler{}
 	h := NewHandler(unavailableStore{}, "").WithLogger(slog.New(capture))
 	now := time.Unix(1e9, 0)
-	h.unavailableLines.clock = func() time.Time { return now }
+	h.unavailableLines.Clock = func() time.Time { return now }
 	call := func() {
 		t.Helper()
 		_, err := h.GetTeam(context.Background(), connect.NewRequest(&teamsv1.GetTeamRequest{City: "Chicago"}))
@@ -127,7 +127,7 @@ func TestStoreFailureLinesSampled(t *testing.T) {
 	// made, and its client is told to read the team or retry.
 	capture = &captureHandler{}
 	h = NewHandler(cutOffStore{}, "token").WithLogger(slog.New(capture))
-	h.maybeMadeLines.clock = func() time.Time { return now }
+	h.maybeMadeLines.Clock = func() time.Time { return now }
 	for range 101 {
 		req := connect.NewRequest(&teamsv1.PutTeamRequest{City: "Chicago", Nickname: "Bears"})
 		req.Header().Set("Authorization", "Bearer token")

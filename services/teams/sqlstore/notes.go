@@ -68,14 +68,13 @@ func (r *RouteNotes) Add(callCtx context.Context, n routeguide.Note) (kept []rou
 	committing := false
 	defer func() {
 		if err != nil && callCtx.Err() == nil && ctx.Err() != nil {
-			maybe := ""
-			if committing {
-				maybe = ", and may have kept it"
-			}
-			err = fmt.Errorf("route notes: %w: the database answered no note within %v%s", teams.ErrUnavailable, r.timeout, maybe)
+			err = fmt.Errorf("route notes: %w: the database answered no note within %v", teams.ErrUnavailable, r.timeout)
 		}
 		if errors.Is(err, teams.ErrUnavailable) { // ctxErr's transient failures too
 			err = fmt.Errorf("%w: %w", routeguide.ErrNotesUnavailable, err)
+			if committing {
+				err = fmt.Errorf("%w: %w", routeguide.ErrNoteMaybeKept, err)
+			}
 		}
 	}()
 	tx, err := r.db.BeginTx(ctx, nil)
