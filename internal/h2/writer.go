@@ -199,15 +199,9 @@ func (w *responseWriter) FlushError() error {
 // grpcEnding reports whether the response is one grpcBare describes
 // whose grpc-status trailer is set: the handler is ending the call.
 func (w *responseWriter) grpcEnding() bool {
-	if !w.grpcBare() {
-		return false
-	}
-	for k, vv := range w.header {
-		if len(vv) > 0 && strings.EqualFold(k, http.TrailerPrefix+"Grpc-Status") {
-			return true
-		}
-	}
-	return false
+	// Spelt as hasTrailers finds it, so that a held flush is always
+	// followed by the trailers that end the response.
+	return len(w.header[http.TrailerPrefix+"Grpc-Status"]) > 0 && w.grpcBare()
 }
 
 // finish ends the response after the handler returned, and the stream.

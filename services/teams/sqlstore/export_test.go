@@ -54,8 +54,8 @@ func WithSettleWithin(d time.Duration) Option {
 	return func(o *options) { o.settleWithin = d }
 }
 
-// WithTimeout bounds each PostgreSQL read by d instead of
-// pgTimeout.
+// WithTimeout bounds each PostgreSQL read and write, and each RouteChat
+// note, by d instead of pgTimeout.
 func WithTimeout(d time.Duration) Option {
 	return func(o *options) { o.timeout = d }
 }
