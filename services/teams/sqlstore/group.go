@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"runtime"
 	"sync"
@@ -92,6 +93,11 @@ func startGroupCommit(g *groupCommit) *groupCommit {
 	return g
 }
 
+// errNotTaken is wrapped around the context's error of a write whose
+// context ended while it waited to join a group (behind one that has not
+// committed): it was never sent, so it was not made.
+var errNotTaken = errors.New("the write waited behind others and was not made")
+
 // put runs one write, in a group with those waiting beside it.
 func (g *groupCommit) put(ctx context.Context, key, city, nickname string) (teams.Team, int64, error) {
 	r := &putReq{ctx: ctx, key: key, city: city, nickname: nickname, res: make(chan putResult, 1)}
@@ -104,7 +110,7 @@ func (g *groupCommit) put(ctx context.Context, key, city, nickname string) (team
 		return teams.Team{}, 0, errClosed
 	case <-ctx.Done():
 		g.queued.Add(-1)
-		return teams.Team{}, 0, ctx.Err()
+		return teams.Team{}, 0, fmt.Errorf("%w: %w", errNotTaken, ctx.Err())
 	}
 	select {
 	case res := <-r.res:

@@ -191,6 +191,9 @@ func (s *Store) readErr(ctx, rctx context.Context, err error) error {
 // is released; closing the connection does not stop it).
 func (s *Store) writeErr(ctx, wctx context.Context, err error) error {
 	if err != nil && ctx.Err() == nil && wctx.Err() != nil {
+		if errors.Is(err, errNotTaken) {
+			return fmt.Errorf("%w: the database answered no write within %v; this one waited behind them and was not made", teams.ErrUnavailable, s.timeout)
+		}
 		return fmt.Errorf("%w: %w: the database answered no write within %v", teams.ErrUnavailable, teams.ErrMaybeMade, s.timeout)
 	}
 	return ctxErr(ctx, err)
