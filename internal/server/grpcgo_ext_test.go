@@ -275,6 +275,20 @@ func TestGRPCGoHealthAndReflection(t *testing.T) {
 // each.
 type attempts struct{ n atomic.Int32 }
 
+// retryingClient is a grpc-go client of srv with the service config sc
+// (its retry policy), counting its attempts.
+func retryingClient(t *testing.T, srv *testserver.Server, sc string) (*grpc.ClientConn, *attempts) {
+	t.Helper()
+	a := &attempts{}
+	conn, err := grpc.NewClient(srv.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultServiceConfig(sc), grpc.WithStatsHandler(a))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn, a
+}
+
 func (a *attempts) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context { return ctx }
 func (a *attempts) HandleRPC(_ context.Context, s stats.RPCStats) {
 	if _, ok := s.(*stats.Begin); ok {
@@ -296,13 +310,7 @@ func TestGRPCGoRetryPolicyRetriesAnImmediateError(t *testing.T) {
 	const sc = `{"methodConfig":[{"name":[{}],"retryPolicy":{"maxAttempts":3,"initialBackoff":"0.01s","maxBackoff":"0.01s","backoffMultiplier":1,"retryableStatusCodes":["INVALID_ARGUMENT","UNIMPLEMENTED","NOT_FOUND"]}}]}`
 	for _, connectOnly := range []bool{false, true} {
 		srv := testserver.Start(t, server.Config{ConnectOnly: connectOnly})
-		var a attempts
-		conn, err := grpc.NewClient(srv.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
-			grpc.WithDefaultServiceConfig(sc), grpc.WithStatsHandler(&a))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { conn.Close() })
+		conn, a := retryingClient(t, srv, sc)
 		for _, tt := range []struct {
 			method string
 			req    any
@@ -363,13 +371,7 @@ func TestGRPCGoRetryPolicyLeavesMaybeMadeWrites(t *testing.T) {
 			AdminToken:  "tok",
 			RouteGuide:  routeguide.Options{SharedNotes: notes},
 		})
-		var a attempts
-		conn, err := grpc.NewClient(srv.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
-			grpc.WithDefaultServiceConfig(sc), grpc.WithStatsHandler(&a))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { conn.Close() })
+		conn, a := retryingClient(t, srv, sc)
 		auth := metadata.AppendToOutgoingContext(ctx(t), "authorization", "Bearer tok")
 		for _, tt := range []struct {
 			method   string
