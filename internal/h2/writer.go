@@ -409,7 +409,7 @@ func (w *responseWriter) grpcBare() bool {
 		return false
 	}
 	h := w.fields()
-	if !isGRPC(h.first("Content-Type")) {
+	if !outcome.IsGRPC(h.first("Content-Type")) {
 		return false
 	}
 	for _, f := range h.fields {
@@ -425,14 +425,6 @@ func (w *responseWriter) grpcBare() bool {
 var grpcFields = map[string]struct{}{
 	"Content-Type": {}, "Grpc-Accept-Encoding": {}, "Grpc-Encoding": {},
 	"Vary": {}, "Date": {}, "Trailer": {},
-}
-
-// isGRPC reports whether contentType is gRPC's (application/grpc, with
-// or without a subtype), not gRPC-Web's, whose trailers travel in the
-// body.
-func isGRPC(contentType string) bool {
-	rest, ok := strings.CutPrefix(contentType, "application/grpc")
-	return ok && (rest == "" || rest[0] == '+' || rest[0] == ';')
 }
 
 // encodeHeaderLocked encodes the response's HEADERS. complete is set

@@ -37,7 +37,7 @@ func classify(method, contentType, rawQuery string) (Protocol, wireKind, bool) {
 		return ProtocolGRPCWeb, wireEnvelopes, true
 	case strings.HasPrefix(sub, "grpc-web"):
 		return ProtocolGRPCWeb, wireEnvelopes, false
-	case sub == "grpc" || strings.HasPrefix(sub, "grpc+") || strings.HasPrefix(sub, "grpc;"):
+	case IsGRPC(contentType):
 		return ProtocolGRPC, wireEnvelopes, false
 	case strings.HasPrefix(sub, "connect+"):
 		return ProtocolConnect, wireEnvelopes, false
@@ -45,6 +45,14 @@ func classify(method, contentType, rawQuery string) (Protocol, wireKind, bool) {
 		return ProtocolConnect, wireUnary, false
 	}
 	return ProtocolHTTP, wirePlain, false
+}
+
+// IsGRPC reports whether contentType, in lower case, is gRPC's
+// (application/grpc, with or without a subtype or parameters), not
+// gRPC-Web's, whose trailers travel in the body.
+func IsGRPC(contentType string) bool {
+	rest, ok := strings.CutPrefix(contentType, "application/grpc")
+	return ok && (rest == "" || rest[0] == '+' || rest[0] == ';')
 }
 
 // lowerASCII is s in lower case, s itself (no copy) when it has no upper
