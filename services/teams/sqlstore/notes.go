@@ -67,7 +67,7 @@ func (r *RouteNotes) Add(callCtx context.Context, n routeguide.Note) (kept []rou
 	defer cancel()
 	committing := false
 	defer func() {
-		if err != nil && callCtx.Err() == nil && ctx.Err() != nil {
+		if boundOut(callCtx, ctx, err) {
 			err = fmt.Errorf("route notes: %w: the database answered no note within %v", teams.ErrUnavailable, r.timeout)
 		}
 		if errors.Is(err, teams.ErrUnavailable) { // ctxErr's transient failures too

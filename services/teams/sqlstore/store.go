@@ -173,11 +173,17 @@ func bound(ctx context.Context, d time.Duration) (context.Context, context.Cance
 	return context.WithTimeout(ctx, d)
 }
 
+// boundOut reports whether the call made under bctx (bound of ctx) failed
+// because its bound passed, its caller still waiting.
+func boundOut(ctx, bctx context.Context, err error) bool {
+	return err != nil && ctx.Err() == nil && bctx.Err() != nil
+}
+
 // readErr is ctxErr for a read made under rctx (boundContext of ctx): a
 // read that outlived s.timeout, its caller still waiting, found the
 // database unavailable.
 func (s *Store) readErr(ctx, rctx context.Context, err error) error {
-	if err != nil && ctx.Err() == nil && rctx.Err() != nil {
+	if boundOut(ctx, rctx, err) {
 		return fmt.Errorf("%w: the database answered no read within %v", teams.ErrUnavailable, s.timeout)
 	}
 	return ctxErr(ctx, err)
@@ -190,7 +196,7 @@ func (s *Store) readErr(ctx, rctx context.Context, err error) error {
 // goes on with it (one waiting for a lock makes the write once the lock
 // is released; closing the connection does not stop it).
 func (s *Store) writeErr(ctx, wctx context.Context, err error) error {
-	if err != nil && ctx.Err() == nil && wctx.Err() != nil {
+	if boundOut(ctx, wctx, err) {
 		if errors.Is(err, errNotTaken) {
 			return fmt.Errorf("%w: the database answered no write within %v; this one waited behind them and was not made", teams.ErrUnavailable, s.timeout)
 		}
