@@ -1,12 +1,15 @@
 package nginxtest_test
 
 import (
+	"net/http"
 	"os"
 	"os/exec"
 	"strings"
 	"testing"
 
 	"github.com/switchyard/switchyard/internal/nginxtest"
+	"github.com/switchyard/switchyard/internal/server"
+	"github.com/switchyard/switchyard/internal/testserver"
 )
 
 // The committed configuration passes `nginx -t` once its addresses and
@@ -50,5 +53,24 @@ func TestNginxTRejectsBrokenConfig(t *testing.T) {
 	}
 	if out, err := exec.Command(bin, append([]string{"-t"}, args...)...).CombinedOutput(); err == nil {
 		t.Fatalf("nginx -t accepted a broken configuration:\n%s", out)
+	}
+}
+
+// Media types are case-insensitive (RFC 9110 §8.3.1), and the replicas
+// serve gRPC whatever the case of its Content-Type: nginx must choose the
+// HTTP/2 path for it too. Over HTTP/1.1 to the replica, nginx would drop
+// the response's trailers, and with them the call's grpc-status.
+func TestGRPCContentTypeOfAnyCaseGoesOverHTTP2(t *testing.T) {
+	nginxtest.Require(t)
+	srv := testserver.Start(t, server.Config{})
+	px := nginxtest.Start(t, []string{srv.Addr})
+	// SayHello{name: "x"} in one uncompressed gRPC message.
+	msg := []byte{0, 0, 0, 0, 3, 0x0a, 1, 'x'}
+	for _, ct := range []string{"application/grpc", "Application/gRPC", "APPLICATION/GRPC+PROTO"} {
+		a := testserver.Ask(http.DefaultClient, http.MethodPost, "http://"+px.HTTP1+"/greeter.v1.GreeterService/SayHello",
+			http.Header{"Content-Type": {ct}, "Te": {"trailers"}}, msg)
+		if a.Err != "" || a.Status != http.StatusOK || a.Trailer.Get("Grpc-Status") != "0" {
+			t.Errorf("Content-Type %q through nginx: want HTTP 200 with trailer grpc-status 0, got %v", ct, a)
+		}
 	}
 }
