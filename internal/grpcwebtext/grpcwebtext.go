@@ -34,8 +34,11 @@ func Handler(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// A direct map lookup: the server already canonicalized the key, and
 		// Header.Get would canonicalize it again on every request.
+		// Media types are case-insensitive, as connect-go takes binary
+		// gRPC-Web's.
 		contentType := r.Header["Content-Type"]
-		if len(contentType) == 0 || !strings.HasPrefix(contentType[0], textPrefix) {
+		if len(contentType) == 0 || len(contentType[0]) < len(textPrefix) ||
+			!strings.EqualFold(contentType[0][:len(textPrefix)], textPrefix) {
 			next.ServeHTTP(w, r)
 			return
 		}

@@ -132,13 +132,14 @@ func postText(t *testing.T, client *http.Client, url, contentType, body string) 
 }
 
 // TestUnary calls GetTeam in text mode over HTTP/2 against the whole
-// server, with both text content types and a request body made of several
-// separately padded base64 chunks.
+// server, with both text content types (in any case, as media types are
+// and as the server takes binary gRPC-Web's) and a request body made of
+// several separately padded base64 chunks.
 func TestUnary(t *testing.T) {
 	t.Parallel()
 	srv := testserver.Start(t, server.Config{})
 	req := envelope(t, &teamsv1.GetTeamRequest{City: "Chicago"})
-	for _, ct := range []string{"application/grpc-web-text", "application/grpc-web-text+proto"} {
+	for _, ct := range []string{"application/grpc-web-text", "application/grpc-web-text+proto", "Application/gRPC-Web-Text+proto"} {
 		for _, body := range []string{encodeChunks(req), encodeChunks(req, 1, 5, 7)} {
 			t.Run(ct, func(t *testing.T) {
 				res, text := postText(t, srv.HTTPClient, srv.URL+"/teams.v1.TeamsService/GetTeam", ct, body)
