@@ -144,7 +144,7 @@ func (w *observedWriter) finish(req *http.Request, panicked bool) {
 	switch {
 	case panicked:
 		end = EndServerReset // net/http aborts the response
-	case w.err != nil || req.Context().Err() != nil && !errors.Is(context.Cause(req.Context()), ErrCallEnded):
+	case w.err != nil || req.Context().Err() != nil && !errors.Is(context.Cause(req.Context()), ErrCallEnded) && !w.rec.readLimit:
 		end = EndConnClosed
 		// Over HTTP/1.1 the connection ends a call early when its
 		// client goes: a browser's abort, a client's timeout. net/http

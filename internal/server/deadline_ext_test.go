@@ -1,9 +1,15 @@
 package server_test
 
 import (
+	"bufio"
+	"bytes"
 	"context"
+	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -220,5 +226,104 @@ func TestStreamsEndAtTheDeadlineWhileTheClientWaits(t *testing.T) {
 		if took := time.Since(start); reset != http2.ErrCodeCancel || took > timeout+2*time.Second {
 			t.Errorf("%s, the client reading nothing: grpc-status %q, reset %v after %v, want RST_STREAM CANCEL at about %v", procedure, status, reset, took, timeout)
 		}
+	}
+}
+
+// A unary call's request body must arrive over HTTP/1.1 within the call's
+// deadline: the server's (-unary-timeout) or the client's if shorter. net/http
+// bounds only the headers' read, and the deadline otherwise starts once the
+// message is in, so a client that sends its body slowly, or never, would
+// hold its connection (one of -max-connections) and a handler for ever. It
+// gets DEADLINE_EXCEEDED, and its connection is closed; the call's log line
+// says so too (not that its client closed the connection, which net/http's
+// failed read makes it look like). Connect (JSON and proto) and gRPC-Web,
+// both through internal/grpcunary and connect-go.
+func TestUnaryBodyOverHTTP1ArrivesWithinTheDeadline(t *testing.T) {
+	t.Parallel()
+	for _, connectOnly := range []bool{false, true} {
+		logs := &lockedBuffer{}
+		srv := testserver.Start(t, server.Config{UnaryTimeout: 400 * time.Millisecond, ConnectOnly: connectOnly,
+			Logger: slog.New(slog.NewJSONHandler(logs, nil))})
+		for _, tc := range []struct {
+			name, contentType, timeout, want string
+		}{
+			{"connect json", "application/json", "", `"code":"deadline_exceeded"`},
+			{"connect proto", "application/proto", "", `"code":"deadline_exceeded"`},
+			{"connect, client deadline", "application/json", "Connect-Timeout-Ms: 100\r\n", `"code":"deadline_exceeded"`},
+			{"grpc-web", "application/grpc-web+proto", "", "Grpc-Status: 4"},
+			{"grpc-web, client deadline", "application/grpc-web+proto", "Grpc-Timeout: 100m\r\n", "Grpc-Status: 4"},
+		} {
+			conn, err := net.Dial("tcp", srv.Addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			// Headers, a body of 100 bytes promised, one sent.
+			start := time.Now()
+			fmt.Fprintf(conn, "POST /greeter.v1.GreeterService/SayHello HTTP/1.1\r\nHost: x\r\nContent-Type: %s\r\n%sContent-Length: 100\r\n\r\n{", tc.contentType, tc.timeout)
+			_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+			answer, err := io.ReadAll(conn) // until the server closes the connection
+			took := time.Since(start)
+			if err != nil || !strings.Contains(string(answer), tc.want) {
+				t.Errorf("connect-go only %v, %s: got %q (%v) after %v, want %s and the connection closed", connectOnly, tc.name, answer, err, took, tc.want)
+			}
+			if took > 2*time.Second {
+				t.Errorf("connect-go only %v, %s: answered after %v, want within the deadline of 400 ms (and a margin)", connectOnly, tc.name, took)
+			}
+		}
+		for deadline := time.Now().Add(5 * time.Second); strings.Count(logs.String(), `"msg":"rpc"`) < 5; time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("connect-go only %v: fewer than 5 call lines:\n%s", connectOnly, logs.String())
+			}
+		}
+		// A line says how a call ended only when its answer was not sent.
+		if n, ended := strings.Count(logs.String(), `"code":"deadline_exceeded"`), strings.Count(logs.String(), `"end":`); n != 5 || ended != 0 {
+			t.Errorf("connect-go only %v: %d call lines say deadline_exceeded, %d an end other than sent; want 5 and 0:\n%s", connectOnly, n, ended, logs.String())
+		}
+	}
+}
+
+// The deadline on the read of a unary call's body over HTTP/1.1 ends with
+// the body (net/http clears it as it starts watching for the client going
+// away): a call that takes longer than it once its request is in, and a
+// keep-alive connection's next request, are served as before.
+func TestUnaryBodyDeadlineOverHTTP1EndsWithTheBody(t *testing.T) {
+	t.Parallel()
+	store := stuckStore{Store: teams.NewMemStore(teams.TutorialTeams), deadlines: make(chan time.Duration, 64)}
+	srv := testserver.Start(t, server.Config{Teams: store, UnaryTimeout: 600 * time.Millisecond})
+	conn, err := net.Dial("tcp", srv.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	br := bufio.NewReader(conn)
+	call := func(path, body string, wait time.Duration) *http.Response {
+		t.Helper()
+		fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", path, len(body))
+		time.Sleep(wait) // the body comes late, but within the deadline
+		fmt.Fprint(conn, body)
+		_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		res, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(res.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body = io.NopCloser(bytes.NewReader(b))
+		return res
+	}
+	// GetTeam's store waits for the unary deadline, 600 ms after the
+	// message is in: past the body's read deadline, 600 ms after the
+	// request began. The call ends DEADLINE_EXCEEDED, not cancelled.
+	res := call("/teams.v1.TeamsService/GetTeam", `{"city":"Chicago"}`, 300*time.Millisecond)
+	if b, _ := io.ReadAll(res.Body); res.StatusCode != http.StatusGatewayTimeout || !strings.Contains(string(b), `"code":"deadline_exceeded"`) {
+		t.Fatalf("GetTeam: HTTP %d %s, want 504 deadline_exceeded", res.StatusCode, b)
+	}
+	time.Sleep(700 * time.Millisecond)
+	res = call("/greeter.v1.GreeterService/SayHello", `{"name":"x"}`, 0)
+	if b, _ := io.ReadAll(res.Body); res.StatusCode != http.StatusOK || string(b) != `{"message":"Hello, x!"}` {
+		t.Fatalf("SayHello on the same connection: HTTP %d %s, want 200", res.StatusCode, b)
 	}
 }

@@ -135,9 +135,13 @@ type Server struct {
 	unaryGet []string // those of unary whose Connect GETs it serves too
 	// takesGet holds the procedures whose handlers take Connect GETs
 	// (declared without side effects), with or without Config.ConnectOnly.
-	takesGet  map[string]bool
-	opts      []connect.HandlerOption
-	unaryOpts *grpcunary.Options // nil with Config.ConnectOnly
+	takesGet map[string]bool
+	// unaryPaths holds the unary procedures, whose request bodies over
+	// HTTP/1.x must arrive within unaryTimeout (limitBodyRead).
+	unaryPaths   map[string]bool
+	unaryTimeout time.Duration
+	opts         []connect.HandlerOption
+	unaryOpts    *grpcunary.Options // nil with Config.ConnectOnly
 }
 
 // New builds the server from cfg.
@@ -255,7 +259,12 @@ func New(cfg Config) *Server {
 	s.Procedures = proceduresOf(s.Services)
 	s.procedures, s.methods = indexProcedures(s.Procedures, s.services)
 	s.takesGet = map[string]bool{}
+	s.unaryPaths = map[string]bool{}
+	s.unaryTimeout = cfg.UnaryTimeout
 	for _, p := range s.Procedures {
+		if p.Unary {
+			s.unaryPaths[p.Path] = true
+		}
 		if p.Unary && noSideEffects(p.Path) {
 			s.takesGet[p.Path] = true
 		}
@@ -283,6 +292,9 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	p := outcome.ProcedurePath(r)
 	if r.Method == http.MethodGet && s.takesGet[p] && strings.Contains(r.URL.RawQuery, "base64=1") && s.badBase64Query(w, r) {
 		return
+	}
+	if r.ProtoMajor == 1 && s.unaryPaths[p] {
+		s.limitBodyRead(w, r)
 	}
 	if h, ok := s.unary[p]; ok {
 		h.ServeHTTP(w, r)

@@ -1,0 +1,68 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"time"
+
+	"connectrpc.com/connect"
+
+	"github.com/switchyard/switchyard/internal/outcome"
+)
+
+// limitBodyRead bounds the read of a unary call's request body over
+// HTTP/1.x by the call's deadline: the server's unary one, or the client's
+// (Connect-Timeout-Ms, Grpc-Timeout) if shorter. net/http bounds only the
+// read of the headers (ReadHeaderTimeout), and the call's deadline starts
+// once its message is in, so a client that sent its body slowly, or never,
+// would hold its connection (one of MaxConnections) and a handler for
+// ever. A read past the deadline fails DEADLINE_EXCEEDED, and net/http
+// closes the connection after the answer. Once the body is read, the
+// connection has no read deadline again: net/http clears it as it starts
+// the read that watches for the client going away.
+func (s *Server) limitBodyRead(w http.ResponseWriter, r *http.Request) {
+	if r.Body == nil || r.Body == http.NoBody {
+		return
+	}
+	d := s.unaryTimeout
+	if t, ok := outcome.ParseConnectTimeout(header(r.Header, "Connect-Timeout-Ms")); ok && t < d {
+		d = t
+	}
+	if t, ok := outcome.ParseGRPCTimeout(header(r.Header, "Grpc-Timeout")); ok && t < d {
+		d = t
+	}
+	if http.NewResponseController(w).SetReadDeadline(time.Now().Add(d)) != nil {
+		return
+	}
+	r.Body = &deadlineBody{ReadCloser: r.Body, d: d, rec: outcome.FromContext(r.Context())}
+}
+
+func header(h http.Header, key string) string {
+	if v := h[key]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+// deadlineBody is a request body whose connection has a read deadline
+// d from the request's start (limitBodyRead): its timeout is the call's.
+type deadlineBody struct {
+	io.ReadCloser
+	d   time.Duration
+	rec *outcome.Record // the call's, if it is observed
+}
+
+func (b *deadlineBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+		if b.rec != nil {
+			b.rec.ReadDeadlinePassed()
+		}
+		err = connect.NewError(connect.CodeDeadlineExceeded,
+			fmt.Errorf("the request's message did not arrive within the call's deadline (%v)", b.d))
+	}
+	return n, err
+}
