@@ -136,13 +136,20 @@ func (h *handler[Req, Res]) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	buf := getBuffer()
 	defer putBuffer(buf)
-	msg, ok := h.receive(r, call, buf)
+	msg, ok, readErr := h.receive(r, call, buf)
 	if !ok && call.isGet() {
 		h.next.ServeHTTP(w, r) // the message was in the query, still there
 		return
 	}
 	if !ok {
-		r.Body = &replay{Reader: io.MultiReader(bytes.NewReader(bytes.Clone(*buf)), r.Body), body: r.Body}
+		// After the bytes read, the rest of the body; or the error its
+		// read met, which a second read need not meet again (net/http
+		// closes a body whose trailer it could not read).
+		rest := io.Reader(r.Body)
+		if readErr != nil {
+			rest = failedReader{readErr}
+		}
+		r.Body = &replay{Reader: io.MultiReader(bytes.NewReader(bytes.Clone(*buf)), rest), body: r.Body}
 		h.next.ServeHTTP(w, r)
 		return
 	}
@@ -299,23 +306,25 @@ func header(h http.Header, key string) string {
 }
 
 // receive reads the request's one message into buf and unmarshals it; buf
-// keeps every byte read, for connect-go when it is not the plain case.
-func (h *handler[Req, Res]) receive(r *http.Request, c call, buf *[]byte) (*Req, bool) {
+// keeps every byte read, for connect-go when it is not the plain case,
+// and the error the body's read met, if it did not simply end (readError).
+func (h *handler[Req, Res]) receive(r *http.Request, c call, buf *[]byte) (*Req, bool, error) {
 	switch {
 	case c.isGet():
-		return h.receiveQuery(c, buf)
+		msg, ok := h.receiveQuery(c, buf)
+		return msg, ok, nil
 	case c.protocol == protoConnect:
 		return h.receiveBody(r, c, buf)
 	}
 	b := (*buf)[:5]
 	if n, err := io.ReadFull(r.Body, b); err != nil {
 		*buf = b[:n]
-		return nil, false
+		return nil, false, readError(err)
 	}
 	size := int(binary.BigEndian.Uint32(b[1:5]))
 	if b[0] != 0 || size > h.limit {
 		*buf = b
-		return nil, false
+		return nil, false, nil
 	}
 	if cap(b) < 5+size+1 {
 		b = append(b, make([]byte, size+1)...)
@@ -323,19 +332,34 @@ func (h *handler[Req, Res]) receive(r *http.Request, c call, buf *[]byte) (*Req,
 	b = b[:5+size+1]
 	if n, err := io.ReadFull(r.Body, b[5:5+size]); err != nil {
 		*buf = b[:5+n]
-		return nil, false
+		return nil, false, readError(err)
 	}
 	// One message and then the end of the body, nothing more.
 	if n, err := io.ReadFull(r.Body, b[5+size:]); n != 0 || err != io.EOF {
 		*buf = b[:5+size+n]
-		return nil, false
+		return nil, false, readError(err)
 	}
 	*buf = b[:5+size]
-	return unmarshal[Req](b[5:5+size], false)
+	msg, ok := unmarshal[Req](b[5:5+size], false)
+	return msg, ok, nil
 }
 
+// readError is err, an error a body's read met, unless it says only that
+// the body ended (early or not): reading it again says so again.
+func readError(err error) error {
+	if err == io.EOF || err == io.ErrUnexpectedEOF {
+		return nil
+	}
+	return err
+}
+
+// failedReader is the rest of a body whose read failed with err.
+type failedReader struct{ err error }
+
+func (f failedReader) Read([]byte) (int, error) { return 0, f.err }
+
 // receiveBody reads a Connect unary request: its body is the message.
-func (h *handler[Req, Res]) receiveBody(r *http.Request, c call, buf *[]byte) (*Req, bool) {
+func (h *handler[Req, Res]) receiveBody(r *http.Request, c call, buf *[]byte) (*Req, bool, error) {
 	b := (*buf)[:0]
 	for {
 		if len(b) == cap(b) {
@@ -345,19 +369,20 @@ func (h *handler[Req, Res]) receiveBody(r *http.Request, c call, buf *[]byte) (*
 		b = b[:len(b)+n]
 		*buf = b
 		if len(b) > h.limit {
-			return nil, false // connect-go refuses it, or serves it if under its own limit
+			return nil, false, nil // connect-go refuses it, or serves it if under its own limit
 		}
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
-			return nil, false
+			return nil, false, readError(err)
 		}
 	}
 	if c.json && len(b) == 0 {
-		return nil, false // connect-go explains that JSON needs an object
+		return nil, false, nil // connect-go explains that JSON needs an object
 	}
-	return unmarshal[Req](b, c.json)
+	msg, ok := unmarshal[Req](b, c.json)
+	return msg, ok, nil
 }
 
 // QueryBase64 is the encoding of a Connect GET's message, msg, whose query

@@ -1,6 +1,7 @@
 package grpcunary_test
 
 import (
+	"bufio"
 	"bytes"
 	"compress/gzip"
 	"context"
@@ -9,6 +10,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -385,6 +387,48 @@ func TestSameAnswersAsConnectUnary(t *testing.T) {
 		{"json, wrong type", "POST", js(), []byte(`{"city":7}`), false, ""},
 	}
 	sameAnswers(t, map[string]*http.Client{"h2c": h2cClient(), "http1": http1Client()}, cases)
+}
+
+// TestSameAnswersAsConnectBodyErrors: a request body that net/http fails
+// to read (a chunked body's trailer too long for it, a chunk size that is
+// no number), sent as raw HTTP/1.1, gets connect-go's answer, which names
+// the failure: connect-go must see the error the read here met, not read
+// again a body that net/http has closed after it ("invalid Read on closed
+// Body").
+func TestSameAnswersAsConnectBodyErrors(t *testing.T) {
+	connectURL, plainURL, _ := servers(t)
+	raw := func(url, contentType, body string) string {
+		t.Helper()
+		conn, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: switchyard.test\r\nContent-Type: %s\r\nTransfer-Encoding: chunked\r\n\r\n%s", procedure, contentType, body)
+		_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, err := io.ReadAll(res.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Header.Del("Date")
+		return fmt.Sprintf("%d %v %s", res.StatusCode, res.Header, b)
+	}
+	msg := marshal(t, "ok")
+	json := `{"city":"ok"}`
+	for _, tc := range []struct{ name, contentType, body string }{
+		{"proto, trailer too long", "application/proto", fmt.Sprintf("%x\r\n%s\r\n0\r\nX-T: %s\r\n\r\n", len(msg), msg, strings.Repeat("a", 8192))},
+		{"json, trailer too long", "application/json", fmt.Sprintf("%x\r\n%s\r\n0\r\nX-T: %s\r\n\r\n", len(json), json, strings.Repeat("a", 8192))},
+		{"json, bad chunk size", "application/json", fmt.Sprintf("%x\r\n%s\r\nzz\r\n", len(json), json)},
+	} {
+		if want, got := raw(connectURL, tc.contentType, tc.body), raw(plainURL, tc.contentType, tc.body); got != want {
+			t.Errorf("%s: answers differ\nconnect-go: %s\nhere:       %s", tc.name, want, got)
+		}
+	}
 }
 
 // TestSameAnswersAsConnectGet: Connect's GET requests, the message in the
