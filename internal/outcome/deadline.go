@@ -50,8 +50,11 @@ func ParseGRPCTimeout(s string) (time.Duration, bool) {
 // most 10 digits, not negative. A zero timeout has passed already, and
 // connect-go answers it: ok is false.
 func ParseConnectTimeout(s string) (time.Duration, bool) {
+	if len(s) == 0 || len(s) > 10 { // no header: no parse, whose error allocates
+		return 0, false
+	}
 	ms, err := strconv.ParseInt(s, 10, 64)
-	if len(s) > 10 || err != nil || ms <= 0 {
+	if err != nil || ms <= 0 {
 		return 0, false
 	}
 	return time.Duration(ms) * time.Millisecond, true
