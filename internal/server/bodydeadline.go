@@ -10,19 +10,27 @@ import (
 
 	"connectrpc.com/connect"
 
+	"github.com/switchyard/switchyard/internal/h2"
 	"github.com/switchyard/switchyard/internal/outcome"
 )
 
-// limitBodyRead bounds the read of a unary call's request body over
-// HTTP/1.x by the call's deadline: the server's unary one, or the client's
-// (Connect-Timeout-Ms, Grpc-Timeout) if shorter. net/http bounds only the
-// read of the headers (ReadHeaderTimeout), and the call's deadline starts
-// once its message is in, so a client that sent its body slowly, or never,
-// would hold its connection (one of MaxConnections) and a handler for
-// ever. A read past the deadline fails DEADLINE_EXCEEDED, and net/http
-// closes the connection after the answer. Once the body is read, the
-// connection has no read deadline again: net/http clears it as it starts
-// the read that watches for the client going away.
+// limitBodyRead bounds the read of a unary call's request body by the
+// call's deadline: the server's unary one, or the client's
+// (Connect-Timeout-Ms, Grpc-Timeout) if shorter, counted from the
+// request's headers. Otherwise the call's deadline starts once its
+// message is in, and neither HTTP server bounds a body's read (net/http
+// bounds only the headers', ReadHeaderTimeout): a client that sent its
+// body slowly, or never, would hold a handler, and its stream or
+// connection (one of MaxConnections over HTTP/1.x), for as long as it
+// kept the connection. A read past the deadline fails
+// DEADLINE_EXCEEDED.
+//
+// Served by internal/h2, the stream's context takes the deadline, and
+// its body's Read gives up at it. Served by net/http, the deadline is a
+// read deadline: of the stream over HTTP/2, of the connection over
+// HTTP/1.x, which net/http closes after the answer, and whose deadline
+// it clears as it starts the read that watches for the client going away
+// once the body is read.
 func (s *Server) limitBodyRead(w http.ResponseWriter, r *http.Request) {
 	if r.Body == nil || r.Body == http.NoBody {
 		return
@@ -33,6 +41,9 @@ func (s *Server) limitBodyRead(w http.ResponseWriter, r *http.Request) {
 	}
 	if t, ok := outcome.ParseGRPCTimeout(header(r.Header, "Grpc-Timeout")); ok && t < d {
 		d = t
+	}
+	if h2.LimitDuration(r.Context(), d) {
+		return
 	}
 	if http.NewResponseController(w).SetReadDeadline(time.Now().Add(d)) != nil {
 		return

@@ -327,3 +327,79 @@ func TestUnaryBodyDeadlineOverHTTP1EndsWithTheBody(t *testing.T) {
 		t.Fatalf("SayHello on the same connection: HTTP %d %s, want 200", res.StatusCode, b)
 	}
 }
+
+// The same over HTTP/2, from internal/h2 and from net/http's server: a
+// unary call whose client sends its headers and then no message, or only
+// part of one, is answered DEADLINE_EXCEEDED at the call's deadline (the
+// server's, or the client's if shorter), rather than holding its stream
+// and handler for as long as the client keeps the connection. gRPC and
+// Connect, through internal/grpcunary and through connect-go alone.
+func TestUnaryBodyOverHTTP2ArrivesWithinTheDeadline(t *testing.T) {
+	t.Parallel()
+	for _, std := range []bool{false, true} {
+		for _, connectOnly := range []bool{false, true} {
+			srv := testserver.StartWith(t, server.Config{UnaryTimeout: 400 * time.Millisecond, ConnectOnly: connectOnly},
+				testserver.Options{HTTP: server.HTTPConfig{StdHTTP2: std}})
+			for _, tc := range []struct {
+				name        string
+				headers     []string
+				part, grpc  bool
+				wantTimeout time.Duration
+			}{
+				{"grpc, nothing sent", []string{"content-type", "application/grpc", "te", "trailers"}, false, true, 400 * time.Millisecond},
+				{"grpc, part of a message", []string{"content-type", "application/grpc", "te", "trailers"}, true, true, 400 * time.Millisecond},
+				{"grpc, client deadline", []string{"content-type", "application/grpc", "te", "trailers", "grpc-timeout", "100m"}, false, true, 100 * time.Millisecond},
+				{"connect, nothing sent", []string{"content-type", "application/json"}, false, false, 400 * time.Millisecond},
+				{"connect, client deadline", []string{"content-type", "application/proto", "connect-timeout-ms", "100"}, true, false, 100 * time.Millisecond},
+			} {
+				name := fmt.Sprintf("net/http %v, connect-go only %v, %s", std, connectOnly, tc.name)
+				c := testserver.DialH2(t, srv.Addr)
+				c.WriteHeaders(1, false, append([]string{":method", "POST", ":scheme", "http", ":authority", "deadline.test",
+					":path", "/greeter.v1.GreeterService/SayHello"}, tc.headers...)...)
+				if tc.part {
+					if err := c.Fr.WriteData(1, false, []byte{0, 0, 0, 0, 9, 10}); err != nil {
+						t.Fatal(err)
+					}
+				}
+				start := time.Now()
+				status, httpStatus := "", ""
+			read:
+				for {
+					f, err := c.ReadFrame(5 * time.Second)
+					if err != nil {
+						t.Errorf("%s: waiting for the answer after %v: %v", name, time.Since(start), err)
+						break
+					}
+					switch f := f.(type) {
+					case *http2.MetaHeadersFrame:
+						if v := f.PseudoValue("status"); v != "" {
+							httpStatus = v
+						}
+						for _, hf := range f.RegularFields() {
+							if hf.Name == "grpc-status" {
+								status = hf.Value
+							}
+						}
+						if f.StreamEnded() {
+							break read
+						}
+					case *http2.DataFrame:
+						if f.StreamEnded() {
+							break read
+						}
+					case *http2.RSTStreamFrame:
+						t.Errorf("%s: stream reset (%v), want an answer", name, f.ErrCode)
+						break read
+					}
+				}
+				took := time.Since(start)
+				if tc.grpc && status != "4" || !tc.grpc && httpStatus != "504" {
+					t.Errorf("%s: grpc-status %q, HTTP %s after %v; want DEADLINE_EXCEEDED", name, status, httpStatus, took)
+				}
+				if took > tc.wantTimeout+time.Second {
+					t.Errorf("%s: answered after %v, want at the deadline of %v (and a margin)", name, took, tc.wantTimeout)
+				}
+			}
+		}
+	}
+}

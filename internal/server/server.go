@@ -136,8 +136,8 @@ type Server struct {
 	// takesGet holds the procedures whose handlers take Connect GETs
 	// (declared without side effects), with or without Config.ConnectOnly.
 	takesGet map[string]bool
-	// unaryPaths holds the unary procedures, whose request bodies over
-	// HTTP/1.x must arrive within unaryTimeout (limitBodyRead).
+	// unaryPaths holds the unary procedures, whose request bodies must
+	// arrive within unaryTimeout (limitBodyRead).
 	unaryPaths   map[string]bool
 	unaryTimeout time.Duration
 	opts         []connect.HandlerOption
@@ -293,7 +293,7 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodGet && s.takesGet[p] && strings.Contains(r.URL.RawQuery, "base64=1") && s.badBase64Query(w, r) {
 		return
 	}
-	if r.ProtoMajor == 1 && s.unaryPaths[p] {
+	if s.unaryPaths[p] {
 		s.limitBodyRead(w, r)
 	}
 	if h, ok := s.unary[p]; ok {
