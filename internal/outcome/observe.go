@@ -21,7 +21,8 @@ import (
 // net/http with every write and the request context intact; a context
 // cancelled before the handler returned is the client's reset (HTTP/2) or
 // the connection's end (HTTP/1.1), the two that net/http cannot tell
-// apart.
+// apart, unless the server had ended the call (ErrCallEnded) and its
+// answer found the connection closed: the server's close.
 func Observe(h http.Handler, obs Observer) http.Handler {
 	if obs == nil {
 		return h
@@ -141,10 +142,19 @@ func (w *observedWriter) finish(req *http.Request, panicked bool) {
 	}
 	end := EndSent
 	code := CodeInternal
+	endedByServer := errors.Is(context.Cause(req.Context()), ErrCallEnded)
 	switch {
 	case panicked:
 		end = EndServerReset // net/http aborts the response
-	case w.err != nil || req.Context().Err() != nil && !errors.Is(context.Cause(req.Context()), ErrCallEnded) && !w.rec.readLimit:
+	case endedByServer && (w.err != nil || w.body.cut):
+		// The server ended the call (a shutdown's grace over), and its
+		// connection closed before the answer went out: net/http's
+		// request body does not watch the context, so a handler waiting
+		// for the client's next message is let go only by the close that
+		// follows, and its answer, or a write under way, finds the
+		// connection gone.
+		end, code = EndConnClosed, CodeUnavailable
+	case w.err != nil || req.Context().Err() != nil && !endedByServer && !w.rec.readLimit:
 		end = EndConnClosed
 		// Over HTTP/1.1 the connection ends a call early when its
 		// client goes: a browser's abort, a client's timeout. net/http
@@ -171,10 +181,16 @@ func (w *observedWriter) release() {
 type observedBody struct {
 	io.ReadCloser
 	rec *Record
+	// cut: a read failed other than at the body's end (the stream or
+	// the connection ended).
+	cut bool
 }
 
 func (b *observedBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	b.rec.ReadBody(p[:n])
+	if err != nil && err != io.EOF {
+		b.cut = true
+	}
 	return n, err
 }

@@ -97,8 +97,9 @@ type Record struct {
 	// connect-timeout-ms) that had passed when the call ended; else
 	// canceled for its own reset; for a closed connection canceled when
 	// the peer closed it, unavailable when the server did (Observe's
-	// HTTP/1.1 cannot tell the two: canceled); for a server reset the
-	// reset's mapping.
+	// HTTP/1.1 cannot tell the two: canceled, but for a call the server
+	// had ended first, with ErrCallEnded: unavailable); for a server
+	// reset the reset's mapping.
 	Code Code
 	End  End
 	// Handled is set when the call reached its RPC handler (its

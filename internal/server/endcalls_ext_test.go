@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -157,6 +158,80 @@ func TestEndCallsRefusesUnaryCallsStillArriving(t *testing.T) {
 			for deadline := time.Now().Add(5 * time.Second); !strings.Contains(logs.String(), `"code":"unavailable"`); time.Sleep(10 * time.Millisecond) {
 				if time.Now().After(deadline) {
 					t.Fatalf("no line saying unavailable:\n%s", logs.String())
+				}
+			}
+		})
+	}
+}
+
+// A client or bidi stream whose handler waits for its client's next message when
+// the server ends its calls, on net/http's server (HTTP/1.1, or HTTP/2 as
+// -http2-server net/http), is let go only when the connection closes:
+// net/http's request body does not watch the context. Its UNAVAILABLE
+// then never reaches the client, and its record says so: the connection
+// ended first (end conn_closed, code unavailable, the server closed it),
+// not sent.
+func TestEndCallsRecordsStreamsCutOffOnNetHTTP(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct{ transport, procedure string }{
+		{"HTTP/1.1", "RecordRoute"}, {"net/http HTTP/2", "RecordRoute"}, {"net/http HTTP/2", "RouteChat"}, // bidi needs HTTP/2
+	} {
+		transport := c.transport
+		t.Run(transport+" "+c.procedure, func(t *testing.T) {
+			t.Parallel()
+			logs := &lockedBuffer{}
+			srv := testserver.StartWith(t, server.Config{Logger: slog.New(slog.NewJSONHandler(logs, nil))},
+				testserver.Options{HTTP: server.HTTPConfig{StdHTTP2: true}})
+			msg := []byte{0, 0, 0, 0, 2, 8, 1} // one RecordRouteRequest{latitude: 1}
+			if c.procedure == "RouteChat" {
+				msg = []byte{0, 0, 0, 0, 4, 0x12, 2, 'h', 'i'} // one RouteChatRequest{message: "hi"}
+			}
+			var conn net.Conn
+			if transport == "HTTP/1.1" {
+				nc, err := net.Dial("tcp", srv.Addr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer nc.Close()
+				if _, err := fmt.Fprintf(nc, "POST /routeguide.v1.RouteGuideService/%s HTTP/1.1\r\nHost: endcalls.test\r\n"+
+					"Content-Type: application/connect+proto\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n", c.procedure, len(msg), msg); err != nil {
+					t.Fatal(err)
+				}
+				conn = nc
+			} else {
+				h := testserver.DialH2(t, srv.Addr)
+				h.WriteHeaders(1, false, ":method", "POST", ":scheme", "http", ":authority", "endcalls.test",
+					":path", "/routeguide.v1.RouteGuideService/"+c.procedure, "content-type", "application/grpc", "te", "trailers")
+				if err := h.Fr.WriteData(1, false, msg); err != nil {
+					t.Fatal(err)
+				}
+				conn = h.Conn
+			}
+			time.Sleep(100 * time.Millisecond) // its handler read the message, and waits for the next
+			srv.EndCalls()
+			time.Sleep(100 * time.Millisecond) // the handler is still waiting
+			if err := srv.HTTPServer.Close(); err != nil {
+				t.Fatal(err)
+			}
+			_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+			if _, err := io.Copy(io.Discard, conn); err != nil {
+				t.Fatalf("reading to the connection's close: %v", err)
+			}
+			for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+				line := ""
+				for l := range strings.Lines(logs.String()) {
+					if strings.Contains(l, `"msg":"rpc"`) && strings.Contains(l, c.procedure) {
+						line = l
+					}
+				}
+				if line != "" {
+					if !strings.Contains(line, `"code":"unavailable"`) || !strings.Contains(line, `"end":"conn_closed"`) {
+						t.Errorf("the call's line: %s, want code unavailable and end conn_closed: its answer never went out", line)
+					}
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("no line for the call:\n%s", logs.String())
 				}
 			}
 		})
