@@ -18,9 +18,10 @@ import (
 // floods the port with garbage must not be able to stall the log writer
 // (and with it every call that logs). Up to rejectedBurst such lines go
 // out at once, then rejectedPerSecond; the rest are dropped, counted in
-// switchyard_log_rejected_lines_dropped_total and summed up in one line
-// when lines flow again. Calls that reached a handler are never sampled:
-// their rate is bounded by the handlers' own work.
+// switchyard_log_rejected_lines_dropped_total and summed up in a line
+// when lines flow again, which the sample allows as it allows theirs.
+// Calls that reached a handler are never sampled: their rate is bounded
+// by the handlers' own work.
 const (
 	rejectedBurst     = 100
 	rejectedPerSecond = 20
@@ -41,8 +42,9 @@ type logSink struct {
 	tokens float64
 	last   time.Time
 	// dropped counts the lines dropped since the last summary line: the
-	// next line of any call, handled or not, writes it first, so a
-	// handled call's path reads it without the lock.
+	// next rejected call's line that the sample lets out writes it first,
+	// and so does a handled call's when the sample has a line to spare,
+	// so a handled call's path reads it without the lock.
 	dropped atomic.Int64
 }
 
@@ -64,7 +66,12 @@ func (l *logSink) write(r *outcome.Record, traceID string) bool {
 	if !r.Handled && !l.admit(now) {
 		return false
 	}
-	l.flushDropped(ctx, now)
+	// A rejected line's token pays for its summary too; a handled line,
+	// which took none, writes one only when the sample has one to spare:
+	// else, during a flood, every handled line would bring one.
+	if !r.Handled || l.dropped.Load() != 0 && l.take(now) {
+		l.flushDropped(ctx, now)
+	}
 	procedure := r.Procedure
 	if len(procedure) > maxLoggedPath {
 		procedure = outcome.Cut(procedure, maxLoggedPath) + "..."
@@ -109,6 +116,15 @@ func (l *logSink) write(r *outcome.Record, traceID string) bool {
 // admit takes a token for a rejected call's line, or counts the line
 // dropped.
 func (l *logSink) admit(now time.Time) bool {
+	if l.take(now) {
+		return true
+	}
+	l.dropped.Add(1)
+	return false
+}
+
+// take takes a token for a sampled line, if there is one.
+func (l *logSink) take(now time.Time) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	// Calls end out of order: an end before the latest one refills
@@ -120,7 +136,6 @@ func (l *logSink) admit(now time.Time) bool {
 		l.last = now
 	}
 	if l.tokens < 1 {
-		l.dropped.Add(1)
 		return false
 	}
 	l.tokens--
@@ -128,9 +143,9 @@ func (l *logSink) admit(now time.Time) bool {
 }
 
 // flushDropped writes the line that says how many lines were dropped
-// since the last such line, if any were: before the next call's line,
-// and at shutdown, so that the summaries add up to
-// switchyard_log_rejected_lines_dropped_total.
+// since the last such line, if any were: before the next call's line
+// that the sample lets it precede, and at shutdown, so that the
+// summaries add up to switchyard_log_rejected_lines_dropped_total.
 func (l *logSink) flushDropped(ctx context.Context, now time.Time) {
 	if l.dropped.Load() == 0 { // a call's common case: no write to share
 		return

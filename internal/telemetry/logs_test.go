@@ -117,8 +117,8 @@ func droppedInSummaries(t *testing.T, log string) int64 {
 }
 
 // The lines dropped are all told: the next line of any call, handled or
-// not, is preceded by the summary of those dropped before it, and the
-// shutdown writes the last; their counts add up to the metric. (The
+// not, is preceded by the summary of those dropped before it (once the
+// sample allows one), and the shutdown writes the last; their counts add up to the metric. (The
 // summary waited for the next rejected line, so handled calls after a
 // flood left it unsaid.)
 func TestDroppedLinesAllSummed(t *testing.T) {
@@ -187,5 +187,45 @@ func TestErrorLogSamplesOnlyHandshakes(t *testing.T) {
 		if !strings.Contains(logged, want) {
 			t.Errorf("no line %s…:\n%s", want, logged)
 		}
+	}
+}
+
+// A flood of rejected calls mixed with handled ones, whose lines are
+// never sampled, writes no more summary lines than the sample allows:
+// the summaries keep to the rejected lines' rate (each handled line wrote
+// one of its own, so the summaries outnumbered the rejected lines the
+// sampling kept). They still add up to the metric, the last one at the
+// shutdown.
+func TestDroppedLineSummariesAreSampled(t *testing.T) {
+	var out bytes.Buffer
+	tel, err := New(Options{Logger: slog.New(slog.NewTextHandler(&out, nil)), Metrics: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tel.ServeProcedures([]string{"/teams.v1.TeamsService/GetTeam"})
+	start := time.Now()
+	const flood = 2000
+	const within = 500 * time.Millisecond
+	for i := range flood {
+		at := start.Add(time.Duration(i) * within / flood)
+		for _, handled := range []bool{false, true} {
+			r := record(t, "application/json", handled, at)
+			tel.CallStarted(r)
+			tel.CallEnded(r)
+		}
+	}
+	rejected := strings.Count(out.String(), "msg=rpc ") - flood // the handled calls' lines are all written
+	summaries := strings.Count(out.String(), "rejected-call log lines dropped")
+	// A summary goes with a rejected line the sample lets out, once the
+	// burst is spent: at most as many as its rate refills.
+	refill := int(within.Seconds()*rejectedPerSecond) + 1
+	if rejected > rejectedBurst+refill || summaries > refill {
+		t.Errorf("%d rejected calls' lines and %d summaries in %v; want at most %d and %d, the sample's burst and rate", rejected, summaries, within, rejectedBurst+refill, refill)
+	}
+	if err := tel.Shutdown(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if sum, dropped := droppedInSummaries(t, out.String()), tel.metrics.linesDropped.Load(); sum != dropped || dropped == 0 {
+		t.Errorf("the summary lines count %d lines dropped, the metric %d", sum, dropped)
 	}
 }
