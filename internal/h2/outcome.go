@@ -86,7 +86,10 @@ func (w *responseWriter) endRecord(wasReset bool, why error, rst bool) {
 		end, code = outcome.EndConnClosed, outcome.CodeUnavailable
 	}
 	status := w.status
-	if status == 0 {
+	switch {
+	case end != outcome.EndSent && !w.sentHeader:
+		status = 0 // no response reached the client: no status
+	case status == 0:
 		status = http.StatusOK
 	}
 	rec.Finish(time.Now(), status, w.header, end, code)

@@ -627,3 +627,29 @@ func TestStreamsBeingLoggedDoNotCountAsOpen(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// A call that ends before its response's header went out (its client
+// reset it, or closed the connection, while the handler had written
+// nothing) has no HTTP status in its record: the 200 a handler that
+// writes nothing would have answered never reached the client, and the
+// log line and span would show it as sent.
+func TestRecordOfCallUnansweredHasNoStatus(t *testing.T) {
+	obs := newRecorder()
+	silent := func(_ http.ResponseWriter, r *http.Request) { <-r.Context().Done() }
+	s := startServer(t, http.HandlerFunc(silent), h2.Config{Observer: obs}, serverOpts{})
+	c := dialRaw(t, s.addr)
+	c.request(1, "POST", "/x.Y/Z", true, "content-type", "application/grpc")
+	time.Sleep(50 * time.Millisecond)
+	if err := c.Fr.WriteRSTStream(1, http2.ErrCodeCancel); err != nil {
+		t.Fatal(err)
+	}
+	if rec := obs.next(t); rec.End != outcome.EndClientReset || rec.HTTPStatus != 0 {
+		t.Errorf("reset before an answer: %v, HTTP status %d; want client_reset and none", rec.End, rec.HTTPStatus)
+	}
+	c.request(3, "POST", "/x.Y/Z", true, "content-type", "application/grpc")
+	time.Sleep(50 * time.Millisecond)
+	c.Conn.Close()
+	if rec := obs.next(t); rec.End != outcome.EndConnClosed || rec.HTTPStatus != 0 {
+		t.Errorf("connection closed before an answer: %v, HTTP status %d; want conn_closed and none", rec.End, rec.HTTPStatus)
+	}
+}

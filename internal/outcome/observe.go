@@ -165,6 +165,11 @@ func (w *observedWriter) finish(req *http.Request, panicked bool) {
 			end = EndClientReset
 		}
 	}
+	if end != EndSent && !w.wroteHeader {
+		// The 200 net/http answers for a handler that wrote nothing
+		// never went out: the call has no status.
+		status = 0
+	}
 	w.rec.Finish(time.Now(), status, w.Header(), end, code)
 }
 

@@ -182,3 +182,34 @@ func TestObserveCountsNoMessagesInRejections(t *testing.T) {
 		})
 	}
 }
+
+// A call whose client goes before its response's header was written has
+// no HTTP status in its record: the 200 net/http would answer for a
+// handler that writes nothing never reached the client.
+func TestObserveUnansweredCallHasNoStatus(t *testing.T) {
+	for _, http2 := range []bool{false, true} {
+		t.Run(map[bool]string{false: "HTTP/1.1", true: "net/http HTTP/2"}[http2], func(t *testing.T) {
+			// It reads the request first: net/http notices an HTTP/1.1
+			// client's close only once the body is read.
+			silent := func(_ http.ResponseWriter, r *http.Request) {
+				_, _ = io.Copy(io.Discard, r.Body)
+				<-r.Context().Done()
+			}
+			url, client, recs := observed(t, http.HandlerFunc(silent), http2)
+			ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+			defer cancel()
+			req, err := http.NewRequestWithContext(ctx, http.MethodPost, url+"/routeguide.v1.RouteGuideService/GetFeature", strings.NewReader("\x00\x00\x00\x00\x00"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Content-Type", "application/grpc")
+			if res, err := client.Do(req); err == nil {
+				res.Body.Close()
+				t.Fatalf("the client got an answer: %s", res.Status)
+			}
+			if rec := recs.next(t); rec.End == outcome.EndSent || rec.HTTPStatus != 0 {
+				t.Errorf("record %v, HTTP status %d; want no status for a call never answered", rec.End, rec.HTTPStatus)
+			}
+		})
+	}
+}

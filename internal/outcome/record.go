@@ -104,7 +104,10 @@ type Record struct {
 	End  End
 	// Handled is set when the call reached its RPC handler (its
 	// interceptors ran); a call that did not was rejected before it.
-	Handled    bool
+	Handled bool
+	// HTTPStatus is the response's status; 0 for a call that ended
+	// before its response's header went out (or, served by net/http,
+	// before its handler wrote one).
 	HTTPStatus int
 	// Request and response body bytes as they crossed the transport
 	// (framing included, before any decompression), and the messages in

@@ -100,7 +100,7 @@ func (l *logSink) write(r *outcome.Record, traceID string) bool {
 	if r.End != outcome.EndSent {
 		line.AddAttrs(slog.String("end", r.End.String()))
 	}
-	if !r.Handled {
+	if !r.Handled && r.HTTPStatus != 0 { // 0: no response reached the client
 		line.AddAttrs(slog.Int("http_status", r.HTTPStatus))
 	}
 	if r.Code != outcome.CodeOK && r.Message != "" {

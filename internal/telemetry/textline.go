@@ -93,7 +93,7 @@ func appendCallLine(b []byte, stamp *lastStamp, now time.Time, level slog.Level,
 		b = append(b, " end="...)
 		b = appendText(b, r.End.String())
 	}
-	if !r.Handled {
+	if !r.Handled && r.HTTPStatus != 0 {
 		b = append(b, " http_status="...)
 		b = strconv.AppendInt(b, int64(r.HTTPStatus), 10)
 	}

@@ -195,12 +195,14 @@ func (t *Tracing) end(r *outcome.Record, served bool) string {
 		attribute.String("switchyard.code", r.Code.String()),
 		attribute.String("switchyard.end", r.End.String()),
 		attribute.Bool("switchyard.handled", r.Handled),
-		attribute.Int("http.response.status_code", r.HTTPStatus),
 		attribute.Int64("switchyard.bytes.received", r.BytesIn),
 		attribute.Int64("switchyard.bytes.sent", r.BytesOut),
 		attribute.Int64("switchyard.messages.received", r.MsgsIn),
 		attribute.Int64("switchyard.messages.sent", r.MsgsOut),
 	)
+	if r.HTTPStatus != 0 { // 0: no response reached the client
+		attrs = append(attrs, attribute.Int("http.response.status_code", r.HTTPStatus))
+	}
 	if addr, port, ok := splitPeer(r.Peer); ok {
 		attrs = append(attrs, attribute.String("network.peer.address", addr), attribute.Int("network.peer.port", port))
 	} else {

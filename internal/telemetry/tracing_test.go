@@ -1,6 +1,7 @@
 package telemetry
 
 import (
+	"bytes"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -213,6 +214,46 @@ func TestSpanPeerAddressAndPort(t *testing.T) {
 		port, ok := attrs["network.peer.port"]
 		if (tc.port == 0 && ok) || port.AsInt64() != tc.port {
 			t.Errorf("peer %s: network.peer.port %v (set: %v), want %d", tc.peer, port.AsInt64(), ok, tc.port)
+		}
+	}
+}
+
+// A call that ended before any response reached its client (its record's
+// HTTP status 0) shows no HTTP status: neither its log line, in either
+// format, nor its span (http.response.status_code is set only when a
+// response was sent).
+func TestUnansweredCallShowsNoStatus(t *testing.T) {
+	unanswered := func() *outcome.Record {
+		r := &outcome.Record{}
+		start := time.Now()
+		r.Begin(request(http.MethodPost, "/teams.v1.TeamsService/GetTeam", "application/grpc"), start)
+		r.Finish(start.Add(time.Millisecond), 0, http.Header{}, outcome.EndClientReset, outcome.CodeCanceled)
+		return r
+	}
+	var text, js bytes.Buffer
+	for _, h := range []slog.Handler{NewTextHandler(&text, nil), slog.NewJSONHandler(&js, nil)} {
+		tel, err := New(Options{Logger: slog.New(h)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tel.CallEnded(unanswered())
+	}
+	for _, line := range []string{text.String(), js.String()} {
+		if !strings.Contains(line, "client_reset") || strings.Contains(line, "http_status") {
+			t.Errorf("the line of a call never answered: %s; want no http_status", line)
+		}
+	}
+	tel, exp := tracedTelemetry(t)
+	r := unanswered()
+	tel.CallStarted(r)
+	tel.CallEnded(r)
+	spans := exp.GetSpans()
+	if len(spans) != 1 {
+		t.Fatalf("%d spans for one call", len(spans))
+	}
+	for _, kv := range spans[0].Attributes {
+		if kv.Key == "http.response.status_code" {
+			t.Errorf("the span of a call never answered has %s=%v", kv.Key, kv.Value.Emit())
 		}
 	}
 }
