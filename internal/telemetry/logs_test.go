@@ -32,11 +32,7 @@ func record(t *testing.T, contentType string, handled bool, start time.Time) *ou
 // saying how many were dropped; the counts stay exact (every call is
 // still counted); calls that reached a handler are never dropped.
 func TestRejectedCallLinesAreSampled(t *testing.T) {
-	var out bytes.Buffer
-	tel, err := New(Options{Logger: slog.New(slog.NewTextHandler(&out, nil)), Metrics: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	tel, out := textTelemetry(t)
 	tel.ServeProcedures([]string{"/teams.v1.TeamsService/GetTeam"})
 	start := time.Now()
 	const flood = 2000
@@ -123,11 +119,7 @@ func droppedInSummaries(t *testing.T, log string) int64 {
 // flood left it unsaid.)
 func TestDroppedLinesAllSummed(t *testing.T) {
 	for _, then := range []string{"handled calls", "shutdown"} {
-		var out bytes.Buffer
-		tel, err := New(Options{Logger: slog.New(slog.NewTextHandler(&out, nil)), Metrics: true})
-		if err != nil {
-			t.Fatal(err)
-		}
+		tel, out := textTelemetry(t)
 		tel.ServeProcedures([]string{"/teams.v1.TeamsService/GetTeam"})
 		start := time.Now()
 		for i := range 400 {
@@ -159,11 +151,7 @@ func TestDroppedLinesAllSummed(t *testing.T) {
 // it drops is summed before the next line; a handler's panic after it is
 // written all the same, at ERROR.
 func TestErrorLogSamplesOnlyHandshakes(t *testing.T) {
-	var out bytes.Buffer
-	tel, err := New(Options{Logger: slog.New(slog.NewTextHandler(&out, nil)), Metrics: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	tel, out := textTelemetry(t)
 	el := tel.ErrorLog()
 	const handshakes = 150
 	for i := range handshakes {
@@ -197,11 +185,7 @@ func TestErrorLogSamplesOnlyHandshakes(t *testing.T) {
 // sampling kept). They still add up to the metric, the last one at the
 // shutdown.
 func TestDroppedLineSummariesAreSampled(t *testing.T) {
-	var out bytes.Buffer
-	tel, err := New(Options{Logger: slog.New(slog.NewTextHandler(&out, nil)), Metrics: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	tel, out := textTelemetry(t)
 	tel.ServeProcedures([]string{"/teams.v1.TeamsService/GetTeam"})
 	start := time.Now()
 	const flood = 2000
@@ -228,4 +212,16 @@ func TestDroppedLineSummariesAreSampled(t *testing.T) {
 	if sum, dropped := droppedInSummaries(t, out.String()), tel.metrics.linesDropped.Load(); sum != dropped || dropped == 0 {
 		t.Errorf("the summary lines count %d lines dropped, the metric %d", sum, dropped)
 	}
+}
+
+// textTelemetry is telemetry with metrics whose log lines, slog's text,
+// go to out.
+func textTelemetry(t *testing.T) (*Telemetry, *bytes.Buffer) {
+	t.Helper()
+	out := &bytes.Buffer{}
+	tel, err := New(Options{Logger: slog.New(slog.NewTextHandler(out, nil)), Metrics: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tel, out
 }
