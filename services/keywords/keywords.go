@@ -6,9 +6,8 @@ package keywords
 import (
 	_ "embed"
 	"strings"
-
-	"golang.org/x/text/cases"
-	"golang.org/x/text/language"
+	"unicode"
+	"unicode/utf8"
 )
 
 // englishStopWords is NLTK's English stop-word list (179 words, one a line).
@@ -68,13 +67,78 @@ func Extract(text string) []string {
 // lower is Python's str.lower(), which the tutorial calls. Go's
 // strings.ToLower maps rune by rune, where Python applies Unicode's full
 // lower-case mappings; they differ twice: İ (U+0130) becomes i̇ (i and
-// U+0307), and a capital sigma that ends a word becomes the final ς.
-// Text with neither takes strings.ToLower.
+// U+0307), and a capital sigma becomes the final ς where Python finds
+// that it ends a word (finalSigma). Text with neither takes
+// strings.ToLower.
 func lower(text string) string {
-	if strings.ContainsRune(text, 'İ') || strings.ContainsRune(text, 'Σ') {
-		return cases.Lower(language.Und).String(text)
+	if !strings.ContainsRune(text, 'İ') && !strings.ContainsRune(text, 'Σ') {
+		return strings.ToLower(text)
 	}
-	return strings.ToLower(text)
+	var b strings.Builder
+	b.Grow(len(text) + 1)
+	for i, r := range text {
+		switch r {
+		case 'İ':
+			b.WriteString("i\u0307")
+		case 'Σ':
+			if finalSigma(text, i) {
+				b.WriteRune('ς')
+			} else {
+				b.WriteRune('σ')
+			}
+		default:
+			b.WriteRune(unicode.ToLower(r))
+		}
+	}
+	return b.String()
+}
+
+// finalSigma reports whether the capital sigma at text[i] is final as
+// Python's str.lower() decides: past the case-ignorable characters before
+// it comes a cased one, and past those after it none does. Python skips
+// every case-ignorable character, those that are cased as well (modifier
+// letters such as ʰ, U+0345) included, where x/text's cases.Lower stops at
+// them: "ʰΣ" is "ʰσ" in Python.
+func finalSigma(text string, i int) bool {
+	before := text[:i]
+	for {
+		r, n := utf8.DecodeLastRuneInString(before)
+		if n == 0 {
+			return false // no cased character before it
+		}
+		before = before[:len(before)-n]
+		if !caseIgnorable(r) {
+			if !cased(r) {
+				return false
+			}
+			break
+		}
+	}
+	for _, r := range text[i+len("Σ"):] {
+		if !caseIgnorable(r) {
+			return !cased(r)
+		}
+	}
+	return true
+}
+
+// cased is Unicode's Cased property: upper, lower or title case letters
+// and the characters Unicode counts with them (Other_Lowercase,
+// Other_Uppercase).
+func cased(r rune) bool {
+	return unicode.IsUpper(r) || unicode.IsLower(r) || unicode.IsTitle(r) ||
+		unicode.Is(unicode.Other_Lowercase, r) || unicode.Is(unicode.Other_Uppercase, r)
+}
+
+// midWord are the characters of Word_Break MidLetter, MidNumLet and
+// Single_Quote, which Unicode's Case_Ignorable property adds to the
+// general categories that caseIgnorable tests (Go's unicode package has
+// no Word_Break table).
+const midWord = "'.:\u00b7\u0387\u055f\u05f4\u2018\u2019\u2024\u2027\ufe13\ufe52\ufe55\uff07\uff0e\uff1a"
+
+// caseIgnorable is Unicode's Case_Ignorable property.
+func caseIgnorable(r rune) bool {
+	return unicode.In(r, unicode.Mn, unicode.Me, unicode.Cf, unicode.Lm, unicode.Sk) || strings.ContainsRune(midWord, r)
 }
 
 // stripPunctuation removes the stripped characters from word, allocating

@@ -44,6 +44,12 @@ func TestExtract(t *testing.T) {
 		// dot (not the stop word "i"), a sigma that ends a word is final.
 		{"dotted capital I", "İ İstanbul", []string{"i\u0307", "i\u0307stanbul"}},
 		{"final sigma", "ΣΑΣ ΌΣΟΣ, ΣΑΣΑ Σ AΣ ΑΣ\u0301Α", []string{"σας", "όσος", "σασα", "σ", "aς", "ασ\u0301α"}},
+		// Python looks past every case-ignorable letter for a cased one,
+		// modifier letters (ʰ, ᵃ) and U+0345 too, though they are cased
+		// themselves: with no other letter before it, the sigma is not
+		// final.
+		{"sigma after cased ignorables only", "ʰΣ \u0345Σ ᵃΣ ⁿΣ", []string{"ʰσ", "\u0345σ", "ᵃσ", "ⁿσ"}},
+		{"final sigma before ignorables", "AΣʰ A.Σ.b A'Σ", []string{"aςʰ", "aσb", "a'ς"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
