@@ -39,7 +39,9 @@ func (s *Server) limitBodyRead(w http.ResponseWriter, r *http.Request) {
 	if t, ok := outcome.ParseConnectTimeout(header(r.Header, "Connect-Timeout-Ms")); ok && t < d {
 		d = t
 	}
-	if t, ok := outcome.ParseGRPCTimeout(header(r.Header, "Grpc-Timeout")); ok && t < d {
+	// A Grpc-Timeout of more hours than a time.Duration holds parses as
+	// 0: no deadline, as connect-go and grpc-go read it.
+	if t, ok := outcome.ParseGRPCTimeout(header(r.Header, "Grpc-Timeout")); ok && t > 0 && t < d {
 		d = t
 	}
 	if h2.LimitDuration(r.Context(), d) {

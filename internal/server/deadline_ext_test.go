@@ -403,3 +403,58 @@ func TestUnaryBodyOverHTTP2ArrivesWithinTheDeadline(t *testing.T) {
 		}
 	}
 }
+
+// A client's Grpc-Timeout of more hours than a time.Duration holds is no
+// deadline (connect-go's and grpc-go's reading, outcome.ParseGRPCTimeout's
+// 0): the call keeps the server's, and its body, which comes a moment
+// after the headers, is read, not cut off at once. Over HTTP/2 from both
+// servers, and over HTTP/1.1 as gRPC-Web.
+func TestUnaryBodyDeadlineIgnoresAnUnboundedGRPCTimeout(t *testing.T) {
+	t.Parallel()
+	msg := []byte{0, 0, 0, 0, 3, 0x0a, 1, 'x'} // SayHello{name: "x"}
+	for _, std := range []bool{false, true} {
+		srv := testserver.StartWith(t, server.Config{}, testserver.Options{HTTP: server.HTTPConfig{StdHTTP2: std}})
+		for _, timeout := range []string{"99999999H", "2562048H"} {
+			name := fmt.Sprintf("net/http %v, Grpc-Timeout %s", std, timeout)
+			body, send := io.Pipe()
+			go func() {
+				time.Sleep(50 * time.Millisecond) // the message comes after the headers
+				_, _ = send.Write(msg)
+				_ = send.Close()
+			}()
+			req, err := http.NewRequest(http.MethodPost, srv.URL+"/greeter.v1.GreeterService/SayHello", body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header = http.Header{"Content-Type": {"application/grpc"}, "Te": {"trailers"}, "Grpc-Timeout": {timeout}}
+			res, err := srv.HTTPClient.Do(req)
+			if err != nil {
+				t.Fatalf("%s, HTTP/2: %v", name, err)
+			}
+			if b, err := io.ReadAll(res.Body); err != nil || res.Trailer.Get("Grpc-Status") != "0" {
+				t.Errorf("%s, HTTP/2: HTTP %d, body %q (%v), grpc-status %q %q; want grpc-status 0", name, res.StatusCode, b, err,
+					res.Header.Get("Grpc-Status")+res.Trailer.Get("Grpc-Status"), res.Header.Get("Grpc-Message")+res.Trailer.Get("Grpc-Message"))
+			}
+			res.Body.Close()
+
+			conn, err := net.Dial("tcp", srv.Addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			fmt.Fprintf(conn, "POST /greeter.v1.GreeterService/SayHello HTTP/1.1\r\nHost: x\r\nContent-Type: application/grpc-web+proto\r\n"+
+				"Grpc-Timeout: %s\r\nContent-Length: %d\r\n\r\n", timeout, len(msg))
+			time.Sleep(50 * time.Millisecond)
+			_, _ = conn.Write(msg)
+			_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+			res, err = http.ReadResponse(bufio.NewReader(conn), nil)
+			if err != nil {
+				t.Fatalf("%s, HTTP/1.1: %v", name, err)
+			}
+			b, err := io.ReadAll(res.Body)
+			if err != nil || res.Header.Get("Grpc-Status") != "" || !bytes.Contains(b, []byte("grpc-status: 0\r\n")) {
+				t.Errorf("%s, HTTP/1.1: HTTP %d, grpc-status %q, body %q (%v); want grpc-status 0 in the body's trailer", name, res.StatusCode, res.Header.Get("Grpc-Status"), b, err)
+			}
+		}
+	}
+}
