@@ -146,13 +146,15 @@ func (w *observedWriter) finish(req *http.Request, panicked bool) {
 	switch {
 	case panicked:
 		end = EndServerReset // net/http aborts the response
-	case endedByServer && (w.err != nil || w.body.cut):
+	case endedByServer && (w.err != nil || w.body.cut && !w.rec.readLimit):
 		// The server ended the call (a shutdown's grace over), and its
 		// connection closed before the answer went out: net/http's
 		// request body does not watch the context, so a handler waiting
 		// for the client's next message is let go only by the close that
 		// follows, and its answer, or a write under way, finds the
-		// connection gone.
+		// connection gone. A read cut off by the body's read deadline
+		// (ReadDeadlinePassed) came before any close: its answer went
+		// out, unless a write failed.
 		end, code = EndConnClosed, CodeUnavailable
 	case w.err != nil || req.Context().Err() != nil && !endedByServer && !w.rec.readLimit:
 		end = EndConnClosed

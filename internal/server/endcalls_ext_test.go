@@ -237,3 +237,76 @@ func TestEndCallsRecordsStreamsCutOffOnNetHTTP(t *testing.T) {
 		})
 	}
 }
+
+// A unary call whose body has not all come when the server ends its
+// calls, served by net/http (HTTP/1.1, or HTTP/2 as -http2-server
+// net/http), is let go by its body's read deadline (the call's), and its
+// DEADLINE_EXCEEDED goes out on a connection still open: its record says
+// so (sent, deadline_exceeded), not that the connection closed first,
+// which a read cut off by the server's close would mean.
+func TestEndCallsRecordsUnaryBodyDeadlineOnNetHTTPAsSent(t *testing.T) {
+	t.Parallel()
+	for _, transport := range []string{"HTTP/1.1", "net/http HTTP/2"} {
+		t.Run(transport, func(t *testing.T) {
+			t.Parallel()
+			logs := &lockedBuffer{}
+			srv := testserver.StartWith(t, server.Config{UnaryTimeout: 400 * time.Millisecond, Logger: slog.New(slog.NewJSONHandler(logs, nil))},
+				testserver.Options{HTTP: server.HTTPConfig{StdHTTP2: true}})
+			var answered func() bool
+			if transport == "HTTP/1.1" {
+				conn, err := net.Dial("tcp", srv.Addr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer conn.Close()
+				// Headers, a body of 100 bytes promised, one sent.
+				fmt.Fprint(conn, "POST /greeter.v1.GreeterService/SayHello HTTP/1.1\r\nHost: endcalls.test\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
+				answered = func() bool {
+					_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+					answer, err := io.ReadAll(conn)
+					return err == nil && strings.Contains(string(answer), `"code":"deadline_exceeded"`)
+				}
+			} else {
+				c := testserver.DialH2(t, srv.Addr)
+				c.WriteHeaders(1, false, ":method", "POST", ":scheme", "http", ":authority", "endcalls.test",
+					":path", "/greeter.v1.GreeterService/SayHello", "content-type", "application/json")
+				if err := c.Fr.WriteData(1, false, []byte("{")); err != nil {
+					t.Fatal(err)
+				}
+				answered = func() bool {
+					for {
+						f, err := c.ReadFrame(5 * time.Second)
+						if err != nil {
+							return false
+						}
+						if h, ok := f.(*http2.MetaHeadersFrame); ok && h.StreamID == 1 {
+							return h.PseudoValue("status") == "504"
+						}
+					}
+				}
+			}
+			time.Sleep(100 * time.Millisecond) // its handler reads the body
+			srv.EndCalls()
+			if !answered() {
+				t.Fatalf("the call got no DEADLINE_EXCEEDED answer:\n%s", logs.String())
+			}
+			for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+				line := ""
+				for l := range strings.Lines(logs.String()) {
+					if strings.Contains(l, `"msg":"rpc"`) && strings.Contains(l, "SayHello") {
+						line = l
+					}
+				}
+				if line != "" {
+					if !strings.Contains(line, `"code":"deadline_exceeded"`) || strings.Contains(line, `"end":`) {
+						t.Errorf("the call's line: %s, want code deadline_exceeded and no end: its answer went out", line)
+					}
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("no line for the call:\n%s", logs.String())
+				}
+			}
+		})
+	}
+}
