@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -14,26 +15,26 @@ import (
 	"github.com/switchyard/switchyard/internal/outcome"
 )
 
-// limitBodyRead bounds the read of a unary call's request body by the
-// call's deadline: the server's unary one, or the client's
-// (Connect-Timeout-Ms, Grpc-Timeout) if shorter, counted from the
-// request's headers. Otherwise the call's deadline starts once its
-// message is in, and neither HTTP server bounds a body's read (net/http
-// bounds only the headers', ReadHeaderTimeout): a client that sent its
-// body slowly, or never, would hold a handler, and its stream or
+// limitUnary bounds a unary call with a request body by its deadline,
+// the server's unary one or the client's (Connect-Timeout-Ms,
+// Grpc-Timeout) if shorter, counted from the request's headers, and the
+// read of its body with it. Otherwise the call's deadline would start
+// once its message was in, and neither HTTP server bounds a body's read
+// (net/http bounds only the headers', ReadHeaderTimeout): a client that
+// sent its body slowly, or never, would hold a handler, and its stream or
 // connection (one of MaxConnections over HTTP/1.x), for as long as it
-// kept the connection. A read past the deadline fails
-// DEADLINE_EXCEEDED.
+// kept the connection. A read past the deadline fails DEADLINE_EXCEEDED.
 //
 // Served by internal/h2, the stream's context takes the deadline, and
-// its body's Read gives up at it. Served by net/http, the deadline is a
-// read deadline: of the stream over HTTP/2, of the connection over
-// HTTP/1.x, which net/http closes after the answer, and whose deadline
-// it clears as it starts the read that watches for the client going away
-// once the body is read.
-func (s *Server) limitBodyRead(w http.ResponseWriter, r *http.Request) {
+// its body's Read gives up at it. Served by net/http, the request gets a
+// context with the deadline (the cancel returned, to call once the call
+// is served) and a read deadline: of the stream over HTTP/2, of the
+// connection over HTTP/1.x, which net/http closes after the answer, and
+// whose deadline it clears as it starts the read that watches for the
+// client going away once the body is read.
+func (s *Server) limitUnary(w http.ResponseWriter, r *http.Request) (*http.Request, context.CancelFunc) {
 	if r.Body == nil || r.Body == http.NoBody {
-		return
+		return r, nil
 	}
 	d := s.unaryTimeout
 	if t, ok := outcome.ParseConnectTimeout(header(r.Header, "Connect-Timeout-Ms")); ok && t < d {
@@ -45,12 +46,16 @@ func (s *Server) limitBodyRead(w http.ResponseWriter, r *http.Request) {
 		d = t
 	}
 	if h2.LimitDuration(r.Context(), d) {
-		return
+		return r, nil
 	}
-	if http.NewResponseController(w).SetReadDeadline(time.Now().Add(d)) != nil {
-		return
+	deadline := time.Now().Add(d)
+	if http.NewResponseController(w).SetReadDeadline(deadline) != nil {
+		return r, nil
 	}
-	r.Body = &deadlineBody{ReadCloser: r.Body, d: d, rec: outcome.FromContext(r.Context())}
+	ctx, cancel := context.WithDeadline(r.Context(), deadline)
+	r = r.WithContext(ctx)
+	r.Body = &deadlineBody{ReadCloser: r.Body, d: d, rec: outcome.FromContext(ctx)}
+	return r, cancel
 }
 
 func header(h http.Header, key string) string {
@@ -61,7 +66,7 @@ func header(h http.Header, key string) string {
 }
 
 // deadlineBody is a request body whose connection has a read deadline
-// d from the request's start (limitBodyRead): its timeout is the call's.
+// d from the request's start (limitUnary): its timeout is the call's.
 type deadlineBody struct {
 	io.ReadCloser
 	d   time.Duration

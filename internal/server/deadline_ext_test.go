@@ -315,11 +315,14 @@ func TestUnaryBodyDeadlineOverHTTP1EndsWithTheBody(t *testing.T) {
 		return res
 	}
 	// GetTeam's store waits for the unary deadline, 600 ms after the
-	// message is in: past the body's read deadline, 600 ms after the
-	// request began. The call ends DEADLINE_EXCEEDED, not cancelled.
+	// request's headers, as the body's read deadline is; the read is over
+	// by then. The call ends DEADLINE_EXCEEDED, not cancelled.
 	res := call("/teams.v1.TeamsService/GetTeam", `{"city":"Chicago"}`, 300*time.Millisecond)
 	if b, _ := io.ReadAll(res.Body); res.StatusCode != http.StatusGatewayTimeout || !strings.Contains(string(b), `"code":"deadline_exceeded"`) {
 		t.Fatalf("GetTeam: HTTP %d %s, want 504 deadline_exceeded", res.StatusCode, b)
+	}
+	if left := <-store.deadlines; left > 450*time.Millisecond {
+		t.Errorf("GetTeam's store saw %v left of its deadline, its body sent 300 ms after the headers; want at most 300 ms (and a margin): the deadline counts from the headers", left)
 	}
 	time.Sleep(700 * time.Millisecond)
 	res = call("/greeter.v1.GreeterService/SayHello", `{"name":"x"}`, 0)
@@ -454,6 +457,44 @@ func TestUnaryBodyDeadlineIgnoresAnUnboundedGRPCTimeout(t *testing.T) {
 			b, err := io.ReadAll(res.Body)
 			if err != nil || res.Header.Get("Grpc-Status") != "" || !bytes.Contains(b, []byte("grpc-status: 0\r\n")) {
 				t.Errorf("%s, HTTP/1.1: HTTP %d, grpc-status %q, body %q (%v); want grpc-status 0 in the body's trailer", name, res.StatusCode, res.Header.Get("Grpc-Status"), b, err)
+			}
+		}
+	}
+}
+
+// The unary deadline counts from the request's headers over HTTP/2 too,
+// with either server, as the body's must arrive by it: a call whose
+// message came late has that much less for its handler, rather than
+// another -unary-timeout in all.
+func TestUnaryDeadlineOverHTTP2CountsFromTheHeaders(t *testing.T) {
+	t.Parallel()
+	for _, std := range []bool{false, true} {
+		store := stuckStore{Store: teams.NewMemStore(teams.TutorialTeams), deadlines: make(chan time.Duration, 64)}
+		srv := testserver.StartWith(t, server.Config{Teams: store, UnaryTimeout: 600 * time.Millisecond},
+			testserver.Options{HTTP: server.HTTPConfig{StdHTTP2: std}})
+		for _, contentType := range []string{"application/grpc", "application/json"} {
+			c := testserver.DialH2(t, srv.Addr)
+			c.WriteHeaders(1, false, ":method", "POST", ":scheme", "http", ":authority", "deadline.test",
+				":path", "/teams.v1.TeamsService/GetTeam", "content-type", contentType, "te", "trailers")
+			time.Sleep(300 * time.Millisecond)
+			body := []byte(`{"city":"Chicago"}`)
+			if contentType == "application/grpc" {
+				b, err := proto.Marshal(&teamsv1.GetTeamRequest{City: "Chicago"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				body = envelope(0, b)
+			}
+			if err := c.Fr.WriteData(1, true, body); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case left := <-store.deadlines:
+				if left > 450*time.Millisecond {
+					t.Errorf("net/http %v, %s: the store saw %v left of its deadline, the body sent 300 ms after the headers; want at most 300 ms (and a margin)", std, contentType, left)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatalf("net/http %v, %s: the call never reached the store", std, contentType)
 			}
 		}
 	}

@@ -137,7 +137,7 @@ type Server struct {
 	// (declared without side effects), with or without Config.ConnectOnly.
 	takesGet map[string]bool
 	// unaryPaths holds the unary procedures, whose request bodies must
-	// arrive within unaryTimeout (limitBodyRead).
+	// arrive within unaryTimeout (limitUnary).
 	unaryPaths   map[string]bool
 	unaryTimeout time.Duration
 	opts         []connect.HandlerOption
@@ -294,7 +294,10 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if s.unaryPaths[p] {
-		s.limitBodyRead(w, r)
+		var cancel context.CancelFunc
+		if r, cancel = s.limitUnary(w, r); cancel != nil {
+			defer cancel()
+		}
 	}
 	if h, ok := s.unary[p]; ok {
 		h.ServeHTTP(w, r)
