@@ -18,7 +18,13 @@ import (
 // POST with 502). StopAccepting closes the listeners first and lets the
 // connections already accepted deliver their requests, which are served
 // as usual (with Connection: close during a drain); the shutdown after it
-// finds them answered.
+// finds them answered. Closing the listening socket would also reset the
+// connections the kernel has made that Accept has not yet returned: their
+// clients may have sent a request too (nginx's POST, which it does not
+// retry: 502). A proxy that opens a connection per request to a draining
+// replica has several there at any moment. Where the queue can be read
+// (Linux), StopAccepting closes the socket only once Accept has taken all
+// it held: what is left is a connection made in the instant between.
 
 // stoppableListener is a listener StopAccepting can close before the
 // http.Server does. Once stopped, Accept waits for the server's own Close
@@ -48,17 +54,26 @@ func (l *stoppableListener) Accept() (net.Conn, error) {
 	return c, err
 }
 
-// stop closes the listening socket: new connections are refused.
-func (l *stoppableListener) stop() {
-	l.stopOnce.Do(func() {
-		close(l.stopped)
-		_ = l.Listener.Close()
-	})
+// stop closes the listening socket: new connections are refused. Where
+// its accept queue can be read, the connections in it are taken first
+// (until ctx ends), so that closing it resets none.
+func (l *stoppableListener) stop(ctx context.Context) {
+	if queued, ok := acceptQueue(l.Listener); ok {
+		for queued() > 0 && ctx.Err() == nil {
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Millisecond):
+			}
+		}
+	}
+	l.stopOnce.Do(func() { close(l.stopped) })
+	_ = l.Listener.Close()
 }
 
 func (l *stoppableListener) Close() error {
 	l.closeOnce.Do(func() { close(l.closed) })
-	l.stop()
+	l.stopOnce.Do(func() { close(l.stopped) })
+	_ = l.Listener.Close()
 	return nil
 }
 
@@ -92,8 +107,9 @@ func (f *freshConns) count() int {
 }
 
 // StopAccepting closes the listeners (Listener) so that new connections
-// are refused, then waits until every connection already accepted has
-// sent its first bytes, or ctx ends: a request read once the shutdown has
+// are refused, once the connections in their accept queues are taken
+// (stop), then waits until every connection already accepted has sent its
+// first bytes, or ctx ends: a request read once the shutdown has
 // begun would be dropped unanswered. Call it before http.Server.Shutdown;
 // it is no part of one. The server serves on as before.
 func (s *Server) StopAccepting(ctx context.Context) {
@@ -101,7 +117,7 @@ func (s *Server) StopAccepting(ctx context.Context) {
 	lns := s.listeners
 	s.mu.Unlock()
 	for _, l := range lns {
-		l.stop()
+		l.stop(ctx)
 	}
 	for s.fresh.count() > 0 {
 		select {

@@ -1,0 +1,87 @@
+//go:build linux
+
+package h2_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchyard/switchyard/internal/h2"
+)
+
+// gatedListener accepts nothing until gate closes: the connections made
+// meanwhile wait in the kernel's accept queue, as they do on a busy
+// replica that nginx opens a connection per request to during a drain.
+type gatedListener struct {
+	*net.TCPListener
+	gate chan struct{}
+}
+
+func (l gatedListener) Accept() (net.Conn, error) {
+	<-l.gate
+	return l.TCPListener.Accept()
+}
+
+// Closing a listening socket resets the connections in its accept queue:
+// their clients sent a request (nginx a POST, which it does not retry:
+// 502) and read ECONNRESET. StopAccepting takes what the queue holds, and
+// serves it, before it closes the socket.
+func TestStopAcceptingServesTheAcceptQueue(t *testing.T) {
+	bothServers(t, func(t *testing.T, std bool) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		gl := gatedListener{TCPListener: ln.(*net.TCPListener), gate: make(chan struct{})}
+		hs := &http.Server{Handler: okHandler, Protocols: new(http.Protocols)}
+		hs.Protocols.SetHTTP1(true)
+		hs.Protocols.SetUnencryptedHTTP2(true)
+		s := h2.Configure(hs, h2.Config{StdHTTP2: std})
+		go func() { _ = hs.Serve(s.Listener(gl)) }()
+		defer hs.Close()
+
+		var queued []net.Conn
+		for range 3 {
+			c, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			fmt.Fprintf(c, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+			queued = append(queued, c)
+		}
+		stopped := make(chan struct{})
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			s.StopAccepting(ctx)
+			close(stopped)
+		}()
+		time.Sleep(100 * time.Millisecond) // StopAccepting has begun
+		close(gl.gate)
+		for i, c := range queued {
+			_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			res, err := http.ReadResponse(bufio.NewReader(c), nil)
+			if err != nil {
+				t.Errorf("connection %d, queued when StopAccepting began: %v", i, err)
+				continue
+			}
+			body, _ := io.ReadAll(res.Body)
+			if res.StatusCode != http.StatusOK || strings.TrimSpace(string(body)) != "ok" {
+				t.Errorf("connection %d answered %d %q", i, res.StatusCode, body)
+			}
+		}
+		<-stopped
+		if d, err := net.DialTimeout("tcp", ln.Addr().String(), time.Second); err == nil {
+			d.Close()
+			t.Error("a new connection was accepted after StopAccepting")
+		}
+	})
+}
