@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -32,18 +33,31 @@ import (
 // (http.ErrServerClosed) rather than with the closed listener's error.
 type stoppableListener struct {
 	net.Listener
+	// accepting counts the Accepts under way, calls all there were: the
+	// accept queue empties only while Accept is called (not at
+	// MaxConnections, nor while Serve backs off an error).
+	accepting atomic.Int64
+	calls     atomic.Uint64
 	stopped   chan struct{}
 	closed    chan struct{}
 	stopOnce  sync.Once
 	closeOnce sync.Once
 }
 
+// stopIdlePolls is how many polls of the accept queue (one a
+// millisecond) stop waits for an Accept before it closes the socket on
+// what the queue holds.
+const stopIdlePolls = 10
+
 func newStoppableListener(ln net.Listener) *stoppableListener {
 	return &stoppableListener{Listener: ln, stopped: make(chan struct{}), closed: make(chan struct{})}
 }
 
 func (l *stoppableListener) Accept() (net.Conn, error) {
+	l.calls.Add(1)
+	l.accepting.Add(1)
 	c, err := l.Listener.Accept()
+	l.accepting.Add(-1)
 	if err != nil {
 		select {
 		case <-l.stopped:
@@ -56,13 +70,22 @@ func (l *stoppableListener) Accept() (net.Conn, error) {
 
 // stop closes the listening socket: new connections are refused. Where
 // its accept queue can be read, the connections in it are taken first
-// (until ctx ends), so that closing it resets none.
+// (until ctx ends, or while Accept is taking them), so that closing it
+// resets none.
 func (l *stoppableListener) stop(ctx context.Context) {
 	if queued, ok := acceptQueue(l.Listener); ok {
-		for queued() > 0 && ctx.Err() == nil {
+		calls, idle := l.calls.Load(), 0
+		for queued() > 0 && ctx.Err() == nil && idle < stopIdlePolls {
 			select {
 			case <-ctx.Done():
 			case <-time.After(time.Millisecond):
+			}
+			// Nobody taking from the queue for a while (a busy CPU may
+			// hold the accept loop between two Accepts a moment): no
+			// use waiting.
+			idle++
+			if l.accepting.Load() > 0 || l.calls.Load() != calls {
+				calls, idle = l.calls.Load(), 0
 			}
 		}
 	}

@@ -85,3 +85,50 @@ func TestStopAcceptingServesTheAcceptQueue(t *testing.T) {
 		}
 	})
 }
+
+// A server at MaxConnections takes nothing from its accept queue until a
+// connection it serves closes: StopAccepting does not wait for a queue
+// that nobody empties, which would hold a drain (and the wait for the
+// connections just accepted) for the whole of its ctx.
+func TestStopAcceptingDoesNotWaitForAQueueNobodyTakes(t *testing.T) {
+	bothServers(t, func(t *testing.T, std bool) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		hs := &http.Server{Handler: okHandler, Protocols: new(http.Protocols)}
+		hs.Protocols.SetHTTP1(true)
+		hs.Protocols.SetUnencryptedHTTP2(true)
+		s := h2.Configure(hs, h2.Config{StdHTTP2: std, MaxConnections: 1})
+		go func() { _ = hs.Serve(s.Listener(ln)) }()
+		defer hs.Close()
+
+		// The one connection served, kept alive.
+		held, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer held.Close()
+		fmt.Fprintf(held, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+		_ = held.SetReadDeadline(time.Now().Add(5 * time.Second))
+		res, err := http.ReadResponse(bufio.NewReader(held), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, res.Body)
+		// One more, left in the accept queue.
+		queued, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer queued.Close()
+
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		start := time.Now()
+		s.StopAccepting(ctx)
+		if d := time.Since(start); d > time.Second {
+			t.Errorf("StopAccepting took %v with the server at MaxConnections", d)
+		}
+	})
+}
