@@ -136,10 +136,30 @@ func cased(r rune) bool {
 // no Word_Break table).
 const midWord = "'.:\u00b7\u0387\u055f\u05f4\u2018\u2019\u2024\u2027\ufe13\ufe52\ufe55\uff07\uff0e\uff1a"
 
-// caseIgnorable is Unicode's Case_Ignorable property.
+// caseIgnorable is Unicode's Case_Ignorable property. An upper- or
+// lower-case letter (Lu, Ll: most of the text finalSigma looks at) is in
+// none of its categories.
 func caseIgnorable(r rune) bool {
+	if r < utf8.RuneSelf {
+		return asciiCaseIgnorable[r]
+	}
+	if unicode.IsUpper(r) || unicode.IsLower(r) {
+		return false
+	}
+	return caseIgnorableCategories(r)
+}
+
+func caseIgnorableCategories(r rune) bool {
 	return unicode.In(r, unicode.Mn, unicode.Me, unicode.Cf, unicode.Lm, unicode.Sk) || strings.ContainsRune(midWord, r)
 }
+
+// asciiCaseIgnorable is caseIgnorableCategories for ASCII.
+var asciiCaseIgnorable = func() (t [utf8.RuneSelf]bool) {
+	for r := range rune(utf8.RuneSelf) {
+		t[r] = caseIgnorableCategories(r)
+	}
+	return t
+}()
 
 // stripPunctuation removes the stripped characters from word, allocating
 // only when there is something to remove.

@@ -77,3 +77,13 @@ func BenchmarkExtract(b *testing.B) {
 		Extract(text)
 	}
 }
+
+// Greek capitals take lower's own path (finalSigma looks around every
+// capital sigma), where other text takes strings.ToLower.
+func BenchmarkExtractGreekCapitals(b *testing.B) {
+	text := strings.Repeat("ΟΔΥΣΣΕΥΣ ΚΑΙ Η ΠΗΝΕΛΟΠΗ, ΣΤΗΝ ΙΘΑΚΗ. Σ'ΑΓΑΠΩ ", 20)
+	b.ReportAllocs()
+	for b.Loop() {
+		Extract(text)
+	}
+}
