@@ -35,7 +35,8 @@ func RejectionBody(req *http.Request, status int, header http.Header) (string, b
 	case status == http.StatusMethodNotAllowed:
 		b.WriteString("this procedure does not answer ")
 		b.WriteString(Echo(req.Method))
-		b.WriteString("; call it with POST")
+		b.WriteString("; call it with ")
+		writeAllowed(&b, header)
 	case req.Method == http.MethodGet:
 		writeGETProblem(&b, req)
 	case contentType == "":
@@ -56,6 +57,23 @@ func RejectionBody(req *http.Request, status int, header http.Header) (string, b
 	header.Set("X-Content-Type-Options", "nosniff")
 	header.Del("Content-Length")
 	return b.String(), true
+}
+
+// writeAllowed names the methods the response's Allow header lists
+// ("GET, POST" for a procedure that takes Connect GETs): "GET or POST";
+// POST when it lists none.
+func writeAllowed(b *strings.Builder, header http.Header) {
+	allow := header.Get("Allow")
+	if strings.TrimSpace(allow) == "" {
+		b.WriteString("POST")
+		return
+	}
+	for i, m := range strings.Split(allow, ",") {
+		if i > 0 {
+			b.WriteString(" or ")
+		}
+		b.WriteString(strings.TrimSpace(m))
+	}
 }
 
 // maxEcho bounds what an answer repeats of the request.

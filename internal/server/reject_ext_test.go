@@ -74,7 +74,9 @@ func TestRefusedMethodsExplained(t *testing.T) {
 			"this procedure does not answer GET: only unary procedures marked read-only (idempotency_level NO_SIDE_EFFECTS) do; call it with POST\n"},
 		{"GET", "/teams.v1.TeamsService/ListTeams?encoding=json&message=%7B%7D", http.StatusMethodNotAllowed,
 			"this procedure does not answer GET: only unary procedures"},
-		{"PUT", "/teams.v1.TeamsService/GetTeam", http.StatusMethodNotAllowed, "this procedure does not answer PUT; call it with POST\n"},
+		// GetTeam answers GET too (its Allow header says so), PutTeam POST only.
+		{"PUT", "/teams.v1.TeamsService/GetTeam", http.StatusMethodNotAllowed, "this procedure does not answer PUT; call it with GET or POST\n"},
+		{"DELETE", "/teams.v1.TeamsService/PutTeam", http.StatusMethodNotAllowed, "this procedure does not answer DELETE; call it with POST\n"},
 		{"GET", keywords + "?message=%7B%7D", http.StatusUnsupportedMediaType,
 			"a GET request to a procedure names its codec and carries its message in the query (?encoding=json&message=<the request as JSON>, or encoding=proto&base64=1&message=<base64 of the binary request>)\n"},
 		{"GET", keywords + "?encoding=xml&message=%7B%7D", http.StatusUnsupportedMediaType, "a GET request's encoding is json or proto, not xml ("},
