@@ -65,8 +65,9 @@ func header(h http.Header, key string) string {
 	return ""
 }
 
-// deadlineBody is a request body whose connection has a read deadline
-// d from the request's start (limitUnary): its timeout is the call's.
+// deadlineBody is a request body whose read deadline, its connection's
+// over HTTP/1.x or its stream's over net/http's HTTP/2, is d from the
+// request's headers (limitUnary): its timeout is the call's.
 type deadlineBody struct {
 	io.ReadCloser
 	d   time.Duration
