@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 )
@@ -146,17 +147,17 @@ func (w *observedWriter) finish(req *http.Request, panicked bool) {
 	switch {
 	case panicked:
 		end = EndServerReset // net/http aborts the response
-	case endedByServer && (w.err != nil || w.body.cut && !w.rec.readLimit):
+	case endedByServer && (w.err != nil || w.body.cut && !w.body.pastDeadline):
 		// The server ended the call (a shutdown's grace over), and its
 		// connection closed before the answer went out: net/http's
 		// request body does not watch the context, so a handler waiting
 		// for the client's next message is let go only by the close that
 		// follows, and its answer, or a write under way, finds the
 		// connection gone. A read cut off by the body's read deadline
-		// (ReadDeadlinePassed) came before any close: its answer went
-		// out, unless a write failed.
+		// (pastDeadline) came before any close: its answer went out,
+		// unless a write failed.
 		end, code = EndConnClosed, CodeUnavailable
-	case w.err != nil || req.Context().Err() != nil && !endedByServer && !w.rec.readLimit:
+	case w.err != nil || req.Context().Err() != nil && !endedByServer && !w.body.pastDeadline:
 		end = EndConnClosed
 		// Over HTTP/1.1 the connection ends a call early when its
 		// client goes: a browser's abort, a client's timeout. net/http
@@ -189,8 +190,14 @@ type observedBody struct {
 	io.ReadCloser
 	rec *Record
 	// cut: a read failed other than at the body's end (the stream or
-	// the connection ended).
+	// the connection ended, or the server's read deadline passed).
 	cut bool
+	// pastDeadline: a read failed because the server's read deadline on
+	// the body passed (the server's unary limit, internal/server's
+	// limitUnary). net/http then cancels the request's context as if
+	// the client had closed the connection, but the call's answer is
+	// the server's to send.
+	pastDeadline bool
 }
 
 func (b *observedBody) Read(p []byte) (int, error) {
@@ -198,6 +205,7 @@ func (b *observedBody) Read(p []byte) (int, error) {
 	b.rec.ReadBody(p[:n])
 	if err != nil && err != io.EOF {
 		b.cut = true
+		b.pastDeadline = b.pastDeadline || errors.Is(err, os.ErrDeadlineExceeded)
 	}
 	return n, err
 }

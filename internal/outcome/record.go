@@ -136,7 +136,6 @@ type Record struct {
 	wire      wireKind
 	text      bool // gRPC-Web text: bodies are base64
 	explained bool // the response body is a transport's explanation (Explain): no messages
-	readLimit bool // the server's deadline on the request body's read passed (ReadDeadlinePassed)
 	inText    base64Quanta
 	outText   base64Quanta
 	in, out   envelopeScanner
@@ -305,12 +304,6 @@ func Cut(s string, n int) string {
 	}
 	return s[:n]
 }
-
-// ReadDeadlinePassed records that a read of the request body failed
-// because the server's read deadline on the connection passed: net/http
-// then cancels the request's context as if the client had closed the
-// connection, but the call's answer is the server's to send (Observe).
-func (r *Record) ReadDeadlinePassed() { r.readLimit = true }
 
 // Explain records the explanation a transport is about to write for a
 // bare rejection (RejectionBody) as the call's message: the status says

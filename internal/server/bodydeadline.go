@@ -54,7 +54,7 @@ func (s *Server) limitUnary(w http.ResponseWriter, r *http.Request) (*http.Reque
 	}
 	ctx, cancel := context.WithDeadline(r.Context(), deadline)
 	r = r.WithContext(ctx)
-	r.Body = &deadlineBody{ReadCloser: r.Body, d: d, rec: outcome.FromContext(ctx)}
+	r.Body = &deadlineBody{ReadCloser: r.Body, d: d}
 	return r, cancel
 }
 
@@ -70,16 +70,12 @@ func header(h http.Header, key string) string {
 // request's headers (limitUnary): its timeout is the call's.
 type deadlineBody struct {
 	io.ReadCloser
-	d   time.Duration
-	rec *outcome.Record // the call's, if it is observed
+	d time.Duration
 }
 
 func (b *deadlineBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
-		if b.rec != nil {
-			b.rec.ReadDeadlinePassed()
-		}
 		err = connect.NewError(connect.CodeDeadlineExceeded,
 			fmt.Errorf("the request's message did not arrive within the call's deadline (%v)", b.d))
 	}
