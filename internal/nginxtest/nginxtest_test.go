@@ -1,12 +1,22 @@
 package nginxtest_test
 
 import (
+	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/emptypb"
+
+	greeterv1 "github.com/switchyard/switchyard/gen/greeter/v1"
+	teamsv1 "github.com/switchyard/switchyard/gen/teams/v1"
 	"github.com/switchyard/switchyard/internal/nginxtest"
 	"github.com/switchyard/switchyard/internal/server"
 	"github.com/switchyard/switchyard/internal/testserver"
@@ -71,6 +81,43 @@ func TestGRPCContentTypeOfAnyCaseGoesOverHTTP2(t *testing.T) {
 			http.Header{"Content-Type": {ct}, "Te": {"trailers"}}, msg)
 		if a.Err != "" || a.Status != http.StatusOK || a.Trailer.Get("Grpc-Status") != "0" {
 			t.Errorf("Content-Type %q through nginx: want HTTP 200 with trailer grpc-status 0, got %v", ct, a)
+		}
+	}
+}
+
+// The access log names each gRPC call's status, whether it came in the
+// trailers (an answer with messages) or, Trailers-Only, in the headers
+// (an error answered at once).
+func TestAccessLogNamesGRPCStatus(t *testing.T) {
+	nginxtest.Require(t)
+	srv := testserver.Start(t, server.Config{})
+	px := nginxtest.Start(t, []string{srv.Addr})
+	conn, err := grpc.NewClient(px.H2C, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	ctx := testserver.CallContext(t)
+	for _, tt := range []struct {
+		method string
+		req    any
+		code   codes.Code
+	}{
+		{"/greeter.v1.GreeterService/SayHello", &greeterv1.SayHelloRequest{Name: "x"}, codes.OK},
+		{"/teams.v1.TeamsService/GetTeam", &teamsv1.GetTeamRequest{City: "Nowhere"}, codes.NotFound},
+	} {
+		if err := conn.Invoke(ctx, tt.method, tt.req, &emptypb.Empty{}); status.Code(err) != tt.code {
+			t.Fatalf("%s through nginx: want %v, got %v", tt.method, tt.code, err)
+		}
+		// nginx writes the line once the answer is sent: wait for it.
+		want := fmt.Sprintf("%q 200 grpc_status=%d ", "POST "+tt.method+" HTTP/2.0", tt.code)
+		log := px.File("switchyard.access.log")
+		for deadline := time.Now().Add(5 * time.Second); !strings.Contains(log, want) && time.Now().Before(deadline); {
+			time.Sleep(10 * time.Millisecond)
+			log = px.File("switchyard.access.log")
+		}
+		if !strings.Contains(log, want) {
+			t.Errorf("access log:\n%s\nwant a line with %s", log, want)
 		}
 	}
 }
