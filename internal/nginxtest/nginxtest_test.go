@@ -1,22 +1,35 @@
 package nginxtest_test
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"connectrpc.com/connect"
+	"golang.org/x/net/http2"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/stats"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/emptypb"
 
 	greeterv1 "github.com/switchyard/switchyard/gen/greeter/v1"
+	routeguidev1 "github.com/switchyard/switchyard/gen/routeguide/v1"
 	teamsv1 "github.com/switchyard/switchyard/gen/teams/v1"
+	"github.com/switchyard/switchyard/gen/teams/v1/teamsv1connect"
 	"github.com/switchyard/switchyard/internal/nginxtest"
 	"github.com/switchyard/switchyard/internal/server"
 	"github.com/switchyard/switchyard/internal/testserver"
@@ -84,6 +97,196 @@ func TestGRPCContentTypeOfAnyCaseGoesOverHTTP2(t *testing.T) {
 		}
 	}
 }
+
+// cutAfterRequest is a replica that dies once each call's request has
+// reached it: it reads HTTP/2 frames until the first DATA frame, then
+// closes the connection unanswered (nginx answers the call itself, 502).
+// It counts the calls that reached it.
+type cutAfterRequest struct {
+	ln    net.Listener
+	calls atomic.Int64
+}
+
+func startCutAfterRequest(t *testing.T) *cutAfterRequest {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := &cutAfterRequest{ln: ln}
+	var wg sync.WaitGroup
+	t.Cleanup(func() {
+		_ = ln.Close()
+		wg.Wait()
+	})
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() {
+				defer func() { _ = c.Close() }()
+				_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+				preface := make([]byte, len(http2.ClientPreface))
+				if _, err := io.ReadFull(c, preface); err != nil || string(preface) != http2.ClientPreface {
+					return // HTTP/1.1 (gRPC-Web): cut at once
+				}
+				fr := http2.NewFramer(c, c)
+				for {
+					f, err := fr.ReadFrame()
+					if err != nil {
+						return
+					}
+					switch f.(type) {
+					case *http2.HeadersFrame:
+						u.calls.Add(1)
+					case *http2.DataFrame:
+						return
+					}
+				}
+			})
+		}
+	})
+	return u
+}
+
+// nginx answers a call itself (502) when the replica fails after the
+// call's request reached it. A write may have been made then: as in the
+// replicas' own answers (errkind.NotRetried), the answer must carry
+// grpc-retry-pushback-ms -1 in a Trailers-Only response, so that a
+// grpc-go retryPolicy listing UNAVAILABLE does not make it again. A read
+// is retried, and so is a write nginx could send to no replica.
+func TestNginxErrorsOnWritesAreNotRetried(t *testing.T) {
+	nginxtest.Require(t)
+	const sc = `{"methodConfig":[{"name":[{}],"retryPolicy":{"maxAttempts":3,"initialBackoff":"0.01s","maxBackoff":"0.01s","backoffMultiplier":1,"retryableStatusCodes":["UNAVAILABLE"]}}]}`
+	dial := func(addr string) *grpc.ClientConn {
+		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithDefaultServiceConfig(sc))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = conn.Close() })
+		return conn
+	}
+	// call makes one call (a stream for RouteChat) and returns its error
+	// and trailers.
+	call := func(conn *grpc.ClientConn, method string, stream bool) (metadata.MD, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		var tr metadata.MD
+		if !stream {
+			err := conn.Invoke(ctx, method, &teamsv1.PutTeamRequest{City: "Miami", Nickname: "Sharks"}, &teamsv1.PutTeamResponse{}, grpc.Trailer(&tr))
+			return tr, err
+		}
+		s, err := conn.NewStream(ctx, &grpc.StreamDesc{ClientStreams: true, ServerStreams: true}, method)
+		if err != nil {
+			return nil, err
+		}
+		if err := s.SendMsg(&routeguidev1.RouteChatRequest{Message: "hi"}); err != nil && err != io.EOF {
+			return nil, err
+		}
+		err = s.RecvMsg(&routeguidev1.RouteChatResponse{})
+		return s.Trailer(), err
+	}
+	up := startCutAfterRequest(t)
+	px := nginxtest.Start(t, []string{up.ln.Addr().String()})
+	conn := dial(px.H2C)
+	for _, tt := range []struct {
+		method   string
+		stream   bool
+		attempts int64
+	}{
+		{"/teams.v1.TeamsService/PutTeam", false, 1},
+		{"/teams.v1.TeamsService/DeleteTeam", false, 1},
+		{"/routeguide.v1.RouteGuideService/RouteChat", true, 1},
+		{"/routeguide.RouteGuide/RouteChat", true, 1},
+		{"/teams.v1.TeamsService/GetTeam", false, 3},
+		{"/routeguide.v1.RouteGuideService/ListFeatures", true, 3},
+	} {
+		up.calls.Store(0)
+		tr, err := call(conn, tt.method, tt.stream)
+		if status.Code(err) != codes.Unavailable {
+			t.Errorf("%s, its replica failed after the request: want UNAVAILABLE, got %v", tt.method, err)
+		}
+		if n := up.calls.Load(); n != tt.attempts {
+			t.Errorf("%s, its replica failed after the request: %d attempts reached it, want %d (error %v, trailers %v)", tt.method, n, tt.attempts, err, tr)
+		}
+		if want := tt.attempts == 1; want != slices.Equal(tr["grpc-retry-pushback-ms"], []string{"-1"}) {
+			t.Errorf("%s: trailers %v, want grpc-retry-pushback-ms -1: %v", tt.method, tr, want)
+		}
+		if want := map[bool]string{true: "the write may have been made", false: "retry"}[tt.attempts == 1]; !strings.Contains(status.Convert(err).Message(), want) {
+			t.Errorf("%s: message %q, want one saying %q", tt.method, status.Convert(err).Message(), want)
+		}
+	}
+	// connect-go's gRPC client reads the same answer.
+	cc := teamsv1connect.NewTeamsServiceClient(testserver.NewH2CClient(), "http://"+px.H2C, connect.WithGRPC())
+	_, err := cc.PutTeam(testserver.CallContext(t), connect.NewRequest(&teamsv1.PutTeamRequest{City: "Miami", Nickname: "Sharks"}))
+	if ce := new(connect.Error); !errors.As(err, &ce) || ce.Code() != connect.CodeUnavailable || ce.Meta().Get("Grpc-Retry-Pushback-Ms") != "-1" {
+		t.Errorf("PutTeam with connect-go's gRPC client, its replica failed after the request: want unavailable with pushback -1, got %v", err)
+	}
+	// The access log keeps nginx's 502 and names the gRPC status, in a
+	// line for each attempt (3 for each read, 1 for each write), written
+	// once the answer is sent: wait for them.
+	var lines []string
+	for deadline := time.Now().Add(5 * time.Second); len(lines) < 11 && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		lines = strings.Split(strings.TrimSpace(px.File("switchyard.access.log")), "\n")
+	}
+	if len(lines) != 11 {
+		t.Errorf("access log has %d lines, want 11:\n%s", len(lines), strings.Join(lines, "\n"))
+	}
+	for _, line := range lines {
+		if !strings.Contains(line, " 200 grpc_status=14 ") || !strings.Contains(line, " upstream_status=502 ") {
+			t.Errorf("access log line %q, want status 200, grpc_status=14 and upstream_status=502", line)
+		}
+	}
+	// The Connect streaming protocol (over HTTP/2 too) and gRPC-Web keep
+	// nginx's 502, which their clients read as unavailable.
+	for _, tt := range []struct {
+		c        *http.Client
+		addr, ct string
+	}{
+		{testserver.NewH2CClient(), px.H2C, "application/connect+proto"},
+		{http.DefaultClient, px.HTTP1, "application/grpc-web+proto"},
+	} {
+		a := testserver.Ask(tt.c, http.MethodPost, "http://"+tt.addr+"/teams.v1.TeamsService/PutTeam",
+			http.Header{"Content-Type": {tt.ct}}, []byte{0, 0, 0, 0, 0})
+		if a.Status != http.StatusBadGateway || a.Header.Get("Grpc-Status") != "" {
+			t.Errorf("%s through nginx, its replica failed: want nginx's 502 without grpc-status, got %v", tt.ct, a)
+		}
+	}
+
+	// No replica listening: nothing was sent, so a write is retried.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := ln.Addr().String()
+	_ = ln.Close()
+	px = nginxtest.Start(t, []string{down})
+	var attempts atomic.Int64
+	conn, err = grpc.NewClient(px.H2C, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithDefaultServiceConfig(sc),
+		grpc.WithStatsHandler(countBegins{&attempts}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	tr, err := call(conn, "/teams.v1.TeamsService/PutTeam", false)
+	if status.Code(err) != codes.Unavailable || attempts.Load() != 3 || len(tr["grpc-retry-pushback-ms"]) != 0 {
+		t.Errorf("PutTeam, no replica listening: want UNAVAILABLE after 3 attempts without pushback, got %v after %d, trailers %v", err, attempts.Load(), tr)
+	}
+}
+
+// countBegins counts a grpc-go client's attempts.
+type countBegins struct{ n *atomic.Int64 }
+
+func (c countBegins) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context { return ctx }
+func (c countBegins) HandleRPC(_ context.Context, s stats.RPCStats) {
+	if _, ok := s.(*stats.Begin); ok {
+		c.n.Add(1)
+	}
+}
+func (c countBegins) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context { return ctx }
+func (c countBegins) HandleConn(context.Context, stats.ConnStats)                       {}
 
 // The access log names each gRPC call's status, whether it came in the
 // trailers (an answer with messages) or, Trailers-Only, in the headers
