@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -322,5 +323,38 @@ func TestAccessLogNamesGRPCStatus(t *testing.T) {
 		if !strings.Contains(log, want) {
 			t.Errorf("access log:\n%s\nwant a line with %s", log, want)
 		}
+	}
+}
+
+// The replicas take request headers up to -max-header-bytes (64 KiB);
+// nginx must pass what they take, over HTTP/2 and HTTP/1.1 alike. With
+// its defaults (8 KiB a line, 16 KiB a header block over HTTP/2) nginx
+// answered a large token 400 over HTTP/1.1 and, over HTTP/2, closed the
+// client's whole connection (GOAWAY ENHANCE_YOUR_CALM): every call on it
+// failed UNAVAILABLE.
+func TestLargeHeadersPassNginx(t *testing.T) {
+	nginxtest.Require(t)
+	srv := testserver.Start(t, server.Config{})
+	px := nginxtest.Start(t, []string{srv.Addr})
+	// 40 000 random letters: about 30 KB once HPACK's Huffman code has
+	// compressed them, well within the replicas' 64 KiB.
+	rnd := rand.New(rand.NewPCG(1, 2))
+	token := make([]byte, 40000)
+	for i := range token {
+		token[i] = byte('a' + rnd.IntN(26))
+	}
+	conn, err := grpc.NewClient(px.H2C, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	ctx := metadata.AppendToOutgoingContext(testserver.CallContext(t), "x-token", string(token))
+	if err := conn.Invoke(ctx, "/greeter.v1.GreeterService/SayHello", &greeterv1.SayHelloRequest{Name: "x"}, &greeterv1.SayHelloResponse{}); err != nil {
+		t.Errorf("gRPC over HTTP/2 through nginx with a %d-byte header: %v", len(token), err)
+	}
+	a := testserver.Ask(http.DefaultClient, http.MethodPost, "http://"+px.HTTP1+"/greeter.v1.GreeterService/SayHello",
+		http.Header{"Content-Type": {"application/json"}, "X-Token": {string(token)}}, []byte(`{"name":"x"}`))
+	if a.Status != http.StatusOK {
+		t.Errorf("Connect over HTTP/1.1 through nginx with a %d-byte header: want 200, got %v", len(token), a)
 	}
 }
