@@ -3,6 +3,7 @@ package check
 import (
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -63,6 +64,53 @@ func TestComposeFile(t *testing.T) {
 	}
 	if !mounted {
 		t.Error("nginx does not mount deploy/nginx/switchyard.conf")
+	}
+}
+
+var upstreamServer = regexp.MustCompile(`(?m)^\s*server\s+([a-z0-9.-]+):\d+`)
+
+// nginx resolves its upstreams' names once, at start: through Docker's
+// DNS a replica recreated with a new address was never reached again,
+// and nginx did not start at all while one replica was stopped (its name
+// not found). Each replica has a fixed address, and nginx's /etc/hosts
+// (extra_hosts) names it: every upstream deploy/nginx/switchyard.conf
+// names.
+func TestComposeNginxReachesReplicasAtFixedAddresses(t *testing.T) {
+	p := loadCompose(t, repo("deploy/compose.yaml"))
+	conf, err := os.ReadFile(repo("deploy/nginx/switchyard.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nginx, err := p.GetService("nginx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	for _, m := range upstreamServer.FindAllStringSubmatch(string(conf), -1) {
+		names[m[1]] = true
+	}
+	if len(names) != 2 {
+		t.Fatalf("switchyard.conf's upstreams name %v, want replica-1 and replica-2", names)
+	}
+	addrs := map[string]string{}
+	for name := range names {
+		r, err := p.GetService(name)
+		if err != nil {
+			t.Errorf("switchyard.conf names %s, which is no service: %v", name, err)
+			continue
+		}
+		n := r.Networks["backend"]
+		if n == nil || n.Ipv4Address == "" {
+			t.Errorf("%s has no fixed ipv4_address on the backend network", name)
+			continue
+		}
+		if other, ok := addrs[n.Ipv4Address]; ok {
+			t.Errorf("%s and %s share %s", name, other, n.Ipv4Address)
+		}
+		addrs[n.Ipv4Address] = name
+		if got := nginx.ExtraHosts[name]; len(got) != 1 || got[0] != n.Ipv4Address {
+			t.Errorf("nginx's extra_hosts give %s %v, want its address %s", name, got, n.Ipv4Address)
+		}
 	}
 }
 
