@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -25,6 +26,9 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/stats"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
+	"google.golang.org/protobuf/types/descriptorpb"
 	"google.golang.org/protobuf/types/known/emptypb"
 
 	greeterv1 "github.com/switchyard/switchyard/gen/greeter/v1"
@@ -356,5 +360,56 @@ func TestLargeHeadersPassNginx(t *testing.T) {
 		http.Header{"Content-Type": {"application/json"}, "X-Token": {string(token)}}, []byte(`{"name":"x"}`))
 	if a.Status != http.StatusOK {
 		t.Errorf("Connect over HTTP/1.1 through nginx with a %d-byte header: want 200, got %v", len(token), a)
+	}
+}
+
+// The committed configuration's $switchyard_write map names every
+// procedure a second call would make again, and nothing else: a served v1
+// procedure declared with side effects (anything but NO_SIDE_EFFECTS), and
+// a legacy one of the same method name, except those that store nothing.
+// A write added to the API without its line in the map would have nginx's
+// own 502 retried.
+func TestNginxWriteMapNamesEveryWrite(t *testing.T) {
+	// storesNothing are declared without NO_SIDE_EFFECTS but change
+	// nothing a retry would make twice: RecordRoute only sums its points.
+	storesNothing := map[string]bool{"RecordRoute": true}
+	procs := server.New(server.Config{}).Procedures
+	writeNames := map[string]bool{}
+	for _, p := range procs {
+		service, method, _ := strings.Cut(strings.TrimPrefix(p.Path, "/"), "/")
+		if !strings.Contains(service, ".v1.") || strings.HasPrefix(service, "grpc.") {
+			continue // legacy (below), or gRPC's health and reflection: reads
+		}
+		d, err := protoregistry.GlobalFiles.FindDescriptorByName(protoreflect.FullName(service + "." + method))
+		if err != nil {
+			continue // served without a registered descriptor: health, reflection
+		}
+		opts, _ := d.(protoreflect.MethodDescriptor).Options().(*descriptorpb.MethodOptions)
+		if opts.GetIdempotencyLevel() != descriptorpb.MethodOptions_NO_SIDE_EFFECTS && !storesNothing[method] {
+			writeNames[method] = true
+		}
+	}
+	var want []string
+	for _, p := range procs {
+		if writeNames[p.Path[strings.LastIndexByte(p.Path, '/')+1:]] {
+			want = append(want, p.Path)
+		}
+	}
+	conf, err := os.ReadFile(nginxtest.RepoFile(t, nginxtest.ConfigPath))
+	if err != nil {
+		t.Fatal(err)
+	}
+	block := regexp.MustCompile(`(?s)map \$uri \$switchyard_write \{(.*?)\}`).FindSubmatch(conf)
+	if block == nil {
+		t.Fatalf("%s has no map $uri $switchyard_write", nginxtest.ConfigPath)
+	}
+	var got []string
+	for _, m := range regexp.MustCompile(`(?m)^\s*(/\S+)\s+1;`).FindAllSubmatch(block[1], -1) {
+		got = append(got, string(m[1]))
+	}
+	slices.Sort(want)
+	slices.Sort(got)
+	if len(want) < 4 || !slices.Equal(got, want) {
+		t.Errorf("%s: $switchyard_write names %v, want the served writes %v", nginxtest.ConfigPath, got, want)
 	}
 }
