@@ -279,7 +279,51 @@ func (s *Store) Put(ctx context.Context, t teams.Team) (teams.Team, bool, error)
 // upsert runs the Put statement (prepare) on its own, under ctx, and
 // reads the row it produced; rev 1 means it created the row.
 func (s *Store) upsert(ctx context.Context, key, city, nickname string) (t teams.Team, rev int64, err error) {
-	return scanUpsert(s.put.QueryRowContext(ctx, key, city, nickname))
+	return scanUpsert(returning(ctx, s.put, key, city, nickname))
+}
+
+// returning runs a write whose RETURNING clause gives at most one row, on
+// its own, and reads that row to the statement's end. QueryRow would
+// reset the statement after the row instead: SQLite then commits the
+// write all the same, but runs the automatic checkpoint only at the step
+// that ends a statement, so a process whose writes were all of this kind
+// never checkpointed, and its teams.db-wal grew by every write.
+func returning(ctx context.Context, stmt *sql.Stmt, args ...any) rowResult {
+	rows, err := stmt.QueryContext(ctx, args...)
+	if err != nil {
+		return rowResult{err: err}
+	}
+	return rowResult{rows: rows}
+}
+
+// rowResult is the one row of returning, scanned as sql.Row is: no row is
+// sql.ErrNoRows, and the statement's end (its commit) is part of the
+// answer.
+type rowResult struct {
+	rows *sql.Rows
+	err  error
+}
+
+func (r rowResult) Scan(dest ...any) error {
+	if r.err != nil {
+		return r.err
+	}
+	defer func() { _ = r.rows.Close() }()
+	if !r.rows.Next() {
+		if err := r.rows.Err(); err != nil {
+			return err
+		}
+		return sql.ErrNoRows
+	}
+	if err := r.rows.Scan(dest...); err != nil {
+		return err
+	}
+	for r.rows.Next() { // to the statement's end
+	}
+	if err := r.rows.Err(); err != nil {
+		return err
+	}
+	return r.rows.Close()
 }
 
 // scanUpsert reads the row putSQL returns, from database/sql or (a group
@@ -298,7 +342,7 @@ func (s *Store) Delete(ctx context.Context, city string) (teams.Team, error) {
 	wctx, cancel := s.boundContext(ctx)
 	defer cancel()
 	var t teams.Team
-	err := s.del.QueryRowContext(wctx, teams.CityKey(city)).Scan(&t.City, &t.Nickname)
+	err := returning(wctx, s.del, teams.CityKey(city)).Scan(&t.City, &t.Nickname)
 	if errors.Is(err, sql.ErrNoRows) {
 		if err := s.file.check(); err != nil {
 			return teams.Team{}, err // "not found" in a file no start opens
