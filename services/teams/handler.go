@@ -30,10 +30,11 @@ type Handler struct {
 	// The WARN lines of a store that is unavailable, and of writes that
 	// may have been made, one a second each: while the database is down
 	// (or cut off, where every write may have been made) every call
-	// fails alike, and its client is told to retry. A store's unexpected
+	// fails alike, and its client is told to retry. So is the ERROR line
+	// of writes its storage has no room for. A store's unexpected
 	// failure (ERROR) is written every time: its client is told the
 	// cause is in the log.
-	unavailableLines, maybeMadeLines logsample.Line
+	unavailableLines, maybeMadeLines, fullLines logsample.Line
 }
 
 var _ teamsv1connect.TeamsServiceHandler = (*Handler)(nil)
@@ -241,6 +242,14 @@ func (h *Handler) storeError(ctx context.Context, err error, city string) error 
 		return errkind.NotRetried(connect.NewError(connect.CodeUnavailable, errors.New(
 			"the write may have been made: the team directory's database did not answer, or its answer was lost, while the write was being made; "+
 				"read the team to see (a PutTeam made again makes the same team)")))
+	case errors.Is(err, ErrStorageFull):
+		// Every write fails alike until the operator frees space;
+		// reads go on. gRPC's codes name a file system out of space
+		// RESOURCE_EXHAUSTED. The line names the directory; the
+		// client is not told the server's paths.
+		h.fullLines.Log(ctx, h.logger, slog.LevelError, "team store's storage is full", err)
+		return connect.NewError(connect.CodeResourceExhausted, errors.New(
+			"the team directory's storage is full on the server; the write was not made: writes fail until its operator frees space (reads still work)"))
 	case errors.Is(err, ErrUnavailable):
 		// Busy, unreachable or shutting down: worth a retry, which
 		// UNAVAILABLE tells clients and proxies.

@@ -191,3 +191,36 @@ func TestWriteCutShortMayHaveBeenMade(t *testing.T) {
 		}
 	}
 }
+
+// fullStore fails every write as a store whose disk is full does.
+type fullStore struct{ Store }
+
+func (fullStore) Put(context.Context, Team) (Team, bool, error) {
+	return Team{}, false, fmt.Errorf("%w: database or disk is full (13): free space on the file system of /var/lib/switchyard", ErrStorageFull)
+}
+
+// A write the store's disk has no room for is RESOURCE_EXHAUSTED, as
+// gRPC's codes name a file system out of space, with a message that says
+// what the operator must do; not INTERNAL, whose client is told nothing.
+// The store's line (with the directory) is written once a second at
+// ERROR, as every write fails alike until space is freed.
+func TestStorageFullIsResourceExhausted(t *testing.T) {
+	capture := &captureHandler{}
+	h := NewHandler(fullStore{}, "token").WithLogger(slog.New(capture))
+	now := time.Unix(1e9, 0)
+	h.fullLines.Clock = func() time.Time { return now }
+	for range 3 {
+		req := connect.NewRequest(&teamsv1.PutTeamRequest{City: "Chicago", Nickname: "Bears"})
+		req.Header().Set("Authorization", "Bearer token")
+		_, err := h.PutTeam(context.Background(), req)
+		if connect.CodeOf(err) != connect.CodeResourceExhausted || !strings.Contains(err.Error(), "storage is full") || !strings.Contains(err.Error(), "not made") {
+			t.Fatalf("PutTeam on a full store: %v, want resource_exhausted saying the storage is full and the write not made", err)
+		}
+		if strings.Contains(err.Error(), "/var/lib") {
+			t.Errorf("PutTeam on a full store: %v tells the client the server's directory", err)
+		}
+	}
+	if len(capture.lines) != 1 || !strings.HasPrefix(capture.lines[0], "team store's storage is full") || !strings.Contains(capture.lines[0], "/var/lib/switchyard") {
+		t.Fatalf("lines after 3 writes on a full store within a second: %q, want one naming the directory", capture.lines)
+	}
+}

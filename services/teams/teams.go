@@ -54,6 +54,10 @@ var (
 	// would open (SQLite's file deleted or replaced under it): only a
 	// restart gets past it.
 	ErrStoreLost = errors.New("the team store lost its database: restart the process")
+	// ErrStorageFull is wrapped around a write that failed, and was not
+	// made, because its database's storage is full (SQLite's file system,
+	// PostgreSQL's disk): writes fail until space is freed, reads go on.
+	ErrStorageFull = errors.New("the team store's storage is full")
 )
 
 // ListOptions select a page of ListTeams.

@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"time"
 )
 
@@ -58,4 +59,11 @@ func WithSettleWithin(d time.Duration) Option {
 // note, by d instead of pgTimeout.
 func WithTimeout(d time.Duration) Option {
 	return func(o *options) { o.timeout = d }
+}
+
+// LimitPagesForTest caps the database at n pages for the store's writes,
+// as a file system with no room left would (SQLITE_FULL past it).
+func (s *Store) LimitPagesForTest(ctx context.Context, n int) error {
+	_, err := s.write.ExecContext(ctx, fmt.Sprintf(`PRAGMA max_page_count = %d`, n))
+	return err
 }

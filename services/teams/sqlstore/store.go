@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -202,7 +203,11 @@ func (s *Store) writeErr(ctx, wctx context.Context, err error) error {
 		}
 		return fmt.Errorf("%w: %w: the database answered no write within %v", teams.ErrUnavailable, teams.ErrMaybeMade, s.timeout)
 	}
-	return ctxErr(ctx, err)
+	err = ctxErr(ctx, err)
+	if errors.Is(err, teams.ErrStorageFull) && s.file != nil && len(s.file.files) > 0 {
+		return fmt.Errorf("%w: free space on the file system of %s", err, filepath.Dir(s.file.files[0].path))
+	}
+	return err
 }
 
 // List implements teams.Store.
@@ -403,8 +408,23 @@ func ctxErr(ctx context.Context, err error) error {
 		return fmt.Errorf("%w: %v", ctx.Err(), err)
 	case transient(err) && !errors.Is(err, teams.ErrUnavailable):
 		return fmt.Errorf("%w: %w", teams.ErrUnavailable, err)
+	case full(err) && !errors.Is(err, teams.ErrStorageFull):
+		return fmt.Errorf("%w: %w", teams.ErrStorageFull, err)
 	}
 	return err
+}
+
+// full reports whether err says the database's storage has no room for
+// a write: SQLITE_FULL (the file system of teams.db and its -wal), or
+// PostgreSQL's disk_full (53100). SQLite rolls the write back; so does
+// PostgreSQL.
+func full(err error) bool {
+	var lite *sqlitelib.Error
+	if errors.As(err, &lite) {
+		return lite.Code()&0xff == sqlite3.SQLITE_FULL
+	}
+	var pg *pgconn.PgError
+	return errors.As(err, &pg) && pg.Code == "53100"
 }
 
 // transient reports whether err says the database is busy, cannot be
