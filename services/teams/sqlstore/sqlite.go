@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"time"
 
 	sqlitelib "modernc.org/sqlite" // database/sql driver "sqlite", pure Go
@@ -81,7 +82,7 @@ func OpenSQLite(ctx context.Context, dir string, opts ...Option) (*Store, error)
 		for k, v := range extra {
 			q[k] = v
 		}
-		return (&url.URL{Scheme: "file", Opaque: filepath.ToSlash(path), RawQuery: q.Encode()}).String()
+		return (&url.URL{Scheme: "file", Opaque: uriPath(path), RawQuery: q.Encode()}).String()
 	}
 	// One writer connection: writes of this process queue in Go instead of
 	// polling SQLite's lock; BEGIN IMMEDIATE takes the write lock at the
@@ -122,6 +123,14 @@ func OpenSQLite(ctx context.Context, dir string, opts ...Option) (*Store, error)
 	f := &sqliteFeed{db: poll, file: file, interval: o.feedInterval, log: newFeedLog(o.logger, st.feed, "sqlite data_version")}
 	st.startFeed(f.run)
 	return st, nil
+}
+
+// uriPath is path as the path of a SQLite URI filename, which SQLite
+// percent-decodes and ends at a '?' or '#': those three are escaped, so
+// that a data directory "/srv/q?x" keeps its teams.db, not a file
+// /srv/q.
+func uriPath(path string) string {
+	return strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(filepath.ToSlash(path))
 }
 
 // DefaultDataDir is the per-user data directory: $XDG_DATA_HOME/switchyard,
