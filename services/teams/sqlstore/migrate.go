@@ -79,7 +79,11 @@ var migrations = []migration{
 		postgres: []string{
 			// Payload: the key, under the 8000-byte limit of NOTIFY;
 			// empty (everything) for a key too long or a TRUNCATE.
-			`CREATE FUNCTION switchyard_teams_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+			// OR REPLACE, and IF NOT EXISTS in 4: a dump of schema 2 or
+			// 3 restored with pg_restore --clean drops what it holds
+			// (teams, its triggers, schema_migrations) and leaves what
+			// later migrations made, which migrating it again meets.
+			`CREATE OR REPLACE FUNCTION switchyard_teams_notify() RETURNS trigger LANGUAGE plpgsql AS $$
 			BEGIN
 				IF TG_OP = 'TRUNCATE' THEN
 					PERFORM pg_notify('` + TeamsChannel + `', '');
@@ -102,22 +106,22 @@ var migrations = []migration{
 		name:          "route notes",
 		minCompatible: 2,
 		postgres: []string{
-			`CREATE SEQUENCE route_notes_id_seq`,
-			`CREATE TABLE route_note_locations (
+			`CREATE SEQUENCE IF NOT EXISTS route_notes_id_seq`,
+			`CREATE TABLE IF NOT EXISTS route_note_locations (
 				latitude  INTEGER NOT NULL,
 				longitude INTEGER NOT NULL,
 				last_note BIGINT NOT NULL,
 				PRIMARY KEY (latitude, longitude)
 			)`,
-			`CREATE INDEX route_note_locations_by_last_note ON route_note_locations (last_note)`,
-			`CREATE TABLE route_notes (
+			`CREATE INDEX IF NOT EXISTS route_note_locations_by_last_note ON route_note_locations (last_note)`,
+			`CREATE TABLE IF NOT EXISTS route_notes (
 				id        BIGINT PRIMARY KEY,
 				latitude  INTEGER NOT NULL,
 				longitude INTEGER NOT NULL,
 				message   TEXT NOT NULL,
 				FOREIGN KEY (latitude, longitude) REFERENCES route_note_locations ON DELETE CASCADE
 			)`,
-			`CREATE INDEX route_notes_at ON route_notes (latitude, longitude, id)`,
+			`CREATE INDEX IF NOT EXISTS route_notes_at ON route_notes (latitude, longitude, id)`,
 		},
 	},
 	{
