@@ -166,3 +166,32 @@ func TestTestsCannotUseTheDefaultDataDir(t *testing.T) {
 		t.Errorf("without -data-dir: served %v, exit status %d:\n%s", served, code, log)
 	}
 }
+
+// A start that migrated the team directory says so on its start line,
+// with the schema it found (0: it made the directory); one that found it
+// up to date does not: an operator can tell from the log when an upgrade
+// changed the schema.
+func TestStartLineSaysItMigrated(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(reachableDir(t), "data")
+	if err := os.Mkdir(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o777); err != nil { // past the umask
+		t.Fatal(err)
+	}
+	served, code, log := startOnce(t, nil, "-data-dir", dir)
+	if !served || code != 0 {
+		t.Fatalf("served %v, exit status %d:\n%s", served, code, log)
+	}
+	if !strings.Contains(log, "migrated_from=0 ") {
+		t.Errorf("the first start's log does not say migrated_from=0:\n%s", log)
+	}
+	served, code, log = startOnce(t, nil, "-data-dir", dir)
+	if !served || code != 0 {
+		t.Fatalf("again: served %v, exit status %d:\n%s", served, code, log)
+	}
+	if strings.Contains(log, "migrated_from") {
+		t.Errorf("a start on a directory up to date says it migrated:\n%s", log)
+	}
+}

@@ -58,8 +58,7 @@ func openStore(o options, logger *slog.Logger) (store *sqlstore.Store, notes rou
 			_ = s.Close()
 			return nil, nil, err
 		}
-		logger.Info("teams and RouteChat notes in PostgreSQL", "dsn_from", from, "schema_version", schemaVersion(ctx, s), "build_schema_version", sqlstore.LatestVersion(),
-			"team_cache_entries", o.teamCacheEntries)
+		logger.Info("teams and RouteChat notes in PostgreSQL", append([]any{"dsn_from", from}, schemaAttrs(ctx, s, o)...)...)
 		return s, shared, nil
 	}
 	dir, which := o.dataDir, "-data-dir"
@@ -74,8 +73,7 @@ func openStore(o options, logger *slog.Logger) (store *sqlstore.Store, notes rou
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", which, err)
 	}
-	logger.Info("teams in SQLite; RouteChat notes in this process's memory", "dir", dir, "schema_version", schemaVersion(ctx, s), "build_schema_version", sqlstore.LatestVersion(),
-		"team_cache_entries", o.teamCacheEntries)
+	logger.Info("teams in SQLite; RouteChat notes in this process's memory", append([]any{"dir", dir}, schemaAttrs(ctx, s, o)...)...)
 	return s, nil, nil
 }
 
@@ -126,6 +124,17 @@ func logChanges(ctx context.Context, feed *teams.Feed, logger *slog.Logger) {
 			logger.Debug("team change", "key", c.Key, "all", c.All, "live", c.Live, "known", c.Known, "found", c.Found, "local", c.Local)
 		}
 	}()
+}
+
+// schemaAttrs are the start line's schema versions: the database's, this
+// build's, and the one it migrated from when this start migrated it (0:
+// it made the database); then the team cache's bound.
+func schemaAttrs(ctx context.Context, s *sqlstore.Store, o options) []any {
+	attrs := []any{"schema_version", schemaVersion(ctx, s), "build_schema_version", sqlstore.LatestVersion()}
+	if from, ok := s.MigratedFrom(); ok {
+		attrs = append(attrs, "migrated_from", from)
+	}
+	return append(attrs, "team_cache_entries", o.teamCacheEntries)
 }
 
 // schemaVersion is the database's schema version, which is above this

@@ -228,14 +228,16 @@ func LatestVersion() int { return migrations[len(migrations)-1].version }
 
 // migrate brings the schema up to date in one transaction, under the
 // dialect's lock, so concurrent starters wait for each other and a failed
-// step leaves the database as it was.
-func migrate(ctx context.Context, db *sql.DB, d dialect) (err error) {
+// step leaves the database as it was. It reports the schema version it
+// found and whether it migrated from it (not when another starter had
+// migrated the database first).
+func migrate(ctx context.Context, db *sql.DB, d dialect) (from int, migrated bool, err error) {
 	if upToDate(ctx, db) {
-		return nil
+		return 0, false, nil
 	}
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("migrate %s: %w", d.name, err)
+		return 0, false, fmt.Errorf("migrate %s: %w", d.name, err)
 	}
 	defer func() {
 		if err != nil {
@@ -244,18 +246,18 @@ func migrate(ctx context.Context, db *sql.DB, d dialect) (err error) {
 	}()
 	if d.lockMigrations != "" {
 		if _, err := tx.ExecContext(ctx, d.lockMigrations); err != nil {
-			return fmt.Errorf("migrate %s: lock: %w", d.name, err)
+			return 0, false, fmt.Errorf("migrate %s: lock: %w", d.name, err)
 		}
 	}
 	if err := bootstrapMigrations(ctx, tx, d); err != nil {
-		return fmt.Errorf("migrate %s: %w", d.name, err)
+		return 0, false, fmt.Errorf("migrate %s: %w", d.name, err)
 	}
 	current, required, err := schemaVersions(ctx, tx)
 	if err != nil {
-		return fmt.Errorf("migrate %s: %w", d.name, err)
+		return 0, false, fmt.Errorf("migrate %s: %w", d.name, err)
 	}
 	if required > LatestVersion() {
-		return fmt.Errorf("the %s database has schema version %d, which needs a switchyard that knows schema %d or newer; this one knows %d: run a newer switchyard",
+		return 0, false, fmt.Errorf("the %s database has schema version %d, which needs a switchyard that knows schema %d or newer; this one knows %d: run a newer switchyard",
 			d.name, current, required, LatestVersion())
 	}
 	for _, m := range migrations {
@@ -264,23 +266,23 @@ func migrate(ctx context.Context, db *sql.DB, d dialect) (err error) {
 		}
 		for _, stmt := range d.ddl(m) {
 			if _, err := tx.ExecContext(ctx, stmt); err != nil {
-				return fmt.Errorf("migration %d (%s): %w", m.version, m.name, err)
+				return 0, false, fmt.Errorf("migration %d (%s): %w", m.version, m.name, err)
 			}
 		}
 		for i, stmt := range m.both {
 			if _, err := tx.ExecContext(ctx, d.q(stmt), m.args[i]...); err != nil {
-				return fmt.Errorf("migration %d (%s): %w", m.version, m.name, err)
+				return 0, false, fmt.Errorf("migration %d (%s): %w", m.version, m.name, err)
 			}
 		}
 		if _, err := tx.ExecContext(ctx, d.q(`INSERT INTO schema_migrations (version, name, applied_at, min_compatible) VALUES (?, ?, ?, ?)`),
 			m.version, m.name, time.Now().UTC().Format(time.RFC3339), m.minCompatible); err != nil {
-			return fmt.Errorf("migration %d (%s): %w", m.version, m.name, err)
+			return 0, false, fmt.Errorf("migration %d (%s): %w", m.version, m.name, err)
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("migrate %s: %w", d.name, err)
+		return 0, false, fmt.Errorf("migrate %s: %w", d.name, err)
 	}
-	return nil
+	return current, current < LatestVersion(), nil
 }
 
 // upToDate reports whether the database needs no migration: its schema

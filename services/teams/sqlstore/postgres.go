@@ -55,14 +55,15 @@ func OpenPostgres(ctx context.Context, dsn string, opts ...Option) (*Store, erro
 		_ = db.Close()
 		return nil, fmt.Errorf("%w%s", err, startHint(ctx, "reading its version: it is stalled, or the network to it"))
 	}
-	if err := migrate(ctx, db, postgres); err != nil {
+	from, migrated, err := migrate(ctx, db, postgres)
+	if err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("postgres: %w%s%s", err, migrateHint(err), startHint(ctx,
 			"migrating the schema, which waits for another replica's migration (pg_advisory_xact_lock) and for locks "+
 				"other sessions hold on the store's tables: see pg_stat_activity and pg_locks"))
 	}
 	o := newOptions(opts)
-	st, err := prepare(ctx, &Store{read: db, write: db, dialect: postgres, timeout: o.timeout})
+	st, err := prepare(ctx, &Store{read: db, write: db, dialect: postgres, timeout: o.timeout, migrated: migrated, migratedFrom: from})
 	if err != nil {
 		return nil, fmt.Errorf("postgres: prepare the team statements: %w%s", err, startHint(ctx,
 			"preparing the team statements, which wait for a lock another session holds on the teams table (LOCK TABLE, ALTER TABLE): see pg_locks"))

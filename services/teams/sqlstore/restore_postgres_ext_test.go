@@ -47,6 +47,9 @@ func TestPostgresMigratesARestoredOlderDump(t *testing.T) {
 		t.Fatalf("opening the restored schema-2 database: %v", err)
 	}
 	defer func() { _ = s.Close() }()
+	if from, ok := s.MigratedFrom(); !ok || from != 2 {
+		t.Errorf("MigratedFrom = %d, %v; want 2, true", from, ok)
+	}
 	if v, err := s.SchemaVersion(t.Context()); err != nil || v != sqlstore.LatestVersion() {
 		t.Errorf("SchemaVersion = %d, %v; want %d", v, err, sqlstore.LatestVersion())
 	}

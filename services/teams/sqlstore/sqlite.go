@@ -93,7 +93,8 @@ func OpenSQLite(ctx context.Context, dir string, opts ...Option) (*Store, error)
 	}
 	write.SetMaxOpenConns(1)
 	write.SetConnMaxIdleTime(0)
-	if err := migrateSQLite(ctx, write); err != nil {
+	from, migrated, err := migrateSQLite(ctx, write)
+	if err != nil {
 		_ = write.Close()
 		return nil, fmt.Errorf("sqlite %s: %w", path, err)
 	}
@@ -104,7 +105,7 @@ func OpenSQLite(ctx context.Context, dir string, opts ...Option) (*Store, error)
 		_ = write.Close()
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}
-	st, err := prepare(ctx, &Store{read: read, write: write, dialect: sqlite, vfs: vfs, file: file, reads: newReadLimit(read, o.logger)})
+	st, err := prepare(ctx, &Store{read: read, write: write, dialect: sqlite, vfs: vfs, file: file, reads: newReadLimit(read, o.logger), migrated: migrated, migratedFrom: from})
 	if err != nil {
 		return nil, fmt.Errorf("sqlite %s: %w", path, err)
 	}
@@ -164,18 +165,18 @@ func DefaultDataDir() (string, error) {
 // database busy. Processes that create the same new file at once can get
 // SQLITE_BUSY at once, without the busy timeout, while another one switches
 // the file to WAL; the migration is one transaction, so a retry is safe.
-func migrateSQLite(ctx context.Context, db *sql.DB) error {
+func migrateSQLite(ctx context.Context, db *sql.DB) (from int, migrated bool, err error) {
 	deadline := time.Now().Add(BusyTimeout)
 	for wait := 10 * time.Millisecond; ; wait = min(2*wait, 200*time.Millisecond) {
-		err := migrate(ctx, db, sqlite)
+		from, migrated, err = migrate(ctx, db, sqlite)
 		var se *sqlitelib.Error
 		if err == nil || !errors.As(err, &se) || se.Code()&0xff != sqlite3.SQLITE_BUSY || time.Now().After(deadline) {
-			return err
+			return from, migrated, err
 		}
 		select {
 		case <-time.After(wait):
 		case <-ctx.Done():
-			return err
+			return from, migrated, err
 		}
 	}
 }

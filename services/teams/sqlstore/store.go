@@ -56,6 +56,10 @@ type Store struct {
 	// connection (readlimit.go); stopReads ends its looks.
 	reads     *readLimit
 	stopReads func()
+	// migrated tells whether the open migrated the database, from
+	// schema migratedFrom (MigratedFrom).
+	migrated     bool
+	migratedFrom int
 	// timeout bounds each read and write of a database across the
 	// network (pgTimeout, boundContext); 0 on SQLite.
 	timeout time.Duration
@@ -460,6 +464,12 @@ func transient(err error) bool {
 	// server gone in the middle of a reply.
 	var ne net.Error
 	return errors.As(err, &ne) || errors.Is(err, io.ErrUnexpectedEOF) || pgconn.SafeToRetry(err)
+}
+
+// MigratedFrom reports whether opening s migrated its database, and the
+// schema version it found (0: none, a database it created).
+func (s *Store) MigratedFrom() (from int, migrated bool) {
+	return s.migratedFrom, s.migrated
 }
 
 // SchemaVersion is the newest migration applied to the database. It is
