@@ -22,6 +22,7 @@ func TestSQLiteWriteAheadLogIsCheckpointed(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	s := openSQLite(t, dir)
+	defer func() { _ = s.Close() }()
 	const n = 1500
 	// 1000 pages of 4 KiB, the automatic checkpoint's threshold, and room
 	// for the commit that passes it.

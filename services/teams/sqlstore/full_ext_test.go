@@ -16,6 +16,7 @@ func TestSQLiteFullDiskFailsWritesPrecisely(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	s := openSQLite(t, dir)
+	defer func() { _ = s.Close() }()
 	if err := s.LimitPagesForTest(t.Context(), 12); err != nil {
 		t.Fatal(err)
 	}

@@ -26,6 +26,9 @@ func TestSQLiteDataDirectoryNameIsNotAURI(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(dir, sqlstore.SQLiteFile)); err != nil {
 			t.Errorf("%q: no teams.db in the data directory: %v", name, err)
 		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
 		entries, err := os.ReadDir(parent)
 		if err != nil {
 			t.Fatal(err)
