@@ -4,7 +4,10 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strings"
 	"time"
+
+	"github.com/switchyard/switchyard/services/teams"
 )
 
 // LockForTest holds the database's write lock, as another process writing
@@ -66,4 +69,25 @@ func WithTimeout(d time.Duration) Option {
 func (s *Store) LimitPagesForTest(ctx context.Context, n int) error {
 	_, err := s.write.ExecContext(ctx, fmt.Sprintf(`PRAGMA max_page_count = %d`, n))
 	return err
+}
+
+// ListPlanForTest is SQLite's plan of List's query for opts (EXPLAIN
+// QUERY PLAN), its steps' details joined by "; ".
+func (s *Store) ListPlanForTest(ctx context.Context, opts teams.ListOptions) (string, error) {
+	query, args := listQuery(opts)
+	rows, err := s.read.QueryContext(ctx, `EXPLAIN QUERY PLAN `+query, args...)
+	if err != nil {
+		return "", err
+	}
+	defer func() { _ = rows.Close() }()
+	var steps []string
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			return "", err
+		}
+		steps = append(steps, detail)
+	}
+	return strings.Join(steps, "; "), rows.Err()
 }

@@ -21,6 +21,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	sqlitelib "modernc.org/sqlite"
@@ -219,17 +220,8 @@ func (s *Store) List(ctx context.Context, opts teams.ListOptions) ([]teams.Team,
 	if err := s.file.err(); err != nil {
 		return nil, false, err
 	}
-	prefix := teams.PrefixKey(opts.Prefix)
-	// substr/length count characters in both databases.
-	query := `SELECT city, nickname FROM teams
-		WHERE city_key > ? AND substr(city_key, 1, length(CAST(? AS TEXT))) = CAST(? AS TEXT)
-		ORDER BY city_key`
-	args := []any{opts.After, prefix, prefix}
+	query, args := listQuery(opts)
 	s.readWaits(ctx)
-	if opts.Limit > 0 {
-		query += ` LIMIT ?`
-		args = append(args, opts.Limit+1) // one more tells whether more follow
-	}
 	rctx, cancel := s.boundContext(ctx)
 	defer cancel()
 	rows, err := s.read.QueryContext(rctx, s.dialect.q(query), args...)
@@ -253,6 +245,58 @@ func (s *Store) List(ctx context.Context, opts teams.ListOptions) ([]teams.Team,
 		out = out[:opts.Limit]
 	}
 	return out, more, nil
+}
+
+// listQuery is List's query of opts, and its arguments. A prefix bounds
+// city_key on both sides too, so that the database searches the key's
+// index between the bounds instead of filtering every key after the page.
+func listQuery(opts teams.ListOptions) (string, []any) {
+	prefix := teams.PrefixKey(opts.Prefix)
+	// substr/length count characters in both databases.
+	query := `SELECT city, nickname FROM teams
+		WHERE substr(city_key, 1, length(CAST(? AS TEXT))) = CAST(? AS TEXT)`
+	args := []any{prefix, prefix}
+	if prefix > opts.After {
+		query += ` AND city_key >= ?`
+		args = append(args, prefix)
+	} else {
+		query += ` AND city_key > ?`
+		args = append(args, opts.After)
+	}
+	if end := prefixEnd(prefix); end != "" {
+		query += ` AND city_key < ?`
+		args = append(args, end)
+	}
+	query += ` ORDER BY city_key`
+	if opts.Limit > 0 {
+		query += ` LIMIT ?`
+		args = append(args, opts.Limit+1) // one more tells whether more follow
+	}
+	return query, args
+}
+
+// prefixEnd is the least string above every string that starts with
+// prefix in byte order, which orders keys in both databases (SQLite's
+// BINARY, PostgreSQL's "C" collation) and is code point order in UTF-8:
+// prefix with its last character made the next one (past the
+// surrogates), dropping any U+10FFFF that has none. "" when nothing is
+// above: no prefix, one of U+10FFFF alone, or one not UTF-8 (which no key
+// starts with).
+func prefixEnd(prefix string) string {
+	if !utf8.ValidString(prefix) {
+		return ""
+	}
+	for prefix != "" {
+		r, size := utf8.DecodeLastRuneInString(prefix)
+		prefix = prefix[:len(prefix)-size]
+		switch {
+		case r == 0xD7FF:
+			return prefix + "\uE000"
+		case r < utf8.MaxRune:
+			return prefix + string(r+1)
+		}
+	}
+	return ""
 }
 
 // Put implements teams.Store, with one statement (see prepare); on SQLite,

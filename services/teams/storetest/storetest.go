@@ -219,6 +219,29 @@ func testList(t *testing.T, s teams.Store) {
 	if page, _, err := s.List(c, teams.ListOptions{Prefix: "s%"}); err != nil || !slices.Equal(cities(page), []string{"S%_x"}) {
 		t.Errorf("List(prefix s%%) = %v, %v; want [S%%_x]", cities(page), err)
 	}
+	// A prefix ending in the characters around a bound in code point
+	// order: the last before the surrogates, the first after them, the
+	// last there is.
+	edge := []string{"Qq\uD7FF", "Qq\uD7FFx", "Qq\uE000", "Qq\U0010FFFF", "Qq\U0010FFFFz", "Qr"}
+	for _, city := range edge {
+		if _, _, err := s.Put(c, teams.Team{City: city, Nickname: "Edge"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for prefix, want := range map[string][]string{
+		"qq":             edge[:5],
+		"qq\uD7FF":       edge[:2],
+		"qq\uE000":       edge[2:3],
+		"qq\U0010FFFF":   edge[3:5],
+		"qq\U0010FFFFz":  edge[4:5],
+		"q":              edge,
+		"qr":             edge[5:],
+		"qq\U0010FFFFzz": nil,
+	} {
+		if page, _, err := s.List(c, teams.ListOptions{Prefix: prefix}); err != nil || !slices.Equal(cities(page), want) {
+			t.Errorf("List(prefix %+q) = %+q, %v; want %+q", prefix, cities(page), err, want)
+		}
+	}
 }
 
 func mustList(t *testing.T, s teams.Store) []teams.Team {
