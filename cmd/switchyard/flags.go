@@ -158,8 +158,9 @@ func (f *flagSet) parse(args []string, usage io.Writer) error {
 	if err := f.fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			f.printUsage(usage)
+			return err
 		}
-		return err
+		return f.explain(err)
 	}
 	if f.fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q: switchyard takes only flags", f.fs.Args())
@@ -171,6 +172,28 @@ func (f *flagSet) parse(args []string, usage io.Writer) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// explain rewrites the flag package's error for a value that does not
+// parse, `invalid value "30" for flag -unary-timeout: parse error` (slog's
+// "unknown name" for a level), to name the flag's valid values, as its
+// range check does. Any other error is returned as it is.
+func (f *flagSet) explain(err error) error {
+	rest, ok := strings.CutPrefix(err.Error(), "invalid value ")
+	if !ok {
+		return err
+	}
+	value, err2 := strconv.QuotedPrefix(rest)
+	if err2 != nil {
+		return err
+	}
+	rest, ok = strings.CutPrefix(rest[len(value):], " for flag -")
+	name, _, ok2 := strings.Cut(rest, ": ")
+	valid, known := f.valid[name]
+	if !ok || !ok2 || !known {
+		return err
+	}
+	return fmt.Errorf("-%s %s does not parse: valid is %s", name, value, valid)
 }
 
 func (f *flagSet) printUsage(w io.Writer) {

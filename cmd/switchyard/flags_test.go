@@ -115,7 +115,7 @@ func TestFlagsFromTheIssue(t *testing.T) {
 		{[]string{"-addr", ":65536"}, `port "65536" is not a number in 0..65535`},
 		{[]string{"-cors-origins", "app.example.com"}, `"app.example.com" is not an origin`},
 		{[]string{"-cors-origins", "https://app.example.com/path"}, `is not an origin`},
-		{[]string{"-log-level", "loud"}, `invalid value "loud" for flag -log-level`},
+		{[]string{"-log-level", "loud"}, `-log-level "loud" does not parse: valid is debug, info, warn or error`},
 		{[]string{"extra"}, `unexpected arguments ["extra"]`},
 		{[]string{"-max-connection-age-grace", "10s"}, "-max-connection-age-grace does nothing without -max-connection-age"},
 	} {
@@ -131,6 +131,29 @@ func TestFlagsFromTheIssue(t *testing.T) {
 	} {
 		if _, err := parseFlags(args, io.Discard); err != nil {
 			t.Errorf("%q: %v, want it accepted", args, err)
+		}
+	}
+}
+
+// A value the flag package cannot parse at all is refused with the flag's
+// valid values, as one out of range is: the flag package says only "parse
+// error" (slog, for -log-level, "unknown name"), not what would do.
+func TestFlagValuesThatDoNotParse(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-unary-timeout", "30"}, `-unary-timeout "30" does not parse: valid is 1ms..24h; 0 = the default`},
+		{[]string{"-drain-delay", "soon"}, `-drain-delay "soon" does not parse: valid is 1ms..1h; 0 = off`},
+		{[]string{"-read-max-bytes", "4MiB"}, `-read-max-bytes "4MiB" does not parse: valid is 1..2147483647 bytes; 0 = the default`},
+		{[]string{"-max-connections", "99999999999999999999"}, `-max-connections "99999999999999999999" does not parse: valid is 1..1048576`},
+		{[]string{"-log-level", "loud"}, `-log-level "loud" does not parse: valid is debug, info, warn or error`},
+		// A value that holds another flag's name is still this flag's.
+		{[]string{"-unary-timeout", "x for flag -addr: "}, `-unary-timeout "x for flag -addr: " does not parse: valid is 1ms..24h`},
+	} {
+		_, err := parseFlags(tc.args, io.Discard)
+		if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+			t.Errorf("%q: error %v, want %q", tc.args, err, tc.want)
 		}
 	}
 }
@@ -165,6 +188,7 @@ func TestCommandLineOfTheBinary(t *testing.T) {
 		{[]string{"-help"}, 0, "Usage: switchyard [flags]", ""},
 		{[]string{"-no-such-flag"}, 2, "", "flag provided but not defined: -no-such-flag"},
 		{[]string{"-read-max-bytes", "-1"}, 2, "", "-read-max-bytes -1 is out of range"},
+		{[]string{"-unary-timeout", "30"}, 2, "", `-unary-timeout "30" does not parse: valid is 1ms..24h`},
 		{[]string{"-max-connections", "-3", "-keyword-max-bytes", "-5"}, 2, "", "-max-connections -3 is out of range"},
 	} {
 		cmd := exec.Command(switchyardBinary(t), tc.args...)
