@@ -1,6 +1,8 @@
 package main
 
 import (
+	"io"
+	"log/slog"
 	"strings"
 	"testing"
 )
@@ -51,5 +53,24 @@ func TestPostgresDSNFlagPasswordWarned(t *testing.T) {
 	_, _, log = startOnce(t, []string{"SWITCHYARD_POSTGRES_DSN=" + dsn})
 	if strings.Contains(log, "holds a password") || strings.Contains(log, "pw-in-the-flag") {
 		t.Errorf("warned of, or showed, a password given in SWITCHYARD_POSTGRES_DSN:\n%s", log)
+	}
+}
+
+// A PostgreSQL DSN that fails names where it came from, the flag or the
+// variable, as a data directory's error names -data-dir: with both in
+// use, the flag wins, and a person must know which one to fix.
+func TestPostgresErrorNamesTheDSNsSource(t *testing.T) {
+	o, err := parseFlags(nil, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("SWITCHYARD_POSTGRES_DSN", "mysql://from-the-variable")
+	logger := slog.New(slog.DiscardHandler)
+	if _, _, err := openStore(o, logger); err == nil || !strings.HasPrefix(err.Error(), "SWITCHYARD_POSTGRES_DSN: postgres: the DSN does not parse") {
+		t.Errorf("a bad DSN in SWITCHYARD_POSTGRES_DSN: %v; want an error that starts by naming the variable", err)
+	}
+	o.postgresDSN = "mysql://from-the-flag"
+	if _, _, err := openStore(o, logger); err == nil || !strings.HasPrefix(err.Error(), "-postgres-dsn: postgres: the DSN does not parse") {
+		t.Errorf("a bad -postgres-dsn: %v; want an error that starts by naming the flag", err)
 	}
 }

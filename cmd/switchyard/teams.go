@@ -49,14 +49,16 @@ func openStore(o options, logger *slog.Logger) (store *sqlstore.Store, notes rou
 			"give the DSN in SWITCHYARD_POSTGRES_DSN instead, or the password in PGPASSFILE")
 	}
 	if dsn != "" {
+		// The error names the DSN's source, as SQLite's names -data-dir:
+		// with both set the flag wins, and a person must know which to fix.
 		s, err := sqlstore.OpenPostgres(ctx, dsn, opts...)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, fmt.Errorf("%s: %w", from, err)
 		}
 		shared, err := s.RouteNotes(o.notesPerLocation, o.noteLocations)
 		if err != nil {
 			_ = s.Close()
-			return nil, nil, err
+			return nil, nil, fmt.Errorf("%s: %w", from, err)
 		}
 		logger.Info("teams and RouteChat notes in PostgreSQL", append([]any{"dsn_from", from}, schemaAttrs(ctx, s, o)...)...)
 		return s, shared, nil
