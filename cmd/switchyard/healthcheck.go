@@ -25,11 +25,9 @@ import (
 // service, no answer within the timeout, or no server at all.
 func runHealthcheck(args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("switchyard healthcheck", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: switchyard healthcheck [flags]\n\nAsks a switchyard's grpc.health.v1 service whether it is SERVING; exit 0 if so, 1 otherwise.")
-		fs.PrintDefaults()
-	}
+	// A parse error is said once, by main; the flag package would print it
+	// with the whole usage first. -h prints the usage below.
+	fs.SetOutput(io.Discard)
 	addr := fs.String("addr", "127.0.0.1:50051", "server to check, host:port (an empty host is 127.0.0.1)")
 	service := fs.String("service", "", `health service name: "" (the whole server), "`+server.HealthLiveness+`" (SERVING while the process runs, drain included, unless its SQLite file was lost), "`+server.HealthReadiness+`" (NOT_SERVING from the start of a drain), or a service such as teams.v1.TeamsService`)
 	timeout := fs.Duration("timeout", 3*time.Second, "give up after this long; 1ms to 1m")
@@ -37,7 +35,13 @@ func runHealthcheck(args []string, stderr io.Writer) error {
 	caFile := fs.String("tls-ca", "", "PEM file of the CA certificates to verify the server with (default: the system's)")
 	insecure := fs.Bool("tls-insecure-skip-verify", false, "with -tls, do not verify the server's certificate (a self-signed one on the same host)")
 	if err := fs.Parse(args); err != nil {
-		return err
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(stderr, "usage: switchyard healthcheck [flags]\n\nAsks a switchyard's grpc.health.v1 service whether it is SERVING; exit 0 if so, 1 otherwise.")
+			fs.SetOutput(stderr)
+			fs.PrintDefaults()
+			return err
+		}
+		return fmt.Errorf("healthcheck: %w", err)
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("healthcheck: unexpected arguments %q", fs.Args())

@@ -96,3 +96,22 @@ func TestHealthcheckCommandTLS(t *testing.T) {
 	expectHealth(t, 1, "-tls-ca and -tls-insecure-skip-verify go with -tls", "-addr", p.addr, "-tls-ca", cert)
 	expectHealth(t, 1, "-tls-ca and -tls-insecure-skip-verify go with -tls", "-addr", p.addr, "-tls-insecure-skip-verify")
 }
+
+// A bad healthcheck command line is said once, not followed by the whole
+// usage (-h prints that, and exits 0), and exits 1 as any failed check
+// does.
+func TestHealthcheckBadCommandLine(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ args, want string }{
+		{"-timeout abc", `invalid value "abc" for flag -timeout`},
+		{"-no-such-flag", "flag provided but not defined: -no-such-flag"},
+	} {
+		code, out := healthcheck(t, strings.Fields(tc.args)...)
+		if code != 1 || strings.Count(out, tc.want) != 1 || strings.Contains(out, "usage:") {
+			t.Errorf("switchyard healthcheck %s: exit %d, %q; want exit 1 and %q once, without the usage", tc.args, code, out, tc.want)
+		}
+	}
+	if code, out := healthcheck(t, "-h"); code != 0 || strings.Count(out, "usage: switchyard healthcheck") != 1 || !strings.Contains(out, "-tls-insecure-skip-verify") {
+		t.Errorf("switchyard healthcheck -h: exit %d, %q; want exit 0 and the usage once", code, out)
+	}
+}
