@@ -54,20 +54,25 @@ type otlpExporter struct {
 // ENDPOINT, HEADERS, TIMEOUT (ms), COMPRESSION (gzip|none) and
 // CERTIFICATE (a PEM CA file for https).
 func newOTLPExporter(getenv func(string) string) (*otlpExporter, error) {
-	env := func(name string) string {
+	// env returns a setting and the variable it came from, which an
+	// error names: the one a person has to fix.
+	env := func(name string) (value, from string) {
 		if v := getenv("OTEL_EXPORTER_OTLP_TRACES_" + name); v != "" {
-			return v
+			return v, "OTEL_EXPORTER_OTLP_TRACES_" + name
 		}
-		return getenv("OTEL_EXPORTER_OTLP_" + name)
+		return getenv("OTEL_EXPORTER_OTLP_" + name), "OTEL_EXPORTER_OTLP_" + name
 	}
 	e := &otlpExporter{headers: map[string]string{}, timeout: 10 * time.Second}
+	endpoint, from := env("ENDPOINT")
+	appended := "" // what the URL adds to the variable's value
 	switch {
-	case getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != "":
-		e.url = getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") // used as given
-	case getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "":
-		e.url = strings.TrimSuffix(getenv("OTEL_EXPORTER_OTLP_ENDPOINT"), "/") + "/v1/traces"
-	default:
+	case endpoint == "":
 		e.url = "http://localhost:4318/v1/traces"
+	case from == "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT":
+		e.url = endpoint // used as given
+	default:
+		appended = "/v1/traces"
+		e.url = strings.TrimSuffix(endpoint, "/") + appended
 	}
 	// A collector's credentials may be in the URL: no error shows them.
 	u, err := url.Parse(e.url)
@@ -76,46 +81,46 @@ func newOTLPExporter(getenv func(string) string) (*otlpExporter, error) {
 		if errors.As(err, &uerr) {
 			err = uerr.Err // without the URL
 		}
-		return nil, fmt.Errorf("OTLP endpoint: %w; want an http:// or https:// URL", err)
+		return nil, fmt.Errorf("%s: %w; want an http:// or https:// URL", from, err)
 	}
 	e.shown = u.Redacted()
 	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("OTLP endpoint %q: want an http:// or https:// URL", e.shown)
+		return nil, fmt.Errorf("%s=%q: want an http:// or https:// URL", from, strings.TrimSuffix(e.shown, appended))
 	}
-	if h := env("HEADERS"); h != "" {
+	if h, from := env("HEADERS"); h != "" {
 		for pair := range strings.SplitSeq(h, ",") {
 			k, v, ok := strings.Cut(pair, "=")
 			if !ok {
-				return nil, fmt.Errorf("OTLP headers: %q is not key=value", pair)
+				return nil, fmt.Errorf("%s: %q is not key=value", from, pair)
 			}
 			k, _ = url.QueryUnescape(strings.TrimSpace(k))
 			v, _ = url.QueryUnescape(strings.TrimSpace(v))
 			e.headers[k] = v
 		}
 	}
-	if t := env("TIMEOUT"); t != "" {
+	if t, from := env("TIMEOUT"); t != "" {
 		ms, err := strconv.Atoi(t)
 		if err != nil || ms <= 0 {
-			return nil, fmt.Errorf("OTLP timeout %q: want milliseconds", t)
+			return nil, fmt.Errorf("%s=%q: want milliseconds", from, t)
 		}
 		e.timeout = time.Duration(ms) * time.Millisecond
 	}
-	switch c := env("COMPRESSION"); c {
+	switch c, from := env("COMPRESSION"); c {
 	case "", "none":
 	case "gzip":
 		e.gzip = true
 	default:
-		return nil, fmt.Errorf("OTLP compression %q: want gzip or none", c)
+		return nil, fmt.Errorf("%s=%q: want gzip or none", from, c)
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
-	if ca := env("CERTIFICATE"); ca != "" {
+	if ca, from := env("CERTIFICATE"); ca != "" {
 		pem, err := os.ReadFile(ca)
 		if err != nil {
-			return nil, fmt.Errorf("OTLP certificate: %w", err)
+			return nil, fmt.Errorf("%s: %w", from, err)
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("OTLP certificate %s: no PEM certificate in it", ca)
+			return nil, fmt.Errorf("%s %s: no PEM certificate in it", from, ca)
 		}
 		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}

@@ -323,3 +323,29 @@ func TestOTLPErrorsHideEndpointPassword(t *testing.T) {
 		}
 	}
 }
+
+// A variable the exporter refuses is named by the error, as the sampler's
+// are (OTEL_TRACES_SAMPLER="bogus"): of the two that set each, the one a
+// person has to fix, and the endpoint as it was given, not with the
+// /v1/traces appended to it.
+func TestOTLPErrorsNameTheVariable(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		env  map[string]string
+		want string
+	}{
+		{map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "collector:4318"}, `OTEL_EXPORTER_OTLP_ENDPOINT="collector:4318": want an http:// or https:// URL`},
+		{map[string]string{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "collector:4318/v1/traces"}, `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT="collector:4318/v1/traces": want an http:// or https:// URL`},
+		{map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://otel:port"}, `OTEL_EXPORTER_OTLP_ENDPOINT: invalid port ":port" after host; want an http:// or https:// URL`},
+		{map[string]string{"OTEL_EXPORTER_OTLP_TIMEOUT": "10s"}, `OTEL_EXPORTER_OTLP_TIMEOUT="10s": want milliseconds`},
+		{map[string]string{"OTEL_EXPORTER_OTLP_TRACES_TIMEOUT": "-1"}, `OTEL_EXPORTER_OTLP_TRACES_TIMEOUT="-1": want milliseconds`},
+		{map[string]string{"OTEL_EXPORTER_OTLP_HEADERS": "api-key"}, `OTEL_EXPORTER_OTLP_HEADERS: "api-key" is not key=value`},
+		{map[string]string{"OTEL_EXPORTER_OTLP_COMPRESSION": "zstd"}, `OTEL_EXPORTER_OTLP_COMPRESSION="zstd": want gzip or none`},
+		{map[string]string{"OTEL_EXPORTER_OTLP_CERTIFICATE": "/nonexistent/ca.pem"}, `OTEL_EXPORTER_OTLP_CERTIFICATE: open /nonexistent/ca.pem`},
+	} {
+		_, err := newOTLPExporter(func(name string) string { return tc.env[name] })
+		if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+			t.Errorf("%v: %v; want %q", tc.env, err, tc.want)
+		}
+	}
+}
