@@ -96,6 +96,11 @@ func OpenSQLite(ctx context.Context, dir string, opts ...Option) (*Store, error)
 	from, migrated, err := migrateSQLite(ctx, write)
 	if err != nil {
 		_ = write.Close()
+		// SQLite says "file is not a database (26)", naming no file.
+		var se *sqlitelib.Error
+		if errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_NOTADB {
+			return nil, fmt.Errorf("sqlite: %s is not a SQLite database: move it away, or choose another data directory", path)
+		}
 		return nil, fmt.Errorf("sqlite %s: %w", path, err)
 	}
 	o := newOptions(opts)

@@ -61,6 +61,29 @@ func TestSQLiteFileIsADirectory(t *testing.T) {
 	}
 }
 
+// A teams.db that is no SQLite database (another program's file, or one
+// torn by a copy) is named, with what to do, where SQLite says only "file
+// is not a database (26)", and is left as it was.
+func TestSQLiteFileIsNotADatabase(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, sqlstore.SQLiteFile)
+	const content = "name,nickname\nChicago,Jackals\n"
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := sqlstore.OpenSQLite(t.Context(), dir)
+	if err == nil {
+		s.Close()
+	}
+	if want := path + " is not a SQLite database: move it away, or choose another data directory"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("open: %v, want an error containing %q", err, want)
+	}
+	if got, err := os.ReadFile(path); err != nil || string(got) != content {
+		t.Errorf("the file holds %q (%v) after the open; want it unchanged", got, err)
+	}
+}
+
 func TestSQLiteSuite(t *testing.T) {
 	t.Parallel()
 	storetest.Run(t, func(t *testing.T) teams.Store { return openSQLite(t, t.TempDir()) })
