@@ -158,6 +158,22 @@ func TestFlagValuesThatDoNotParse(t *testing.T) {
 	}
 }
 
+// -tls-cert without -tls-key, or the other way round, says which one is
+// missing.
+func TestTLSFlagsNameTheOneMissing(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-tls-cert", "cert.pem"}, "-tls-cert cert.pem needs -tls-key, the file of its private key"},
+		{[]string{"-tls-key", "key.pem"}, "-tls-key key.pem needs -tls-cert, the file of its certificate"},
+	} {
+		if _, err := parseFlags(tc.args, io.Discard); err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+			t.Errorf("%q: error %v, want %q", tc.args, err, tc.want)
+		}
+	}
+}
+
 // -h writes the usage, every flag with its valid values, and is not an
 // error.
 func TestHelpFlag(t *testing.T) {
