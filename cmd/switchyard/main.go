@@ -49,6 +49,19 @@ func main() {
 	}
 }
 
+// listen listens on addr, the value of flag; an error names the flag, and
+// a port in use says what to do.
+func listen(flag, addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	switch {
+	case errors.Is(err, syscall.EADDRINUSE):
+		return nil, fmt.Errorf("%s %s: %w: another process listens there; stop it, or give %s another port", flag, addr, err, flag)
+	case err != nil:
+		return nil, fmt.Errorf("%s %s: %w", flag, addr, err)
+	}
+	return ln, nil
+}
+
 // usageError is a bad command line (exit status 2), as opposed to a failure
 // to start or serve (exit status 1).
 type usageError struct{ err error }
@@ -299,9 +312,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
 	go reloadOnHangup(hangups, certs, logger)
 
-	ln, err := net.Listen("tcp", o.addr)
+	ln, err := listen("-addr", o.addr)
 	if err != nil {
-		return fmt.Errorf("-addr %s: %w", o.addr, err)
+		return err
 	}
 	adm, err := startAdmin(o.adminAddr, tel, logger)
 	if err != nil {

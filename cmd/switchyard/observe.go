@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -92,9 +91,9 @@ func startAdmin(addr string, tel *telemetry.Telemetry, logger *slog.Logger) (*ad
 	if addr == "" {
 		return a, nil
 	}
-	ln, err := net.Listen("tcp", addr)
+	ln, err := listen("-admin-addr", addr)
 	if err != nil {
-		return nil, fmt.Errorf("-admin-addr %s: %w", addr, err)
+		return nil, err
 	}
 	handler := tel.AdminHandler(a.ready.Load, a.live.Load)
 	if ip := ln.Addr().(*net.TCPAddr).IP; ip.IsLoopback() {

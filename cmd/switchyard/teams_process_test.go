@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -267,5 +269,28 @@ func TestDataFileDeletedUnderTheServer(t *testing.T) {
 	}
 	if got := next.nickname(t, "Metropolis"); got != "" {
 		t.Errorf("started again: the refused write is there (%q)", got)
+	}
+}
+
+// A port another process listens on stops the server with exit status 1
+// and a message that names the flag and says what to do, for -addr and
+// -admin-addr alike.
+func TestPortInUse(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = ln.Close() }()
+	busy := ln.Addr().String()
+	for _, args := range [][]string{{"-addr", busy}, {"-addr", "127.0.0.1:0", "-admin-addr", busy}} {
+		cmd := exec.Command(switchyardBinary(t), append(args, "-data-dir", t.TempDir())...)
+		cmd.Env = hermeticEnv(t)
+		out, err := cmd.CombinedOutput()
+		var exit *exec.ExitError
+		want := args[len(args)-2] + " " + busy + ": listen tcp " + busy + ": bind: address already in use: another process listens there; stop it, or give " + args[len(args)-2] + " another port"
+		if !errors.As(err, &exit) || exit.ExitCode() != 1 || !strings.Contains(string(out), want) {
+			t.Errorf("switchyard %q with the port in use: %v, want exit status 1 and %q:\n%s", args, err, want, out)
+		}
 	}
 }
