@@ -49,6 +49,9 @@ func runHealthcheck(args []string, stderr io.Writer) error {
 	if !*useTLS && (*caFile != "" || *insecure) {
 		return errors.New("healthcheck: -tls-ca and -tls-insecure-skip-verify go with -tls")
 	}
+	if *caFile != "" && *insecure {
+		return fmt.Errorf("healthcheck: -tls-ca verifies the server with %s, -tls-insecure-skip-verify not at all: give one", *caFile)
+	}
 	if *timeout < time.Millisecond || *timeout > time.Minute {
 		return fmt.Errorf("healthcheck: -timeout %v: want 1ms to 1m", *timeout)
 	}

@@ -105,6 +105,8 @@ func TestHealthcheckBadCommandLine(t *testing.T) {
 	for _, tc := range []struct{ args, want string }{
 		{"-timeout abc", `invalid value "abc" for flag -timeout`},
 		{"-no-such-flag", "flag provided but not defined: -no-such-flag"},
+		// Which would it be: verify with the CA, or verify nothing?
+		{"-tls -tls-ca ca.pem -tls-insecure-skip-verify", "-tls-ca verifies the server with ca.pem, -tls-insecure-skip-verify not at all: give one"},
 	} {
 		code, out := healthcheck(t, strings.Fields(tc.args)...)
 		if code != 1 || strings.Count(out, tc.want) != 1 || strings.Contains(out, "usage:") {
