@@ -176,9 +176,16 @@ func (f *flagSet) parse(args []string, usage io.Writer) error {
 
 // explain rewrites the flag package's error for a value that does not
 // parse, `invalid value "30" for flag -unary-timeout: parse error` (slog's
-// "unknown name" for a level), to name the flag's valid values, as its
-// range check does. Any other error is returned as it is.
+// "unknown name" for a level), or a flag given without one, to name the
+// flag's valid values, as its range check does. Any other error is
+// returned as it is.
 func (f *flagSet) explain(err error) error {
+	if name, ok := strings.CutPrefix(err.Error(), "flag needs an argument: -"); ok {
+		if valid, known := f.valid[name]; known {
+			return fmt.Errorf("-%s needs a value: valid is %s", name, valid)
+		}
+		return err
+	}
 	rest, ok := strings.CutPrefix(err.Error(), "invalid value ")
 	if !ok {
 		return err

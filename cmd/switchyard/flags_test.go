@@ -148,6 +148,8 @@ func TestFlagValuesThatDoNotParse(t *testing.T) {
 		{[]string{"-read-max-bytes", "4MiB"}, `-read-max-bytes "4MiB" does not parse: valid is 1..2147483647 bytes; 0 = the default`},
 		{[]string{"-max-connections", "99999999999999999999"}, `-max-connections "99999999999999999999" does not parse: valid is 1..1048576`},
 		{[]string{"-log-level", "loud"}, `-log-level "loud" does not parse: valid is debug, info, warn or error`},
+		// A flag given last, without its value.
+		{[]string{"-unary-timeout"}, `-unary-timeout needs a value: valid is 1ms..24h; 0 = the default`},
 		// A value that holds another flag's name is still this flag's.
 		{[]string{"-unary-timeout", "x for flag -addr: "}, `-unary-timeout "x for flag -addr: " does not parse: valid is 1ms..24h`},
 	} {
