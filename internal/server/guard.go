@@ -84,7 +84,18 @@ func (d *DeadlineInterceptor) explain(ctx context.Context, err error) error {
 	if code == connect.CodeUnknown && ctx.Err() != nil {
 		return contextError(ctx)
 	}
+	// A call cancelled once its deadline passed met its deadline: the
+	// read deadline of a body (limitBody) over HTTP/1.1 has net/http
+	// cancel the request's context, as if its client had gone, and that
+	// may come a moment before the context's own deadline passes.
+	if deadline, ok := ctx.Deadline(); ok && code == connect.CodeCanceled && !time.Now().Before(deadline) {
+		return deadlinePassed()
+	}
 	return err
+}
+
+func deadlinePassed() error {
+	return connect.NewError(connect.CodeDeadlineExceeded, errors.New("the call's deadline passed before it finished"))
 }
 
 // endedByServer reports whether the server ended the call of ctx: served
@@ -114,7 +125,7 @@ func (d *DeadlineInterceptor) WrapStreamingHandler(next connect.StreamingHandler
 
 func contextError(ctx context.Context) error {
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		return connect.NewError(connect.CodeDeadlineExceeded, errors.New("the call's deadline passed before it finished"))
+		return deadlinePassed()
 	}
 	return connect.NewError(connect.CodeCanceled, errors.New("the call was canceled"))
 }

@@ -309,3 +309,27 @@ func TestContextErrorNames(t *testing.T) {
 		t.Errorf("deadline: %v", err)
 	}
 }
+
+// A call cancelled once its deadline has passed met its deadline: over
+// HTTP/1.1 net/http cancels a request's context when the read deadline
+// of its body (limitBody, the call's deadline) passes, which may come a
+// moment before the context's own deadline reports itself. Cancelled
+// before its deadline, it stays CANCELED.
+func TestCancelledPastTheDeadlineIsDeadlineExceeded(t *testing.T) {
+	t.Parallel()
+	parent, cancelParent := context.WithCancel(context.Background())
+	ctx, cancel := context.WithDeadline(parent, time.Now().Add(20*time.Millisecond))
+	defer cancel()
+	time.Sleep(20 * time.Millisecond)
+	cancelParent() // as net/http does, before ctx's timer reports
+	canceled := connect.NewError(connect.CodeCanceled, errors.New("the call was canceled while the route was being read"))
+	d := NewDeadlineInterceptor(time.Minute)
+	if err := d.explain(ctx, canceled); connect.CodeOf(err) != connect.CodeDeadlineExceeded {
+		t.Errorf("cancelled past its deadline: %v, want DEADLINE_EXCEEDED", err)
+	}
+	ctx, cancel = context.WithDeadline(context.Background(), time.Now().Add(time.Hour))
+	defer cancel()
+	if err := d.explain(ctx, canceled); connect.CodeOf(err) != connect.CodeCanceled {
+		t.Errorf("cancelled before its deadline: %v, want CANCELED", err)
+	}
+}
