@@ -194,7 +194,7 @@ type observedBody struct {
 	cut bool
 	// pastDeadline: a read failed because the server's read deadline on
 	// the body passed (the server's unary limit, internal/server's
-	// limitUnary). net/http then cancels the request's context as if
+	// limitBody). net/http then cancels the request's context as if
 	// the client had closed the connection, but the call's answer is
 	// the server's to send.
 	pastDeadline bool

@@ -15,15 +15,17 @@ import (
 	"github.com/switchyard/switchyard/internal/outcome"
 )
 
-// limitUnary bounds a unary call with a request body by its deadline,
-// the server's unary one or the client's (Connect-Timeout-Ms,
-// Grpc-Timeout) if shorter, counted from the request's headers, and the
-// read of its body with it. Otherwise the call's deadline would start
-// once its message was in, and neither HTTP server bounds a body's read
-// (net/http bounds only the headers', ReadHeaderTimeout): a client that
-// sent its body slowly, or never, would hold a handler, and its stream or
-// connection (one of MaxConnections over HTTP/1.x), for as long as it
-// kept the connection. A read past the deadline fails DEADLINE_EXCEEDED.
+// limitBody bounds the read of a call's request body by the call's
+// deadline, counted from the request's headers: a unary call's (unary
+// set) by the server's unary one or the client's (Connect-Timeout-Ms,
+// Grpc-Timeout) if shorter, a stream's by its client's, if it sets one.
+// Otherwise a unary call's deadline would start once its message was in,
+// and neither HTTP server bounds a body's read (net/http bounds only the
+// headers', ReadHeaderTimeout): a client that sent its body slowly, or
+// never, or part of its stream and then nothing, would hold a handler,
+// and its stream or connection (one of MaxConnections over HTTP/1.x),
+// for as long as it kept the connection. A read past the deadline fails
+// DEADLINE_EXCEEDED.
 //
 // Served by internal/h2, the stream's context takes the deadline, and
 // its body's Read gives up at it. Served by net/http, the request gets a
@@ -32,20 +34,26 @@ import (
 // connection over HTTP/1.x, which net/http closes after the answer, and
 // whose deadline it clears as it starts the read that watches for the
 // client going away once the body is read.
-func (s *Server) limitUnary(w http.ResponseWriter, r *http.Request) (*http.Request, context.CancelFunc) {
+func (s *Server) limitBody(w http.ResponseWriter, r *http.Request, unary bool) (*http.Request, context.CancelFunc) {
 	if r.Body == nil || r.Body == http.NoBody {
 		return r, nil
 	}
-	d := s.unaryTimeout
-	if t, ok := outcome.ParseConnectTimeout(header(r.Header, "Connect-Timeout-Ms")); ok && t < d {
+	d := time.Duration(0)
+	if unary {
+		d = s.unaryTimeout
+	}
+	if t, ok := outcome.ParseConnectTimeout(header(r.Header, "Connect-Timeout-Ms")); ok && (d == 0 || t < d) {
 		d = t
 	}
 	// A Grpc-Timeout of more hours than a time.Duration holds parses as
 	// 0: no deadline, as connect-go and grpc-go read it.
-	if t, ok := outcome.ParseGRPCTimeout(header(r.Header, "Grpc-Timeout")); ok && t > 0 && t < d {
+	if t, ok := outcome.ParseGRPCTimeout(header(r.Header, "Grpc-Timeout")); ok && t > 0 && (d == 0 || t < d) {
 		d = t
 	}
-	if h2.LimitDuration(r.Context(), d) {
+	if d == 0 { // a stream whose client sets no deadline
+		return r, nil
+	}
+	if unary && h2.LimitDuration(r.Context(), d) || !unary && h2.LimitStreamDuration(r.Context(), d) {
 		return r, nil
 	}
 	deadline := time.Now().Add(d)
@@ -54,7 +62,7 @@ func (s *Server) limitUnary(w http.ResponseWriter, r *http.Request) (*http.Reque
 	}
 	ctx, cancel := context.WithDeadline(r.Context(), deadline)
 	r = r.WithContext(ctx)
-	r.Body = &deadlineBody{ReadCloser: r.Body, d: d}
+	r.Body = &deadlineBody{ReadCloser: r.Body, d: d, unary: unary}
 	return r, cancel
 }
 
@@ -67,17 +75,21 @@ func header(h http.Header, key string) string {
 
 // deadlineBody is a request body whose read deadline, its connection's
 // over HTTP/1.x or its stream's over net/http's HTTP/2, is d from the
-// request's headers (limitUnary): its timeout is the call's.
+// request's headers (limitBody): its timeout is the call's.
 type deadlineBody struct {
 	io.ReadCloser
-	d time.Duration
+	d     time.Duration
+	unary bool
 }
 
 func (b *deadlineBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
-		err = connect.NewError(connect.CodeDeadlineExceeded,
-			fmt.Errorf("the request's message did not arrive within the call's deadline (%v)", b.d))
+		what := "the request's message did not arrive"
+		if !b.unary {
+			what = "the client's stream did not end"
+		}
+		err = connect.NewError(connect.CodeDeadlineExceeded, fmt.Errorf("%s within the call's deadline (%v)", what, b.d))
 	}
 	return n, err
 }

@@ -229,6 +229,93 @@ func TestStreamsEndAtTheDeadlineWhileTheClientWaits(t *testing.T) {
 	}
 }
 
+// The same over HTTP/1.1, and over net/http's HTTP/2 server: a client
+// stream (or a bidi one) whose client sends part of its stream and then
+// goes quiet ends at the client's deadline, as internal/h2's does, rather
+// than holding its handler and its connection (one of -max-connections)
+// for as long as the client keeps it. Over HTTP/1.1, where connect-go
+// answers a bidi call 505 at once, the connection is not held either,
+// while net/http waits for the rest of the body to discard it.
+func TestClientStreamsEndAtTheDeadlineOverEveryTransport(t *testing.T) {
+	t.Parallel()
+	point, err := proto.Marshal(&routeguidev1.RecordRouteRequest{Latitude: 1, Longitude: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	note, err := proto.Marshal(&routeguidev1.RouteChatRequest{Location: &routeguidev1.Point{Latitude: 7}, Message: "then silence"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const timeout = 300 * time.Millisecond
+	for _, std := range []bool{false, true} {
+		srv := testserver.StartWith(t, server.Config{}, testserver.Options{HTTP: server.HTTPConfig{StdHTTP2: std}})
+		for _, tc := range []struct {
+			procedure, contentType, timeout, want string
+			msg                                   []byte
+		}{
+			{"/routeguide.v1.RouteGuideService/RecordRoute", "application/connect+proto", "Connect-Timeout-Ms: 300", `"code":"deadline_exceeded"`, point},
+			{"/routeguide.RouteGuide/RecordRoute", "application/grpc-web+proto", "Grpc-Timeout: 300m", "Grpc-Status: 4", point},
+			{"/routeguide.v1.RouteGuideService/RouteChat", "application/connect+proto", "Connect-Timeout-Ms: 300", "505 HTTP Version Not Supported", note},
+			{"/routeguide.RouteGuide/RouteChat", "application/grpc-web+proto", "Grpc-Timeout: 300m", "505 HTTP Version Not Supported", note},
+		} {
+			name := fmt.Sprintf("net/http %v, HTTP/1.1, %s as %s", std, tc.procedure, tc.contentType)
+			conn, err := net.Dial("tcp", srv.Addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			start := time.Now()
+			m := envelope(0, tc.msg)
+			fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: %s\r\n%s\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n",
+				tc.procedure, tc.contentType, tc.timeout, len(m), m)
+			_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+			answer, err := io.ReadAll(conn) // until the server closes the connection
+			took := time.Since(start)
+			if err != nil || !strings.Contains(string(answer), tc.want) || took > timeout+2*time.Second {
+				t.Errorf("%s, the client silent after one message: got %q (%v) after %v, want %s and the connection closed at about %v", name, answer, err, took, tc.want, timeout)
+			}
+		}
+		for _, procedure := range []string{"/routeguide.v1.RouteGuideService/RecordRoute", "/routeguide.RouteGuide/RouteChat"} {
+			c := testserver.DialH2(t, srv.Addr)
+			c.WriteHeaders(1, false, ":method", "POST", ":scheme", "http", ":authority", "deadline.test", ":path", procedure,
+				"content-type", "application/grpc", "te", "trailers", "grpc-timeout", "300m")
+			msg := point
+			if strings.HasSuffix(procedure, "RouteChat") {
+				msg = note
+			}
+			if err := c.Fr.WriteData(1, false, envelope(0, msg)); err != nil {
+				t.Fatal(err)
+			}
+			start := time.Now()
+			status := ""
+		read:
+			for {
+				f, err := c.ReadFrame(5 * time.Second)
+				if err != nil {
+					t.Errorf("net/http %v, HTTP/2, %s: waiting for the answer after %v: %v", std, procedure, time.Since(start), err)
+					break
+				}
+				switch f := f.(type) {
+				case *http2.MetaHeadersFrame:
+					for _, hf := range f.RegularFields() {
+						if hf.Name == "grpc-status" {
+							status = hf.Value
+						}
+					}
+					if f.StreamEnded() {
+						break read
+					}
+				case *http2.RSTStreamFrame:
+					break read
+				}
+			}
+			if took := time.Since(start); status != "4" || took > timeout+2*time.Second {
+				t.Errorf("net/http %v, HTTP/2, %s, the client silent after one message: grpc-status %q after %v, want 4 (DEADLINE_EXCEEDED) at about %v", std, procedure, status, took, timeout)
+			}
+		}
+	}
+}
+
 // A unary call's request body must arrive over HTTP/1.1 within the call's
 // deadline: the server's (-unary-timeout) or the client's if shorter. net/http
 // bounds only the headers' read, and the deadline otherwise starts once the

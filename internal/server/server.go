@@ -136,8 +136,9 @@ type Server struct {
 	// takesGet holds the procedures whose handlers take Connect GETs
 	// (declared without side effects), with or without Config.ConnectOnly.
 	takesGet map[string]bool
-	// unaryPaths holds the unary procedures, whose request bodies must
-	// arrive within unaryTimeout (limitUnary).
+	// unaryPaths maps every procedure to whether it is unary: a request
+	// body must arrive within its call's deadline, a unary one's within
+	// unaryTimeout (limitBody).
 	unaryPaths   map[string]bool
 	unaryTimeout time.Duration
 	opts         []connect.HandlerOption
@@ -262,9 +263,7 @@ func New(cfg Config) *Server {
 	s.unaryPaths = map[string]bool{}
 	s.unaryTimeout = cfg.UnaryTimeout
 	for _, p := range s.Procedures {
-		if p.Unary {
-			s.unaryPaths[p.Path] = true
-		}
+		s.unaryPaths[p.Path] = p.Unary
 		if p.Unary && noSideEffects(p.Path) {
 			s.takesGet[p.Path] = true
 		}
@@ -293,9 +292,9 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodGet && s.takesGet[p] && strings.Contains(r.URL.RawQuery, "base64=1") && s.badBase64Query(w, r) {
 		return
 	}
-	if s.unaryPaths[p] {
+	if unary, ok := s.unaryPaths[p]; ok {
 		var cancel context.CancelFunc
-		if r, cancel = s.limitUnary(w, r); cancel != nil {
+		if r, cancel = s.limitBody(w, r, unary); cancel != nil {
 			defer cancel()
 		}
 	}
