@@ -57,10 +57,20 @@ func (s *Server) limitBody(w http.ResponseWriter, r *http.Request, unary bool) (
 		return r, nil
 	}
 	deadline := time.Now().Add(d)
-	if http.NewResponseController(w).SetReadDeadline(deadline) != nil {
+	rc := http.NewResponseController(w)
+	if rc.SetReadDeadline(deadline) != nil {
 		return r, nil
 	}
 	ctx, cancel := context.WithDeadline(r.Context(), deadline)
+	// Over HTTP/1.x a stream's writes end too, EndCallsWithin after its
+	// deadline, time enough for its handler to answer it: one whose
+	// client reads nothing, blocked writing, would otherwise hold its
+	// connection for as long as the client kept it (internal/h2 resets
+	// such a stream at the deadline). net/http clears the write deadline
+	// once the answer is written, before the connection's next request.
+	if !unary && r.ProtoMajor == 1 {
+		_ = rc.SetWriteDeadline(deadline.Add(EndCallsWithin))
+	}
 	r = r.WithContext(ctx)
 	r.Body = &deadlineBody{ReadCloser: r.Body, d: d, unary: unary}
 	return r, cancel

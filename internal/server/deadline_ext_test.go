@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 	teamsv1 "github.com/switchyard/switchyard/gen/teams/v1"
 	"github.com/switchyard/switchyard/internal/server"
 	"github.com/switchyard/switchyard/internal/testserver"
+	"github.com/switchyard/switchyard/services/routeguide"
 	"github.com/switchyard/switchyard/services/teams"
 )
 
@@ -583,6 +585,95 @@ func TestUnaryDeadlineOverHTTP2CountsFromTheHeaders(t *testing.T) {
 			case <-time.After(5 * time.Second):
 				t.Fatalf("net/http %v, %s: the call never reached the store", std, contentType)
 			}
+		}
+	}
+}
+
+// A server stream over HTTP/1.1 whose client stops reading is let go
+// once its client's deadline has passed (and a second for the handler to
+// answer it), as internal/h2 resets its stream at the deadline: its
+// handler, blocked writing, and its connection (one of -max-connections)
+// are no longer held for as long as the client keeps the connection. Its
+// line says deadline_exceeded. Connect and gRPC-Web, under both names.
+func TestServerStreamOverHTTP1EndsPastTheDeadlineWhileTheClientReadsNothing(t *testing.T) {
+	t.Parallel()
+	const features = 4000
+	var b strings.Builder
+	b.WriteString("[")
+	for i := range features {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		fmt.Fprintf(&b, `{"location":{"latitude":%d,"longitude":1},"name":%q}`, i, strings.Repeat("n", 1024))
+	}
+	b.WriteString("]")
+	db, err := routeguide.ParseDB([]byte(b.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := proto.Marshal(&routeguidev1.ListFeaturesRequest{Lo: &routeguidev1.Point{}, Hi: &routeguidev1.Point{Latitude: features, Longitude: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		procedure, contentType, timeout string
+	}{
+		{"/routeguide.v1.RouteGuideService/ListFeatures", "application/connect+proto", "Connect-Timeout-Ms: 300"},
+		{"/routeguide.RouteGuide/ListFeatures", "application/grpc-web+proto", "Grpc-Timeout: 300m"},
+	} {
+		logs := &lockedBuffer{}
+		srv := testserver.Start(t, server.Config{RouteDB: db, Logger: slog.New(slog.NewJSONHandler(logs, nil))})
+		// A small receive buffer, fixed: the kernel's autotuning could
+		// otherwise take in the whole stream.
+		dialer := &net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+			var err error
+			if cerr := c.Control(func(fd uintptr) { err = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 16<<10) }); cerr != nil {
+				return cerr
+			}
+			return err
+		}}
+		conn, err := dialer.Dial("tcp", srv.Addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		m := envelope(0, msg)
+		start := time.Now()
+		fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: %s\r\n%s\r\nContent-Length: %d\r\n\r\n%s", tc.procedure, tc.contentType, tc.timeout, len(m), m)
+		// The client reads nothing; the call's line comes when it ends.
+		for deadline := time.Now().Add(5 * time.Second); !strings.Contains(logs.String(), `"msg":"rpc"`); time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s as %s, its client reading nothing: the call still runs %v after its deadline of 300 ms", tc.procedure, tc.contentType, time.Since(start))
+			}
+		}
+		if took := time.Since(start); !strings.Contains(logs.String(), `"code":"deadline_exceeded"`) || took > 3*time.Second {
+			t.Errorf("%s as %s, its client reading nothing: ended after %v:\n%s\nwant deadline_exceeded a second after its deadline of 300 ms", tc.procedure, tc.contentType, took, logs.String())
+		}
+		// A stream read in time leaves no write deadline behind it: the
+		// connection's next call, past the first's deadline, is answered.
+		few, err := proto.Marshal(&routeguidev1.ListFeaturesRequest{Lo: &routeguidev1.Point{}, Hi: &routeguidev1.Point{Latitude: 2, Longitude: 1}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m = envelope(0, few)
+		conn, err = net.Dial("tcp", srv.Addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		br := bufio.NewReader(conn)
+		for i := range 2 {
+			fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: %s\r\n%s\r\nContent-Length: %d\r\n\r\n%s", tc.procedure, tc.contentType, tc.timeout, len(m), m)
+			_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+			res, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatalf("%s as %s, call %d on one connection: %v", tc.procedure, tc.contentType, i+1, err)
+			}
+			body, err := io.ReadAll(res.Body)
+			if err != nil || res.StatusCode != http.StatusOK || bytes.Count(body, []byte(strings.Repeat("n", 1024))) != 3 {
+				t.Fatalf("%s as %s, call %d on one connection: HTTP %d, %d bytes (%v), want 200 and 3 features", tc.procedure, tc.contentType, i+1, res.StatusCode, len(body), err)
+			}
+			time.Sleep(1500 * time.Millisecond) // past the deadline and its second
 		}
 	}
 }
