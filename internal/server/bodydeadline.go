@@ -27,8 +27,9 @@ import (
 // for as long as it kept the connection. A read past the deadline fails
 // DEADLINE_EXCEEDED.
 //
-// Served by internal/h2, the stream's context takes the deadline, and
-// its body's Read gives up at it. Served by net/http, the request gets a
+// Served by internal/h2, the stream's context takes a unary call's
+// deadline (a stream's, DeadlineInterceptor), and its body's Read gives
+// up at it. Served by net/http, the request gets a
 // context with the deadline (the cancel returned, to call once the call
 // is served) and a read deadline: of the stream over HTTP/2, of the
 // connection over HTTP/1.x, which net/http closes after the answer, and
@@ -53,7 +54,9 @@ func (s *Server) limitBody(w http.ResponseWriter, r *http.Request, unary bool) (
 	if d == 0 { // a stream whose client sets no deadline
 		return r, nil
 	}
-	if unary && h2.LimitDuration(r.Context(), d) || !unary && h2.LimitStreamDuration(r.Context(), d) {
+	// A stream served by internal/h2 takes no read deadline: its
+	// ResponseWriter has none to set.
+	if unary && h2.LimitDuration(r.Context(), d) {
 		return r, nil
 	}
 	deadline := time.Now().Add(d)
