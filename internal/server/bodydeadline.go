@@ -106,3 +106,39 @@ func (b *deadlineBody) Read(p []byte) (int, error) {
 	}
 	return n, err
 }
+
+// answerFirst has a stream's answer over HTTP/1.x written before what
+// its client has not sent yet of its request is discarded. net/http
+// discards the rest of a body, up to 256 KiB, so that the connection can
+// serve another request: as the answer's headers are written (unless the
+// request is full duplex) and as the body is closed, which connect-go
+// does as the call ends, before it flushes its last bytes. A call that
+// ended before its client's stream did (an error, too many points, the
+// end of a shutdown's grace) kept its answer (Connect's end-stream
+// message, gRPC-Web's last chunk) for as long as the client sent nothing
+// more. Its body is now closed by net/http once the answer is written.
+func answerFirst(w http.ResponseWriter, r *http.Request) {
+	if r.ProtoMajor == 1 && r.Body != nil && r.Body != http.NoBody && http.NewResponseController(w).EnableFullDuplex() == nil {
+		r.Body = &answerFirstBody{ReadCloser: r.Body}
+	}
+}
+
+// answerFirstBody is a request body whose Close leaves a body not read
+// to its end for net/http to close after the answer.
+type answerFirstBody struct {
+	io.ReadCloser
+	eof bool
+}
+
+func (b *answerFirstBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.eof = b.eof || err == io.EOF
+	return n, err
+}
+
+func (b *answerFirstBody) Close() error {
+	if !b.eof {
+		return nil
+	}
+	return b.ReadCloser.Close()
+}

@@ -677,3 +677,55 @@ func TestServerStreamOverHTTP1EndsPastTheDeadlineWhileTheClientReadsNothing(t *t
 		}
 	}
 }
+
+// A client stream over HTTP/1.1 whose handler ends before the client's
+// stream does (here at its third point, over -route-max-points) is
+// answered at once, its answer complete: net/http discarded what was
+// left of the request first (connect-go closes the body before it
+// flushes its last bytes), which held the answer (the Connect end-stream
+// message, gRPC-Web's last chunk) for as long as the client sent nothing
+// more. The call's line says what the client got.
+func TestClientStreamOverHTTP1AnswersAnEarlyEndAtOnce(t *testing.T) {
+	t.Parallel()
+	logs := &lockedBuffer{}
+	srv := testserver.Start(t, server.Config{RouteGuide: routeguide.Options{MaxRoutePoints: 2}, Logger: slog.New(slog.NewJSONHandler(logs, nil))})
+	point, err := proto.Marshal(&routeguidev1.RecordRouteRequest{Latitude: 1, Longitude: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		procedure, contentType, want string
+	}{
+		{"/routeguide.v1.RouteGuideService/RecordRoute", "application/connect+proto", `"code":"resource_exhausted"`},
+		{"/routeguide.RouteGuide/RecordRoute", "application/grpc-web+proto", "Grpc-Status: 8"},
+	} {
+		conn, err := net.Dial("tcp", srv.Addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		// Three points, and silence.
+		body := bytes.Repeat(envelope(0, point), 3)
+		start := time.Now()
+		fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: %s\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n", tc.procedure, tc.contentType, len(body), body)
+		_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatalf("%s as %s, a point over the limit and then silence: %v after %v", tc.procedure, tc.contentType, err, time.Since(start))
+		}
+		var answer bytes.Buffer
+		_ = res.Header.Write(&answer)
+		_, err = io.Copy(&answer, res.Body) // to the last chunk
+		if took := time.Since(start); err != nil || !strings.Contains(answer.String(), tc.want) || took > 2*time.Second {
+			t.Errorf("%s as %s, a point over the limit and then silence: got %q (%v) after %v, want %s and the answer's end at once", tc.procedure, tc.contentType, answer.String(), err, took, tc.want)
+		}
+	}
+	for deadline := time.Now().Add(5 * time.Second); strings.Count(logs.String(), `"msg":"rpc"`) < 2; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("fewer than 2 call lines:\n%s", logs.String())
+		}
+	}
+	if n, ended := strings.Count(logs.String(), `"code":"resource_exhausted"`), strings.Count(logs.String(), `"end":`); n != 2 || ended != 0 {
+		t.Errorf("%d call lines say resource_exhausted, %d an end other than sent; want 2 and 0:\n%s", n, ended, logs.String())
+	}
+}

@@ -297,6 +297,9 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		if r, cancel = s.limitBody(w, r, unary); cancel != nil {
 			defer cancel()
 		}
+		if !unary {
+			answerFirst(w, r)
+		}
 	}
 	if h, ok := s.unary[p]; ok {
 		h.ServeHTTP(w, r)
