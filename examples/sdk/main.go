@@ -26,9 +26,13 @@ import (
 )
 
 func main() {
-	addr := flag.String("addr", "http://localhost:50051", "Switchyard's base URL")
+	addr := flag.String("addr", "http://localhost:50051", "Switchyard's base URL, or HOST:PORT as the tutorial clients take it (http://HOST:PORT)")
 	flag.Parse()
-	if err := run(*addr); err != nil {
+	baseURL := *addr
+	if !strings.Contains(baseURL, "://") {
+		baseURL = "http://" + baseURL
+	}
+	if err := run(baseURL); err != nil {
 		fmt.Fprintln(os.Stderr, "sdk:", err)
 		os.Exit(1)
 	}
