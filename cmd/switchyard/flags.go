@@ -141,9 +141,25 @@ func (f *flagSet) String(p *string, name, value, valid string, check func(string
 // Level declares a slog.Level flag.
 func (f *flagSet) Level(p *slog.Level, name string, value slog.Level, usage string) {
 	const valid = "debug, info, warn or error"
-	f.fs.TextVar(p, name, value, usage+" ("+valid+")")
-	f.add(name, valid, nil) // flag.TextVar already rejects anything else
+	*p = value
+	// -h shows "-log-level level ... (default info)", as it is typed
+	// (usage names the `level`), where flag.TextVar would show "value"
+	// and slog's "INFO".
+	f.fs.Var(levelValue{p}, name, usage+" ("+valid+")")
+	f.add(name, valid, nil) // Set already rejects anything else
 }
+
+// levelValue is a flag.Value of a slog.Level, spelled lower case.
+type levelValue struct{ p *slog.Level }
+
+func (v levelValue) String() string {
+	if v.p == nil { // the flag package's zero value, for -h
+		return ""
+	}
+	return strings.ToLower(v.p.String())
+}
+
+func (v levelValue) Set(s string) error { return v.p.UnmarshalText([]byte(s)) }
 
 func (f *flagSet) add(name, valid string, check func() error) {
 	f.valid[name] = valid

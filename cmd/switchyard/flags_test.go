@@ -190,6 +190,14 @@ func TestHelpFlag(t *testing.T) {
 			t.Errorf("-h does not show -%s with %q", fl.Name, f.valid[fl.Name])
 		}
 	})
+	// Each placeholder names what to give, not the flag package's
+	// "value", and a default is shown as it would be typed.
+	if strings.Contains(out.String(), " value\n") {
+		t.Errorf("-h shows a flag whose value is named only \"value\":\n%s", out.String())
+	}
+	if !strings.Contains(out.String(), "-log-level level\n") || !strings.Contains(out.String(), "(default info)") {
+		t.Errorf("-h does not show -log-level as \"-log-level level\" with \"(default info)\":\n%s", out.String())
+	}
 }
 
 // The binary: -h exits 0 with the usage on stdout; a bad command line exits

@@ -161,7 +161,7 @@ func declareFlags() (*options, *flagSet) {
 	f.Duration(&o.idleTimeout, "idle-timeout", server.DefaultIdleTimeout, timeoutRange("the default"), "idle keep-alive connections are closed after this long")
 	f.Duration(&o.shutdownGrace, "shutdown-grace", 15*time.Second, durationRange{min: 0, max: 24 * time.Hour}, "on SIGTERM/SIGINT, time in-flight calls get to finish, after which those still running are ended (UNAVAILABLE); 0 ends them at once")
 	f.Choice(&o.logFormat, "log-format", "text", []string{"text", "json"}, "log format")
-	f.Level(&o.logLevel, "log-level", slog.LevelInfo, "log level")
+	f.Level(&o.logLevel, "log-level", slog.LevelInfo, "log `level`")
 	f.String(&o.tlsCert, "tls-cert", "", path+"; empty = cleartext h2c", nil, "PEM certificate (chain) file: serve HTTP/2 and HTTP/1.1 over TLS (ALPN h2, TLS 1.2+) instead of cleartext; needs -tls-key")
 	f.String(&o.tlsKey, "tls-key", "", path+"; empty with no -tls-cert", nil, "PEM private key file of -tls-cert")
 	f.Duration(&o.unaryTimeout, "unary-timeout", server.DefaultUnaryTimeout, timeoutRange("the default"), "deadline of a unary call whose client sets none or a longer one")
