@@ -62,6 +62,26 @@ func listen(flag, addr string) (net.Listener, error) {
 	return ln, nil
 }
 
+// tryPorts finds a port of -addr or -admin-addr another process holds
+// before the team directory is opened, so that a second copy started by
+// mistake fails without creating or migrating it. The ports are bound
+// and let go: they are bound for good once the server can serve, so a
+// client, or nginx, meanwhile gets a refused connection, which it retries
+// elsewhere, rather than one that waits for the store to open.
+func tryPorts(o options) error {
+	for _, p := range []struct{ flag, addr string }{{"-addr", o.addr}, {"-admin-addr", o.adminAddr}} {
+		if _, port, _ := net.SplitHostPort(p.addr); p.addr == "" || port == "0" {
+			continue // none, or a free one picked at the bind
+		}
+		ln, err := listen(p.flag, p.addr)
+		if err != nil {
+			return err
+		}
+		_ = ln.Close()
+	}
+	return nil
+}
+
 // usageError is a bad command line (exit status 2), as opposed to a failure
 // to start or serve (exit status 1).
 type usageError struct{ err error }
@@ -257,6 +277,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 		}
 	}()
 	trustedProxies, _ := server.ParseTrustedProxies(o.trustedProxies) // checked by parseFlags
+	if err := tryPorts(o); err != nil {
+		return err
+	}
 	teamStore, sharedNotes, storeLost, err := openTeams(o, logger)
 	if err != nil {
 		return err

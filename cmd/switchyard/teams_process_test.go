@@ -284,13 +284,19 @@ func TestPortInUse(t *testing.T) {
 	defer func() { _ = ln.Close() }()
 	busy := ln.Addr().String()
 	for _, args := range [][]string{{"-addr", busy}, {"-addr", "127.0.0.1:0", "-admin-addr", busy}} {
-		cmd := exec.Command(switchyardBinary(t), append(args, "-data-dir", t.TempDir())...)
+		dataDir := t.TempDir()
+		cmd := exec.Command(switchyardBinary(t), append(args, "-data-dir", dataDir)...)
 		cmd.Env = hermeticEnv(t)
 		out, err := cmd.CombinedOutput()
 		var exit *exec.ExitError
 		want := args[len(args)-2] + " " + busy + ": listen tcp " + busy + ": bind: address already in use: another process listens there; stop it, or give " + args[len(args)-2] + " another port"
 		if !errors.As(err, &exit) || exit.ExitCode() != 1 || !strings.Contains(string(out), want) {
 			t.Errorf("switchyard %q with the port in use: %v, want exit status 1 and %q:\n%s", args, err, want, out)
+		}
+		// Found before the team directory is opened: a second copy
+		// started by mistake creates (or migrates) nothing.
+		if entries, err := os.ReadDir(dataDir); err != nil || len(entries) != 0 {
+			t.Errorf("switchyard %q with the port in use left %v in its data directory (%v), want nothing", args, entries, err)
 		}
 	}
 }
