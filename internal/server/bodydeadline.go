@@ -65,13 +65,15 @@ func (s *Server) limitBody(w http.ResponseWriter, r *http.Request, unary bool) (
 		return r, nil
 	}
 	ctx, cancel := context.WithDeadline(r.Context(), deadline)
-	// Over HTTP/1.x a stream's writes end too, EndCallsWithin after its
-	// deadline, time enough for its handler to answer it: one whose
-	// client reads nothing, blocked writing, would otherwise hold its
-	// connection for as long as the client kept it (internal/h2 resets
-	// such a stream at the deadline). net/http clears the write deadline
-	// once the answer is written, before the connection's next request.
-	if !unary && r.ProtoMajor == 1 {
+	// A stream's writes end too, EndCallsWithin after its deadline, time
+	// enough for its handler to answer it: one whose client reads
+	// nothing, blocked writing, would otherwise hold its handler, and
+	// over HTTP/1.x its connection, for as long as the client kept it
+	// (internal/h2 resets such a stream at the deadline). Over HTTP/2
+	// net/http then resets the stream; over HTTP/1.x it clears the write
+	// deadline once the answer is written, before the connection's next
+	// request.
+	if !unary {
 		_ = rc.SetWriteDeadline(deadline.Add(EndCallsWithin))
 	}
 	r = r.WithContext(ctx)

@@ -678,6 +678,53 @@ func TestServerStreamOverHTTP1EndsPastTheDeadlineWhileTheClientReadsNothing(t *t
 	}
 }
 
+// The same over net/http's HTTP/2 server (-http2-server net/http): a
+// server stream whose client gives it no window is reset a second past
+// its client's deadline, as internal/h2 resets it at the deadline
+// (TestStreamsEndAtTheDeadlineWhileTheClientWaits), rather than holding
+// its handler, blocked writing, for as long as the client keeps the
+// connection. Its line says deadline_exceeded.
+func TestServerStreamOverNetHTTP2EndsPastTheDeadlineWhileTheClientReadsNothing(t *testing.T) {
+	t.Parallel()
+	all, err := proto.Marshal(&routeguidev1.ListFeaturesRequest{Lo: &routeguidev1.Point{Latitude: -900000000, Longitude: -1800000000}, Hi: &routeguidev1.Point{Latitude: 900000000, Longitude: 1800000000}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, procedure := range []string{"/routeguide.v1.RouteGuideService/ListFeatures", "/routeguide.RouteGuide/ListFeatures"} {
+		logs := &lockedBuffer{}
+		srv := testserver.StartWith(t, server.Config{Logger: slog.New(slog.NewJSONHandler(logs, nil))}, testserver.Options{HTTP: server.HTTPConfig{StdHTTP2: true}})
+		c := testserver.DialH2(t, srv.Addr, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0})
+		c.WriteHeaders(1, false, ":method", "POST", ":scheme", "http", ":authority", "deadline.test", ":path", procedure,
+			"content-type", "application/grpc", "te", "trailers", "grpc-timeout", "300m")
+		if err := c.Fr.WriteData(1, true, envelope(0, all)); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		var reset *http2.RSTStreamFrame
+		for reset == nil {
+			f, err := c.ReadFrame(5 * time.Second)
+			if err != nil {
+				t.Fatalf("%s, the client giving no window: still open after %v (%v), want a reset a second past its deadline of 300 ms", procedure, time.Since(start), err)
+			}
+			if h, ok := f.(*http2.MetaHeadersFrame); ok && h.StreamEnded() {
+				t.Fatalf("%s, the client giving no window: trailers %v, want a reset", procedure, h.Fields)
+			}
+			reset, _ = f.(*http2.RSTStreamFrame)
+		}
+		if took := time.Since(start); took > 3*time.Second {
+			t.Errorf("%s, the client giving no window: reset after %v, want a second past its deadline of 300 ms", procedure, took)
+		}
+		for deadline := time.Now().Add(5 * time.Second); !strings.Contains(logs.String(), `"msg":"rpc"`); time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: no call line after the reset", procedure)
+			}
+		}
+		if !strings.Contains(logs.String(), `"code":"deadline_exceeded"`) {
+			t.Errorf("%s, the client giving no window:\n%s\nwant deadline_exceeded", procedure, logs.String())
+		}
+	}
+}
+
 // A client stream over HTTP/1.1 whose handler ends before the client's
 // stream does (here at its third point, over -route-max-points) is
 // answered at once, its answer complete: net/http discarded what was
