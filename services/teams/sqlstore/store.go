@@ -209,10 +209,15 @@ func (s *Store) writeErr(ctx, wctx context.Context, err error) error {
 		return fmt.Errorf("%w: %w: the database answered no write within %v", teams.ErrUnavailable, teams.ErrMaybeMade, s.timeout)
 	}
 	err = ctxErr(ctx, err)
-	if errors.Is(err, teams.ErrStorageFull) && s.file != nil && len(s.file.files) > 0 {
-		return fmt.Errorf("%w: free space on the file system of %s", err, filepath.Dir(s.file.files[0].path))
+	// Only a write's: its answer says the write was not made. A read
+	// out of space (a sort spilling to a full temp file) is no write.
+	if !full(err) || errors.Is(err, teams.ErrStorageFull) || ctx.Err() != nil {
+		return err
 	}
-	return err
+	if s.file != nil && len(s.file.files) > 0 {
+		return fmt.Errorf("%w: %w: free space on the file system of %s", teams.ErrStorageFull, err, filepath.Dir(s.file.files[0].path))
+	}
+	return fmt.Errorf("%w: %w", teams.ErrStorageFull, err)
 }
 
 // List implements teams.Store.
@@ -456,8 +461,6 @@ func ctxErr(ctx context.Context, err error) error {
 		return fmt.Errorf("%w: %v", ctx.Err(), err)
 	case transient(err) && !errors.Is(err, teams.ErrUnavailable):
 		return fmt.Errorf("%w: %w", teams.ErrUnavailable, err)
-	case full(err) && !errors.Is(err, teams.ErrStorageFull):
-		return fmt.Errorf("%w: %w", teams.ErrStorageFull, err)
 	}
 	return err
 }

@@ -79,3 +79,19 @@ func TestTransientErrors(t *testing.T) {
 		t.Errorf("busy under a canceled context: %v", err)
 	}
 }
+
+// A database out of space fails a write as teams.ErrStorageFull, whose
+// answer says the write was not made; a read that fails so (PostgreSQL's
+// 53100 for a sort or hash that spills to a full temp file) is no write,
+// and is not told it was not made.
+func TestStorageFullIsAWritesError(t *testing.T) {
+	ctx := t.Context()
+	s := &Store{}
+	full := &pgconn.PgError{Code: "53100", Message: `could not write to file "base/pgsql_tmp/pgsql_tmp1.0": No space left on device`}
+	if err := s.writeErr(ctx, ctx, full); !errors.Is(err, teams.ErrStorageFull) {
+		t.Errorf("a write out of space: %v, want teams.ErrStorageFull", err)
+	}
+	if err := s.readErr(ctx, ctx, full); errors.Is(err, teams.ErrStorageFull) {
+		t.Errorf("a read out of space: %v, want no teams.ErrStorageFull (its answer says a write was not made)", err)
+	}
+}
