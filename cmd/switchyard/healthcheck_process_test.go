@@ -103,7 +103,9 @@ func TestHealthcheckCommandTLS(t *testing.T) {
 func TestHealthcheckBadCommandLine(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct{ args, want string }{
-		{"-timeout abc", `invalid value "abc" for flag -timeout`},
+		{"-timeout abc", `healthcheck: -timeout "abc" does not parse: want a duration from 1ms to 1m, such as 3s`},
+		// A number without its unit is no duration either.
+		{"-timeout 3", `healthcheck: -timeout "3" does not parse: want a duration from 1ms to 1m, such as 3s`},
 		{"-no-such-flag", "flag provided but not defined: -no-such-flag"},
 		// Which would it be: verify with the CA, or verify nothing?
 		{"-tls -tls-ca ca.pem -tls-insecure-skip-verify", "-tls-ca verifies the server with ca.pem, -tls-insecure-skip-verify not at all: give one"},
