@@ -1,6 +1,7 @@
 package check
 
 import (
+	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -110,6 +111,26 @@ func TestComposeNginxReachesReplicasAtFixedAddresses(t *testing.T) {
 		addrs[n.Ipv4Address] = name
 		if got := nginx.ExtraHosts[name]; len(got) != 1 || got[0] != n.Ipv4Address {
 			t.Errorf("nginx's extra_hosts give %s %v, want its address %s", name, got, n.Ipv4Address)
+		}
+	}
+	// Docker hands the other containers (postgres, one added later) their
+	// addresses from the network's ip_range: a fixed address inside it
+	// could go to one of them first, and the replica would not start.
+	if a := nginx.Networks["backend"]; a != nil && a.Ipv4Address != "" {
+		addrs[a.Ipv4Address] = "nginx"
+	}
+	var subnet, dynamic netip.Prefix
+	if ipam := p.Networks["backend"].Ipam.Config; len(ipam) == 1 {
+		subnet, _ = netip.ParsePrefix(ipam[0].Subnet)
+		dynamic, _ = netip.ParsePrefix(ipam[0].IPRange)
+	}
+	if !subnet.IsValid() || !dynamic.IsValid() || !subnet.Contains(dynamic.Addr()) {
+		t.Fatalf("the backend network has no subnet with an ip_range inside it for the addresses Docker picks: %+v", p.Networks["backend"].Ipam)
+	}
+	for addr, name := range addrs {
+		a, err := netip.ParseAddr(addr)
+		if err != nil || !subnet.Contains(a) || dynamic.Contains(a) {
+			t.Errorf("%s's fixed address %s must be in the backend subnet %s and outside its ip_range %s (%v)", name, addr, subnet, dynamic, err)
 		}
 	}
 }
