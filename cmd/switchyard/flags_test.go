@@ -167,8 +167,8 @@ func TestTLSFlagsNameTheOneMissing(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"-tls-cert", "cert.pem"}, "-tls-cert cert.pem needs -tls-key, the file of its private key"},
-		{[]string{"-tls-key", "key.pem"}, "-tls-key key.pem needs -tls-cert, the file of its certificate"},
+		{[]string{"-tls-cert", "cert.pem"}, "-tls-cert cert.pem needs -tls-key, the file of its private key: give both for TLS, or neither for cleartext h2c"},
+		{[]string{"-tls-key", "key.pem"}, "-tls-key key.pem needs -tls-cert, the file of its certificate: give both for TLS, or neither for cleartext h2c"},
 	} {
 		if _, err := parseFlags(tc.args, io.Discard); err == nil || !strings.HasPrefix(err.Error(), tc.want) {
 			t.Errorf("%q: error %v, want %q", tc.args, err, tc.want)

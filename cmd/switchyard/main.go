@@ -145,9 +145,9 @@ func parseFlags(args []string, usage io.Writer) (options, error) {
 	}
 	switch {
 	case o.tlsCert != "" && o.tlsKey == "":
-		return *o, fmt.Errorf("-tls-cert %s needs -tls-key, the file of its private key (neither serves cleartext h2c)", o.tlsCert)
+		return *o, fmt.Errorf("-tls-cert %s needs -tls-key, the file of its private key: give both for TLS, or neither for cleartext h2c", o.tlsCert)
 	case o.tlsKey != "" && o.tlsCert == "":
-		return *o, fmt.Errorf("-tls-key %s needs -tls-cert, the file of its certificate (neither serves cleartext h2c)", o.tlsKey)
+		return *o, fmt.Errorf("-tls-key %s needs -tls-cert, the file of its certificate: give both for TLS, or neither for cleartext h2c", o.tlsKey)
 	}
 	if o.maxConnAgeGrace != 0 && o.maxConnAge == 0 {
 		return *o, errors.New("-max-connection-age-grace does nothing without -max-connection-age")
