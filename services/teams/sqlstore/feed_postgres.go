@@ -72,15 +72,19 @@ type pgFeed struct {
 	log      *feedLog
 	// heartbeat is this listener's private channel.
 	heartbeat string
+	// lost, if not nil, is called when the listener loses the server it
+	// listened on: the store's other sessions may be on that server too.
+	lost func()
 }
 
 // newPGFeed listens with a connection of its own, configured as the
-// store's (ownConnConfig).
-func newPGFeed(store *pgx.ConnConfig, interval time.Duration, log *feedLog) *pgFeed {
+// store's (ownConnConfig), and calls lost (if not nil) whenever the
+// listener loses the server it listened on.
+func newPGFeed(store *pgx.ConnConfig, interval time.Duration, log *feedLog, lost func()) *pgFeed {
 	cfg := ownConnConfig(store, FeedApplicationName)
 	id := make([]byte, 8)
 	_, _ = rand.Read(id)
-	return &pgFeed{config: cfg, interval: interval, log: log, heartbeat: "switchyard_feed_" + hex.EncodeToString(id)}
+	return &pgFeed{config: cfg, interval: interval, log: log, heartbeat: "switchyard_feed_" + hex.EncodeToString(id), lost: lost}
 }
 
 func (f *pgFeed) run(ctx context.Context) {
@@ -92,6 +96,9 @@ func (f *pgFeed) run(ctx context.Context) {
 		}
 		if listened {
 			retry = feedMinRetry
+			if f.lost != nil {
+				f.lost()
+			}
 		}
 		f.log.down(err, retry)
 		if !sleep(ctx, retry) {
@@ -206,7 +213,9 @@ type followedTable struct {
 // beat, sends heartbeat beat in the same round trip. On the first look
 // (followed zero) it takes the table found. It fails when the table is
 // gone or replaced, when a trigger is missing or disabled, and when the
-// triggers changed since they were followed.
+// triggers changed since they were followed; and, with beat, when the
+// server turned read-only and the DSN's target_session_attrs (read-write,
+// say) no longer accepts it.
 func (f *pgFeed) lookAtTable(ctx context.Context, conn *pgx.Conn, beat string, followed *followedTable) error {
 	limit := 2 * f.interval // a heartbeat's: the bound on noticing a silent connection
 	if beat == "" {
@@ -220,18 +229,32 @@ func (f *pgFeed) lookAtTable(ctx context.Context, conn *pgx.Conn, beat string, f
 		triggers string
 		err      error
 	)
+	readOnly := "off"
 	if beat == "" {
 		err = conn.QueryRow(c, watchSQL).Scan(&oid, &enabled, &triggers)
 	} else {
-		err = conn.QueryRow(c, `SELECT pg_notify($1, $2), w.* FROM (`+watchSQL+`) w`, f.heartbeat, beat).Scan(nil, &oid, &enabled, &triggers)
+		err = conn.QueryRow(c, `SELECT pg_notify($1, $2), current_setting('transaction_read_only'), w.* FROM (`+watchSQL+`) w`,
+			f.heartbeat, beat).Scan(nil, &readOnly, &oid, &enabled, &triggers)
 		if err != nil {
 			err = fmt.Errorf("heartbeat: %w", err)
 		}
 	}
+	if err != nil {
+		return err
+	}
+	if readOnly == "on" && f.config.ValidateConnect != nil {
+		// The server turned read-only under the listener (an old primary
+		// fenced with default_transaction_read_only after a failover): the
+		// store's writes, refused, go to the server the DSN's
+		// target_session_attrs finds now, and so must the listener, which
+		// would otherwise never hear of them.
+		if err := f.config.ValidateConnect(c, conn.PgConn()); err != nil {
+			return fmt.Errorf("the server turned read-only, which the DSN's target_session_attrs refuses (%w): "+
+				"a failover? the listener leaves it for the server the DSN finds now", err)
+		}
+	}
 	first := followed.oid == 0
 	switch {
-	case err != nil:
-		return err
 	case oid == nil:
 		return errors.New(`no table "teams" (a restore under way?): its changes cannot be followed`)
 	case !first && *oid != followed.oid:

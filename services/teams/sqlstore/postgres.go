@@ -3,12 +3,14 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -43,7 +45,27 @@ func OpenPostgres(ctx context.Context, dsn string, opts ...Option) (*Store, erro
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w; see https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-CONNSTRING", err)
 	}
-	db := stdlib.OpenDB(*cfg)
+	// A session begun before the feed's listener lost its server (a
+	// failover, a restart) may be on a server that is no longer the
+	// primary: fenced read-only and still up, it refuses writes, which
+	// closes the session (pgConfig), but a session that only reads would
+	// go on answering with the old server's teams, which the cache would
+	// keep. Each session notes the count of such losses it began under,
+	// and is not used again once it has grown: the next one connects to
+	// the server the DSN finds then (target_session_attrs).
+	var serversLost atomic.Uint64
+	const lostKey = "switchyard servers lost"
+	db := stdlib.OpenDB(*cfg,
+		stdlib.OptionAfterConnect(func(_ context.Context, c *pgx.Conn) error {
+			c.PgConn().CustomData()[lostKey] = serversLost.Load()
+			return nil
+		}),
+		stdlib.OptionResetSession(func(_ context.Context, c *pgx.Conn) error {
+			if c.PgConn().CustomData()[lostKey] != serversLost.Load() {
+				return driver.ErrBadConn
+			}
+			return nil
+		}))
 	db.SetMaxOpenConns(16)
 	db.SetMaxIdleConns(8)
 	db.SetConnMaxIdleTime(5 * time.Minute)
@@ -69,7 +91,7 @@ func OpenPostgres(ctx context.Context, dsn string, opts ...Option) (*Store, erro
 			"preparing the team statements, which wait for a lock another session holds on the teams table (LOCK TABLE, ALTER TABLE): see pg_locks"))
 	}
 	st.group = newPGGroupCommit(st, cfg, o)
-	f := newPGFeed(cfg, o.feedInterval, newFeedLog(o.logger, st.feed, "postgres listen/notify"))
+	f := newPGFeed(cfg, o.feedInterval, newFeedLog(o.logger, st.feed, "postgres listen/notify"), func() { serversLost.Add(1) })
 	st.startFeed(f.run)
 	return st, nil
 }

@@ -49,7 +49,7 @@ func TestPGConfig(t *testing.T) {
 		if cfg.StatementCacheCapacity != tc.statements || cfg.DescriptionCacheCapacity != tc.descs {
 			t.Errorf("%s: caches %d and %d, want %d and %d", tc.dsn, cfg.StatementCacheCapacity, cfg.DescriptionCacheCapacity, tc.statements, tc.descs)
 		}
-		f := newPGFeed(cfg, time.Second, nil)
+		f := newPGFeed(cfg, time.Second, nil, nil)
 		if got := f.config.RuntimeParams["application_name"]; got != FeedApplicationName {
 			t.Errorf("%s: the feed's application_name %q, want %q", tc.dsn, got, FeedApplicationName)
 		}

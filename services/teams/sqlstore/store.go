@@ -484,6 +484,12 @@ func transient(err error) bool {
 	if errors.Is(err, teams.ErrUnavailable) || errors.Is(err, driver.ErrBadConn) || errors.Is(err, sql.ErrConnDone) {
 		return true
 	}
+	// No host of the DSN is one its target_session_attrs accepts: a
+	// failover under way (the old primary fenced read-only or a standby
+	// again, the new one not yet promoted).
+	if errors.Is(err, pgconn.ErrReadOnlyConnection) || errors.Is(err, pgconn.ErrStandbyConnection) {
+		return true
+	}
 	var lite *sqlitelib.Error
 	if errors.As(err, &lite) {
 		code := lite.Code() & 0xff // the primary code of an extended one

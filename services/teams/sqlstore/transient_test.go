@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"testing"
 
@@ -57,6 +58,8 @@ func TestTransientErrors(t *testing.T) {
 		{"PostgreSQL password refused (28P01)", &pgconn.PgError{Code: "28P01"}, true},
 		{"PostgreSQL role may not log in (28000)", &pgconn.PgError{Code: "28000"}, true},
 		{"PostgreSQL database gone (3D000)", &pgconn.PgError{Code: "3D000"}, true},
+		{"no host takes writes (target_session_attrs=read-write)", fmt.Errorf("ValidateConnect failed: %w", pgconn.ErrReadOnlyConnection), true},
+		{"no host is a primary (target_session_attrs=primary)", fmt.Errorf("ValidateConnect failed: %w", pgconn.ErrStandbyConnection), true},
 		{"PostgreSQL bad UTF-8 (22021)", &pgconn.PgError{Code: "22021"}, false},
 		{"PostgreSQL unique violation (23505)", &pgconn.PgError{Code: "23505"}, false},
 		{"the store closed", errClosed, true},

@@ -1,0 +1,168 @@
+package sqlstore_test
+
+import (
+	"database/sql"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/switchyard/switchyard/internal/pgtest"
+	"github.com/switchyard/switchyard/services/teams"
+	"github.com/switchyard/switchyard/services/teams/sqlstore"
+	"github.com/switchyard/switchyard/services/teams/storetest"
+)
+
+// A failover that leaves the old primary running, fenced read-only
+// (ALTER SYSTEM SET default_transaction_read_only, reloaded), while
+// another server is promoted: with target_session_attrs=read-write the
+// store's writes, refused as read-only, move to the new primary, but the
+// listener, which never writes, stayed on the old server and its
+// heartbeats kept the feed live there, so no replica heard of a write on
+// the new primary again and caches served deleted teams for ever. The
+// listener must leave a server the DSN's target_session_attrs no longer
+// accepts: the feed goes down within the bound (and, with no other host
+// here, stays down).
+func TestPostgresFeedLeavesAServerTurnedReadOnly(t *testing.T) {
+	t.Parallel()
+	bin := pgtest.Require(t)
+	srv, err := pgtest.Start(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop()
+	dsn, err := srv.CreateDatabase(t.Context(), "fenced")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := openPostgres(t, dsn+" target_session_attrs=read-write")
+	defer func() { _ = s.Close() }()
+	waitLive(t, s.Feed())
+	events := s.Feed().Subscribe()
+	defer events.Close()
+	storetest.Changes(t, events, teams.Change{All: true, Live: true})
+	// A read-only primary is still one for target_session_attrs=primary:
+	// that listener stays, and still looks at the table's triggers.
+	p := openPostgres(t, dsn+" target_session_attrs=primary")
+	defer func() { _ = p.Close() }()
+	waitLive(t, p.Feed())
+	primaryEvents := p.Feed().Subscribe()
+	defer primaryEvents.Close()
+	storetest.Changes(t, primaryEvents, teams.Change{All: true, Live: true})
+
+	admin, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = admin.Close() }()
+	for _, stmt := range []string{`ALTER SYSTEM SET default_transaction_read_only = on`, `SELECT pg_reload_conf()`} {
+		if _, err := admin.ExecContext(t.Context(), stmt); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	}
+	storetest.Changes(t, events, teams.Change{All: true, Live: false})
+	if s.Feed().Live() {
+		t.Error("the feed is live on a read-only server that the DSN's target_session_attrs=read-write refuses")
+	}
+	if !p.Feed().Live() {
+		t.Error("with target_session_attrs=primary, the feed went down on a primary made read-only")
+	}
+	if _, err := admin.ExecContext(t.Context(), `BEGIN READ WRITE;
+		ALTER TABLE teams DISABLE TRIGGER teams_notify; COMMIT`); err != nil {
+		t.Fatal(err)
+	}
+	storetest.Changes(t, primaryEvents, teams.Change{All: true, Live: false})
+	// No host takes writes now (a failover under way: the old primary
+	// fenced, the standby not yet promoted): every call is UNAVAILABLE,
+	// which clients retry, not INTERNAL ("ValidateConnect failed: read
+	// only connection" from every host).
+	for i := range 3 {
+		if _, _, err := s.Put(t.Context(), teams.Team{City: "Fenced", Nickname: "N"}); !errors.Is(err, teams.ErrUnavailable) || errors.Is(err, teams.ErrMaybeMade) {
+			t.Errorf("Put %d with no host taking writes: %v, want ErrUnavailable (and not maybe made)", i, err)
+		}
+		if _, err := s.Get(t.Context(), "chicago"); !errors.Is(err, teams.ErrUnavailable) {
+			t.Errorf("Get %d with no host the DSN accepts: %v, want ErrUnavailable", i, err)
+		}
+	}
+}
+
+// After the feed's listener lost its server (a failover, a restart), the
+// pool's sessions begun before are not used again: each may be on a
+// server that is no longer the primary (fenced read-only, still up), and
+// a session that only reads never meets the error that would close it,
+// so it went on answering cache misses with the old server's teams,
+// which the cache then kept. They are recycled on their next use, so
+// that a new session finds the server the DSN names now.
+func TestPostgresPoolRecycledAfterFeedOutage(t *testing.T) {
+	t.Parallel()
+	dsn := pgtest.Database(t)
+	s := openPostgres(t, dsn)
+	defer func() { _ = s.Close() }()
+	waitLive(t, s.Feed())
+	ctx := t.Context()
+	database := dsnValue(dsn, "dbname")
+	admin, err := sql.Open("pgx", strings.Replace(dsn, "dbname="+database, "dbname=postgres", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = admin.Close() }()
+	// The pool's sessions (those not named by the feed or the group) that
+	// ran a statement since the server's time since.
+	pool := func(since string) []int {
+		t.Helper()
+		rows, err := admin.QueryContext(ctx, `SELECT pid FROM pg_stat_activity WHERE datname = $1
+			AND application_name NOT IN ($2, $3) AND state_change > $4::timestamptz ORDER BY pid`,
+			database, sqlstore.FeedApplicationName, sqlstore.GroupApplicationName, since)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = rows.Close() }()
+		var pids []int
+		for rows.Next() {
+			var pid int
+			if err := rows.Scan(&pid); err != nil {
+				t.Fatal(err)
+			}
+			pids = append(pids, pid)
+		}
+		return pids
+	}
+	reads := func() {
+		t.Helper()
+		for range 20 {
+			if _, err := s.Get(ctx, "chicago"); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	now := func() string {
+		t.Helper()
+		var ts string
+		if err := admin.QueryRowContext(ctx, `SELECT clock_timestamp()::text`).Scan(&ts); err != nil {
+			t.Fatal(err)
+		}
+		return ts
+	}
+	start := now()
+	reads()
+	before := pool(start)
+	if len(before) == 0 {
+		t.Fatal("no pool session: the test would prove nothing")
+	}
+	events := s.Feed().Subscribe()
+	defer events.Close()
+	storetest.Changes(t, events, teams.Change{All: true, Live: true})
+	var n int
+	if err := admin.QueryRowContext(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+		WHERE application_name = $1 AND datname = $2`, sqlstore.FeedApplicationName, database).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("terminated %d listener backends (%v), want 1", n, err)
+	}
+	storetest.Changes(t, events, teams.Change{All: true, Live: false}, teams.Change{All: true, Live: true})
+	back := now()
+	reads()
+	for _, pid := range pool(back) {
+		if slices.Contains(before, pid) {
+			t.Errorf("pool session %d, begun before the feed's outage, still serves reads after it (before: %v)", pid, before)
+		}
+	}
+}
