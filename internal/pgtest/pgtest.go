@@ -103,37 +103,94 @@ func Start(binDir string) (*Server, error) { return StartWith(binDir, Options{})
 // done. As root it runs the server as the "postgres" user, which
 // PostgreSQL requires.
 func StartWith(binDir string, o Options) (*Server, error) {
-	dir, err := os.MkdirTemp("", "switchyard-pg-")
+	s, cred, err := newServer()
 	if err != nil {
 		return nil, err
+	}
+	data := filepath.Join(s.dir, "data")
+	initdb := exec.Command(filepath.Join(binDir, "initdb"), "-D", data, "-U", "postgres",
+		"--auth=trust", "--encoding=UTF8", "--locale=C", "--no-sync")
+	initdb.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	if out, err := initdb.CombinedOutput(); err != nil {
+		_ = os.RemoveAll(s.dir)
+		return nil, fmt.Errorf("initdb: %v\n%s", err, out)
+	}
+	if err := s.start(binDir, data, cred, o); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// StartStandby starts a hot standby of primary in a directory of its
+// own: a copy of its cluster (pg_basebackup -R) that replays its WAL,
+// streamed asynchronously, and refuses writes until Promote. Call Stop
+// when done.
+func StartStandby(binDir string, primary *Server, o Options) (*Server, error) {
+	s, cred, err := newServer()
+	if err != nil {
+		return nil, err
+	}
+	data := filepath.Join(s.dir, "data")
+	backup := exec.Command(filepath.Join(binDir, "pg_basebackup"), "-h", primary.dir, "-p", "5432", "-U", "postgres",
+		"-D", data, "-R", "-X", "stream", "-c", "fast", "--no-sync")
+	backup.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	if out, err := backup.CombinedOutput(); err != nil {
+		_ = os.RemoveAll(s.dir)
+		return nil, fmt.Errorf("pg_basebackup: %v\n%s", err, out)
+	}
+	if err := s.start(binDir, data, cred, o); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Promote makes a standby (StartStandby) a primary, and waits until it
+// takes writes.
+func (s *Server) Promote(ctx context.Context) error {
+	db, err := sql.Open("pgx", s.dsn("postgres"))
+	if err != nil {
+		return err
+	}
+	defer func() { _ = db.Close() }()
+	var done bool
+	if err := db.QueryRowContext(ctx, `SELECT pg_promote(true, 30)`).Scan(&done); err != nil || !done {
+		return fmt.Errorf("pg_promote: %v (promoted: %v)\n%s", err, done, s.log)
+	}
+	return nil
+}
+
+// newServer makes the server's private directory, owned by the user the
+// server runs as.
+func newServer() (*Server, *syscall.Credential, error) {
+	dir, err := os.MkdirTemp("", "switchyard-pg-")
+	if err != nil {
+		return nil, nil, err
 	}
 	s := &Server{dir: dir, done: make(chan error, 1), log: new(bytes.Buffer)}
 	cred, err := credential()
 	if err != nil {
 		_ = os.RemoveAll(dir)
-		return nil, err
+		return nil, nil, err
 	}
 	if cred != nil {
 		if err := os.Chown(dir, int(cred.Uid), int(cred.Gid)); err != nil {
 			_ = os.RemoveAll(dir)
-			return nil, err
+			return nil, nil, err
 		}
 		// The cluster's parent directories must be reachable by that user.
 		for d := filepath.Dir(dir); d != filepath.Dir(d); d = filepath.Dir(d) {
 			if fi, err := os.Stat(d); err == nil && fi.Mode().Perm()&0o001 == 0 {
 				_ = os.RemoveAll(dir)
-				return nil, fmt.Errorf("%s is not searchable by the postgres user: set TMPDIR to a world-searchable directory", d)
+				return nil, nil, fmt.Errorf("%s is not searchable by the postgres user: set TMPDIR to a world-searchable directory", d)
 			}
 		}
 	}
-	data := filepath.Join(dir, "data")
-	initdb := exec.Command(filepath.Join(binDir, "initdb"), "-D", data, "-U", "postgres",
-		"--auth=trust", "--encoding=UTF8", "--locale=C", "--no-sync")
-	initdb.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
-	if out, err := initdb.CombinedOutput(); err != nil {
-		_ = os.RemoveAll(dir)
-		return nil, fmt.Errorf("initdb: %v\n%s", err, out)
-	}
+	return s, cred, nil
+}
+
+// start runs the server on the cluster in data, and waits until it
+// answers; on failure its directory is removed.
+func (s *Server) start(binDir, data string, cred *syscall.Credential, o Options) error {
 	// No TCP at all: the socket lives in the private directory, so the port
 	// number only names the socket file and can clash with nothing.
 	fsync, buffers := "off", cmp.Or(o.SharedBuffers, "16MB")
@@ -141,22 +198,22 @@ func StartWith(binDir string, o Options) (*Server, error) {
 		fsync = "on"
 	}
 	s.cmd = exec.Command(filepath.Join(binDir, "postgres"), "-D", data,
-		"-c", "listen_addresses=", "-c", "unix_socket_directories="+dir, "-p", "5432",
+		"-c", "listen_addresses=", "-c", "unix_socket_directories="+s.dir, "-p", "5432",
 		"-c", "fsync="+fsync, "-c", "shared_buffers="+buffers, "-c", "max_connections=100")
 	// Pdeathsig: should the test binary die without stopping the server
 	// (a timeout, a crash), SIGQUIT ends the server and its children.
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Setpgid: true, Pdeathsig: syscall.SIGQUIT}
 	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
 	if err := s.cmd.Start(); err != nil {
-		_ = os.RemoveAll(dir)
-		return nil, err
+		_ = os.RemoveAll(s.dir)
+		return err
 	}
 	go func() { s.done <- s.cmd.Wait() }()
 	if err := s.waitReady(30 * time.Second); err != nil {
 		s.Stop()
-		return nil, err
+		return err
 	}
-	return s, nil
+	return nil
 }
 
 func credential() (*syscall.Credential, error) {
@@ -233,16 +290,19 @@ func (s *Server) CreateDatabase(ctx context.Context, name string) (string, error
 // Dir is the server's private directory (its data and its socket).
 func (s *Server) Dir() string { return s.dir }
 
-// Stop ends the server (fast shutdown) and removes its files.
+// Stop ends the server (fast shutdown) and removes its files. It may be
+// called again (a test that stops a primary, and defers its Stop).
 func (s *Server) Stop() {
 	if s.cmd != nil && s.cmd.Process != nil {
 		_ = s.cmd.Process.Signal(syscall.SIGINT)
+		var err error
 		select {
-		case <-s.done:
+		case err = <-s.done:
 		case <-time.After(20 * time.Second):
 			_ = s.cmd.Process.Kill()
-			<-s.done
+			err = <-s.done
 		}
+		s.done <- err // for a later Stop
 	}
 	_ = os.RemoveAll(s.dir)
 }

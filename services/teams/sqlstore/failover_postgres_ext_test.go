@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/switchyard/switchyard/internal/pgtest"
 	"github.com/switchyard/switchyard/services/teams"
@@ -163,6 +164,85 @@ func TestPostgresPoolRecycledAfterFeedOutage(t *testing.T) {
 	for _, pid := range pool(back) {
 		if slices.Contains(before, pid) {
 			t.Errorf("pool session %d, begun before the feed's outage, still serves reads after it (before: %v)", pid, before)
+		}
+	}
+}
+
+// A failover by promotion: the primary stops (fast shutdown), the
+// asynchronous standby is promoted, and stores whose DSN names both
+// servers with target_session_attrs=read-write follow by themselves.
+// Meanwhile calls are UNAVAILABLE; after it, a write through one store
+// reaches a cache on the other within the feed's bound, and the team
+// the old primary had is served as the new primary has it.
+func TestPostgresFailoverByPromotion(t *testing.T) {
+	t.Parallel()
+	bin := pgtest.Require(t)
+	primary, err := pgtest.Start(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer primary.Stop()
+	ctx := t.Context()
+	if _, err := primary.CreateDatabase(ctx, "failover"); err != nil {
+		t.Fatal(err)
+	}
+	standby, err := pgtest.StartStandby(bin, primary, pgtest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer standby.Stop()
+	dsn := "host=" + primary.Dir() + "," + standby.Dir() + " port=5432,5432 user=postgres dbname=failover sslmode=disable target_session_attrs=read-write"
+	a, b := openPostgres(t, dsn), openPostgres(t, dsn)
+	c := cacheOnSecond(t, a, b)
+	if _, _, err := a.Put(ctx, teams.Team{City: "Chicago", Nickname: "Before"}); err != nil {
+		t.Fatal(err)
+	}
+	chicagoWithin(t, c, b, "before the failover", "Before")
+	// The standby has replayed the write: it survives the failover.
+	onStandby, err := sql.Open("pgx", "host="+standby.Dir()+" port=5432 user=postgres dbname=failover sslmode=disable")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = onStandby.Close() }()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		var n string
+		if onStandby.QueryRowContext(ctx, `SELECT nickname FROM teams WHERE city_key = 'chicago'`).Scan(&n) == nil && n == "Before" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the standby did not replay the write within 10s")
+		}
+	}
+
+	events := b.Feed().Subscribe()
+	defer events.Close()
+	storetest.Changes(t, events, teams.Change{All: true, Live: true})
+	primary.Stop()
+	storetest.Changes(t, events, teams.Change{All: true, Live: false})
+	if _, _, err := a.Put(ctx, teams.Team{City: "Chicago", Nickname: "Between"}); !errors.Is(err, teams.ErrUnavailable) {
+		t.Errorf("Put with the primary stopped and the standby not promoted: %v, want ErrUnavailable", err)
+	}
+	if _, err := c.Get(ctx, "chicago"); !errors.Is(err, teams.ErrUnavailable) {
+		t.Errorf("Get through the cache with no primary: %v, want ErrUnavailable", err)
+	}
+	if err := standby.Promote(ctx); err != nil {
+		t.Fatal(err)
+	}
+	storetest.Changes(t, events, teams.Change{All: true, Live: true})
+	chicagoWithin(t, c, b, "after the failover", "Before")
+	if _, _, err := a.Put(ctx, teams.Team{City: "Chicago", Nickname: "After"}); err != nil {
+		t.Fatalf("Put on the new primary: %v", err)
+	}
+	chicagoWithin(t, c, b, "a write on the new primary", "After")
+	if _, err := a.Delete(ctx, "chicago"); err != nil {
+		t.Fatalf("Delete on the new primary: %v", err)
+	}
+	for deadline := time.Now().Add(teams.FeedBound); ; time.Sleep(10 * time.Millisecond) {
+		if _, err := c.Get(ctx, "chicago"); errors.Is(err, teams.ErrNotFound) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a team deleted on the new primary is still served %v later", teams.FeedBound)
 		}
 	}
 }
