@@ -239,8 +239,11 @@ func run(args []string, stdout, stderr io.Writer) error {
 	signal.Notify(hangups, syscall.SIGHUP)
 	defer signal.Stop(hangups)
 	// One line per call: batch the writes so logging stays off the hot path
-	// (see BENCHMARKS.md); every line is still written, in order.
-	logOut := coalesce.NewWriter(stderr, 1<<20)
+	// (see BENCHMARKS.md), in order. A destination that takes nothing (a
+	// pipe nobody reads) must not stall every call, and the drain, behind
+	// a log line: past 1 MiB unwritten, lines are dropped and counted
+	// (switchyard_log_lines_dropped_total).
+	logOut := coalesce.NewDroppingWriter(stderr, 1<<20)
 	defer logOut.Close(5 * time.Second)
 	logger := newLogger(o, logOut)
 	sampleHeap(o.adminAddr != "", logger)
@@ -265,7 +268,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		}
 		warnNotValid(logger, "TLS: clients will refuse this certificate", certs.cert.Load().Leaf)
 	}
-	tel, err := newTelemetry(o, logger)
+	tel, err := newTelemetry(o, logger, logOut.Dropped)
 	if err != nil {
 		return err
 	}

@@ -22,8 +22,9 @@ import (
 
 // newTelemetry builds the sinks of the per-call records: logs always,
 // metrics when the admin listener serves them, traces when the standard
-// OTEL_* variables turn them on.
-func newTelemetry(o options, logger *slog.Logger) (*telemetry.Telemetry, error) {
+// OTEL_* variables turn them on. logLinesDropped counts the log lines
+// the log's writer dropped.
+func newTelemetry(o options, logger *slog.Logger, logLinesDropped func() int64) (*telemetry.Telemetry, error) {
 	tracing, err := telemetry.TracingFromEnv(context.Background(), nil)
 	if err != nil {
 		return nil, err
@@ -36,7 +37,7 @@ func newTelemetry(o options, logger *slog.Logger) (*telemetry.Telemetry, error) 
 		// configured format.
 		otel.SetErrorHandler(otel.ErrorHandlerFunc(newTracingErrorLog(logger, time.Now).log))
 	}
-	return telemetry.New(telemetry.Options{Logger: logger, Metrics: o.adminAddr != "", Tracing: tracing})
+	return telemetry.New(telemetry.Options{Logger: logger, Metrics: o.adminAddr != "", Tracing: tracing, LogLinesDropped: logLinesDropped})
 }
 
 // tracingErrorEvery bounds the lines of OpenTelemetry's errors: a

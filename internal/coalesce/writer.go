@@ -10,6 +10,7 @@ import (
 	"io"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -25,10 +26,13 @@ var ErrClosed = errors.New("write after close")
 // write of the underlying writer goes out in its next one. Many small
 // writes (HTTP/2 frames, log lines) then cost one system call per batch
 // rather than one each, with no timer: an idle writer writes at once.
-// Nothing is dropped; past maxPending bytes, Write waits.
+// Nothing is dropped; past maxPending bytes, Write waits (NewWriter), or
+// drops the write and counts it (NewDroppingWriter).
 type Writer struct {
 	w          io.Writer
 	maxPending int
+	drop       bool         // past maxPending, drop rather than wait
+	dropped    atomic.Int64 // writes dropped
 
 	mu      sync.Mutex
 	cond    sync.Cond // signalled when pending grows or drains, or on close
@@ -59,11 +63,32 @@ func NewWriter(w io.Writer, maxPending int) *Writer {
 	return c
 }
 
+// NewDroppingWriter is NewWriter for writes that must never wait for w:
+// a write that would take the pending bytes past maxPending, because w
+// takes them slower than they come or not at all, is dropped and counted
+// (Dropped) instead. The switchyard binary's log lines go through one: a log
+// destination nobody reads must not stall the calls that log.
+func NewDroppingWriter(w io.Writer, maxPending int) *Writer {
+	c := NewWriter(w, maxPending)
+	c.drop = true
+	return c
+}
+
+// Dropped is the number of writes a dropping writer has dropped.
+func (c *Writer) Dropped() int64 {
+	return c.dropped.Load()
+}
+
 // Write queues a copy of p; it returns the error of an earlier write.
+// A dropping writer with no room for p drops it and reports it written.
 func (c *Writer) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for c.err == nil && !c.closed && len(c.pending) > 0 && len(c.pending)+len(p) > c.maxPending {
+		if c.drop {
+			c.dropped.Add(1)
+			return len(p), nil
+		}
 		c.cond.Wait()
 	}
 	if c.err != nil {

@@ -128,6 +128,50 @@ func TestWriterPushesBackAndDrainsOnClose(t *testing.T) {
 	}
 }
 
+// A dropping writer never waits for a stuck writer: past the pending
+// limit it drops writes and counts them, and what it kept still goes out
+// in order once the writer moves again.
+func TestDroppingWriterDropsPastTheLimitInsteadOfWaiting(t *testing.T) {
+	t.Parallel()
+	sw := &slowWriter{gate: make(chan struct{})}
+	cw := coalesce.NewDroppingWriter(sw, 8)
+	if _, err := cw.Write([]byte("12345678")); err != nil { // taken by the writer goroutine, which waits at the gate
+		t.Fatal(err)
+	}
+	time.Sleep(10 * time.Millisecond)
+	if _, err := cw.Write([]byte("abcdefgh")); err != nil { // pending: now full
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 3 {
+			if n, err := cw.Write([]byte("XYZ")); n != 3 || err != nil {
+				t.Errorf("dropped write: (%d, %v), want (3, nil)", n, err)
+			}
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("a write past the pending limit waited for the stuck writer")
+	}
+	if n := cw.Dropped(); n != 3 {
+		t.Errorf("Dropped() = %d, want 3", n)
+	}
+	close(sw.gate) // the writer proceeds
+	if err := cw.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cw.Write([]byte("ok")); err != nil {
+		t.Fatal(err)
+	}
+	cw.Close(time.Second)
+	if got := sw.buf.String(); got != "12345678abcdefghok" {
+		t.Fatalf("writer got %q", got)
+	}
+}
+
 // gatedWriter holds each write until the test lets it go.
 type gatedWriter struct {
 	entered chan struct{}

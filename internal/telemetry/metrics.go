@@ -200,8 +200,16 @@ func (m *metrics) transportInstruments(meter metric.Meter) error {
 	if err != nil {
 		return err
 	}
+	unwritten, err := meter.Int64ObservableCounter("switchyard.log.lines.dropped",
+		metric.WithDescription("Log lines dropped, once the log writer's buffer was full, because the log's destination did not take them as fast as they came (a pipe nobody reads)."))
+	if err != nil {
+		return err
+	}
 	_, err = meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		o.ObserveInt64(conns, m.conns.Load())
+		if m.t.logLinesDropped != nil {
+			o.ObserveInt64(unwritten, m.t.logLinesDropped())
+		}
 		o.ObserveInt64(refused, m.refused.Load())
 		o.ObserveInt64(pings, m.pingTimeouts.Load())
 		o.ObserveInt64(writes, m.writeTimeouts.Load())
@@ -223,7 +231,7 @@ func (m *metrics) transportInstruments(meter metric.Meter) error {
 			}
 		}
 		return nil
-	}, conns, resets, refused, goAways, pings, writes, dropped)
+	}, conns, resets, refused, goAways, pings, writes, dropped, unwritten)
 	return err
 }
 

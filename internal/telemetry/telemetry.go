@@ -31,6 +31,10 @@ type Options struct {
 	// Tracing exports a server span per call; nil for none. See
 	// TracingFromEnv.
 	Tracing *Tracing
+	// LogLinesDropped, if set, reports the log lines that Logger's
+	// destination did not take in time and that were dropped (the
+	// switchyard binary's coalesce.Writer.Dropped): a metric.
+	LogLinesDropped func() int64
 }
 
 // Telemetry is the outcome.Observer of a server: the sinks of its records.
@@ -39,6 +43,8 @@ type Telemetry struct {
 	metrics *metrics
 	tracing *Tracing
 	logger  *slog.Logger
+
+	logLinesDropped func() int64 // Options.LogLinesDropped
 
 	// procedures maps every served procedure to its index; every other
 	// path is the one value "unknown" (procedureUnknown) in metrics and
@@ -59,9 +65,10 @@ func New(opts Options) (*Telemetry, error) {
 		opts.Logger = slog.Default()
 	}
 	t := &Telemetry{
-		tracing:    opts.Tracing,
-		procedures: map[string]int{},
-		names:      []string{procedureUnknown},
+		tracing:         opts.Tracing,
+		logLinesDropped: opts.LogLinesDropped,
+		procedures:      map[string]int{},
+		names:           []string{procedureUnknown},
 	}
 	t.logger = slog.New(traceHandler{opts.Logger.Handler()})
 	t.logs = newLogSink(t.logger.Handler())
