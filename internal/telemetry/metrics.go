@@ -205,8 +205,25 @@ func (m *metrics) transportInstruments(meter metric.Meter) error {
 	if err != nil {
 		return err
 	}
+	spansExported, err := meter.Int64ObservableCounter("switchyard.trace.spans.exported",
+		metric.WithDescription("Spans the OTLP collector took."))
+	if err != nil {
+		return err
+	}
+	spansDropped, err := meter.Int64ObservableCounter("switchyard.trace.spans.dropped",
+		metric.WithDescription("Spans dropped, by reason: queue_full (the export queue was full: the collector is slow or down), export_failed (the collector refused them, or did not take them within the export timeout)."))
+	if err != nil {
+		return err
+	}
+	queueFull := metric.WithAttributeSet(attribute.NewSet(attribute.String("reason", "queue_full")))
+	exportFailed := metric.WithAttributeSet(attribute.NewSet(attribute.String("reason", "export_failed")))
 	_, err = meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		o.ObserveInt64(conns, m.conns.Load())
+		if tr := m.t.tracing; tr != nil && tr.spans != nil {
+			o.ObserveInt64(spansExported, tr.spans.exported.Load())
+			o.ObserveInt64(spansDropped, tr.spans.queueFull.Load(), queueFull)
+			o.ObserveInt64(spansDropped, tr.spans.exportFailed.Load(), exportFailed)
+		}
 		if m.t.logLinesDropped != nil {
 			o.ObserveInt64(unwritten, m.t.logLinesDropped())
 		}
@@ -231,7 +248,7 @@ func (m *metrics) transportInstruments(meter metric.Meter) error {
 			}
 		}
 		return nil
-	}, conns, resets, refused, goAways, pings, writes, dropped, unwritten)
+	}, conns, resets, refused, goAways, pings, writes, dropped, unwritten, spansExported, spansDropped)
 	return err
 }
 

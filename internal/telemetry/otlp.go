@@ -48,6 +48,7 @@ type otlpExporter struct {
 	gzip    bool
 	client  *http.Client
 	timeout time.Duration
+	spans   *spanCounts // if set, counts the spans exported and failed
 }
 
 // newOTLPExporter reads the standard variables: OTEL_EXPORTER_OTLP_[TRACES_]
@@ -129,9 +130,22 @@ func newOTLPExporter(getenv func(string) string) (*otlpExporter, error) {
 }
 
 // ExportSpans implements sdktrace.SpanExporter.
-func (e *otlpExporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpan) error {
+func (e *otlpExporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpan) (err error) {
 	if len(spans) == 0 {
 		return nil
+	}
+	if c := e.spans; c != nil {
+		n := int64(len(spans))
+		c.queued.Add(-n)
+		c.exporting.Add(n)
+		defer func() {
+			c.exporting.Add(-n)
+			if err != nil {
+				c.exportFailed.Add(n)
+			} else {
+				c.exported.Add(n)
+			}
+		}()
 	}
 	body, err := proto.Marshal(tracesData(spans))
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -27,6 +28,8 @@ import (
 // under a parentbased_* sampler the caller's sampled flag decides.
 type Tracing struct {
 	provider   *sdktrace.TracerProvider
+	spans      *spanCounts // nil when the spans go elsewhere than OTLP (tests)
+	endpoint   string      // where they go, for errors
 	tracer     trace.Tracer
 	propagator propagation.TraceContext
 	startOpts  []trace.SpanStartOption // made once: options passed to Start escape
@@ -74,9 +77,50 @@ func TracingFromEnv(ctx context.Context, getenv func(string) string) (*Tracing, 
 	if err != nil {
 		return nil, err
 	}
-	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res), sdktrace.WithSampler(sampler))
-	return &Tracing{provider: tp, tracer: tp.Tracer("github.com/switchyard/switchyard/internal/telemetry"),
+	// The batch processor's queue is bounded here, where a span that
+	// finds it full is counted: the processor's own bound, no smaller,
+	// then never drops one unseen.
+	queue := sdktrace.DefaultMaxQueueSize
+	if n, err := strconv.Atoi(getenv("OTEL_BSP_MAX_QUEUE_SIZE")); err == nil && n > 0 {
+		queue = n
+	}
+	exp.spans = &spanCounts{max: int64(queue)}
+	bsp := sdktrace.NewBatchSpanProcessor(exp, sdktrace.WithMaxQueueSize(queue))
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(countingProcessor{bsp, exp.spans}),
+		sdktrace.WithResource(res), sdktrace.WithSampler(sampler))
+	return &Tracing{provider: tp, spans: exp.spans, endpoint: exp.shown, tracer: tp.Tracer("github.com/switchyard/switchyard/internal/telemetry"),
 		startOpts: []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer)}}, nil
+}
+
+// spanCounts follows the spans on their way to the collector, for the
+// metrics and for the shutdown's error.
+type spanCounts struct {
+	max       int64        // spans queued at most
+	queued    atomic.Int64 // ended, not yet handed to the exporter
+	exporting atomic.Int64 // in an export under way
+	exported  atomic.Int64
+	// dropped: the queue was full; the collector refused them or did
+	// not take them within the export timeout
+	queueFull, exportFailed atomic.Int64
+}
+
+// countingProcessor is the batch processor behind a queue bound of its
+// own, which counts the spans it drops.
+type countingProcessor struct {
+	sdktrace.SpanProcessor
+	spans *spanCounts
+}
+
+func (p countingProcessor) OnEnd(s sdktrace.ReadOnlySpan) {
+	if !s.SpanContext().IsSampled() {
+		return // the batch processor exports only sampled spans
+	}
+	if p.spans.queued.Add(1) > p.spans.max {
+		p.spans.queued.Add(-1)
+		p.spans.queueFull.Add(1)
+		return
+	}
+	p.SpanProcessor.OnEnd(s)
 }
 
 // samplerFromEnv is the sampler OTEL_TRACES_SAMPLER and
@@ -235,8 +279,16 @@ func failed(r *outcome.Record) bool {
 	return false
 }
 
+// shutdown sends the spans still queued, within ctx; its error counts
+// those it could not send.
 func (t *Tracing) shutdown(ctx context.Context) error {
-	return t.provider.Shutdown(ctx)
+	err := t.provider.Shutdown(ctx)
+	if err != nil && t.spans != nil {
+		if n := t.spans.queued.Load() + t.spans.exporting.Load(); n > 0 {
+			err = fmt.Errorf("%d spans not sent to %s: %w", n, t.endpoint, err)
+		}
+	}
+	return err
 }
 
 // splitPeer splits a record's peer, "192.0.2.1:5000" or "[2001:db8::1]:5000"
