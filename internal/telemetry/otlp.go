@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -25,6 +26,8 @@ import (
 	resourcepb "go.opentelemetry.io/proto/otlp/resource/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/switchyard/switchyard/internal/outcome"
 )
 
 // otlpExporter sends spans to an OTLP/HTTP collector as protobuf
@@ -49,6 +52,11 @@ type otlpExporter struct {
 	client  *http.Client
 	timeout time.Duration
 	spans   *spanCounts // if set, counts the spans exported and failed
+
+	// The variables that set the endpoint, the headers and the CA (the
+	// general ones when neither is set): an export's error names the
+	// one to fix.
+	endpointVar, headersVar, certVar, timeoutVar string
 }
 
 // newOTLPExporter reads the standard variables: OTEL_EXPORTER_OTLP_[TRACES_]
@@ -65,6 +73,7 @@ func newOTLPExporter(getenv func(string) string) (*otlpExporter, error) {
 	}
 	e := &otlpExporter{headers: map[string]string{}, timeout: 10 * time.Second}
 	endpoint, from := env("ENDPOINT")
+	e.endpointVar = from
 	appended := "" // what the URL adds to the variable's value
 	switch {
 	case endpoint == "":
@@ -88,7 +97,9 @@ func newOTLPExporter(getenv func(string) string) (*otlpExporter, error) {
 	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("%s=%q: want an http:// or https:// URL", from, strings.TrimSuffix(e.shown, appended))
 	}
-	if h, from := env("HEADERS"); h != "" {
+	h, from := env("HEADERS")
+	e.headersVar = from
+	if h != "" {
 		for pair := range strings.SplitSeq(h, ",") {
 			k, v, ok := strings.Cut(pair, "=")
 			if !ok {
@@ -99,7 +110,9 @@ func newOTLPExporter(getenv func(string) string) (*otlpExporter, error) {
 			e.headers[k] = v
 		}
 	}
-	if t, from := env("TIMEOUT"); t != "" {
+	t, from := env("TIMEOUT")
+	e.timeoutVar = from
+	if t != "" {
 		ms, err := strconv.Atoi(t)
 		if err != nil || ms <= 0 {
 			return nil, fmt.Errorf("%s=%q: want milliseconds", from, t)
@@ -114,7 +127,9 @@ func newOTLPExporter(getenv func(string) string) (*otlpExporter, error) {
 		return nil, fmt.Errorf("%s=%q: want gzip or none", from, c)
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
-	if ca, from := env("CERTIFICATE"); ca != "" {
+	ca, from := env("CERTIFICATE")
+	e.certVar = from
+	if ca != "" {
 		pem, err := os.ReadFile(ca)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", from, err)
@@ -211,21 +226,58 @@ func (e *otlpExporter) post(ctx context.Context, body []byte) (wait time.Duratio
 	res, err := e.client.Do(req)
 	if err != nil {
 		// net/http's error names the URL with its password as "***".
-		return 0, fmt.Errorf("OTLP export: %w", err) // ExportSpans stops once ctx is done
+		return 0, fmt.Errorf("OTLP export: %w; %s", err, e.connHint(err)) // ExportSpans stops once ctx is done
 	}
 	defer res.Body.Close()
-	_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 64<<10))
+	answer, _ := io.ReadAll(io.LimitReader(res.Body, 64<<10))
+	if res.StatusCode/100 == 2 {
+		return 0, nil
+	}
+	// What the collector says, and what to fix here.
+	var says []string
+	// Text, or no type at all (as Go's TLS server answers a request in
+	// cleartext): its first line, if printable. OTLP's protobuf Status is
+	// not shown.
+	if ct := res.Header.Get("Content-Type"); ct == "" || strings.HasPrefix(ct, "text/plain") {
+		line, _, _ := strings.Cut(strings.TrimSpace(string(answer)), "\n")
+		line = validUTF8(outcome.Cut(strings.TrimSpace(line), 200))
+		if line != "" && strings.IndexFunc(line, unicode.IsControl) < 0 {
+			says = append(says, line)
+		}
+	}
+	switch res.StatusCode {
+	case http.StatusUnauthorized, http.StatusForbidden:
+		says = append(says, "check the credentials in "+e.headersVar)
+	case http.StatusNotFound:
+		says = append(says, "check the path of "+e.endpointVar)
+	}
+	err = fmt.Errorf("OTLP export: %s from %s", res.Status, e.shown)
+	if len(says) > 0 {
+		err = fmt.Errorf("%w: %s", err, strings.Join(says, "; "))
+	}
 	switch res.StatusCode {
 	case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
-		if secs, err := strconv.Atoi(strings.TrimSpace(res.Header.Get("Retry-After"))); err == nil && secs > 0 {
+		if secs, perr := strconv.Atoi(strings.TrimSpace(res.Header.Get("Retry-After"))); perr == nil && secs > 0 {
 			wait = time.Duration(secs) * time.Second
 		}
-		return wait, fmt.Errorf("OTLP export: %s from %s", res.Status, e.shown)
+		return wait, err
 	}
-	if res.StatusCode/100 != 2 {
-		return -1, fmt.Errorf("OTLP export: %s from %s", res.Status, e.shown)
+	return -1, err
+}
+
+// connHint says what to check when an export got no answer.
+func (e *otlpExporter) connHint(err error) string {
+	var unknownCA x509.UnknownAuthorityError
+	var hostname x509.HostnameError
+	switch {
+	case errors.As(err, &unknownCA):
+		return "set " + e.certVar + ": a PEM file of the CA that signed the collector's certificate"
+	case errors.As(err, &hostname):
+		return "the collector's certificate does not name the host of " + e.endpointVar
+	case errors.Is(err, context.DeadlineExceeded):
+		return fmt.Sprintf("the collector at %s did not answer within the export timeout (%s, %v)", e.endpointVar, e.timeoutVar, e.timeout)
 	}
-	return 0, nil
+	return "no collector answers at " + e.endpointVar
 }
 
 // Shutdown implements sdktrace.SpanExporter.

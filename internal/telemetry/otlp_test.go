@@ -349,3 +349,34 @@ func TestOTLPErrorsNameTheVariable(t *testing.T) {
 		}
 	}
 }
+
+// An export's error says what to fix, naming the variable: the endpoint
+// when nothing answers there, the headers when the collector wants other
+// credentials, the CA when its certificate is not trusted; and the
+// collector's own explanation when it gives one in text.
+func TestOTLPExportErrorsSayWhatToFix(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := "http://" + ln.Addr().String()
+	_ = ln.Close()
+	unauthorized := httptest.NewServer(&flakyCollector{answers: []int{http.StatusForbidden}})
+	defer unauthorized.Close()
+	tlsOnly := httptest.NewTLSServer(&flakyCollector{})
+	defer tlsOnly.Close()
+	for _, tc := range []struct {
+		name, url, want string
+	}{
+		{"no connection", closed, "no collector answers at OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"},
+		{"403", unauthorized.URL, "403 Forbidden from " + unauthorized.URL + ": check the credentials in OTEL_EXPORTER_OTLP_HEADERS"},
+		{"http to https", strings.Replace(tlsOnly.URL, "https:", "http:", 1), "400 Bad Request from " + strings.Replace(tlsOnly.URL, "https:", "http:", 1) + ": Client sent an HTTP request to an HTTPS server."},
+		{"untrusted certificate", tlsOnly.URL, "OTEL_EXPORTER_OTLP_CERTIFICATE: a PEM file of the CA that signed the collector's certificate"},
+	} {
+		_, err := exportTo(t, tc.url, "300")
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: export error %v; want it to say %q", tc.name, err, tc.want)
+		}
+	}
+}
