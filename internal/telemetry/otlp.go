@@ -274,6 +274,8 @@ func (e *otlpExporter) connHint(err error) string {
 		return "set " + e.certVar + ": a PEM file of the CA that signed the collector's certificate"
 	case errors.As(err, &hostname):
 		return "the collector's certificate does not name the host of " + e.endpointVar
+	case strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"): // net/http's, not exported
+		return "the collector at " + e.endpointVar + " answers in cleartext: make it an http:// URL"
 	case errors.Is(err, context.DeadlineExceeded):
 		return fmt.Sprintf("the collector at %s did not answer within the export timeout (%s, %v)", e.endpointVar, e.timeoutVar, e.timeout)
 	}

@@ -372,6 +372,7 @@ func TestOTLPExportErrorsSayWhatToFix(t *testing.T) {
 		{"no connection", closed, "no collector answers at OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"},
 		{"403", unauthorized.URL, "403 Forbidden from " + unauthorized.URL + ": check the credentials in OTEL_EXPORTER_OTLP_HEADERS"},
 		{"http to https", strings.Replace(tlsOnly.URL, "https:", "http:", 1), "400 Bad Request from " + strings.Replace(tlsOnly.URL, "https:", "http:", 1) + ": Client sent an HTTP request to an HTTPS server."},
+		{"https to http", strings.Replace(unauthorized.URL, "http:", "https:", 1), "the collector at OTEL_EXPORTER_OTLP_TRACES_ENDPOINT answers in cleartext: make it an http:// URL"},
 		{"untrusted certificate", tlsOnly.URL, "OTEL_EXPORTER_OTLP_CERTIFICATE: a PEM file of the CA that signed the collector's certificate"},
 	} {
 		_, err := exportTo(t, tc.url, "300")
