@@ -4,7 +4,6 @@ import (
 	"database/sql"
 	"errors"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -87,32 +86,55 @@ func TestPostgresFeedLeavesAServerTurnedReadOnly(t *testing.T) {
 	}
 }
 
-// After the feed's listener lost its server (a failover, a restart), the
-// pool's sessions begun before are not used again: each may be on a
-// server that is no longer the primary (fenced read-only, still up), and
-// a session that only reads never meets the error that would close it,
-// so it went on answering cache misses with the old server's teams,
-// which the cache then kept. They are recycled on their next use, so
-// that a new session finds the server the DSN names now.
-func TestPostgresPoolRecycledAfterFeedOutage(t *testing.T) {
+// When the feed's listener leaves a server that turned read-only (an old
+// primary fenced after a failover, still up), the pool's sessions begun
+// before are not used again: each may be on that server, and a session
+// that only reads never meets the error that would close it, so it went
+// on answering cache misses with the old server's teams, which the cache
+// then kept. They are recycled on their next use, so that a new session
+// finds the server the DSN names now. A feed outage of another kind (its
+// connection lost) keeps them: while the feed is down reads go to the
+// store, through sessions that still work where no new one may be had.
+func TestPostgresPoolAfterFeedOutage(t *testing.T) {
 	t.Parallel()
-	dsn := pgtest.Database(t)
-	s := openPostgres(t, dsn)
+	bin := pgtest.Require(t)
+	srv, err := pgtest.Start(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop()
+	ctx := t.Context()
+	dsn, err := srv.CreateDatabase(ctx, "pool")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := openPostgres(t, dsn+" target_session_attrs=read-write")
 	defer func() { _ = s.Close() }()
 	waitLive(t, s.Feed())
-	ctx := t.Context()
+	events := s.Feed().Subscribe()
+	defer events.Close()
+	storetest.Changes(t, events, teams.Change{All: true, Live: true})
 	database := dsnValue(dsn, "dbname")
-	admin, err := sql.Open("pgx", strings.Replace(dsn, "dbname="+database, "dbname=postgres", 1))
+	admin, err := sql.Open("pgx", dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer func() { _ = admin.Close() }()
+	exec := func(stmts ...string) {
+		t.Helper()
+		for _, stmt := range stmts {
+			if _, err := admin.ExecContext(ctx, stmt); err != nil {
+				t.Fatalf("%s: %v", stmt, err)
+			}
+		}
+	}
 	// The pool's sessions (those not named by the feed or the group) that
 	// ran a statement since the server's time since.
 	pool := func(since string) []int {
 		t.Helper()
 		rows, err := admin.QueryContext(ctx, `SELECT pid FROM pg_stat_activity WHERE datname = $1
-			AND application_name NOT IN ($2, $3) AND state_change > $4::timestamptz ORDER BY pid`,
+			AND application_name NOT IN ($2, $3) AND state_change > $4::timestamptz
+			AND pid <> pg_backend_pid() ORDER BY pid`,
 			database, sqlstore.FeedApplicationName, sqlstore.GroupApplicationName, since)
 		if err != nil {
 			t.Fatal(err)
@@ -144,26 +166,40 @@ func TestPostgresPoolRecycledAfterFeedOutage(t *testing.T) {
 		}
 		return ts
 	}
-	start := now()
-	reads()
-	before := pool(start)
-	if len(before) == 0 {
-		t.Fatal("no pool session: the test would prove nothing")
+	// served reads, and returns the pool's sessions that served them.
+	served := func() []int {
+		t.Helper()
+		since := now()
+		reads()
+		pids := pool(since)
+		if len(pids) == 0 {
+			t.Fatal("no pool session served the reads: the test would prove nothing")
+		}
+		return pids
 	}
-	events := s.Feed().Subscribe()
-	defer events.Close()
-	storetest.Changes(t, events, teams.Change{All: true, Live: true})
+
+	// The listener's connection lost: the pool keeps its sessions.
+	before := served()
 	var n int
 	if err := admin.QueryRowContext(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
 		WHERE application_name = $1 AND datname = $2`, sqlstore.FeedApplicationName, database).Scan(&n); err != nil || n != 1 {
 		t.Fatalf("terminated %d listener backends (%v), want 1", n, err)
 	}
 	storetest.Changes(t, events, teams.Change{All: true, Live: false}, teams.Change{All: true, Live: true})
-	back := now()
-	reads()
-	for _, pid := range pool(back) {
+	if after := served(); !slices.ContainsFunc(after, func(pid int) bool { return slices.Contains(before, pid) }) {
+		t.Errorf("after the listener's connection was lost, reads came from new sessions %v only, not the pool's %v", after, before)
+	}
+
+	// The server turned read-only under the listener: the pool's sessions
+	// begun before are not used again once it takes writes again.
+	before = served()
+	exec(`ALTER SYSTEM SET default_transaction_read_only = on`, `SELECT pg_reload_conf()`)
+	storetest.Changes(t, events, teams.Change{All: true, Live: false})
+	exec(`ALTER SYSTEM RESET default_transaction_read_only`, `SELECT pg_reload_conf()`)
+	storetest.Changes(t, events, teams.Change{All: true, Live: true})
+	for _, pid := range served() {
 		if slices.Contains(before, pid) {
-			t.Errorf("pool session %d, begun before the feed's outage, still serves reads after it (before: %v)", pid, before)
+			t.Errorf("pool session %d, begun before its server turned read-only, still serves reads after the feed left it (before: %v)", pid, before)
 		}
 	}
 }

@@ -65,6 +65,10 @@ const (
 	feedMaxRetry = 2 * time.Second
 )
 
+// errLeftReadOnly: the listener's server turned read-only, which the
+// DSN's target_session_attrs refuses.
+var errLeftReadOnly = errors.New("the server turned read-only, which the DSN's target_session_attrs refuses")
+
 // pgFeed keeps the listener connection of config.
 type pgFeed struct {
 	config   *pgx.ConnConfig
@@ -72,19 +76,21 @@ type pgFeed struct {
 	log      *feedLog
 	// heartbeat is this listener's private channel.
 	heartbeat string
-	// lost, if not nil, is called when the listener loses the server it
-	// listened on: the store's other sessions may be on that server too.
-	lost func()
+	// left, if not nil, is called when the listener leaves a server that
+	// turned read-only (errLeftReadOnly): the store's other sessions may
+	// be on that server too. Another outage (the connection lost) leaves
+	// them be: while the feed is down, reads go to the store through them.
+	left func()
 }
 
 // newPGFeed listens with a connection of its own, configured as the
-// store's (ownConnConfig), and calls lost (if not nil) whenever the
-// listener loses the server it listened on.
-func newPGFeed(store *pgx.ConnConfig, interval time.Duration, log *feedLog, lost func()) *pgFeed {
+// store's (ownConnConfig), and calls left (if not nil) whenever the
+// listener leaves a server that turned read-only.
+func newPGFeed(store *pgx.ConnConfig, interval time.Duration, log *feedLog, left func()) *pgFeed {
 	cfg := ownConnConfig(store, FeedApplicationName)
 	id := make([]byte, 8)
 	_, _ = rand.Read(id)
-	return &pgFeed{config: cfg, interval: interval, log: log, heartbeat: "switchyard_feed_" + hex.EncodeToString(id), lost: lost}
+	return &pgFeed{config: cfg, interval: interval, log: log, heartbeat: "switchyard_feed_" + hex.EncodeToString(id), left: left}
 }
 
 func (f *pgFeed) run(ctx context.Context) {
@@ -96,8 +102,8 @@ func (f *pgFeed) run(ctx context.Context) {
 		}
 		if listened {
 			retry = feedMinRetry
-			if f.lost != nil {
-				f.lost()
+			if f.left != nil && errors.Is(err, errLeftReadOnly) {
+				f.left()
 			}
 		}
 		f.log.down(err, retry)
@@ -249,8 +255,7 @@ func (f *pgFeed) lookAtTable(ctx context.Context, conn *pgx.Conn, beat string, f
 		// target_session_attrs finds now, and so must the listener, which
 		// would otherwise never hear of them.
 		if err := f.config.ValidateConnect(c, conn.PgConn()); err != nil {
-			return fmt.Errorf("the server turned read-only, which the DSN's target_session_attrs refuses (%w): "+
-				"a failover? the listener leaves it for the server the DSN finds now", err)
+			return fmt.Errorf("%w (%w): a failover? the listener leaves it for the server the DSN finds now", errLeftReadOnly, err)
 		}
 	}
 	first := followed.oid == 0

@@ -45,23 +45,23 @@ func OpenPostgres(ctx context.Context, dsn string, opts ...Option) (*Store, erro
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w; see https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-CONNSTRING", err)
 	}
-	// A session begun before the feed's listener lost its server (a
-	// failover, a restart) may be on a server that is no longer the
-	// primary: fenced read-only and still up, it refuses writes, which
-	// closes the session (pgConfig), but a session that only reads would
-	// go on answering with the old server's teams, which the cache would
-	// keep. Each session notes the count of such losses it began under,
-	// and is not used again once it has grown: the next one connects to
-	// the server the DSN finds then (target_session_attrs).
-	var serversLost atomic.Uint64
-	const lostKey = "switchyard servers lost"
+	// A session begun before the feed's listener left a server turned
+	// read-only (an old primary fenced after a failover, still up) may be
+	// on that server: it refuses writes, which closes the session
+	// (pgConfig), but a session that only reads would go on answering
+	// with the old server's teams, which the cache would keep. Each
+	// session notes the count of such departures it began under, and is
+	// not used again once it has grown: the next one connects to the
+	// server the DSN finds then (target_session_attrs).
+	var serversLeft atomic.Uint64
+	const leftKey = "switchyard servers left"
 	db := stdlib.OpenDB(*cfg,
 		stdlib.OptionAfterConnect(func(_ context.Context, c *pgx.Conn) error {
-			c.PgConn().CustomData()[lostKey] = serversLost.Load()
+			c.PgConn().CustomData()[leftKey] = serversLeft.Load()
 			return nil
 		}),
 		stdlib.OptionResetSession(func(_ context.Context, c *pgx.Conn) error {
-			if c.PgConn().CustomData()[lostKey] != serversLost.Load() {
+			if c.PgConn().CustomData()[leftKey] != serversLeft.Load() {
 				return driver.ErrBadConn
 			}
 			return nil
@@ -91,7 +91,7 @@ func OpenPostgres(ctx context.Context, dsn string, opts ...Option) (*Store, erro
 			"preparing the team statements, which wait for a lock another session holds on the teams table (LOCK TABLE, ALTER TABLE): see pg_locks"))
 	}
 	st.group = newPGGroupCommit(st, cfg, o)
-	f := newPGFeed(cfg, o.feedInterval, newFeedLog(o.logger, st.feed, "postgres listen/notify"), func() { serversLost.Add(1) })
+	f := newPGFeed(cfg, o.feedInterval, newFeedLog(o.logger, st.feed, "postgres listen/notify"), func() { serversLeft.Add(1) })
 	st.startFeed(f.run)
 	return st, nil
 }
