@@ -100,12 +100,16 @@ func newOTLPExporter(getenv func(string) string) (*otlpExporter, error) {
 	h, from := env("HEADERS")
 	e.headersVar = from
 	if h != "" {
+		after := "the first pair"
 		for pair := range strings.SplitSeq(h, ",") {
 			k, v, ok := strings.Cut(pair, "=")
 			if !ok {
-				return nil, fmt.Errorf("%s: %q is not key=value", from, pair)
+				// Not quoted: it may be a credential whose "=" was typed
+				// as a space ("Authorization Bearer ...").
+				return nil, fmt.Errorf("%s: %s is not key=value; want comma-separated key=value pairs, the values URL-encoded", from, after)
 			}
 			k, _ = url.QueryUnescape(strings.TrimSpace(k))
+			after = "the pair after " + k
 			v, _ = url.QueryUnescape(strings.TrimSpace(v))
 			e.headers[k] = v
 		}
@@ -240,7 +244,7 @@ func (e *otlpExporter) post(ctx context.Context, body []byte) (wait time.Duratio
 	// not shown.
 	if ct := res.Header.Get("Content-Type"); ct == "" || strings.HasPrefix(ct, "text/plain") {
 		line, _, _ := strings.Cut(strings.TrimSpace(string(answer)), "\n")
-		line = validUTF8(outcome.Cut(strings.TrimSpace(line), 200))
+		line = validUTF8(outcome.Cut(strings.TrimSpace(e.redact(line)), 200))
 		if line != "" && strings.IndexFunc(line, unicode.IsControl) < 0 {
 			says = append(says, line)
 		}
@@ -263,6 +267,23 @@ func (e *otlpExporter) post(ctx context.Context, body []byte) (wait time.Duratio
 		return wait, err
 	}
 	return -1, err
+}
+
+// redact replaces in a collector's answer the values of the headers sent
+// (OTEL_EXPORTER_OTLP_HEADERS), whole or word by word, with "***": one
+// that echoes the key it refused must not put it in the log.
+func (e *otlpExporter) redact(s string) string {
+	for _, v := range e.headers {
+		if len(v) >= 4 {
+			s = strings.ReplaceAll(s, v, "***")
+		}
+		for _, word := range strings.Fields(v) {
+			if len(word) >= 8 {
+				s = strings.ReplaceAll(s, word, "***")
+			}
+		}
+	}
+	return s
 }
 
 // connHint says what to check when an export got no answer.

@@ -339,7 +339,7 @@ func TestOTLPErrorsNameTheVariable(t *testing.T) {
 		{map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://otel:port"}, `OTEL_EXPORTER_OTLP_ENDPOINT: invalid port ":port" after host; want an http:// or https:// URL`},
 		{map[string]string{"OTEL_EXPORTER_OTLP_TIMEOUT": "10s"}, `OTEL_EXPORTER_OTLP_TIMEOUT="10s": want milliseconds`},
 		{map[string]string{"OTEL_EXPORTER_OTLP_TRACES_TIMEOUT": "-1"}, `OTEL_EXPORTER_OTLP_TRACES_TIMEOUT="-1": want milliseconds`},
-		{map[string]string{"OTEL_EXPORTER_OTLP_HEADERS": "api-key"}, `OTEL_EXPORTER_OTLP_HEADERS: "api-key" is not key=value`},
+		{map[string]string{"OTEL_EXPORTER_OTLP_HEADERS": "api-key"}, `OTEL_EXPORTER_OTLP_HEADERS: the first pair is not key=value; want comma-separated key=value pairs, the values URL-encoded`},
 		{map[string]string{"OTEL_EXPORTER_OTLP_COMPRESSION": "zstd"}, `OTEL_EXPORTER_OTLP_COMPRESSION="zstd": want gzip or none`},
 		{map[string]string{"OTEL_EXPORTER_OTLP_CERTIFICATE": "/nonexistent/ca.pem"}, `OTEL_EXPORTER_OTLP_CERTIFICATE: open /nonexistent/ca.pem`},
 	} {
@@ -379,5 +379,35 @@ func TestOTLPExportErrorsSayWhatToFix(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: export error %v; want it to say %q", tc.name, err, tc.want)
 		}
+	}
+}
+
+// The credentials in OTEL_EXPORTER_OTLP_HEADERS are in no error the
+// exporter returns (they are logged, or printed as the process exits):
+// not in a refused pair, where a person typed a space for the "=", and
+// not in a collector's text answer that echoes the key it refused.
+func TestOTLPErrorsHideHeaderValues(t *testing.T) {
+	t.Parallel()
+	const secret = "s3cret-token"
+	_, err := newOTLPExporter(func(name string) string {
+		return map[string]string{"OTEL_EXPORTER_OTLP_HEADERS": "x-tenant=a,Authorization Bearer " + secret}[name]
+	})
+	if err == nil || strings.Contains(err.Error(), secret) || !strings.Contains(err.Error(), "OTEL_EXPORTER_OTLP_HEADERS: the pair after x-tenant is not key=value") {
+		t.Errorf("a pair without =: %v; want an error that names the pair's place, not its text", err)
+	}
+
+	echo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "invalid api key "+r.Header.Get("Api-Key"), http.StatusUnauthorized)
+	}))
+	defer echo.Close()
+	e, err := newOTLPExporter(func(name string) string {
+		return map[string]string{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": echo.URL, "OTEL_EXPORTER_OTLP_HEADERS": "api-key=" + secret}[name]
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = e.ExportSpans(context.Background(), []sdktrace.ReadOnlySpan{tracetest.SpanStub{Name: "GetTeam"}.Snapshot()})
+	if want := "401 Unauthorized from " + echo.URL + ": invalid api key ***; check the credentials in OTEL_EXPORTER_OTLP_HEADERS"; err == nil || err.Error() != "OTLP export: "+want {
+		t.Errorf("a collector echoing the key: %v; want %q", err, want)
 	}
 }
