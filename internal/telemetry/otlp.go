@@ -41,7 +41,8 @@ import (
 // answers (429, 502, 503, 504) or no connection — is sent again after a
 // backoff, or after the collector's Retry-After, for as long as the
 // export's timeout allows, so that a collector restarting loses no spans.
-// An export still failing then, or refused outright (400), is returned to
+// An export still failing then, or refused outright (400, or a TLS
+// mismatch that only a change of configuration fixes), is returned to
 // the batch processor, which drops the batch: spans are not worth a queue
 // that outlives the timeout.
 type otlpExporter struct {
@@ -230,7 +231,11 @@ func (e *otlpExporter) post(ctx context.Context, body []byte) (wait time.Duratio
 	res, err := e.client.Do(req)
 	if err != nil {
 		// net/http's error names the URL with its password as "***".
-		return 0, fmt.Errorf("OTLP export: %w; %s", err, e.connHint(err)) // ExportSpans stops once ctx is done
+		hint, retry := e.connHint(err)
+		if wait = 0; !retry {
+			wait = -1
+		}
+		return wait, fmt.Errorf("OTLP export: %w; %s", err, hint) // ExportSpans stops once ctx is done
 	}
 	defer res.Body.Close()
 	answer, _ := io.ReadAll(io.LimitReader(res.Body, 64<<10))
@@ -286,21 +291,23 @@ func (e *otlpExporter) redact(s string) string {
 	return s
 }
 
-// connHint says what to check when an export got no answer.
-func (e *otlpExporter) connHint(err error) string {
+// connHint says what to check when an export got no answer, and whether
+// to try again: not when the configuration must change first (the
+// retries would end in the timeout's error, which hides this one).
+func (e *otlpExporter) connHint(err error) (hint string, retry bool) {
 	var unknownCA x509.UnknownAuthorityError
 	var hostname x509.HostnameError
 	switch {
 	case errors.As(err, &unknownCA):
-		return "set " + e.certVar + ": a PEM file of the CA that signed the collector's certificate"
+		return "set " + e.certVar + ": a PEM file of the CA that signed the collector's certificate", false
 	case errors.As(err, &hostname):
-		return "the collector's certificate does not name the host of " + e.endpointVar
+		return "the collector's certificate does not name the host of " + e.endpointVar, false
 	case strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"): // net/http's, not exported
-		return "the collector at " + e.endpointVar + " answers in cleartext: make it an http:// URL"
+		return "the collector at " + e.endpointVar + " answers in cleartext: make it an http:// URL", false
 	case errors.Is(err, context.DeadlineExceeded):
-		return fmt.Sprintf("the collector at %s did not answer within the export timeout (%s, %v)", e.endpointVar, e.timeoutVar, e.timeout)
+		return fmt.Sprintf("the collector at %s did not answer within the export timeout (%s, %v)", e.endpointVar, e.timeoutVar, e.timeout), true
 	}
-	return "no collector answers at " + e.endpointVar
+	return "no collector answers at " + e.endpointVar, true
 }
 
 // Shutdown implements sdktrace.SpanExporter.

@@ -411,3 +411,24 @@ func TestOTLPErrorsHideHeaderValues(t *testing.T) {
 		t.Errorf("a collector echoing the key: %v; want %q", err, want)
 	}
 }
+
+// An export that fails on the collector's certificate, or on a collector
+// that answers https in cleartext, is not tried again: no retry fixes a
+// configuration, and the retries, until the export's timeout, ended with
+// the timeout's error in place of the one that says what to fix.
+func TestOTLPExportDoesNotRetryTLSMismatches(t *testing.T) {
+	t.Parallel()
+	plain := httptest.NewServer(&flakyCollector{})
+	defer plain.Close()
+	tlsOnly := httptest.NewTLSServer(&flakyCollector{})
+	defer tlsOnly.Close()
+	for name, url := range map[string]string{
+		"untrusted certificate": tlsOnly.URL,
+		"https to http":         strings.Replace(plain.URL, "http:", "https:", 1),
+	} {
+		took, err := exportTo(t, url, "5000")
+		if err == nil || strings.Contains(err.Error(), "deadline") || took > 2*time.Second {
+			t.Errorf("%s: export error %v after %v; want the TLS error at once", name, err, took)
+		}
+	}
+}
