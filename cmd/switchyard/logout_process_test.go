@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -92,19 +93,57 @@ func TestUnreadLogOutputDropsLinesNotCalls(t *testing.T) {
 		t.Fatalf("a call with its log line unwritable: %v, want not_found within 5 s", err)
 	}
 
-	res, err := http.Get("http://" + adminAddr + "/metrics")
-	if err != nil {
-		t.Fatal(err)
+	droppedLines := func() int {
+		t.Helper()
+		res, err := http.Get("http://" + adminAddr + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		m := regexp.MustCompile(`(?m)^switchyard_log_lines_dropped_total (\d+)$`).FindSubmatch(body)
+		if m == nil {
+			t.Fatalf("no switchyard_log_lines_dropped_total in /metrics")
+		}
+		n, _ := strconv.Atoi(string(m[1]))
+		return n
 	}
-	body, _ := io.ReadAll(res.Body)
-	res.Body.Close()
-	m := regexp.MustCompile(`(?m)^switchyard_log_lines_dropped_total (\d+)$`).FindSubmatch(body)
-	if m == nil {
-		t.Fatalf("no switchyard_log_lines_dropped_total in /metrics")
-	}
-	if n, _ := strconv.Atoi(string(m[1])); n == 0 {
+	if n := droppedLines(); n == 0 {
 		t.Errorf("switchyard_log_lines_dropped_total 0 after %d calls whose lines nobody read", calls)
 	}
+
+	// Read again: the lines kept are whole, and with those dropped they
+	// are every call's. A last call, to another city, marks the end.
+	var callLines, broken int
+	sentinel := make(chan struct{})
+	readAll := make(chan struct{})
+	go func() {
+		defer close(readAll)
+		for sc.Scan() {
+			var rec struct {
+				Msg       string `json:"msg"`
+				Procedure string `json:"procedure"`
+				Error     string `json:"error"`
+			}
+			switch {
+			case json.Unmarshal(sc.Bytes(), &rec) != nil:
+				broken++
+			case rec.Msg == "rpc" && strings.Contains(rec.Error, "Sentinel"):
+				close(sentinel)
+			case rec.Msg == "rpc" && strings.HasSuffix(rec.Procedure, "/GetTeam"):
+				callLines++
+			}
+		}
+	}()
+	if _, err := client.GetTeam(context.Background(), connect.NewRequest(&teamsv1.GetTeamRequest{City: "Sentinel"})); connect.CodeOf(err) != connect.CodeNotFound {
+		t.Fatalf("last call: %v, want not_found", err)
+	}
+	select {
+	case <-sentinel:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the log did not flow again once read")
+	}
+	dropped := droppedLines()
 
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -117,6 +156,10 @@ func TestUnreadLogOutputDropsLinesNotCalls(t *testing.T) {
 			t.Errorf("exit status %d after SIGTERM, want 0", ee.ExitCode())
 		}
 	case <-time.After(20 * time.Second):
-		t.Fatal("still running 20 s after SIGTERM, its log unread")
+		t.Fatal("still running 20 s after SIGTERM")
+	}
+	<-readAll
+	if broken != 0 || callLines+dropped != calls {
+		t.Errorf("read again: %d call lines and %d not JSON, with %d dropped; want %d lines and dropped, all whole", callLines, broken, dropped, calls)
 	}
 }
