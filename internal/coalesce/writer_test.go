@@ -133,12 +133,12 @@ func TestWriterPushesBackAndDrainsOnClose(t *testing.T) {
 // in order once the writer moves again.
 func TestDroppingWriterDropsPastTheLimitInsteadOfWaiting(t *testing.T) {
 	t.Parallel()
-	sw := &slowWriter{gate: make(chan struct{})}
+	sw := &gatedWriter{entered: make(chan struct{}, 8), gate: make(chan struct{})}
 	cw := coalesce.NewDroppingWriter(sw, 8)
 	if _, err := cw.Write([]byte("12345678")); err != nil { // taken by the writer goroutine, which waits at the gate
 		t.Fatal(err)
 	}
-	time.Sleep(10 * time.Millisecond)
+	<-sw.entered
 	if _, err := cw.Write([]byte("abcdefgh")); err != nil { // pending: now full
 		t.Fatal(err)
 	}
@@ -167,6 +167,8 @@ func TestDroppingWriterDropsPastTheLimitInsteadOfWaiting(t *testing.T) {
 		t.Fatal(err)
 	}
 	cw.Close(time.Second)
+	sw.mu.Lock()
+	defer sw.mu.Unlock()
 	if got := sw.buf.String(); got != "12345678abcdefghok" {
 		t.Fatalf("writer got %q", got)
 	}
