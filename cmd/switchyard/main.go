@@ -4,6 +4,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -246,6 +247,13 @@ func run(args []string, stdout, stderr io.Writer) error {
 	logOut := coalesce.NewDroppingWriter(stderr, 1<<20)
 	defer logOut.Close(5 * time.Second)
 	logger := newLogger(o, logOut)
+	// The log read later says where lines are missing, and how many: a
+	// line before the first one kept after them.
+	logOut.ReportDrops(func(n int64) []byte {
+		var line bytes.Buffer
+		newLogger(o, &line).Warn("log lines dropped: standard error did not take them", "dropped", n)
+		return line.Bytes()
+	})
 	sampleHeap(o.adminAddr != "", logger)
 
 	routeDB, err := routeguide.LoadDB(o.routeDB)

@@ -43,6 +43,9 @@ type Writer struct {
 	closed  bool
 	done    chan struct{} // closed when the goroutine ends
 
+	report     func(dropped int64) []byte // ReportDrops
+	unreported int64                      // writes dropped since the last report
+
 	// actions run between two writes (AfterPending): each once the first
 	// at bytes of pending have been handed to w, before the rest.
 	actions []pendingAction
@@ -79,6 +82,18 @@ func (c *Writer) Dropped() int64 {
 	return c.dropped.Load()
 }
 
+// ReportDrops has a dropping writer write report(n), which says that n
+// writes were dropped, before the first write it keeps after dropping
+// them: whoever reads what w took sees where writes are missing. The
+// report is written even past maxPending, and by Close for the writes
+// dropped since the last one kept. report runs with the writer locked:
+// it must not write to it.
+func (c *Writer) ReportDrops(report func(dropped int64) []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.report = report
+}
+
 // Write queues a copy of p; it returns the error of an earlier write.
 // A dropping writer with no room for p drops it and reports it written.
 func (c *Writer) Write(p []byte) (int, error) {
@@ -87,6 +102,7 @@ func (c *Writer) Write(p []byte) (int, error) {
 	for c.err == nil && !c.closed && len(c.pending) > 0 && len(c.pending)+len(p) > c.maxPending {
 		if c.drop {
 			c.dropped.Add(1)
+			c.unreported++
 			return len(p), nil
 		}
 		c.cond.Wait()
@@ -99,6 +115,10 @@ func (c *Writer) Write(p []byte) (int, error) {
 	}
 	if len(c.pending) == 0 {
 		c.cond.Broadcast()
+	}
+	if c.unreported > 0 && c.report != nil {
+		c.pending = append(c.pending, c.report(c.unreported)...)
+		c.unreported = 0
 	}
 	c.pending = append(c.pending, p...)
 	return len(p), nil
@@ -139,6 +159,11 @@ func (c *Writer) AfterPending(fn func()) {
 // ones to reach w. It does not close w.
 func (c *Writer) Close(timeout time.Duration) {
 	c.mu.Lock()
+	if c.unreported > 0 && c.report != nil && c.err == nil && !c.closed {
+		// The drops since the last write kept: reported last.
+		c.pending = append(c.pending, c.report(c.unreported)...)
+		c.unreported = 0
+	}
 	c.closed = true
 	c.cond.Broadcast()
 	c.mu.Unlock()

@@ -263,3 +263,69 @@ func TestWriterLetsGoOfABacklog(t *testing.T) {
 		t.Errorf("the destination got %d bytes, want %d", got, lines*len(line))
 	}
 }
+
+// A dropping writer whose drops are reported (ReportDrops) writes the
+// report, how many writes it dropped, before the first write it keeps
+// after them: a log read later shows where lines are missing, and how
+// many.
+func TestDroppingWriterReportsItsDrops(t *testing.T) {
+	t.Parallel()
+	sw := &gatedWriter{entered: make(chan struct{}, 8), gate: make(chan struct{})}
+	cw := coalesce.NewDroppingWriter(sw, 8)
+	cw.ReportDrops(func(n int64) []byte { return fmt.Appendf(nil, "[%d dropped]", n) })
+	for _, w := range []string{"12345678", "abcdefgh", "XYZ", "XYZ"} {
+		if _, err := cw.Write([]byte(w)); err != nil {
+			t.Fatal(err)
+		}
+		if w == "12345678" {
+			<-sw.entered // taken by the writer goroutine, which waits at the gate
+		}
+	}
+	close(sw.gate)
+	if err := cw.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cw.Write([]byte("ok")); err != nil { // the report goes first, past the limit
+		t.Fatal(err)
+	}
+	if _, err := cw.Write([]byte("!")); err != nil { // dropped while the report is pending
+		t.Fatal(err)
+	}
+	if err := cw.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cw.Write([]byte("?")); err != nil {
+		t.Fatal(err)
+	}
+	cw.Close(time.Second)
+	sw.mu.Lock()
+	defer sw.mu.Unlock()
+	want := map[int64]string{2: "12345678abcdefgh[2 dropped]ok!?", 3: "12345678abcdefgh[2 dropped]ok[1 dropped]?"}
+	if got := sw.buf.String(); got != want[cw.Dropped()] {
+		t.Fatalf("writer got %q with Dropped() %d, want %q", got, cw.Dropped(), want[cw.Dropped()])
+	}
+}
+
+// Close reports the writes dropped since the last one kept.
+func TestDroppingWriterReportsItsDropsOnClose(t *testing.T) {
+	t.Parallel()
+	sw := &gatedWriter{entered: make(chan struct{}, 8), gate: make(chan struct{})}
+	cw := coalesce.NewDroppingWriter(sw, 8)
+	cw.ReportDrops(func(n int64) []byte { return fmt.Appendf(nil, "[%d dropped]", n) })
+	if _, err := cw.Write([]byte("12345678")); err != nil {
+		t.Fatal(err)
+	}
+	<-sw.entered
+	for _, w := range []string{"abcdefgh", "XYZ"} {
+		if _, err := cw.Write([]byte(w)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(sw.gate)
+	cw.Close(time.Second)
+	sw.mu.Lock()
+	defer sw.mu.Unlock()
+	if got, want := sw.buf.String(), "12345678abcdefgh[1 dropped]"; got != want {
+		t.Fatalf("writer got %q, want %q", got, want)
+	}
+}
