@@ -25,16 +25,7 @@ import (
 // here, stays down).
 func TestPostgresFeedLeavesAServerTurnedReadOnly(t *testing.T) {
 	t.Parallel()
-	bin := pgtest.Require(t)
-	srv, err := pgtest.Start(bin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Stop()
-	dsn, err := srv.CreateDatabase(t.Context(), "fenced")
-	if err != nil {
-		t.Fatal(err)
-	}
+	dsn := privateDatabase(t, "fenced")
 	s := openPostgres(t, dsn+" target_session_attrs=read-write")
 	defer func() { _ = s.Close() }()
 	waitLive(t, s.Feed())
@@ -86,6 +77,23 @@ func TestPostgresFeedLeavesAServerTurnedReadOnly(t *testing.T) {
 	}
 }
 
+// privateDatabase starts a PostgreSQL server of the test's own, whose
+// settings it may change (ALTER SYSTEM), and returns the DSN of a new
+// database there. The server stops after the test's deferred closes.
+func privateDatabase(t *testing.T, name string) string {
+	t.Helper()
+	srv, err := pgtest.Start(pgtest.Require(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Stop)
+	dsn, err := srv.CreateDatabase(t.Context(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dsn
+}
+
 // When the feed's listener leaves a server that turned read-only (an old
 // primary fenced after a failover, still up), the pool's sessions begun
 // before are not used again: each may be on that server, and a session
@@ -97,17 +105,8 @@ func TestPostgresFeedLeavesAServerTurnedReadOnly(t *testing.T) {
 // store, through sessions that still work where no new one may be had.
 func TestPostgresPoolAfterFeedOutage(t *testing.T) {
 	t.Parallel()
-	bin := pgtest.Require(t)
-	srv, err := pgtest.Start(bin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Stop()
 	ctx := t.Context()
-	dsn, err := srv.CreateDatabase(ctx, "pool")
-	if err != nil {
-		t.Fatal(err)
-	}
+	dsn := privateDatabase(t, "pool")
 	s := openPostgres(t, dsn+" target_session_attrs=read-write")
 	defer func() { _ = s.Close() }()
 	waitLive(t, s.Feed())
