@@ -41,6 +41,20 @@ func reachableDir(t *testing.T) string {
 	return dir
 }
 
+// sharedDataDir is a new data directory in reachableDir that anyone may
+// write in, the unprivileged user a process runs as included.
+func sharedDataDir(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join(reachableDir(t), "data")
+	if err := os.Mkdir(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o777); err != nil { // past the umask
+		t.Fatal(err)
+	}
+	return dir
+}
+
 // startOnce runs switchyard with args until it serves (then stops it with
 // SIGTERM) or exits; it returns whether it served, its exit status and its
 // log.
@@ -119,13 +133,7 @@ func TestUnwritableDataDir(t *testing.T) {
 // internal.
 func TestReadOnlyTeamsDB(t *testing.T) {
 	t.Parallel()
-	dir := filepath.Join(reachableDir(t), "data")
-	if err := os.Mkdir(dir, 0o777); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(dir, 0o777); err != nil { // past the umask
-		t.Fatal(err)
-	}
+	dir := sharedDataDir(t)
 	st, err := sqlstore.OpenSQLite(t.Context(), dir)
 	if err != nil {
 		t.Fatal(err)
@@ -173,13 +181,7 @@ func TestTestsCannotUseTheDefaultDataDir(t *testing.T) {
 // changed the schema.
 func TestStartLineSaysItMigrated(t *testing.T) {
 	t.Parallel()
-	dir := filepath.Join(reachableDir(t), "data")
-	if err := os.Mkdir(dir, 0o777); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(dir, 0o777); err != nil { // past the umask
-		t.Fatal(err)
-	}
+	dir := sharedDataDir(t)
 	served, code, log := startOnce(t, nil, "-data-dir", dir)
 	if !served || code != 0 {
 		t.Fatalf("served %v, exit status %d:\n%s", served, code, log)
