@@ -202,21 +202,29 @@ func (f *flagSet) explain(err error) error {
 		}
 		return err
 	}
-	rest, ok := strings.CutPrefix(err.Error(), "invalid value ")
-	if !ok {
-		return err
-	}
-	value, err2 := strconv.QuotedPrefix(rest)
-	if err2 != nil {
-		return err
-	}
-	rest, ok = strings.CutPrefix(rest[len(value):], " for flag -")
-	name, _, ok2 := strings.Cut(rest, ": ")
+	name, value, ok := badFlagValue(err)
 	valid, known := f.valid[name]
-	if !ok || !ok2 || !known {
+	if !ok || !known {
 		return err
 	}
 	return fmt.Errorf("-%s %s does not parse: valid is %s", name, value, valid)
+}
+
+// badFlagValue reads the flag package's error for a value that does not
+// parse, `invalid value "30" for flag -unary-timeout: parse error`: the
+// flag's name and the value, quoted.
+func badFlagValue(err error) (name, value string, ok bool) {
+	rest, ok := strings.CutPrefix(err.Error(), "invalid value ")
+	if !ok {
+		return "", "", false
+	}
+	value, qerr := strconv.QuotedPrefix(rest)
+	if qerr != nil {
+		return "", "", false
+	}
+	rest, ok = strings.CutPrefix(rest[len(value):], " for flag -")
+	name, _, ok2 := strings.Cut(rest, ": ")
+	return name, value, ok && ok2
 }
 
 func (f *flagSet) printUsage(w io.Writer) {

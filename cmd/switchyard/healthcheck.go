@@ -11,8 +11,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"strconv"
-	"strings"
 	"time"
 
 	"connectrpc.com/connect"
@@ -45,10 +43,8 @@ func runHealthcheck(args []string, stderr io.Writer) error {
 		}
 		// The flag package says of a -timeout that does not parse only
 		// "parse error", not what would do ("3" lacks its unit).
-		if rest, ok := strings.CutPrefix(err.Error(), "invalid value "); ok {
-			if value, qerr := strconv.QuotedPrefix(rest); qerr == nil && strings.HasPrefix(rest[len(value):], " for flag -timeout: ") {
-				return fmt.Errorf("healthcheck: -timeout %s does not parse: want a duration from 1ms to 1m, such as 3s", value)
-			}
+		if name, value, ok := badFlagValue(err); ok && name == "timeout" {
+			return fmt.Errorf("healthcheck: -timeout %s does not parse: want a duration from 1ms to 1m, such as 3s", value)
 		}
 		return fmt.Errorf("healthcheck: %w", err)
 	}
