@@ -94,6 +94,15 @@ func (c *Writer) ReportDrops(report func(dropped int64) []byte) {
 	c.report = report
 }
 
+// appendReport queues the report of the writes dropped since the last
+// one (ReportDrops), if any; c.mu is held.
+func (c *Writer) appendReport() {
+	if c.unreported > 0 && c.report != nil {
+		c.pending = append(c.pending, c.report(c.unreported)...)
+		c.unreported = 0
+	}
+}
+
 // Write queues a copy of p; it returns the error of an earlier write.
 // A dropping writer with no room for p drops it and reports it written.
 func (c *Writer) Write(p []byte) (int, error) {
@@ -116,10 +125,7 @@ func (c *Writer) Write(p []byte) (int, error) {
 	if len(c.pending) == 0 {
 		c.cond.Broadcast()
 	}
-	if c.unreported > 0 && c.report != nil {
-		c.pending = append(c.pending, c.report(c.unreported)...)
-		c.unreported = 0
-	}
+	c.appendReport()
 	c.pending = append(c.pending, p...)
 	return len(p), nil
 }
@@ -159,10 +165,8 @@ func (c *Writer) AfterPending(fn func()) {
 // ones to reach w. It does not close w.
 func (c *Writer) Close(timeout time.Duration) {
 	c.mu.Lock()
-	if c.unreported > 0 && c.report != nil && c.err == nil && !c.closed {
-		// The drops since the last write kept: reported last.
-		c.pending = append(c.pending, c.report(c.unreported)...)
-		c.unreported = 0
+	if c.err == nil && !c.closed {
+		c.appendReport() // the drops since the last write kept: reported last
 	}
 	c.closed = true
 	c.cond.Broadcast()
