@@ -136,10 +136,10 @@ type Server struct {
 	// takesGet holds the procedures whose handlers take Connect GETs
 	// (declared without side effects), with or without Config.ConnectOnly.
 	takesGet map[string]bool
-	// unaryPaths maps every procedure to whether it is unary: a request
+	// isUnary maps every procedure to whether it is unary: a request
 	// body must arrive within its call's deadline, a unary one's within
 	// unaryTimeout (limitBody).
-	unaryPaths   map[string]bool
+	isUnary      map[string]bool
 	unaryTimeout time.Duration
 	opts         []connect.HandlerOption
 	unaryOpts    *grpcunary.Options // nil with Config.ConnectOnly
@@ -260,10 +260,10 @@ func New(cfg Config) *Server {
 	s.Procedures = proceduresOf(s.Services)
 	s.procedures, s.methods = indexProcedures(s.Procedures, s.services)
 	s.takesGet = map[string]bool{}
-	s.unaryPaths = map[string]bool{}
+	s.isUnary = map[string]bool{}
 	s.unaryTimeout = cfg.UnaryTimeout
 	for _, p := range s.Procedures {
-		s.unaryPaths[p.Path] = p.Unary
+		s.isUnary[p.Path] = p.Unary
 		if p.Unary && noSideEffects(p.Path) {
 			s.takesGet[p.Path] = true
 		}
@@ -292,7 +292,7 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodGet && s.takesGet[p] && strings.Contains(r.URL.RawQuery, "base64=1") && s.badBase64Query(w, r) {
 		return
 	}
-	if unary, ok := s.unaryPaths[p]; ok {
+	if unary, ok := s.isUnary[p]; ok {
 		var cancel context.CancelFunc
 		if r, cancel = s.limitBody(w, r, unary); cancel != nil {
 			defer cancel()
