@@ -103,22 +103,8 @@ func Start(binDir string) (*Server, error) { return StartWith(binDir, Options{})
 // done. As root it runs the server as the "postgres" user, which
 // PostgreSQL requires.
 func StartWith(binDir string, o Options) (*Server, error) {
-	s, cred, err := newServer()
-	if err != nil {
-		return nil, err
-	}
-	data := filepath.Join(s.dir, "data")
-	initdb := exec.Command(filepath.Join(binDir, "initdb"), "-D", data, "-U", "postgres",
+	return startCluster(binDir, o, "initdb", "-U", "postgres",
 		"--auth=trust", "--encoding=UTF8", "--locale=C", "--no-sync")
-	initdb.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
-	if out, err := initdb.CombinedOutput(); err != nil {
-		_ = os.RemoveAll(s.dir)
-		return nil, fmt.Errorf("initdb: %v\n%s", err, out)
-	}
-	if err := s.start(binDir, data, cred, o); err != nil {
-		return nil, err
-	}
-	return s, nil
 }
 
 // StartStandby starts a hot standby of primary in a directory of its
@@ -126,17 +112,23 @@ func StartWith(binDir string, o Options) (*Server, error) {
 // streamed asynchronously, and refuses writes until Promote. Call Stop
 // when done.
 func StartStandby(binDir string, primary *Server, o Options) (*Server, error) {
+	return startCluster(binDir, o, "pg_basebackup", "-h", primary.dir, "-p", "5432", "-U", "postgres",
+		"-R", "-X", "stream", "-c", "fast", "--no-sync")
+}
+
+// startCluster makes a server's cluster with tool (initdb, pg_basebackup)
+// run with args and -D, as the user the server runs as, then starts it.
+func startCluster(binDir string, o Options, tool string, args ...string) (*Server, error) {
 	s, cred, err := newServer()
 	if err != nil {
 		return nil, err
 	}
 	data := filepath.Join(s.dir, "data")
-	backup := exec.Command(filepath.Join(binDir, "pg_basebackup"), "-h", primary.dir, "-p", "5432", "-U", "postgres",
-		"-D", data, "-R", "-X", "stream", "-c", "fast", "--no-sync")
-	backup.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
-	if out, err := backup.CombinedOutput(); err != nil {
+	cmd := exec.Command(filepath.Join(binDir, tool), append(args, "-D", data)...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	if out, err := cmd.CombinedOutput(); err != nil {
 		_ = os.RemoveAll(s.dir)
-		return nil, fmt.Errorf("pg_basebackup: %v\n%s", err, out)
+		return nil, fmt.Errorf("%s: %v\n%s", tool, err, out)
 	}
 	if err := s.start(binDir, data, cred, o); err != nil {
 		return nil, err
